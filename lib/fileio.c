@@ -1,0 +1,263 @@
+/*
+ * fileio.c - block arithmetic and sealing for file content; see fileio.h.
+ *
+ * A write is turned into whole blocks: partial first and last blocks are
+ * read, opened and merged; every touched block is sealed with a fresh nonce
+ * and the run is written with one pwrite. No whole-file rewrite ever.
+ */
+#include "fileio.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Largest run of blocks handled in one go (1 MiB of plaintext). */
+#define RUN_BLOCKS 256
+
+int sfs_file_size(int fd, uint64_t *size)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return sfs_neg_errno();
+	return sfs_fmt_plain_size((uint64_t)st.st_size, size) ? -EBADMSG : 0;
+}
+
+int sfs_file_init(int fd, const unsigned char id[SFS_ID_BYTES], const struct sfs_attrs *attrs,
+		  const struct sfs_keys *keys)
+{
+	return sfs_file_write_header(fd, id, attrs, keys);
+}
+
+int sfs_file_read_header(int fd, unsigned char id[SFS_ID_BYTES], struct sfs_attrs *attrs,
+			 const struct sfs_keys *keys)
+{
+	unsigned char hdr[SFS_HDR_BYTES];
+	ssize_t n = sfs_pread_all(fd, hdr, sizeof(hdr), 0);
+
+	if (n < 0)
+		return (int)n;
+	return sfs_fmt_header_unpack(hdr, (size_t)n, SFS_MAGIC_FILE, id, attrs, keys) ? -EBADMSG
+										       : 0;
+}
+
+int sfs_file_write_header(int fd, const unsigned char id[SFS_ID_BYTES],
+			  const struct sfs_attrs *attrs, const struct sfs_keys *keys)
+{
+	unsigned char hdr[SFS_HDR_BYTES];
+
+	sfs_fmt_header_pack(hdr, SFS_MAGIC_FILE, id, attrs, keys);
+	return sfs_pwrite_all(fd, hdr, sizeof(hdr), 0);
+}
+
+/*
+ * Read and open blocks [first, first + n) of a file of f->size bytes into
+ * @plain (n * SFS_BLOCK bytes). Blocks at or past EOF are not read.
+ */
+static int load_blocks(struct sfs_file *f, uint64_t first, uint64_t n, unsigned char *plain,
+		       unsigned char *cipher)
+{
+	uint64_t end = sfs_fmt_backing_size(f->size), off = sfs_fmt_block_offset(first);
+	size_t want;
+	ssize_t got;
+
+	if (off >= end)
+		return 0;
+	want = (size_t)(end - off < n * SFS_CBLOCK ? end - off : n * SFS_CBLOCK);
+	got = sfs_pread_all(f->fd, cipher, want, off);
+	if (got < 0)
+		return (int)got;
+	for (uint64_t i = 0; i < n && i * SFS_CBLOCK < want; i++) {
+		size_t clen = want - i * SFS_CBLOCK;
+
+		if (clen > SFS_CBLOCK)
+			clen = SFS_CBLOCK;
+		/* A short read means the file shrank under us: the block is cut. */
+		if ((size_t)got < i * SFS_CBLOCK + clen ||
+		    sfs_fmt_block_open(plain + i * SFS_BLOCK, cipher + i * SFS_CBLOCK, clen, f->id,
+				       first + i, f->keys) != 0) {
+			f->bad_block = first + i;
+			return -EBADMSG;
+		}
+	}
+	return 0;
+}
+
+ssize_t sfs_file_read(struct sfs_file *f, void *buf, size_t len, uint64_t off)
+{
+	unsigned char *plain, *cipher;
+	size_t done = 0;
+	int rc = 0;
+
+	if (off >= f->size || len == 0)
+		return 0;
+	if (len > f->size - off)
+		len = (size_t)(f->size - off);
+	plain = malloc((size_t)RUN_BLOCKS * SFS_BLOCK);
+	cipher = malloc((size_t)RUN_BLOCKS * SFS_CBLOCK);
+	if (!plain || !cipher) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	while (done < len) {
+		uint64_t pos = off + done, first = pos / SFS_BLOCK;
+		uint64_t last = (off + len - 1) / SFS_BLOCK, n = last - first + 1;
+		size_t skip = (size_t)(pos % SFS_BLOCK), chunk;
+
+		if (n > RUN_BLOCKS)
+			n = RUN_BLOCKS;
+		rc = load_blocks(f, first, n, plain, cipher);
+		if (rc < 0)
+			break;
+		chunk = (size_t)(n * SFS_BLOCK) - skip;
+		if (chunk > len - done)
+			chunk = len - done;
+		memcpy((char *)buf + done, plain + skip, chunk);
+		done += chunk;
+	}
+out:
+	if (plain)
+		sodium_memzero(plain, (size_t)RUN_BLOCKS * SFS_BLOCK);
+	free(plain);
+	free(cipher);
+	return rc < 0 ? rc : (ssize_t)done;
+}
+
+/*
+ * Write @len bytes at @off where off <= f->size and the range spans at most
+ * RUN_BLOCKS blocks: merge with existing partial blocks, seal, one pwrite.
+ */
+static int write_run(struct sfs_file *f, const unsigned char *buf, size_t len, uint64_t off,
+		     unsigned char *plain, unsigned char *cipher)
+{
+	uint64_t first = off / SFS_BLOCK, last = (off + len - 1) / SFS_BLOCK;
+	uint64_t start = first * SFS_BLOCK, new_size = off + len > f->size ? off + len : f->size;
+	uint64_t run_end = (last + 1) * SFS_BLOCK < new_size ? (last + 1) * SFS_BLOCK : new_size;
+	size_t clen = 0;
+	int rc;
+
+	/* The first and last blocks may keep bytes we are not writing. */
+	bool head = off % SFS_BLOCK != 0;
+	bool tail = (off + len) % SFS_BLOCK != 0 && off + len < f->size;
+
+	if (head) {
+		rc = load_blocks(f, first, 1, plain, cipher);
+		if (rc < 0)
+			return rc;
+	}
+	if (tail && (last != first || !head)) {
+		rc = load_blocks(f, last, 1, plain + (last - first) * SFS_BLOCK, cipher);
+		if (rc < 0)
+			return rc;
+	}
+	memcpy(plain + (off - start), buf, len);
+	for (uint64_t b = first; b <= last; b++) {
+		uint64_t bstart = b * SFS_BLOCK;
+		size_t plen = (size_t)(run_end - bstart < SFS_BLOCK ? run_end - bstart : SFS_BLOCK);
+
+		sfs_fmt_block_seal(cipher + clen, plain + (bstart - start), plen, f->id, b, f->keys);
+		clen += plen + SFS_SEAL_OVERHEAD;
+	}
+	rc = sfs_pwrite_all(f->fd, cipher, clen, sfs_fmt_block_offset(first));
+	if (rc == 0)
+		f->size = new_size;
+	return rc;
+}
+
+static int write_chunks(struct sfs_file *f, const unsigned char *buf, size_t len, uint64_t off)
+{
+	unsigned char *plain = malloc((size_t)RUN_BLOCKS * SFS_BLOCK);
+	unsigned char *cipher = malloc((size_t)RUN_BLOCKS * SFS_CBLOCK);
+	size_t done = 0;
+	int rc = 0;
+
+	if (!plain || !cipher) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	while (done < len) {
+		uint64_t pos = off + done;
+		size_t room = (size_t)RUN_BLOCKS * SFS_BLOCK - (size_t)(pos % SFS_BLOCK);
+		size_t chunk = len - done < room ? len - done : room;
+
+		/* buf == NULL writes zeros (growing a file). */
+		if (!buf) {
+			static const unsigned char zeros[RUN_BLOCKS * SFS_BLOCK];
+
+			rc = write_run(f, zeros, chunk, pos, plain, cipher);
+		} else {
+			rc = write_run(f, buf + done, chunk, pos, plain, cipher);
+		}
+		if (rc < 0)
+			break;
+		done += chunk;
+	}
+out:
+	if (plain)
+		sodium_memzero(plain, (size_t)RUN_BLOCKS * SFS_BLOCK);
+	free(plain);
+	free(cipher);
+	return rc;
+}
+
+ssize_t sfs_file_write(struct sfs_file *f, const void *buf, size_t len, uint64_t off)
+{
+	int rc;
+
+	if (len == 0)
+		return 0;
+	if (off > f->size) {
+		rc = write_chunks(f, NULL, (size_t)(off - f->size), f->size);
+		if (rc < 0)
+			return rc;
+	}
+	rc = write_chunks(f, buf, len, off);
+	return rc < 0 ? rc : (ssize_t)len;
+}
+
+int sfs_file_truncate(struct sfs_file *f, uint64_t size)
+{
+	unsigned char plain[SFS_BLOCK], cipher[SFS_CBLOCK];
+	uint64_t keep = size % SFS_BLOCK, blk = size / SFS_BLOCK;
+	int rc;
+
+	if (size == f->size)
+		return 0;
+	if (size > f->size) {
+		uint64_t gap = size - f->size;
+
+		while (gap > 0) {
+			size_t chunk = gap > (1u << 30) ? (1u << 30) : (size_t)gap;
+
+			rc = write_chunks(f, NULL, chunk, f->size);
+			if (rc < 0)
+				return rc;
+			gap -= chunk;
+		}
+		return 0;
+	}
+	/* Shrinking: load the block that keeps a part, cut the file at a block
+	 * boundary first (a crash then leaves a valid prefix), then reseal it. */
+	if (keep) {
+		rc = load_blocks(f, blk, 1, plain, cipher);
+		if (rc < 0)
+			return rc;
+	}
+	if (ftruncate(f->fd, (off_t)sfs_fmt_block_offset(blk)) < 0)
+		return sfs_neg_errno();
+	f->size = blk * SFS_BLOCK;
+	if (keep) {
+		sfs_fmt_block_seal(cipher, plain, (size_t)keep, f->id, blk, f->keys);
+		sodium_memzero(plain, sizeof(plain));
+		rc = sfs_pwrite_all(f->fd, cipher, (size_t)keep + SFS_SEAL_OVERHEAD,
+				    sfs_fmt_block_offset(blk));
+		if (rc < 0)
+			return rc;
+		f->size = size;
+	}
+	return 0;
+}

@@ -1,0 +1,53 @@
+/*
+ * fileio.h - encrypted content of one regular file over a backing descriptor.
+ *
+ * Turns plaintext reads, writes and truncates into whole sealed blocks
+ * (format.h). Knows the format and crypto layers and pread/pwrite; nothing
+ * of names, sessions, JSON or FUSE. Not thread-safe: the caller serialises
+ * calls on one file (readers may share, writers are exclusive).
+ *
+ * Errors: -errno of the backing filesystem; -EBADMSG when a block fails
+ * authentication or the file is cut inside a block (the block number goes to
+ * *bad_block for the caller to log).
+ */
+#ifndef SFS_FILEIO_H
+#define SFS_FILEIO_H
+
+#include "format.h"
+
+#include <sys/types.h>
+
+/* What the caller knows of an open file. */
+struct sfs_file {
+	int fd;                            /* backing file, open read-write */
+	unsigned char id[SFS_ID_BYTES];    /* file id from its header */
+	uint64_t size;                     /* plaintext size; updated by write/truncate */
+	const struct sfs_keys *keys;       /* the session's keys */
+	uint64_t bad_block;                /* last block that failed authentication */
+};
+
+/* Plaintext size of backing file @fd: 0, -errno or -EBADMSG (a size no valid file has). */
+int sfs_file_size(int fd, uint64_t *size);
+
+/* Write a fresh header to an empty backing file @fd. 0 or -errno. */
+int sfs_file_init(int fd, const unsigned char id[SFS_ID_BYTES], const struct sfs_attrs *attrs,
+		  const struct sfs_keys *keys);
+
+/* Read and check the header of @fd. 0, -errno, or -EBADMSG (tampered or not ours). */
+int sfs_file_read_header(int fd, unsigned char id[SFS_ID_BYTES], struct sfs_attrs *attrs,
+			 const struct sfs_keys *keys);
+
+/* Rewrite the header of @fd with new attributes. 0 or -errno. */
+int sfs_file_write_header(int fd, const unsigned char id[SFS_ID_BYTES],
+			  const struct sfs_attrs *attrs, const struct sfs_keys *keys);
+
+/* Read up to @len bytes at @off; bytes read (0 at EOF) or a negative errno. */
+ssize_t sfs_file_read(struct sfs_file *f, void *buf, size_t len, uint64_t off);
+
+/* Write @len bytes at @off (past EOF fills the gap with zeros); @len or -errno. */
+ssize_t sfs_file_write(struct sfs_file *f, const void *buf, size_t len, uint64_t off);
+
+/* Set the size to @size, zero-filling when growing. 0 or -errno. */
+int sfs_file_truncate(struct sfs_file *f, uint64_t size);
+
+#endif

@@ -1,0 +1,174 @@
+/*
+ * format.h - the on-disk byte layouts of sessionfs, version 1.
+ *
+ * Key files, node headers, content blocks and encrypted names: packing,
+ * parsing and offset arithmetic. Knows the crypto layer; knows nothing of
+ * paths, directories, JSON or FUSE. doc/format.md is the prose version of
+ * this file; change both together.
+ */
+#ifndef SFS_FORMAT_H
+#define SFS_FORMAT_H
+
+#include "crypto.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define SFS_FORMAT_VERSION 1
+
+/* Key file: "SFSK" | u16 version | u16 alg | u64 ops | u64 mem | salt 16 | sealed key 72 */
+#define SFS_KEYFILE_AD_BYTES 40
+#define SFS_KEYFILE_BYTES (SFS_KEYFILE_AD_BYTES + SFS_KEY_BYTES + SFS_SEAL_OVERHEAD) /* 112 */
+#define SFS_KDF_ALG_ARGON2ID13 1
+
+/* Node header: magic 4 | u16 version | u16 kind | id 16 | sealed attrs 56 */
+#define SFS_HDR_AD_BYTES 24
+#define SFS_ATTR_BYTES 16
+#define SFS_HDR_BYTES (SFS_HDR_AD_BYTES + SFS_ATTR_BYTES + SFS_SEAL_OVERHEAD) /* 80 */
+
+/* Content: plaintext blocks of 4096 bytes, each sealed as nonce | ct | tag. */
+#define SFS_BLOCK 4096
+#define SFS_CBLOCK (SFS_BLOCK + SFS_SEAL_OVERHEAD) /* 4136 */
+
+/* Names */
+#define SFS_NAME_MAX 255                         /* plaintext bytes, as ext4 */
+#define SFS_LONGNAME_PREFIX '~'                  /* backing name of a long name */
+#define SFS_SIDECAR_SUFFIX ".n"                  /* file holding a long name */
+#define SFS_DIRHDR_NAME ".sfsdir"                /* a directory's header file */
+#define SFS_ENAME_MAX 512                        /* longest encoded name + NUL */
+
+/* What a node header says the node is. */
+enum sfs_node_magic {
+	SFS_MAGIC_FILE, /* "SFSF": regular file (and later, special files) */
+	SFS_MAGIC_DIR,  /* "SFSD": a directory's .sfsdir */
+};
+
+/* The encrypted attributes in a node header. */
+struct sfs_attrs {
+	uint32_t mode; /* st_mode, type bits included */
+	uint32_t uid;
+	uint32_t gid;
+	uint32_t rdev; /* 0 unless a device node */
+};
+
+/* A parsed key file (its public part). */
+struct sfs_keyfile {
+	uint16_t version;
+	uint16_t alg;
+	uint64_t opslimit;
+	uint64_t memlimit;
+	unsigned char salt[SFS_SALT_BYTES];
+};
+
+/*
+ * Wrap @master under a key derived from @password with fresh salt and the
+ * given Argon2id cost: @out receives SFS_KEYFILE_BYTES. 0 or -ENOMEM/-EINVAL.
+ */
+int sfs_fmt_keyfile_wrap(unsigned char out[SFS_KEYFILE_BYTES],
+			 const unsigned char master[SFS_KEY_BYTES], const char *password,
+			 size_t pwlen, uint64_t opslimit, uint64_t memlimit);
+
+/*
+ * Unwrap the master key of a key file into @master (sodium_malloc memory).
+ * 0; -EUCLEAN not a key file (length, magic); -EPROTONOSUPPORT unknown
+ * version or algorithm; -EKEYREJECTED wrong password (or a tampered file);
+ * -ENOMEM. @info, if not NULL, receives the public part.
+ */
+int sfs_fmt_keyfile_unwrap(unsigned char master[SFS_KEY_BYTES], const unsigned char *in,
+			   size_t inlen, const char *password, size_t pwlen,
+			   struct sfs_keyfile *info) __attribute__((warn_unused_result));
+
+/* Pack a node header sealing @attrs under keys->meta, bound to magic, kind and @id. */
+void sfs_fmt_header_pack(unsigned char out[SFS_HDR_BYTES], enum sfs_node_magic magic,
+			 const unsigned char id[SFS_ID_BYTES], const struct sfs_attrs *attrs,
+			 const struct sfs_keys *keys);
+
+/*
+ * Parse a node header: 0; -EUCLEAN short or wrong magic; -EPROTONOSUPPORT
+ * unknown version or kind; -EBADMSG attributes fail authentication.
+ */
+int sfs_fmt_header_unpack(const unsigned char *in, size_t inlen, enum sfs_node_magic magic,
+			  unsigned char id[SFS_ID_BYTES], struct sfs_attrs *attrs,
+			  const struct sfs_keys *keys) __attribute__((warn_unused_result));
+
+/* Backing offset of content block @blockno. */
+static inline uint64_t sfs_fmt_block_offset(uint64_t blockno)
+{
+	return SFS_HDR_BYTES + blockno * SFS_CBLOCK;
+}
+
+/* Backing size of a file holding @plain bytes. */
+uint64_t sfs_fmt_backing_size(uint64_t plain);
+
+/*
+ * Plaintext size of a backing file of @backing bytes: 0, or -EUCLEAN if no
+ * file of this format has that size (cut inside the header or a block's
+ * overhead). An empty backing file (a crash right after create) is size 0.
+ */
+int sfs_fmt_plain_size(uint64_t backing, uint64_t *plain);
+
+/* Seal one block (@len <= SFS_BLOCK) bound to file @id and @blockno. */
+void sfs_fmt_block_seal(unsigned char *out, const unsigned char *in, size_t len,
+			const unsigned char id[SFS_ID_BYTES], uint64_t blockno,
+			const struct sfs_keys *keys);
+
+/* Open one sealed block of @inlen bytes; 0 or -EBADMSG. */
+int sfs_fmt_block_open(unsigned char *out, const unsigned char *in, size_t inlen,
+		       const unsigned char id[SFS_ID_BYTES], uint64_t blockno,
+		       const struct sfs_keys *keys) __attribute__((warn_unused_result));
+
+/*
+ * Symlink targets: sealed under keys->meta (ad "sfs-symlink-v1", not bound to
+ * a directory, so a renamed link stays valid), then base64url. The encoded
+ * target must fit PATH_MAX: targets up to SFS_SYMLINK_MAX bytes.
+ * encode: 0 or -ENAMETOOLONG; decode: 0, -EBADMSG or -ENAMETOOLONG.
+ */
+#define SFS_SYMLINK_MAX 3000
+int sfs_fmt_symlink_encode(char *out, size_t outsize, const char *target,
+			   const struct sfs_keys *keys);
+int sfs_fmt_symlink_decode(char *out, size_t outsize, const char *enc,
+			   const struct sfs_keys *keys) __attribute__((warn_unused_result));
+
+/*
+ * The encrypted form of one name in a directory: @backing is the name used
+ * in the store; when the encoded name is longer than NAME_MAX, @backing is
+ * "~" + base64url(BLAKE2b-256(encoded)) and @full holds the encoded name,
+ * which lives in the sidecar file backing + ".n".
+ */
+struct sfs_ename {
+	char backing[SFS_NAME_MAX + 1];
+	bool is_long;
+	char full[SFS_ENAME_MAX];
+};
+
+/* Encrypt @name (not "." or ".."); 0 or -ENAMETOOLONG past 255 bytes, -EINVAL empty. */
+int sfs_fmt_name_encrypt(struct sfs_ename *out, const char *name,
+			 const unsigned char dirid[SFS_ID_BYTES], const struct sfs_keys *keys);
+
+/* Decrypt an encoded name (a short backing name or sidecar content); 0 or -EBADMSG. */
+int sfs_fmt_name_decrypt(char out[SFS_NAME_MAX + 1], const char *encoded,
+			 const unsigned char dirid[SFS_ID_BYTES], const struct sfs_keys *keys)
+	__attribute__((warn_unused_result));
+
+/* Does @full (sidecar content) belong to long backing name @backing? */
+bool sfs_fmt_longname_matches(const char *backing, const char *full);
+
+/* Classes of backing names in an encrypted directory. */
+enum sfs_name_class {
+	SFS_NAME_SHORT,    /* base64url of an encrypted name */
+	SFS_NAME_LONG,     /* "~" + hash; its name is in the sidecar */
+	SFS_NAME_SIDECAR,  /* "~hash.n" */
+	SFS_NAME_INTERNAL, /* ".", "..", .sfsdir and anything else not a node */
+};
+enum sfs_name_class sfs_fmt_name_class(const char *backing);
+
+/* Little-endian packing helpers. */
+void sfs_put_le16(unsigned char *p, uint16_t v);
+void sfs_put_le32(unsigned char *p, uint32_t v);
+void sfs_put_le64(unsigned char *p, uint64_t v);
+uint16_t sfs_get_le16(const unsigned char *p);
+uint32_t sfs_get_le32(const unsigned char *p);
+uint64_t sfs_get_le64(const unsigned char *p);
+
+#endif

@@ -1,0 +1,430 @@
+/*
+ * store.c - store config and session containers on disk; see store.h.
+ *
+ * Layout (doc/format.md): STORE/sessionfs.conf, STORE/sessions/ID/ and
+ * STORE/archive/ID/, each container holding key, lock and root/. Must not
+ * know FUSE or the control protocol.
+ */
+#include "store.h"
+#include "fileio.h"
+#include "format.h"
+#include "tree.h"
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CONF_MAX 65536
+
+static int fail(char *why, size_t whylen, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int fail(char *why, size_t whylen, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (why && whylen) {
+		va_start(ap, fmt);
+		vsnprintf(why, whylen, fmt, ap);
+		va_end(ap);
+	}
+	return rc;
+}
+
+/* Does directory @fd hold any entry at all? 1, 0 or -errno. */
+static int dir_has_entries(int fd)
+{
+	int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d;
+	struct dirent *de;
+	int found = 0;
+
+	if (dfd < 0)
+		return sfs_neg_errno();
+	d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return -ENOMEM;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+			found = 1;
+			break;
+		}
+	closedir(d);
+	return found;
+}
+
+int sfs_store_create(const char *path, enum sfs_kdf_level kdf, char *why, size_t whylen)
+{
+	json_t *conf;
+	char *text;
+	int fd, rc;
+
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return fail(why, whylen, sfs_neg_errno(), "cannot create %s: %s", path,
+			    strerror(errno));
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return fail(why, whylen, sfs_neg_errno(), "%s: %s", path, strerror(errno));
+	if (faccessat(fd, SFS_CONF_NAME, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+		rc = fail(why, whylen, -EEXIST, "%s is already a sessionfs store", path);
+		goto out;
+	}
+	rc = dir_has_entries(fd);
+	if (rc != 0) {
+		rc = rc > 0 ? fail(why, whylen, -ENOTEMPTY,
+				   "%s is not empty (a store is made in an empty directory)", path)
+			    : fail(why, whylen, rc, "cannot read %s", path);
+		goto out;
+	}
+	if (fchmod(fd, 0700) < 0 || mkdirat(fd, SFS_SESSIONS_DIR, 0700) < 0 ||
+	    mkdirat(fd, SFS_ARCHIVE_DIR, 0700) < 0) {
+		rc = fail(why, whylen, sfs_neg_errno(), "cannot set up %s: %s", path,
+			  strerror(errno));
+		goto out;
+	}
+	conf = json_pack("{s:s, s:i, s:[], s:s, s:i}", "format", "sessionfs", "version",
+			 SFS_FORMAT_VERSION, "features", "kdf", sfs_kdf_level_name(kdf),
+			 "block_size", SFS_BLOCK);
+	text = conf ? json_dumps(conf, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(conf);
+	if (!text) {
+		rc = fail(why, whylen, -ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = sfs_write_atomic(fd, SFS_CONF_NAME, text, strlen(text));
+	free(text);
+	if (rc < 0)
+		fail(why, whylen, rc, "cannot write %s/%s: %s", path, SFS_CONF_NAME,
+		     strerror(-rc));
+out:
+	close(fd);
+	return rc;
+}
+
+/* Check the parsed config; see doc/format.md, "Store config". */
+static int check_config(json_t *conf, struct sfs_store_config *cfg, char *why, size_t whylen)
+{
+	const char *format = NULL, *kdf = NULL;
+	json_t *features = NULL;
+	int version = 0, bs = 0;
+	size_t i;
+	json_t *f;
+
+	if (json_unpack(conf, "{s:s, s:i, s:o, s:s, s:i}", "format", &format, "version", &version,
+			"features", &features, "kdf", &kdf, "block_size", &bs) != 0 ||
+	    strcmp(format, "sessionfs") != 0 || !json_is_array(features))
+		return fail(why, whylen, -EUCLEAN, "sessionfs.conf lacks the fields of a store");
+	if (version > SFS_FORMAT_VERSION)
+		return fail(why, whylen, -EPROTONOSUPPORT,
+			    "store format version %d is newer than this sessionfs reads (%d)",
+			    version, SFS_FORMAT_VERSION);
+	if (version < 1)
+		return fail(why, whylen, -EUCLEAN, "bad store format version %d", version);
+	json_array_foreach(features, i, f)
+		return fail(why, whylen, -EPROTONOSUPPORT,
+			    "store uses feature '%s', unknown to this sessionfs",
+			    json_is_string(f) ? json_string_value(f) : "?");
+	if (bs != SFS_BLOCK)
+		return fail(why, whylen, -EPROTONOSUPPORT, "unsupported block size %d", bs);
+	cfg->version = version;
+	cfg->kdf = sfs_kdf_level_from_name(kdf);
+	if (!cfg->kdf)
+		return fail(why, whylen, -EUCLEAN, "unknown kdf level '%s'", kdf);
+	return 0;
+}
+
+int sfs_store_open(const char *path, int *storefd, struct sfs_store_config *cfg, char *why,
+		   size_t whylen)
+{
+	char *text = malloc(CONF_MAX + 1);
+	json_error_t jerr;
+	json_t *conf;
+	ssize_t n;
+	int fd, rc;
+
+	*storefd = -1;
+	if (!text)
+		return -ENOMEM;
+	fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = errno == ENOENT ? fail(why, whylen, -ENOENT, "%s does not exist", path)
+		     : errno == ENOTDIR
+			     ? fail(why, whylen, -ENOTDIR, "%s is not a directory", path)
+			     : fail(why, whylen, sfs_neg_errno(), "%s: %s", path, strerror(errno));
+		free(text);
+		return rc;
+	}
+	n = sfs_read_small(fd, SFS_CONF_NAME, text, CONF_MAX);
+	if (n < 0) {
+		rc = n == -ENOENT ? fail(why, whylen, -EUCLEAN,
+					 "%s is not a sessionfs store (no %s)", path, SFS_CONF_NAME)
+				  : fail(why, whylen, (int)n, "cannot read %s/%s: %s", path,
+					 SFS_CONF_NAME, strerror((int)-n));
+		goto err;
+	}
+	conf = json_loadb(text, (size_t)n, 0, &jerr);
+	if (!conf) {
+		rc = fail(why, whylen, -EUCLEAN, "%s/%s is not valid JSON (line %d: %s)", path,
+			  SFS_CONF_NAME, jerr.line, jerr.text);
+		goto err;
+	}
+	rc = check_config(conf, cfg, why, whylen);
+	json_decref(conf);
+	if (rc < 0)
+		goto err;
+	if (faccessat(fd, SFS_SESSIONS_DIR, F_OK, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    faccessat(fd, SFS_ARCHIVE_DIR, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+		rc = fail(why, whylen, -EUCLEAN, "%s lacks its sessions/ or archive/ directory",
+			  path);
+		goto err;
+	}
+	free(text);
+	*storefd = fd;
+	return 0;
+err:
+	free(text);
+	close(fd);
+	return rc;
+}
+
+char *sfs_store_metadata_new(const char *id, const char *name)
+{
+	char now[32];
+	json_t *doc;
+	char *text, *out = NULL;
+
+	sfs_utc_now(now, sizeof(now));
+	doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:[]}", "id", id, "name", name, "created", now,
+			"updated", now, "status", "active", "tags");
+	text = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(doc);
+	if (text && asprintf(&out, "%s\n", text) < 0)
+		out = NULL;
+	free(text);
+	return out;
+}
+
+/* Create an encrypted regular file @name in the encrypted directory @dirfd. */
+static int create_file(int dirfd, const unsigned char dirid[SFS_ID_BYTES], const char *name,
+		       const char *data, const struct sfs_attrs *attrs,
+		       const struct sfs_keys *keys)
+{
+	struct sfs_ename en;
+	struct sfs_file f = {.keys = keys};
+	int rc;
+
+	rc = sfs_fmt_name_encrypt(&en, name, dirid, keys);
+	if (rc < 0)
+		return rc;
+	f.fd = openat(dirfd, en.backing, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (f.fd < 0)
+		return sfs_neg_errno();
+	sfs_crypto_random(f.id, sizeof(f.id));
+	rc = sfs_file_init(f.fd, f.id, attrs, keys);
+	if (rc == 0 && data[0])
+		rc = (int)sfs_file_write(&f, data, strlen(data), 0);
+	if (rc >= 0 && fsync(f.fd) < 0)
+		rc = sfs_neg_errno();
+	close(f.fd);
+	return rc < 0 ? rc : 0;
+}
+
+/* Take the busy lock of container @cfd: an OFD write lock on its lock file. */
+static int take_lock(int cfd, int *lockfd)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	int fd = openat(cfd, SFS_LOCK_NAME, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+	if (fd < 0)
+		return sfs_neg_errno();
+	if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
+		int rc = (errno == EAGAIN || errno == EACCES) ? -EBUSY : sfs_neg_errno();
+
+		close(fd);
+		return rc;
+	}
+	*lockfd = fd;
+	return 0;
+}
+
+void sfs_store_session_release(int lockfd)
+{
+	if (lockfd >= 0)
+		close(lockfd);
+}
+
+/* Fill the new container @cfd; on success *keys holds the session keys. */
+static int populate(int cfd, const struct sfs_new_session *ns, struct sfs_keys **keys)
+{
+	unsigned char kf[SFS_KEYFILE_BYTES], dirid[SFS_ID_BYTES];
+	unsigned char *master = sodium_malloc(SFS_KEY_BYTES);
+	struct sfs_attrs dattrs = {S_IFDIR | 0700, ns->uid, ns->gid, 0};
+	struct sfs_attrs fattrs = {S_IFREG | 0600, ns->uid, ns->gid, 0};
+	uint64_t ops, mem;
+	char *meta = NULL;
+	int rootfd = -1, rc;
+
+	if (!master)
+		return -ENOMEM;
+	sfs_crypto_random(master, SFS_KEY_BYTES);
+	rc = sfs_kdf_params(ns->kdf, &ops, &mem);
+	if (rc == 0)
+		rc = sfs_fmt_keyfile_wrap(kf, master, ns->password, ns->pwlen, ops, mem);
+	if (rc == 0)
+		rc = sfs_write_atomic(cfd, SFS_KEY_NAME, kf, sizeof(kf));
+	if (rc == 0) {
+		*keys = sfs_keys_new(master);
+		if (!*keys)
+			rc = -ENOMEM;
+	}
+	sodium_free(master);
+	if (rc < 0)
+		return rc;
+	if (mkdirat(cfd, SFS_ROOT_NAME, 0700) < 0 ||
+	    (rootfd = openat(cfd, SFS_ROOT_NAME, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		rc = sfs_neg_errno();
+		goto out;
+	}
+	sfs_crypto_random(dirid, sizeof(dirid));
+	rc = sfs_tree_dir_init(rootfd, dirid, &dattrs, *keys);
+	meta = sfs_store_metadata_new(ns->id, ns->name);
+	if (rc == 0 && !meta)
+		rc = -ENOMEM;
+	if (rc == 0)
+		rc = create_file(rootfd, dirid, SFS_METADATA_NAME, meta, &fattrs, *keys);
+	if (rc == 0)
+		rc = create_file(rootfd, dirid, SFS_EVENTS_NAME, "", &fattrs, *keys);
+	if (rc == 0)
+		rc = sfs_fsync_dirfd(rootfd);
+	if (rc == 0)
+		rc = sfs_fsync_dirfd(cfd);
+out:
+	free(meta);
+	if (rootfd >= 0)
+		close(rootfd);
+	if (rc < 0) {
+		sfs_keys_free(*keys);
+		*keys = NULL;
+	}
+	return rc;
+}
+
+int sfs_store_session_create(int parentfd, const struct sfs_new_session *ns, int *lockfd,
+			     struct sfs_keys **keys)
+{
+	unsigned char rnd[6];
+	char tmp[64], hex[13];
+	int cfd, rc;
+
+	*keys = NULL;
+	*lockfd = -1;
+	if (!sfs_id_valid(ns->id))
+		return -EINVAL;
+	if (faccessat(parentfd, ns->id, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		return -EEXIST;
+	sfs_crypto_random(rnd, sizeof(rnd));
+	sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
+	snprintf(tmp, sizeof(tmp), ".new-%s-%s", ns->id, hex);
+	if (mkdirat(parentfd, tmp, 0700) < 0)
+		return sfs_neg_errno();
+	cfd = openat(parentfd, tmp, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (cfd < 0) {
+		rc = sfs_neg_errno();
+		goto err;
+	}
+	rc = take_lock(cfd, lockfd);
+	if (rc == 0)
+		rc = populate(cfd, ns, keys);
+	close(cfd);
+	if (rc == 0 && renameat2(parentfd, tmp, parentfd, ns->id, RENAME_NOREPLACE) < 0)
+		rc = sfs_neg_errno();
+	if (rc == 0)
+		rc = sfs_fsync_dirfd(parentfd);
+	if (rc == 0)
+		return 0;
+err:
+	sfs_remove_tree(parentfd, tmp);
+	sfs_keys_free(*keys);
+	*keys = NULL;
+	sfs_store_session_release(*lockfd);
+	*lockfd = -1;
+	return rc;
+}
+
+/* Read the key file of container @cfd into @kf; its length or -errno. */
+static ssize_t read_keyfile(int cfd, unsigned char kf[SFS_KEYFILE_BYTES + 1])
+{
+	ssize_t n = sfs_read_small(cfd, SFS_KEY_NAME, kf, SFS_KEYFILE_BYTES + 1);
+
+	return n == -ENOENT ? -EUCLEAN : n;
+}
+
+int sfs_store_session_unlock(int cfd, const char *password, size_t pwlen, int *lockfd,
+			     struct sfs_keys **keys)
+{
+	unsigned char kf[SFS_KEYFILE_BYTES + 1];
+	unsigned char *master;
+	ssize_t n;
+	int rc;
+
+	*keys = NULL;
+	*lockfd = -1;
+	n = read_keyfile(cfd, kf);
+	if (n < 0)
+		return (int)n;
+	rc = take_lock(cfd, lockfd);
+	if (rc < 0)
+		return rc;
+	master = sodium_malloc(SFS_KEY_BYTES);
+	if (!master) {
+		rc = -ENOMEM;
+		goto err;
+	}
+	rc = sfs_fmt_keyfile_unwrap(master, kf, (size_t)n, password, pwlen, NULL);
+	if (rc == 0) {
+		*keys = sfs_keys_new(master);
+		if (!*keys)
+			rc = -ENOMEM;
+	}
+	sodium_free(master);
+	if (rc == 0)
+		return 0;
+err:
+	sfs_store_session_release(*lockfd);
+	*lockfd = -1;
+	return rc;
+}
+
+int sfs_store_session_passwd(int cfd, const char *old, size_t oldlen, const char *newpw,
+			     size_t newlen)
+{
+	unsigned char kf[SFS_KEYFILE_BYTES + 1], out[SFS_KEYFILE_BYTES];
+	unsigned char *master;
+	struct sfs_keyfile info;
+	ssize_t n = read_keyfile(cfd, kf);
+	int rc;
+
+	if (n < 0)
+		return (int)n;
+	master = sodium_malloc(SFS_KEY_BYTES);
+	if (!master)
+		return -ENOMEM;
+	rc = sfs_fmt_keyfile_unwrap(master, kf, (size_t)n, old, oldlen, &info);
+	if (rc == 0)
+		rc = sfs_fmt_keyfile_wrap(out, master, newpw, newlen, info.opslimit,
+					  info.memlimit);
+	sodium_free(master);
+	if (rc == 0)
+		rc = sfs_write_atomic(cfd, SFS_KEY_NAME, out, sizeof(out));
+	return rc;
+}

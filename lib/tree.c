@@ -1,0 +1,111 @@
+/*
+ * tree.c - directory headers and encrypted names on the backing filesystem;
+ * see tree.h. Must not know sessions, JSON or FUSE.
+ */
+#include "tree.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static int write_header(int dirfd, int flags, const unsigned char id[SFS_ID_BYTES],
+			const struct sfs_attrs *attrs, const struct sfs_keys *keys)
+{
+	unsigned char hdr[SFS_HDR_BYTES];
+	int fd, rc;
+
+	sfs_fmt_header_pack(hdr, SFS_MAGIC_DIR, id, attrs, keys);
+	fd = openat(dirfd, SFS_DIRHDR_NAME, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | flags, 0600);
+	if (fd < 0)
+		return sfs_neg_errno();
+	rc = sfs_pwrite_all(fd, hdr, sizeof(hdr), 0);
+	if (close(fd) < 0 && rc == 0)
+		rc = sfs_neg_errno();
+	return rc;
+}
+
+int sfs_tree_dir_init(int dirfd, const unsigned char id[SFS_ID_BYTES],
+		      const struct sfs_attrs *attrs, const struct sfs_keys *keys)
+{
+	return write_header(dirfd, O_CREAT | O_EXCL, id, attrs, keys);
+}
+
+int sfs_tree_dir_store(int dirfd, const unsigned char id[SFS_ID_BYTES],
+		       const struct sfs_attrs *attrs, const struct sfs_keys *keys)
+{
+	return write_header(dirfd, 0, id, attrs, keys);
+}
+
+int sfs_tree_dir_load(int dirfd, unsigned char id[SFS_ID_BYTES], struct sfs_attrs *attrs,
+		      const struct sfs_keys *keys)
+{
+	unsigned char hdr[SFS_HDR_BYTES];
+	ssize_t n = sfs_read_small(dirfd, SFS_DIRHDR_NAME, hdr, sizeof(hdr));
+
+	if (n == -ENOENT)
+		return -EBADMSG;
+	if (n < 0)
+		return (int)n;
+	return sfs_fmt_header_unpack(hdr, (size_t)n, SFS_MAGIC_DIR, id, attrs, keys) ? -EBADMSG
+										      : 0;
+}
+
+static void sidecar_name(char out[SFS_NAME_MAX + 8], const char *backing)
+{
+	snprintf(out, SFS_NAME_MAX + 8, "%s%s", backing, SFS_SIDECAR_SUFFIX);
+}
+
+int sfs_tree_name_add(int dirfd, const struct sfs_ename *en)
+{
+	char side[SFS_NAME_MAX + 8];
+	int fd, rc;
+
+	if (!en->is_long)
+		return 0;
+	sidecar_name(side, en->backing);
+	fd = openat(dirfd, side, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return sfs_neg_errno();
+	rc = sfs_pwrite_all(fd, en->full, strlen(en->full), 0);
+	if (close(fd) < 0 && rc == 0)
+		rc = sfs_neg_errno();
+	return rc;
+}
+
+int sfs_tree_name_del(int dirfd, const struct sfs_ename *en)
+{
+	char side[SFS_NAME_MAX + 8];
+
+	if (!en->is_long)
+		return 0;
+	sidecar_name(side, en->backing);
+	if (unlinkat(dirfd, side, 0) < 0 && errno != ENOENT)
+		return sfs_neg_errno();
+	return 0;
+}
+
+int sfs_tree_name_read(int dirfd, const char *backing, const unsigned char dirid[SFS_ID_BYTES],
+		       const struct sfs_keys *keys, char out[SFS_NAME_MAX + 1])
+{
+	char side[SFS_NAME_MAX + 8], full[SFS_ENAME_MAX];
+	ssize_t n;
+
+	switch (sfs_fmt_name_class(backing)) {
+	case SFS_NAME_SHORT:
+		return sfs_fmt_name_decrypt(out, backing, dirid, keys);
+	case SFS_NAME_LONG:
+		sidecar_name(side, backing);
+		n = sfs_read_small(dirfd, side, full, sizeof(full) - 1);
+		if (n < 0)
+			return n == -ENOENT ? -EBADMSG : (int)n;
+		full[n] = '\0';
+		if (!sfs_fmt_longname_matches(backing, full))
+			return -EBADMSG;
+		return sfs_fmt_name_decrypt(out, full, dirid, keys);
+	default:
+		return -ENOENT;
+	}
+}

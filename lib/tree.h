@@ -1,0 +1,39 @@
+/*
+ * tree.h - encrypted directories in the store: directory headers (.sfsdir)
+ * and names, long ones through sidecar files.
+ *
+ * Works on backing directory descriptors (O_PATH is fine). Knows the format
+ * layer; nothing of sessions, JSON or FUSE.
+ */
+#ifndef SFS_TREE_H
+#define SFS_TREE_H
+
+#include "format.h"
+
+/* Write the header of a new directory @dirfd (created by the caller). 0 or -errno. */
+int sfs_tree_dir_init(int dirfd, const unsigned char id[SFS_ID_BYTES],
+		      const struct sfs_attrs *attrs, const struct sfs_keys *keys);
+
+/* Read a directory's header: 0, -errno, or -EBADMSG (missing, tampered or foreign). */
+int sfs_tree_dir_load(int dirfd, unsigned char id[SFS_ID_BYTES], struct sfs_attrs *attrs,
+		      const struct sfs_keys *keys);
+
+/* Rewrite a directory's header with new attributes (one 80-byte pwrite). */
+int sfs_tree_dir_store(int dirfd, const unsigned char id[SFS_ID_BYTES],
+		       const struct sfs_attrs *attrs, const struct sfs_keys *keys);
+
+/* Before a node is created under a long name: write its sidecar. 0 or -errno. */
+int sfs_tree_name_add(int dirfd, const struct sfs_ename *en);
+
+/* After a node under a long name is gone: remove its sidecar. 0 or -errno. */
+int sfs_tree_name_del(int dirfd, const struct sfs_ename *en);
+
+/*
+ * Plaintext name of backing entry @backing in directory @dirfd (id @dirid):
+ * 0; -ENOENT if the entry is not a node (internal file, sidecar); -EBADMSG if
+ * its name fails authentication or its sidecar is missing or foreign.
+ */
+int sfs_tree_name_read(int dirfd, const char *backing, const unsigned char dirid[SFS_ID_BYTES],
+		       const struct sfs_keys *keys, char out[SFS_NAME_MAX + 1]);
+
+#endif

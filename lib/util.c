@@ -1,0 +1,169 @@
+/*
+ * util.c - system helpers; see util.h. Knows POSIX only.
+ */
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+int sfs_neg_errno(void)
+{
+	return errno > 0 ? -errno : -EIO;
+}
+
+ssize_t sfs_pread_all(int fd, void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return sfs_neg_errno();
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
+int sfs_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pwrite(fd, (const char *)buf + done, len - done, (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return sfs_neg_errno();
+		if (n == 0)
+			return -EIO;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+ssize_t sfs_read_small(int dirfd, const char *name, void *buf, size_t cap)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	ssize_t n;
+
+	if (fd < 0)
+		return sfs_neg_errno();
+	n = sfs_pread_all(fd, buf, cap, 0);
+	close(fd);
+	return n;
+}
+
+int sfs_fsync_dirfd(int dirfd)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc = 0;
+
+	if (fd < 0)
+		return sfs_neg_errno();
+	if (fsync(fd) < 0)
+		rc = sfs_neg_errno();
+	close(fd);
+	return rc;
+}
+
+int sfs_write_atomic(int dirfd, const char *name, const void *data, size_t len)
+{
+	char tmp[300];
+	int fd, rc;
+
+	snprintf(tmp, sizeof(tmp), ".tmp.%s.%ld", name, (long)getpid());
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return sfs_neg_errno();
+	rc = sfs_pwrite_all(fd, data, len, 0);
+	if (rc == 0 && fsync(fd) < 0)
+		rc = sfs_neg_errno();
+	if (close(fd) < 0 && rc == 0)
+		rc = sfs_neg_errno();
+	if (rc == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
+		rc = sfs_neg_errno();
+	if (rc != 0) {
+		unlinkat(dirfd, tmp, 0);
+		return rc;
+	}
+	return sfs_fsync_dirfd(dirfd);
+}
+
+bool sfs_id_valid(const char *s)
+{
+	size_t n;
+
+	if (strncmp(s, "INC-", 4) != 0)
+		return false;
+	n = strlen(s + 4);
+	if (n < SFS_ID_HEX_MIN || n > SFS_ID_HEX_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[4 + i];
+
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+			return false;
+	}
+	return true;
+}
+
+void sfs_utc_now(char *buf, size_t len)
+{
+	time_t t = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int remove_entries(int fd)
+{
+	DIR *d = fdopendir(fd);
+	struct dirent *de;
+	int rc = 0;
+
+	if (!d) {
+		rc = sfs_neg_errno();
+		close(fd);
+		return rc;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		int r = sfs_remove_tree(dirfd(d), de->d_name);
+
+		if (r < 0 && rc == 0)
+			rc = r;
+	}
+	closedir(d);
+	return rc;
+}
+
+int sfs_remove_tree(int dirfd, const char *name)
+{
+	int fd, rc;
+
+	if (unlinkat(dirfd, name, 0) == 0)
+		return 0;
+	if (errno != EISDIR && errno != EPERM)
+		return errno == ENOENT ? 0 : sfs_neg_errno();
+	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return sfs_neg_errno();
+	rc = remove_entries(fd);
+	if (rc == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) < 0)
+		rc = sfs_neg_errno();
+	return rc;
+}

@@ -1,0 +1,46 @@
+/*
+ * util.h - small system helpers shared by every layer: syscalls turned into
+ * negative errnos, whole reads and writes, atomic file replacement, ids and
+ * times. Knows POSIX only: no crypto, no format, no JSON.
+ */
+#ifndef SFS_UTIL_H
+#define SFS_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define SFS_ID_HEX_MIN 4  /* INC- followed by at least 4 lowercase hex digits */
+#define SFS_ID_HEX_MAX 16
+#define SFS_SESSION_ID_MAX (4 + SFS_ID_HEX_MAX)
+
+/* -errno of the last failed call (never 0: -EIO if errno was clobbered). */
+int sfs_neg_errno(void);
+
+/* pread/pwrite all of @len bytes; bytes done (short only at EOF for reads) or -errno. */
+ssize_t sfs_pread_all(int fd, void *buf, size_t len, uint64_t off);
+int sfs_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
+
+/* Read a whole small file at @dirfd/@name into @buf of @cap bytes; length or -errno. */
+ssize_t sfs_read_small(int dirfd, const char *name, void *buf, size_t cap);
+
+/*
+ * Replace @dirfd/@name atomically with @len bytes of @data, mode 0600:
+ * write a temporary, fsync, rename over, fsync the directory. 0 or -errno.
+ */
+int sfs_write_atomic(int dirfd, const char *name, const void *data, size_t len);
+
+/* fsync a directory given as a descriptor (O_PATH is fine). 0 or -errno. */
+int sfs_fsync_dirfd(int dirfd);
+
+/* Is @s a valid session id: "INC-" and 4 to 16 lowercase hex digits? */
+bool sfs_id_valid(const char *s);
+
+/* Current UTC time as "YYYY-MM-DDTHH:MM:SSZ" into @buf (at least 21 bytes). */
+void sfs_utc_now(char *buf, size_t len);
+
+/* Remove a directory tree below @dirfd/@name (no symlinks followed). 0 or -errno. */
+int sfs_remove_tree(int dirfd, const char *name);
+
+#endif

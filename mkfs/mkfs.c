@@ -1,0 +1,85 @@
+/*
+ * mkfs.c - mkfs.sessionfs: make an empty sessionfs store.
+ *
+ * Only parses arguments and calls the store layer; knows nothing of the
+ * format beyond the KDF level names.
+ */
+#include "crypto.h"
+#include "store.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Exit codes (doc/exit-codes.md). */
+enum {
+	EXIT_OK = 0,
+	EXIT_FAIL = 1,
+	EXIT_USAGE = 2,
+	EXIT_EXISTS = 3, /* already a store, or not empty */
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "Usage: mkfs.sessionfs [--kdf=interactive|moderate|sensitive] STORE\n"
+		     "Make an empty sessionfs store in STORE (absent or an empty directory).\n\n"
+		     "  --kdf=LEVEL   Argon2id cost for the store's sessions (default moderate)\n"
+		     "  -h, --help    show this help\n"
+		     "  -V, --version show the version\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"kdf", required_argument, NULL, 'k'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	enum sfs_kdf_level kdf = SFS_KDF_MODERATE;
+	char why[512];
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k':
+			kdf = sfs_kdf_level_from_name(optarg);
+			if (!kdf) {
+				fprintf(stderr,
+					"mkfs.sessionfs: bad --kdf '%s': want interactive, "
+					"moderate or sensitive\n",
+					optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		case 'V':
+			printf("mkfs.sessionfs %s\n", SFS_VERSION);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (sfs_crypto_init() < 0) {
+		fprintf(stderr, "mkfs.sessionfs: cannot initialise libsodium\n");
+		return EXIT_FAIL;
+	}
+	rc = sfs_store_create(argv[optind], kdf, why, sizeof(why));
+	if (rc < 0) {
+		fprintf(stderr, "mkfs.sessionfs: %s\n", why);
+		return (rc == -EEXIST || rc == -ENOTEMPTY || rc == -ENOTDIR) ? EXIT_EXISTS
+									      : EXIT_FAIL;
+	}
+	printf("mkfs.sessionfs: made an empty store in %s (kdf %s)\n", argv[optind],
+	       sfs_kdf_level_name(kdf));
+	return EXIT_OK;
+}
