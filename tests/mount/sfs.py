@@ -1,0 +1,308 @@
+"""
+sfs.py - shared helpers for the sessionfs mount tests.
+
+Each test makes its own store and mountpoint under a fresh temp directory
+(Env), mounts it with the real daemon, drives it with the real sessionctl and
+ordinary file system calls, and unmounts and removes everything afterwards,
+failure or not.
+
+Binaries come from the build directory named by $SFS_BUILD (default
+/work/main/build): fs/sessionfs, fs/sessionctl, mkfs/mkfs.sessionfs.
+Every subprocess runs with a timeout so that a hung mount fails the test
+instead of hanging CI; a watchdog dumps the stacks and exits if a whole test
+file hangs inside a file system call.
+"""
+import faulthandler
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+BUILD = os.environ.get("SFS_BUILD", "/work/main/build")
+SESSIONFS = os.path.join(BUILD, "fs", "sessionfs")
+SESSIONCTL = os.path.join(BUILD, "fs", "sessionctl")
+MKFS = os.path.join(BUILD, "mkfs", "mkfs.sessionfs")
+
+TIMEOUT = 60          # seconds, every subprocess
+MOUNT_WAIT = 30       # seconds, for a foreground mount to appear
+ID_RE = re.compile(r"^INC-[0-9a-f]{4,16}$")
+ISO_Z_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
+
+PASSWORD = "correct horse battery staple"
+
+
+class Result:
+    """What a finished command did: rc, out, err (str)."""
+
+    def __init__(self, args, rc, out, err):
+        self.args, self.rc, self.out, self.err = args, rc, out, err
+
+    def __repr__(self):
+        return "Result(rc=%r, args=%r, out=%r, err=%r)" % (self.rc, self.args, self.out,
+                                                            self.err)
+
+
+def run(args, input=None, timeout=TIMEOUT, env=None):
+    """Run @args to completion (stdin from @input or /dev/null); a Result."""
+    args = [str(a) for a in args]
+    try:
+        p = subprocess.run(args, input=input if input is not None else "",
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           timeout=timeout, env=env)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError("timed out after %ss: %r (out=%r err=%r)"
+                             % (timeout, args, e.stdout, e.stderr))
+    return Result(args, p.returncode, p.stdout, p.stderr)
+
+
+def need_binaries(*paths):
+    """Fail loudly (not skip) when a binary under test is missing."""
+    for p in paths or (SESSIONFS, SESSIONCTL, MKFS):
+        if not os.access(p, os.X_OK):
+            raise AssertionError("%s is missing: build first (SFS_BUILD=%s)" % (p, BUILD))
+
+
+def mkfs(store, kdf="interactive"):
+    """Make a store; asserts success."""
+    r = run([MKFS, "--kdf=" + kdf, store])
+    if r.rc != 0:
+        raise AssertionError("mkfs failed: %r" % r)
+    return r
+
+
+def umount(mnt, proc=None):
+    """Unmount @mnt with fusermount3 -u (retrying while busy), then -uz as a
+    last resort. Returns True if the clean unmount worked."""
+    ok = False
+    for _ in range(20):
+        if not os.path.ismount(mnt):
+            ok = True
+            break
+        r = run(["fusermount3", "-u", mnt])
+        if r.rc == 0:
+            ok = True
+            break
+        time.sleep(0.25)
+    if not ok and os.path.ismount(mnt):
+        run(["fusermount3", "-uz", mnt])
+    if proc is not None:
+        try:
+            proc.wait(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return ok
+
+
+class Mount:
+    """One mount of a store. daemon mode (sessionfs returns when ready) or
+    foreground (-f, stderr to self.log)."""
+
+    def __init__(self, store, mnt, foreground=False, opts=None, logdir=None):
+        self.store, self.mnt, self.foreground, self.opts = store, mnt, foreground, opts
+        self.proc = None
+        self.log = None
+        self.logdir = logdir or os.path.dirname(mnt)
+        self.result = None  # daemon mode: the Result of sessionfs
+
+    def args(self):
+        a = [SESSIONFS]
+        if self.foreground:
+            a.append("-f")
+        if self.opts:
+            a += ["-o", self.opts]
+        return a + [self.store, self.mnt]
+
+    def start(self):
+        os.makedirs(self.mnt, exist_ok=True)
+        if not self.foreground:
+            self.result = run(self.args())
+            if self.result.rc != 0:
+                raise AssertionError("sessionfs failed: %r" % self.result)
+            if not os.path.ismount(self.mnt):
+                raise AssertionError("sessionfs returned 0 but %s is not a mount point"
+                                     % self.mnt)
+            return self
+        self.log = os.path.join(self.logdir, "sessionfs-%s.log" % os.path.basename(self.mnt))
+        with open(self.log, "ab") as logf:
+            self.proc = subprocess.Popen(self.args(), stdin=subprocess.DEVNULL, stdout=logf,
+                                         stderr=logf)
+        deadline = time.monotonic() + MOUNT_WAIT
+        while not os.path.ismount(self.mnt):
+            if self.proc.poll() is not None:
+                raise AssertionError("sessionfs -f exited with %d before mounting; log:\n%s"
+                                     % (self.proc.returncode, self.read_log()))
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("sessionfs -f did not mount within %ds; log:\n%s"
+                                     % (MOUNT_WAIT, self.read_log()))
+            time.sleep(0.05)
+        return self
+
+    def read_log(self):
+        if not self.log or not os.path.exists(self.log):
+            return ""
+        with open(self.log, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stop(self):
+        """Unmount; True if the unmount was clean. For -f, also waits for the
+        daemon and records its exit status in self.proc.returncode."""
+        return umount(self.mnt, self.proc)
+
+    @property
+    def mounted(self):
+        return os.path.ismount(self.mnt)
+
+    def sessions(self):
+        return os.path.join(self.mnt, "sessions")
+
+    def sdir(self, sid):
+        return os.path.join(self.mnt, "sessions", sid)
+
+
+class Env:
+    """A temp dir with a store (made with --kdf=interactive unless
+    make_store=False) and any number of mounts of it; cleans everything up.
+
+        with Env() as env:
+            m = env.mount()
+            sid = env.new(m)
+    """
+
+    def __init__(self, make_store=True, kdf="interactive"):
+        need_binaries()
+        self.tmp = tempfile.mkdtemp(prefix="sfs-test-")
+        self.store = os.path.join(self.tmp, "store")
+        self.mounts = []
+        self._n = 0
+        if make_store:
+            mkfs(self.store, kdf)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.cleanup()
+        return False
+
+    def path(self, *parts):
+        return os.path.join(self.tmp, *parts)
+
+    def mount(self, foreground=False, opts=None, mnt=None, store=None):
+        """Mount the store (or @store) at a new mountpoint (or @mnt)."""
+        if mnt is None:
+            self._n += 1
+            mnt = self.path("mnt%d" % self._n)
+        m = Mount(store or self.store, mnt, foreground, opts, logdir=self.tmp)
+        self.mounts.append(m)
+        return m.start()
+
+    def remount(self, m):
+        """Unmount @m and mount the same store at the same place, same mode."""
+        self.assert_umount(m)
+        return self.mount(foreground=m.foreground, opts=m.opts, mnt=m.mnt, store=m.store)
+
+    def assert_umount(self, m):
+        if not m.stop():
+            raise AssertionError("fusermount3 -u %s failed (busy?)" % m.mnt)
+        if m.proc is not None and m.proc.returncode != 0:
+            raise AssertionError("sessionfs -f exited %d after unmount; log:\n%s"
+                                 % (m.proc.returncode, m.read_log()))
+
+    def pwfile(self, password):
+        """A 0600 file holding @password and a newline; its path."""
+        fd, p = tempfile.mkstemp(prefix="pw-", dir=self.tmp)
+        os.fchmod(fd, 0o600)
+        os.write(fd, (password + "\n").encode())
+        os.close(fd)
+        return p
+
+    def ctl(self, cmd, *args, password=None, new_password=None, input=None):
+        """sessionctl CMD [--password-file F] [--new-password-file F] ARGS...
+        -> Result."""
+        a = [SESSIONCTL, cmd]
+        if password is not None:
+            a += ["--password-file", self.pwfile(password)]
+        if new_password is not None:
+            a += ["--new-password-file", self.pwfile(new_password)]
+        return run(a + list(args), input=input)
+
+    def new(self, m, password=PASSWORD, name=None, sid=None):
+        """sessionctl new; asserts success; the new id."""
+        a = []
+        if name is not None:
+            a += ["--name", name]
+        if sid is not None:
+            a += ["--id", sid]
+        r = self.ctl("new", *a, m.mnt, password=password)
+        if r.rc != 0:
+            raise AssertionError("sessionctl new failed: %r" % r)
+        out = r.out.strip()
+        if not ID_RE.match(out):
+            raise AssertionError("sessionctl new printed %r, not one id" % r.out)
+        return out
+
+    def unlock(self, m, sid, password=PASSWORD):
+        r = self.ctl("unlock", m.sdir(sid), password=password)
+        if r.rc != 0:
+            raise AssertionError("sessionctl unlock failed: %r" % r)
+        return r
+
+    def lock(self, m, *sids):
+        r = self.ctl("lock", *[m.sdir(s) for s in sids])
+        if r.rc != 0:
+            raise AssertionError("sessionctl lock failed: %r" % r)
+        return r
+
+    def list(self, m):
+        r = self.ctl("list", "--json", m.mnt)
+        if r.rc != 0:
+            raise AssertionError("sessionctl list --json failed: %r" % r)
+        return json.loads(r.out)
+
+    def cleanup(self):
+        for m in reversed(self.mounts):
+            try:
+                m.stop()
+            except Exception as e:  # keep cleaning up
+                print("cleanup: unmount %s: %s" % (m.mnt, e), file=sys.stderr)
+        if any(os.path.ismount(m.mnt) for m in self.mounts):
+            print("cleanup: leaving %s, still mounted" % self.tmp, file=sys.stderr)
+            return
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def sha256_file(path):
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_file(path, data, mode=None):
+    with open(path, "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+    if mode is not None:
+        os.chmod(path, mode)
+
+
+def read_file(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def main():
+    """Run the calling test file's tests; exit non-zero on failure. A
+    watchdog kills the run if a file system call hangs."""
+    faulthandler.dump_traceback_later(int(os.environ.get("SFS_TEST_WATCHDOG", "280")),
+                                      exit=True)
+    unittest.main(module="__main__", verbosity=2)
