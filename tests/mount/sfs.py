@@ -53,6 +53,7 @@ def run(args, input=None, timeout=TIMEOUT, env=None):
     try:
         p = subprocess.run(args, input=input if input is not None else "",
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           errors="replace",
                            timeout=timeout, env=env)
     except subprocess.TimeoutExpired as e:
         raise AssertionError("timed out after %ss: %r (out=%r err=%r)"

@@ -1,0 +1,172 @@
+"""sessionfs: mounting, refusing what is not a (readable) store, allow_other."""
+import json
+import os
+import stat
+import time
+import unittest
+
+import sfs
+
+
+class MountTest(unittest.TestCase):
+    def env(self, **kw):
+        e = sfs.Env(**kw)
+        self.addCleanup(e.cleanup)
+        return e
+
+    def test_daemon_mode_ready_on_return(self):
+        e = self.env()
+        m = e.mount()
+        # No waiting: the mount must be ready the moment sessionfs returns.
+        self.assertEqual(sorted(os.listdir(m.mnt)), ["archive", "sessions"])
+        self.assertEqual(os.listdir(m.sessions()), [])
+        self.assertEqual(os.listdir(os.path.join(m.mnt, "archive")), [])
+        self.assertTrue(stat.S_ISDIR(os.stat(m.sessions()).st_mode))
+        e.assert_umount(m)
+        self.assertFalse(os.path.ismount(m.mnt))
+
+    def test_foreground_stays(self):
+        e = self.env()
+        m = e.mount(foreground=True)
+        self.assertEqual(sorted(os.listdir(m.mnt)), ["archive", "sessions"])
+        time.sleep(0.5)
+        self.assertIsNone(m.proc.poll(), "sessionfs -f left the foreground: " + m.read_log())
+        self.assertTrue(m.mounted)
+        e.assert_umount(m)  # checks that the daemon exits 0 once unmounted
+        self.assertEqual(m.proc.returncode, 0)
+
+    def test_control_file_hidden(self):
+        e = self.env()
+        m = e.mount()
+        self.assertNotIn(".sessionfs", os.listdir(m.mnt))
+        # ...but reachable by name (doc/control.md)
+        os.stat(os.path.join(m.mnt, ".sessionfs"))
+
+    def refused(self, store, rc, *words):
+        mnt = os.path.join(os.path.dirname(store), "mnt-refused")
+        os.makedirs(mnt, exist_ok=True)
+        r = sfs.run([sfs.SESSIONFS, store, mnt])
+        try:
+            self.assertFalse(os.path.ismount(mnt), "mounted anyway")
+        finally:
+            sfs.umount(mnt)
+        self.assertEqual(r.rc, rc, r)
+        self.assertTrue(r.err.startswith("sessionfs: "), r.err)
+        for w in words:
+            self.assertIn(w, r.err)
+        return r
+
+    def test_refuses_missing_store(self):
+        e = self.env(make_store=False)
+        self.refused(e.path("nowhere"), 3, "does not exist")
+
+    def test_refuses_non_store(self):
+        e = self.env(make_store=False)
+        os.mkdir(e.path("plain"))
+        sfs.write_file(e.path("plain", "file.txt"), "x")
+        self.refused(e.path("plain"), 3, "not a sessionfs store")
+
+    def test_refuses_empty_dir(self):
+        e = self.env(make_store=False)
+        os.mkdir(e.path("empty"))
+        self.refused(e.path("empty"), 3, "not a sessionfs store")
+
+    def edit_conf(self, e, change):
+        p = os.path.join(e.store, "sessionfs.conf")
+        with open(p) as f:
+            conf = json.load(f)
+        change(conf)
+        with open(p, "w") as f:
+            json.dump(conf, f)
+
+    def test_refuses_newer_version(self):
+        e = self.env()
+        self.edit_conf(e, lambda c: c.__setitem__("version", 99))
+        self.refused(e.store, 4, "newer")
+
+    def test_refuses_unknown_feature(self):
+        e = self.env()
+        self.edit_conf(e, lambda c: c.__setitem__("features", ["future"]))
+        self.refused(e.store, 4, "future")
+
+    def test_refuses_missing_mountpoint(self):
+        e = self.env()
+        r = sfs.run([sfs.SESSIONFS, e.store, e.path("no-mnt")])
+        self.assertEqual(r.rc, 5, r)
+        self.assertTrue(r.err.startswith("sessionfs: "), r.err)
+
+    def test_usage(self):
+        r = sfs.run([sfs.SESSIONFS])
+        self.assertEqual(r.rc, 2, r)
+        r = sfs.run([sfs.SESSIONFS, "--help"])
+        self.assertEqual(r.rc, 0, r)
+
+    def run_as_nobody(self, fn):
+        """Run @fn() in a child with uid/gid 65534; its return value (a short
+        str) or the name of the exception it raised."""
+        rfd, wfd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(rfd)
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+                try:
+                    out = "ok:" + fn()
+                except OSError as ex:
+                    out = "err:%s" % type(ex).__name__
+                os.write(wfd, out.encode())
+            finally:
+                os._exit(0)
+        os.close(wfd)
+        chunks = []
+        while True:
+            b = os.read(rfd, 4096)
+            if not b:
+                break
+            chunks.append(b)
+        os.close(rfd)
+        os.waitpid(pid, 0)
+        return b"".join(chunks).decode()
+
+    def test_allow_other(self):
+        e = self.env()
+        m = e.mount(opts="allow_other,default_permissions")
+        sid = e.new(m)
+        d = m.sdir(sid)
+        os.chmod(d, 0o755)
+        sfs.write_file(os.path.join(d, "shared.txt"), "for everyone\n", mode=0o644)
+        sfs.write_file(os.path.join(d, "private.txt"), "owner only\n", mode=0o600)
+
+        def read(name):
+            return lambda: sfs.read_file(os.path.join(d, name)).decode()
+
+        self.assertEqual(self.run_as_nobody(read("shared.txt")), "ok:for everyone\n")
+        self.assertEqual(self.run_as_nobody(read("private.txt")), "err:PermissionError")
+        # Other users may not write to a 0644 file either.
+        def write():
+            with open(os.path.join(d, "shared.txt"), "a") as f:
+                f.write("x")
+            return "wrote"
+        self.assertEqual(self.run_as_nobody(write), "err:PermissionError")
+        # The control file stays the mounting user's (doc/control.md).
+        def ctl():
+            os.open(os.path.join(m.mnt, ".sessionfs"), os.O_RDWR)
+            return "opened"
+        self.assertEqual(self.run_as_nobody(ctl), "err:PermissionError")
+
+    def test_without_allow_other_others_are_out(self):
+        e = self.env()
+        m = e.mount()
+        sid = e.new(m)
+        d = m.sdir(sid)
+        os.chmod(d, 0o755)
+        sfs.write_file(os.path.join(d, "shared.txt"), "x", mode=0o644)
+        self.assertEqual(
+            self.run_as_nobody(lambda: sfs.read_file(os.path.join(d, "shared.txt")).decode()),
+            "err:PermissionError")
+
+
+if __name__ == "__main__":
+    sfs.main()

@@ -1,0 +1,136 @@
+"""Tampering with the store is detected: EIO and a log line, never wrong bytes."""
+import errno
+import os
+import unittest
+
+import sfs
+
+HDR = 80        # node header (lib/format.h SFS_HDR_BYTES)
+BLOCK = 4096    # plaintext block
+OVERHEAD = 40   # nonce 24 + tag 16 per block
+NONCE = 24
+
+
+def backing_size(plain):
+    full, rest = divmod(plain, BLOCK)
+    return HDR + full * (BLOCK + OVERHEAD) + (rest + OVERHEAD if rest else 0)
+
+
+class TamperTest(unittest.TestCase):
+    VICTIM_SIZE = 3 * BLOCK + 1234  # a size no other file in the session has
+
+    def setUp(self):
+        self.e = sfs.Env()
+        self.addCleanup(self.e.cleanup)
+        self.m = self.e.mount(foreground=True)
+        self.sid = self.e.new(self.m)
+        d = self.m.sdir(self.sid)
+        self.victim = os.urandom(self.VICTIM_SIZE)
+        sfs.write_file(os.path.join(d, "victim.bin"), self.victim)
+        sfs.write_file(os.path.join(d, "bystander.txt"), "still fine\n")
+
+    def backing(self, plain_size):
+        """The one backing file of that plaintext size in the session's root."""
+        root = os.path.join(self.e.store, "sessions", self.sid, "root")
+        want = backing_size(plain_size)
+        hits = [os.path.join(root, n) for n in os.listdir(root)
+                if os.path.isfile(os.path.join(root, n))
+                and os.path.getsize(os.path.join(root, n)) == want]
+        self.assertEqual(len(hits), 1, "backing files of %d bytes in %s: %r (all: %r)"
+                         % (want, root, hits, {n: os.path.getsize(os.path.join(root, n))
+                                               for n in os.listdir(root)}))
+        return hits[0]
+
+    def flip(self, path, offset):
+        with open(path, "r+b") as f:
+            f.seek(offset)
+            b = f.read(1)
+            f.seek(offset)
+            f.write(bytes([b[0] ^ 0x01]))
+
+    def check_detected(self, block_no):
+        d = self.m.sdir(self.sid)
+        victim = os.path.join(d, "victim.bin")
+        r = sfs.run(["cat", victim])
+        self.assertNotEqual(r.rc, 0, "cat of a tampered file succeeded")
+        self.assertIn("Input/output error", r.err)
+        # Python read: EIO, at the tampered block...
+        with open(victim, "rb") as f:
+            with self.assertRaises(OSError) as cm:
+                f.read()
+        self.assertEqual(cm.exception.errno, errno.EIO)
+        fd = os.open(victim, os.O_RDONLY)
+        try:
+            with self.assertRaises(OSError) as cm:
+                os.pread(fd, 100, block_no * BLOCK + 5)
+            self.assertEqual(cm.exception.errno, errno.EIO)
+            # ...while intact blocks of it still read correctly (never wrong bytes)
+            other = 0 if block_no != 0 else 1
+            try:
+                got = os.pread(fd, 100, other * BLOCK)
+                self.assertEqual(got, self.victim[other * BLOCK:other * BLOCK + 100])
+            except OSError as ex:
+                # refusing the whole file is acceptable; wrong bytes are not
+                self.assertEqual(ex.errno, errno.EIO)
+        finally:
+            os.close(fd)
+        # other files are unaffected
+        self.assertEqual(sfs.read_file(os.path.join(d, "bystander.txt")), b"still fine\n")
+        self.assertEqual(sorted(os.listdir(d)),
+                         ["bystander.txt", "events.jsonl", "metadata.json", "victim.bin"])
+        log = self.m.read_log().lower()
+        self.assertTrue(any(w in log for w in ("block", "corrupt", "authentic")),
+                        "daemon log does not name the problem:\n" + self.m.read_log())
+
+    def test_flip_while_locked(self):
+        self.e.lock(self.m, self.sid)
+        self.flip(self.backing(self.VICTIM_SIZE), HDR + NONCE + 10)
+        self.e.unlock(self.m, self.sid)
+        self.check_detected(0)
+
+    def test_flip_while_unmounted(self):
+        self.e.assert_umount(self.m)
+        # block 2's ciphertext
+        self.flip(self.backing(self.VICTIM_SIZE), HDR + 2 * (BLOCK + OVERHEAD) + NONCE + 10)
+        self.m = self.e.mount(foreground=True, mnt=self.m.mnt)
+        self.e.unlock(self.m, self.sid)
+        self.check_detected(2)
+
+    def test_flip_tag_of_last_block(self):
+        self.e.lock(self.m, self.sid)
+        path = self.backing(self.VICTIM_SIZE)
+        self.flip(path, os.path.getsize(path) - 1)  # last byte of the last block's tag
+        self.e.unlock(self.m, self.sid)
+        self.check_detected(3)
+
+    def test_swapped_blocks(self):
+        self.e.lock(self.m, self.sid)
+        path = self.backing(self.VICTIM_SIZE)
+        cb = BLOCK + OVERHEAD
+        with open(path, "r+b") as f:
+            f.seek(HDR)
+            b0 = f.read(cb)
+            b1 = f.read(cb)
+            f.seek(HDR)
+            f.write(b1 + b0)
+        self.e.unlock(self.m, self.sid)
+        self.check_detected(0)
+
+    def test_truncated_mid_block(self):
+        self.e.lock(self.m, self.sid)
+        path = self.backing(self.VICTIM_SIZE)
+        os.truncate(path, HDR + (BLOCK + OVERHEAD) + 500)  # cut inside block 1
+        self.e.unlock(self.m, self.sid)
+        d = self.m.sdir(self.sid)
+        r = sfs.run(["cat", os.path.join(d, "victim.bin")])
+        self.assertNotEqual(r.rc, 0, "cat of a cut file succeeded")
+        self.assertIn("Input/output error", r.err)
+        with open(os.path.join(d, "victim.bin"), "rb") as f:
+            with self.assertRaises(OSError) as cm:
+                f.read()
+        self.assertEqual(cm.exception.errno, errno.EIO)
+        self.assertEqual(sfs.read_file(os.path.join(d, "bystander.txt")), b"still fine\n")
+
+
+if __name__ == "__main__":
+    sfs.main()
