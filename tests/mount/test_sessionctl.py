@@ -255,10 +255,16 @@ class CtlTest(unittest.TestCase):
 
     def test_unlock_already_unlocked(self):
         sid = self.e.new(self.m)
+        sfs.write_file(os.path.join(self.m.sdir(sid), "f"), "x")
         r = self.e.ctl("unlock", self.m.sdir(sid), password=sfs.PASSWORD)
-        # Either a no-op success or a clear error; never a crash or a hang.
-        self.assertIn(r.rc, (0, 1), r)
-        os.listdir(self.m.sdir(sid))
+        self.assertEqual(r.rc, 0, r)  # sessionctl(1): "already unlocked here succeeds"
+        self.assertEqual(sfs.read_file(os.path.join(self.m.sdir(sid), "f")), b"x")
+
+    def test_lock_already_locked(self):
+        sid = self.e.new(self.m)
+        self.e.lock(self.m, sid)
+        r = self.e.ctl("lock", self.m.sdir(sid))
+        self.assertEqual(r.rc, 0, r)  # sessionctl(1): "Locking a locked session succeeds"
 
     def test_lock_several_and_all(self):
         a, b, c = (self.e.new(self.m, sid=s) for s in ("INC-aaaa", "INC-bbbb", "INC-cccc"))
@@ -372,6 +378,14 @@ class CtlTest(unittest.TestCase):
         p.expect(rb"\?")
         p.send("n")
         self.assertEqual(p.wait(), 11, p.out)
+        self.assertIn(sid, os.listdir(self.m.sessions()))
+        os.listdir(self.m.sdir(sid))
+
+    def test_delete_without_terminal_needs_yes(self):
+        sid = self.e.new(self.m)
+        r = sfs.run(["setsid", "-w", sfs.SESSIONCTL, "delete", self.m.sdir(sid)])
+        self.assertNotEqual(r.rc, 0, r)
+        self.assertTrue(r.err.startswith("sessionctl: "), r.err)
         self.assertIn(sid, os.listdir(self.m.sessions()))
         os.listdir(self.m.sdir(sid))
 
