@@ -48,17 +48,25 @@ class Result:
 
 
 def run(args, input=None, timeout=TIMEOUT, env=None):
-    """Run @args to completion (stdin from @input or /dev/null); a Result."""
+    """Run @args to completion (stdin from @input or /dev/null); a Result.
+    Output goes through temp files, not pipes, so a daemon that forks and
+    keeps them open cannot make us wait for EOF."""
     args = [str(a) for a in args]
-    try:
-        p = subprocess.run(args, input=input if input is not None else "",
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           errors="replace",
-                           timeout=timeout, env=env)
-    except subprocess.TimeoutExpired as e:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        try:
+            p = subprocess.run(args, input=(input or "").encode(), stdout=out, stderr=err,
+                               timeout=timeout, env=env)
+            rc = p.returncode
+        except subprocess.TimeoutExpired:
+            rc = None
+        texts = []
+        for f in (out, err):
+            f.seek(0)
+            texts.append(f.read().decode("utf-8", "replace"))
+    if rc is None:
         raise AssertionError("timed out after %ss: %r (out=%r err=%r)"
-                             % (timeout, args, e.stdout, e.stderr))
-    return Result(args, p.returncode, p.stdout, p.stderr)
+                             % (timeout, args, texts[0], texts[1]))
+    return Result(args, rc, texts[0], texts[1])
 
 
 def need_binaries(*paths):
