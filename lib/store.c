@@ -39,6 +39,25 @@ static int fail(char *why, size_t whylen, int rc, const char *fmt, ...)
 	return rc;
 }
 
+/*
+ * @doc as indented JSON and a newline, in malloc'd memory the caller frees
+ * with free() (json_dumps would allocate through jansson's allocator).
+ * NULL on ENOMEM.
+ */
+static char *dump(const json_t *doc)
+{
+	size_t flags = JSON_INDENT(2) | JSON_PRESERVE_ORDER;
+	size_t n = doc ? json_dumpb(doc, NULL, 0, flags) : 0;
+	char *out = n ? malloc(n + 2) : NULL;
+
+	if (!out)
+		return NULL;
+	json_dumpb(doc, out, n, flags);
+	out[n] = '\n';
+	out[n + 1] = '\0';
+	return out;
+}
+
 /* Does directory @fd hold any entry at all? 1, 0 or -errno. */
 static int dir_has_entries(int fd)
 {
@@ -95,7 +114,7 @@ int sfs_store_create(const char *path, enum sfs_kdf_level kdf, char *why, size_t
 	conf = json_pack("{s:s, s:i, s:[], s:s, s:i}", "format", "sessionfs", "version",
 			 SFS_FORMAT_VERSION, "features", "kdf", sfs_kdf_level_name(kdf),
 			 "block_size", SFS_BLOCK);
-	text = conf ? json_dumps(conf, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+	text = dump(conf);
 	json_decref(conf);
 	if (!text) {
 		rc = fail(why, whylen, -ENOMEM, "out of memory");
@@ -201,16 +220,13 @@ char *sfs_store_metadata_new(const char *id, const char *name)
 {
 	char now[32];
 	json_t *doc;
-	char *text, *out = NULL;
+	char *out;
 
 	sfs_utc_now(now, sizeof(now));
 	doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:[]}", "id", id, "name", name, "created", now,
 			"updated", now, "status", "active", "tags");
-	text = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+	out = dump(doc);
 	json_decref(doc);
-	if (text && asprintf(&out, "%s\n", text) < 0)
-		out = NULL;
-	free(text);
 	return out;
 }
 
@@ -427,4 +443,35 @@ int sfs_store_session_passwd(int cfd, const char *old, size_t oldlen, const char
 	if (rc == 0)
 		rc = sfs_write_atomic(cfd, SFS_KEY_NAME, out, sizeof(out));
 	return rc;
+}
+
+/* jansson allocations carry their size in front so that free can wipe them. */
+#define WIPE_HDR 16
+
+static void *wipe_malloc(size_t n)
+{
+	unsigned char *p = malloc(n + WIPE_HDR);
+
+	if (!p)
+		return NULL;
+	memcpy(p, &n, sizeof(n));
+	return p + WIPE_HDR;
+}
+
+static void wipe_free(void *ptr)
+{
+	unsigned char *p = ptr;
+	size_t n;
+
+	if (!p)
+		return;
+	p -= WIPE_HDR;
+	memcpy(&n, p, sizeof(n));
+	sodium_memzero(p, n + WIPE_HDR);
+	free(p);
+}
+
+void sfs_store_json_wipe_on_free(void)
+{
+	json_set_alloc_funcs(wipe_malloc, wipe_free);
 }

@@ -90,4 +90,10 @@ void sfs_store_session_release(int lockfd);
  */
 char *sfs_store_metadata_new(const char *id, const char *name);
 
+/*
+ * Make jansson wipe every block it frees (requests carry passwords). Call
+ * once at start, before any other jansson call.
+ */
+void sfs_store_json_wipe_on_free(void);
+
 #endif

@@ -1,0 +1,320 @@
+/*
+ * ctl.c - the control file MOUNTPOINT/.sessionfs (doc/control.md).
+ *
+ * One JSON request per open file, written in one write(2) and answered by
+ * the JSON response that read(2) returns. Only the mounting user and root
+ * may open it. Passwords are wiped from the request buffer and from jansson
+ * (which frees through a wiping allocator) as soon as they are used.
+ * Knows the session functions of the daemon; no crypto, no format.
+ */
+#include "fs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#define CTL_REQUEST_MAX 65536
+
+/* One transaction. */
+struct ctl_tx {
+	char *resp;      /* JSON response, NUL-terminated; NULL before the request */
+	size_t len;
+	size_t pos;      /* how much of it has been read: reads ignore the file offset */
+	uint64_t ticket; /* invalidations the response waits for; 0 none */
+};
+
+static json_t *fail(int rc)
+{
+	const char *code = "io", *msg = NULL;
+
+	switch (rc) {
+	case -EKEYREJECTED:
+		code = "wrong-password", msg = "wrong password";
+		break;
+	case -ENOENT:
+		code = "no-such-session", msg = "no such session";
+		break;
+	case -EBUSY:
+		code = "busy", msg = "the session is unlocked by another mount of this store";
+		break;
+	case -EACCES:
+		code = "locked", msg = "the session is locked";
+		break;
+	case -EEXIST:
+		code = "exists", msg = "a session with that id already exists";
+		break;
+	case -EINVAL:
+		code = "invalid", msg = "invalid request";
+		break;
+	case -EUCLEAN:
+		code = "unsupported", msg = "the session's key file is damaged or not sessionfs's";
+		break;
+	case -EPROTONOSUPPORT:
+		code = "unsupported", msg = "the session's key file has a newer format";
+		break;
+	}
+	return json_pack("{s:b, s:s, s:s}", "ok", 0, "code", code, "error",
+			 msg ? msg : strerror(-rc));
+}
+
+static json_t *ok(void)
+{
+	return json_pack("{s:b}", "ok", 1);
+}
+
+/* A string member, or NULL; its length in *len if asked. */
+static const char *str(json_t *req, const char *key, size_t *len)
+{
+	json_t *v = json_object_get(req, key);
+
+	if (!json_is_string(v))
+		return NULL;
+	if (len)
+		*len = json_string_length(v);
+	return json_string_value(v);
+}
+
+static json_t *do_new(json_t *req)
+{
+	char id[SFS_SESSION_ID_MAX + 1];
+	const char *pw, *name = str(req, "name", NULL), *want = str(req, "id", NULL);
+	size_t pwlen = 0;
+	int rc;
+
+	pw = str(req, "password", &pwlen);
+	if (!pw || pwlen == 0 || (want && !sfs_id_valid(want)))
+		return fail(-EINVAL);
+	rc = sfs_session_create(want, name ? name : "", pw, pwlen, id);
+	if (rc < 0)
+		return fail(rc);
+	return json_pack("{s:b, s:s}", "ok", 1, "id", id);
+}
+
+static json_t *do_unlock(json_t *req)
+{
+	const char *id = str(req, "session", NULL), *pw;
+	size_t pwlen = 0;
+	int rc;
+
+	pw = str(req, "password", &pwlen);
+	if (!id || !pw)
+		return fail(-EINVAL);
+	rc = sfs_session_unlock(id, pw, pwlen);
+	return rc < 0 ? fail(rc) : ok();
+}
+
+static json_t *do_lock(json_t *req, struct ctl_tx *tx)
+{
+	const char *id = str(req, "session", NULL);
+	struct sfs_session *s;
+	int open_files = 0;
+
+	if (!id)
+		return fail(-EINVAL);
+	if (!sfs_id_valid(id) || sfs_session_where(id) < 0)
+		return fail(-ENOENT);
+	s = sfs_session_find(id);
+	if (s) {
+		sfs_session_lock(s, &open_files);
+		tx->ticket = sfs_notify_session(s);
+	}
+	return json_pack("{s:b, s:i}", "ok", 1, "open_files", open_files);
+}
+
+static json_t *do_lock_all(struct ctl_tx *tx)
+{
+	int total = 0, count = 0;
+
+	pthread_mutex_lock(&sfs->sess_mu);
+	for (struct sfs_session *s = sfs->sessions; s; s = s->next) {
+		int n;
+
+		if (sfs_session_lock(s, &n) == 0) {
+			total += n;
+			count++;
+		}
+		tx->ticket = sfs_notify_session(s);
+	}
+	pthread_mutex_unlock(&sfs->sess_mu);
+	return json_pack("{s:b, s:i, s:i}", "ok", 1, "sessions", count, "open_files", total);
+}
+
+static json_t *do_list(void)
+{
+	json_t *arr = json_array();
+
+	for (int w = 0; w < 2 && arr; w++) {
+		int fd = openat(sfs->topfd[w], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+		struct dirent *de;
+
+		if (!d) {
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		while ((de = readdir(d)) != NULL) {
+			struct sfs_session *s;
+			bool locked = true;
+
+			if (!sfs_id_valid(de->d_name))
+				continue;
+			s = sfs_session_find(de->d_name);
+			if (s) {
+				pthread_rwlock_rdlock(&s->rw);
+				locked = s->keys == NULL;
+				pthread_rwlock_unlock(&s->rw);
+			}
+			json_array_append_new(arr, json_pack("{s:s, s:s, s:b}", "id", de->d_name,
+							     "where",
+							     w ? SFS_ARCHIVE_DIR : SFS_SESSIONS_DIR,
+							     "locked", locked));
+		}
+		closedir(d);
+	}
+	return arr ? json_pack("{s:b, s:o}", "ok", 1, "sessions", arr) : NULL;
+}
+
+static json_t *do_passwd(json_t *req)
+{
+	const char *id = str(req, "session", NULL), *old, *newpw;
+	size_t oldlen = 0, newlen = 0;
+	int rc;
+
+	old = str(req, "password", &oldlen);
+	newpw = str(req, "new_password", &newlen);
+	if (!id || !old || !newpw || newlen == 0)
+		return fail(-EINVAL);
+	if (!sfs_id_valid(id))
+		return fail(-ENOENT);
+	rc = sfs_session_passwd(id, old, oldlen, newpw, newlen);
+	return rc < 0 ? fail(rc) : ok();
+}
+
+static json_t *do_delete(json_t *req, struct ctl_tx *tx)
+{
+	const char *id = str(req, "session", NULL);
+	struct sfs_session *s;
+	int rc;
+
+	if (!id)
+		return fail(-EINVAL);
+	if (!sfs_id_valid(id))
+		return fail(-ENOENT);
+	rc = sfs_session_delete(id);
+	s = sfs_session_find(id);
+	if (rc == 0 && s)
+		tx->ticket = sfs_notify_session(s);
+	return rc < 0 ? fail(rc) : ok();
+}
+
+static json_t *dispatch(json_t *req, struct ctl_tx *tx)
+{
+	const char *op = str(req, "op", NULL);
+
+	if (!op)
+		return fail(-EINVAL);
+	if (strcmp(op, "hello") == 0)
+		return json_pack("{s:b, s:s, s:s}", "ok", 1, "version", SFS_VERSION, "store",
+				 sfs->store_path);
+	if (strcmp(op, "new") == 0)
+		return do_new(req);
+	if (strcmp(op, "unlock") == 0)
+		return do_unlock(req);
+	if (strcmp(op, "lock") == 0)
+		return do_lock(req, tx);
+	if (strcmp(op, "lock_all") == 0)
+		return do_lock_all(tx);
+	if (strcmp(op, "list") == 0)
+		return do_list();
+	if (strcmp(op, "passwd") == 0)
+		return do_passwd(req);
+	if (strcmp(op, "delete") == 0)
+		return do_delete(req, tx);
+	return fail(-EINVAL);
+}
+
+void sfs_ctl_open(fuse_req_t req, struct fuse_file_info *fi)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct ctl_tx *tx;
+
+	if (ctx->uid != sfs->owner && ctx->uid != 0) {
+		fuse_reply_err(req, EACCES);
+		return;
+	}
+	tx = calloc(1, sizeof(*tx));
+	if (!tx) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	fi->fh = (uintptr_t)tx;
+	fi->direct_io = 1;
+	fuse_reply_open(req, fi);
+}
+
+void sfs_ctl_write(fuse_req_t req, const char *buf, size_t size, struct fuse_file_info *fi)
+{
+	struct ctl_tx *tx = (struct ctl_tx *)(uintptr_t)fi->fh;
+	json_error_t err;
+	json_t *rq, *resp;
+
+	if (size > CTL_REQUEST_MAX || tx->resp) {
+		sodium_memzero((char *)buf, size);
+		fuse_reply_err(req, tx->resp ? EBUSY : EFBIG);
+		return;
+	}
+	rq = json_loadb(buf, size, 0, &err);
+	/* The request buffer is libfuse's, and ours to wipe: it may hold a password. */
+	sodium_memzero((char *)buf, size);
+	resp = rq && json_is_object(rq) ? dispatch(rq, tx) : fail(-EINVAL);
+	json_decref(rq);
+	tx->len = resp ? json_dumpb(resp, NULL, 0, JSON_COMPACT) : 0;
+	tx->resp = tx->len ? malloc(tx->len + 1) : NULL;
+	if (tx->resp) {
+		json_dumpb(resp, tx->resp, tx->len, JSON_COMPACT);
+		tx->resp[tx->len] = '\n';
+		tx->len++;
+	}
+	json_decref(resp);
+	if (!tx->resp) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	fuse_reply_write(req, size);
+}
+
+void sfs_ctl_read(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct ctl_tx *tx = (struct ctl_tx *)(uintptr_t)fi->fh;
+
+	if (!tx->resp) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	/* A lock is not done until the kernel has dropped the session's caches. */
+	if (tx->ticket)
+		sfs_notify_wait(tx->ticket);
+	(void)off; /* the write moved the offset; the response is read from its start */
+	if (size > tx->len - tx->pos)
+		size = tx->len - tx->pos;
+	fuse_reply_buf(req, tx->resp + tx->pos, size);
+	tx->pos += size;
+}
+
+void sfs_ctl_release(fuse_req_t req, struct fuse_file_info *fi)
+{
+	struct ctl_tx *tx = (struct ctl_tx *)(uintptr_t)fi->fh;
+
+	if (tx->resp) {
+		sodium_memzero(tx->resp, tx->len);
+		free(tx->resp);
+	}
+	free(tx);
+	fuse_reply_err(req, 0);
+}

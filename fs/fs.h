@@ -1,0 +1,168 @@
+/*
+ * fs.h - the sessionfs daemon's shared state: the mount, its inode table and
+ * its sessions, and the helpers every FUSE operation uses.
+ *
+ * This layer (fs/) is the only one that includes fuse_lowlevel.h. It turns
+ * the core library's negative errnos into FUSE replies, after logging them.
+ * Lock order: session->rw before inode->io before inode->mu before
+ * fs->itable_mu / fs->sess_mu (the last two are never held together).
+ */
+#ifndef SFS_FS_H
+#define SFS_FS_H
+
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+
+#include "crypto.h"
+#include "format.h"
+#include "store.h"
+#include "util.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/stat.h>
+
+#define SFS_CTL_NAME ".sessionfs" /* the control file at the mount root */
+
+/* What an inode stands for. */
+enum sfs_kind {
+	SFS_K_ROOT,    /* the mount root */
+	SFS_K_TOP,     /* sessions/ or archive/ */
+	SFS_K_CTL,     /* the control file */
+	SFS_K_SESSION, /* MNT/sessions/ID: the root of a session's tree */
+	SFS_K_NODE,    /* anything inside a session */
+};
+
+/* One session as the daemon knows it. Never freed before unmount. */
+struct sfs_session {
+	char id[SFS_SESSION_ID_MAX + 1];
+	pthread_rwlock_t rw;   /* read: an operation using keys; write: lock/unlock */
+	struct sfs_keys *keys; /* NULL while locked; protected by rw */
+	int lockfd;            /* busy lock while unlocked; protected by rw */
+	int cfd;               /* O_PATH of the container; follows renames */
+	bool deleted;          /* protected by rw */
+	atomic_int open_files; /* open file handles inside the session */
+	atomic_llong last_used; /* monotonic seconds of the last operation */
+	struct sfs_session *next; /* registry chain; protected by fs->sess_mu */
+};
+
+/* One inode. Its address is its FUSE inode number (the root is FUSE_ROOT_ID). */
+struct sfs_inode {
+	enum sfs_kind kind;
+	int fd;                   /* O_PATH descriptor of the backing node (-1 for CTL) */
+	dev_t bdev;               /* backing identity, the table's key */
+	ino_t bino;
+	mode_t type;              /* S_IFDIR, S_IFREG or S_IFLNK */
+	struct sfs_session *sess; /* SESSION and NODE only */
+	uint64_t nlookup;         /* protected by fs->itable_mu */
+	struct sfs_inode *hnext;  /* hash chain; protected by fs->itable_mu */
+
+	pthread_mutex_t mu;       /* protects the fields below */
+	bool loaded;              /* id and attrs read from the header */
+	bool bad;                 /* header failed authentication: content is EIO */
+	unsigned char id[SFS_ID_BYTES]; /* file id or directory id */
+	struct sfs_attrs attrs;   /* mode (with type), uid, gid, rdev */
+	uint64_t linklen;         /* symlinks: plaintext target length */
+
+	pthread_rwlock_t io;      /* content: readers share, writers exclusive */
+};
+
+/* Mount options (-o ...). */
+struct sfs_opts {
+	char *store;       /* STORE argument */
+	double idle_lock;  /* seconds; 0 = never */
+	char *idle_str;    /* idle_lock=DURATION as given */
+	int show_help;
+	int show_version;
+};
+
+/* The mount. */
+struct sfs_fs {
+	struct fuse_session *se;
+	int storefd;                  /* O_PATH of STORE */
+	int topfd[2];                 /* O_PATH of sessions/ and archive/ */
+	const char *store_path;
+	struct sfs_store_config cfg;
+	struct sfs_opts opts;
+	uid_t owner;                  /* the mounting user */
+	gid_t owner_gid;
+	double timeout;               /* entry and attribute cache timeout */
+
+	struct sfs_inode root, top[2], ctl;
+
+	pthread_mutex_t itable_mu;
+	struct sfs_inode **itable;    /* hash buckets; protected by itable_mu */
+	size_t itable_size;
+	size_t itable_count;
+
+	pthread_mutex_t sess_mu;
+	struct sfs_session *sessions; /* protected by sess_mu */
+
+	pthread_t notifier;           /* sends cache invalidations; see notify.c */
+};
+
+extern struct sfs_fs *sfs;
+
+/* Logging: to stderr in the foreground, to syslog when daemonised. */
+void sfs_log_init(bool foreground);
+void sfs_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* inode.c */
+struct sfs_inode *sfs_inode_of(fuse_ino_t ino);
+fuse_ino_t sfs_ino_of(const struct sfs_inode *in);
+int sfs_itable_init(void);
+void sfs_itable_destroy(void);
+/*
+ * Find the inode of backing node @fd (takes ownership of @fd) or make one of
+ * @kind in @sess; adds one lookup reference. NULL on ENOMEM (fd closed).
+ */
+struct sfs_inode *sfs_inode_get(int fd, const struct stat *st, enum sfs_kind kind,
+				struct sfs_session *sess);
+void sfs_inode_unref(struct sfs_inode *in, uint64_t n);
+/* Call @fn for every inode of @sess, under the table lock (fn must not block). */
+void sfs_inode_foreach(struct sfs_session *sess, void (*fn)(struct sfs_inode *, void *),
+		       void *arg);
+
+/* session.c */
+struct sfs_session *sfs_session_get(const char *id, int cfd);
+struct sfs_session *sfs_session_find(const char *id);
+/* Enter an operation on an unlocked session: 0 with keys, or -EACCES (locked). */
+int sfs_session_enter(struct sfs_session *s, const struct sfs_keys **keys);
+void sfs_session_leave(struct sfs_session *s);
+/* Where a session's container is: 0 sessions/, 1 archive/, -ENOENT. */
+int sfs_session_where(const char *id);
+int sfs_session_unlock(const char *id, const char *pw, size_t pwlen);
+int sfs_session_lock(struct sfs_session *s, int *open_files);
+void sfs_session_lock_all_final(void);
+int sfs_session_create(const char *id, const char *name, const char *pw, size_t pwlen,
+		       char *out_id);
+int sfs_session_delete(const char *id);
+int sfs_session_passwd(const char *id, const char *old, size_t oldlen, const char *newpw,
+		       size_t newlen);
+
+/* notify.c: cache invalidation from a separate thread. */
+int sfs_notify_start(void);
+void sfs_notify_stop(void);
+/* Queue invalidation of every cache of @s; returns a ticket for sfs_notify_wait. */
+uint64_t sfs_notify_session(struct sfs_session *s);
+void sfs_notify_wait(uint64_t ticket);
+
+/* node.c: attributes and headers of nodes */
+int sfs_node_load(struct sfs_inode *in, const struct sfs_keys *keys);
+int sfs_node_stat(struct sfs_inode *in, struct stat *st);
+int sfs_node_store_attrs(struct sfs_inode *in, const struct sfs_attrs *a, int fd,
+			 const struct sfs_keys *keys);
+int sfs_reopen(const struct sfs_inode *in, int flags);
+void sfs_log_corrupt(const struct sfs_inode *in, const char *what, long long block);
+
+/* ctl.c: the control file */
+void sfs_ctl_open(fuse_req_t req, struct fuse_file_info *fi);
+void sfs_ctl_write(fuse_req_t req, const char *buf, size_t size, struct fuse_file_info *fi);
+void sfs_ctl_read(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi);
+void sfs_ctl_release(fuse_req_t req, struct fuse_file_info *fi);
+
+/* The operation tables (ops_*.c), gathered in ops.c. */
+extern const struct fuse_lowlevel_ops sfs_ops;
+
+#endif

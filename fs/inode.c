@@ -1,0 +1,164 @@
+/*
+ * inode.c - the inode table: backing (dev, ino) -> struct sfs_inode.
+ *
+ * The address of an inode is its FUSE inode number, so hard links share one
+ * inode; lookup adds a reference, forget drops it, zero frees. The fixed
+ * inodes (root, sessions/, archive/, the control file) live in struct sfs_fs
+ * and are never freed. Knows nothing of crypto or requests.
+ */
+#include "fs.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+_Static_assert(sizeof(fuse_ino_t) >= sizeof(uintptr_t), "inode numbers must hold pointers");
+
+struct sfs_inode *sfs_inode_of(fuse_ino_t ino)
+{
+	if (ino == FUSE_ROOT_ID)
+		return &sfs->root;
+	return (struct sfs_inode *)(uintptr_t)ino;
+}
+
+fuse_ino_t sfs_ino_of(const struct sfs_inode *in)
+{
+	if (in == &sfs->root)
+		return FUSE_ROOT_ID;
+	return (fuse_ino_t)(uintptr_t)in;
+}
+
+static size_t bucket(dev_t dev, ino_t ino, size_t size)
+{
+	uint64_t h = (uint64_t)ino * 0x9e3779b97f4a7c15ull ^ (uint64_t)dev;
+
+	return (size_t)(h % size);
+}
+
+int sfs_itable_init(void)
+{
+	sfs->itable_size = 4096;
+	sfs->itable = calloc(sfs->itable_size, sizeof(*sfs->itable));
+	return sfs->itable ? 0 : -ENOMEM;
+}
+
+/* Double the table when it gets crowded; called with itable_mu held. */
+static void grow(void)
+{
+	size_t nsize = sfs->itable_size * 2;
+	struct sfs_inode **nt = calloc(nsize, sizeof(*nt));
+
+	if (!nt)
+		return; /* keep the longer chains */
+	for (size_t i = 0; i < sfs->itable_size; i++) {
+		struct sfs_inode *in = sfs->itable[i], *next;
+
+		for (; in; in = next) {
+			size_t b = bucket(in->bdev, in->bino, nsize);
+
+			next = in->hnext;
+			in->hnext = nt[b];
+			nt[b] = in;
+		}
+	}
+	free(sfs->itable);
+	sfs->itable = nt;
+	sfs->itable_size = nsize;
+}
+
+static void inode_free(struct sfs_inode *in)
+{
+	if (in->fd >= 0)
+		close(in->fd);
+	pthread_mutex_destroy(&in->mu);
+	pthread_rwlock_destroy(&in->io);
+	free(in);
+}
+
+struct sfs_inode *sfs_inode_get(int fd, const struct stat *st, enum sfs_kind kind,
+				struct sfs_session *sess)
+{
+	struct sfs_inode *in, *fresh;
+	size_t b;
+
+	fresh = calloc(1, sizeof(*fresh));
+	if (!fresh) {
+		close(fd);
+		return NULL;
+	}
+	fresh->kind = kind;
+	fresh->fd = fd;
+	fresh->bdev = st->st_dev;
+	fresh->bino = st->st_ino;
+	fresh->type = st->st_mode & S_IFMT;
+	fresh->sess = sess;
+	fresh->nlookup = 1;
+	pthread_mutex_init(&fresh->mu, NULL);
+	pthread_rwlock_init(&fresh->io, NULL);
+
+	pthread_mutex_lock(&sfs->itable_mu);
+	b = bucket(st->st_dev, st->st_ino, sfs->itable_size);
+	for (in = sfs->itable[b]; in; in = in->hnext)
+		if (in->bdev == st->st_dev && in->bino == st->st_ino)
+			break;
+	if (in) {
+		in->nlookup++;
+		pthread_mutex_unlock(&sfs->itable_mu);
+		inode_free(fresh);
+		return in;
+	}
+	fresh->hnext = sfs->itable[b];
+	sfs->itable[b] = fresh;
+	if (++sfs->itable_count > sfs->itable_size * 2)
+		grow();
+	pthread_mutex_unlock(&sfs->itable_mu);
+	return fresh;
+}
+
+void sfs_inode_unref(struct sfs_inode *in, uint64_t n)
+{
+	struct sfs_inode **pp;
+
+	if (in->kind == SFS_K_ROOT || in->kind == SFS_K_TOP || in->kind == SFS_K_CTL)
+		return;
+	pthread_mutex_lock(&sfs->itable_mu);
+	if (in->nlookup > n) {
+		in->nlookup -= n;
+		pthread_mutex_unlock(&sfs->itable_mu);
+		return;
+	}
+	pp = &sfs->itable[bucket(in->bdev, in->bino, sfs->itable_size)];
+	while (*pp && *pp != in)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = in->hnext;
+	sfs->itable_count--;
+	pthread_mutex_unlock(&sfs->itable_mu);
+	inode_free(in);
+}
+
+void sfs_inode_foreach(struct sfs_session *sess, void (*fn)(struct sfs_inode *, void *),
+		       void *arg)
+{
+	pthread_mutex_lock(&sfs->itable_mu);
+	for (size_t i = 0; i < sfs->itable_size; i++)
+		for (struct sfs_inode *in = sfs->itable[i]; in; in = in->hnext)
+			if (in->sess == sess)
+				fn(in, arg);
+	pthread_mutex_unlock(&sfs->itable_mu);
+}
+
+void sfs_itable_destroy(void)
+{
+	for (size_t i = 0; i < sfs->itable_size; i++) {
+		struct sfs_inode *in = sfs->itable[i], *next;
+
+		for (; in; in = next) {
+			next = in->hnext;
+			inode_free(in);
+		}
+	}
+	free(sfs->itable);
+	sfs->itable = NULL;
+}

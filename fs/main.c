@@ -1,0 +1,254 @@
+/*
+ * main.c - sessionfs: parse options, open the store, mount, serve.
+ *
+ * All wiring happens here: the store, the fixed inodes, the notifier thread,
+ * the multi-threaded FUSE loop, and the wipe of every key at unmount.
+ */
+#include "fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <syslog.h>
+#include <unistd.h>
+
+/* Exit codes (doc/exit-codes.md). */
+enum {
+	EXIT_OK = 0,
+	EXIT_FAIL = 1,
+	EXIT_USAGE = 2,
+	EXIT_NOSTORE = 3,
+	EXIT_NEWER = 4,
+	EXIT_MOUNT = 5,
+};
+
+struct sfs_fs *sfs;
+static struct sfs_fs the_fs;
+
+#define SFS_OPT(t, p, v) {t, offsetof(struct sfs_opts, p), v}
+static const struct fuse_opt sfs_opt_spec[] = {
+	SFS_OPT("idle_lock=%s", idle_str, 0),
+	FUSE_OPT_END,
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: sessionfs [-f] [-o OPT[,OPT...]] STORE MOUNTPOINT\n"
+		"Mount the sessionfs store STORE on MOUNTPOINT.\n\n"
+		"sessionfs options:\n"
+		"    -o idle_lock=DURATION  lock sessions idle this long (default 15m; 0 = never;\n"
+		"                           units s, m, h; a bare number is seconds)\n"
+		"    -o allow_other         let other users in (checked by mode bits with\n"
+		"                           -o default_permissions)\n\n");
+}
+
+/* First non-option is STORE; the second is left for libfuse (MOUNTPOINT). */
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct sfs_opts *o = data;
+
+	(void)outargs;
+	if (key == FUSE_OPT_KEY_NONOPT && !o->store) {
+		o->store = strdup(arg);
+		return 0;
+	}
+	return 1;
+}
+
+/* "15m", "30s", "2h", "90", "0" -> seconds; -1 if malformed. */
+static double parse_duration(const char *s)
+{
+	char *end;
+	double v = strtod(s, &end);
+
+	if (end == s || v < 0)
+		return -1;
+	if (*end == '\0' || strcmp(end, "s") == 0)
+		return v;
+	if (strcmp(end, "m") == 0)
+		return v * 60;
+	if (strcmp(end, "h") == 0)
+		return v * 3600;
+	return -1;
+}
+
+/* No core dumps (they would hold keys), and room for many open inodes. */
+static void harden(void)
+{
+	struct rlimit rl = {0, 0};
+
+	setrlimit(RLIMIT_CORE, &rl);
+	prctl(PR_SET_DUMPABLE, 0);
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static void fixed_inode(struct sfs_inode *in, enum sfs_kind kind, int fd)
+{
+	in->kind = kind;
+	in->fd = fd;
+	in->type = kind == SFS_K_CTL ? S_IFREG : S_IFDIR;
+	in->nlookup = 1;
+	pthread_mutex_init(&in->mu, NULL);
+	pthread_rwlock_init(&in->io, NULL);
+}
+
+/* Open the store and set up the mount's state; an exit code. */
+static int setup(const char *store)
+{
+	char why[512];
+	int rc;
+
+	sfs->store_path = store;
+	rc = sfs_store_open(store, &sfs->storefd, &sfs->cfg, why, sizeof(why));
+	if (rc < 0) {
+		fprintf(stderr, "sessionfs: cannot mount %s: %s\n", store, why);
+		return rc == -EPROTONOSUPPORT ? EXIT_NEWER
+		       : (rc == -ENOENT || rc == -ENOTDIR || rc == -EUCLEAN) ? EXIT_NOSTORE
+									    : EXIT_FAIL;
+	}
+	sfs->topfd[0] = openat(sfs->storefd, SFS_SESSIONS_DIR, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	sfs->topfd[1] = openat(sfs->storefd, SFS_ARCHIVE_DIR, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (sfs->topfd[0] < 0 || sfs->topfd[1] < 0) {
+		fprintf(stderr, "sessionfs: cannot open %s/sessions or archive: %s\n", store,
+			strerror(errno));
+		return EXIT_NOSTORE;
+	}
+	sfs->owner = getuid();
+	sfs->owner_gid = getgid();
+	sfs->timeout = 1.0;
+	fixed_inode(&sfs->root, SFS_K_ROOT, sfs->storefd);
+	fixed_inode(&sfs->top[0], SFS_K_TOP, sfs->topfd[0]);
+	fixed_inode(&sfs->top[1], SFS_K_TOP, sfs->topfd[1]);
+	fixed_inode(&sfs->ctl, SFS_K_CTL, -1);
+	pthread_mutex_init(&sfs->itable_mu, NULL);
+	pthread_mutex_init(&sfs->sess_mu, NULL);
+	if (sfs_itable_init() < 0) {
+		fprintf(stderr, "sessionfs: out of memory\n");
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
+}
+
+static int serve(struct fuse_cmdline_opts *cmd)
+{
+	struct fuse_loop_config *config;
+	int rc;
+
+	rc = sfs_notify_start();
+	if (rc < 0) {
+		sfs_log(LOG_ERR, "cannot start the notifier thread: %s", strerror(-rc));
+		return EXIT_FAIL;
+	}
+	if (cmd->singlethread) {
+		rc = fuse_session_loop(sfs->se);
+	} else {
+		config = fuse_loop_cfg_create();
+		fuse_loop_cfg_set_clone_fd(config, cmd->clone_fd);
+		if (cmd->max_threads > 0 && cmd->max_threads <= 100000)
+			fuse_loop_cfg_set_max_threads(config, cmd->max_threads);
+		fuse_loop_cfg_set_idle_threads(config, cmd->max_idle_threads);
+		rc = fuse_session_loop_mt(sfs->se, config);
+		fuse_loop_cfg_destroy(config);
+	}
+	sfs_notify_stop();
+	return rc == 0 ? EXIT_OK : EXIT_FAIL;
+}
+
+int main(int argc, char **argv)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_cmdline_opts cmd = {0};
+	char *store = NULL, *fsname = NULL, *optstr = NULL;
+	int rc = EXIT_USAGE;
+
+	sfs = &the_fs;
+	sfs->storefd = sfs->topfd[0] = sfs->topfd[1] = -1;
+	if (fuse_opt_parse(&args, &sfs->opts, sfs_opt_spec, opt_proc) == -1 ||
+	    fuse_parse_cmdline(&args, &cmd) != 0)
+		goto out;
+	if (cmd.show_help) {
+		usage(stdout);
+		fuse_cmdline_help();
+		fuse_lowlevel_help();
+		rc = EXIT_OK;
+		goto out;
+	}
+	if (cmd.show_version) {
+		printf("sessionfs %s (libfuse %s)\n", SFS_VERSION, fuse_pkgversion());
+		rc = EXIT_OK;
+		goto out;
+	}
+	if (!sfs->opts.store || !cmd.mountpoint) {
+		usage(stderr);
+		goto out;
+	}
+	sfs->opts.idle_lock = sfs->opts.idle_str ? parse_duration(sfs->opts.idle_str) : 15 * 60;
+	if (sfs->opts.idle_lock < 0) {
+		fprintf(stderr, "sessionfs: bad idle_lock '%s': want e.g. 15m, 30s, 2h or 0\n",
+			sfs->opts.idle_str);
+		goto out;
+	}
+	rc = EXIT_FAIL;
+	if (sfs_crypto_init() < 0) {
+		fprintf(stderr, "sessionfs: cannot initialise libsodium\n");
+		goto out;
+	}
+	sfs_store_json_wipe_on_free();
+	harden();
+	store = realpath(sfs->opts.store, NULL);
+	rc = setup(store ? store : sfs->opts.store);
+	if (rc != EXIT_OK)
+		goto out;
+	rc = EXIT_FAIL;
+	if (asprintf(&fsname, "fsname=%s,subtype=sessionfs", sfs->store_path) < 0 ||
+	    fuse_opt_add_opt_escaped(&optstr, fsname) < 0 || fuse_opt_add_arg(&args, "-o") < 0 ||
+	    fuse_opt_add_arg(&args, optstr) < 0)
+		goto out;
+	sfs->se = fuse_session_new(&args, &sfs_ops, sizeof(sfs_ops), NULL);
+	if (!sfs->se)
+		goto out;
+	if (fuse_set_signal_handlers(sfs->se) != 0)
+		goto out_destroy;
+	if (fuse_session_mount(sfs->se, cmd.mountpoint) != 0) {
+		rc = EXIT_MOUNT;
+		goto out_signals;
+	}
+	sfs_log_init(cmd.foreground);
+	/* The mount is ready before the parent returns; threads start after the fork. */
+	fuse_daemonize(cmd.foreground);
+	sfs_log(LOG_INFO, "mounted %s on %s", sfs->store_path, cmd.mountpoint);
+	rc = serve(&cmd);
+	fuse_session_unmount(sfs->se);
+out_signals:
+	fuse_remove_signal_handlers(sfs->se);
+out_destroy:
+	fuse_session_destroy(sfs->se);
+out:
+	/* Every key is wiped here, whatever ended the loop. */
+	sfs_session_lock_all_final();
+	if (sfs->itable)
+		sfs_itable_destroy();
+	for (int i = 0; i < 2; i++)
+		if (sfs->topfd[i] >= 0)
+			close(sfs->topfd[i]);
+	if (sfs->storefd >= 0)
+		close(sfs->storefd);
+	free(fsname);
+	free(optstr);
+	free(store);
+	free(sfs->opts.store);
+	free(sfs->opts.idle_str);
+	free(cmd.mountpoint);
+	fuse_opt_free_args(&args);
+	return rc;
+}

@@ -1,0 +1,89 @@
+/*
+ * ops.h - helpers shared by the FUSE operation files (ops_*.c): error
+ * mapping, entry replies, per-open-file state. Only ops_*.c include it.
+ */
+#ifndef SFS_OPS_H
+#define SFS_OPS_H
+
+#include "fs.h"
+
+#include <dirent.h>
+
+/* State of one open regular file inside a session. */
+struct sfs_fh {
+	int fd;                   /* backing file, read-write */
+	struct sfs_session *sess;
+};
+
+/* State of one open directory. */
+struct sfs_dh {
+	DIR *d;        /* backing directory stream (NULL for the mount root) */
+};
+
+/* A positive errno for a reply: authentication failures become EIO. */
+int sfs_errno_out(int rc);
+
+/* Reply an error (rc < 0) to @req. */
+void sfs_reply_err(fuse_req_t req, int rc);
+
+/*
+ * Fill @e for the node just created or found at @fd (taken over) in session
+ * directory @parent. @attrs and @id, if not NULL, are the new node's (no
+ * header read needed). 0 or -errno.
+ */
+int sfs_make_entry(struct sfs_inode *parent, int fd, const struct sfs_keys *keys,
+		   const unsigned char *id, const struct sfs_attrs *attrs,
+		   struct fuse_entry_param *e);
+
+/* Look @name up in session directory @parent: 0 with @e, or -errno. */
+int sfs_lookup_node(struct sfs_inode *parent, const char *name, const struct sfs_keys *keys,
+		    struct fuse_entry_param *e);
+
+/* Enter @in's session and load @in's header: 0 or -errno (session left on error). */
+int sfs_enter_node(struct sfs_inode *in, const struct sfs_keys **keys);
+
+/* Is @in a directory inside a session (or a session root)? */
+static inline bool sfs_in_session(const struct sfs_inode *in)
+{
+	return in->kind == SFS_K_SESSION || in->kind == SFS_K_NODE;
+}
+
+/* Owner and group of a new node in @parent, per the request (setgid dirs honoured). */
+void sfs_new_owner(fuse_req_t req, struct sfs_inode *parent, struct sfs_attrs *a);
+
+/* Operations, one file per kind. */
+void sfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void sfs_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
+void sfs_op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets);
+void sfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void sfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		    struct fuse_file_info *fi);
+void sfs_op_readlink(fuse_req_t req, fuse_ino_t ino);
+void sfs_op_statfs(fuse_req_t req, fuse_ino_t ino);
+
+void sfs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void sfs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi);
+void sfs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void sfs_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+void sfs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
+void sfs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+
+void sfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		   struct fuse_file_info *fi);
+void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		 struct fuse_file_info *fi);
+void sfs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		  struct fuse_file_info *fi);
+void sfs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void sfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void sfs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+
+void sfs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void sfs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		   const char *newname, unsigned int flags);
+void sfs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname);
+void sfs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name);
+
+#endif

@@ -1,0 +1,328 @@
+/*
+ * ops_dir.c - FUSE operations on directories: opendir, readdir,
+ * releasedir, fsyncdir, mkdir, rmdir.
+ *
+ * The mount root lists sessions/ and archive/; those list session ids; a
+ * session directory lists its decrypted names (entries that fail
+ * authentication are logged and skipped). The control file is never listed.
+ */
+#include "ops.h"
+#include "tree.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+void sfs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct sfs_inode *in = sfs_inode_of(ino);
+	const struct sfs_keys *keys;
+	struct sfs_dh *dh;
+	int fd, rc = 0;
+
+	if (in->kind == SFS_K_CTL) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	if (sfs_in_session(in)) {
+		rc = sfs_enter_node(in, &keys);
+		if (rc < 0) {
+			sfs_reply_err(req, rc);
+			return;
+		}
+		if (in->bad)
+			rc = -EIO;
+		sfs_session_leave(in->sess);
+		if (rc < 0) {
+			sfs_reply_err(req, rc);
+			return;
+		}
+	}
+	dh = calloc(1, sizeof(*dh));
+	if (!dh) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (in->kind != SFS_K_ROOT) {
+		fd = openat(in->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		dh->d = fd >= 0 ? fdopendir(fd) : NULL;
+		if (!dh->d) {
+			rc = sfs_neg_errno();
+			if (fd >= 0)
+				close(fd);
+			free(dh);
+			sfs_reply_err(req, rc);
+			return;
+		}
+	}
+	fi->fh = (uintptr_t)dh;
+	fuse_reply_open(req, fi);
+}
+
+/* The mount root: ".", "..", sessions, archive at offsets 1..4. */
+static size_t root_entries(fuse_req_t req, char *buf, size_t size, off_t off)
+{
+	static const char *const names[] = {".", "..", SFS_SESSIONS_DIR, SFS_ARCHIVE_DIR};
+	struct stat st = {.st_mode = S_IFDIR};
+	size_t pos = 0;
+
+	for (off_t i = off; i < 4; i++) {
+		size_t n;
+
+		st.st_ino = i < 2 ? FUSE_ROOT_ID : sfs_ino_of(&sfs->top[i - 2]);
+		n = fuse_add_direntry(req, buf + pos, size - pos, names[i], &st, i + 1);
+		if (n > size - pos)
+			break;
+		pos += n;
+	}
+	return pos;
+}
+
+/* Name to show for backing entry @de of @in, or NULL to skip it. */
+static const char *entry_name(struct sfs_inode *in, DIR *d, const struct dirent *de,
+			      const struct sfs_keys *keys, char *plain)
+{
+	int rc;
+
+	if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+		return de->d_name;
+	if (in->kind == SFS_K_TOP)
+		return sfs_id_valid(de->d_name) ? de->d_name : NULL;
+	rc = sfs_tree_name_read(dirfd(d), de->d_name, in->id, keys, plain);
+	if (rc == -EBADMSG)
+		sfs_log(LOG_ERR, "%s: corrupt name %s in a directory: skipped", in->sess->id,
+			de->d_name);
+	return rc == 0 ? plain : NULL;
+}
+
+static int list_dir(fuse_req_t req, struct sfs_inode *in, DIR *d, char *buf, size_t size,
+		    off_t off, const struct sfs_keys *keys, size_t *out)
+{
+	char plain[SFS_NAME_MAX + 1];
+	size_t pos = 0;
+
+	if (off != telldir(d))
+		seekdir(d, off);
+	for (;;) {
+		long before = telldir(d);
+		struct dirent *de;
+		const char *name;
+		struct stat st = {0};
+		size_t n;
+
+		errno = 0;
+		de = readdir(d);
+		if (!de) {
+			if (errno)
+				return sfs_neg_errno();
+			break;
+		}
+		name = entry_name(in, d, de, keys, plain);
+		if (!name)
+			continue;
+		st.st_ino = de->d_ino;
+		st.st_mode = (mode_t)de->d_type << 12;
+		n = fuse_add_direntry(req, buf + pos, size - pos, name, &st, telldir(d));
+		if (n > size - pos) {
+			seekdir(d, before);
+			break;
+		}
+		pos += n;
+	}
+	sodium_memzero(plain, sizeof(plain));
+	*out = pos;
+	return 0;
+}
+
+void sfs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct sfs_inode *in = sfs_inode_of(ino);
+	struct sfs_dh *dh = (struct sfs_dh *)(uintptr_t)fi->fh;
+	const struct sfs_keys *keys = NULL;
+	char *buf = calloc(1, size);
+	size_t pos = 0;
+	int rc = 0;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (in->kind == SFS_K_ROOT) {
+		pos = root_entries(req, buf, size, off);
+	} else if (in->kind == SFS_K_TOP) {
+		rc = list_dir(req, in, dh->d, buf, size, off, NULL, &pos);
+	} else {
+		rc = sfs_session_enter(in->sess, &keys);
+		if (rc == 0) {
+			rc = list_dir(req, in, dh->d, buf, size, off, keys, &pos);
+			sfs_session_leave(in->sess);
+		}
+	}
+	if (rc < 0)
+		sfs_reply_err(req, rc);
+	else
+		fuse_reply_buf(req, buf, pos);
+	free(buf);
+}
+
+void sfs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct sfs_dh *dh = (struct sfs_dh *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	if (dh->d)
+		closedir(dh->d);
+	free(dh);
+	fuse_reply_err(req, 0);
+}
+
+void sfs_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct sfs_dh *dh = (struct sfs_dh *)(uintptr_t)fi->fh;
+	int rc = 0;
+
+	(void)ino;
+	if (dh->d && (datasync ? fdatasync(dirfd(dh->d)) : fsync(dirfd(dh->d))) < 0)
+		rc = errno;
+	fuse_reply_err(req, rc);
+}
+
+static int do_mkdir(fuse_req_t req, struct sfs_inode *p, const char *name, mode_t mode,
+		    const struct sfs_keys *keys, struct fuse_entry_param *e)
+{
+	struct sfs_attrs a = {.mode = S_IFDIR | (mode & 07777)};
+	unsigned char id[SFS_ID_BYTES];
+	struct sfs_ename en;
+	int fd, rc;
+
+	if (p->bad)
+		return -EIO;
+	rc = sfs_fmt_name_encrypt(&en, name, p->id, keys);
+	if (rc < 0)
+		return rc;
+	sfs_new_owner(req, p, &a);
+	rc = sfs_tree_name_add(p->fd, &en);
+	if (rc < 0)
+		return rc;
+	if (mkdirat(p->fd, en.backing, 0700) < 0) {
+		rc = sfs_neg_errno();
+		if (rc != -EEXIST)
+			sfs_tree_name_del(p->fd, &en);
+		return rc;
+	}
+	fd = openat(p->fd, en.backing, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return sfs_neg_errno();
+	sfs_crypto_random(id, sizeof(id));
+	rc = sfs_tree_dir_init(fd, id, &a, keys);
+	if (rc < 0) {
+		close(fd);
+		unlinkat(p->fd, en.backing, AT_REMOVEDIR);
+		sfs_tree_name_del(p->fd, &en);
+		return rc;
+	}
+	return sfs_make_entry(p, fd, keys, id, &a, e);
+}
+
+void sfs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct sfs_inode *p = sfs_inode_of(parent);
+	struct fuse_entry_param e;
+	const struct sfs_keys *keys;
+	int rc;
+
+	if (!sfs_in_session(p)) {
+		/* A session needs a password: sessionctl new makes them. */
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	rc = sfs_enter_node(p, &keys);
+	if (rc == 0) {
+		rc = do_mkdir(req, p, name, mode, keys, &e);
+		sfs_session_leave(p->sess);
+	}
+	if (rc < 0)
+		sfs_reply_err(req, rc);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+/* Is backing directory @fd empty but for its header? 1, 0 or -errno. */
+static int only_header(int fd)
+{
+	int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	struct dirent *de;
+	int empty = 1;
+
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return -EIO;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+		    strcmp(de->d_name, SFS_DIRHDR_NAME)) {
+			empty = 0;
+			break;
+		}
+	closedir(d);
+	return empty;
+}
+
+static int do_rmdir(struct sfs_inode *p, const char *name, const struct sfs_keys *keys)
+{
+	unsigned char id[SFS_ID_BYTES];
+	struct sfs_attrs a;
+	struct sfs_ename en;
+	int fd, rc;
+
+	if (p->bad)
+		return -EIO;
+	rc = sfs_fmt_name_encrypt(&en, name, p->id, keys);
+	if (rc < 0)
+		return rc;
+	fd = openat(p->fd, en.backing, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return sfs_neg_errno();
+	rc = only_header(fd);
+	if (rc == 0)
+		rc = -ENOTEMPTY;
+	if (rc > 0) {
+		int hdr = sfs_tree_dir_load(fd, id, &a, keys);
+
+		rc = unlinkat(fd, SFS_DIRHDR_NAME, 0) < 0 && errno != ENOENT ? sfs_neg_errno() : 0;
+		if (rc == 0 && unlinkat(p->fd, en.backing, AT_REMOVEDIR) < 0) {
+			rc = sfs_neg_errno();
+			if (hdr == 0)
+				sfs_tree_dir_init(fd, id, &a, keys); /* put it back */
+		}
+	}
+	close(fd);
+	if (rc == 0)
+		sfs_tree_name_del(p->fd, &en);
+	return rc;
+}
+
+void sfs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct sfs_inode *p = sfs_inode_of(parent);
+	const struct sfs_keys *keys;
+	int rc;
+
+	if (!sfs_in_session(p)) {
+		fuse_reply_err(req, EPERM); /* sessionctl delete removes sessions */
+		return;
+	}
+	rc = sfs_enter_node(p, &keys);
+	if (rc == 0) {
+		rc = do_rmdir(p, name, keys);
+		sfs_session_leave(p->sess);
+	}
+	fuse_reply_err(req, rc < 0 ? sfs_errno_out(rc) : 0);
+}

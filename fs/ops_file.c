@@ -1,0 +1,253 @@
+/*
+ * ops_file.c - FUSE operations on regular files: create, open, read, write,
+ * flush, release, fsync. The control file's open/read/write/release are
+ * handed to ctl.c.
+ *
+ * Content goes through fileio (whole sealed blocks); an inode's io lock
+ * lets reads share and serialises writes. A block that fails
+ * authentication is logged with its file and number and read as EIO.
+ */
+#include "ops.h"
+#include "fileio.h"
+#include "tree.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+static struct sfs_fh *fh_of(struct fuse_file_info *fi)
+{
+	return (struct sfs_fh *)(uintptr_t)fi->fh;
+}
+
+static int fh_new(struct sfs_inode *in, int fd, struct fuse_file_info *fi)
+{
+	struct sfs_fh *fh = calloc(1, sizeof(*fh));
+
+	if (!fh) {
+		close(fd);
+		return -ENOMEM;
+	}
+	fh->fd = fd;
+	fh->sess = in->sess;
+	atomic_fetch_add(&in->sess->open_files, 1);
+	fi->fh = (uintptr_t)fh;
+	fi->keep_cache = 0; /* each open rereads: nothing stale survives a lock */
+	return 0;
+}
+
+static int do_create(fuse_req_t req, struct sfs_inode *p, const char *name, mode_t mode,
+		     struct fuse_file_info *fi, const struct sfs_keys *keys,
+		     struct fuse_entry_param *e)
+{
+	struct sfs_attrs a = {.mode = S_IFREG | (mode & 07777)};
+	unsigned char id[SFS_ID_BYTES];
+	struct sfs_ename en;
+	int fd, pfd, rc;
+
+	if (p->bad)
+		return -EIO;
+	rc = sfs_fmt_name_encrypt(&en, name, p->id, keys);
+	if (rc < 0)
+		return rc;
+	sfs_new_owner(req, p, &a);
+	rc = sfs_tree_name_add(p->fd, &en);
+	if (rc < 0)
+		return rc;
+	fd = openat(p->fd, en.backing, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = sfs_neg_errno();
+		if (rc != -EEXIST)
+			sfs_tree_name_del(p->fd, &en);
+		return rc;
+	}
+	sfs_crypto_random(id, sizeof(id));
+	rc = sfs_file_init(fd, id, &a, keys);
+	pfd = rc == 0 ? openat(p->fd, en.backing, O_PATH | O_NOFOLLOW | O_CLOEXEC) : -1;
+	if (rc == 0 && pfd < 0)
+		rc = sfs_neg_errno();
+	if (rc == 0)
+		rc = sfs_make_entry(p, pfd, keys, id, &a, e);
+	if (rc < 0) {
+		close(fd);
+		unlinkat(p->fd, en.backing, 0);
+		sfs_tree_name_del(p->fd, &en);
+		return rc;
+	}
+	rc = fh_new(sfs_inode_of(e->ino), fd, fi);
+	if (rc < 0)
+		sfs_inode_unref(sfs_inode_of(e->ino), 1);
+	return rc;
+}
+
+void sfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		   struct fuse_file_info *fi)
+{
+	struct sfs_inode *p = sfs_inode_of(parent);
+	struct fuse_entry_param e;
+	const struct sfs_keys *keys;
+	int rc;
+
+	if (!sfs_in_session(p)) {
+		fuse_reply_err(req, p->kind == SFS_K_CTL ? ENOTDIR : EPERM);
+		return;
+	}
+	rc = sfs_enter_node(p, &keys);
+	if (rc == 0) {
+		rc = do_create(req, p, name, mode, fi, keys, &e);
+		sfs_session_leave(p->sess);
+	}
+	if (rc < 0)
+		sfs_reply_err(req, rc);
+	else
+		fuse_reply_create(req, &e, fi);
+}
+
+void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct sfs_inode *in = sfs_inode_of(ino);
+	const struct sfs_keys *keys;
+	int fd, rc;
+
+	if (in->kind == SFS_K_CTL) {
+		sfs_ctl_open(req, fi);
+		return;
+	}
+	if (in->kind != SFS_K_NODE) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	rc = sfs_enter_node(in, &keys);
+	if (rc < 0) {
+		sfs_reply_err(req, rc);
+		return;
+	}
+	if (in->bad) {
+		rc = -EIO;
+	} else {
+		/* Read-write always: partial blocks are read, merged and resealed. */
+		fd = sfs_reopen(in, O_RDWR);
+		rc = fd < 0 ? fd : fh_new(in, fd, fi);
+	}
+	sfs_session_leave(in->sess);
+	if (rc < 0)
+		sfs_reply_err(req, rc);
+	else
+		fuse_reply_open(req, fi);
+}
+
+void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		 struct fuse_file_info *fi)
+{
+	struct sfs_inode *in = sfs_inode_of(ino);
+	struct sfs_file f = {.fd = -1};
+	char *buf;
+	ssize_t n;
+	int rc;
+
+	if (in->kind == SFS_K_CTL) {
+		sfs_ctl_read(req, size, off, fi);
+		return;
+	}
+	buf = malloc(size ? size : 1);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	rc = sfs_session_enter(in->sess, &f.keys);
+	if (rc < 0) {
+		free(buf);
+		sfs_reply_err(req, rc);
+		return;
+	}
+	f.fd = fh_of(fi)->fd;
+	memcpy(f.id, in->id, SFS_ID_BYTES);
+	pthread_rwlock_rdlock(&in->io);
+	rc = sfs_file_size(f.fd, &f.size);
+	n = rc < 0 ? rc : sfs_file_read(&f, buf, size, (uint64_t)off);
+	pthread_rwlock_unlock(&in->io);
+	sfs_session_leave(in->sess);
+	if (n == -EBADMSG)
+		sfs_log_corrupt(in, "size", rc < 0 ? -1 : (long long)f.bad_block);
+	if (n < 0)
+		sfs_reply_err(req, (int)n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	sodium_memzero(buf, n > 0 ? (size_t)n : 0);
+	free(buf);
+}
+
+void sfs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		  struct fuse_file_info *fi)
+{
+	struct sfs_inode *in = sfs_inode_of(ino);
+	struct sfs_file f = {.fd = -1};
+	ssize_t n;
+	int rc;
+
+	if (in->kind == SFS_K_CTL) {
+		sfs_ctl_write(req, buf, size, fi);
+		return;
+	}
+	rc = sfs_session_enter(in->sess, &f.keys);
+	if (rc < 0) {
+		sfs_reply_err(req, rc);
+		return;
+	}
+	f.fd = fh_of(fi)->fd;
+	memcpy(f.id, in->id, SFS_ID_BYTES);
+	pthread_rwlock_wrlock(&in->io);
+	rc = sfs_file_size(f.fd, &f.size);
+	if (rc == 0 && (fi->flags & O_APPEND))
+		off = (off_t)f.size;
+	n = rc < 0 ? rc : sfs_file_write(&f, buf, size, (uint64_t)off);
+	pthread_rwlock_unlock(&in->io);
+	sfs_session_leave(in->sess);
+	if (n == -EBADMSG)
+		sfs_log_corrupt(in, "size", rc < 0 ? -1 : (long long)f.bad_block);
+	if (n < 0)
+		sfs_reply_err(req, (int)n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+void sfs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)fi;
+	fuse_reply_err(req, 0); /* every write already reached the store */
+}
+
+void sfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct sfs_inode *in = sfs_inode_of(ino);
+	struct sfs_fh *fh;
+
+	if (in->kind == SFS_K_CTL) {
+		sfs_ctl_release(req, fi);
+		return;
+	}
+	fh = fh_of(fi);
+	close(fh->fd);
+	atomic_fetch_sub(&fh->sess->open_files, 1);
+	free(fh);
+	fuse_reply_err(req, 0);
+}
+
+void sfs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct sfs_inode *in = sfs_inode_of(ino);
+	int fd, rc = 0;
+
+	if (in->kind == SFS_K_CTL) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	fd = fh_of(fi)->fd;
+	if ((datasync ? fdatasync(fd) : fsync(fd)) < 0)
+		rc = errno;
+	fuse_reply_err(req, rc);
+}

@@ -1,0 +1,411 @@
+/*
+ * ops_node.c - FUSE operations on nodes as such: lookup, forget, getattr,
+ * setattr, readlink, statfs; and the entry helpers the other op files share.
+ */
+#include "ops.h"
+#include "fileio.h"
+#include "tree.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <syslog.h>
+#include <unistd.h>
+
+int sfs_errno_out(int rc)
+{
+	switch (rc) {
+	case -EBADMSG:
+	case -EUCLEAN:
+	case -EPROTONOSUPPORT:
+		return EIO;
+	}
+	return rc < 0 ? -rc : EIO;
+}
+
+void sfs_reply_err(fuse_req_t req, int rc)
+{
+	fuse_reply_err(req, sfs_errno_out(rc));
+}
+
+int sfs_enter_node(struct sfs_inode *in, const struct sfs_keys **keys)
+{
+	int rc = sfs_session_enter(in->sess, keys);
+
+	if (rc < 0)
+		return rc;
+	rc = sfs_node_load(in, *keys);
+	if (rc < 0)
+		sfs_session_leave(in->sess);
+	return rc;
+}
+
+void sfs_new_owner(fuse_req_t req, struct sfs_inode *parent, struct sfs_attrs *a)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+
+	a->uid = ctx->uid;
+	a->gid = ctx->gid;
+	pthread_mutex_lock(&parent->mu);
+	if (parent->attrs.mode & S_ISGID) {
+		a->gid = parent->attrs.gid;
+		if (S_ISDIR(a->mode))
+			a->mode |= S_ISGID;
+	}
+	pthread_mutex_unlock(&parent->mu);
+	a->rdev = 0;
+}
+
+static void fill_timeouts(struct fuse_entry_param *e)
+{
+	e->attr_timeout = sfs->timeout;
+	e->entry_timeout = sfs->timeout;
+}
+
+int sfs_make_entry(struct sfs_inode *parent, int fd, const struct sfs_keys *keys,
+		   const unsigned char *id, const struct sfs_attrs *attrs,
+		   struct fuse_entry_param *e)
+{
+	struct sfs_inode *in;
+	struct stat st;
+	int rc;
+
+	if (fstat(fd, &st) < 0) {
+		rc = sfs_neg_errno();
+		close(fd);
+		return rc;
+	}
+	if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
+		close(fd);
+		return -EIO; /* nothing of ours */
+	}
+	in = sfs_inode_get(fd, &st, SFS_K_NODE, parent->sess);
+	if (!in)
+		return -ENOMEM;
+	if (attrs) {
+		pthread_mutex_lock(&in->mu);
+		if (!in->loaded) {
+			if (id)
+				memcpy(in->id, id, SFS_ID_BYTES);
+			in->attrs = *attrs;
+			in->loaded = true;
+		}
+		pthread_mutex_unlock(&in->mu);
+	}
+	rc = sfs_node_load(in, keys);
+	if (rc == 0)
+		rc = sfs_node_stat(in, &e->attr);
+	if (rc < 0) {
+		sfs_inode_unref(in, 1);
+		return rc;
+	}
+	memset(e, 0, offsetof(struct fuse_entry_param, attr));
+	e->ino = sfs_ino_of(in);
+	fill_timeouts(e);
+	return 0;
+}
+
+int sfs_lookup_node(struct sfs_inode *parent, const char *name, const struct sfs_keys *keys,
+		    struct fuse_entry_param *e)
+{
+	struct sfs_ename en;
+	int fd, rc;
+
+	if (parent->bad)
+		return -EIO;
+	rc = sfs_fmt_name_encrypt(&en, name, parent->id, keys);
+	if (rc < 0)
+		return rc;
+	fd = openat(parent->fd, en.backing, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return sfs_neg_errno();
+	return sfs_make_entry(parent, fd, keys, NULL, NULL, e);
+}
+
+/* sessions/ID or archive/ID */
+static int lookup_session(struct sfs_inode *top, const char *name, struct fuse_entry_param *e)
+{
+	const struct sfs_keys *keys;
+	struct sfs_session *s;
+	struct sfs_inode *in;
+	struct stat st;
+	int cfd, rfd, rc;
+
+	if (!sfs_id_valid(name))
+		return -ENOENT;
+	cfd = openat(top->fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (cfd < 0)
+		return sfs_neg_errno();
+	if (faccessat(cfd, SFS_KEY_NAME, F_OK, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    (rfd = openat(cfd, SFS_ROOT_NAME, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) <
+		    0) {
+		close(cfd);
+		return -ENOENT;
+	}
+	s = sfs_session_get(name, cfd);
+	close(cfd);
+	if (!s || fstat(rfd, &st) < 0) {
+		close(rfd);
+		return s ? sfs_neg_errno() : -ENOMEM;
+	}
+	in = sfs_inode_get(rfd, &st, SFS_K_SESSION, s);
+	if (!in)
+		return -ENOMEM;
+	if (sfs_enter_node(in, &keys) == 0)
+		sfs_session_leave(s);
+	rc = sfs_node_stat(in, &e->attr);
+	if (rc < 0) {
+		sfs_inode_unref(in, 1);
+		return rc;
+	}
+	e->ino = sfs_ino_of(in);
+	e->generation = 0;
+	fill_timeouts(e);
+	return 0;
+}
+
+static int lookup_fixed(const char *name, struct fuse_entry_param *e)
+{
+	struct sfs_inode *in;
+
+	if (strcmp(name, SFS_SESSIONS_DIR) == 0)
+		in = &sfs->top[0];
+	else if (strcmp(name, SFS_ARCHIVE_DIR) == 0)
+		in = &sfs->top[1];
+	else if (strcmp(name, SFS_CTL_NAME) == 0)
+		in = &sfs->ctl;
+	else
+		return -ENOENT;
+	e->ino = sfs_ino_of(in);
+	fill_timeouts(e);
+	if (in == &sfs->ctl)
+		e->attr_timeout = 0;
+	return sfs_node_stat(in, &e->attr);
+}
+
+void sfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct sfs_inode *p = sfs_inode_of(parent);
+	struct fuse_entry_param e = {0};
+	const struct sfs_keys *keys;
+	int rc;
+
+	switch (p->kind) {
+	case SFS_K_ROOT:
+		rc = lookup_fixed(name, &e);
+		break;
+	case SFS_K_TOP:
+		rc = lookup_session(p, name, &e);
+		break;
+	case SFS_K_SESSION:
+	case SFS_K_NODE:
+		rc = sfs_enter_node(p, &keys);
+		if (rc == 0) {
+			rc = sfs_lookup_node(p, name, keys, &e);
+			sfs_session_leave(p->sess);
+		}
+		break;
+	default:
+		rc = -ENOTDIR;
+	}
+	if (rc < 0)
+		sfs_reply_err(req, rc);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+void sfs_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	sfs_inode_unref(sfs_inode_of(ino), nlookup);
+	fuse_reply_none(req);
+}
+
+void sfs_op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		sfs_inode_unref(sfs_inode_of(forgets[i].ino), forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+void sfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct sfs_inode *in = sfs_inode_of(ino);
+	const struct sfs_keys *keys;
+	struct stat st;
+	int rc;
+
+	(void)fi;
+	if (in->kind == SFS_K_NODE) {
+		/* Nothing inside a locked session is reachable, stat included. */
+		rc = sfs_enter_node(in, &keys);
+		if (rc < 0) {
+			sfs_reply_err(req, rc);
+			return;
+		}
+		rc = sfs_node_stat(in, &st);
+		sfs_session_leave(in->sess);
+	} else {
+		if (in->kind == SFS_K_SESSION && sfs_enter_node(in, &keys) == 0)
+			sfs_session_leave(in->sess);
+		rc = sfs_node_stat(in, &st);
+	}
+	if (rc < 0)
+		sfs_reply_err(req, rc);
+	else
+		fuse_reply_attr(req, &st, in->kind == SFS_K_CTL ? 0 : sfs->timeout);
+}
+
+/* Set times on a regular file or directory through its O_PATH descriptor. */
+static int set_times(struct sfs_inode *in, const struct stat *attr, int to_set)
+{
+	struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_OMIT}};
+	char path[64];
+
+	if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+		ts[0].tv_nsec = UTIME_NOW;
+	else if (to_set & FUSE_SET_ATTR_ATIME)
+		ts[0] = attr->st_atim;
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+		ts[1].tv_nsec = UTIME_NOW;
+	else if (to_set & FUSE_SET_ATTR_MTIME)
+		ts[1] = attr->st_mtim;
+	if (in->type == S_IFLNK)
+		return utimensat(in->fd, "", ts, AT_EMPTY_PATH) < 0 ? sfs_neg_errno() : 0;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", in->fd);
+	return utimensat(AT_FDCWD, path, ts, 0) < 0 ? sfs_neg_errno() : 0;
+}
+
+static int set_size(struct sfs_inode *in, off_t size, struct fuse_file_info *fi,
+		    const struct sfs_keys *keys)
+{
+	struct sfs_file f = {.keys = keys};
+	int rc;
+
+	if (in->type == S_IFDIR)
+		return -EISDIR;
+	if (in->type != S_IFREG)
+		return -EINVAL;
+	if (in->bad)
+		return -EIO;
+	f.fd = fi ? ((struct sfs_fh *)(uintptr_t)fi->fh)->fd : sfs_reopen(in, O_RDWR);
+	if (f.fd < 0)
+		return f.fd;
+	memcpy(f.id, in->id, SFS_ID_BYTES);
+	pthread_rwlock_wrlock(&in->io);
+	rc = sfs_file_size(f.fd, &f.size);
+	if (rc == 0)
+		rc = sfs_file_truncate(&f, (uint64_t)size);
+	pthread_rwlock_unlock(&in->io);
+	if (rc == -EBADMSG)
+		sfs_log_corrupt(in, "", (long long)f.bad_block);
+	if (!fi)
+		close(f.fd);
+	return rc;
+}
+
+static int setattr_node(struct sfs_inode *in, struct stat *attr, int to_set,
+			struct fuse_file_info *fi, const struct sfs_keys *keys)
+{
+	struct sfs_attrs a;
+	int rc = 0;
+
+	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		if (in->type == S_IFLNK && (to_set & FUSE_SET_ATTR_MODE))
+			return -EOPNOTSUPP;
+		pthread_mutex_lock(&in->mu);
+		a = in->attrs;
+		pthread_mutex_unlock(&in->mu);
+		if (to_set & FUSE_SET_ATTR_MODE)
+			a.mode = (uint32_t)((a.mode & S_IFMT) | (attr->st_mode & 07777));
+		if (to_set & FUSE_SET_ATTR_UID)
+			a.uid = attr->st_uid;
+		if (to_set & FUSE_SET_ATTR_GID)
+			a.gid = attr->st_gid;
+		if (in->bad)
+			return -EIO;
+		rc = sfs_node_store_attrs(in, &a,
+					  fi ? ((struct sfs_fh *)(uintptr_t)fi->fh)->fd : -1, keys);
+	}
+	if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE))
+		rc = set_size(in, attr->st_size, fi, keys);
+	if (rc == 0 && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
+				  FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)))
+		rc = set_times(in, attr, to_set);
+	return rc;
+}
+
+void sfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		    struct fuse_file_info *fi)
+{
+	struct sfs_inode *in = sfs_inode_of(ino);
+	const struct sfs_keys *keys;
+	struct stat st;
+	int rc;
+
+	if (in->kind == SFS_K_CTL && to_set == FUSE_SET_ATTR_SIZE) {
+		rc = sfs_node_stat(in, &st); /* O_TRUNC of the control file: nothing to do */
+	} else if (!sfs_in_session(in)) {
+		rc = -EPERM;
+	} else {
+		rc = sfs_enter_node(in, &keys);
+		if (rc == 0) {
+			rc = setattr_node(in, attr, to_set, fi, keys);
+			if (rc == 0)
+				rc = sfs_node_stat(in, &st);
+			sfs_session_leave(in->sess);
+		}
+	}
+	if (rc < 0)
+		sfs_reply_err(req, rc);
+	else
+		fuse_reply_attr(req, &st, sfs->timeout);
+}
+
+void sfs_op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct sfs_inode *in = sfs_inode_of(ino);
+	char enc[PATH_MAX], target[PATH_MAX];
+	const struct sfs_keys *keys;
+	ssize_t n;
+	int rc;
+
+	if (in->kind != SFS_K_NODE || in->type != S_IFLNK) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	rc = sfs_enter_node(in, &keys);
+	if (rc == 0) {
+		n = readlinkat(in->fd, "", enc, sizeof(enc) - 1);
+		if (n < 0) {
+			rc = sfs_neg_errno();
+		} else {
+			enc[n] = '\0';
+			rc = sfs_fmt_symlink_decode(target, sizeof(target), enc, keys);
+			if (rc == -EBADMSG)
+				sfs_log_corrupt(in, "symlink target", -1);
+		}
+		sfs_session_leave(in->sess);
+	}
+	if (rc < 0)
+		sfs_reply_err(req, rc);
+	else
+		fuse_reply_readlink(req, target);
+	sodium_memzero(target, sizeof(target));
+}
+
+void sfs_op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv;
+
+	(void)ino;
+	if (fstatvfs(sfs->storefd, &sv) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	sv.f_namemax = SFS_NAME_MAX;
+	fuse_reply_statfs(req, &sv);
+}

@@ -1,0 +1,213 @@
+/*
+ * ops_ns.c - FUSE operations on names: unlink, rename, link, symlink.
+ *
+ * Inside a session every name is re-encrypted for its directory; long names
+ * keep their sidecar beside them. Between sessions/ and archive/ a session
+ * moves whole under its id. Anything crossing sessions is EXDEV.
+ */
+#include "ops.h"
+#include "tree.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+void sfs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct sfs_inode *p = sfs_inode_of(parent);
+	const struct sfs_keys *keys;
+	struct sfs_ename en;
+	int rc;
+
+	if (!sfs_in_session(p)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	rc = sfs_enter_node(p, &keys);
+	if (rc < 0) {
+		sfs_reply_err(req, rc);
+		return;
+	}
+	rc = p->bad ? -EIO : sfs_fmt_name_encrypt(&en, name, p->id, keys);
+	if (rc == 0 && unlinkat(p->fd, en.backing, 0) < 0)
+		rc = sfs_neg_errno();
+	if (rc == 0)
+		sfs_tree_name_del(p->fd, &en);
+	sfs_session_leave(p->sess);
+	fuse_reply_err(req, rc < 0 ? sfs_errno_out(rc) : 0);
+}
+
+/* mv sessions/ID archive/ (and back): the same id, locked or not. */
+static int move_session(struct sfs_inode *from, const char *name, struct sfs_inode *to,
+			const char *newname, unsigned int flags)
+{
+	if (strcmp(name, newname) != 0 || !sfs_id_valid(name) || (flags & RENAME_EXCHANGE))
+		return -EPERM; /* a session's id is its name */
+	if (from == to)
+		return 0;
+	if (renameat2(from->fd, name, to->fd, newname, RENAME_NOREPLACE) < 0)
+		return sfs_neg_errno();
+	sfs_fsync_dirfd(from->fd);
+	sfs_fsync_dirfd(to->fd);
+	sfs_log(LOG_INFO, "%s: moved to %s/", name,
+		to == &sfs->top[1] ? SFS_ARCHIVE_DIR : SFS_SESSIONS_DIR);
+	return 0;
+}
+
+static int rename_node(struct sfs_inode *p, const char *name, struct sfs_inode *np,
+		       const char *newname, unsigned int flags, const struct sfs_keys *keys)
+{
+	struct sfs_ename from, to;
+	int rc;
+
+	if (p->bad || np->bad)
+		return -EIO;
+	rc = sfs_fmt_name_encrypt(&from, name, p->id, keys);
+	if (rc == 0)
+		rc = sfs_fmt_name_encrypt(&to, newname, np->id, keys);
+	if (rc < 0)
+		return rc;
+	if (!(flags & RENAME_EXCHANGE)) {
+		rc = sfs_tree_name_add(np->fd, &to);
+		if (rc < 0)
+			return rc;
+	}
+	if (renameat2(p->fd, from.backing, np->fd, to.backing, flags) < 0) {
+		rc = sfs_neg_errno();
+		return rc;
+	}
+	if (!(flags & RENAME_EXCHANGE) && (p != np || strcmp(from.backing, to.backing) != 0))
+		sfs_tree_name_del(p->fd, &from);
+	return 0;
+}
+
+void sfs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		   const char *newname, unsigned int flags)
+{
+	struct sfs_inode *p = sfs_inode_of(parent), *np = sfs_inode_of(newparent);
+	const struct sfs_keys *keys;
+	int rc;
+
+	if (flags & ~(unsigned int)(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+		rc = -EINVAL;
+	} else if (p->kind == SFS_K_TOP && np->kind == SFS_K_TOP) {
+		rc = move_session(p, name, np, newname, flags);
+	} else if (!sfs_in_session(p) || !sfs_in_session(np)) {
+		rc = (sfs_in_session(p) || sfs_in_session(np)) ? -EXDEV : -EPERM;
+	} else if (p->sess != np->sess) {
+		rc = -EXDEV;
+	} else {
+		rc = sfs_enter_node(p, &keys);
+		if (rc == 0) {
+			rc = sfs_node_load(np, keys);
+			if (rc == 0)
+				rc = rename_node(p, name, np, newname, flags, keys);
+			sfs_session_leave(p->sess);
+		}
+	}
+	fuse_reply_err(req, rc < 0 ? sfs_errno_out(rc) : 0);
+}
+
+void sfs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct sfs_inode *in = sfs_inode_of(ino), *np = sfs_inode_of(newparent);
+	const struct sfs_keys *keys;
+	struct fuse_entry_param e;
+	struct sfs_ename en;
+	char path[64];
+	int fd, rc;
+
+	if (in->kind != SFS_K_NODE || !sfs_in_session(np) || in->sess != np->sess) {
+		fuse_reply_err(req, in->kind == SFS_K_NODE ? EXDEV : EPERM);
+		return;
+	}
+	if (in->type == S_IFDIR) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	rc = sfs_enter_node(np, &keys);
+	if (rc < 0) {
+		sfs_reply_err(req, rc);
+		return;
+	}
+	rc = np->bad ? -EIO : sfs_fmt_name_encrypt(&en, newname, np->id, keys);
+	if (rc == 0)
+		rc = sfs_tree_name_add(np->fd, &en);
+	if (rc == 0) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", in->fd);
+		if (linkat(AT_FDCWD, path, np->fd, en.backing, AT_SYMLINK_FOLLOW) < 0) {
+			rc = sfs_neg_errno();
+			if (rc != -EEXIST)
+				sfs_tree_name_del(np->fd, &en);
+		}
+	}
+	if (rc == 0) {
+		fd = openat(np->fd, en.backing, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		rc = fd < 0 ? sfs_neg_errno() : sfs_make_entry(np, fd, keys, NULL, NULL, &e);
+	}
+	sfs_session_leave(np->sess);
+	if (rc < 0)
+		sfs_reply_err(req, rc);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+static int do_symlink(fuse_req_t req, const char *link, struct sfs_inode *p, const char *name,
+		      const struct sfs_keys *keys, struct fuse_entry_param *e)
+{
+	struct sfs_attrs a = {.mode = S_IFLNK | 0777};
+	char enc[PATH_MAX];
+	struct sfs_ename en;
+	int fd, rc;
+
+	if (p->bad)
+		return -EIO;
+	rc = sfs_fmt_name_encrypt(&en, name, p->id, keys);
+	if (rc == 0)
+		rc = sfs_fmt_symlink_encode(enc, sizeof(enc), link, keys);
+	if (rc < 0)
+		return rc;
+	sfs_new_owner(req, p, &a);
+	rc = sfs_tree_name_add(p->fd, &en);
+	if (rc < 0)
+		return rc;
+	if (symlinkat(enc, p->fd, en.backing) < 0) {
+		rc = sfs_neg_errno();
+		if (rc != -EEXIST)
+			sfs_tree_name_del(p->fd, &en);
+		return rc;
+	}
+	/* The owner of a symlink is the backing link's (only root may set it). */
+	if (fchownat(p->fd, en.backing, a.uid, a.gid, AT_SYMLINK_NOFOLLOW) < 0 && errno != EPERM)
+		sfs_log(LOG_WARNING, "%s: cannot set a symlink's owner", p->sess->id);
+	fd = openat(p->fd, en.backing, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return sfs_neg_errno();
+	return sfs_make_entry(p, fd, keys, NULL, NULL, e);
+}
+
+void sfs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	struct sfs_inode *p = sfs_inode_of(parent);
+	struct fuse_entry_param e;
+	const struct sfs_keys *keys;
+	int rc;
+
+	if (!sfs_in_session(p)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	rc = sfs_enter_node(p, &keys);
+	if (rc == 0) {
+		rc = do_symlink(req, link, p, name, keys, &e);
+		sfs_session_leave(p->sess);
+	}
+	if (rc < 0)
+		sfs_reply_err(req, rc);
+	else
+		fuse_reply_entry(req, &e);
+}

@@ -1,0 +1,340 @@
+/*
+ * session.c - the daemon's sessions: registry, unlock, lock, create,
+ * delete and passwd, on top of the store layer.
+ *
+ * A session's keys exist only between unlock and lock; every operation on
+ * its files runs inside sfs_session_enter/leave (a read lock), so lock (the
+ * write lock) waits for operations in flight and then wipes the keys.
+ * Knows nothing of the control protocol or JSON.
+ */
+#include "fs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+static long long now_sec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec;
+}
+
+static struct sfs_session *find_locked(const char *id)
+{
+	for (struct sfs_session *s = sfs->sessions; s; s = s->next)
+		if (strcmp(s->id, id) == 0)
+			return s;
+	return NULL;
+}
+
+struct sfs_session *sfs_session_find(const char *id)
+{
+	struct sfs_session *s;
+
+	pthread_mutex_lock(&sfs->sess_mu);
+	s = find_locked(id);
+	pthread_mutex_unlock(&sfs->sess_mu);
+	return s;
+}
+
+int sfs_session_where(const char *id)
+{
+	for (int w = 0; w < 2; w++)
+		if (faccessat(sfs->topfd[w], id, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+			return w;
+	return -ENOENT;
+}
+
+/* Open the container of @id wherever it is: an O_PATH fd or -errno. */
+static int open_container(const char *id)
+{
+	int w = sfs_session_where(id);
+	int fd;
+
+	if (w < 0 || !sfs_id_valid(id))
+		return -ENOENT;
+	fd = openat(sfs->topfd[w], id, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	return fd < 0 ? sfs_neg_errno() : fd;
+}
+
+struct sfs_session *sfs_session_get(const char *id, int cfd)
+{
+	struct sfs_session *s;
+	pthread_rwlockattr_t attr;
+
+	pthread_mutex_lock(&sfs->sess_mu);
+	s = find_locked(id);
+	if (s && s->deleted && cfd >= 0) {
+		/* A new session took a deleted one's id: refresh its container. */
+		int fd = dup(cfd);
+
+		if (fd >= 0) {
+			close(s->cfd);
+			s->cfd = fd;
+			s->deleted = false;
+		}
+	}
+	if (s || cfd < 0)
+		goto out;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		goto out;
+	s->cfd = dup(cfd);
+	if (s->cfd < 0) {
+		free(s);
+		s = NULL;
+		goto out;
+	}
+	snprintf(s->id, sizeof(s->id), "%s", id);
+	pthread_rwlockattr_init(&attr);
+	/* Writer preference: a lock must not starve behind a stream of reads. */
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&s->rw, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	s->lockfd = -1;
+	s->last_used = now_sec();
+	s->next = sfs->sessions;
+	sfs->sessions = s;
+out:
+	pthread_mutex_unlock(&sfs->sess_mu);
+	return s;
+}
+
+int sfs_session_enter(struct sfs_session *s, const struct sfs_keys **keys)
+{
+	pthread_rwlock_rdlock(&s->rw);
+	if (!s->keys) {
+		pthread_rwlock_unlock(&s->rw);
+		return -EACCES;
+	}
+	*keys = s->keys;
+	s->last_used = now_sec();
+	return 0;
+}
+
+void sfs_session_leave(struct sfs_session *s)
+{
+	pthread_rwlock_unlock(&s->rw);
+}
+
+int sfs_session_unlock(const char *id, const char *pw, size_t pwlen)
+{
+	struct sfs_session *s;
+	struct sfs_keys *keys;
+	int cfd, lockfd, rc;
+
+	cfd = open_container(id);
+	if (cfd < 0)
+		return cfd;
+	s = sfs_session_get(id, cfd);
+	if (!s) {
+		close(cfd);
+		return -ENOMEM;
+	}
+	pthread_rwlock_wrlock(&s->rw);
+	if (s->keys) {
+		rc = 0; /* already unlocked here */
+	} else {
+		rc = sfs_store_session_unlock(cfd, pw, pwlen, &lockfd, &keys);
+		if (rc == 0) {
+			s->keys = keys;
+			s->lockfd = lockfd;
+			s->last_used = now_sec();
+		}
+	}
+	pthread_rwlock_unlock(&s->rw);
+	close(cfd);
+	if (rc == 0)
+		sfs_log(LOG_INFO, "%s: unlocked", id);
+	else if (rc == -EKEYREJECTED)
+		sfs_log(LOG_NOTICE, "%s: unlock refused: wrong password", id);
+	return rc;
+}
+
+/* Wipe the keys of @s and release its busy lock; called with s->rw held for writing. */
+static void drop_keys(struct sfs_session *s)
+{
+	sfs_keys_free(s->keys);
+	s->keys = NULL;
+	sfs_store_session_release(s->lockfd);
+	s->lockfd = -1;
+}
+
+int sfs_session_lock(struct sfs_session *s, int *open_files)
+{
+	bool was;
+
+	pthread_rwlock_wrlock(&s->rw);
+	was = s->keys != NULL;
+	if (was)
+		drop_keys(s);
+	*open_files = atomic_load(&s->open_files);
+	pthread_rwlock_unlock(&s->rw);
+	if (was)
+		sfs_log(LOG_INFO, "%s: locked (%d open files)", s->id, *open_files);
+	return was ? 0 : -EALREADY;
+}
+
+void sfs_session_lock_all_final(void)
+{
+	pthread_mutex_lock(&sfs->sess_mu);
+	for (struct sfs_session *s = sfs->sessions, *next; s; s = next) {
+		next = s->next;
+		pthread_rwlock_wrlock(&s->rw);
+		if (s->keys)
+			drop_keys(s);
+		pthread_rwlock_unlock(&s->rw);
+		pthread_rwlock_destroy(&s->rw);
+		close(s->cfd);
+		free(s);
+	}
+	sfs->sessions = NULL;
+	pthread_mutex_unlock(&sfs->sess_mu);
+}
+
+/* Count sessions in sessions/ and archive/ (for choosing an id width). */
+static size_t count_sessions(void)
+{
+	size_t n = 0;
+
+	for (int w = 0; w < 2; w++) {
+		int fd = openat(sfs->topfd[w], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+		struct dirent *de;
+
+		if (!d) {
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		while ((de = readdir(d)) != NULL)
+			n += sfs_id_valid(de->d_name);
+		closedir(d);
+	}
+	return n;
+}
+
+/*
+ * A random unused id: 4 hex digits while the store holds fewer than a
+ * sixteenth of that space, wider as it fills, so collisions stay rare.
+ */
+static void random_id(char *out, size_t n_existing)
+{
+	unsigned char rnd[8];
+	char hex[17];
+	int width = SFS_ID_HEX_MIN;
+
+	while (width < SFS_ID_HEX_MAX && (double)(n_existing + 1) * 16.0 > (double)(1ull << (4 * width)))
+		width++;
+	sfs_crypto_random(rnd, sizeof(rnd));
+	sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
+	snprintf(out, SFS_SESSION_ID_MAX + 1, "INC-%.*s", width, hex);
+}
+
+int sfs_session_create(const char *id, const char *name, const char *pw, size_t pwlen,
+		       char *out_id)
+{
+	struct sfs_new_session ns = {
+		.name = name, .password = pw, .pwlen = pwlen, .kdf = sfs->cfg.kdf,
+		.uid = sfs->owner, .gid = sfs->owner_gid,
+	};
+	struct sfs_session *s;
+	struct sfs_keys *keys = NULL;
+	char gen[SFS_SESSION_ID_MAX + 1];
+	int lockfd = -1, rc = -EEXIST, cfd;
+
+	for (int tries = 0; tries < 64 && rc == -EEXIST; tries++) {
+		if (id) {
+			snprintf(gen, sizeof(gen), "%s", id);
+		} else {
+			random_id(gen, count_sessions());
+		}
+		if (!sfs_id_valid(gen))
+			return -EINVAL;
+		/* An id is taken whether it sits in sessions/ or archive/. */
+		if (sfs_session_where(gen) >= 0) {
+			rc = -EEXIST;
+		} else {
+			ns.id = gen;
+			rc = sfs_store_session_create(sfs->topfd[0], &ns, &lockfd, &keys);
+		}
+		if (id)
+			break;
+	}
+	if (rc < 0)
+		return rc;
+	cfd = open_container(gen);
+	s = cfd >= 0 ? sfs_session_get(gen, cfd) : NULL;
+	if (cfd >= 0)
+		close(cfd);
+	if (!s) {
+		sfs_keys_free(keys);
+		sfs_store_session_release(lockfd);
+		return cfd < 0 ? cfd : -ENOMEM;
+	}
+	pthread_rwlock_wrlock(&s->rw);
+	if (s->keys)
+		drop_keys(s);
+	s->keys = keys;
+	s->lockfd = lockfd;
+	s->last_used = now_sec();
+	pthread_rwlock_unlock(&s->rw);
+	snprintf(out_id, SFS_SESSION_ID_MAX + 1, "%s", gen);
+	sfs_log(LOG_INFO, "%s: created", gen);
+	return 0;
+}
+
+int sfs_session_delete(const char *id)
+{
+	struct sfs_session *s = sfs_session_find(id);
+	char tmp[64];
+	int w, rc;
+
+	if (sfs_session_where(id) < 0)
+		return -ENOENT;
+	if (!s)
+		return -EACCES;
+	pthread_rwlock_wrlock(&s->rw);
+	w = sfs_session_where(id);
+	if (!s->keys) {
+		rc = -EACCES;
+	} else if (w < 0) {
+		rc = -ENOENT;
+	} else {
+		/* Move it out of sight while still holding its busy lock. */
+		snprintf(tmp, sizeof(tmp), ".del-%s-%ld", id, (long)getpid());
+		rc = renameat(sfs->topfd[w], id, sfs->topfd[w], tmp) < 0 ? sfs_neg_errno() : 0;
+		if (rc == 0) {
+			drop_keys(s);
+			s->deleted = true;
+			rc = sfs_remove_tree(sfs->topfd[w], tmp);
+			sfs_fsync_dirfd(sfs->topfd[w]);
+		}
+	}
+	pthread_rwlock_unlock(&s->rw);
+	if (rc == 0)
+		sfs_log(LOG_INFO, "%s: deleted", id);
+	return rc;
+}
+
+int sfs_session_passwd(const char *id, const char *old, size_t oldlen, const char *newpw,
+		       size_t newlen)
+{
+	int cfd = open_container(id), rc;
+
+	if (cfd < 0)
+		return cfd;
+	rc = sfs_store_session_passwd(cfd, old, oldlen, newpw, newlen);
+	close(cfd);
+	if (rc == 0)
+		sfs_log(LOG_INFO, "%s: password changed", id);
+	return rc;
+}
