@@ -141,7 +141,8 @@ int sfs_session_unlock(const char *id, const char *pw, size_t pwlen)
 	}
 	pthread_rwlock_wrlock(&s->rw);
 	if (s->keys) {
-		rc = 0; /* already unlocked here */
+		/* Already unlocked here; the password must still be right. */
+		rc = sfs_store_session_verify(cfd, pw, pwlen);
 	} else {
 		rc = sfs_store_session_unlock(cfd, pw, pwlen, &lockfd, &keys);
 		if (rc == 0) {

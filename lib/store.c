@@ -421,6 +421,23 @@ err:
 	return rc;
 }
 
+int sfs_store_session_verify(int cfd, const char *password, size_t pwlen)
+{
+	unsigned char kf[SFS_KEYFILE_BYTES + 1];
+	unsigned char *master;
+	ssize_t n = read_keyfile(cfd, kf);
+	int rc;
+
+	if (n < 0)
+		return (int)n;
+	master = sodium_malloc(SFS_KEY_BYTES);
+	if (!master)
+		return -ENOMEM;
+	rc = sfs_fmt_keyfile_unwrap(master, kf, (size_t)n, password, pwlen, NULL);
+	sodium_free(master);
+	return rc;
+}
+
 int sfs_store_session_passwd(int cfd, const char *old, size_t oldlen, const char *newpw,
 			     size_t newlen)
 {

@@ -73,6 +73,9 @@ int sfs_store_session_create(int parentfd, const struct sfs_new_session *ns, int
 int sfs_store_session_unlock(int cfd, const char *password, size_t pwlen, int *lockfd,
 			     struct sfs_keys **keys);
 
+/* Check @password against container @cfd's key file: 0, -EKEYREJECTED, -errno. */
+int sfs_store_session_verify(int cfd, const char *password, size_t pwlen);
+
 /*
  * Re-wrap the session key of container @cfd under a new password, keeping
  * its data and KDF cost; atomic (tmp, fsync, rename, fsync). -EKEYREJECTED
