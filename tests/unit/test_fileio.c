@@ -1,0 +1,342 @@
+/*
+ * test_fileio.c - encrypted file content against an in-memory model: random
+ * writes, gaps, truncates and reads (seeded, reproducible), checked after
+ * every operation; then tampering with the backing file (flipped bytes,
+ * swapped blocks, cuts, foreign ids) must fail with -EBADMSG, never read as
+ * wrong bytes.
+ */
+#include "check.h"
+#include "fileio.h"
+
+#include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_SIZE (3u << 20)
+#define OPS 2000
+
+static struct sfs_keys *keys;
+static unsigned char *model, *buf;
+static uint64_t msize;
+static uint64_t rng = 0x5eed5eed12345678ull;
+
+static uint64_t rnd(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+static uint64_t below(uint64_t n)
+{
+	return n ? rnd() % n : 0;
+}
+
+/* A temporary backing file, already unlinked, with a fresh header. */
+static void new_file(struct sfs_file *f, unsigned char tag)
+{
+	char path[] = "/tmp/sfs-unit-fileio-XXXXXX";
+	struct sfs_attrs a = {S_IFREG | 0600, 0, 0, 0};
+
+	memset(f, 0, sizeof(*f));
+	f->fd = mkstemp(path);
+	REQUIRE(f->fd >= 0);
+	unlink(path);
+	memset(f->id, tag, sizeof(f->id));
+	f->keys = keys;
+	REQUIRE(sfs_file_init(f->fd, f->id, &a, keys) == 0);
+}
+
+/* The whole file, its size on both sides, equals the model. */
+static void verify(struct sfs_file *f, int step, const char *what)
+{
+	uint64_t size = ~0ull;
+	ssize_t n;
+	int before = check_failures;
+
+	CHECK(f->size == msize);
+	CHECK_EQ(sfs_file_size(f->fd, &size), 0);
+	CHECK(size == msize);
+	n = sfs_file_read(f, buf, msize + 4096, 0);
+	CHECK_EQ(n, msize);
+	if (n == (ssize_t)msize)
+		CHECK_MEM(buf, model, msize);
+	if (check_failures != before) {
+		fprintf(stderr, "after step %d (%s), model size %llu\n", step, what,
+			(unsigned long long)msize);
+		exit(check_done());
+	}
+}
+
+static void do_write(struct sfs_file *f, uint64_t off, size_t len)
+{
+	if (off + len > MAX_SIZE)
+		off = MAX_SIZE - len;
+	for (size_t i = 0; i < len; i++)
+		buf[i] = (unsigned char)rnd();
+	CHECK_EQ(sfs_file_write(f, buf, len, off), len);
+	if (len == 0)
+		return;
+	if (off > msize)
+		memset(model + msize, 0, off - msize);
+	memcpy(model + off, buf, len);
+	if (off + len > msize)
+		msize = off + len;
+}
+
+static void do_truncate(struct sfs_file *f, uint64_t size)
+{
+	if (size > MAX_SIZE)
+		size = MAX_SIZE;
+	CHECK_EQ(sfs_file_truncate(f, size), 0);
+	if (size > msize)
+		memset(model + msize, 0, size - msize);
+	msize = size;
+}
+
+static void do_read(struct sfs_file *f, uint64_t off, size_t len)
+{
+	size_t want = off >= msize ? 0 : (len < msize - off ? len : (size_t)(msize - off));
+	ssize_t n = sfs_file_read(f, buf, len, off);
+
+	CHECK_EQ(n, want);
+	if (n == (ssize_t)want)
+		CHECK_MEM(buf, model + off, want);
+}
+
+static void test_model(void)
+{
+	struct sfs_file f;
+
+	new_file(&f, 0x11);
+	msize = 0;
+	verify(&f, -1, "init");
+	for (int step = 0; step < OPS; step++) {
+		uint64_t r = below(100);
+		const char *what;
+
+		if (msize > (3u << 19)) {
+			what = "truncate down";
+			do_truncate(&f, below(msize / 2));
+		} else if (r < 35) {
+			what = "small write";
+			do_write(&f, below(msize + 10000), 1 + below(9000));
+		} else if (r < 45) {
+			what = "block-aligned write";
+			do_write(&f, below(msize / SFS_BLOCK + 3) * SFS_BLOCK,
+				 (1 + below(4)) * SFS_BLOCK);
+		} else if (r < 50) {
+			what = "write far past EOF";
+			do_write(&f, msize + below(3 * SFS_BLOCK) + 1, 1 + below(100));
+		} else if (r < 53) {
+			what = "1 MiB+ write";
+			do_write(&f, below(msize + 1), (1u << 20) + below(300000));
+		} else if (r < 55) {
+			what = "empty write";
+			do_write(&f, below(msize + 5000), 0);
+		} else if (r < 65) {
+			what = "truncate down";
+			do_truncate(&f, below(msize + 1));
+		} else if (r < 72) {
+			what = "truncate up";
+			do_truncate(&f, msize + below(20000));
+		} else if (r < 75) {
+			what = "truncate to a block boundary";
+			do_truncate(&f, below(msize / SFS_BLOCK + 2) * SFS_BLOCK);
+		} else {
+			what = "read";
+			do_read(&f, below(msize + 100), below(20000));
+		}
+		verify(&f, step, what);
+	}
+
+	/* Reopened from the backing file alone, it reads the same. */
+	struct sfs_file g = {.fd = f.fd, .keys = keys};
+	struct sfs_attrs a;
+
+	CHECK_EQ(sfs_file_read_header(g.fd, g.id, &a, keys), 0);
+	CHECK_MEM(g.id, f.id, SFS_ID_BYTES);
+	CHECK_EQ(a.mode, S_IFREG | 0600);
+	CHECK_EQ(sfs_file_size(g.fd, &g.size), 0);
+	verify(&g, OPS, "reopen");
+	close(f.fd);
+}
+
+static void flip(int fd, uint64_t off)
+{
+	unsigned char b;
+
+	REQUIRE(pread(fd, &b, 1, (off_t)off) == 1);
+	b ^= 0x01;
+	REQUIRE(pwrite(fd, &b, 1, (off_t)off) == 1);
+}
+
+static void swap_blocks(int fd, uint64_t a, uint64_t b)
+{
+	static unsigned char x[SFS_CBLOCK], y[SFS_CBLOCK];
+
+	REQUIRE(pread(fd, x, SFS_CBLOCK, (off_t)sfs_fmt_block_offset(a)) == SFS_CBLOCK);
+	REQUIRE(pread(fd, y, SFS_CBLOCK, (off_t)sfs_fmt_block_offset(b)) == SFS_CBLOCK);
+	REQUIRE(pwrite(fd, y, SFS_CBLOCK, (off_t)sfs_fmt_block_offset(a)) == SFS_CBLOCK);
+	REQUIRE(pwrite(fd, x, SFS_CBLOCK, (off_t)sfs_fmt_block_offset(b)) == SFS_CBLOCK);
+}
+
+/* Read [off, off + len) and expect -EBADMSG naming block @bad. */
+static void expect_bad(struct sfs_file *f, uint64_t off, size_t len, uint64_t bad)
+{
+	f->bad_block = ~0ull;
+	CHECK_EQ(sfs_file_read(f, buf, len, off), -EBADMSG);
+	CHECK_EQ(f->bad_block, bad);
+}
+
+/* A file of 5 blocks + 123 bytes: 0..4 full, 5 partial. */
+#define TSIZE (5 * SFS_BLOCK + 123)
+
+static void fill(struct sfs_file *f)
+{
+	for (size_t i = 0; i < TSIZE; i++)
+		model[i] = (unsigned char)(i * 13 + i / SFS_BLOCK);
+	msize = TSIZE;
+	REQUIRE(sfs_file_write(f, model, TSIZE, 0) == TSIZE);
+}
+
+static void test_tamper(void)
+{
+	struct sfs_file f, other;
+	unsigned char id[SFS_ID_BYTES];
+	struct sfs_attrs a;
+	uint64_t size;
+
+	new_file(&f, 0x22);
+	fill(&f);
+	verify(&f, 0, "tamper setup");
+
+	/* A flipped byte in block 1: block 0 and 2 still read, nothing over 1 does. */
+	flip(f.fd, sfs_fmt_block_offset(1) + 50);
+	expect_bad(&f, 0, TSIZE, 1);
+	expect_bad(&f, 4000, 200, 1);
+	expect_bad(&f, SFS_BLOCK + 7, 1, 1);
+	do_read(&f, 0, SFS_BLOCK);
+	do_read(&f, 2 * SFS_BLOCK, 2 * SFS_BLOCK);
+	/* A partial write or a truncate must not reseal the bad block as good. */
+	CHECK_EQ(sfs_file_write(&f, "xy", 2, SFS_BLOCK + 10), -EBADMSG);
+	CHECK_EQ(sfs_file_truncate(&f, SFS_BLOCK + 100), -EBADMSG);
+	CHECK(f.size == TSIZE);
+	expect_bad(&f, SFS_BLOCK, 10, 1);
+	flip(f.fd, sfs_fmt_block_offset(1) + 50);
+	verify(&f, 1, "flip back");
+
+	/* Each byte of the nonce, ciphertext and tag of the last, partial block. */
+	for (uint64_t o = sfs_fmt_block_offset(5); o < sfs_fmt_backing_size(TSIZE); o++) {
+		flip(f.fd, o);
+		expect_bad(&f, 5 * SFS_BLOCK, 1, 5);
+		flip(f.fd, o);
+	}
+	verify(&f, 2, "last block");
+
+	/* The header. */
+	flip(f.fd, 30);
+	CHECK_EQ(sfs_file_read_header(f.fd, id, &a, keys), -EBADMSG);
+	flip(f.fd, 30);
+	CHECK_EQ(sfs_file_read_header(f.fd, id, &a, keys), 0);
+
+	/* Blocks swapped within the file. */
+	swap_blocks(f.fd, 1, 2);
+	expect_bad(&f, SFS_BLOCK, 1, 1);
+	expect_bad(&f, 2 * SFS_BLOCK, 1, 2);
+	do_read(&f, 0, SFS_BLOCK);
+	swap_blocks(f.fd, 1, 2);
+	verify(&f, 3, "swap back");
+
+	/* The same keys but another file id; and a block taken from that file. */
+	new_file(&other, 0x33);
+	REQUIRE(sfs_file_write(&other, model, TSIZE, 0) == TSIZE);
+	memcpy(f.id, other.id, SFS_ID_BYTES);
+	expect_bad(&f, 0, 10, 0);
+	memset(f.id, 0x22, SFS_ID_BYTES);
+	{
+		static unsigned char c[SFS_CBLOCK];
+
+		REQUIRE(pread(other.fd, c, SFS_CBLOCK, (off_t)sfs_fmt_block_offset(3)) ==
+			SFS_CBLOCK);
+		REQUIRE(pwrite(f.fd, c, SFS_CBLOCK, (off_t)sfs_fmt_block_offset(3)) == SFS_CBLOCK);
+	}
+	expect_bad(&f, 3 * SFS_BLOCK, SFS_BLOCK, 3);
+	close(other.fd);
+	REQUIRE(sfs_file_write(&f, model + 3 * SFS_BLOCK, SFS_BLOCK, 3 * SFS_BLOCK) == SFS_BLOCK);
+	verify(&f, 4, "rewrite block 3");
+
+	/* Cut inside block 2's data: a plausible size, but block 2 fails. */
+	REQUIRE(ftruncate(f.fd, (off_t)(sfs_fmt_block_offset(2) + 100)) == 0);
+	expect_bad(&f, 0, TSIZE, 2); /* f.size still says TSIZE */
+	CHECK_EQ(sfs_file_size(f.fd, &size), 0);
+	CHECK(size == 2 * SFS_BLOCK + 60);
+	f.size = size;
+	expect_bad(&f, 2 * SFS_BLOCK, 10, 2);
+	do_read(&f, 0, 2 * SFS_BLOCK);
+	/* Cut inside a block's overhead or the header: no valid file has that size. */
+	REQUIRE(ftruncate(f.fd, (off_t)(sfs_fmt_block_offset(1) + 20)) == 0);
+	CHECK_EQ(sfs_file_size(f.fd, &size), -EBADMSG);
+	REQUIRE(ftruncate(f.fd, 50) == 0);
+	CHECK_EQ(sfs_file_size(f.fd, &size), -EBADMSG);
+	CHECK_EQ(sfs_file_read_header(f.fd, id, &a, keys), -EBADMSG);
+	REQUIRE(ftruncate(f.fd, 0) == 0);
+	CHECK_EQ(sfs_file_size(f.fd, &size), 0);
+	CHECK(size == 0);
+	close(f.fd);
+}
+
+/* A random byte flipped anywhere, random reads: each errors or equals the model. */
+static void test_fuzz(void)
+{
+	struct sfs_file f;
+	uint64_t backing = sfs_fmt_backing_size(TSIZE);
+	int errors = 0, reads = 0;
+
+	new_file(&f, 0x44);
+	fill(&f);
+	for (int i = 0; i < 300; i++) {
+		uint64_t at = SFS_HDR_BYTES + below(backing - SFS_HDR_BYTES);
+
+		flip(f.fd, at);
+		for (int j = 0; j < 8; j++) {
+			uint64_t off = below(TSIZE + 10);
+			size_t len = 1 + below(3 * SFS_BLOCK);
+			ssize_t n = sfs_file_read(&f, buf, len, off);
+
+			reads++;
+			if (n < 0) {
+				CHECK_EQ(n, -EBADMSG);
+				CHECK_EQ(f.bad_block, (at - SFS_HDR_BYTES) / SFS_CBLOCK);
+				errors++;
+				continue;
+			}
+			CHECK_EQ(n, off >= TSIZE ? 0 : (len < TSIZE - off ? len : TSIZE - off));
+			CHECK_MEM(buf, model + off, (size_t)n);
+		}
+		flip(f.fd, at);
+	}
+	CHECK(errors > 0 && errors < reads);
+	verify(&f, 0, "fuzz");
+	close(f.fd);
+}
+
+int main(void)
+{
+	unsigned char master[32];
+
+	REQUIRE(sfs_crypto_init() == 0);
+	fixed_master(master);
+	keys = sfs_keys_new(master);
+	model = malloc(MAX_SIZE + SFS_BLOCK);
+	buf = malloc(MAX_SIZE + 2 * SFS_BLOCK);
+	REQUIRE(keys && model && buf);
+	test_model();
+	test_tamper();
+	test_fuzz();
+	free(model);
+	free(buf);
+	sfs_keys_free(keys);
+	return check_done();
+}

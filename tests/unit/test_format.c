@@ -1,0 +1,195 @@
+/*
+ * test_format.c - node headers, content blocks, backing/plain size arithmetic
+ * and the little-endian helpers of format.h: roundtrips, tamper cases and
+ * fixed byte vectors.
+ */
+#include "check.h"
+#include "format.h"
+
+#include <errno.h>
+
+static struct sfs_keys *keys;
+static unsigned char file_id[SFS_ID_BYTES];
+
+static void test_le(void)
+{
+	unsigned char b[8];
+
+	sfs_put_le16(b, 0x1234);
+	CHECK_HEX(b, "3412", 2);
+	sfs_put_le32(b, 0x89abcdef);
+	CHECK_HEX(b, "efcdab89", 4);
+	sfs_put_le64(b, 0x0102030405060708ull);
+	CHECK_HEX(b, "0807060504030201", 8);
+	unhex(b, "fffe0180aa55c33c", 8);
+	CHECK_EQ(sfs_get_le16(b), 0xfeff);
+	CHECK_EQ(sfs_get_le32(b), 0x8001feff);
+	CHECK(sfs_get_le64(b) == 0x3cc355aa8001feffull);
+	sfs_put_le64(b, UINT64_MAX);
+	CHECK(sfs_get_le64(b) == UINT64_MAX);
+}
+
+static void test_header(void)
+{
+	struct sfs_attrs a = {0100644, 1000, 1001, 0}, got;
+	struct sfs_attrs dev = {0020600, 0, 6, 0x0103};
+	unsigned char h[SFS_HDR_BYTES], id[SFS_ID_BYTES];
+
+	sfs_fmt_header_pack(h, SFS_MAGIC_FILE, file_id, &a, keys);
+	/* Public part: "SFSF" | version 1 | kind 0 | id */
+	CHECK_HEX(h, "5346534601000000", 8);
+	CHECK_MEM(h + 8, file_id, SFS_ID_BYTES);
+	CHECK_EQ(sfs_fmt_header_unpack(h, sizeof(h), SFS_MAGIC_FILE, id, &got, keys), 0);
+	CHECK_MEM(id, file_id, SFS_ID_BYTES);
+	CHECK_EQ(got.mode, a.mode);
+	CHECK_EQ(got.uid, a.uid);
+	CHECK_EQ(got.gid, a.gid);
+	CHECK_EQ(got.rdev, a.rdev);
+
+	/* A file header is not a directory header, and the other way round. */
+	CHECK_EQ(sfs_fmt_header_unpack(h, sizeof(h), SFS_MAGIC_DIR, id, &got, keys), -EUCLEAN);
+	sfs_fmt_header_pack(h, SFS_MAGIC_DIR, file_id, &dev, keys);
+	CHECK_HEX(h, "53465344", 4);
+	CHECK_EQ(sfs_fmt_header_unpack(h, sizeof(h), SFS_MAGIC_FILE, id, &got, keys), -EUCLEAN);
+	CHECK_EQ(sfs_fmt_header_unpack(h, sizeof(h), SFS_MAGIC_DIR, id, &got, keys), 0);
+	CHECK_EQ(got.rdev, 0x0103);
+	CHECK_EQ(got.mode, 0020600);
+
+	sfs_fmt_header_pack(h, SFS_MAGIC_FILE, file_id, &a, keys);
+	CHECK_EQ(sfs_fmt_header_unpack(h, sizeof(h) - 1, SFS_MAGIC_FILE, id, &got, keys), -EUCLEAN);
+	h[0] ^= 0x20; /* "sFSF" */
+	CHECK_EQ(sfs_fmt_header_unpack(h, sizeof(h), SFS_MAGIC_FILE, id, &got, keys), -EUCLEAN);
+	h[0] ^= 0x20;
+	h[4] = 2; /* version 2 */
+	CHECK_EQ(sfs_fmt_header_unpack(h, sizeof(h), SFS_MAGIC_FILE, id, &got, keys),
+		 -EPROTONOSUPPORT);
+	h[4] = 1;
+	h[6] = 1; /* unknown kind */
+	CHECK_EQ(sfs_fmt_header_unpack(h, sizeof(h), SFS_MAGIC_FILE, id, &got, keys),
+		 -EPROTONOSUPPORT);
+	h[6] = 0;
+	/* Every byte from the id on is authenticated. */
+	for (size_t i = 8; i < SFS_HDR_BYTES; i++) {
+		h[i] ^= 0x01;
+		CHECK_EQ(sfs_fmt_header_unpack(h, sizeof(h), SFS_MAGIC_FILE, id, &got, keys),
+			 -EBADMSG);
+		h[i] ^= 0x01;
+	}
+	CHECK_EQ(sfs_fmt_header_unpack(h, sizeof(h), SFS_MAGIC_FILE, id, &got, keys), 0);
+}
+
+static void test_blocks(void)
+{
+	unsigned char plain[SFS_BLOCK], out[SFS_BLOCK], c[SFS_CBLOCK], other[SFS_ID_BYTES];
+	static const size_t lens[] = {1, 17, 4095, SFS_BLOCK};
+
+	for (size_t i = 0; i < sizeof(plain); i++)
+		plain[i] = (unsigned char)(i * 7 + 3);
+	memcpy(other, file_id, sizeof(other));
+	other[0] ^= 1;
+
+	for (size_t li = 0; li < sizeof(lens) / sizeof(lens[0]); li++) {
+		size_t n = lens[li], cn = n + SFS_SEAL_OVERHEAD;
+
+		sfs_fmt_block_seal(c, plain, n, file_id, 3, keys);
+		memset(out, 0, sizeof(out));
+		CHECK_EQ(sfs_fmt_block_open(out, c, cn, file_id, 3, keys), 0);
+		CHECK_MEM(out, plain, n);
+		/* Sealed as block 3: is not block 4, 2 or 3 + 2^32, nor block 3 of another file. */
+		CHECK_EQ(sfs_fmt_block_open(out, c, cn, file_id, 4, keys), -EBADMSG);
+		CHECK_EQ(sfs_fmt_block_open(out, c, cn, file_id, 2, keys), -EBADMSG);
+		CHECK_EQ(sfs_fmt_block_open(out, c, cn, file_id, 3 + (1ull << 32), keys), -EBADMSG);
+		CHECK_EQ(sfs_fmt_block_open(out, c, cn, other, 3, keys), -EBADMSG);
+		/* A cut block. */
+		CHECK_EQ(sfs_fmt_block_open(out, c, cn - 1, file_id, 3, keys), -EBADMSG);
+		c[cn / 2] ^= 0x80;
+		CHECK_EQ(sfs_fmt_block_open(out, c, cn, file_id, 3, keys), -EBADMSG);
+	}
+	CHECK_EQ(sfs_fmt_block_open(out, c, SFS_SEAL_OVERHEAD, file_id, 3, keys), -EBADMSG);
+	CHECK_EQ(sfs_fmt_block_open(out, c, SFS_CBLOCK + 1, file_id, 3, keys), -EBADMSG);
+	CHECK_EQ(sfs_fmt_block_offset(0), 80);
+	CHECK_EQ(sfs_fmt_block_offset(1), 80 + 4136);
+	CHECK(sfs_fmt_block_offset(1ull << 40) == 80 + 4136 * (1ull << 40));
+}
+
+static void test_sizes(void)
+{
+	static const struct {
+		uint64_t backing;
+		int rc;
+		uint64_t plain;
+	} v[] = {
+		{0, 0, 0},
+		{1, -EUCLEAN, 0},
+		{50, -EUCLEAN, 0},
+		{79, -EUCLEAN, 0},
+		{80, 0, 0},
+		{80 + 1, -EUCLEAN, 0},
+		{80 + 40, -EUCLEAN, 0},
+		{80 + 41, 0, 1},
+		{80 + 4135, 0, 4095},
+		{80 + 4136, 0, 4096},
+		{80 + 4136 + 20, -EUCLEAN, 0},
+		{80 + 4136 + 40, -EUCLEAN, 0},
+		{80 + 4136 + 41, 0, 4097},
+		{80 + 3 * 4136 + 100, 0, 3 * 4096 + 60},
+		{80 + 1048576ull * 4136, 0, 1048576ull * 4096}, /* 4 GiB */
+		{80 + 1048576ull * 4136 + 41, 0, 1048576ull * 4096 + 1},
+	};
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		uint64_t plain = 12345;
+		int rc = sfs_fmt_plain_size(v[i].backing, &plain);
+
+		if (rc != v[i].rc || plain != v[i].plain) {
+			fprintf(stderr, "plain_size(%llu) = %d, %llu; want %d, %llu\n",
+				(unsigned long long)v[i].backing, rc, (unsigned long long)plain,
+				v[i].rc, (unsigned long long)v[i].plain);
+			check_failures++;
+		}
+		if (v[i].rc == 0 && v[i].backing != 0)
+			CHECK(sfs_fmt_backing_size(v[i].plain) == v[i].backing);
+	}
+	CHECK_EQ(sfs_fmt_backing_size(0), 80);
+
+	/* Every plain size maps to a backing size that maps back, and sizes grow. */
+	uint64_t prev = 0;
+
+	for (uint64_t p = 0; p < 5 * SFS_BLOCK + 7; p++) {
+		uint64_t b = sfs_fmt_backing_size(p), back = ~0ull;
+
+		CHECK_EQ(sfs_fmt_plain_size(b, &back), 0);
+		if (back != p) {
+			fprintf(stderr, "size %llu -> %llu -> %llu\n", (unsigned long long)p,
+				(unsigned long long)b, (unsigned long long)back);
+			check_failures++;
+			break;
+		}
+		CHECK(p == 0 || b > prev);
+		prev = b;
+	}
+	for (uint64_t p = 1ull << 32; p < (1ull << 32) + 3 * SFS_BLOCK; p += 1021) {
+		uint64_t back = 0;
+
+		CHECK_EQ(sfs_fmt_plain_size(sfs_fmt_backing_size(p), &back), 0);
+		CHECK(back == p);
+	}
+}
+
+int main(void)
+{
+	unsigned char master[32];
+
+	REQUIRE(sfs_crypto_init() == 0);
+	fixed_master(master);
+	keys = sfs_keys_new(master);
+	REQUIRE(keys);
+	for (int i = 0; i < SFS_ID_BYTES; i++)
+		file_id[i] = (unsigned char)(0xf0 ^ i);
+	test_le();
+	test_header();
+	test_blocks();
+	test_sizes();
+	sfs_keys_free(keys);
+	return check_done();
+}

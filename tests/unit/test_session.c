@@ -1,0 +1,257 @@
+/*
+ * test_session.c - session containers: what create leaves on disk (key file,
+ * lock, encrypted root with metadata.json and events.jsonl), unlock with
+ * right and wrong passwords, the busy lock, release, and passwd.
+ */
+#include "check.h"
+#include "fileio.h"
+#include "store.h"
+#include "tree.h"
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define ID "INC-3f2a"
+
+static char top[] = "/tmp/sfs-unit-session-XXXXXX";
+static int sessfd = -1; /* STORE/sessions */
+
+static int open_container(void)
+{
+	int fd = openat(sessfd, ID, O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+	REQUIRE(fd >= 0);
+	return fd;
+}
+
+/* Read the decrypted file @backing of directory @dirfd into a new string. */
+static char *read_enc_file(int dirfd, const char *backing, const struct sfs_keys *keys,
+			   uint64_t *size)
+{
+	struct sfs_file f = {.keys = keys};
+	struct sfs_attrs a;
+	char *text;
+
+	f.fd = openat(dirfd, backing, O_RDWR | O_CLOEXEC);
+	REQUIRE(f.fd >= 0);
+	CHECK_EQ(sfs_file_read_header(f.fd, f.id, &a, keys), 0);
+	CHECK_EQ(a.mode, S_IFREG | 0600);
+	CHECK_EQ(a.uid, getuid());
+	REQUIRE(sfs_file_size(f.fd, &f.size) == 0);
+	text = calloc(1, f.size + 1);
+	REQUIRE(text);
+	CHECK_EQ(sfs_file_read(&f, text, f.size, 0), f.size);
+	*size = f.size;
+	close(f.fd);
+	return text;
+}
+
+static void check_metadata(const char *text)
+{
+	json_t *doc = json_loads(text, 0, NULL), *tags;
+	const char *created;
+
+	REQUIRE(doc && json_is_object(doc));
+	CHECK_STR(json_string_value(json_object_get(doc, "id")), ID);
+	CHECK_STR(json_string_value(json_object_get(doc, "name")), "db outage");
+	CHECK_STR(json_string_value(json_object_get(doc, "status")), "active");
+	created = json_string_value(json_object_get(doc, "created"));
+	CHECK(created && strlen(created) == 20 && created[10] == 'T' && created[19] == 'Z');
+	CHECK_STR(json_string_value(json_object_get(doc, "updated")), created ? created : "");
+	tags = json_object_get(doc, "tags");
+	CHECK(json_is_array(tags) && json_array_size(tags) == 0);
+	json_decref(doc);
+}
+
+/* The container on disk, read with nothing but the keys. */
+static void check_layout(const struct sfs_keys *keys)
+{
+	int cfd = open_container(), rootfd, dfd, seen_meta = 0, seen_events = 0, others = 0;
+	unsigned char dirid[SFS_ID_BYTES];
+	struct sfs_attrs a;
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+
+	CHECK_EQ(fstatat(cfd, SFS_KEY_NAME, &st, 0), 0);
+	CHECK_EQ(st.st_size, SFS_KEYFILE_BYTES);
+	CHECK_EQ(st.st_mode & 07777, 0600);
+	CHECK_EQ(fstatat(cfd, SFS_LOCK_NAME, &st, 0), 0);
+	CHECK(S_ISREG(st.st_mode) && (st.st_mode & 07777) == 0600);
+	CHECK_EQ(fstatat(cfd, SFS_ROOT_NAME, &st, 0), 0);
+	CHECK(S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0700);
+
+	rootfd = openat(cfd, SFS_ROOT_NAME, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	REQUIRE(rootfd >= 0);
+	CHECK_EQ(sfs_tree_dir_load(rootfd, dirid, &a, keys), 0);
+	CHECK_EQ(a.mode, S_IFDIR | 0700);
+	dfd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	REQUIRE(dfd >= 0 && (d = fdopendir(dfd)));
+	while ((de = readdir(d)) != NULL) {
+		char name[SFS_NAME_MAX + 1];
+		uint64_t size;
+
+		if (de->d_name[0] == '.')
+			continue; /* ".", ".." and .sfsdir */
+		CHECK_EQ(sfs_fmt_name_class(de->d_name), SFS_NAME_SHORT);
+		if (sfs_tree_name_read(rootfd, de->d_name, dirid, keys, name) != 0) {
+			others++;
+			continue;
+		}
+		if (strcmp(name, SFS_METADATA_NAME) == 0) {
+			char *text = read_enc_file(rootfd, de->d_name, keys, &size);
+
+			check_metadata(text);
+			CHECK(size > 0 && text[size - 1] == '\n');
+			free(text);
+			seen_meta++;
+		} else if (strcmp(name, SFS_EVENTS_NAME) == 0) {
+			free(read_enc_file(rootfd, de->d_name, keys, &size));
+			CHECK_EQ(size, 0);
+			seen_events++;
+		} else {
+			others++;
+		}
+	}
+	closedir(d);
+	CHECK_EQ(seen_meta, 1);
+	CHECK_EQ(seen_events, 1);
+	CHECK_EQ(others, 0);
+	CHECK_EQ(fstatat(rootfd, SFS_DIRHDR_NAME, &st, 0), 0);
+	CHECK_EQ(st.st_size, SFS_HDR_BYTES);
+	close(rootfd);
+	close(cfd);
+}
+
+/* sessions/ holds exactly the container: no leftover ".new-*" build directory. */
+static void check_no_leftovers(void)
+{
+	int dfd = openat(sessfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), n = 0;
+	struct dirent *de;
+	DIR *d;
+
+	REQUIRE(dfd >= 0 && (d = fdopendir(dfd)));
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+			CHECK_STR(de->d_name, ID);
+			n++;
+		}
+	closedir(d);
+	CHECK_EQ(n, 1);
+}
+
+static void read_key(unsigned char kf[SFS_KEYFILE_BYTES])
+{
+	int cfd = open_container();
+
+	CHECK_EQ(sfs_read_small(cfd, SFS_KEY_NAME, kf, SFS_KEYFILE_BYTES), SFS_KEYFILE_BYTES);
+	close(cfd);
+}
+
+static void test_sessions(void)
+{
+	struct sfs_new_session ns = {
+		.id = ID,
+		.name = "db outage",
+		.password = "hunter2",
+		.pwlen = 7,
+		.kdf = SFS_KDF_INTERACTIVE,
+		.uid = getuid(),
+		.gid = getgid(),
+	};
+	unsigned char content[SFS_KEY_BYTES], kf[SFS_KEYFILE_BYTES], kf2[SFS_KEYFILE_BYTES];
+	struct sfs_keys *keys, *keys2;
+	int lock, lock2, cfd;
+
+	CHECK_EQ(sfs_store_session_create(sessfd, &ns, &lock, &keys), 0);
+	REQUIRE(keys && lock >= 0);
+	memcpy(content, keys->content, sizeof(content));
+	check_layout(keys);
+	check_no_leftovers();
+
+	/* The id is taken; a bad id is refused; neither leaves anything behind. */
+	CHECK_EQ(sfs_store_session_create(sessfd, &ns, &lock2, &keys2), -EEXIST);
+	CHECK(keys2 == NULL && lock2 == -1);
+	ns.id = "INC-3F2A";
+	CHECK_EQ(sfs_store_session_create(sessfd, &ns, &lock2, &keys2), -EINVAL);
+	ns.id = "../x";
+	CHECK_EQ(sfs_store_session_create(sessfd, &ns, &lock2, &keys2), -EINVAL);
+	ns.id = "INC-beef";
+	ns.kdf = 0;
+	CHECK_EQ(sfs_store_session_create(sessfd, &ns, &lock2, &keys2), -EINVAL);
+	CHECK(keys2 == NULL && lock2 == -1);
+	ns.kdf = SFS_KDF_INTERACTIVE;
+	check_no_leftovers();
+
+	/* Created means unlocked: another unlock (its own open file description) is busy. */
+	cfd = open_container();
+	CHECK_EQ(sfs_store_session_unlock(cfd, "hunter2", 7, &lock2, &keys2), -EBUSY);
+	CHECK(keys2 == NULL && lock2 == -1);
+	sfs_store_session_release(lock);
+	sfs_keys_free(keys);
+
+	CHECK_EQ(sfs_store_session_unlock(cfd, "hunter3", 7, &lock2, &keys2), -EKEYREJECTED);
+	CHECK(keys2 == NULL && lock2 == -1);
+	CHECK_EQ(sfs_store_session_unlock(cfd, "hunter", 6, &lock2, &keys2), -EKEYREJECTED);
+	/* A failed unlock holds no lock. */
+	CHECK_EQ(sfs_store_session_unlock(cfd, "hunter2", 7, &lock, &keys), 0);
+	REQUIRE(keys && lock >= 0);
+	CHECK_MEM(keys->content, content, SFS_KEY_BYTES);
+	CHECK_EQ(sfs_store_session_unlock(cfd, "hunter2", 7, &lock2, &keys2), -EBUSY);
+	check_layout(keys);
+	sfs_store_session_release(lock);
+	sfs_keys_free(keys);
+	sfs_store_session_release(-1);
+
+	/* passwd: a wrong old password changes nothing. */
+	read_key(kf);
+	CHECK_EQ(sfs_store_session_passwd(cfd, "nope", 4, "s3cret", 6), -EKEYREJECTED);
+	read_key(kf2);
+	CHECK_MEM(kf2, kf, SFS_KEYFILE_BYTES);
+	CHECK_EQ(sfs_store_session_passwd(cfd, "hunter2", 7, "s3cret", 6), 0);
+	read_key(kf2);
+	CHECK(memcmp(kf2, kf, SFS_KEYFILE_BYTES) != 0);
+	CHECK_MEM(kf2, kf, 24); /* same magic, version, algorithm and cost */
+	CHECK_EQ(sfs_store_session_unlock(cfd, "hunter2", 7, &lock, &keys), -EKEYREJECTED);
+	CHECK_EQ(sfs_store_session_unlock(cfd, "s3cret", 6, &lock, &keys), 0);
+	REQUIRE(keys);
+	CHECK_MEM(keys->content, content, SFS_KEY_BYTES); /* data key unchanged */
+	check_layout(keys);
+	sfs_store_session_release(lock);
+	sfs_keys_free(keys);
+	close(cfd);
+
+	/* A second session gets other keys. */
+	ns.id = "INC-0123456789abcdef";
+	ns.name = "";
+	CHECK_EQ(sfs_store_session_create(sessfd, &ns, &lock, &keys), 0);
+	REQUIRE(keys);
+	CHECK(memcmp(keys->content, content, SFS_KEY_BYTES) != 0);
+	sfs_store_session_release(lock);
+	sfs_keys_free(keys);
+}
+
+int main(void)
+{
+	struct sfs_store_config cfg;
+	char store[600], why[256];
+	int storefd;
+
+	REQUIRE(sfs_crypto_init() == 0);
+	REQUIRE(mkdtemp(top));
+	snprintf(store, sizeof(store), "%s/store", top);
+	REQUIRE(sfs_store_create(store, SFS_KDF_INTERACTIVE, why, sizeof(why)) == 0);
+	REQUIRE(sfs_store_open(store, &storefd, &cfg, why, sizeof(why)) == 0);
+	sessfd = openat(storefd, SFS_SESSIONS_DIR, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	REQUIRE(sessfd >= 0);
+	test_sessions();
+	close(sessfd);
+	close(storefd);
+	CHECK_EQ(sfs_remove_tree(AT_FDCWD, top), 0);
+	return check_done();
+}

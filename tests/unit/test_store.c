@@ -1,0 +1,231 @@
+/*
+ * test_store.c - the store config: create and open, refusals (non-empty
+ * directory, existing store, missing path, not a store, newer version,
+ * unknown feature, bad JSON), plus session ids and the first metadata.json.
+ */
+#include "check.h"
+#include "store.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char top[] = "/tmp/sfs-unit-store-XXXXXX";
+static char path[512], why[256];
+
+static void at(const char *name)
+{
+	snprintf(path, sizeof(path), "%s/%s", top, name);
+}
+
+static void write_conf(const char *store, const char *text)
+{
+	char p[600];
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s/%s", store, SFS_CONF_NAME);
+	f = fopen(p, "w");
+	REQUIRE(f);
+	fputs(text, f);
+	REQUIRE(fclose(f) == 0);
+}
+
+/* Open @store expecting @rc; the reason, if any, must contain @needle. */
+static void expect_open(const char *store, int rc, const char *needle)
+{
+	struct sfs_store_config cfg;
+	int fd = 123;
+
+	why[0] = '\0';
+	CHECK_EQ(sfs_store_open(store, &fd, &cfg, why, sizeof(why)), rc);
+	if (rc < 0) {
+		CHECK_EQ(fd, -1);
+		if (needle && !strstr(why, needle)) {
+			fprintf(stderr, "reason \"%s\" lacks \"%s\"\n", why, needle);
+			check_failures++;
+		}
+	} else if (fd >= 0) {
+		close(fd);
+	}
+}
+
+static void test_create_open(void)
+{
+	struct sfs_store_config cfg = {0};
+	char store[600];
+	struct stat st;
+	int fd = -1;
+
+	at("s1");
+	strcpy(store, path);
+	CHECK_EQ(sfs_store_create(store, SFS_KDF_MODERATE, why, sizeof(why)), 0);
+	CHECK_EQ(sfs_store_open(store, &fd, &cfg, why, sizeof(why)), 0);
+	CHECK(fd >= 0);
+	CHECK_EQ(cfg.version, 1);
+	CHECK_EQ(cfg.kdf, SFS_KDF_MODERATE);
+	CHECK_EQ(fstatat(fd, SFS_SESSIONS_DIR, &st, 0), 0);
+	CHECK(S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0700);
+	CHECK_EQ(fstatat(fd, SFS_ARCHIVE_DIR, &st, 0), 0);
+	CHECK(S_ISDIR(st.st_mode));
+	CHECK_EQ(fstatat(fd, SFS_CONF_NAME, &st, 0), 0);
+	CHECK_EQ(st.st_mode & 07777, 0600);
+	CHECK_EQ(stat(store, &st), 0);
+	CHECK_EQ(st.st_mode & 07777, 0700);
+	close(fd);
+
+	/* The config is the documented JSON. */
+	json_t *conf;
+	char p[700];
+
+	snprintf(p, sizeof(p), "%s/%s", store, SFS_CONF_NAME);
+	conf = json_load_file(p, 0, NULL);
+	CHECK(conf && json_is_object(conf));
+	CHECK_STR(json_string_value(json_object_get(conf, "format")), "sessionfs");
+	CHECK_EQ(json_integer_value(json_object_get(conf, "version")), 1);
+	CHECK_STR(json_string_value(json_object_get(conf, "kdf")), "moderate");
+	CHECK_EQ(json_integer_value(json_object_get(conf, "block_size")), 4096);
+	CHECK(json_is_array(json_object_get(conf, "features")) &&
+	      json_array_size(json_object_get(conf, "features")) == 0);
+	json_decref(conf);
+
+	CHECK_EQ(sfs_store_create(store, SFS_KDF_INTERACTIVE, why, sizeof(why)), -EEXIST);
+
+	/* An existing empty directory is fine; a non-empty one is not. */
+	at("s2");
+	CHECK_EQ(mkdir(path, 0755), 0);
+	CHECK_EQ(sfs_store_create(path, SFS_KDF_INTERACTIVE, why, sizeof(why)), 0);
+	expect_open(path, 0, NULL);
+	at("full");
+	CHECK_EQ(mkdir(path, 0700), 0);
+	at("full/.hidden");
+	CHECK_EQ(mkdir(path, 0700), 0);
+	at("full");
+	CHECK_EQ(sfs_store_create(path, SFS_KDF_INTERACTIVE, why, sizeof(why)), -ENOTEMPTY);
+	CHECK(strstr(why, "not empty") != NULL);
+	at("afile");
+	close(open(path, O_CREAT | O_WRONLY, 0600));
+	CHECK_EQ(sfs_store_create(path, SFS_KDF_INTERACTIVE, why, sizeof(why)), -ENOTDIR);
+	expect_open(path, -ENOTDIR, NULL);
+}
+
+static void test_refusals(void)
+{
+	char store[600];
+
+	at("missing");
+	expect_open(path, -ENOENT, "missing");
+	at("empty");
+	CHECK_EQ(mkdir(path, 0700), 0);
+	expect_open(path, -EUCLEAN, "not a sessionfs store");
+
+	at("s3");
+	strcpy(store, path);
+	REQUIRE(sfs_store_create(store, SFS_KDF_INTERACTIVE, why, sizeof(why)) == 0);
+	write_conf(store, "{\"format\": \"sessionfs\", \"version\": 2, \"features\": [], "
+			  "\"kdf\": \"interactive\", \"block_size\": 4096}");
+	expect_open(store, -EPROTONOSUPPORT, "version 2");
+	write_conf(store, "{\"format\": \"sessionfs\", \"version\": 1, \"features\": [\"x\"], "
+			  "\"kdf\": \"interactive\", \"block_size\": 4096}");
+	expect_open(store, -EPROTONOSUPPORT, "'x'");
+	write_conf(store, "{\"format\": \"sessionfs\", \"version\": 1, \"features\": [], "
+			  "\"kdf\": \"interactive\", \"block_size\": 8192}");
+	expect_open(store, -EPROTONOSUPPORT, "8192");
+	write_conf(store, "{\"format\": \"sessionfs\", \"version\": 0, \"features\": [], "
+			  "\"kdf\": \"interactive\", \"block_size\": 4096}");
+	expect_open(store, -EUCLEAN, NULL);
+	write_conf(store, "{\"format\": \"gocryptfs\", \"version\": 1, \"features\": [], "
+			  "\"kdf\": \"interactive\", \"block_size\": 4096}");
+	expect_open(store, -EUCLEAN, NULL);
+	write_conf(store, "{\"format\": \"sessionfs\", \"version\": 1, \"features\": [], "
+			  "\"kdf\": \"extreme\", \"block_size\": 4096}");
+	expect_open(store, -EUCLEAN, "extreme");
+	write_conf(store, "{\"format\": \"sessionfs\", \"version\": 1}");
+	expect_open(store, -EUCLEAN, NULL);
+	write_conf(store, "{\"format\": \"sessionfs\", \"vers");
+	expect_open(store, -EUCLEAN, "JSON");
+	write_conf(store, "");
+	expect_open(store, -EUCLEAN, NULL);
+	write_conf(store, "[1, 2]");
+	expect_open(store, -EUCLEAN, NULL);
+
+	/* A good config again, but sessions/ gone. */
+	write_conf(store, "{\"format\": \"sessionfs\", \"version\": 1, \"features\": [], "
+			  "\"kdf\": \"sensitive\", \"block_size\": 4096}");
+	expect_open(store, 0, NULL);
+	at("s3/sessions");
+	CHECK_EQ(rmdir(path), 0);
+	expect_open(store, -EUCLEAN, "sessions");
+}
+
+static void test_ids(void)
+{
+	static const struct {
+		const char *id;
+		bool ok;
+	} v[] = {
+		/* clang-format off */
+		{"INC-3f2a", true},
+		{"INC-0123456789abcdef", true},
+		{"INC-00000", true},
+		{"INC-3F2A", false},
+		{"INC-3f2", false},
+		{"INC-0123456789abcdef0", false},
+		{"XYZ-1234", false},
+		{"inc-3f2a", false},
+		{"INC-3f2g", false},
+		{"INC-3f2a ", false},
+		{"INC-", false},
+		{"INC3f2a", false},
+		{"", false},
+		{"../INC-3f2a", false},
+		/* clang-format on */
+	};
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		if (sfs_id_valid(v[i].id) != v[i].ok) {
+			fprintf(stderr, "sfs_id_valid(\"%s\") != %d\n", v[i].id, v[i].ok);
+			check_failures++;
+		}
+}
+
+static void test_metadata_new(void)
+{
+	char *text = sfs_store_metadata_new("INC-0001", "db \"outage\"\n\\ é");
+	json_error_t err;
+	json_t *doc, *tags;
+	const char *created, *updated;
+
+	REQUIRE(text);
+	CHECK(text[strlen(text) - 1] == '\n');
+	doc = json_loads(text, 0, &err);
+	REQUIRE(doc && json_is_object(doc));
+	CHECK_STR(json_string_value(json_object_get(doc, "id")), "INC-0001");
+	CHECK_STR(json_string_value(json_object_get(doc, "name")), "db \"outage\"\n\\ é");
+	CHECK_STR(json_string_value(json_object_get(doc, "status")), "active");
+	created = json_string_value(json_object_get(doc, "created"));
+	updated = json_string_value(json_object_get(doc, "updated"));
+	REQUIRE(created && updated);
+	CHECK_EQ(strlen(created), 20);
+	CHECK(created[4] == '-' && created[10] == 'T' && created[19] == 'Z');
+	CHECK_STR(updated, created);
+	tags = json_object_get(doc, "tags");
+	CHECK(json_is_array(tags) && json_array_size(tags) == 0);
+	CHECK_EQ(json_object_size(doc), 6);
+	json_decref(doc);
+	free(text);
+}
+
+int main(void)
+{
+	REQUIRE(sfs_crypto_init() == 0);
+	REQUIRE(mkdtemp(top));
+	test_create_open();
+	test_refusals();
+	test_ids();
+	test_metadata_new();
+	CHECK_EQ(sfs_remove_tree(AT_FDCWD, top), 0);
+	return check_done();
+}
