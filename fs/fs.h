@@ -4,8 +4,8 @@
  *
  * This layer (fs/) is the only one that includes fuse_lowlevel.h. It turns
  * the core library's negative errnos into FUSE replies, after logging them.
- * Lock order: session->rw before inode->io before inode->mu before
- * fs->itable_mu / fs->sess_mu (the last two are never held together).
+ * Lock order: fs->sess_mu before session->rw before inode->io before
+ * inode->mu before fs->itable_mu.
  */
 #ifndef SFS_FS_H
 #define SFS_FS_H

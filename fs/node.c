@@ -155,6 +155,7 @@ int sfs_node_store_attrs(struct sfs_inode *in, const struct sfs_attrs *a, int fd
 			 const struct sfs_keys *keys)
 {
 	int rc = 0, own = -1;
+	struct stat st;
 
 	pthread_mutex_lock(&in->mu);
 	switch (in->type) {
@@ -164,7 +165,12 @@ int sfs_node_store_attrs(struct sfs_inode *in, const struct sfs_attrs *a, int fd
 	case S_IFREG:
 		if (fd < 0)
 			fd = own = sfs_reopen(in, O_WRONLY);
-		rc = fd < 0 ? fd : sfs_file_write_header(fd, in->id, a, keys);
+		/* A header rewrite is chmod/chown: ctime changes, mtime must not. */
+		rc = fd < 0 ? fd : fstat(fd, &st) < 0 ? sfs_neg_errno() : 0;
+		if (rc == 0)
+			rc = sfs_file_write_header(fd, in->id, a, keys);
+		if (rc == 0)
+			futimens(fd, (struct timespec[2]){st.st_atim, st.st_mtim});
 		if (own >= 0)
 			close(own);
 		break;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 
 struct job {
 	struct sfs_session *sess;
@@ -61,13 +62,53 @@ static void run(struct sfs_session *s)
 	free(c.inos);
 }
 
+/*
+ * -o idle_lock: lock every unlocked session with no open file and no
+ * operation for that long, with every guarantee of sessionctl lock. Runs
+ * in this thread, outside any request, so it may notify directly.
+ */
+static void idle_check(void)
+{
+	struct timespec now;
+	struct sfs_session *idle[64];
+	size_t n = 0;
+
+	if (sfs->opts.idle_lock <= 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&sfs->sess_mu);
+	for (struct sfs_session *s = sfs->sessions; s && n < 64; s = s->next) {
+		int open_files;
+
+		if (atomic_load(&s->open_files) > 0 ||
+		    (double)(now.tv_sec - atomic_load(&s->last_used)) < sfs->opts.idle_lock)
+			continue;
+		if (sfs_session_lock(s, &open_files) == 0) {
+			sfs_log(LOG_INFO, "%s: locked after being idle", s->id);
+			idle[n++] = s;
+		}
+	}
+	pthread_mutex_unlock(&sfs->sess_mu);
+	for (size_t i = 0; i < n; i++)
+		run(idle[i]);
+}
+
 static void *loop(void *arg)
 {
+	struct timespec until;
+
 	(void)arg;
 	pthread_mutex_lock(&mu);
 	for (;;) {
-		while (!head && !stopping)
-			pthread_cond_wait(&cond, &mu);
+		while (!head && !stopping) {
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += 1;
+			if (pthread_cond_timedwait(&cond, &mu, &until) == ETIMEDOUT) {
+				pthread_mutex_unlock(&mu);
+				idle_check();
+				pthread_mutex_lock(&mu);
+			}
+		}
 		if (!head)
 			break;
 		struct job *j = head;

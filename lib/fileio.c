@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 /* Largest run of blocks handled in one go (1 MiB of plaintext). */
@@ -154,6 +155,16 @@ static int write_run(struct sfs_file *f, const unsigned char *buf, size_t len, u
 		if (rc < 0)
 			return rc;
 	}
+	/*
+	 * Growing the backing file: reserve the space first, so that a full
+	 * disk fails here (ENOSPC) before any existing block is overwritten.
+	 */
+	uint64_t old_end = sfs_fmt_backing_size(f->size), new_end = sfs_fmt_backing_size(new_size);
+
+	if (new_end > old_end &&
+	    fallocate(f->fd, FALLOC_FL_KEEP_SIZE, (off_t)old_end, (off_t)(new_end - old_end)) < 0 &&
+	    errno != EOPNOTSUPP)
+		return sfs_neg_errno();
 	memcpy(plain + (off - start), buf, len);
 	for (uint64_t b = first; b <= last; b++) {
 		uint64_t bstart = b * SFS_BLOCK;
