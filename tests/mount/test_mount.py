@@ -132,6 +132,7 @@ class MountTest(unittest.TestCase):
 
     def test_allow_other(self):
         e = self.env()
+        os.chmod(e.tmp, 0o755)  # mkdtemp made it 0700: let others reach the mountpoint
         m = e.mount(opts="allow_other,default_permissions")
         sid = e.new(m)
         d = m.sdir(sid)
@@ -158,6 +159,7 @@ class MountTest(unittest.TestCase):
 
     def test_without_allow_other_others_are_out(self):
         e = self.env()
+        os.chmod(e.tmp, 0o755)  # so that only the mount can keep others out
         m = e.mount()
         sid = e.new(m)
         d = m.sdir(sid)
