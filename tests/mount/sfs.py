@@ -28,6 +28,10 @@ SESSIONFS = os.path.join(BUILD, "fs", "sessionfs")
 SESSIONCTL = os.path.join(BUILD, "fs", "sessionctl")
 MKFS = os.path.join(BUILD, "mkfs", "mkfs.sessionfs")
 
+# Extra sessionfs arguments for every mount, for debugging (e.g. "-s" to run
+# the daemon single-threaded). Empty by default: the tests test the default.
+EXTRA_ARGS = os.environ.get("SFS_EXTRA_ARGS", "").split()
+
 TIMEOUT = 60          # seconds, every subprocess
 MOUNT_WAIT = 30       # seconds, for a foreground mount to appear
 ID_RE = re.compile(r"^INC-[0-9a-f]{4,16}$")
@@ -120,7 +124,7 @@ class Mount:
         self.result = None  # daemon mode: the Result of sessionfs
 
     def args(self):
-        a = [SESSIONFS]
+        a = [SESSIONFS] + EXTRA_ARGS
         if self.foreground:
             a.append("-f")
         if self.opts:
