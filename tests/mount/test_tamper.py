@@ -42,6 +42,7 @@ class TamperTest(unittest.TestCase):
         return hits[0]
 
     def flip(self, path, offset):
+        self.tampered = path
         with open(path, "r+b") as f:
             f.seek(offset)
             b = f.read(1)
@@ -51,6 +52,7 @@ class TamperTest(unittest.TestCase):
     def check_detected(self, block_no):
         d = self.m.sdir(self.sid)
         victim = os.path.join(d, "victim.bin")
+        log_before = len(self.m.read_log())
         r = sfs.run(["cat", victim])
         self.assertNotEqual(r.rc, 0, "cat of a tampered file succeeded")
         self.assertIn("Input/output error", r.err)
@@ -78,9 +80,14 @@ class TamperTest(unittest.TestCase):
         self.assertEqual(sfs.read_file(os.path.join(d, "bystander.txt")), b"still fine\n")
         self.assertEqual(sorted(os.listdir(d)),
                          ["bystander.txt", "events.jsonl", "metadata.json", "victim.bin"])
-        log = self.m.read_log().lower()
+        log = self.m.read_log()[log_before:].lower()
         self.assertTrue(any(w in log for w in ("block", "corrupt", "authentic")),
                         "daemon log does not name the problem:\n" + self.m.read_log())
+        # ...and which file: by its backing name in the store or its name in the mount
+        self.assertTrue(os.path.basename(self.tampered).lower() in log or "victim.bin" in log,
+                        "daemon log does not say which file:\n" + self.m.read_log())
+        if os.environ.get("SFS_SHOW_LOG"):
+            print(self.m.read_log())
 
     def test_flip_while_locked(self):
         self.e.lock(self.m, self.sid)
@@ -105,7 +112,7 @@ class TamperTest(unittest.TestCase):
 
     def test_swapped_blocks(self):
         self.e.lock(self.m, self.sid)
-        path = self.backing(self.VICTIM_SIZE)
+        path = self.tampered = self.backing(self.VICTIM_SIZE)
         cb = BLOCK + OVERHEAD
         with open(path, "r+b") as f:
             f.seek(HDR)
