@@ -397,6 +397,40 @@ class CtlTest(unittest.TestCase):
         self.assertEqual(p.wait(), 0, p.out)
         self.assertNotIn(sid, os.listdir(self.m.sessions()))
 
+    # --- the control file (doc/control.md) ---------------------------------
+
+    def test_control_file_protocol(self):
+        """One write, then reads from the start give exactly one JSON answer,
+        however large the read buffer (a big read is split by the kernel
+        into several FUSE reads, which may run in parallel)."""
+        ctl = os.path.join(self.m.mnt, ".sessionfs")
+        for i in range(40):
+            fd = os.open(ctl, os.O_RDWR)
+            try:
+                os.write(fd, b'{"op":"hello"}')
+                data = b""
+                while True:
+                    b = os.read(fd, 16 << 20)
+                    if not b:
+                        break
+                    data += b
+            finally:
+                os.close(fd)
+            try:
+                resp = json.loads(data)
+            except ValueError:
+                self.fail("round %d: not one JSON document: %r" % (i, data))
+            self.assertIs(resp.get("ok"), True, resp)
+            self.assertEqual(os.path.realpath(resp.get("store")), os.path.realpath(self.e.store))
+
+    def test_many_requests(self):
+        bad = []
+        for i in range(40):
+            r = self.e.ctl("list", "--json", self.m.mnt)
+            if r.rc != 0:
+                bad.append(r)
+        self.assertEqual(bad, [], "%d of 40 `sessionctl list` failed" % len(bad))
+
     # --- errors -------------------------------------------------------------
 
     def test_no_such_session(self):
