@@ -97,11 +97,21 @@ class FilesTest(unittest.TestCase):
         self.assertEqual(sfs.read_file(self.p("t")), data[:5000] + b"\0" * 4000)
         os.truncate(self.p("t"), 0)
         self.assertEqual(sfs.read_file(self.p("t")), b"")
-        # O_TRUNC
-        sfs.write_file(self.p("t"), "abc")
-        with open(self.p("t"), "wb") as f:
+
+    def test_open_o_trunc(self):
+        sfs.write_file(self.p("t"), "abcdef\n")
+        fd = os.open(self.p("t"), os.O_WRONLY | os.O_TRUNC)
+        os.close(fd)
+        self.assertEqual(os.stat(self.p("t")).st_size, 0)
+        self.assertEqual(sfs.read_file(self.p("t")), b"")
+        sfs.write_file(self.p("t"), "abcdef\n")
+        with open(self.p("t"), "wb") as f:  # O_WRONLY|O_CREAT|O_TRUNC
             f.write(b"x")
         self.assertEqual(sfs.read_file(self.p("t")), b"x")
+        # what every shell script does
+        r = sfs.run(["sh", "-c", "cd \"$1\" && echo abcdef > t && echo x > t", "sh", self.d])
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(sfs.read_file(self.p("t")), b"x\n")
 
     def test_directories(self):
         os.makedirs(self.p("data", "logs", "deep"))
