@@ -24,7 +24,7 @@
 struct ctl_tx {
 	char *resp;      /* JSON response, NUL-terminated; NULL before the request */
 	size_t len;
-	size_t pos;      /* how much of it has been read: reads ignore the file offset */
+	off_t base;      /* file offset the request's write ended at */
 	uint64_t ticket; /* invalidations the response waits for; 0 none */
 };
 
@@ -258,7 +258,8 @@ void sfs_ctl_open(fuse_req_t req, struct fuse_file_info *fi)
 	fuse_reply_open(req, fi);
 }
 
-void sfs_ctl_write(fuse_req_t req, const char *buf, size_t size, struct fuse_file_info *fi)
+void sfs_ctl_write(fuse_req_t req, const char *buf, size_t size, off_t off,
+		   struct fuse_file_info *fi)
 {
 	struct ctl_tx *tx = (struct ctl_tx *)(uintptr_t)fi->fh;
 	json_error_t err;
@@ -274,6 +275,7 @@ void sfs_ctl_write(fuse_req_t req, const char *buf, size_t size, struct fuse_fil
 	sodium_memzero((char *)buf, size);
 	resp = rq && json_is_object(rq) ? dispatch(rq, tx) : fail(-EINVAL);
 	json_decref(rq);
+	tx->base = off + (off_t)size;
 	tx->len = resp ? json_dumpb(resp, NULL, 0, JSON_COMPACT) : 0;
 	tx->resp = tx->len ? malloc(tx->len + 1) : NULL;
 	if (tx->resp) {
@@ -300,11 +302,20 @@ void sfs_ctl_read(fuse_req_t req, size_t size, off_t off, struct fuse_file_info 
 	/* A lock is not done until the kernel has dropped the session's caches. */
 	if (tx->ticket)
 		sfs_notify_wait(tx->ticket);
-	(void)off; /* the write moved the offset; the response is read from its start */
-	if (size > tx->len - tx->pos)
-		size = tx->len - tx->pos;
-	fuse_reply_buf(req, tx->resp + tx->pos, size);
-	tx->pos += size;
+	/*
+	 * read(2) after the write comes at the offset the write left (tx->base);
+	 * pread(2) at 0 works too. Offsets matter: the kernel splits a large
+	 * direct read into several READs that may arrive in any order.
+	 */
+	if (off >= tx->base)
+		off -= tx->base;
+	if ((size_t)off >= tx->len) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	if (size > tx->len - (size_t)off)
+		size = tx->len - (size_t)off;
+	fuse_reply_buf(req, tx->resp + off, size);
 }
 
 void sfs_ctl_release(fuse_req_t req, struct fuse_file_info *fi)

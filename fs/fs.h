@@ -73,8 +73,7 @@ struct sfs_opts {
 	char *store;       /* STORE argument */
 	double idle_lock;  /* seconds; 0 = never */
 	char *idle_str;    /* idle_lock=DURATION as given */
-	int show_help;
-	int show_version;
+	int mountpoint_bad; /* MOUNTPOINT missing or not a directory */
 };
 
 /* The mount. */
@@ -158,7 +157,8 @@ void sfs_log_corrupt(const struct sfs_inode *in, const char *what, long long blo
 
 /* ctl.c: the control file */
 void sfs_ctl_open(fuse_req_t req, struct fuse_file_info *fi);
-void sfs_ctl_write(fuse_req_t req, const char *buf, size_t size, struct fuse_file_info *fi);
+void sfs_ctl_write(fuse_req_t req, const char *buf, size_t size, off_t off,
+		   struct fuse_file_info *fi);
 void sfs_ctl_read(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi);
 void sfs_ctl_release(fuse_req_t req, struct fuse_file_info *fi);
 

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -49,15 +50,31 @@ static void usage(FILE *out)
 		"                           -o default_permissions)\n\n");
 }
 
-/* First non-option is STORE; the second is left for libfuse (MOUNTPOINT). */
+/*
+ * First non-option is STORE; the second (MOUNTPOINT) is checked here, so a
+ * missing one gets our message and exit code, and then left for libfuse.
+ */
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
 	struct sfs_opts *o = data;
+	struct stat st;
 
 	(void)outargs;
-	if (key == FUSE_OPT_KEY_NONOPT && !o->store) {
+	if (key != FUSE_OPT_KEY_NONOPT)
+		return 1;
+	if (!o->store) {
 		o->store = strdup(arg);
 		return 0;
+	}
+	if (!o->mountpoint_bad) {
+		const char *why = stat(arg, &st) < 0  ? strerror(errno)
+				  : !S_ISDIR(st.st_mode) ? "not a directory"
+							 : NULL;
+
+		if (why) {
+			fprintf(stderr, "sessionfs: cannot mount on %s: %s\n", arg, why);
+			o->mountpoint_bad = 1;
+		}
 	}
 	return 1;
 }
@@ -174,8 +191,13 @@ int main(int argc, char **argv)
 
 	sfs = &the_fs;
 	sfs->storefd = sfs->topfd[0] = sfs->topfd[1] = -1;
-	if (fuse_opt_parse(&args, &sfs->opts, sfs_opt_spec, opt_proc) == -1 ||
-	    fuse_parse_cmdline(&args, &cmd) != 0)
+	if (fuse_opt_parse(&args, &sfs->opts, sfs_opt_spec, opt_proc) == -1)
+		goto out;
+	if (sfs->opts.mountpoint_bad) {
+		rc = EXIT_MOUNT;
+		goto out;
+	}
+	if (fuse_parse_cmdline(&args, &cmd) != 0)
 		goto out;
 	if (cmd.show_help) {
 		usage(stdout);

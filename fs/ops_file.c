@@ -39,6 +39,17 @@ static int fh_new(struct sfs_inode *in, int fd, struct fuse_file_info *fi)
 	return 0;
 }
 
+/* O_TRUNC: cut the file to nothing; the header stays. */
+static int truncate_all(struct sfs_inode *in, int fd)
+{
+	int rc;
+
+	pthread_rwlock_wrlock(&in->io);
+	rc = ftruncate(fd, SFS_HDR_BYTES) < 0 ? sfs_neg_errno() : 0;
+	pthread_rwlock_unlock(&in->io);
+	return rc;
+}
+
 static int do_create(fuse_req_t req, struct sfs_inode *p, const char *name, mode_t mode,
 		     struct fuse_file_info *fi, const struct sfs_keys *keys,
 		     struct fuse_entry_param *e)
@@ -130,7 +141,12 @@ void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	} else {
 		/* Read-write always: partial blocks are read, merged and resealed. */
 		fd = sfs_reopen(in, O_RDWR);
-		rc = fd < 0 ? fd : fh_new(in, fd, fi);
+		/* libfuse asks for atomic O_TRUNC: the open truncates. */
+		rc = fd < 0 || !(fi->flags & O_TRUNC) ? fd : truncate_all(in, fd);
+		if (rc >= 0)
+			rc = fh_new(in, fd, fi);
+		else if (fd >= 0)
+			close(fd);
 	}
 	sfs_session_leave(in->sess);
 	if (rc < 0)
@@ -189,7 +205,7 @@ void sfs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, 
 	int rc;
 
 	if (in->kind == SFS_K_CTL) {
-		sfs_ctl_write(req, buf, size, fi);
+		sfs_ctl_write(req, buf, size, off, fi);
 		return;
 	}
 	rc = sfs_session_enter(in->sess, &f.keys);

@@ -48,10 +48,11 @@ static int ask(int tty, const char *prompt, char *buf, size_t cap, size_t *len)
 	quiet = old;
 	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
 	quiet.c_lflag |= ICANON;
-	if (write(tty, prompt, strlen(prompt)) < 0 || tcsetattr(tty, TCSAFLUSH, &quiet) < 0)
+	/* TCSANOW, not TCSAFLUSH: keep what was typed ahead of the prompt. */
+	if (write(tty, prompt, strlen(prompt)) < 0 || tcsetattr(tty, TCSANOW, &quiet) < 0)
 		return -ENOTTY;
 	rc = read_line(tty, buf, cap, len);
-	tcsetattr(tty, TCSAFLUSH, &old);
+	tcsetattr(tty, TCSANOW, &old);
 	if (write(tty, "\n", 1) < 0)
 		rc = rc ? rc : -EIO;
 	return rc;
@@ -60,7 +61,6 @@ static int ask(int tty, const char *prompt, char *buf, size_t cap, size_t *len)
 static int from_tty(struct sfs_password *pw, const char *prompt, int confirm)
 {
 	char *again = sodium_malloc(SFS_PASSWORD_MAX);
-	char p2[256];
 	size_t len2 = 0;
 	int tty = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC), rc;
 
@@ -73,8 +73,7 @@ static int from_tty(struct sfs_password *pw, const char *prompt, int confirm)
 	}
 	rc = ask(tty, prompt, pw->buf, SFS_PASSWORD_MAX, &pw->len);
 	if (rc == 0 && confirm) {
-		snprintf(p2, sizeof(p2), "Repeat %s", prompt);
-		rc = ask(tty, p2, again, SFS_PASSWORD_MAX, &len2);
+		rc = ask(tty, "Repeat the password: ", again, SFS_PASSWORD_MAX, &len2);
 		if (rc == 0 && (len2 != pw->len || sodium_memcmp(again, pw->buf, len2) != 0))
 			rc = -EKEYREJECTED;
 	}

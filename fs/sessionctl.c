@@ -42,7 +42,7 @@ enum {
 };
 
 #define CTL_NAME ".sessionfs"
-#define RESPONSE_MAX (16 << 20)
+#define RESPONSE_MAX (4 << 20)
 
 /* A session named on the command line. */
 struct target {
@@ -79,6 +79,18 @@ static void usage(FILE *out)
 	      "line of --password-file F (- for standard input); never from arguments.\n"
 	      "Exit codes: see sessionctl(1).\n",
 	      out);
+}
+
+/* A getopt failure (opterr is off: the message is ours, "sessionctl: ..."). */
+static int bad_option(char **argv, int c)
+{
+	if (c == 'P')
+		return die(EX_USAGE, "%s: passwords are never taken from the command line: use "
+				     "--password-file F or the prompt",
+			   argv[0]);
+	return die(EX_USAGE, "%s: unknown option or missing argument in '%s' (see sessionctl "
+			     "--help)",
+		   argv[0], argv[optind - 1]);
 }
 
 /* Open the control file of mount @mnt: fd or an exit code (negated). */
@@ -258,6 +270,7 @@ static int cmd_new(int argc, char **argv)
 		{"name", required_argument, NULL, 'n'},
 		{"id", required_argument, NULL, 'i'},
 		{"password-file", required_argument, NULL, 'p'},
+		{"password", optional_argument, NULL, 'P'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -274,10 +287,10 @@ static int cmd_new(int argc, char **argv)
 		else if (c == 'p')
 			file = optarg;
 		else
-			return c == 'h' ? (usage(stdout), EX_OK) : (usage(stderr), EX_USAGE);
+			return c == 'h' ? (usage(stdout), EX_OK) : bad_option(argv, c);
 	}
 	if (optind != argc - 1)
-		return usage(stderr), EX_USAGE;
+		return die(EX_USAGE, "%s: wrong number of arguments (see sessionctl --help)", argv[0]);
 	if (id && !sfs_id_valid(id))
 		return die(EX_USAGE, "bad --id '%s': want INC- and 4 to 16 lowercase hex digits",
 			   id);
@@ -300,6 +313,7 @@ static int cmd_unlock(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"password-file", required_argument, NULL, 'p'},
+		{"password", optional_argument, NULL, 'P'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -314,10 +328,10 @@ static int cmd_unlock(int argc, char **argv)
 		if (c == 'p')
 			file = optarg;
 		else
-			return c == 'h' ? (usage(stdout), EX_OK) : (usage(stderr), EX_USAGE);
+			return c == 'h' ? (usage(stdout), EX_OK) : bad_option(argv, c);
 	}
 	if (optind != argc - 1)
-		return usage(stderr), EX_USAGE;
+		return die(EX_USAGE, "%s: wrong number of arguments (see sessionctl --help)", argv[0]);
 	rc = resolve(argv[optind], &t);
 	if (rc)
 		return rc;
@@ -363,10 +377,10 @@ static int cmd_lock(int argc, char **argv)
 		if (c == 'a')
 			all = 1;
 		else
-			return c == 'h' ? (usage(stdout), EX_OK) : (usage(stderr), EX_USAGE);
+			return c == 'h' ? (usage(stdout), EX_OK) : bad_option(argv, c);
 	}
 	if (optind >= argc || (all && optind != argc - 1))
-		return usage(stderr), EX_USAGE;
+		return die(EX_USAGE, "%s: wrong number of arguments (see sessionctl --help)", argv[0]);
 	if (all) {
 		rc = call(argv[optind], json_pack("{s:s}", "op", "lock_all"), "cannot lock",
 			  &resp);
@@ -413,10 +427,10 @@ static int cmd_list(int argc, char **argv)
 		if (c == 'j')
 			as_json = 1;
 		else
-			return c == 'h' ? (usage(stdout), EX_OK) : (usage(stderr), EX_USAGE);
+			return c == 'h' ? (usage(stdout), EX_OK) : bad_option(argv, c);
 	}
 	if (optind != argc - 1)
-		return usage(stderr), EX_USAGE;
+		return die(EX_USAGE, "%s: wrong number of arguments (see sessionctl --help)", argv[0]);
 	rc = call(argv[optind], json_pack("{s:s}", "op", "list"), "cannot list sessions", &resp);
 	if (rc)
 		return rc;
@@ -476,6 +490,7 @@ static int cmd_passwd(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"password-file", required_argument, NULL, 'p'},
+		{"password", optional_argument, NULL, 'P'},
 		{"new-password-file", required_argument, NULL, 'n'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -493,10 +508,10 @@ static int cmd_passwd(int argc, char **argv)
 		else if (c == 'n')
 			newfile = optarg;
 		else
-			return c == 'h' ? (usage(stdout), EX_OK) : (usage(stderr), EX_USAGE);
+			return c == 'h' ? (usage(stdout), EX_OK) : bad_option(argv, c);
 	}
 	if (optind != argc - 1)
-		return usage(stderr), EX_USAGE;
+		return die(EX_USAGE, "%s: wrong number of arguments (see sessionctl --help)", argv[0]);
 	rc = resolve(argv[optind], &t);
 	if (rc)
 		return rc;
@@ -550,10 +565,10 @@ static int cmd_delete(int argc, char **argv)
 		if (c == 'y')
 			yes = 1;
 		else
-			return c == 'h' ? (usage(stdout), EX_OK) : (usage(stderr), EX_USAGE);
+			return c == 'h' ? (usage(stdout), EX_OK) : bad_option(argv, c);
 	}
 	if (optind != argc - 1)
-		return usage(stderr), EX_USAGE;
+		return die(EX_USAGE, "%s: wrong number of arguments (see sessionctl --help)", argv[0]);
 	rc = resolve(argv[optind], &t);
 	if (rc)
 		return rc;
@@ -577,18 +592,17 @@ int main(int argc, char **argv)
 	};
 
 	if (argc < 2)
-		return usage(stderr), EX_USAGE;
+		return die(EX_USAGE, "%s: wrong number of arguments (see sessionctl --help)", argv[0]);
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
 		return usage(stdout), EX_OK;
 	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)
 		return printf("sessionctl %s\n", SFS_VERSION), EX_OK;
+	opterr = 0;
 	if (sodium_init() < 0)
 		return die(EX_FAIL, "cannot initialise libsodium");
 	sfs_store_json_wipe_on_free();
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (strcmp(argv[1], cmds[i].name) == 0)
 			return cmds[i].fn(argc - 1, argv + 1);
-	fprintf(stderr, "sessionctl: unknown command '%s'\n", argv[1]);
-	usage(stderr);
-	return EX_USAGE;
+	return die(EX_USAGE, "unknown command '%s' (see sessionctl --help)", argv[1]);
 }

@@ -105,7 +105,15 @@ int sfs_fmt_keyfile_unwrap(unsigned char master[SFS_KEY_BYTES], const unsigned c
 	kek = sodium_malloc(SFS_KEY_BYTES);
 	if (!kek)
 		return -ENOMEM;
-	rc = sfs_crypto_pwhash(kek, password, pwlen, kf.salt, kf.opslimit, kf.memlimit);
+	/*
+	 * Costs above the sensitive level are refused, not run: a tampered key
+	 * file must not make unlock take hours or terabytes.
+	 */
+	if (kf.opslimit > crypto_pwhash_OPSLIMIT_SENSITIVE ||
+	    kf.memlimit > crypto_pwhash_MEMLIMIT_SENSITIVE)
+		rc = -EUCLEAN;
+	else
+		rc = sfs_crypto_pwhash(kek, password, pwlen, kf.salt, kf.opslimit, kf.memlimit);
 	if (rc == -EINVAL)
 		rc = -EUCLEAN; /* parameters no honest mkfs writes */
 	if (rc == 0 && sfs_crypto_open(master, in + SFS_KEYFILE_AD_BYTES,

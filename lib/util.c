@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -80,11 +81,14 @@ int sfs_fsync_dirfd(int dirfd)
 
 int sfs_write_atomic(int dirfd, const char *name, const void *data, size_t len)
 {
+	static atomic_uint seq;
 	char tmp[300];
 	int fd, rc;
 
-	snprintf(tmp, sizeof(tmp), ".tmp.%s.%ld", name, (long)getpid());
-	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	/* A name of its own per call: concurrent writers never share a temporary. */
+	snprintf(tmp, sizeof(tmp), ".tmp.%s.%ld.%u", name, (long)getpid(),
+		 atomic_fetch_add(&seq, 1));
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return sfs_neg_errno();
 	rc = sfs_pwrite_all(fd, data, len, 0);
