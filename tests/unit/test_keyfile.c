@@ -147,7 +147,7 @@ static void test_every_byte(void)
 		tested++;
 	}
 	/* Only flips to valid but costly values are skipped: at most 4 bytes. */
-	CHECK(tested >= SFS_KEYFILE_BYTES - 4);
+	CHECK(tested >= (int)SFS_KEYFILE_BYTES - 4);
 	CHECK_EQ(sfs_fmt_keyfile_unwrap(got, kf, sizeof(kf), pw, PWLEN, NULL), 0);
 	CHECK_MEM(got, master, SFS_KEY_BYTES);
 }
