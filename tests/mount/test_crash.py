@@ -1,0 +1,492 @@
+"""Crash safety, by crashing: SIGKILL the daemon while files, sessions and
+directories are being written, then remount the same store and check what
+survived.
+
+What must hold after every crash (PRODUCT.md, doc/format.md "Crash behaviour"):
+- the session unlocks with its password; files written and fsynced before the
+  crash (A, B) read back byte-identical;
+- a file C that a writer was overwriting and extending with known, per-position
+  content reads, at every byte that reads at all, the content of one of the
+  generations written there, never older than the last fsynced one covering
+  that position, never garbage and never bytes of another position; a read may
+  fail only with EIO, and only in blocks the unacknowledged generation touched;
+- the store keeps files 0600 and directories 0700; C can be written again;
+- a daemon killed during `sessionctl new`, or during mkdir/rename storms,
+  leaves a store that remounts, unlocks and lists; no half-made `.new-*`
+  session is visible in MNT/sessions; a rename over an existing file is atomic.
+
+The kill moments are random but seeded (SFS_CRASH_SEED, default 20240611);
+SFS_CRASH_ROUNDS raises the number of rounds of the file-writer test (10).
+"""
+import errno
+import os
+import random
+import signal
+import stat
+import subprocess
+import sys
+import time
+import unittest
+from array import array
+
+import sfs
+
+BLOCK = 4096
+MAGIC = 0x5AF5
+SEED = int(os.environ.get("SFS_CRASH_SEED", "20240611"))
+ROUNDS = int(os.environ.get("SFS_CRASH_ROUNDS", "10"))
+# Write sizes of the writer: all multiples of 8 (one pattern word), several not
+# multiples of the block size, so that partial blocks are read, merged, resealed.
+CHUNKS = [BLOCK, 3 * BLOCK, 5000, 8 * BLOCK + 808, 16 * BLOCK, 1000]
+
+
+def nblocks(gen):
+    """How many blocks generation @gen writes: 24..64, going up and down."""
+    return 24 + (gen * 37) % 41
+
+
+def truncate_to(gen):
+    """Every third generation first cuts the file inside a block (a multiple of
+    8 bytes, 4..16 blocks), then grows it again; -1: no truncate."""
+    return (4 + gen % 13) * BLOCK + 1000 if gen % 3 == 0 else -1
+
+
+def block_content(gen, i):
+    """Block @i of generation @gen: 512 words of u16 (MAGIC, gen, i, word)."""
+    a = array("H", [MAGIC, gen & 0xFFFF, i, 0] * (BLOCK // 8))
+    a[3::4] = array("H", range(BLOCK // 8))
+    return a.tobytes()
+
+
+def gen_content(gen, n):
+    return b"".join(block_content(gen, i) for i in range(n))
+
+
+def writer_main(path, side, gen, seed):
+    """The writer process: overwrite/extend @path with generation after
+    generation until the mount dies. @side (outside the mount) gets
+    'start GEN NBLOCKS TRUNC' before a generation's first change and
+    'ack GEN SIZE' once its writes and fsync returned."""
+    rnd = random.Random(seed)
+    sfd = os.open(side, os.O_WRONLY | os.O_APPEND)
+
+    def log(s):
+        os.write(sfd, (s + "\n").encode())
+
+    try:
+        fd = os.open(path, os.O_RDWR)
+        log("ready")
+        while True:
+            n = nblocks(gen)
+            data = gen_content(gen, n)
+            t = truncate_to(gen)
+            log("start %d %d %d" % (gen, n, t))
+            if t >= 0:
+                os.ftruncate(fd, t)
+            off = 0
+            while off < len(data):
+                c = rnd.choice(CHUNKS)
+                off += os.pwrite(fd, data[off:off + c], off)
+            os.fsync(fd)
+            log("ack %d %d" % (gen, os.fstat(fd).st_size))
+            gen += 1
+    except OSError as e:
+        log("error %d" % e.errno)
+
+
+def storm_main(d, side, k, seed):
+    """The storm process: mkdir, create, write, rename (directories, long
+    names, a file renamed over stable.txt) in session directory @d until the
+    mount dies. @side gets 'stable K' before tmp-K is renamed over stable.txt."""
+    rnd = random.Random(seed)
+    sfd = os.open(side, os.O_WRONLY | os.O_APPEND)
+
+    def log(s):
+        os.write(sfd, (s + "\n").encode())
+
+    try:
+        log("ready")
+        while True:
+            k += 1
+            dk = os.path.join(d, "d%d" % k)
+            os.mkdir(dk)
+            sfs.write_file(os.path.join(dk, "f"), storm_content(k))
+            os.rename(dk, os.path.join(d, "e%d" % k))
+            if k % 3 == 0:
+                lng = os.path.join(d, ("L%d-" % k) + "x" * 190)
+                os.mkdir(lng)
+                sfs.write_file(os.path.join(lng, "g"), storm_content(k))
+                os.rename(lng, os.path.join(d, ("M%d-" % k) + "y" * 190))
+            tmp = os.path.join(d, "tmp-%d" % k)
+            with open(tmp, "wb") as f:
+                f.write(stable_content(k))
+                f.flush()
+                os.fsync(f.fileno())
+            log("stable %d" % k)
+            os.rename(tmp, os.path.join(d, "stable.txt"))
+            if k > 5 and rnd.random() < 0.5:
+                j = k - 5
+                for name in ("e%d" % j,):
+                    p = os.path.join(d, name)
+                    if os.path.isdir(p):
+                        os.unlink(os.path.join(p, "f"))
+                        os.rmdir(p)
+    except OSError as e:
+        log("error %d" % e.errno)
+
+
+def storm_content(k):
+    return ("file of step %d\n" % k).encode() * 3
+
+
+def stable_content(k):
+    return ("stable version %d\n" % k).encode()
+
+
+def store_mode_problems(store):
+    """Paths under @store whose mode is not 0700 (dirs) / 0600 (files)."""
+    bad = []
+    for root, dirs, files in os.walk(store):
+        for n in dirs + files:
+            p = os.path.join(root, n)
+            st = os.lstat(p)
+            if stat.S_ISLNK(st.st_mode):
+                continue
+            want = 0o700 if stat.S_ISDIR(st.st_mode) else 0o600
+            if stat.S_IMODE(st.st_mode) != want:
+                bad.append("%s %o" % (os.path.relpath(p, store), stat.S_IMODE(st.st_mode)))
+    return bad
+
+
+def read_side(side):
+    """(started {gen: (nblocks, trunc)}, acked [(gen, size)...], errors [errno...])."""
+    started, acked, errors = {}, [], []
+    with open(side) as f:
+        for line in f:
+            w = line.split()
+            if not w:
+                continue
+            if w[0] == "start":
+                started[int(w[1])] = (int(w[2]), int(w[3]))
+            elif w[0] == "ack":
+                acked.append((int(w[1]), int(w[2])))
+            elif w[0] == "error":
+                errors.append(int(w[1]))
+    return started, acked, errors
+
+
+class CrashBase(unittest.TestCase):
+    def setUp(self):
+        sfs.need_binaries()
+        self.e = sfs.Env()
+        self.addCleanup(self.e.cleanup)
+        # runs before e.cleanup: a killed daemon leaves a dead mount behind
+        self.addCleanup(self.lazy_umount_all)
+        self.m = self.e.mount(foreground=True)
+
+    def lazy_umount_all(self):
+        for m in self.e.mounts:
+            if m.proc is not None and m.proc.poll() is not None:
+                sfs.run(["fusermount3", "-uz", m.mnt])
+
+    def crash(self, *children):
+        """SIGKILL the daemon of self.m, let @children (Popen) run into the
+        dead mount and exit, detach the dead mount."""
+        pid = self.m.proc.pid
+        os.kill(pid, signal.SIGKILL)
+        self.m.proc.wait(timeout=30)
+        self.assertEqual(self.m.proc.returncode, -signal.SIGKILL)
+        for c in children:
+            try:
+                c.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                c.kill()
+                c.wait()
+                self.fail("a child process hung in the dead mount")
+        r = sfs.run(["fusermount3", "-uz", self.m.mnt])
+        self.assertEqual(r.rc, 0, "fusermount3 -uz of the dead mount: %r" % r)
+        self.assertFalse(os.path.ismount(self.m.mnt))
+
+    def remount(self):
+        self.m = self.e.mount(foreground=True, mnt=self.m.mnt)
+        return self.m
+
+    def child(self, mode, *args):
+        return subprocess.Popen([sys.executable, os.path.abspath(__file__), mode]
+                                + [str(a) for a in args],
+                                stdin=subprocess.DEVNULL, env=dict(os.environ,
+                                                                   PYTHONDONTWRITEBYTECODE="1"))
+
+    def wait_ready(self, side, proc):
+        deadline = time.monotonic() + 30
+        while True:
+            with open(side) as f:
+                if "ready" in f.read():
+                    return
+            if proc.poll() is not None:
+                self.fail("child exited %d before it was ready: %s"
+                          % (proc.returncode, open(side).read()))
+            if time.monotonic() > deadline:
+                self.fail("child not ready within 30 s")
+            time.sleep(0.01)
+
+    def check_modes(self):
+        bad = store_mode_problems(self.e.store)
+        self.assertEqual(bad, [], "store entries without mode 0600/0700 after a crash")
+
+    def check_no_visible_new(self):
+        names = os.listdir(self.m.sessions())
+        self.assertEqual([n for n in names if n.startswith(".new-")], [],
+                         "a half-made session is visible in MNT/sessions")
+        for n in names:
+            self.assertRegex(n, sfs.ID_RE, "MNT/sessions lists a name that is not an id")
+        return names
+
+    def leftovers(self):
+        return sorted(n for n in os.listdir(os.path.join(self.e.store, "sessions"))
+                      if n.startswith(".new-"))
+
+
+class CrashWriterTest(CrashBase):
+    """SIGKILL while a file is overwritten and extended."""
+
+    def verify_c(self, path, side, rnd_round):
+        started, acked, errors = read_side(side)
+        self.assertTrue(acked, "no generation acknowledged at all")
+        # the generation in flight when the daemon died (earlier rounds' ones
+        # are history: they may still be on disk, but nothing is torn there)
+        last = max(started)
+        last_ack, ack_size = acked[-1]
+        acked_gens = [g for g, _ in acked]
+        if last != last_ack:
+            inflight, trunc = started[last]
+        else:
+            inflight, trunc = 0, -1
+        # a truncate cuts at the block boundary below first, then reseals
+        min_size = trunc // BLOCK * BLOCK if trunc >= 0 else ack_size
+        max_size = max(ack_size, inflight * BLOCK)
+        fd = os.open(path, os.O_RDONLY)
+        eio = []
+        try:
+            size = os.fstat(fd).st_size
+            self.assertGreaterEqual(size, min_size, "C shrank below its fsynced size (or the "
+                                    "truncate in flight)")
+            self.assertLessEqual(size, max_size, "C grew beyond anything written")
+            nblk = (size + BLOCK - 1) // BLOCK
+            for i in range(nblk):
+                # oldest generation that may be at block i: the newest acked one covering it
+                floor = max([g for g in acked_gens if started[g][0] > i], default=0)
+                try:
+                    d = os.pread(fd, BLOCK, i * BLOCK)
+                except OSError as ex:
+                    self.assertEqual(ex.errno, errno.EIO, "read of block %d of C" % i)
+                    self.assertLess(i, inflight,
+                                    "block %d of C reads EIO but the unacknowledged generation "
+                                    "(%d blocks) never wrote it" % (i, inflight))
+                    eio.append(i)
+                    continue
+                self.assertEqual(len(d), min(BLOCK, size - i * BLOCK),
+                                 "short read of block %d of C" % i)
+                self.check_block(d, i, started, floor)
+        finally:
+            os.close(fd)
+        return size, eio
+
+    def check_block(self, d, i, started, floor):
+        full = len(d) // 8 * 8
+        a = array("H")
+        a.frombytes(d[:full])
+        words = full // 8
+        for w in range(words):
+            magic, g, bi, wi = a[4 * w:4 * w + 4]
+            if magic != MAGIC or bi != i or wi != w or g not in started or g < floor:
+                self.fail("C: block %d word %d (offset %d) reads %r: %s" % (
+                    i, w, i * BLOCK + 8 * w, d[8 * w:8 * w + 8],
+                    "garbage" if magic != MAGIC else
+                    "bytes of another position (block %d word %d)" % (bi, wi)
+                    if (bi, wi) != (i, w) else
+                    "generation %d was never written" % g if g not in started else
+                    "generation %d is older than the fsynced generation %d" % (g, floor)))
+        if full < len(d):
+            tail = d[full:]
+            self.assertTrue(any(block_content(g, i)[full:len(d)] == tail for g in started
+                                if g >= floor),
+                            "C: the last bytes of block %d read %r, no generation's" % (i, tail))
+
+    def test_kill_while_writing(self):
+        rnd = random.Random(SEED)
+        sid = self.e.new(self.m)
+        d = self.m.sdir(sid)
+        a_data = random.Random(SEED + 1).randbytes(1 << 20)
+        b_data = b"small file B\n" * 7
+        for name, data in (("A.bin", a_data), ("B.txt", b_data)):
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        side = self.e.path("side-c.log")
+        open(side, "w").close()
+        c = os.path.join(d, "C.bin")
+        # generation 1, fsynced, before any crash
+        with open(c, "wb") as f:
+            f.write(gen_content(1, nblocks(1)))
+            f.flush()
+            os.fsync(f.fileno())
+        with open(side, "a") as f:
+            f.write("start 1 %d -1\nack 1 %d\n" % (nblocks(1), nblocks(1) * BLOCK))
+        gen = 2
+        report = []
+        for r in range(ROUNDS):
+            w = self.child("--writer", c, side, gen, SEED + 100 + r)
+            self.wait_ready(side, w)
+            delay = rnd.uniform(0.0, 0.6)
+            time.sleep(delay)
+            self.crash(w)
+            started, acked, errors = read_side(side)
+            self.remount()
+            self.e.unlock(self.m, sid)
+            d = self.m.sdir(sid)
+            c = os.path.join(d, "C.bin")
+            self.assertEqual(sfs.read_file(os.path.join(d, "A.bin")), a_data,
+                             "round %d: A changed" % r)
+            self.assertEqual(sfs.read_file(os.path.join(d, "B.txt")), b_data,
+                             "round %d: B changed" % r)
+            size, eio = self.verify_c(c, side, r)
+            self.check_modes()
+            # C can be written again: a new generation over all of it
+            gen = max(started) + 1
+            n = max((size + BLOCK - 1) // BLOCK, 1)
+            with open(side, "a") as f:
+                f.write("start %d %d -1\n" % (gen, n))
+            fd = os.open(c, os.O_RDWR)
+            try:
+                data = gen_content(gen, n)
+                self.assertEqual(os.pwrite(fd, data, 0), len(data))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            with open(side, "a") as f:
+                f.write("ack %d %d\n" % (gen, n * BLOCK))
+            self.assertEqual(sfs.read_file(c), gen_content(gen, n),
+                             "round %d: C after a full rewrite" % r)
+            report.append("round %d: killed after %.2fs, gens %d..%d (%d acked), C %d bytes, "
+                          "EIO blocks %r, writer errno %r"
+                          % (r, delay, min(started), max(started), len(acked), size, eio,
+                             errors[-1:]))
+            gen += 1
+        print("\n".join(report), file=sys.stderr)
+        self.assertEqual(sorted(os.listdir(d)),
+                         ["A.bin", "B.txt", "C.bin", "events.jsonl", "metadata.json"])
+
+
+class CrashNamespaceTest(CrashBase):
+    """SIGKILL during `sessionctl new` and during mkdir/rename storms."""
+
+    def test_kill_during_new(self):
+        rnd = random.Random(SEED + 7)
+        t0 = time.monotonic()
+        first = self.e.new(self.m)
+        dt = time.monotonic() - t0
+        known = {first}
+        found = []
+        for r in range(5):
+            pw = self.e.pwfile(sfs.PASSWORD)
+            p = subprocess.Popen([sfs.SESSIONCTL, "new", "--password-file", pw, self.m.mnt],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+            # most of `new` is the KDF inside the half-made container
+            delay = rnd.uniform(0.0, dt * 1.1)
+            time.sleep(delay)
+            self.crash(p)
+            out, err = p.stdout.read().decode(), p.stderr.read().decode()
+            p.stdout.close()
+            p.stderr.close()
+            self.remount()
+            names = self.check_no_visible_new()
+            listed = {s["id"] for s in self.e.list(self.m)}
+            self.assertEqual(listed, set(names))
+            if p.returncode == 0:
+                self.assertIn(out.strip(), listed, "sessionctl new said it made a session")
+            else:
+                self.assertTrue(err.startswith("sessionctl:"), "stderr: %r" % err)
+            self.assertTrue(known <= listed, "a session vanished: %r -> %r" % (known, listed))
+            # every session that appeared is whole: it unlocks and has its files
+            for sid in sorted(listed):
+                self.e.unlock(self.m, sid)
+                self.assertIn("metadata.json", os.listdir(self.m.sdir(sid)))
+                self.e.lock(self.m, sid)
+            known = listed
+            self.check_modes()
+            found.append("round %d: killed after %.3fs of ~%.3fs, sessionctl rc %d (%s), "
+                         "sessions %d, .new-* left in STORE/sessions: %r"
+                         % (r, delay, dt, p.returncode, err.strip(), len(listed),
+                            self.leftovers()))
+        print("\n".join(found), file=sys.stderr)
+        # the store is still usable: a new session works
+        sid = self.e.new(self.m)
+        sfs.write_file(os.path.join(self.m.sdir(sid), "x"), "x\n")
+
+    def test_kill_during_mkdir_rename_storm(self):
+        rnd = random.Random(SEED + 11)
+        sid = self.e.new(self.m)
+        side = self.e.path("side-storm.log")
+        report = []
+        for r in range(4):
+            open(side, "w").close()
+            d = self.m.sdir(sid)
+            sfs.write_file(os.path.join(d, "stable.txt"), stable_content(0))
+            s = self.child("--storm", d, side, 1000 * r, SEED + 200 + r)
+            self.wait_ready(side, s)
+            delay = rnd.uniform(0.05, 0.7)
+            time.sleep(delay)
+            self.crash(s)
+            with open(side) as f:
+                lines = f.read().split("\n")
+            stables = {0} | {int(x.split()[1]) for x in lines if x.startswith("stable ")}
+            self.remount()
+            self.check_no_visible_new()
+            self.assertEqual([x["id"] for x in self.e.list(self.m)], [sid])
+            self.e.unlock(self.m, sid)
+            d = self.m.sdir(sid)
+            # the rename over stable.txt was atomic: it is there, whole
+            got = sfs.read_file(os.path.join(d, "stable.txt"))
+            self.assertIn(got, [stable_content(k) for k in stables],
+                          "round %d: stable.txt after a crash" % r)
+            # the whole tree lists and reads; files are empty (crash between
+            # create and write) or whole
+            nfiles = nempty = 0
+            for root, dirs, files in os.walk(d, onerror=self.raise_):
+                for n in files:
+                    p = os.path.join(root, n)
+                    os.lstat(p)
+                    data = sfs.read_file(p)
+                    if n in ("f", "g"):
+                        k = int(os.path.basename(root)[1:].split("-")[0])
+                        self.assertIn(data, (b"", storm_content(k)), p)
+                        nfiles += 1
+                        nempty += data == b""
+                    elif n.startswith("tmp-"):
+                        k = int(n[4:])
+                        self.assertIn(data, (b"", stable_content(k)), p)
+            self.check_modes()
+            # and the namespace works again
+            os.mkdir(os.path.join(d, "after-%d" % r))
+            os.rename(os.path.join(d, "after-%d" % r), os.path.join(d, "moved-%d" % r))
+            sfs.write_file(os.path.join(d, "moved-%d" % r, "z"), "z\n")
+            self.assertEqual(sfs.read_file(os.path.join(d, "moved-%d" % r, "z")), b"z\n")
+            report.append("round %d: killed after %.2fs at step %d, %d files (%d empty), "
+                          "stable.txt = %r" % (r, delay, max(stables), nfiles, nempty, got))
+        print("\n".join(report), file=sys.stderr)
+
+    @staticmethod
+    def raise_(e):
+        raise e
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--writer":
+        writer_main(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--storm":
+        storm_main(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+    else:
+        sfs.main()
