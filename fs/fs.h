@@ -34,6 +34,13 @@ enum sfs_kind {
 	SFS_K_NODE,    /* anything inside a session */
 };
 
+/* The session root's special files (special.c). */
+enum sfs_special {
+	SFS_SP_NONE,
+	SFS_SP_META,   /* metadata.json */
+	SFS_SP_EVENTS, /* events.jsonl */
+};
+
 /* One session as the daemon knows it. Never freed before unmount. */
 struct sfs_session {
 	char id[SFS_SESSION_ID_MAX + 1];
@@ -64,6 +71,7 @@ struct sfs_inode {
 	unsigned char id[SFS_ID_BYTES]; /* file id or directory id */
 	struct sfs_attrs attrs;   /* mode (with type), uid, gid, rdev */
 	uint64_t linklen;         /* symlinks: plaintext target length */
+	enum sfs_special special; /* what its name at the session root makes it */
 
 	pthread_rwlock_t io;      /* content: readers share, writers exclusive */
 };
@@ -119,6 +127,10 @@ void sfs_itable_destroy(void);
 struct sfs_inode *sfs_inode_get(int fd, const struct stat *st, enum sfs_kind kind,
 				struct sfs_session *sess);
 void sfs_inode_unref(struct sfs_inode *in, uint64_t n);
+/* FUSE inode number of backing node (@dev, @ino) if it has an inode, else 0. */
+fuse_ino_t sfs_inode_number(dev_t dev, ino_t ino);
+/* Mark the inode of backing node (@dev, @ino), if known, as @sp (after a rename). */
+void sfs_inode_set_special(dev_t dev, ino_t ino, enum sfs_special sp);
 /* Call @fn for every inode of @sess, under the table lock (fn must not block). */
 void sfs_inode_foreach(struct sfs_session *sess, void (*fn)(struct sfs_inode *, void *),
 		       void *arg);

@@ -162,3 +162,26 @@ void sfs_itable_destroy(void)
 	free(sfs->itable);
 	sfs->itable = NULL;
 }
+
+void sfs_inode_set_special(dev_t dev, ino_t ino, enum sfs_special sp)
+{
+	pthread_mutex_lock(&sfs->itable_mu);
+	for (struct sfs_inode *in = sfs->itable[bucket(dev, ino, sfs->itable_size)]; in;
+	     in = in->hnext)
+		if (in->bdev == dev && in->bino == ino)
+			in->special = sp;
+	pthread_mutex_unlock(&sfs->itable_mu);
+}
+
+fuse_ino_t sfs_inode_number(dev_t dev, ino_t ino)
+{
+	fuse_ino_t found = 0;
+
+	pthread_mutex_lock(&sfs->itable_mu);
+	for (struct sfs_inode *in = sfs->itable[bucket(dev, ino, sfs->itable_size)]; in;
+	     in = in->hnext)
+		if (in->bdev == dev && in->bino == ino)
+			found = sfs_ino_of(in);
+	pthread_mutex_unlock(&sfs->itable_mu);
+	return found;
+}

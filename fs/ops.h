@@ -13,6 +13,10 @@
 struct sfs_fh {
 	int fd;                   /* backing file, read-write */
 	struct sfs_session *sess;
+	char *buf;                /* special files: metadata.json being written, or
+				   * the unterminated tail of an events.jsonl line */
+	size_t len, cap;
+	bool dirty;               /* metadata.json: buf differs from the stored document */
 };
 
 /* State of one open directory. */
@@ -38,6 +42,9 @@ int sfs_make_entry(struct sfs_inode *parent, int fd, const struct sfs_keys *keys
 /* Look @name up in session directory @parent: 0 with @e, or -errno. */
 int sfs_lookup_node(struct sfs_inode *parent, const char *name, const struct sfs_keys *keys,
 		    struct fuse_entry_param *e);
+
+/* After an entry for @name in @parent: mark a special file, uncached. */
+void sfs_mark_special(struct sfs_inode *parent, const char *name, struct fuse_entry_param *e);
 
 /* Enter @in's session and load @in's header: 0 or -errno (session left on error). */
 int sfs_enter_node(struct sfs_inode *in, const struct sfs_keys **keys);

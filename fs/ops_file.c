@@ -8,6 +8,7 @@
  * authentication is logged with its file and number and read as EIO.
  */
 #include "ops.h"
+#include "special.h"
 #include "fileio.h"
 #include "tree.h"
 
@@ -88,7 +89,10 @@ static int do_create(fuse_req_t req, struct sfs_inode *p, const char *name, mode
 		sfs_tree_name_del(p->fd, &en);
 		return rc;
 	}
+	sfs_mark_special(p, name, e);
 	rc = fh_new(sfs_inode_of(e->ino), fd, fi);
+	if (rc == 0 && sfs_inode_of(e->ino)->special == SFS_SP_META)
+		rc = sfs_meta_open(sfs_inode_of(e->ino), fh_of(fi), true, keys);
 	if (rc < 0)
 		sfs_inode_unref(sfs_inode_of(e->ino), 1);
 	return rc;
@@ -140,13 +144,25 @@ void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		rc = -EIO;
 	} else {
 		/* Read-write always: partial blocks are read, merged and resealed. */
+		bool trunc = fi->flags & O_TRUNC;
+		bool writing = (fi->flags & O_ACCMODE) != O_RDONLY;
+
 		fd = sfs_reopen(in, O_RDWR);
-		/* libfuse asks for atomic O_TRUNC: the open truncates. */
-		rc = fd < 0 || !(fi->flags & O_TRUNC) ? fd : truncate_all(in, fd);
+		if (fd >= 0 && trunc && in->special == SFS_SP_EVENTS)
+			rc = -EPERM; /* append-only */
+		/* libfuse asks for atomic O_TRUNC: the open truncates (metadata.json: at commit). */
+		else if (fd >= 0 && trunc && in->special == SFS_SP_NONE)
+			rc = truncate_all(in, fd);
+		else
+			rc = fd;
 		if (rc >= 0)
 			rc = fh_new(in, fd, fi);
 		else if (fd >= 0)
 			close(fd);
+		if (rc >= 0 && in->special == SFS_SP_META && writing)
+			rc = sfs_meta_open(in, fh_of(fi), trunc, keys);
+		if (rc >= 0 && in->special != SFS_SP_NONE)
+			fi->direct_io = 1; /* what a reader sees is what is stored */
 	}
 	sfs_session_leave(in->sess);
 	if (rc < 0)
@@ -177,6 +193,15 @@ void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (rc < 0) {
 		free(buf);
 		sfs_reply_err(req, rc);
+		return;
+	}
+	if (in->special == SFS_SP_META && fh_of(fi)->buf) {
+		/* A writer reads its own unsaved document. */
+		n = sfs_meta_read(fh_of(fi), buf, size, off);
+		sfs_session_leave(in->sess);
+		fuse_reply_buf(req, buf, (size_t)n);
+		sodium_memzero(buf, (size_t)n);
+		free(buf);
 		return;
 	}
 	f.fd = fh_of(fi)->fd;
@@ -213,6 +238,18 @@ void sfs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, 
 		sfs_reply_err(req, rc);
 		return;
 	}
+	if (in->special != SFS_SP_NONE) {
+		n = in->special == SFS_SP_META
+			    ? sfs_meta_write(fh_of(fi), buf, size, off)
+			    : sfs_events_write(in, fh_of(fi), buf, size, off, fi->flags & O_APPEND,
+					       f.keys);
+		sfs_session_leave(in->sess);
+		if (n < 0)
+			sfs_reply_err(req, (int)n);
+		else
+			fuse_reply_write(req, (size_t)n);
+		return;
+	}
 	f.fd = fh_of(fi)->fd;
 	memcpy(f.id, in->id, SFS_ID_BYTES);
 	pthread_rwlock_wrlock(&in->io);
@@ -230,11 +267,32 @@ void sfs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, 
 		fuse_reply_write(req, (size_t)n);
 }
 
+/* Commit what a special file holds: metadata.json's document, events' tail. */
+static int special_commit(struct sfs_inode *in, struct sfs_fh *fh)
+{
+	const struct sfs_keys *keys;
+	int rc;
+
+	if (in->special == SFS_SP_NONE || (!fh->dirty && fh->len == 0))
+		return 0;
+	rc = sfs_session_enter(in->sess, &keys);
+	if (rc < 0)
+		return rc;
+	if (in->special == SFS_SP_META)
+		rc = fh->dirty ? sfs_meta_commit(in, fh, keys) : 0;
+	else
+		rc = sfs_events_flush(in, fh, keys);
+	sfs_session_leave(in->sess);
+	return rc;
+}
+
 void sfs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	(void)ino;
-	(void)fi;
-	fuse_reply_err(req, 0); /* every write already reached the store */
+	struct sfs_inode *in = sfs_inode_of(ino);
+
+	/* Ordinary writes already reached the store; special files commit here. */
+	fuse_reply_err(req, in->kind == SFS_K_NODE ? sfs_errno_out(special_commit(in, fh_of(fi)))
+						   : 0);
 }
 
 void sfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -247,6 +305,10 @@ void sfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fh = fh_of(fi);
+	if (special_commit(in, fh) < 0)
+		sfs_log(LOG_NOTICE, "%s: a special file's last write was refused at close",
+			in->sess->id);
+	sfs_special_release(fh);
 	close(fh->fd);
 	atomic_fetch_sub(&fh->sess->open_files, 1);
 	free(fh);
@@ -263,7 +325,9 @@ void sfs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file
 		return;
 	}
 	fd = fh_of(fi)->fd;
-	if ((datasync ? fdatasync(fd) : fsync(fd)) < 0)
+	if (in->special == SFS_SP_META)
+		rc = sfs_errno_out(special_commit(in, fh_of(fi)));
+	if (rc == 0 && (datasync ? fdatasync(fd) : fsync(fd)) < 0)
 		rc = errno;
 	fuse_reply_err(req, rc);
 }

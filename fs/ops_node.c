@@ -3,6 +3,7 @@
  * setattr, readlink, statfs; and the entry helpers the other op files share.
  */
 #include "ops.h"
+#include "special.h"
 #include "fileio.h"
 #include "tree.h"
 
@@ -18,13 +19,15 @@
 
 int sfs_errno_out(int rc)
 {
+	if (rc >= 0)
+		return 0;
 	switch (rc) {
 	case -EBADMSG:
 	case -EUCLEAN:
 	case -EPROTONOSUPPORT:
 		return EIO;
 	}
-	return rc < 0 ? -rc : EIO;
+	return -rc;
 }
 
 void sfs_reply_err(fuse_req_t req, int rc)
@@ -123,7 +126,20 @@ int sfs_lookup_node(struct sfs_inode *parent, const char *name, const struct sfs
 	fd = openat(parent->fd, en.backing, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return sfs_neg_errno();
-	return sfs_make_entry(parent, fd, keys, NULL, NULL, e);
+	rc = sfs_make_entry(parent, fd, keys, NULL, NULL, e);
+	if (rc == 0)
+		sfs_mark_special(parent, name, e);
+	return rc;
+}
+
+void sfs_mark_special(struct sfs_inode *parent, const char *name, struct fuse_entry_param *e)
+{
+	struct sfs_inode *in = sfs_inode_of(e->ino);
+
+	in->special = in->type == S_IFREG ? sfs_special_of(parent, name) : SFS_SP_NONE;
+	/* Never cached: a replaced metadata.json must be looked up again. */
+	if (in->special != SFS_SP_NONE)
+		e->entry_timeout = e->attr_timeout = 0;
 }
 
 /* sessions/ID or archive/ID */
@@ -256,7 +272,8 @@ void sfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (rc < 0)
 		sfs_reply_err(req, rc);
 	else
-		fuse_reply_attr(req, &st, in->kind == SFS_K_CTL ? 0 : sfs->timeout);
+		fuse_reply_attr(req, &st,
+				in->kind == SFS_K_CTL || in->special != SFS_SP_NONE ? 0 : sfs->timeout);
 }
 
 /* Set times on a regular file or directory through its O_PATH descriptor. */
@@ -330,8 +347,15 @@ static int setattr_node(struct sfs_inode *in, struct stat *attr, int to_set,
 		rc = sfs_node_store_attrs(in, &a,
 					  fi ? ((struct sfs_fh *)(uintptr_t)fi->fh)->fd : -1, keys);
 	}
-	if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE))
-		rc = set_size(in, attr->st_size, fi, keys);
+	if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE)) {
+		if (in->special == SFS_SP_EVENTS)
+			rc = -EPERM; /* append-only */
+		else if (in->special == SFS_SP_META)
+			rc = fi ? sfs_meta_truncate((struct sfs_fh *)(uintptr_t)fi->fh, attr->st_size)
+				: -EINVAL; /* a cut document is no document */
+		else
+			rc = set_size(in, attr->st_size, fi, keys);
+	}
 	if (rc == 0 && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
 				  FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)))
 		rc = set_times(in, attr, to_set);

@@ -6,6 +6,7 @@
  * moves whole under its id. Anything crossing sessions is EXDEV.
  */
 #include "ops.h"
+#include "special.h"
 #include "tree.h"
 
 #include <errno.h>
@@ -33,6 +34,8 @@ void sfs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	rc = p->bad ? -EIO : sfs_fmt_name_encrypt(&en, name, p->id, keys);
+	if (rc == 0 && sfs_special_of(p, name) == SFS_SP_EVENTS)
+		rc = -EPERM; /* events.jsonl is append-only: never removed */
 	if (rc == 0 && unlinkat(p->fd, en.backing, 0) < 0)
 		rc = sfs_neg_errno();
 	if (rc == 0)
@@ -64,13 +67,34 @@ static int rename_node(struct sfs_inode *p, const char *name, struct sfs_inode *
 	struct sfs_ename from, to;
 	int rc;
 
+	enum sfs_special sp_from = sfs_special_of(p, name), sp_to = sfs_special_of(np, newname);
+	struct stat st;
+	int fd;
+
 	if (p->bad || np->bad)
 		return -EIO;
+	/* events.jsonl is never renamed, away or over. */
+	if (sp_from == SFS_SP_EVENTS || sp_to == SFS_SP_EVENTS)
+		return -EPERM;
+	if ((flags & RENAME_EXCHANGE) && (sp_from != SFS_SP_NONE || sp_to != SFS_SP_NONE))
+		return -EPERM;
 	rc = sfs_fmt_name_encrypt(&from, name, p->id, keys);
 	if (rc == 0)
 		rc = sfs_fmt_name_encrypt(&to, newname, np->id, keys);
 	if (rc < 0)
 		return rc;
+	/* A file renamed over metadata.json must be a valid document for it. */
+	if (sp_to == SFS_SP_META) {
+		fd = openat(p->fd, from.backing, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			return sfs_neg_errno();
+		rc = fstat(fd, &st) == 0 && S_ISREG(st.st_mode)
+			     ? sfs_meta_check_replacement(np, fd, keys)
+			     : -EINVAL;
+		close(fd);
+		if (rc < 0)
+			return rc;
+	}
 	if (!(flags & RENAME_EXCHANGE)) {
 		rc = sfs_tree_name_add(np->fd, &to);
 		if (rc < 0)
@@ -82,6 +106,9 @@ static int rename_node(struct sfs_inode *p, const char *name, struct sfs_inode *
 	}
 	if (!(flags & RENAME_EXCHANGE) && (p != np || strcmp(from.backing, to.backing) != 0))
 		sfs_tree_name_del(p->fd, &from);
+	/* The moved inode now is (or no longer is) a special file. */
+	if (fstatat(np->fd, to.backing, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		sfs_inode_set_special(st.st_dev, st.st_ino, S_ISREG(st.st_mode) ? sp_to : SFS_SP_NONE);
 	return 0;
 }
 
@@ -125,7 +152,9 @@ void sfs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const cha
 		fuse_reply_err(req, in->kind == SFS_K_NODE ? EXDEV : EPERM);
 		return;
 	}
-	if (in->type == S_IFDIR) {
+	/* Directories, and special files under a second name, cannot be linked. */
+	if (in->type == S_IFDIR || in->special != SFS_SP_NONE ||
+	    sfs_special_of(np, newname) != SFS_SP_NONE) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}

@@ -1,0 +1,432 @@
+/*
+ * special.c - the rules of a session's metadata.json and events.jsonl.
+ *
+ * events.jsonl: writes land at the end; each complete line must be a JSON
+ * object or the write fails with EINVAL and none of it is stored; an
+ * unterminated tail waits in the open file until its newline (or close).
+ * Lines are appended under the inode's write lock, so appenders never
+ * interleave.
+ *
+ * metadata.json: writes collect in the open file; at flush, fsync or close
+ * the document is checked (a JSON object, id and created unchanged) and
+ * replaced atomically: new file, fsync, rename over, fsync of the directory.
+ * A refused document leaves the old one, and the reason (never the
+ * content) is logged.
+ */
+#include "special.h"
+#include "fileio.h"
+#include "tree.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#define META_MAX (1u << 20)    /* largest metadata.json */
+#define PENDING_MAX (1u << 20) /* longest unterminated events line */
+
+enum sfs_special sfs_special_of(const struct sfs_inode *parent, const char *name)
+{
+	if (parent->kind != SFS_K_SESSION)
+		return SFS_SP_NONE;
+	if (strcmp(name, SFS_METADATA_NAME) == 0)
+		return SFS_SP_META;
+	if (strcmp(name, SFS_EVENTS_NAME) == 0)
+		return SFS_SP_EVENTS;
+	return SFS_SP_NONE;
+}
+
+/* Make room for @need bytes in fh->buf. */
+static int reserve(struct sfs_fh *fh, size_t need, size_t max)
+{
+	char *n;
+	size_t cap;
+
+	if (need > max)
+		return -EFBIG;
+	if (need <= fh->cap)
+		return 0;
+	cap = fh->cap ? fh->cap : 4096;
+	while (cap < need)
+		cap *= 2;
+	n = malloc(cap);
+	if (!n)
+		return -ENOMEM;
+	if (fh->buf) {
+		memcpy(n, fh->buf, fh->len);
+		sodium_memzero(fh->buf, fh->cap);
+		free(fh->buf);
+	}
+	fh->buf = n;
+	fh->cap = cap;
+	return 0;
+}
+
+void sfs_special_release(struct sfs_fh *fh)
+{
+	if (fh->buf) {
+		sodium_memzero(fh->buf, fh->cap);
+		free(fh->buf);
+	}
+	fh->buf = NULL;
+	fh->len = fh->cap = 0;
+}
+
+/* Is @line (without its newline) one JSON object? */
+static bool is_object_line(const char *line, size_t len)
+{
+	json_t *v = json_loadb(line, len, 0, NULL);
+	bool ok = json_is_object(v);
+
+	json_decref(v);
+	return ok;
+}
+
+/* Append @len bytes of whole lines to events.jsonl; called with in->io held. */
+static int append(struct sfs_inode *in, struct sfs_fh *fh, const char *data, size_t len,
+		  uint64_t size, const struct sfs_keys *keys)
+{
+	struct sfs_file f = {.fd = fh->fd, .size = size, .keys = keys};
+	ssize_t n;
+
+	memcpy(f.id, in->id, SFS_ID_BYTES);
+	n = sfs_file_write(&f, data, len, size);
+	if (n == -EBADMSG)
+		sfs_log_corrupt(in, "", (long long)f.bad_block);
+	return n < 0 ? (int)n : 0;
+}
+
+ssize_t sfs_events_write(struct sfs_inode *in, struct sfs_fh *fh, const char *buf, size_t size,
+			 off_t off, bool appending, const struct sfs_keys *keys)
+{
+	uint64_t fsize;
+	size_t old = fh->len, start = 0, end;
+	int rc;
+
+	pthread_rwlock_wrlock(&in->io);
+	rc = sfs_file_size(fh->fd, &fsize);
+	/* The end is the stored size, or past the tail this file still holds. */
+	if (rc == 0 && !appending && (uint64_t)off != fsize && (uint64_t)off != fsize + old)
+		rc = -EPERM;
+	if (rc == 0)
+		rc = reserve(fh, old + size, PENDING_MAX + size);
+	if (rc < 0)
+		goto out;
+	memcpy(fh->buf + old, buf, size);
+	fh->len = old + size;
+	end = fh->len;
+	while (end > 0 && fh->buf[end - 1] != '\n')
+		end--;
+	/* Check every complete line before storing any. */
+	for (size_t i = 0; i < end; i++) {
+		if (fh->buf[i] != '\n')
+			continue;
+		if (!is_object_line(fh->buf + start, i - start)) {
+			sfs_log(LOG_NOTICE, "%s: events.jsonl: refused a line that is not a JSON "
+					    "object",
+				in->sess->id);
+			rc = -EINVAL;
+			break;
+		}
+		start = i + 1;
+	}
+	if (rc == 0 && end > 0)
+		rc = append(in, fh, fh->buf, end, fsize, keys);
+	if (rc < 0) {
+		/* Nothing of this write is kept; an earlier tail stays pending. */
+		fh->len = rc == -EINVAL ? 0 : old;
+		goto out;
+	}
+	memmove(fh->buf, fh->buf + end, fh->len - end);
+	fh->len -= end;
+	if (fh->len > PENDING_MAX)
+		rc = -EFBIG;
+out:
+	pthread_rwlock_unlock(&in->io);
+	return rc < 0 ? rc : (ssize_t)size;
+}
+
+int sfs_events_flush(struct sfs_inode *in, struct sfs_fh *fh, const struct sfs_keys *keys)
+{
+	uint64_t fsize;
+	int rc;
+
+	if (fh->len == 0)
+		return 0;
+	if (!is_object_line(fh->buf, fh->len)) {
+		sfs_log(LOG_NOTICE, "%s: events.jsonl: refused an unterminated line that is not "
+				    "a JSON object",
+			in->sess->id);
+		fh->len = 0;
+		return -EINVAL;
+	}
+	rc = reserve(fh, fh->len + 1, PENDING_MAX + 1);
+	if (rc < 0)
+		return rc;
+	fh->buf[fh->len++] = '\n';
+	pthread_rwlock_wrlock(&in->io);
+	rc = sfs_file_size(fh->fd, &fsize);
+	if (rc == 0)
+		rc = append(in, fh, fh->buf, fh->len, fsize, keys);
+	pthread_rwlock_unlock(&in->io);
+	fh->len = 0;
+	return rc;
+}
+
+/* Read the whole plaintext of backing file @fd (header checked) into @fh's buffer. */
+static int load_whole(struct sfs_fh *fh, int fd, const struct sfs_keys *keys)
+{
+	struct sfs_file f = {.fd = fd, .keys = keys};
+	struct sfs_attrs a;
+	ssize_t n;
+	int rc;
+
+	rc = sfs_file_read_header(fd, f.id, &a, keys);
+	if (rc == 0)
+		rc = sfs_file_size(fd, &f.size);
+	if (rc == 0)
+		rc = reserve(fh, (size_t)f.size + 1, META_MAX);
+	if (rc < 0)
+		return rc;
+	n = sfs_file_read(&f, fh->buf, (size_t)f.size, 0);
+	if (n < 0)
+		return (int)n;
+	fh->len = (size_t)n;
+	return 0;
+}
+
+int sfs_meta_open(struct sfs_inode *in, struct sfs_fh *fh, bool trunc,
+		  const struct sfs_keys *keys)
+{
+	int rc;
+
+	fh->len = 0;
+	fh->dirty = trunc;
+	if (trunc)
+		return reserve(fh, 1, META_MAX);
+	pthread_rwlock_rdlock(&in->io);
+	rc = load_whole(fh, fh->fd, keys);
+	pthread_rwlock_unlock(&in->io);
+	return rc;
+}
+
+ssize_t sfs_meta_write(struct sfs_fh *fh, const char *buf, size_t size, off_t off)
+{
+	size_t end = (size_t)off + size;
+	int rc;
+
+	if (off < 0 || (uint64_t)off > META_MAX)
+		return -EFBIG;
+	rc = reserve(fh, end, META_MAX);
+	if (rc < 0)
+		return rc;
+	if ((size_t)off > fh->len)
+		memset(fh->buf + fh->len, 0, (size_t)off - fh->len);
+	memcpy(fh->buf + off, buf, size);
+	if (end > fh->len)
+		fh->len = end;
+	fh->dirty = true;
+	return (ssize_t)size;
+}
+
+ssize_t sfs_meta_read(struct sfs_fh *fh, char *buf, size_t size, off_t off)
+{
+	if ((size_t)off >= fh->len)
+		return 0;
+	if (size > fh->len - (size_t)off)
+		size = fh->len - (size_t)off;
+	memcpy(buf, fh->buf + off, size);
+	return (ssize_t)size;
+}
+
+int sfs_meta_truncate(struct sfs_fh *fh, off_t size)
+{
+	int rc = reserve(fh, (size_t)size + 1, META_MAX);
+
+	if (rc < 0)
+		return rc;
+	if ((size_t)size > fh->len)
+		memset(fh->buf + fh->len, 0, (size_t)size - fh->len);
+	fh->len = (size_t)size;
+	fh->dirty = true;
+	return 0;
+}
+
+/* A string member of @doc, or NULL. */
+static const char *member(json_t *doc, const char *key)
+{
+	return json_string_value(json_object_get(doc, key));
+}
+
+/*
+ * Is @text a valid metadata.json for session @id replacing @old (NULL if
+ * none could be read)? 0 or -EINVAL after logging why (never the content).
+ */
+static int validate(const char *id, const char *text, size_t len, const char *old,
+		    size_t oldlen)
+{
+	json_error_t err;
+	json_t *doc = json_loadb(text, len, 0, &err), *prev;
+	const char *why = NULL;
+	int line = 0;
+
+	if (!doc) {
+		why = "not valid JSON";
+		line = err.line;
+	} else if (!json_is_object(doc)) {
+		why = "not a JSON object";
+	} else if (!member(doc, "id") || strcmp(member(doc, "id"), id) != 0) {
+		why = "\"id\" changed";
+	} else if (old && (prev = json_loadb(old, oldlen, 0, NULL)) != NULL) {
+		const char *was = member(prev, "created"), *now = member(doc, "created");
+
+		if (was && (!now || strcmp(was, now) != 0))
+			why = "\"created\" changed";
+		json_decref(prev);
+	}
+	json_decref(doc);
+	if (!why)
+		return 0;
+	if (line > 0)
+		sfs_log(LOG_NOTICE, "%s: metadata.json refused: %s (line %d)", id, why, line);
+	else
+		sfs_log(LOG_NOTICE, "%s: metadata.json refused: %s", id, why);
+	return -EINVAL;
+}
+
+/* The session root of @s: an O_PATH fd and its directory id. */
+static int open_root(struct sfs_session *s, unsigned char dirid[SFS_ID_BYTES],
+		     const struct sfs_keys *keys)
+{
+	struct sfs_attrs a;
+	int fd = openat(s->cfd, SFS_ROOT_NAME, O_PATH | O_DIRECTORY | O_CLOEXEC), rc;
+
+	if (fd < 0)
+		return sfs_neg_errno();
+	rc = sfs_tree_dir_load(fd, dirid, &a, keys);
+	if (rc < 0) {
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+/* Write @text as a new file and rename it over metadata.json in @rootfd. */
+static int replace(int rootfd, const unsigned char dirid[SFS_ID_BYTES], const char *text,
+		   size_t len, const struct sfs_attrs *attrs, const struct sfs_keys *keys)
+{
+	struct sfs_file f = {.keys = keys};
+	struct sfs_ename en;
+	unsigned char rnd[8];
+	char tmp[40], hex[17];
+	ssize_t n;
+	int rc;
+
+	rc = sfs_fmt_name_encrypt(&en, SFS_METADATA_NAME, dirid, keys);
+	if (rc < 0)
+		return rc;
+	sfs_crypto_random(rnd, sizeof(rnd));
+	sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
+	snprintf(tmp, sizeof(tmp), ".sfs-meta-%s", hex);
+	f.fd = openat(rootfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (f.fd < 0)
+		return sfs_neg_errno();
+	sfs_crypto_random(f.id, sizeof(f.id));
+	rc = sfs_file_init(f.fd, f.id, attrs, keys);
+	if (rc == 0 && len > 0) {
+		n = sfs_file_write(&f, text, len, 0);
+		rc = n < 0 ? (int)n : 0;
+	}
+	if (rc == 0 && fsync(f.fd) < 0)
+		rc = sfs_neg_errno();
+	close(f.fd);
+	if (rc == 0 && renameat(rootfd, tmp, rootfd, en.backing) < 0)
+		rc = sfs_neg_errno();
+	if (rc < 0) {
+		unlinkat(rootfd, tmp, 0);
+		return rc;
+	}
+	return sfs_fsync_dirfd(rootfd);
+}
+
+/*
+ * The kernel may still map the name metadata.json to the file just replaced:
+ * drop that dentry. Called from flush, fsync or release, which hold no
+ * directory lock, so notifying from here cannot deadlock.
+ */
+static void forget_old_name(int rootfd)
+{
+	struct stat st;
+	fuse_ino_t ino;
+
+	if (fstat(rootfd, &st) < 0)
+		return;
+	ino = sfs_inode_number(st.st_dev, st.st_ino);
+	if (ino)
+		fuse_lowlevel_notify_inval_entry(sfs->se, ino, SFS_METADATA_NAME,
+						 strlen(SFS_METADATA_NAME));
+}
+
+int sfs_meta_commit(struct sfs_inode *in, struct sfs_fh *fh, const struct sfs_keys *keys)
+{
+	struct sfs_fh old = {.fd = -1};
+	unsigned char dirid[SFS_ID_BYTES];
+	struct sfs_attrs attrs;
+	int rootfd, rc;
+
+	if (!fh->dirty)
+		return 0;
+	pthread_mutex_lock(&in->mu);
+	attrs = in->attrs;
+	pthread_mutex_unlock(&in->mu);
+	rootfd = open_root(in->sess, dirid, keys);
+	if (rootfd < 0)
+		return rootfd;
+	/* The document it replaces is the stored one (this file's, unless replaced since). */
+	pthread_rwlock_wrlock(&in->io);
+	old.fd = fh->fd;
+	if (load_whole(&old, old.fd, keys) < 0)
+		sfs_special_release(&old);
+	rc = validate(in->sess->id, fh->buf, fh->len, old.buf, old.len);
+	if (rc == 0)
+		rc = replace(rootfd, dirid, fh->buf, fh->len, &attrs, keys);
+	pthread_rwlock_unlock(&in->io);
+	sfs_special_release(&old);
+	if (rc == 0) {
+		fh->dirty = false;
+		sfs_log(LOG_INFO, "%s: metadata.json replaced", in->sess->id);
+		forget_old_name(rootfd);
+	}
+	close(rootfd);
+	return rc;
+}
+
+int sfs_meta_check_replacement(struct sfs_inode *root, int fd, const struct sfs_keys *keys)
+{
+	struct sfs_fh doc = {.fd = fd}, old = {.fd = -1};
+	unsigned char dirid[SFS_ID_BYTES];
+	struct sfs_ename en;
+	int rc, rootfd;
+
+	rc = load_whole(&doc, fd, keys);
+	rootfd = rc < 0 ? rc : open_root(root->sess, dirid, keys);
+	if (rootfd >= 0) {
+		if (sfs_fmt_name_encrypt(&en, SFS_METADATA_NAME, dirid, keys) == 0)
+			old.fd = openat(rootfd, en.backing, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (old.fd >= 0 && load_whole(&old, old.fd, keys) < 0)
+			sfs_special_release(&old);
+		rc = validate(root->sess->id, doc.buf, doc.len, old.buf, old.len);
+		if (old.fd >= 0)
+			close(old.fd);
+		close(rootfd);
+	} else {
+		rc = rc < 0 ? rc : rootfd;
+	}
+	sfs_special_release(&doc);
+	sfs_special_release(&old);
+	return rc;
+}

@@ -1,0 +1,43 @@
+/*
+ * special.h - the two special files at the root of a session:
+ * events.jsonl (append-only, one JSON object per line) and metadata.json
+ * (a JSON object replaced atomically, its id and created fixed).
+ * Files of those names deeper in the tree are ordinary.
+ */
+#ifndef SFS_SPECIAL_H
+#define SFS_SPECIAL_H
+
+#include "ops.h"
+
+/* Which special file @name in directory @parent is, if any. */
+enum sfs_special sfs_special_of(const struct sfs_inode *parent, const char *name);
+
+/* events.jsonl: append the complete lines of @buf; @size or -errno (EINVAL, EPERM). */
+ssize_t sfs_events_write(struct sfs_inode *in, struct sfs_fh *fh, const char *buf, size_t size,
+			 off_t off, bool append, const struct sfs_keys *keys);
+
+/* events.jsonl at close: store a pending unterminated line (with a newline) or refuse it. */
+int sfs_events_flush(struct sfs_inode *in, struct sfs_fh *fh, const struct sfs_keys *keys);
+
+/* metadata.json opened for writing: start its buffer (empty if @trunc). */
+int sfs_meta_open(struct sfs_inode *in, struct sfs_fh *fh, bool trunc,
+		  const struct sfs_keys *keys);
+
+/* metadata.json writes, reads and truncates on the buffer of @fh. */
+ssize_t sfs_meta_write(struct sfs_fh *fh, const char *buf, size_t size, off_t off);
+ssize_t sfs_meta_read(struct sfs_fh *fh, char *buf, size_t size, off_t off);
+int sfs_meta_truncate(struct sfs_fh *fh, off_t size);
+
+/* metadata.json at flush, fsync or close: validate and replace atomically. */
+int sfs_meta_commit(struct sfs_inode *in, struct sfs_fh *fh, const struct sfs_keys *keys);
+
+/*
+ * rename over metadata.json: is the source file @fd (backing, read-only) a
+ * valid replacement for the document in session root @root? 0 or -EINVAL.
+ */
+int sfs_meta_check_replacement(struct sfs_inode *root, int fd, const struct sfs_keys *keys);
+
+/* Free what @fh holds for a special file. */
+void sfs_special_release(struct sfs_fh *fh);
+
+#endif
