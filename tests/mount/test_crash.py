@@ -16,7 +16,8 @@ What must hold after every crash (PRODUCT.md, doc/format.md "Crash behaviour"):
   session is visible in MNT/sessions; a rename over an existing file is atomic.
 
 The kill moments are random but seeded (SFS_CRASH_SEED, default 20240611);
-SFS_CRASH_ROUNDS raises the number of rounds of the file-writer test (10).
+SFS_CRASH_ROUNDS raises the number of rounds of the file-writer test (10; the
+other two tests do half as many, at least 5 and 4).
 """
 import errno
 import os
@@ -389,7 +390,7 @@ class CrashNamespaceTest(CrashBase):
         dt = time.monotonic() - t0
         known = {first}
         found = []
-        for r in range(5):
+        for r in range(max(5, ROUNDS // 2)):
             pw = self.e.pwfile(sfs.PASSWORD)
             p = subprocess.Popen([sfs.SESSIONCTL, "new", "--password-file", pw, self.m.mnt],
                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -431,7 +432,7 @@ class CrashNamespaceTest(CrashBase):
         sid = self.e.new(self.m)
         side = self.e.path("side-storm.log")
         report = []
-        for r in range(4):
+        for r in range(max(4, ROUNDS // 2)):
             open(side, "w").close()
             d = self.m.sdir(sid)
             sfs.write_file(os.path.join(d, "stable.txt"), stable_content(0))
@@ -455,11 +456,16 @@ class CrashNamespaceTest(CrashBase):
             # the whole tree lists and reads; files are empty (crash between
             # create and write) or whole
             nfiles = nempty = 0
-            for root, dirs, files in os.walk(d, onerror=self.raise_):
+            walk_errors, read_errors = [], []
+            for root, dirs, files in os.walk(d, onerror=lambda ex: walk_errors.append(str(ex))):
                 for n in files:
                     p = os.path.join(root, n)
                     os.lstat(p)
-                    data = sfs.read_file(p)
+                    try:
+                        data = sfs.read_file(p)
+                    except OSError as ex:
+                        read_errors.append(str(ex))
+                        continue
                     if n in ("f", "g"):
                         k = int(os.path.basename(root)[1:].split("-")[0])
                         self.assertIn(data, (b"", storm_content(k)), p)
@@ -468,6 +474,15 @@ class CrashNamespaceTest(CrashBase):
                     elif n.startswith("tmp-"):
                         k = int(n[4:])
                         self.assertIn(data, (b"", stable_content(k)), p)
+            self.assertEqual(walk_errors, [], "round %d (killed after %.2fs at step %d): the "
+                             "session does not list after a crash: %r; backing directories "
+                             "without a valid header: %r" % (r, delay, max(stables), walk_errors,
+                                                            self.headerless_dirs(sid)))
+            self.assertEqual(read_errors, [], "round %d (killed after %.2fs at step %d): files "
+                             "do not read after a crash: %r; suspect backing files: %r; "
+                             "daemon log: %s" % (
+                                 r, delay, max(stables), read_errors, self.damaged_files(sid),
+                                 self.m.read_log()[-1500:]))
             self.check_modes()
             # and the namespace works again
             os.mkdir(os.path.join(d, "after-%d" % r))
@@ -478,9 +493,40 @@ class CrashNamespaceTest(CrashBase):
                           "stable.txt = %r" % (r, delay, max(stables), nfiles, nempty, got))
         print("\n".join(report), file=sys.stderr)
 
-    @staticmethod
-    def raise_(e):
-        raise e
+    def damaged_files(self, sid):
+        """Backing files of session @sid (not .sfsdir) that are empty, of a size
+        no valid file has (doc/format.md, Sizes), or not starting "SFSF"."""
+        root = os.path.join(self.e.store, "sessions", sid, "root")
+        bad = []
+        for r, dirs, files in os.walk(root):
+            for n in files:
+                if n == ".sfsdir" or n.endswith(".n"):
+                    continue
+                q = os.path.join(r, n)
+                b = os.path.getsize(q)
+                with open(q, "rb") as f:
+                    magic = f.read(4)
+                rest = (b - 80) % (BLOCK + 40) if b >= 80 else None
+                if b == 0:
+                    bad.append("%s: 0 bytes (created, no header yet: doc/format.md says it "
+                               "reads as empty)" % os.path.relpath(q, root))
+                elif (b < 80) or (0 < rest <= 40) or magic != b"SFSF":
+                    bad.append("%s: %d bytes, magic %r" % (os.path.relpath(q, root), b, magic))
+        return bad
+
+    def headerless_dirs(self, sid):
+        """Backing directories of session @sid whose .sfsdir is missing or not
+        80 bytes, with what they hold."""
+        root = os.path.join(self.e.store, "sessions", sid, "root")
+        bad = []
+        for r, dirs, files in os.walk(root):
+            h = os.path.join(r, ".sfsdir")
+            size = os.path.getsize(h) if os.path.exists(h) else None
+            if size != 80:
+                bad.append("%s: .sfsdir %s, entries %r" % (
+                    os.path.relpath(r, root), "missing" if size is None else "%d bytes" % size,
+                    sorted(files + dirs)))
+        return bad
 
 
 if __name__ == "__main__":
