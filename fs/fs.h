@@ -72,6 +72,7 @@ struct sfs_inode {
 	struct sfs_attrs attrs;   /* mode (with type), uid, gid, rdev */
 	uint64_t linklen;         /* symlinks: plaintext target length */
 	enum sfs_special special; /* what its name at the session root makes it */
+	atomic_int opens;         /* open file handles */
 
 	pthread_rwlock_t io;      /* content: readers share, writers exclusive */
 };
@@ -127,6 +128,13 @@ void sfs_itable_destroy(void);
 struct sfs_inode *sfs_inode_get(int fd, const struct stat *st, enum sfs_kind kind,
 				struct sfs_session *sess);
 void sfs_inode_unref(struct sfs_inode *in, uint64_t n);
+/*
+ * After the last link of backing node (@dev, @ino) is gone: if it has an
+ * inode that no file handle uses, cut the backing file to its header now,
+ * so its space is free at once (the O_PATH descriptor would hold it until
+ * the kernel's FORGET).
+ */
+void sfs_inode_release_space(dev_t dev, ino_t ino);
 /* FUSE inode number of backing node (@dev, @ino) if it has an inode, else 0. */
 fuse_ino_t sfs_inode_number(dev_t dev, ino_t ino);
 /* Mark the inode of backing node (@dev, @ino), if known, as @sp (after a rename). */

@@ -12,6 +12,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include <errno.h>
+#include <string.h>
+#include <fcntl.h>
+#include <syslog.h>
 
 _Static_assert(sizeof(fuse_ino_t) >= sizeof(uintptr_t), "inode numbers must hold pointers");
 
@@ -184,4 +188,24 @@ fuse_ino_t sfs_inode_number(dev_t dev, ino_t ino)
 			found = sfs_ino_of(in);
 	pthread_mutex_unlock(&sfs->itable_mu);
 	return found;
+}
+
+void sfs_inode_release_space(dev_t dev, ino_t ino)
+{
+	int fd = -1;
+
+	pthread_mutex_lock(&sfs->itable_mu);
+	for (struct sfs_inode *in = sfs->itable[bucket(dev, ino, sfs->itable_size)]; in;
+	     in = in->hnext)
+		if (in->bdev == dev && in->bino == ino && in->type == S_IFREG &&
+		    atomic_load(&in->opens) == 0)
+			fd = sfs_reopen(in, O_WRONLY);
+	pthread_mutex_unlock(&sfs->itable_mu);
+	if (fd < 0)
+		return;
+	/* Down to the header: should anyone still reach it, it reads as empty. */
+	if (ftruncate(fd, SFS_HDR_BYTES) < 0)
+		sfs_log(LOG_WARNING, "cannot free the space of an unlinked file: %s",
+			strerror(errno));
+	close(fd);
 }

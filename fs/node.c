@@ -60,7 +60,7 @@ static int load_locked(struct sfs_inode *in, const struct sfs_keys *keys)
 		if (fd < 0)
 			return fd;
 		if (sfs_file_size(fd, &(uint64_t){0}) == 0 && lseek(fd, 0, SEEK_END) == 0)
-			rc = -EBADMSG; /* created but never given a header (crash) */
+			rc = -EBADMSG; /* no header: not written by this version */
 		else
 			rc = sfs_file_read_header(fd, in->id, &in->attrs, keys);
 		close(fd);

@@ -197,6 +197,7 @@ static int do_mkdir(fuse_req_t req, struct sfs_inode *p, const char *name, mode_
 {
 	struct sfs_attrs a = {.mode = S_IFDIR | (mode & 07777)};
 	unsigned char id[SFS_ID_BYTES];
+	char tmp[SFS_TMPNAME_MAX];
 	struct sfs_ename en;
 	int fd, rc;
 
@@ -209,21 +210,24 @@ static int do_mkdir(fuse_req_t req, struct sfs_inode *p, const char *name, mode_
 	rc = sfs_tree_name_add(p->fd, &en);
 	if (rc < 0)
 		return rc;
-	if (mkdirat(p->fd, en.backing, 0700) < 0) {
+	/* Built under an internal name, header first, then published. */
+	sfs_tree_tmpname(tmp);
+	if (mkdirat(p->fd, tmp, 0700) < 0) {
 		rc = sfs_neg_errno();
-		if (rc != -EEXIST)
-			sfs_tree_name_del(p->fd, &en);
+		sfs_tree_name_del(p->fd, &en);
 		return rc;
 	}
-	fd = openat(p->fd, en.backing, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return sfs_neg_errno();
+	fd = openat(p->fd, tmp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	sfs_crypto_random(id, sizeof(id));
-	rc = sfs_tree_dir_init(fd, id, &a, keys);
+	rc = fd < 0 ? sfs_neg_errno() : sfs_tree_dir_init(fd, id, &a, keys);
+	if (rc == 0)
+		rc = sfs_tree_publish(p->fd, tmp, en.backing);
 	if (rc < 0) {
-		close(fd);
-		unlinkat(p->fd, en.backing, AT_REMOVEDIR);
-		sfs_tree_name_del(p->fd, &en);
+		if (fd >= 0)
+			close(fd);
+		sfs_remove_tree(p->fd, tmp);
+		if (rc != -EEXIST)
+			sfs_tree_name_del(p->fd, &en);
 		return rc;
 	}
 	return sfs_make_entry(p, fd, keys, id, &a, e);

@@ -35,6 +35,7 @@ static int fh_new(struct sfs_inode *in, int fd, struct fuse_file_info *fi)
 	fh->fd = fd;
 	fh->sess = in->sess;
 	atomic_fetch_add(&in->sess->open_files, 1);
+	atomic_fetch_add(&in->opens, 1);
 	fi->fh = (uintptr_t)fh;
 	fi->keep_cache = 0; /* each open rereads: nothing stale survives a lock */
 	return 0;
@@ -57,6 +58,7 @@ static int do_create(fuse_req_t req, struct sfs_inode *p, const char *name, mode
 {
 	struct sfs_attrs a = {.mode = S_IFREG | (mode & 07777)};
 	unsigned char id[SFS_ID_BYTES];
+	char tmp[SFS_TMPNAME_MAX];
 	struct sfs_ename en;
 	int fd, pfd, rc;
 
@@ -69,20 +71,27 @@ static int do_create(fuse_req_t req, struct sfs_inode *p, const char *name, mode
 	rc = sfs_tree_name_add(p->fd, &en);
 	if (rc < 0)
 		return rc;
-	fd = openat(p->fd, en.backing, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	/* Built under an internal name, header first, then published. */
+	sfs_tree_tmpname(tmp);
+	fd = openat(p->fd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		rc = sfs_neg_errno();
-		if (rc != -EEXIST)
-			sfs_tree_name_del(p->fd, &en);
+		sfs_tree_name_del(p->fd, &en);
 		return rc;
 	}
 	sfs_crypto_random(id, sizeof(id));
 	rc = sfs_file_init(fd, id, &a, keys);
-	pfd = rc == 0 ? openat(p->fd, en.backing, O_PATH | O_NOFOLLOW | O_CLOEXEC) : -1;
-	if (rc == 0 && pfd < 0)
-		rc = sfs_neg_errno();
 	if (rc == 0)
-		rc = sfs_make_entry(p, pfd, keys, id, &a, e);
+		rc = sfs_tree_publish(p->fd, tmp, en.backing);
+	if (rc < 0) {
+		close(fd);
+		unlinkat(p->fd, tmp, 0);
+		if (rc != -EEXIST)
+			sfs_tree_name_del(p->fd, &en);
+		return rc;
+	}
+	pfd = openat(p->fd, en.backing, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	rc = pfd < 0 ? sfs_neg_errno() : sfs_make_entry(p, pfd, keys, id, &a, e);
 	if (rc < 0) {
 		close(fd);
 		unlinkat(p->fd, en.backing, 0);
@@ -311,6 +320,7 @@ void sfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	sfs_special_release(fh);
 	close(fh->fd);
 	atomic_fetch_sub(&fh->sess->open_files, 1);
+	atomic_fetch_sub(&in->opens, 1);
 	free(fh);
 	fuse_reply_err(req, 0);
 }

@@ -22,6 +22,7 @@ void sfs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct sfs_inode *p = sfs_inode_of(parent);
 	const struct sfs_keys *keys;
 	struct sfs_ename en;
+	struct stat st;
 	int rc;
 
 	if (!sfs_in_session(p)) {
@@ -36,10 +37,15 @@ void sfs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	rc = p->bad ? -EIO : sfs_fmt_name_encrypt(&en, name, p->id, keys);
 	if (rc == 0 && sfs_special_of(p, name) == SFS_SP_EVENTS)
 		rc = -EPERM; /* events.jsonl is append-only: never removed */
+	if (rc == 0 && fstatat(p->fd, en.backing, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		rc = sfs_neg_errno();
 	if (rc == 0 && unlinkat(p->fd, en.backing, 0) < 0)
 		rc = sfs_neg_errno();
-	if (rc == 0)
+	if (rc == 0) {
 		sfs_tree_name_del(p->fd, &en);
+		if (S_ISREG(st.st_mode) && st.st_nlink == 1)
+			sfs_inode_release_space(st.st_dev, st.st_ino);
+	}
 	sfs_session_leave(p->sess);
 	fuse_reply_err(req, rc < 0 ? sfs_errno_out(rc) : 0);
 }

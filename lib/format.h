@@ -104,7 +104,8 @@ uint64_t sfs_fmt_backing_size(uint64_t plain);
 /*
  * Plaintext size of a backing file of @backing bytes: 0, or -EUCLEAN if no
  * file of this format has that size (cut inside the header or a block's
- * overhead). An empty backing file (a crash right after create) is size 0.
+ * overhead). An empty backing file is size 0 (its missing header is the
+ * caller's concern).
  */
 int sfs_fmt_plain_size(uint64_t backing, uint64_t *plain);
 

@@ -109,3 +109,18 @@ int sfs_tree_name_read(int dirfd, const char *backing, const unsigned char dirid
 		return -ENOENT;
 	}
 }
+
+void sfs_tree_tmpname(char *out)
+{
+	unsigned char rnd[8];
+	char hex[17];
+
+	sfs_crypto_random(rnd, sizeof(rnd));
+	sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
+	snprintf(out, SFS_TMPNAME_MAX, ".sfs-new-%s", hex);
+}
+
+int sfs_tree_publish(int dirfd, const char *tmp, const char *backing)
+{
+	return renameat2(dirfd, tmp, dirfd, backing, RENAME_NOREPLACE) < 0 ? sfs_neg_errno() : 0;
+}

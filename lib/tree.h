@@ -22,6 +22,16 @@ int sfs_tree_dir_load(int dirfd, unsigned char id[SFS_ID_BYTES], struct sfs_attr
 int sfs_tree_dir_store(int dirfd, const unsigned char id[SFS_ID_BYTES],
 		       const struct sfs_attrs *attrs, const struct sfs_keys *keys);
 
+/*
+ * New nodes are built under an internal name and published once complete,
+ * so that no name ever shows a node without its header. sfs_tree_tmpname
+ * fills @out (at least SFS_TMPNAME_MAX bytes) with a fresh internal name;
+ * sfs_tree_publish renames it to @backing, -EEXIST if that name is taken.
+ */
+#define SFS_TMPNAME_MAX 32
+void sfs_tree_tmpname(char *out);
+int sfs_tree_publish(int dirfd, const char *tmp, const char *backing);
+
 /* Before a node is created under a long name: write its sidecar. 0 or -errno. */
 int sfs_tree_name_add(int dirfd, const struct sfs_ename *en);
 
