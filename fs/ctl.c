@@ -315,7 +315,20 @@ void sfs_ctl_read(fuse_req_t req, size_t size, off_t off, struct fuse_file_info 
 	}
 	if (size > tx->len - (size_t)off)
 		size = tx->len - (size_t)off;
-	fuse_reply_buf(req, tx->resp + off, size);
+	/*
+	 * Reply from a copy: once the reply is sent the client may close the
+	 * file, and RELEASE (on another thread) frees tx->resp.
+	 */
+	char *copy = malloc(size);
+
+	if (!copy) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	memcpy(copy, tx->resp + off, size);
+	fuse_reply_buf(req, copy, size);
+	sodium_memzero(copy, size);
+	free(copy);
 }
 
 void sfs_ctl_release(fuse_req_t req, struct fuse_file_info *fi)
