@@ -377,85 +377,81 @@ err:
 	return rc;
 }
 
-/* Read the key file of container @cfd into @kf; its length or -errno. */
-static ssize_t read_keyfile(int cfd, unsigned char kf[SFS_KEYFILE_BYTES + 1])
+/*
+ * Unwrap the master key of container @cfd with @password: 0 with *master in
+ * sodium_malloc memory (the caller sodium_frees it), or -errno as
+ * sfs_fmt_keyfile_unwrap gives them (-EUCLEAN for a missing key file).
+ */
+static int unwrap_container(int cfd, const char *password, size_t pwlen, unsigned char **master,
+			    struct sfs_keyfile *info)
 {
-	ssize_t n = sfs_read_small(cfd, SFS_KEY_NAME, kf, SFS_KEYFILE_BYTES + 1);
+	unsigned char kf[SFS_KEYFILE_BYTES + 1];
+	ssize_t n = sfs_read_small(cfd, SFS_KEY_NAME, kf, sizeof(kf));
+	int rc;
 
-	return n == -ENOENT ? -EUCLEAN : n;
+	*master = NULL;
+	if (n < 0)
+		return n == -ENOENT ? -EUCLEAN : (int)n;
+	*master = sodium_malloc(SFS_KEY_BYTES);
+	if (!*master)
+		return -ENOMEM;
+	rc = sfs_fmt_keyfile_unwrap(*master, kf, (size_t)n, password, pwlen, info);
+	if (rc < 0) {
+		sodium_free(*master);
+		*master = NULL;
+	}
+	return rc;
 }
 
 int sfs_store_session_unlock(int cfd, const char *password, size_t pwlen, int *lockfd,
 			     struct sfs_keys **keys)
 {
-	unsigned char kf[SFS_KEYFILE_BYTES + 1];
 	unsigned char *master;
-	ssize_t n;
 	int rc;
 
 	*keys = NULL;
 	*lockfd = -1;
-	n = read_keyfile(cfd, kf);
-	if (n < 0)
-		return (int)n;
+	if (faccessat(cfd, SFS_KEY_NAME, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? -EUCLEAN : sfs_neg_errno();
+	/* The busy lock first: a session open elsewhere is refused before the KDF runs. */
 	rc = take_lock(cfd, lockfd);
 	if (rc < 0)
 		return rc;
-	master = sodium_malloc(SFS_KEY_BYTES);
-	if (!master) {
-		rc = -ENOMEM;
-		goto err;
-	}
-	rc = sfs_fmt_keyfile_unwrap(master, kf, (size_t)n, password, pwlen, NULL);
+	rc = unwrap_container(cfd, password, pwlen, &master, NULL);
 	if (rc == 0) {
 		*keys = sfs_keys_new(master);
+		sodium_free(master);
 		if (!*keys)
 			rc = -ENOMEM;
 	}
-	sodium_free(master);
-	if (rc == 0)
-		return 0;
-err:
-	sfs_store_session_release(*lockfd);
-	*lockfd = -1;
+	if (rc < 0) {
+		sfs_store_session_release(*lockfd);
+		*lockfd = -1;
+	}
 	return rc;
 }
 
 int sfs_store_session_verify(int cfd, const char *password, size_t pwlen)
 {
-	unsigned char kf[SFS_KEYFILE_BYTES + 1];
 	unsigned char *master;
-	ssize_t n = read_keyfile(cfd, kf);
-	int rc;
+	int rc = unwrap_container(cfd, password, pwlen, &master, NULL);
 
-	if (n < 0)
-		return (int)n;
-	master = sodium_malloc(SFS_KEY_BYTES);
-	if (!master)
-		return -ENOMEM;
-	rc = sfs_fmt_keyfile_unwrap(master, kf, (size_t)n, password, pwlen, NULL);
-	sodium_free(master);
+	if (rc == 0)
+		sodium_free(master);
 	return rc;
 }
 
 int sfs_store_session_passwd(int cfd, const char *old, size_t oldlen, const char *newpw,
 			     size_t newlen)
 {
-	unsigned char kf[SFS_KEYFILE_BYTES + 1], out[SFS_KEYFILE_BYTES];
+	unsigned char out[SFS_KEYFILE_BYTES];
 	unsigned char *master;
 	struct sfs_keyfile info;
-	ssize_t n = read_keyfile(cfd, kf);
-	int rc;
+	int rc = unwrap_container(cfd, old, oldlen, &master, &info);
 
-	if (n < 0)
-		return (int)n;
-	master = sodium_malloc(SFS_KEY_BYTES);
-	if (!master)
-		return -ENOMEM;
-	rc = sfs_fmt_keyfile_unwrap(master, kf, (size_t)n, old, oldlen, &info);
-	if (rc == 0)
-		rc = sfs_fmt_keyfile_wrap(out, master, newpw, newlen, info.opslimit,
-					  info.memlimit);
+	if (rc < 0)
+		return rc;
+	rc = sfs_fmt_keyfile_wrap(out, master, newpw, newlen, info.opslimit, info.memlimit);
 	sodium_free(master);
 	if (rc == 0)
 		rc = sfs_write_atomic(cfd, SFS_KEY_NAME, out, sizeof(out));
