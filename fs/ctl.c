@@ -9,7 +9,6 @@
  */
 #include "fs.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -144,40 +143,29 @@ static json_t *do_lock_all(struct ctl_tx *tx)
 	return json_pack("{s:b, s:i, s:i}", "ok", 1, "sessions", count, "open_files", total);
 }
 
+static void list_one(const char *id, int where, void *arg)
+{
+	struct sfs_session *s = sfs_session_find(id);
+	bool locked = true;
+
+	if (s) {
+		pthread_rwlock_rdlock(&s->rw);
+		locked = s->keys == NULL;
+		pthread_rwlock_unlock(&s->rw);
+	}
+	json_array_append_new(arg, json_pack("{s:s, s:s, s:b}", "id", id, "where",
+					     where ? SFS_ARCHIVE_DIR : SFS_SESSIONS_DIR, "locked",
+					     locked));
+}
+
 static json_t *do_list(void)
 {
 	json_t *arr = json_array();
 
-	for (int w = 0; w < 2 && arr; w++) {
-		int fd = openat(sfs->topfd[w], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-		struct dirent *de;
-
-		if (!d) {
-			if (fd >= 0)
-				close(fd);
-			continue;
-		}
-		while ((de = readdir(d)) != NULL) {
-			struct sfs_session *s;
-			bool locked = true;
-
-			if (!sfs_id_valid(de->d_name))
-				continue;
-			s = sfs_session_find(de->d_name);
-			if (s) {
-				pthread_rwlock_rdlock(&s->rw);
-				locked = s->keys == NULL;
-				pthread_rwlock_unlock(&s->rw);
-			}
-			json_array_append_new(arr, json_pack("{s:s, s:s, s:b}", "id", de->d_name,
-							     "where",
-							     w ? SFS_ARCHIVE_DIR : SFS_SESSIONS_DIR,
-							     "locked", locked));
-		}
-		closedir(d);
-	}
-	return arr ? json_pack("{s:b, s:o}", "ok", 1, "sessions", arr) : NULL;
+	if (!arr)
+		return NULL;
+	sfs_session_foreach_id(list_one, arr);
+	return json_pack("{s:b, s:o}", "ok", 1, "sessions", arr);
 }
 
 static json_t *do_passwd(json_t *req)

@@ -151,6 +151,8 @@ int sfs_session_enter(struct sfs_session *s, const struct sfs_keys **keys);
 void sfs_session_leave(struct sfs_session *s);
 /* Where a session's container is: 0 sessions/, 1 archive/, -ENOENT. */
 int sfs_session_where(const char *id);
+/* Call @fn for every valid session id in sessions/ (where 0) and archive/ (1). */
+void sfs_session_foreach_id(void (*fn)(const char *id, int where, void *arg), void *arg);
 int sfs_session_unlock(const char *id, const char *pw, size_t pwlen);
 int sfs_session_lock(struct sfs_session *s, int *open_files);
 void sfs_session_lock_all_final(void);

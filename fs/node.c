@@ -59,8 +59,9 @@ static int load_locked(struct sfs_inode *in, const struct sfs_keys *keys)
 		fd = sfs_reopen(in, O_RDONLY);
 		if (fd < 0)
 			return fd;
-		if (sfs_file_size(fd, &(uint64_t){0}) == 0 && lseek(fd, 0, SEEK_END) == 0)
-			rc = -EBADMSG; /* no header: not written by this version */
+		/* An empty backing file has no header: this version never writes one. */
+		if (fstat(fd, &st) == 0 && st.st_size == 0)
+			rc = -EBADMSG;
 		else
 			rc = sfs_file_read_header(fd, in->id, &in->attrs, keys);
 		close(fd);

@@ -201,11 +201,8 @@ void sfs_session_lock_all_final(void)
 	pthread_mutex_unlock(&sfs->sess_mu);
 }
 
-/* Count sessions in sessions/ and archive/ (for choosing an id width). */
-static size_t count_sessions(void)
+void sfs_session_foreach_id(void (*fn)(const char *id, int where, void *arg), void *arg)
 {
-	size_t n = 0;
-
 	for (int w = 0; w < 2; w++) {
 		int fd = openat(sfs->topfd[w], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -217,9 +214,25 @@ static size_t count_sessions(void)
 			continue;
 		}
 		while ((de = readdir(d)) != NULL)
-			n += sfs_id_valid(de->d_name);
+			if (sfs_id_valid(de->d_name))
+				fn(de->d_name, w, arg);
 		closedir(d);
 	}
+}
+
+static void count_one(const char *id, int where, void *arg)
+{
+	(void)id;
+	(void)where;
+	(*(size_t *)arg)++;
+}
+
+/* Count sessions in sessions/ and archive/ (for choosing an id width). */
+static size_t count_sessions(void)
+{
+	size_t n = 0;
+
+	sfs_session_foreach_id(count_one, &n);
 	return n;
 }
 
