@@ -78,7 +78,7 @@ static int load_locked(struct sfs_inode *in, const struct sfs_keys *keys)
 		sodium_memzero(target, sizeof(target));
 		if (fstat(in->fd, &st) < 0)
 			return sfs_neg_errno();
-		in->attrs = (struct sfs_attrs){S_IFLNK | 0777, st.st_uid, st.st_gid, 0};
+		in->attrs = (struct sfs_attrs){S_IFLNK | 0777, st.st_uid, st.st_gid, 0, 0};
 		return 0;
 	}
 	return -EIO;
@@ -96,7 +96,7 @@ int sfs_node_load(struct sfs_inode *in, const struct sfs_keys *keys)
 		if (rc == -EBADMSG || rc == -EUCLEAN || rc == -EPROTONOSUPPORT) {
 			sfs_log_corrupt(in, in->type == S_IFDIR ? "directory header" : "header", -1);
 			in->bad = true;
-			in->attrs = (struct sfs_attrs){in->type | 0600, sfs->owner, sfs->owner_gid, 0};
+			in->attrs = (struct sfs_attrs){in->type | 0600, sfs->owner, sfs->owner_gid, 0, 0};
 			if (in->type == S_IFDIR)
 				in->attrs.mode |= 0100;
 			rc = 0;

@@ -129,7 +129,7 @@ static const unsigned char *magic_bytes(enum sfs_node_magic magic)
 	return magic == SFS_MAGIC_DIR ? magic_dir : magic_file;
 }
 
-/* Node header: magic 4 | u16 version | u16 kind (0) | id 16 | nonce 24 | attrs 16 | tag 16 */
+/* Node header: magic 4 | u16 version | u16 kind | id 16 | nonce 24 | attrs 16 | tag 16 */
 void sfs_fmt_header_pack(unsigned char out[SFS_HDR_BYTES], enum sfs_node_magic magic,
 			 const unsigned char id[SFS_ID_BYTES], const struct sfs_attrs *attrs,
 			 const struct sfs_keys *keys)
@@ -138,7 +138,7 @@ void sfs_fmt_header_pack(unsigned char out[SFS_HDR_BYTES], enum sfs_node_magic m
 
 	memcpy(out, magic_bytes(magic), 4);
 	sfs_put_le16(out + 4, SFS_FORMAT_VERSION);
-	sfs_put_le16(out + 6, 0);
+	sfs_put_le16(out + 6, magic == SFS_MAGIC_DIR ? 0 : attrs->kind);
 	memcpy(out + 8, id, SFS_ID_BYTES);
 	sfs_put_le32(plain, attrs->mode);
 	sfs_put_le32(plain + 4, attrs->uid);
@@ -153,10 +153,13 @@ int sfs_fmt_header_unpack(const unsigned char *in, size_t inlen, enum sfs_node_m
 			  const struct sfs_keys *keys)
 {
 	unsigned char plain[SFS_ATTR_BYTES];
+	uint16_t kind;
 
 	if (inlen < SFS_HDR_BYTES || memcmp(in, magic_bytes(magic), 4) != 0)
 		return -EUCLEAN;
-	if (sfs_get_le16(in + 4) != SFS_FORMAT_VERSION || sfs_get_le16(in + 6) != 0)
+	kind = sfs_get_le16(in + 6);
+	if (sfs_get_le16(in + 4) != SFS_FORMAT_VERSION ||
+	    (kind != SFS_KIND_BLOCKS && (magic == SFS_MAGIC_DIR || kind != SFS_KIND_LOG)))
 		return -EPROTONOSUPPORT;
 	if (sfs_crypto_open(plain, in + SFS_HDR_AD_BYTES, SFS_HDR_BYTES - SFS_HDR_AD_BYTES, in,
 			    SFS_HDR_AD_BYTES, keys->meta) != 0)
@@ -166,6 +169,7 @@ int sfs_fmt_header_unpack(const unsigned char *in, size_t inlen, enum sfs_node_m
 	attrs->uid = sfs_get_le32(plain + 4);
 	attrs->gid = sfs_get_le32(plain + 8);
 	attrs->rdev = sfs_get_le32(plain + 12);
+	attrs->kind = kind;
 	return 0;
 }
 
@@ -221,6 +225,64 @@ int sfs_fmt_block_open(unsigned char *out, const unsigned char *in, size_t inlen
 		return -EBADMSG;
 	block_ad(ad, id, blockno);
 	return sfs_crypto_open(out, in, inlen, ad, sizeof(ad), keys->content);
+}
+
+uint64_t sfs_fmt_record_pos(uint64_t pos)
+{
+	uint64_t used = (pos - SFS_HDR_BYTES) % SFS_LOG_FRAME;
+
+	if (SFS_LOG_FRAME - used < SFS_REC_MIN)
+		pos += SFS_LOG_FRAME - used;
+	return pos;
+}
+
+size_t sfs_fmt_record_room(uint64_t pos)
+{
+	return SFS_LOG_FRAME - (size_t)((pos - SFS_HDR_BYTES) % SFS_LOG_FRAME) - SFS_REC_OVERHEAD;
+}
+
+/* Record ad: file id 16 | the record's clear header 20 */
+static void record_ad(unsigned char ad[SFS_ID_BYTES + SFS_REC_HDR],
+		      const unsigned char id[SFS_ID_BYTES], const unsigned char *hdr)
+{
+	memcpy(ad, id, SFS_ID_BYTES);
+	memcpy(ad + SFS_ID_BYTES, hdr, SFS_REC_HDR);
+}
+
+void sfs_fmt_record_seal(unsigned char *out, const struct sfs_rec *r, const unsigned char *in,
+			 const unsigned char id[SFS_ID_BYTES], const struct sfs_keys *keys)
+{
+	unsigned char ad[SFS_ID_BYTES + SFS_REC_HDR];
+
+	sfs_put_le16(out, r->len);
+	sfs_put_le16(out + 2, r->flags);
+	sfs_put_le64(out + 4, r->offset);
+	sfs_put_le64(out + 12, r->lines);
+	record_ad(ad, id, out);
+	sfs_crypto_seal(out + SFS_REC_HDR, in, r->len, ad, sizeof(ad), keys->content);
+}
+
+int sfs_fmt_record_parse(struct sfs_rec *r, const unsigned char *in, uint64_t pos)
+{
+	r->len = sfs_get_le16(in);
+	r->flags = sfs_get_le16(in + 2);
+	r->offset = sfs_get_le64(in + 4);
+	r->lines = sfs_get_le64(in + 12);
+	if (r->len == 0 || pos < SFS_HDR_BYTES || sfs_fmt_record_pos(pos) != pos ||
+	    r->len > sfs_fmt_record_room(pos) || (r->flags & ~SFS_REC_END) != 0 ||
+	    r->lines > r->offset || r->offset > UINT64_MAX / 2)
+		return -EBADMSG;
+	return 0;
+}
+
+int sfs_fmt_record_open(unsigned char *out, const struct sfs_rec *r, const unsigned char *in,
+			const unsigned char id[SFS_ID_BYTES], const struct sfs_keys *keys)
+{
+	unsigned char ad[SFS_ID_BYTES + SFS_REC_HDR];
+
+	record_ad(ad, id, in);
+	return sfs_crypto_open(out, in + SFS_REC_HDR, (size_t)r->len + SFS_SEAL_OVERHEAD, ad,
+			       sizeof(ad), keys->content);
 }
 
 int sfs_fmt_symlink_encode(char *out, size_t outsize, const char *target,

@@ -44,12 +44,22 @@ enum sfs_node_magic {
 	SFS_MAGIC_DIR,  /* "SFSD": a directory's .sfsdir */
 };
 
-/* The encrypted attributes in a node header. */
+/* What a regular file's content is (node header bytes 6..7, authenticated). */
+enum sfs_file_kind {
+	SFS_KIND_BLOCKS = 0, /* blocks of 4096 bytes, rewritable in place */
+	SFS_KIND_LOG = 1,    /* an append-only log of sealed records (events.jsonl) */
+};
+
+/*
+ * The attributes in a node header: the kind travels in the clear (bound as
+ * associated data), mode, uid, gid and rdev are encrypted.
+ */
 struct sfs_attrs {
 	uint32_t mode; /* st_mode, type bits included */
 	uint32_t uid;
 	uint32_t gid;
 	uint32_t rdev; /* 0 unless a device node */
+	uint16_t kind; /* enum sfs_file_kind; 0 for directories */
 };
 
 /* A parsed key file (its public part). */
@@ -86,7 +96,8 @@ void sfs_fmt_header_pack(unsigned char out[SFS_HDR_BYTES], enum sfs_node_magic m
 
 /*
  * Parse a node header: 0; -EUCLEAN short or wrong magic; -EPROTONOSUPPORT
- * unknown version or kind; -EBADMSG attributes fail authentication.
+ * unknown version or kind (a directory's kind must be 0); -EBADMSG
+ * attributes fail authentication.
  */
 int sfs_fmt_header_unpack(const unsigned char *in, size_t inlen, enum sfs_node_magic magic,
 			  unsigned char id[SFS_ID_BYTES], struct sfs_attrs *attrs,
@@ -118,6 +129,57 @@ void sfs_fmt_block_seal(unsigned char *out, const unsigned char *in, size_t len,
 int sfs_fmt_block_open(unsigned char *out, const unsigned char *in, size_t inlen,
 		       const unsigned char id[SFS_ID_BYTES], uint64_t blockno,
 		       const struct sfs_keys *keys) __attribute__((warn_unused_result));
+
+/*
+ * Log records (SFS_KIND_LOG files, doc/format.md "Event log"). After the
+ * header, the file is cut into frames of SFS_LOG_FRAME bytes; records never
+ * cross a frame and every frame starts with one, so the plaintext offset of
+ * a frame's first record is found without reading what comes before.
+ * A record: u16 len | u16 flags | u64 offset | u64 lines | nonce | ct | tag,
+ * sealed under keys->content with file id || its first 20 bytes as ad.
+ */
+#define SFS_LOG_FRAME 4096
+#define SFS_REC_HDR 20
+#define SFS_REC_OVERHEAD (SFS_REC_HDR + SFS_SEAL_OVERHEAD) /* 60 */
+#define SFS_REC_MIN (SFS_REC_OVERHEAD + 1)                 /* smallest record */
+#define SFS_REC_MAX (SFS_LOG_FRAME - SFS_REC_OVERHEAD)      /* payload of a full frame */
+#define SFS_REC_END 0x0001 /* flag: the last record of one append */
+
+/* A record's clear header. */
+struct sfs_rec {
+	uint16_t len;    /* payload bytes, 1..SFS_REC_MAX */
+	uint16_t flags;  /* SFS_REC_END, or 0 */
+	uint64_t offset; /* plaintext offset of the payload's first byte */
+	uint64_t lines;  /* newlines in the log before @offset */
+};
+
+/* Backing offset of log frame @k. */
+static inline uint64_t sfs_fmt_frame_offset(uint64_t k)
+{
+	return SFS_HDR_BYTES + k * SFS_LOG_FRAME;
+}
+
+/* Where the next record goes after backing offset @pos (skips a frame's unusable tail). */
+uint64_t sfs_fmt_record_pos(uint64_t pos);
+
+/* Payload bytes a record at backing offset @pos (from sfs_fmt_record_pos) can hold. */
+size_t sfs_fmt_record_room(uint64_t pos);
+
+/* Seal a record: @out receives SFS_REC_OVERHEAD + r->len bytes. */
+void sfs_fmt_record_seal(unsigned char *out, const struct sfs_rec *r, const unsigned char *in,
+			 const unsigned char id[SFS_ID_BYTES], const struct sfs_keys *keys);
+
+/*
+ * Parse the clear header of a record at backing offset @pos from @in
+ * (SFS_REC_HDR bytes): 0, or -EBADMSG if no record could say that there
+ * (length 0, past its frame, unknown flags).
+ */
+int sfs_fmt_record_parse(struct sfs_rec *r, const unsigned char *in, uint64_t pos);
+
+/* Open a parsed record's payload from @in (SFS_REC_OVERHEAD + r->len bytes); 0 or -EBADMSG. */
+int sfs_fmt_record_open(unsigned char *out, const struct sfs_rec *r, const unsigned char *in,
+			const unsigned char id[SFS_ID_BYTES], const struct sfs_keys *keys)
+	__attribute__((warn_unused_result));
 
 /*
  * Symlink targets: sealed under keys->meta (ad "sfs-symlink-v1", not bound to

@@ -284,8 +284,8 @@ static int populate(int cfd, const struct sfs_new_session *ns, struct sfs_keys *
 {
 	unsigned char kf[SFS_KEYFILE_BYTES], dirid[SFS_ID_BYTES];
 	unsigned char *master = sodium_malloc(SFS_KEY_BYTES);
-	struct sfs_attrs dattrs = {S_IFDIR | 0700, ns->uid, ns->gid, 0};
-	struct sfs_attrs fattrs = {S_IFREG | 0600, ns->uid, ns->gid, 0};
+	struct sfs_attrs dattrs = {S_IFDIR | 0700, ns->uid, ns->gid, 0, SFS_KIND_BLOCKS};
+	struct sfs_attrs fattrs = {S_IFREG | 0600, ns->uid, ns->gid, 0, SFS_KIND_BLOCKS};
 	uint64_t ops, mem;
 	char *meta = NULL;
 	int rootfd = -1, rc;

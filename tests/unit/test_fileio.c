@@ -37,7 +37,7 @@ static uint64_t below(uint64_t n)
 static void new_file(struct sfs_file *f, unsigned char tag)
 {
 	char path[] = "/tmp/sfs-unit-fileio-XXXXXX";
-	struct sfs_attrs a = {S_IFREG | 0600, 0, 0, 0};
+	struct sfs_attrs a = {S_IFREG | 0600, 0, 0, 0, 0};
 
 	memset(f, 0, sizeof(*f));
 	f->fd = mkstemp(path);

@@ -31,8 +31,8 @@ static void test_le(void)
 
 static void test_header(void)
 {
-	struct sfs_attrs a = {0100644, 1000, 1001, 0}, got;
-	struct sfs_attrs dev = {0020600, 0, 6, 0x0103};
+	struct sfs_attrs a = {0100644, 1000, 1001, 0, 0}, got;
+	struct sfs_attrs dev = {0020600, 0, 6, 0x0103, 0};
 	unsigned char h[SFS_HDR_BYTES], id[SFS_ID_BYTES];
 
 	sfs_fmt_header_pack(h, SFS_MAGIC_FILE, file_id, &a, keys);
