@@ -146,16 +146,29 @@ static json_t *do_lock_all(struct ctl_tx *tx)
 static void list_one(const char *id, int where, void *arg)
 {
 	struct sfs_session *s = sfs_session_find(id);
-	bool locked = true;
+	bool locked = true, known = false;
+	struct sfs_events_state ev = {0};
+	json_t *o;
 
 	if (s) {
 		pthread_rwlock_rdlock(&s->rw);
 		locked = s->keys == NULL;
+		if (!locked && s->ev_ok) {
+			pthread_rwlock_rdlock(&s->ev_rw);
+			ev = s->ev;
+			known = true;
+			pthread_rwlock_unlock(&s->ev_rw);
+		}
 		pthread_rwlock_unlock(&s->rw);
 	}
-	json_array_append_new(arg, json_pack("{s:s, s:s, s:b}", "id", id, "where",
-					     where ? SFS_ARCHIVE_DIR : SFS_SESSIONS_DIR, "locked",
-					     locked));
+	o = json_pack("{s:s, s:s, s:b}", "id", id, "where",
+		      where ? SFS_ARCHIVE_DIR : SFS_SESSIONS_DIR, "locked", locked);
+	/* Counted by the log itself: no scan of events.jsonl. */
+	if (o && known) {
+		json_object_set_new(o, "events", json_integer((json_int_t)ev.lines));
+		json_object_set_new(o, "events_bytes", json_integer((json_int_t)ev.size));
+	}
+	json_array_append_new(arg, o);
 }
 
 static json_t *do_list(void)

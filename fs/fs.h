@@ -4,8 +4,8 @@
  *
  * This layer (fs/) is the only one that includes fuse_lowlevel.h. It turns
  * the core library's negative errnos into FUSE replies, after logging them.
- * Lock order: fs->sess_mu before session->rw before inode->io before
- * inode->mu before fs->itable_mu.
+ * Lock order: fs->sess_mu before session->rw before session->meta_mu before
+ * session->ev_rw before inode->io before inode->mu before fs->itable_mu.
  */
 #ifndef SFS_FS_H
 #define SFS_FS_H
@@ -51,6 +51,18 @@ struct sfs_session {
 	bool deleted;          /* protected by rw */
 	atomic_int open_files; /* open file handles inside the session */
 	atomic_llong last_used; /* monotonic seconds of the last operation */
+
+	/* events.jsonl (special.c), known from unlock on without reading the log */
+	bool ev_ok;                 /* ev is valid; protected by rw (set at unlock) */
+	pthread_rwlock_t ev_rw;     /* ev: appends exclusive, reads shared */
+	struct sfs_events_state ev; /* protected by ev_rw */
+	atomic_ullong ev_size;      /* ev.size, for stat without ev_rw */
+
+	/* metadata.json (special.c) */
+	pthread_mutex_t meta_mu;    /* one replacement at a time */
+	atomic_llong changed;       /* UTC seconds of the last change not yet in
+				     * metadata.json's "updated" (0: none) */
+	atomic_llong changed_first; /* UTC seconds of the oldest such change */
 	struct sfs_session *next; /* registry chain; protected by fs->sess_mu */
 };
 
@@ -148,7 +160,11 @@ struct sfs_session *sfs_session_get(const char *id, int cfd);
 struct sfs_session *sfs_session_find(const char *id);
 /* Enter an operation on an unlocked session: 0 with keys, or -EACCES (locked). */
 int sfs_session_enter(struct sfs_session *s, const struct sfs_keys **keys);
+/* The same, for the daemon's own work: does not count as use for idle_lock. */
+int sfs_session_enter_quiet(struct sfs_session *s, const struct sfs_keys **keys);
 void sfs_session_leave(struct sfs_session *s);
+/* Something in @s changed (metadata.json's "updated" follows, see special.c). */
+void sfs_session_changed(struct sfs_session *s);
 /* Where a session's container is: 0 sessions/, 1 archive/, -ENOENT. */
 int sfs_session_where(const char *id);
 /* Call @fn for every valid session id in sessions/ (where 0) and archive/ (1). */
@@ -176,6 +192,14 @@ int sfs_node_store_attrs(struct sfs_inode *in, const struct sfs_attrs *a, int fd
 			 const struct sfs_keys *keys);
 int sfs_reopen(const struct sfs_inode *in, int flags);
 void sfs_log_corrupt(const struct sfs_inode *in, const char *what, long long block);
+
+/*
+ * special.c: write the time of @s's last change into its metadata.json
+ * "updated" if a change is pending and (unless @force) has settled: no
+ * change for a second, or changes for five. @notify: then drop the kernel's
+ * cached name; only from a thread that holds no lock and serves no request.
+ */
+void sfs_meta_refresh(struct sfs_session *s, bool force, bool notify);
 
 /* ctl.c: the control file */
 void sfs_ctl_open(fuse_req_t req, struct fuse_file_info *fi);

@@ -4,8 +4,9 @@
  *
  * Sending an invalidation from inside a request can deadlock the kernel
  * (libfuse doc/README.notifications), so a lock queues a job here and the
- * control file's read waits for its ticket. Knows the inode table and
- * libfuse's notify calls only.
+ * control file's read waits for its ticket. Once a second it also runs the
+ * daemon's own timed work: metadata.json "updated" refreshes and idle
+ * locks. Knows the inode table, the sessions and libfuse's notify calls.
  */
 #include "fs.h"
 
@@ -93,6 +94,25 @@ static void idle_check(void)
 		run(idle[i]);
 }
 
+/*
+ * Write settled changes into each session's metadata.json "updated"
+ * (special.c). The registry only grows until unmount, so the sessions
+ * stay valid after sess_mu is dropped; no lock is held while refreshing.
+ */
+static void refresh_check(void)
+{
+	struct sfs_session *todo[256];
+	size_t n = 0;
+
+	pthread_mutex_lock(&sfs->sess_mu);
+	for (struct sfs_session *s = sfs->sessions; s && n < 256; s = s->next)
+		if (atomic_load(&s->changed) != 0)
+			todo[n++] = s;
+	pthread_mutex_unlock(&sfs->sess_mu);
+	for (size_t i = 0; i < n; i++)
+		sfs_meta_refresh(todo[i], false, true);
+}
+
 static void *loop(void *arg)
 {
 	struct timespec until;
@@ -105,6 +125,7 @@ static void *loop(void *arg)
 			until.tv_sec += 1;
 			if (pthread_cond_timedwait(&cond, &mu, &until) == ETIMEDOUT) {
 				pthread_mutex_unlock(&mu);
+				refresh_check();
 				idle_check();
 				pthread_mutex_lock(&mu);
 			}

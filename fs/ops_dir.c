@@ -248,6 +248,8 @@ void sfs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 	rc = sfs_enter_node(p, &keys);
 	if (rc == 0) {
 		rc = do_mkdir(req, p, name, mode, keys, &e);
+		if (rc == 0)
+			sfs_session_changed(p->sess);
 		sfs_session_leave(p->sess);
 	}
 	if (rc < 0)
@@ -326,6 +328,8 @@ void sfs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	rc = sfs_enter_node(p, &keys);
 	if (rc == 0) {
 		rc = do_rmdir(p, name, keys);
+		if (rc == 0)
+			sfs_session_changed(p->sess);
 		sfs_session_leave(p->sess);
 	}
 	fuse_reply_err(req, rc < 0 ? sfs_errno_out(rc) : 0);

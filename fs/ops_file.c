@@ -122,6 +122,8 @@ void sfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t m
 	rc = sfs_enter_node(p, &keys);
 	if (rc == 0) {
 		rc = do_create(req, p, name, mode, fi, keys, &e);
+		if (rc == 0)
+			sfs_session_changed(p->sess);
 		sfs_session_leave(p->sess);
 	}
 	if (rc < 0)
@@ -157,7 +159,8 @@ void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		bool writing = (fi->flags & O_ACCMODE) != O_RDONLY;
 
 		fd = sfs_reopen(in, O_RDWR);
-		if (fd >= 0 && trunc && in->special == SFS_SP_EVENTS)
+		if (fd >= 0 && trunc &&
+		    (in->special == SFS_SP_EVENTS || in->attrs.kind == SFS_KIND_LOG))
 			rc = -EPERM; /* append-only */
 		/* libfuse asks for atomic O_TRUNC: the open truncates (metadata.json: at commit). */
 		else if (fd >= 0 && trunc && in->special == SFS_SP_NONE)
@@ -213,6 +216,11 @@ void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		free(buf);
 		return;
 	}
+	if (in->attrs.kind == SFS_KIND_LOG) {
+		n = sfs_events_read(in, fh_of(fi), buf, size, off, f.keys);
+		sfs_session_leave(in->sess);
+		goto reply;
+	}
 	f.fd = fh_of(fi)->fd;
 	memcpy(f.id, in->id, SFS_ID_BYTES);
 	pthread_rwlock_rdlock(&in->io);
@@ -222,6 +230,7 @@ void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	sfs_session_leave(in->sess);
 	if (n == -EBADMSG)
 		sfs_log_corrupt(in, "size", rc < 0 ? -1 : (long long)f.bad_block);
+reply:
 	if (n < 0)
 		sfs_reply_err(req, (int)n);
 	else
@@ -259,6 +268,11 @@ void sfs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, 
 			fuse_reply_write(req, (size_t)n);
 		return;
 	}
+	if (in->attrs.kind == SFS_KIND_LOG) {
+		sfs_session_leave(in->sess);
+		sfs_reply_err(req, -EPERM); /* a log only takes appends, as events.jsonl */
+		return;
+	}
 	f.fd = fh_of(fi)->fd;
 	memcpy(f.id, in->id, SFS_ID_BYTES);
 	pthread_rwlock_wrlock(&in->io);
@@ -267,6 +281,8 @@ void sfs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, 
 		off = (off_t)f.size;
 	n = rc < 0 ? rc : sfs_file_write(&f, buf, size, (uint64_t)off);
 	pthread_rwlock_unlock(&in->io);
+	if (n >= 0)
+		sfs_session_changed(in->sess);
 	sfs_session_leave(in->sess);
 	if (n == -EBADMSG)
 		sfs_log_corrupt(in, "size", rc < 0 ? -1 : (long long)f.bad_block);

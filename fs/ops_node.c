@@ -378,6 +378,8 @@ void sfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_se
 		rc = sfs_enter_node(in, &keys);
 		if (rc == 0) {
 			rc = setattr_node(in, attr, to_set, fi, keys);
+			if (rc == 0 && in->special != SFS_SP_META)
+				sfs_session_changed(in->sess);
 			if (rc == 0)
 				rc = sfs_node_stat(in, &st);
 			sfs_session_leave(in->sess);

@@ -45,6 +45,7 @@ void sfs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		sfs_tree_name_del(p->fd, &en);
 		if (S_ISREG(st.st_mode) && st.st_nlink == 1)
 			sfs_inode_release_space(st.st_dev, st.st_ino);
+		sfs_session_changed(p->sess);
 	}
 	sfs_session_leave(p->sess);
 	fuse_reply_err(req, rc < 0 ? sfs_errno_out(rc) : 0);
@@ -139,6 +140,8 @@ void sfs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino
 			rc = sfs_node_load(np, keys);
 			if (rc == 0)
 				rc = rename_node(p, name, np, newname, flags, keys);
+			if (rc == 0)
+				sfs_session_changed(p->sess);
 			sfs_session_leave(p->sess);
 		}
 	}
@@ -184,6 +187,8 @@ void sfs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const cha
 		fd = openat(np->fd, en.backing, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 		rc = fd < 0 ? sfs_neg_errno() : sfs_make_entry(np, fd, keys, NULL, NULL, &e);
 	}
+	if (rc == 0)
+		sfs_session_changed(np->sess);
 	sfs_session_leave(np->sess);
 	if (rc < 0)
 		sfs_reply_err(req, rc);
@@ -239,6 +244,8 @@ void sfs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const c
 	rc = sfs_enter_node(p, &keys);
 	if (rc == 0) {
 		rc = do_symlink(req, link, p, name, keys, &e);
+		if (rc == 0)
+			sfs_session_changed(p->sess);
 		sfs_session_leave(p->sess);
 	}
 	if (rc < 0)

@@ -98,7 +98,9 @@ struct sfs_session *sfs_session_get(const char *id, int cfd)
 	/* Writer preference: a lock must not starve behind a stream of reads. */
 	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&s->rw, &attr);
+	pthread_rwlock_init(&s->ev_rw, &attr);
 	pthread_rwlockattr_destroy(&attr);
+	pthread_mutex_init(&s->meta_mu, NULL);
 	s->lockfd = -1;
 	s->last_used = now_sec();
 	s->next = sfs->sessions;
@@ -108,7 +110,7 @@ out:
 	return s;
 }
 
-int sfs_session_enter(struct sfs_session *s, const struct sfs_keys **keys)
+int sfs_session_enter_quiet(struct sfs_session *s, const struct sfs_keys **keys)
 {
 	pthread_rwlock_rdlock(&s->rw);
 	if (!s->keys) {
@@ -116,8 +118,72 @@ int sfs_session_enter(struct sfs_session *s, const struct sfs_keys **keys)
 		return -EACCES;
 	}
 	*keys = s->keys;
-	s->last_used = now_sec();
 	return 0;
+}
+
+int sfs_session_enter(struct sfs_session *s, const struct sfs_keys **keys)
+{
+	int rc = sfs_session_enter_quiet(s, keys);
+
+	if (rc == 0)
+		s->last_used = now_sec();
+	return rc;
+}
+
+void sfs_session_changed(struct sfs_session *s)
+{
+	long long now = (long long)time(NULL), zero = 0;
+
+	atomic_store(&s->changed, now);
+	atomic_compare_exchange_strong(&s->changed_first, &zero, now);
+}
+
+/* Log what preparing @id's tree found (lib/prepare.c). */
+static void report(const char *id, int rc, const struct sfs_session_report *r,
+		   const struct sfs_events_state *ev)
+{
+	if (r->swept > 0)
+		sfs_log(LOG_NOTICE, "%s: removed %d leftovers of an interrupted operation", id,
+			r->swept);
+	if (r->events_created)
+		sfs_log(LOG_NOTICE, "%s: events.jsonl was missing: made an empty one", id);
+	if (r->events_converted)
+		sfs_log(LOG_NOTICE, "%s: events.jsonl converted to the append-only log layout "
+				    "(%llu bytes)",
+			id, (unsigned long long)r->events_migrated);
+	if (r->events_dropped)
+		sfs_log(LOG_WARNING, "%s: events.jsonl: dropped a torn tail of %llu stored bytes, "
+				     "an append a crash interrupted; %llu bytes (%llu events) kept",
+			id, (unsigned long long)r->events_dropped, (unsigned long long)ev->size,
+			(unsigned long long)ev->lines);
+	if (r->events_kept[0])
+		sfs_log(LOG_WARNING, "%s: events.jsonl: the dropped tail followed a record that "
+				     "failed authentication; its raw bytes are kept in the store "
+				     "as %s/%s/%s",
+			id, sfs_session_where(id) == 1 ? SFS_ARCHIVE_DIR : SFS_SESSIONS_DIR, id,
+			r->events_kept);
+	if (rc == -EBADMSG)
+		sfs_log(LOG_ERR, "%s: events.jsonl is damaged (record at stored offset %llu "
+				 "fails authentication) in a way no crash leaves: not repaired; "
+				 "it reads as an I/O error",
+			id, (unsigned long long)r->events_bad_at);
+	else if (rc < 0)
+		sfs_log(LOG_ERR, "%s: events.jsonl cannot be opened: %s", id, strerror(-rc));
+}
+
+/* Make @s's tree ready after unlock or create; called with s->rw held for writing. */
+static void prepare(struct sfs_session *s, int cfd)
+{
+	struct sfs_session_report r;
+	struct sfs_events_state ev;
+	int rc = sfs_store_session_prepare(cfd, s->keys, &ev, &r);
+
+	report(s->id, rc, &r, &ev);
+	pthread_rwlock_wrlock(&s->ev_rw);
+	s->ev_ok = rc == 0;
+	s->ev = ev;
+	atomic_store(&s->ev_size, ev.size);
+	pthread_rwlock_unlock(&s->ev_rw);
 }
 
 void sfs_session_leave(struct sfs_session *s)
@@ -149,6 +215,7 @@ int sfs_session_unlock(const char *id, const char *pw, size_t pwlen)
 			s->keys = keys;
 			s->lockfd = lockfd;
 			s->last_used = now_sec();
+			prepare(s, cfd);
 		}
 	}
 	pthread_rwlock_unlock(&s->rw);
@@ -163,6 +230,7 @@ int sfs_session_unlock(const char *id, const char *pw, size_t pwlen)
 /* Wipe the keys of @s and release its busy lock; called with s->rw held for writing. */
 static void drop_keys(struct sfs_session *s)
 {
+	s->ev_ok = false;
 	sfs_keys_free(s->keys);
 	s->keys = NULL;
 	sfs_store_session_release(s->lockfd);
@@ -173,6 +241,7 @@ int sfs_session_lock(struct sfs_session *s, int *open_files)
 {
 	bool was;
 
+	sfs_meta_refresh(s, true, true); /* the last change goes into "updated" first */
 	pthread_rwlock_wrlock(&s->rw);
 	was = s->keys != NULL;
 	if (was)
@@ -189,11 +258,14 @@ void sfs_session_lock_all_final(void)
 	pthread_mutex_lock(&sfs->sess_mu);
 	for (struct sfs_session *s = sfs->sessions, *next; s; s = next) {
 		next = s->next;
+		sfs_meta_refresh(s, true, false);
 		pthread_rwlock_wrlock(&s->rw);
 		if (s->keys)
 			drop_keys(s);
 		pthread_rwlock_unlock(&s->rw);
 		pthread_rwlock_destroy(&s->rw);
+		pthread_rwlock_destroy(&s->ev_rw);
+		pthread_mutex_destroy(&s->meta_mu);
 		close(s->cfd);
 		free(s);
 	}
@@ -287,9 +359,9 @@ int sfs_session_create(const char *id, const char *name, const char *pw, size_t 
 		return rc;
 	cfd = open_container(gen);
 	s = cfd >= 0 ? sfs_session_get(gen, cfd) : NULL;
-	if (cfd >= 0)
-		close(cfd);
 	if (!s) {
+		if (cfd >= 0)
+			close(cfd);
 		sfs_keys_free(keys);
 		sfs_store_session_release(lockfd);
 		return cfd < 0 ? cfd : -ENOMEM;
@@ -300,7 +372,9 @@ int sfs_session_create(const char *id, const char *name, const char *pw, size_t 
 	s->keys = keys;
 	s->lockfd = lockfd;
 	s->last_used = now_sec();
+	prepare(s, cfd);
 	pthread_rwlock_unlock(&s->rw);
+	close(cfd);
 	snprintf(out_id, SFS_SESSION_ID_MAX + 1, "%s", gen);
 	sfs_log(LOG_INFO, "%s: created", gen);
 	return 0;

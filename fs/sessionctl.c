@@ -468,18 +468,25 @@ static int cmd_list(int argc, char **argv)
 		json_get_alloc_funcs(NULL, &f);
 		f(text);
 	} else {
-		printf("%-20s %-9s %-8s %-10s %-20s %s\n", "ID", "WHERE", "STATE", "STATUS",
-		       "UPDATED", "NAME");
+		printf("%-20s %-8s %-8s %-9s %-20s %-20s %8s %10s  %s\n", "ID", "WHERE", "STATE",
+		       "STATUS", "CREATED", "UPDATED", "EVENTS", "SIZE", "NAME");
 		json_array_foreach(arr, i, s) {
 			const char *st = json_string_value(json_object_get(s, "status"));
+			const char *cr = json_string_value(json_object_get(s, "created"));
 			const char *up = json_string_value(json_object_get(s, "updated"));
 			const char *nm = json_string_value(json_object_get(s, "name"));
+			json_t *ev = json_object_get(s, "events"), *sz = json_object_get(s, "events_bytes");
+			char evs[24] = "-", szs[24] = "-";
 
-			printf("%-20s %-9s %-8s %-10s %-20s %s\n",
+			if (json_is_integer(ev))
+				snprintf(evs, sizeof(evs), "%lld", (long long)json_integer_value(ev));
+			if (json_is_integer(sz))
+				snprintf(szs, sizeof(szs), "%lld", (long long)json_integer_value(sz));
+			printf("%-20s %-8s %-8s %-9s %-20s %-20s %8s %10s  %s\n",
 			       json_string_value(json_object_get(s, "id")),
 			       json_string_value(json_object_get(s, "where")),
 			       json_is_true(json_object_get(s, "locked")) ? "locked" : "unlocked",
-			       st ? st : "-", up ? up : "-", nm ? nm : "");
+			       st ? st : "-", cr ? cr : "-", up ? up : "-", evs, szs, nm ? nm : "");
 		}
 	}
 	json_decref(resp);

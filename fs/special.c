@@ -14,6 +14,7 @@
  * content) is logged.
  */
 #include "special.h"
+#include "eventlog.h"
 #include "fileio.h"
 #include "tree.h"
 
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #define META_MAX (1u << 20)    /* largest metadata.json */
@@ -86,31 +88,75 @@ static bool is_object_line(const char *line, size_t len)
 	return ok;
 }
 
-/* Append @len bytes of whole lines to events.jsonl; called with in->io held. */
-static int append(struct sfs_inode *in, struct sfs_fh *fh, const char *data, size_t len,
-		  uint64_t size, const struct sfs_keys *keys)
+/* The log behind events.jsonl @in open as @fh; called with s->ev_rw held. */
+static int log_of(struct sfs_inode *in, struct sfs_fh *fh, const struct sfs_keys *keys,
+		  struct sfs_log *l)
 {
-	struct sfs_file f = {.fd = fh->fd, .size = size, .keys = keys};
+	struct sfs_session *s = in->sess;
+
+	/* Only the log unlock prepared; another file by this name is stale or foreign. */
+	if (!s->ev_ok || in->attrs.kind != SFS_KIND_LOG ||
+	    sodium_memcmp(in->id, s->ev.id, SFS_ID_BYTES) != 0)
+		return -EIO;
+	*l = (struct sfs_log){.fd = fh->fd, .keys = keys, .end = s->ev.end, .size = s->ev.size,
+			      .lines = s->ev.lines};
+	memcpy(l->id, s->ev.id, SFS_ID_BYTES);
+	return 0;
+}
+
+/* Append @len bytes of whole lines to events.jsonl; called with s->ev_rw held for writing. */
+static int append(struct sfs_inode *in, struct sfs_fh *fh, const char *data, size_t len,
+		  const struct sfs_keys *keys)
+{
+	struct sfs_session *s = in->sess;
+	struct sfs_log l;
+	int rc = log_of(in, fh, keys, &l);
+
+	if (rc == 0)
+		rc = sfs_log_append(&l, data, len);
+	if (rc < 0)
+		return rc;
+	s->ev.end = l.end;
+	s->ev.size = l.size;
+	s->ev.lines = l.lines;
+	atomic_store(&s->ev_size, l.size);
+	sfs_session_changed(s);
+	return 0;
+}
+
+ssize_t sfs_events_read(struct sfs_inode *in, struct sfs_fh *fh, char *buf, size_t size,
+			off_t off, const struct sfs_keys *keys)
+{
+	struct sfs_log l;
 	ssize_t n;
 
-	memcpy(f.id, in->id, SFS_ID_BYTES);
-	n = sfs_file_write(&f, data, len, size);
-	if (n == -EBADMSG)
-		sfs_log_corrupt(in, "", (long long)f.bad_block);
-	return n < 0 ? (int)n : 0;
+	pthread_rwlock_rdlock(&in->sess->ev_rw);
+	n = log_of(in, fh, keys, &l);
+	if (n == 0)
+		n = sfs_log_read(&l, buf, size, (uint64_t)off);
+	pthread_rwlock_unlock(&in->sess->ev_rw);
+	if (n == -EBADMSG) {
+		char what[64];
+
+		snprintf(what, sizeof(what), "event record at stored offset %llu",
+			 (unsigned long long)l.bad);
+		sfs_log_corrupt(in, what, -1);
+	}
+	return n;
 }
 
 ssize_t sfs_events_write(struct sfs_inode *in, struct sfs_fh *fh, const char *buf, size_t size,
 			 off_t off, bool appending, const struct sfs_keys *keys)
 {
-	uint64_t fsize;
+	struct sfs_session *s = in->sess;
 	size_t old = fh->len, start = 0, end;
-	int rc;
+	uint64_t fsize;
+	int rc = 0;
 
-	pthread_rwlock_wrlock(&in->io);
-	rc = sfs_file_size(fh->fd, &fsize);
+	pthread_rwlock_wrlock(&s->ev_rw);
+	fsize = s->ev.size;
 	/* The end is the stored size, or past the tail this file still holds. */
-	if (rc == 0 && !appending && (uint64_t)off != fsize && (uint64_t)off != fsize + old)
+	if (!appending && (uint64_t)off != fsize && (uint64_t)off != fsize + old)
 		rc = -EPERM;
 	if (rc == 0)
 		rc = reserve(fh, old + size, PENDING_MAX + size);
@@ -128,14 +174,14 @@ ssize_t sfs_events_write(struct sfs_inode *in, struct sfs_fh *fh, const char *bu
 		if (!is_object_line(fh->buf + start, i - start)) {
 			sfs_log(LOG_NOTICE, "%s: events.jsonl: refused a line that is not a JSON "
 					    "object",
-				in->sess->id);
+				s->id);
 			rc = -EINVAL;
 			break;
 		}
 		start = i + 1;
 	}
 	if (rc == 0 && end > 0)
-		rc = append(in, fh, fh->buf, end, fsize, keys);
+		rc = append(in, fh, fh->buf, end, keys);
 	if (rc < 0) {
 		/* Nothing of this write is kept; an earlier tail stays pending. */
 		fh->len = rc == -EINVAL ? 0 : old;
@@ -146,13 +192,12 @@ ssize_t sfs_events_write(struct sfs_inode *in, struct sfs_fh *fh, const char *bu
 	if (fh->len > PENDING_MAX)
 		rc = -EFBIG;
 out:
-	pthread_rwlock_unlock(&in->io);
+	pthread_rwlock_unlock(&s->ev_rw);
 	return rc < 0 ? rc : (ssize_t)size;
 }
 
 int sfs_events_flush(struct sfs_inode *in, struct sfs_fh *fh, const struct sfs_keys *keys)
 {
-	uint64_t fsize;
 	int rc;
 
 	if (fh->len == 0)
@@ -168,11 +213,9 @@ int sfs_events_flush(struct sfs_inode *in, struct sfs_fh *fh, const struct sfs_k
 	if (rc < 0)
 		return rc;
 	fh->buf[fh->len++] = '\n';
-	pthread_rwlock_wrlock(&in->io);
-	rc = sfs_file_size(fh->fd, &fsize);
-	if (rc == 0)
-		rc = append(in, fh, fh->buf, fh->len, fsize, keys);
-	pthread_rwlock_unlock(&in->io);
+	pthread_rwlock_wrlock(&in->sess->ev_rw);
+	rc = append(in, fh, fh->buf, fh->len, keys);
+	pthread_rwlock_unlock(&in->sess->ev_rw);
 	fh->len = 0;
 	return rc;
 }
@@ -387,6 +430,7 @@ int sfs_meta_commit(struct sfs_inode *in, struct sfs_fh *fh, const struct sfs_ke
 	if (rootfd < 0)
 		return rootfd;
 	/* The document it replaces is the stored one (this file's, unless replaced since). */
+	pthread_mutex_lock(&in->sess->meta_mu);
 	pthread_rwlock_wrlock(&in->io);
 	old.fd = fh->fd;
 	if (load_whole(&old, old.fd, keys) < 0)
@@ -395,6 +439,7 @@ int sfs_meta_commit(struct sfs_inode *in, struct sfs_fh *fh, const struct sfs_ke
 	if (rc == 0)
 		rc = replace(rootfd, dirid, fh->buf, fh->len, &attrs, keys);
 	pthread_rwlock_unlock(&in->io);
+	pthread_mutex_unlock(&in->sess->meta_mu);
 	sfs_special_release(&old);
 	if (rc == 0) {
 		fh->dirty = false;
@@ -429,4 +474,77 @@ int sfs_meta_check_replacement(struct sfs_inode *root, int fd, const struct sfs_
 	sfs_special_release(&doc);
 	sfs_special_release(&old);
 	return rc;
+}
+
+/* Set "updated" to @when in @s's metadata.json; 0 or -errno. Called inside the session. */
+static int set_updated(struct sfs_session *s, const char *when, const struct sfs_keys *keys,
+		       int *rootfd_out)
+{
+	struct sfs_fh doc = {.fd = -1};
+	unsigned char dirid[SFS_ID_BYTES], id[SFS_ID_BYTES];
+	struct sfs_attrs attrs;
+	struct sfs_ename en;
+	char *text = NULL;
+	int rootfd, rc;
+
+	rootfd = open_root(s, dirid, keys);
+	if (rootfd < 0)
+		return rootfd;
+	rc = sfs_fmt_name_encrypt(&en, SFS_METADATA_NAME, dirid, keys);
+	pthread_mutex_lock(&s->meta_mu);
+	if (rc == 0) {
+		doc.fd = openat(rootfd, en.backing, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		rc = doc.fd < 0 ? sfs_neg_errno() : sfs_file_read_header(doc.fd, id, &attrs, keys);
+	}
+	if (rc == 0)
+		rc = load_whole(&doc, doc.fd, keys);
+	if (rc == 0) {
+		text = sfs_store_metadata_set_updated(doc.buf, doc.len, when);
+		rc = text ? 0 : -EINVAL; /* not an object: leave it to its writer */
+	}
+	if (rc == 0)
+		rc = replace(rootfd, dirid, text, strlen(text), &attrs, keys);
+	pthread_mutex_unlock(&s->meta_mu);
+	if (doc.fd >= 0)
+		close(doc.fd);
+	sfs_special_release(&doc);
+	if (text) {
+		sodium_memzero(text, strlen(text));
+		free(text);
+	}
+	if (rc == 0 && rootfd_out)
+		*rootfd_out = rootfd;
+	else
+		close(rootfd);
+	return rc;
+}
+
+void sfs_meta_refresh(struct sfs_session *s, bool force, bool notify)
+{
+	long long t = atomic_load(&s->changed), first = atomic_load(&s->changed_first);
+	long long now = (long long)time(NULL);
+	const struct sfs_keys *keys;
+	char when[32];
+	int rootfd = -1, rc;
+
+	if (t == 0 || (!force && now - t < 1 && now - first < 5))
+		return;
+	if (sfs_session_enter_quiet(s, &keys) < 0)
+		return; /* locked: the change was written when it locked */
+	sfs_utc_format(when, sizeof(when), (time_t)t);
+	rc = set_updated(s, when, keys, notify ? &rootfd : NULL);
+	sfs_session_leave(s);
+	if (rc < 0) {
+		sfs_log(LOG_NOTICE, "%s: metadata.json: cannot refresh \"updated\": %s", s->id,
+			strerror(-rc));
+		if (rc != -EINVAL)
+			return; /* try again at the next tick */
+	}
+	/* Done with everything up to @t; a change since stays pending. */
+	if (atomic_compare_exchange_strong(&s->changed, &t, 0))
+		atomic_store(&s->changed_first, 0);
+	if (rootfd >= 0) {
+		forget_old_name(rootfd);
+		close(rootfd);
+	}
 }

@@ -16,6 +16,10 @@ enum sfs_special sfs_special_of(const struct sfs_inode *parent, const char *name
 ssize_t sfs_events_write(struct sfs_inode *in, struct sfs_fh *fh, const char *buf, size_t size,
 			 off_t off, bool append, const struct sfs_keys *keys);
 
+/* events.jsonl: read at any offset; bytes or -errno (EIO when a record fails). */
+ssize_t sfs_events_read(struct sfs_inode *in, struct sfs_fh *fh, char *buf, size_t size,
+			off_t off, const struct sfs_keys *keys);
+
 /* events.jsonl at close: store a pending unterminated line (with a newline) or refuse it. */
 int sfs_events_flush(struct sfs_inode *in, struct sfs_fh *fh, const struct sfs_keys *keys);
 

@@ -6,6 +6,7 @@
  * know FUSE or the control protocol.
  */
 #include "store.h"
+#include "eventlog.h"
 #include "fileio.h"
 #include "format.h"
 #include "tree.h"
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CONF_MAX 65536
@@ -230,6 +232,17 @@ char *sfs_store_metadata_new(const char *id, const char *name)
 	return out;
 }
 
+char *sfs_store_metadata_set_updated(const char *text, size_t len, const char *when)
+{
+	json_t *doc = json_loadb(text, len, 0, NULL);
+	char *out = NULL;
+
+	if (json_is_object(doc) && json_object_set_new(doc, "updated", json_string(when)) == 0)
+		out = dump(doc);
+	json_decref(doc);
+	return out;
+}
+
 /* Create an encrypted regular file @name in the encrypted directory @dirfd. */
 static int create_file(int dirfd, const unsigned char dirid[SFS_ID_BYTES], const char *name,
 		       const char *data, const struct sfs_attrs *attrs,
@@ -246,7 +259,10 @@ static int create_file(int dirfd, const unsigned char dirid[SFS_ID_BYTES], const
 	if (f.fd < 0)
 		return sfs_neg_errno();
 	sfs_crypto_random(f.id, sizeof(f.id));
-	rc = sfs_file_init(f.fd, f.id, attrs, keys);
+	if (attrs->kind == SFS_KIND_LOG)
+		rc = sfs_log_create(f.fd, f.id, attrs, keys);
+	else
+		rc = sfs_file_init(f.fd, f.id, attrs, keys);
 	if (rc == 0 && data[0])
 		rc = (int)sfs_file_write(&f, data, strlen(data), 0);
 	if (rc >= 0 && fsync(f.fd) < 0)
@@ -255,19 +271,28 @@ static int create_file(int dirfd, const unsigned char dirid[SFS_ID_BYTES], const
 	return rc < 0 ? rc : 0;
 }
 
-/* Take the busy lock of container @cfd: an OFD write lock on its lock file. */
-static int take_lock(int cfd, int *lockfd)
+/*
+ * Take the busy lock of container @cfd: an OFD write lock on its lock file.
+ * A mount that is exiting (unmounted, still wiping keys) holds it for a
+ * moment: try for up to @wait_ms before calling the session busy.
+ */
+static int take_lock(int cfd, int *lockfd, int wait_ms)
 {
 	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
 	int fd = openat(cfd, SFS_LOCK_NAME, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 
 	if (fd < 0)
 		return sfs_neg_errno();
-	if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
-		int rc = (errno == EAGAIN || errno == EACCES) ? -EBUSY : sfs_neg_errno();
+	for (int waited = 0;; waited += 50) {
+		if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
+			break;
+		if ((errno != EAGAIN && errno != EACCES) || waited >= wait_ms) {
+			int rc = (errno == EAGAIN || errno == EACCES) ? -EBUSY : sfs_neg_errno();
 
-		close(fd);
-		return rc;
+			close(fd);
+			return rc;
+		}
+		nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
 	}
 	*lockfd = fd;
 	return 0;
@@ -318,6 +343,7 @@ static int populate(int cfd, const struct sfs_new_session *ns, struct sfs_keys *
 		rc = -ENOMEM;
 	if (rc == 0)
 		rc = create_file(rootfd, dirid, SFS_METADATA_NAME, meta, &fattrs, *keys);
+	fattrs.kind = SFS_KIND_LOG;
 	if (rc == 0)
 		rc = create_file(rootfd, dirid, SFS_EVENTS_NAME, "", &fattrs, *keys);
 	if (rc == 0)
@@ -358,7 +384,7 @@ int sfs_store_session_create(int parentfd, const struct sfs_new_session *ns, int
 		rc = sfs_neg_errno();
 		goto err;
 	}
-	rc = take_lock(cfd, lockfd);
+	rc = take_lock(cfd, lockfd, 0);
 	if (rc == 0)
 		rc = populate(cfd, ns, keys);
 	close(cfd);
@@ -414,7 +440,7 @@ int sfs_store_session_unlock(int cfd, const char *password, size_t pwlen, int *l
 	if (faccessat(cfd, SFS_KEY_NAME, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
 		return errno == ENOENT ? -EUCLEAN : sfs_neg_errno();
 	/* The busy lock first: a session open elsewhere is refused before the KDF runs. */
-	rc = take_lock(cfd, lockfd);
+	rc = take_lock(cfd, lockfd, 2000);
 	if (rc < 0)
 		return rc;
 	rc = unwrap_container(cfd, password, pwlen, &master, NULL);

@@ -12,7 +12,9 @@
 
 #include "crypto.h"
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #define SFS_CONF_NAME "sessionfs.conf"
@@ -87,11 +89,49 @@ int sfs_store_session_passwd(int cfd, const char *old, size_t oldlen, const char
 /* Release a session's busy lock (close). Accepts -1. */
 void sfs_store_session_release(int lockfd);
 
+/* events.jsonl as unlock found it: where the log ends, its size and lines. */
+struct sfs_events_state {
+	unsigned char id[SFS_ID_BYTES]; /* the log's file id */
+	uint64_t end;                   /* backing bytes in use */
+	uint64_t size;                  /* plaintext bytes */
+	uint64_t lines;                 /* complete lines, i.e. events */
+};
+
+/* What sfs_store_session_prepare found and mended, for the daemon to log. */
+struct sfs_session_report {
+	int swept;                /* crash leftovers removed from the session root */
+	bool events_created;      /* events.jsonl was missing: an empty one was made */
+	bool events_converted;    /* events.jsonl was in the block layout: now a log */
+	uint64_t events_migrated; /* ... of that many bytes */
+	uint64_t events_dropped;  /* backing bytes of a torn tail cut off (0: none) */
+	uint64_t events_bad_at;   /* backing offset of a record that failed, if any */
+	char events_kept[32];     /* container file that keeps cut bytes ("" none) */
+};
+
+/*
+ * Make session container @cfd's tree ready after unlock (lib/prepare.c):
+ * remove crash leftovers from its root, make or convert events.jsonl, cut a
+ * torn tail off it (eventlog.h, sfs_log_repair; bytes that a power loss may
+ * have left behind a hole are kept in the container as @rep->events_kept),
+ * and return the log's state in @ev so nothing later needs to scan it.
+ * 0; -EBADMSG when events.jsonl is damaged in a way no crash leaves
+ * (nothing is cut then); -errno.
+ */
+int sfs_store_session_prepare(int cfd, const struct sfs_keys *keys, struct sfs_events_state *ev,
+			      struct sfs_session_report *rep);
+
 /*
  * The first metadata.json of a session, as a malloc'd NUL-terminated string
  * (caller frees), or NULL on ENOMEM.
  */
 char *sfs_store_metadata_new(const char *id, const char *name);
+
+/*
+ * @text (a metadata.json of @len bytes) with "updated" set to @when, as a
+ * malloc'd NUL-terminated string (caller frees), or NULL if @text is not a
+ * JSON object (or on ENOMEM). Other members keep their order.
+ */
+char *sfs_store_metadata_set_updated(const char *text, size_t len, const char *when);
 
 /*
  * Make jansson wipe every block it frees (requests carry passwords). Call

@@ -123,13 +123,17 @@ bool sfs_id_valid(const char *s)
 	return true;
 }
 
-void sfs_utc_now(char *buf, size_t len)
+void sfs_utc_format(char *buf, size_t len, time_t t)
 {
-	time_t t = time(NULL);
 	struct tm tm;
 
 	gmtime_r(&t, &tm);
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void sfs_utc_now(char *buf, size_t len)
+{
+	sfs_utc_format(buf, len, time(NULL));
 }
 
 static int remove_entries(int fd)

@@ -39,6 +39,8 @@ bool sfs_id_valid(const char *s);
 
 /* Current UTC time as "YYYY-MM-DDTHH:MM:SSZ" into @buf (at least 21 bytes). */
 void sfs_utc_now(char *buf, size_t len);
+/* The same for time @t. */
+void sfs_utc_format(char *buf, size_t len, time_t t);
 
 /* Remove a directory tree below @dirfd/@name (no symlinks followed). 0 or -errno. */
 int sfs_remove_tree(int dirfd, const char *name);

@@ -64,10 +64,22 @@ static void test_header(void)
 	CHECK_EQ(sfs_fmt_header_unpack(h, sizeof(h), SFS_MAGIC_FILE, id, &got, keys),
 		 -EPROTONOSUPPORT);
 	h[4] = 1;
-	h[6] = 1; /* unknown kind */
+	h[6] = 2; /* unknown kind */
 	CHECK_EQ(sfs_fmt_header_unpack(h, sizeof(h), SFS_MAGIC_FILE, id, &got, keys),
 		 -EPROTONOSUPPORT);
+	h[6] = 1; /* a log: known, but bound to the header (kind 0 was sealed) */
+	CHECK_EQ(sfs_fmt_header_unpack(h, sizeof(h), SFS_MAGIC_FILE, id, &got, keys), -EBADMSG);
 	h[6] = 0;
+	/* Kind 1 round-trips for files; directories have no kind but 0. */
+	a.kind = SFS_KIND_LOG;
+	sfs_fmt_header_pack(h, SFS_MAGIC_FILE, file_id, &a, keys);
+	CHECK_EQ(sfs_fmt_header_unpack(h, sizeof(h), SFS_MAGIC_FILE, id, &got, keys), 0);
+	CHECK_EQ(got.kind, SFS_KIND_LOG);
+	memcpy(h, "SFSD", 4);
+	CHECK_EQ(sfs_fmt_header_unpack(h, sizeof(h), SFS_MAGIC_DIR, id, &got, keys),
+		 -EPROTONOSUPPORT);
+	a.kind = SFS_KIND_BLOCKS;
+	sfs_fmt_header_pack(h, SFS_MAGIC_FILE, file_id, &a, keys);
 	/* Every byte from the id on is authenticated. */
 	for (size_t i = 8; i < SFS_HDR_BYTES; i++) {
 		h[i] ^= 0x01;

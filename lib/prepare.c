@@ -1,0 +1,209 @@
+/*
+ * prepare.c - what unlocking a session does to its tree before anyone uses
+ * it: find events.jsonl and mend what a crash left at its end (eventlog.c),
+ * convert an events.jsonl written in the block layout by an earlier build,
+ * make it if it is missing, and remove crash leftovers from the session
+ * root. The result is the log's state, so that no later open or stat of
+ * events.jsonl reads the log.
+ *
+ * Store layer: knows the tree, eventlog, fileio, format and crypto layers;
+ * nothing of FUSE or the control protocol. Runs while the caller holds the
+ * session's busy lock, so no other mount writes the tree meanwhile.
+ */
+#include "store.h"
+#include "eventlog.h"
+#include "fileio.h"
+#include "tree.h"
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Internal names that only a crash leaves in a session root (tree.c, special files). */
+static bool is_leftover(const char *name)
+{
+	return strncmp(name, ".sfs-new-", 9) == 0 || strncmp(name, ".sfs-meta-", 10) == 0;
+}
+
+/* Remove crash leftovers from session root @rootfd; how many. */
+static int sweep(int rootfd)
+{
+	int fd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), n = 0;
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (is_leftover(de->d_name) && sfs_remove_tree(dirfd(d), de->d_name) == 0)
+			n++;
+	closedir(d);
+	if (n > 0)
+		sfs_fsync_dirfd(rootfd);
+	return n;
+}
+
+/* Build an empty log under an internal name of @rootfd: its fd, name in @tmp. */
+static int new_log(int rootfd, char tmp[SFS_TMPNAME_MAX], struct sfs_log *l,
+		   const struct sfs_attrs *attrs, const struct sfs_keys *keys)
+{
+	int rc;
+
+	sfs_tree_tmpname(tmp);
+	l->fd = openat(rootfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (l->fd < 0)
+		return sfs_neg_errno();
+	l->keys = keys;
+	l->end = SFS_HDR_BYTES;
+	l->size = l->lines = 0;
+	sfs_crypto_random(l->id, sizeof(l->id));
+	rc = sfs_log_create(l->fd, l->id, attrs, keys);
+	if (rc < 0) {
+		close(l->fd);
+		unlinkat(rootfd, tmp, 0);
+	}
+	return rc;
+}
+
+/* fsync the new log @l, rename it to @backing (over an old one if @over), fsync the dir. */
+static int publish_log(int rootfd, const char *tmp, struct sfs_log *l, const char *backing,
+		       bool over)
+{
+	int rc = fsync(l->fd) < 0 ? sfs_neg_errno() : 0;
+
+	if (rc == 0)
+		rc = over ? (renameat(rootfd, tmp, rootfd, backing) < 0 ? sfs_neg_errno() : 0)
+			  : sfs_tree_publish(rootfd, tmp, backing);
+	if (rc == 0)
+		rc = sfs_fsync_dirfd(rootfd);
+	if (rc < 0) {
+		close(l->fd);
+		unlinkat(rootfd, tmp, 0);
+	}
+	return rc;
+}
+
+/*
+ * Convert @old (an events.jsonl in the block layout, header read into
+ * @id/@attrs) to a log with the same content, replacing it atomically.
+ * On success @l is the new log.
+ */
+static int migrate(int rootfd, int old, const unsigned char id[SFS_ID_BYTES],
+		   const struct sfs_attrs *attrs, const char *backing, struct sfs_log *l,
+		   const struct sfs_keys *keys, uint64_t *bytes)
+{
+	struct sfs_file f = {.fd = old, .keys = keys};
+	char tmp[SFS_TMPNAME_MAX];
+	size_t chunk = 1u << 20;
+	char *buf = malloc(chunk);
+	int rc;
+
+	memcpy(f.id, id, SFS_ID_BYTES);
+	rc = buf ? sfs_file_size(old, &f.size) : -ENOMEM;
+	if (rc == 0)
+		rc = new_log(rootfd, tmp, l, attrs, keys);
+	if (rc < 0) {
+		free(buf);
+		return rc;
+	}
+	for (uint64_t off = 0; rc == 0 && off < f.size;) {
+		ssize_t n = sfs_file_read(&f, buf, chunk, off);
+
+		rc = n < 0 ? (int)n : n == 0 ? -EIO : sfs_log_append(l, buf, (size_t)n);
+		off += n > 0 ? (uint64_t)n : 0;
+	}
+	if (buf)
+		sodium_memzero(buf, chunk);
+	free(buf);
+	if (rc < 0) {
+		close(l->fd);
+		unlinkat(rootfd, tmp, 0);
+		return rc;
+	}
+	*bytes = f.size;
+	return publish_log(rootfd, tmp, l, backing, true);
+}
+
+int sfs_store_session_prepare(int cfd, const struct sfs_keys *keys, struct sfs_events_state *ev,
+			      struct sfs_session_report *rep)
+{
+	unsigned char dirid[SFS_ID_BYTES], rnd[8];
+	struct sfs_attrs dattrs, a;
+	struct sfs_log l = {.fd = -1, .keys = keys};
+	struct sfs_log_repair r;
+	char tmp[SFS_TMPNAME_MAX], hex[17];
+	struct sfs_ename en;
+	int rootfd, rc;
+
+	memset(rep, 0, sizeof(*rep));
+	memset(ev, 0, sizeof(*ev));
+	rootfd = openat(cfd, SFS_ROOT_NAME, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return sfs_neg_errno();
+	rc = sfs_tree_dir_load(rootfd, dirid, &dattrs, keys);
+	if (rc == 0)
+		rc = sfs_fmt_name_encrypt(&en, SFS_EVENTS_NAME, dirid, keys);
+	if (rc < 0)
+		goto out;
+	rep->swept = sweep(rootfd);
+	l.fd = openat(rootfd, en.backing, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (l.fd < 0 && errno == ENOENT) {
+		a = (struct sfs_attrs){S_IFREG | 0600, dattrs.uid, dattrs.gid, 0, SFS_KIND_LOG};
+		rc = new_log(rootfd, tmp, &l, &a, keys);
+		if (rc == 0)
+			rc = publish_log(rootfd, tmp, &l, en.backing, false);
+		if (rc < 0) {
+			l.fd = -1;
+			goto out;
+		}
+		rep->events_created = true;
+	} else if (l.fd < 0) {
+		rc = sfs_neg_errno();
+		goto out;
+	} else {
+		rc = sfs_file_read_header(l.fd, l.id, &a, keys);
+		if (rc == 0 && a.kind == SFS_KIND_BLOCKS) {
+			int old = l.fd;
+
+			a.kind = SFS_KIND_LOG;
+			rc = migrate(rootfd, old, l.id, &a, en.backing, &l, keys,
+				     &rep->events_migrated);
+			close(old);
+			if (rc < 0) {
+				l.fd = -1;
+				goto out;
+			}
+			rep->events_converted = true;
+		}
+		if (rc < 0)
+			goto out;
+	}
+	sfs_crypto_random(rnd, sizeof(rnd));
+	sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
+	snprintf(rep->events_kept, sizeof(rep->events_kept), "events.kept-%s", hex);
+	rc = sfs_log_repair(&l, &r, cfd, rep->events_kept);
+	if (!r.kept)
+		rep->events_kept[0] = '\0';
+	rep->events_dropped = r.dropped;
+	rep->events_bad_at = l.bad;
+	if (rc == 0) {
+		ev->end = l.end;
+		ev->size = l.size;
+		ev->lines = l.lines;
+		memcpy(ev->id, l.id, SFS_ID_BYTES);
+	}
+out:
+	if (l.fd >= 0)
+		close(l.fd);
+	close(rootfd);
+	return rc;
+}
