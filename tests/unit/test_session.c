@@ -1,9 +1,12 @@
 /*
  * test_session.c - session containers: what create leaves on disk (key file,
  * lock, encrypted root with metadata.json and events.jsonl), unlock with
- * right and wrong passwords, the busy lock, release, and passwd.
+ * right and wrong passwords, the busy lock, release, and passwd; and what
+ * unlock prepares (lib/prepare.c): crash leftovers swept, a missing
+ * events.jsonl made, an old block-layout one converted, a torn tail cut.
  */
 #include "check.h"
+#include "eventlog.h"
 #include "fileio.h"
 #include "store.h"
 #include "tree.h"
@@ -236,6 +239,117 @@ static void test_sessions(void)
 	sfs_keys_free(keys);
 }
 
+/* The backing name of events.jsonl in session root @rootfd. */
+static void events_name(int rootfd, const struct sfs_keys *keys, struct sfs_ename *en)
+{
+	unsigned char dirid[SFS_ID_BYTES];
+	struct sfs_attrs a;
+
+	REQUIRE(sfs_tree_dir_load(rootfd, dirid, &a, keys) == 0);
+	REQUIRE(sfs_fmt_name_encrypt(en, SFS_EVENTS_NAME, dirid, keys) == 0);
+}
+
+/* The plaintext of the log at @rootfd/@backing, checked to be a log. */
+static void check_log_text(int rootfd, const char *backing, const struct sfs_keys *keys,
+			   const char *want)
+{
+	struct sfs_log l = {.keys = keys};
+	struct sfs_attrs a;
+	char buf[256];
+
+	l.fd = openat(rootfd, backing, O_RDWR | O_CLOEXEC);
+	REQUIRE(l.fd >= 0);
+	CHECK_EQ(sfs_file_read_header(l.fd, l.id, &a, keys), 0);
+	CHECK_EQ(a.kind, SFS_KIND_LOG);
+	CHECK_EQ(a.mode, S_IFREG | 0640);
+	CHECK_EQ(sfs_log_load(&l), 0);
+	CHECK_EQ(sfs_log_read(&l, buf, sizeof(buf), 0), strlen(want));
+	CHECK_MEM(buf, want, strlen(want));
+	close(l.fd);
+}
+
+static void test_prepare(void)
+{
+	struct sfs_new_session ns = {
+		.id = "INC-abcd", .name = "", .password = "pw", .pwlen = 2,
+		.kdf = SFS_KDF_INTERACTIVE, .uid = getuid(), .gid = getgid(),
+	};
+	struct sfs_attrs fa = {S_IFREG | 0640, getuid(), getgid(), 0, SFS_KIND_BLOCKS};
+	const char *old = "{\"a\":1}\n{\"b\":2}\n";
+	struct sfs_file f = {0};
+	struct sfs_session_report rep;
+	struct sfs_events_state ev;
+	struct sfs_keys *keys;
+	struct sfs_ename en;
+	int lock, cfd, rootfd, fd;
+	struct stat st;
+
+	REQUIRE(sfs_store_session_create(sessfd, &ns, &lock, &keys) == 0);
+	cfd = openat(sessfd, ns.id, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	rootfd = openat(cfd, SFS_ROOT_NAME, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	REQUIRE(cfd >= 0 && rootfd >= 0);
+	events_name(rootfd, keys, &en);
+
+	/* A fresh session: nothing to do, an empty log. */
+	CHECK_EQ(sfs_store_session_prepare(cfd, keys, &ev, &rep), 0);
+	CHECK(ev.size == 0 && ev.lines == 0 && ev.end == SFS_HDR_BYTES);
+	CHECK(!rep.events_created && !rep.events_converted && rep.swept == 0);
+
+	/* An events.jsonl in the block layout (an earlier build) becomes a log, same text. */
+	REQUIRE(unlinkat(rootfd, en.backing, 0) == 0);
+	f.fd = openat(rootfd, en.backing, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	REQUIRE(f.fd >= 0);
+	f.keys = keys;
+	memset(f.id, 7, sizeof(f.id));
+	REQUIRE(sfs_file_init(f.fd, f.id, &fa, keys) == 0);
+	REQUIRE(sfs_file_write(&f, old, strlen(old), 0) == (ssize_t)strlen(old));
+	close(f.fd);
+	CHECK_EQ(sfs_store_session_prepare(cfd, keys, &ev, &rep), 0);
+	CHECK(rep.events_converted && rep.events_migrated == strlen(old));
+	CHECK(ev.size == strlen(old) && ev.lines == 2);
+	check_log_text(rootfd, en.backing, keys, old);
+
+	/* Crash leftovers in the root are swept; other internal names are not touched. */
+	fd = openat(rootfd, ".sfs-new-0011223344556677", O_WRONLY | O_CREAT, 0600);
+	REQUIRE(fd >= 0);
+	close(fd);
+	REQUIRE(mkdirat(rootfd, ".sfs-new-8899aabbccddeeff", 0700) == 0);
+	fd = openat(rootfd, ".sfs-meta-0011223344556677", O_WRONLY | O_CREAT, 0600);
+	REQUIRE(fd >= 0);
+	close(fd);
+	CHECK_EQ(sfs_store_session_prepare(cfd, keys, &ev, &rep), 0);
+	CHECK_EQ(rep.swept, 3);
+	CHECK(fstatat(rootfd, ".sfs-new-0011223344556677", &st, 0) < 0 && errno == ENOENT);
+	CHECK(fstatat(rootfd, SFS_DIRHDR_NAME, &st, 0) == 0);
+
+	/* A torn tail is cut back to the last whole append. */
+	fd = openat(rootfd, en.backing, O_RDWR | O_CLOEXEC);
+	REQUIRE(fd >= 0 && fstat(fd, &st) == 0);
+	{
+		struct sfs_log l = {.fd = fd, .keys = keys};
+		struct sfs_attrs a;
+
+		REQUIRE(sfs_file_read_header(fd, l.id, &a, keys) == 0 && sfs_log_load(&l) == 0);
+		REQUIRE(sfs_log_append(&l, "{\"c\":3}\n", 8) == 0);
+		REQUIRE(ftruncate(fd, (off_t)l.end - 3) == 0);
+	}
+	close(fd);
+	CHECK_EQ(sfs_store_session_prepare(cfd, keys, &ev, &rep), 0);
+	CHECK(rep.events_dropped == 8 + SFS_REC_OVERHEAD - 3 && ev.size == strlen(old));
+	CHECK(rep.events_kept[0] == '\0');
+
+	/* A missing events.jsonl is made, empty. */
+	REQUIRE(unlinkat(rootfd, en.backing, 0) == 0);
+	CHECK_EQ(sfs_store_session_prepare(cfd, keys, &ev, &rep), 0);
+	CHECK(rep.events_created && ev.size == 0);
+	CHECK(fstatat(rootfd, en.backing, &st, 0) == 0 && st.st_size == SFS_HDR_BYTES);
+
+	close(rootfd);
+	close(cfd);
+	sfs_store_session_release(lock);
+	sfs_keys_free(keys);
+}
+
 int main(void)
 {
 	struct sfs_store_config cfg;
@@ -250,6 +364,7 @@ int main(void)
 	sessfd = openat(storefd, SFS_SESSIONS_DIR, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	REQUIRE(sessfd >= 0);
 	test_sessions();
+	test_prepare();
 	close(sessfd);
 	close(storefd);
 	CHECK_EQ(sfs_remove_tree(AT_FDCWD, top), 0);
