@@ -292,6 +292,29 @@ class Env:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+class ForegroundMountTest(unittest.TestCase):
+    """A test with one foreground mount, self.m, that it may kill: dead
+    mounts are detached (fusermount3 -uz) before the Env is cleaned up."""
+
+    def setUp(self):
+        need_binaries()
+        self.e = Env()
+        self.addCleanup(self.e.cleanup)
+        # runs before e.cleanup: a killed daemon leaves a dead mount behind
+        self.addCleanup(self.lazy_umount_all)
+        self.m = self.e.mount(foreground=True)
+
+    def lazy_umount_all(self):
+        for m in self.e.mounts:
+            if m.proc is not None and m.proc.poll() is not None:
+                run(["fusermount3", "-uz", m.mnt])
+
+    def remount(self):
+        """Mount the store again at self.m's place (after a crash or unmount)."""
+        self.m = self.e.mount(foreground=True, mnt=self.m.mnt)
+        return self.m
+
+
 def sha256_file(path):
     import hashlib
     h = hashlib.sha256()

@@ -27,7 +27,6 @@ import stat
 import subprocess
 import sys
 import time
-import unittest
 from array import array
 
 import sfs
@@ -176,19 +175,7 @@ def read_side(side):
     return started, acked, errors
 
 
-class CrashBase(unittest.TestCase):
-    def setUp(self):
-        sfs.need_binaries()
-        self.e = sfs.Env()
-        self.addCleanup(self.e.cleanup)
-        # runs before e.cleanup: a killed daemon leaves a dead mount behind
-        self.addCleanup(self.lazy_umount_all)
-        self.m = self.e.mount(foreground=True)
-
-    def lazy_umount_all(self):
-        for m in self.e.mounts:
-            if m.proc is not None and m.proc.poll() is not None:
-                sfs.run(["fusermount3", "-uz", m.mnt])
+class CrashBase(sfs.ForegroundMountTest):
 
     def crash(self, *children):
         """SIGKILL the daemon of self.m, let @children (Popen) run into the
@@ -207,10 +194,6 @@ class CrashBase(unittest.TestCase):
         r = sfs.run(["fusermount3", "-uz", self.m.mnt])
         self.assertEqual(r.rc, 0, "fusermount3 -uz of the dead mount: %r" % r)
         self.assertFalse(os.path.ismount(self.m.mnt))
-
-    def remount(self):
-        self.m = self.e.mount(foreground=True, mnt=self.m.mnt)
-        return self.m
 
     def child(self, mode, *args):
         return subprocess.Popen([sys.executable, os.path.abspath(__file__), mode]

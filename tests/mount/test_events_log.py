@@ -25,7 +25,6 @@ import signal
 import subprocess
 import sys
 import time
-import unittest
 
 import sfs
 
@@ -97,25 +96,20 @@ def rchar(pid):
     raise AssertionError("no rchar in /proc/%d/io" % pid)
 
 
-class EventsLogTest(unittest.TestCase):
-    def setUp(self):
-        sfs.need_binaries()
-        self.e = sfs.Env()
-        self.addCleanup(self.e.cleanup)
-        self.addCleanup(self.lazy_umount_all)
-        self.m = self.e.mount(foreground=True)
-
-    def lazy_umount_all(self):
-        for m in self.e.mounts:
-            if m.proc is not None and m.proc.poll() is not None:
-                sfs.run(["fusermount3", "-uz", m.mnt])
-
-    def remount(self):
-        self.m = self.e.mount(foreground=True, mnt=self.m.mnt)
-        return self.m
-
+class EventsLogTest(sfs.ForegroundMountTest):
     def events(self, sid):
         return os.path.join(self.m.sdir(sid), "events.jsonl")
+
+    def locked_log(self, lines):
+        """A new session whose events.jsonl got @lines, one append each, then
+        locked: (id, path of the log's backing file)."""
+        sid = self.e.new(self.m)
+        with open(self.events(sid), "a") as f:
+            for ln in lines:
+                f.write(ln)
+                f.flush()
+        self.e.lock(self.m, sid)
+        return sid, events_backing(self.e.store, sid)
 
     def check_log(self, data, what):
         """Every line of @data a JSON object; returns the parsed objects."""
@@ -191,14 +185,8 @@ class EventsLogTest(unittest.TestCase):
               "unlocks" % (ROUNDS, total, len(acked), torn_logged), file=sys.stderr)
 
     def test_torn_tail_dropped_at_unlock(self):
-        sid = self.e.new(self.m)
         lines = [json.dumps({"n": i, "t": "x" * (i % 300)}) + "\n" for i in range(400)]
-        with open(self.events(sid), "a") as f:
-            for ln in lines:
-                f.write(ln)
-                f.flush()
-        self.e.lock(self.m, sid)
-        back = events_backing(self.e.store, sid)
+        sid, back = self.locked_log(lines)
         size = os.path.getsize(back)
         os.truncate(back, size - 10)   # inside the last record, as a crash leaves it
         self.e.unlock(self.m, sid)
@@ -213,14 +201,8 @@ class EventsLogTest(unittest.TestCase):
                          "".join(lines[:-1]) + '{"after":"repair"}\n')
 
     def test_hole_dropped_and_kept(self):
-        sid = self.e.new(self.m)
         lines = [json.dumps({"n": i, "t": "y" * 100}) + "\n" for i in range(300)]
-        with open(self.events(sid), "a") as f:
-            for ln in lines:
-                f.write(ln)
-                f.flush()
-        self.e.lock(self.m, sid)
-        back = events_backing(self.e.store, sid)
+        sid, back = self.locked_log(lines)
         size = os.path.getsize(back)
         with open(back, "r+b") as f:   # a never-written page in the middle of the tail
             f.seek(size - 9000)

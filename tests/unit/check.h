@@ -8,6 +8,7 @@
 #ifndef SFS_TEST_CHECK_H
 #define SFS_TEST_CHECK_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,26 @@ static inline void unhex(unsigned char *out, const char *hex, size_t len)
 		unhex(w_, (want), (len));                                                          \
 		CHECK_MEM((got), w_, (len));                                                       \
 	} while (0)
+
+/*
+ * A seeded xorshift64 generator for reproducible random tests: set
+ * check_rng to the test's seed, then call rnd() and below().
+ */
+static uint64_t check_rng = 0x5eed5eed12345678ull;
+
+static inline uint64_t rnd(void)
+{
+	check_rng ^= check_rng << 13;
+	check_rng ^= check_rng >> 7;
+	check_rng ^= check_rng << 17;
+	return check_rng;
+}
+
+/* A random number in [0, n); 0 when n is 0. */
+static inline uint64_t below(uint64_t n)
+{
+	return n ? rnd() % n : 0;
+}
 
 /* A fixed test master key: bytes 0, 1, ..., 31. */
 static inline void fixed_master(unsigned char master[32])

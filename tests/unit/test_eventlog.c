@@ -20,25 +20,11 @@
 static struct sfs_keys *keys;
 static unsigned char *model, *buf;
 static uint64_t msize;
-static uint64_t rng = 0x10910910feedull;
 /* After append i: backing end and plaintext size (ends[0] = empty log). */
 static uint64_t ends[MAX_APPENDS + 1], sizes[MAX_APPENDS + 1];
 static int nappends;
 static char tmpdir[] = "/tmp/sfs-unit-eventlog-XXXXXX";
 static int dirfd_;
-
-static uint64_t rnd(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
-
-static uint64_t below(uint64_t n)
-{
-	return n ? rnd() % n : 0;
-}
 
 static void new_log(struct sfs_log *l)
 {
@@ -363,6 +349,7 @@ int main(void)
 {
 	unsigned char master[SFS_KEY_BYTES];
 
+	check_rng = 0x10910910feedull;
 	REQUIRE(sfs_crypto_init() == 0);
 	for (int i = 0; i < SFS_KEY_BYTES; i++)
 		master[i] = (unsigned char)i;

@@ -18,20 +18,6 @@
 static struct sfs_keys *keys;
 static unsigned char *model, *buf;
 static uint64_t msize;
-static uint64_t rng = 0x5eed5eed12345678ull;
-
-static uint64_t rnd(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
-
-static uint64_t below(uint64_t n)
-{
-	return n ? rnd() % n : 0;
-}
 
 /* A temporary backing file, already unlinked, with a fresh header. */
 static void new_file(struct sfs_file *f, unsigned char tag)
@@ -326,6 +312,7 @@ int main(void)
 {
 	unsigned char master[32];
 
+	check_rng = 0x5eed5eed12345678ull;
 	REQUIRE(sfs_crypto_init() == 0);
 	fixed_master(master);
 	keys = sfs_keys_new(master);
