@@ -23,7 +23,8 @@
 /* A read window over the backing file. */
 struct cursor {
 	const struct sfs_log *l;
-	unsigned char *buf; /* CHUNK bytes */
+	unsigned char *buf; /* cap bytes */
+	size_t cap;         /* at least one frame, at most CHUNK */
 	uint64_t start;     /* backing offset of buf[0] */
 	size_t len;         /* valid bytes in buf */
 	uint64_t limit;     /* nothing at or past it is read */
@@ -35,7 +36,7 @@ static int cur_get(struct cursor *c, uint64_t pos, size_t n, const unsigned char
 	if (pos + n > c->limit)
 		return -EBADMSG;
 	if (pos < c->start || pos + n > c->start + c->len) {
-		size_t want = c->limit - pos < CHUNK ? (size_t)(c->limit - pos) : CHUNK;
+		size_t want = c->limit - pos < c->cap ? (size_t)(c->limit - pos) : c->cap;
 		ssize_t got = sfs_pread_all(c->l->fd, c->buf, want, pos);
 
 		if (got < 0)
@@ -89,7 +90,7 @@ struct walk {
  */
 static int walk(struct sfs_log *l, uint64_t from, uint64_t limit, struct walk *w)
 {
-	struct cursor c = {.l = l, .limit = limit};
+	struct cursor c = {.l = l, .limit = limit, .cap = CHUNK};
 	unsigned char *plain = malloc(SFS_REC_MAX);
 	uint64_t pos = from, expect = 0, lines = 0;
 	bool first = true;
@@ -308,8 +309,10 @@ ssize_t sfs_log_read(struct sfs_log *l, void *buf, size_t len, uint64_t off)
 	rc = find_frame(l, off, &frame);
 	if (rc < 0)
 		return rc;
+	/* Sized to the request: the frame before @off and the records up to its end. */
+	c.cap = len + 2 * SFS_LOG_FRAME < CHUNK ? len + 2 * SFS_LOG_FRAME : CHUNK;
 	plain = malloc(SFS_REC_MAX);
-	c.buf = malloc(CHUNK);
+	c.buf = malloc(c.cap);
 	if (!plain || !c.buf) {
 		rc = -ENOMEM;
 		goto out;

@@ -19,6 +19,18 @@
 /* Largest run of blocks handled in one go (1 MiB of plaintext). */
 #define RUN_BLOCKS 256
 
+/*
+ * Blocks a buffer needs for @len bytes at @off: the blocks they span, at
+ * most RUN_BLOCKS. Buffers are sized to the request, not to the largest run,
+ * so that a 200-byte append allocates and wipes one block, not 1 MiB.
+ */
+static size_t run_blocks(uint64_t off, size_t len)
+{
+	uint64_t span = (off % SFS_BLOCK + len + SFS_BLOCK - 1) / SFS_BLOCK;
+
+	return span < RUN_BLOCKS ? (size_t)(span ? span : 1) : RUN_BLOCKS;
+}
+
 int sfs_file_size(int fd, uint64_t *size)
 {
 	struct stat st;
@@ -91,6 +103,7 @@ static int load_blocks(struct sfs_file *f, uint64_t first, uint64_t n, unsigned 
 ssize_t sfs_file_read(struct sfs_file *f, void *buf, size_t len, uint64_t off)
 {
 	unsigned char *plain, *cipher;
+	size_t nb;
 	size_t done = 0;
 	int rc = 0;
 
@@ -98,8 +111,9 @@ ssize_t sfs_file_read(struct sfs_file *f, void *buf, size_t len, uint64_t off)
 		return 0;
 	if (len > f->size - off)
 		len = (size_t)(f->size - off);
-	plain = malloc((size_t)RUN_BLOCKS * SFS_BLOCK);
-	cipher = malloc((size_t)RUN_BLOCKS * SFS_CBLOCK);
+	nb = run_blocks(off, len);
+	plain = malloc(nb * SFS_BLOCK);
+	cipher = malloc(nb * SFS_CBLOCK);
 	if (!plain || !cipher) {
 		rc = -ENOMEM;
 		goto out;
@@ -109,8 +123,8 @@ ssize_t sfs_file_read(struct sfs_file *f, void *buf, size_t len, uint64_t off)
 		uint64_t last = (off + len - 1) / SFS_BLOCK, n = last - first + 1;
 		size_t skip = (size_t)(pos % SFS_BLOCK), chunk;
 
-		if (n > RUN_BLOCKS)
-			n = RUN_BLOCKS;
+		if (n > nb)
+			n = nb;
 		rc = load_blocks(f, first, n, plain, cipher);
 		if (rc < 0)
 			break;
@@ -122,7 +136,7 @@ ssize_t sfs_file_read(struct sfs_file *f, void *buf, size_t len, uint64_t off)
 	}
 out:
 	if (plain)
-		sodium_memzero(plain, (size_t)RUN_BLOCKS * SFS_BLOCK);
+		sodium_memzero(plain, nb * SFS_BLOCK);
 	free(plain);
 	free(cipher);
 	return rc < 0 ? rc : (ssize_t)done;
@@ -181,8 +195,9 @@ static int write_run(struct sfs_file *f, const unsigned char *buf, size_t len, u
 
 static int write_chunks(struct sfs_file *f, const unsigned char *buf, size_t len, uint64_t off)
 {
-	unsigned char *plain = malloc((size_t)RUN_BLOCKS * SFS_BLOCK);
-	unsigned char *cipher = malloc((size_t)RUN_BLOCKS * SFS_CBLOCK);
+	size_t nb = run_blocks(off, len);
+	unsigned char *plain = malloc(nb * SFS_BLOCK);
+	unsigned char *cipher = malloc(nb * SFS_CBLOCK);
 	size_t done = 0;
 	int rc = 0;
 
@@ -192,7 +207,7 @@ static int write_chunks(struct sfs_file *f, const unsigned char *buf, size_t len
 	}
 	while (done < len) {
 		uint64_t pos = off + done;
-		size_t room = (size_t)RUN_BLOCKS * SFS_BLOCK - (size_t)(pos % SFS_BLOCK);
+		size_t room = nb * SFS_BLOCK - (size_t)(pos % SFS_BLOCK);
 		size_t chunk = len - done < room ? len - done : room;
 
 		/* buf == NULL writes zeros (growing a file). */
@@ -209,7 +224,7 @@ static int write_chunks(struct sfs_file *f, const unsigned char *buf, size_t len
 	}
 out:
 	if (plain)
-		sodium_memzero(plain, (size_t)RUN_BLOCKS * SFS_BLOCK);
+		sodium_memzero(plain, nb * SFS_BLOCK);
 	free(plain);
 	free(cipher);
 	return rc;
