@@ -137,9 +137,16 @@ void sfs_mark_special(struct sfs_inode *parent, const char *name, struct fuse_en
 	struct sfs_inode *in = sfs_inode_of(e->ino);
 
 	in->special = in->type == S_IFREG ? sfs_special_of(parent, name) : SFS_SP_NONE;
-	/* Never cached: a replaced metadata.json must be looked up again. */
-	if (in->special != SFS_SP_NONE)
+	/*
+	 * A replaced metadata.json must be looked up again: never cached.
+	 * events.jsonl is never replaced (renames over it are refused), so its
+	 * name may stay cached; its size moves with every append: attributes
+	 * are not cached.
+	 */
+	if (in->special == SFS_SP_META)
 		e->entry_timeout = e->attr_timeout = 0;
+	else if (in->special == SFS_SP_EVENTS)
+		e->attr_timeout = 0;
 }
 
 /* sessions/ID or archive/ID */
