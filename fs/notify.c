@@ -104,6 +104,8 @@ static void refresh_check(void)
 	struct sfs_session *todo[256];
 	size_t n = 0;
 
+	if (fuse_session_exited(sfs->se))
+		return; /* unmounted: the store is the user's again */
 	pthread_mutex_lock(&sfs->sess_mu);
 	for (struct sfs_session *s = sfs->sessions; s && n < 256; s = s->next)
 		if (atomic_load(&s->changed) != 0)

@@ -258,7 +258,11 @@ void sfs_session_lock_all_final(void)
 	pthread_mutex_lock(&sfs->sess_mu);
 	for (struct sfs_session *s = sfs->sessions, *next; s; s = next) {
 		next = s->next;
-		sfs_meta_refresh(s, true, false);
+		/*
+		 * No metadata.json refresh here: the mount is gone, and whoever
+		 * unmounted may already be copying the store. A change of the
+		 * last second before unmount may be missing from "updated".
+		 */
 		pthread_rwlock_wrlock(&s->rw);
 		if (s->keys)
 			drop_keys(s);
