@@ -321,8 +321,14 @@ static int set_size(struct sfs_inode *in, off_t size, struct fuse_file_info *fi,
 	memcpy(f.id, in->id, SFS_ID_BYTES);
 	pthread_rwlock_wrlock(&in->io);
 	rc = sfs_file_size(f.fd, &f.size);
-	if (rc == 0)
+	if (rc == 0 && f.size == (uint64_t)size) {
+		/* Nothing to cut or add, but ext4 moves mtime and ctime all the same. */
+		if (futimens(f.fd, (struct timespec[2]){{.tv_nsec = UTIME_OMIT},
+							{.tv_nsec = UTIME_NOW}}) < 0)
+			rc = sfs_neg_errno();
+	} else if (rc == 0) {
 		rc = sfs_file_truncate(&f, (uint64_t)size);
+	}
 	pthread_rwlock_unlock(&in->io);
 	if (rc == -EBADMSG)
 		sfs_log_corrupt(in, "", (long long)f.bad_block);

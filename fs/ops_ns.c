@@ -9,6 +9,7 @@
 #include "special.h"
 #include "tree.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -68,9 +69,86 @@ static int move_session(struct sfs_inode *from, const char *name, struct sfs_ino
 	return 0;
 }
 
+/* Is backing directory @fd empty but for its header? 1, 0 or -errno. */
+static int only_header(int fd)
+{
+	int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	struct dirent *de;
+	int empty = 1;
+
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return -EIO;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+		    strcmp(de->d_name, SFS_DIRHDR_NAME)) {
+			empty = 0;
+			break;
+		}
+	closedir(d);
+	return empty;
+}
+
+/* A directory renamed over another one, which must be empty. */
+struct over_dir {
+	int fd; /* the target directory (O_PATH), -1 if none */
+	int hdr; /* its header was read (0) and removed */
+	unsigned char id[SFS_ID_BYTES];
+	struct sfs_attrs attrs;
+};
+
+/*
+ * Before a directory is renamed over directory @to in @np: the store would
+ * see the target's header and refuse (ENOTEMPTY), so an empty target loses
+ * its header first; over_dir_done puts it back if the rename fails. A
+ * non-empty target keeps it: -ENOTEMPTY, as rmdir.
+ */
+static int over_dir_prepare(struct sfs_inode *p, const char *from, struct sfs_inode *np,
+			    const char *to, const struct sfs_keys *keys, struct over_dir *od)
+{
+	struct stat sst, tst;
+	int rc;
+
+	od->fd = -1;
+	if (fstatat(np->fd, to, &tst, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(tst.st_mode) ||
+	    fstatat(p->fd, from, &sst, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(sst.st_mode) ||
+	    (sst.st_dev == tst.st_dev && sst.st_ino == tst.st_ino))
+		return 0; /* nothing to do, or the store answers as ext4 would */
+	od->fd = openat(np->fd, to, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (od->fd < 0)
+		return sfs_neg_errno();
+	rc = only_header(od->fd);
+	if (rc == 0)
+		rc = -ENOTEMPTY;
+	if (rc > 0) {
+		od->hdr = sfs_tree_dir_load(od->fd, od->id, &od->attrs, keys);
+		rc = 0;
+		if (unlinkat(od->fd, SFS_DIRHDR_NAME, 0) < 0 && errno != ENOENT)
+			rc = sfs_neg_errno();
+	}
+	if (rc < 0) {
+		close(od->fd);
+		od->fd = -1;
+	}
+	return rc;
+}
+
+static void over_dir_done(struct over_dir *od, bool failed, const struct sfs_keys *keys)
+{
+	if (od->fd < 0)
+		return;
+	if (failed && od->hdr == 0)
+		sfs_tree_dir_init(od->fd, od->id, &od->attrs, keys); /* put it back */
+	close(od->fd);
+}
+
 static int rename_node(struct sfs_inode *p, const char *name, struct sfs_inode *np,
 		       const char *newname, unsigned int flags, const struct sfs_keys *keys)
 {
+	struct over_dir od = {.fd = -1};
 	struct sfs_ename from, to;
 	int rc;
 
@@ -107,10 +185,15 @@ static int rename_node(struct sfs_inode *p, const char *name, struct sfs_inode *
 		if (rc < 0)
 			return rc;
 	}
-	if (renameat2(p->fd, from.backing, np->fd, to.backing, flags) < 0) {
-		rc = sfs_neg_errno();
-		return rc;
+	if (!flags) {
+		rc = over_dir_prepare(p, from.backing, np, to.backing, keys, &od);
+		if (rc < 0)
+			return rc;
 	}
+	rc = renameat2(p->fd, from.backing, np->fd, to.backing, flags) < 0 ? sfs_neg_errno() : 0;
+	over_dir_done(&od, rc < 0, keys);
+	if (rc < 0)
+		return rc;
 	if (!(flags & RENAME_EXCHANGE) && (p != np || strcmp(from.backing, to.backing) != 0))
 		sfs_tree_name_del(p->fd, &from);
 	/* The moved inode now is (or no longer is) a special file. */
