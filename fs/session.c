@@ -241,7 +241,12 @@ int sfs_session_lock(struct sfs_session *s, int *open_files)
 {
 	bool was;
 
-	sfs_meta_refresh(s, true, true); /* the last change goes into "updated" first */
+	/*
+	 * The last change goes into "updated" first. No notify: lock drops
+	 * every cached name of the session anyway, and the callers may hold
+	 * sess_mu or serve a request.
+	 */
+	sfs_meta_refresh(s, true, false);
 	pthread_rwlock_wrlock(&s->rw);
 	was = s->keys != NULL;
 	if (was)

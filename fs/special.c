@@ -220,15 +220,19 @@ int sfs_events_flush(struct sfs_inode *in, struct sfs_fh *fh, const struct sfs_k
 	return rc;
 }
 
-/* Read the whole plaintext of backing file @fd (header checked) into @fh's buffer. */
-static int load_whole(struct sfs_fh *fh, int fd, const struct sfs_keys *keys)
+/*
+ * Read the whole plaintext of backing file @fd (header checked) into @fh's
+ * buffer; its attributes into @attrs unless NULL.
+ */
+static int load_whole(struct sfs_fh *fh, int fd, const struct sfs_keys *keys,
+		      struct sfs_attrs *attrs)
 {
 	struct sfs_file f = {.fd = fd, .keys = keys};
 	struct sfs_attrs a;
 	ssize_t n;
 	int rc;
 
-	rc = sfs_file_read_header(fd, f.id, &a, keys);
+	rc = sfs_file_read_header(fd, f.id, attrs ? attrs : &a, keys);
 	if (rc == 0)
 		rc = sfs_file_size(fd, &f.size);
 	if (rc == 0)
@@ -252,7 +256,7 @@ int sfs_meta_open(struct sfs_inode *in, struct sfs_fh *fh, bool trunc,
 	if (trunc)
 		return reserve(fh, 1, META_MAX);
 	pthread_rwlock_rdlock(&in->io);
-	rc = load_whole(fh, fh->fd, keys);
+	rc = load_whole(fh, fh->fd, keys, NULL);
 	pthread_rwlock_unlock(&in->io);
 	return rc;
 }
@@ -358,6 +362,19 @@ static int open_root(struct sfs_session *s, unsigned char dirid[SFS_ID_BYTES],
 	return fd;
 }
 
+/* The stored metadata.json of session root @rootfd (id @dirid), read-only: an fd or -errno. */
+static int open_stored(int rootfd, const unsigned char dirid[SFS_ID_BYTES],
+		       const struct sfs_keys *keys)
+{
+	struct sfs_ename en;
+	int rc = sfs_fmt_name_encrypt(&en, SFS_METADATA_NAME, dirid, keys), fd;
+
+	if (rc < 0)
+		return rc;
+	fd = openat(rootfd, en.backing, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	return fd < 0 ? sfs_neg_errno() : fd;
+}
+
 /* Write @text as a new file and rename it over metadata.json in @rootfd. */
 static int replace(int rootfd, const unsigned char dirid[SFS_ID_BYTES], const char *text,
 		   size_t len, const struct sfs_attrs *attrs, const struct sfs_keys *keys)
@@ -433,7 +450,7 @@ int sfs_meta_commit(struct sfs_inode *in, struct sfs_fh *fh, const struct sfs_ke
 	pthread_mutex_lock(&in->sess->meta_mu);
 	pthread_rwlock_wrlock(&in->io);
 	old.fd = fh->fd;
-	if (load_whole(&old, old.fd, keys) < 0)
+	if (load_whole(&old, old.fd, keys, NULL) < 0)
 		sfs_special_release(&old);
 	rc = validate(in->sess->id, fh->buf, fh->len, old.buf, old.len);
 	if (rc == 0)
@@ -454,15 +471,13 @@ int sfs_meta_check_replacement(struct sfs_inode *root, int fd, const struct sfs_
 {
 	struct sfs_fh doc = {.fd = fd}, old = {.fd = -1};
 	unsigned char dirid[SFS_ID_BYTES];
-	struct sfs_ename en;
 	int rc, rootfd;
 
-	rc = load_whole(&doc, fd, keys);
+	rc = load_whole(&doc, fd, keys, NULL);
 	rootfd = rc < 0 ? rc : open_root(root->sess, dirid, keys);
 	if (rootfd >= 0) {
-		if (sfs_fmt_name_encrypt(&en, SFS_METADATA_NAME, dirid, keys) == 0)
-			old.fd = openat(rootfd, en.backing, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (old.fd >= 0 && load_whole(&old, old.fd, keys) < 0)
+		old.fd = open_stored(rootfd, dirid, keys);
+		if (old.fd >= 0 && load_whole(&old, old.fd, keys, NULL) < 0)
 			sfs_special_release(&old);
 		rc = validate(root->sess->id, doc.buf, doc.len, old.buf, old.len);
 		if (old.fd >= 0)
@@ -481,23 +496,17 @@ static int set_updated(struct sfs_session *s, const char *when, const struct sfs
 		       int *rootfd_out)
 {
 	struct sfs_fh doc = {.fd = -1};
-	unsigned char dirid[SFS_ID_BYTES], id[SFS_ID_BYTES];
+	unsigned char dirid[SFS_ID_BYTES];
 	struct sfs_attrs attrs;
-	struct sfs_ename en;
 	char *text = NULL;
 	int rootfd, rc;
 
 	rootfd = open_root(s, dirid, keys);
 	if (rootfd < 0)
 		return rootfd;
-	rc = sfs_fmt_name_encrypt(&en, SFS_METADATA_NAME, dirid, keys);
 	pthread_mutex_lock(&s->meta_mu);
-	if (rc == 0) {
-		doc.fd = openat(rootfd, en.backing, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		rc = doc.fd < 0 ? sfs_neg_errno() : sfs_file_read_header(doc.fd, id, &attrs, keys);
-	}
-	if (rc == 0)
-		rc = load_whole(&doc, doc.fd, keys);
+	doc.fd = open_stored(rootfd, dirid, keys);
+	rc = doc.fd < 0 ? doc.fd : load_whole(&doc, doc.fd, keys, &attrs);
 	if (rc == 0) {
 		text = sfs_store_metadata_set_updated(doc.buf, doc.len, when);
 		rc = text ? 0 : -EINVAL; /* not an object: leave it to its writer */
