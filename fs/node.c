@@ -122,8 +122,14 @@ int sfs_node_stat(struct sfs_inode *in, struct stat *st)
 	}
 	if (fstat(in->fd, st) < 0)
 		return sfs_neg_errno();
-	st->st_ino = sfs_ino_of(in);
+	/*
+	 * Nodes keep the backing inode number, as readdir's d_ino does: it is
+	 * shared by hard links and stable while the file exists (tar, cp -a
+	 * and rsync -H rely on that). The mount root and sessions/ and
+	 * archive/ are the daemon's own, numbered as readdir of the root says.
+	 */
 	if (in->kind == SFS_K_ROOT || in->kind == SFS_K_TOP) {
+		st->st_ino = sfs_ino_of(in);
 		st->st_mode = S_IFDIR | 0755;
 		st->st_uid = sfs->owner;
 		st->st_gid = sfs->owner_gid;

@@ -24,7 +24,7 @@ change on both sides, so "this op moved mtime" is compared too). Every
 FULL_EVERY steps and at the end of a seed the whole tree is compared. After
 all seeds the store is remounted and every tree compared again.
 
-Not compared: st_ino and st_dev values (but see CHECK_INO), st_blocks, atime,
+Not compared: st_ino and st_dev values (only how they group names: CHECK_INO), st_blocks, atime,
 ctime, directory sizes. Not generated, not supported today: mknod (FIFOs,
 sockets, devices), xattrs, symlink targets over 3000 bytes, SEEK_DATA and
 SEEK_HOLE (holes are stored as zeros), fallocate, mmap, O_TMPFILE.
@@ -60,12 +60,9 @@ FULL_EVERY = int(os.environ.get("SFS_DIFF_FULL_EVERY", "25"))
 MOUNT_OPTS = os.environ.get("SFS_DIFF_MOUNT_OPTS", "allow_other,default_permissions")
 
 # Whether names of one inode share one st_ino (what tar, cp -a, rsync -H and
-# du rely on), and names of different inodes do not. Off by default: today
-# sessionfs reports the address of its inode structure as st_ino (fs/node.c,
-# sfs_node_stat), which is reused after the kernel evicts an inode (memory
-# pressure), so a walk can see two files with one st_ino, or two links of one
-# file with two. See FoundTest.test_st_ino_stable. SFS_DIFF_INO=1 checks it.
-CHECK_INO = os.environ.get("SFS_DIFF_INO", "") not in ("", "0")
+# du rely on), and names of different inodes do not. On by default since
+# sessionfs reports the backing inode number; SFS_DIFF_INO=0 skips it.
+CHECK_INO = os.environ.get("SFS_DIFF_INO", "1") not in ("", "0")
 
 MAX_FDS = 8
 MAX_ENTRIES = 45
@@ -884,13 +881,11 @@ class FoundTest(unittest.TestCase):
         self.assertEqual(sfs.read_file(self.p("empty", "f")), b"x")
         os.rmdir(self.p("empty", long))
 
-    @unittest.expectedFailure  # fs/node.c: st_ino is an address, not the node's number
     def test_st_ino_stable(self):
-        """st_ino is the number readdir shows as d_ino, and it outlives the
-        kernel's inode: ext4 numbers stay while the file exists. sessionfs
-        reports the address of its struct sfs_inode instead (sfs_node_stat),
-        which changes when the kernel forgets the inode and is then reused
-        for another file, while readdir reports the backing inode number."""
+        """st_ino is the number readdir shows as d_ino, shared by hard links,
+        and it outlives the kernel's inode: ext4 numbers stay while the file
+        exists. (sessionfs once reported the address of its inode structure,
+        reused for another file after the kernel forgot the inode.)"""
         sfs.write_file(self.p("f"), "x")
         os.link(self.p("f"), self.p("g"))
         ents = {e.name: e.inode() for e in os.scandir(self.d)}
