@@ -18,6 +18,7 @@
 #include "store.h"
 #include "util.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -72,7 +73,7 @@ struct sfs_inode {
 	int fd;                   /* O_PATH descriptor of the backing node (-1 for CTL) */
 	dev_t bdev;               /* backing identity, the table's key */
 	ino_t bino;
-	mode_t type;              /* S_IFDIR, S_IFREG or S_IFLNK */
+	mode_t type;              /* backing: S_IFDIR, S_IFREG (file node) or S_IFLNK */
 	struct sfs_session *sess; /* SESSION and NODE only */
 	uint64_t nlookup;         /* protected by fs->itable_mu */
 	struct sfs_inode *hnext;  /* hash chain; protected by fs->itable_mu */
@@ -191,6 +192,20 @@ int sfs_node_stat(struct sfs_inode *in, struct stat *st);
 int sfs_node_store_attrs(struct sfs_inode *in, const struct sfs_attrs *a, int fd,
 			 const struct sfs_keys *keys);
 int sfs_reopen(const struct sfs_inode *in, int flags);
+/*
+ * The type of @in as the mount shows it: its header's, once loaded (a
+ * backing regular file may be a FIFO, socket, device node or long symlink).
+ */
+mode_t sfs_node_type(struct sfs_inode *in);
+/* The target of symlink @in (either form) into @out: 0, -EINVAL not a symlink, -errno. */
+int sfs_node_readlink(struct sfs_inode *in, char out[PATH_MAX], const struct sfs_keys *keys);
+/*
+ * d_type of backing entry @backing (listed as @d_type) in directory @dirfd:
+ * a backing regular file is looked into only when it may be a file node of
+ * another type (header only, or a long symlink's size).
+ */
+unsigned char sfs_node_dtype(int dirfd, const char *backing, unsigned char d_type,
+			     const struct sfs_keys *keys);
 void sfs_log_corrupt(const struct sfs_inode *in, const char *what, long long block);
 
 /*

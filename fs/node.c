@@ -8,8 +8,10 @@
  */
 #include "fs.h"
 #include "fileio.h"
+#include "symlink.h"
 #include "tree.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -44,17 +46,40 @@ void sfs_log_corrupt(const struct sfs_inode *in, const char *what, long long blo
 			in->sess ? in->sess->id : "?", path, what);
 }
 
+/*
+ * Which types a node's header may say for its backing type: a directory is a
+ * directory; a backing regular file is a file node: a regular file (of any
+ * kind), or, header only, a FIFO, socket or device node, or a symlink in the
+ * long form (its target is its content). 0 or -EUCLEAN (damaged).
+ */
+static int check_type(mode_t backing, const struct sfs_attrs *a)
+{
+	switch (a->mode & S_IFMT) {
+	case S_IFDIR:
+		return backing == S_IFDIR ? 0 : -EUCLEAN;
+	case S_IFREG:
+		return backing == S_IFREG ? 0 : -EUCLEAN;
+	case S_IFLNK:
+	case S_IFIFO:
+	case S_IFSOCK:
+	case S_IFCHR:
+	case S_IFBLK:
+		return backing == S_IFREG && a->kind == SFS_KIND_BLOCKS ? 0 : -EUCLEAN;
+	}
+	return -EUCLEAN;
+}
+
 /* Read the header of @in; called with in->mu held. */
 static int load_locked(struct sfs_inode *in, const struct sfs_keys *keys)
 {
-	char enc[PATH_MAX], target[PATH_MAX];
+	char target[PATH_MAX];
 	struct stat st;
-	ssize_t n;
 	int fd, rc;
 
 	switch (in->type) {
 	case S_IFDIR:
-		return sfs_tree_dir_load(in->fd, in->id, &in->attrs, keys);
+		rc = sfs_tree_dir_load(in->fd, in->id, &in->attrs, keys);
+		return rc < 0 ? rc : check_type(in->type, &in->attrs);
 	case S_IFREG:
 		fd = sfs_reopen(in, O_RDONLY);
 		if (fd < 0)
@@ -65,15 +90,11 @@ static int load_locked(struct sfs_inode *in, const struct sfs_keys *keys)
 		else
 			rc = sfs_file_read_header(fd, in->id, &in->attrs, keys);
 		close(fd);
-		return rc;
+		return rc < 0 ? rc : check_type(in->type, &in->attrs);
 	case S_IFLNK:
-		n = readlinkat(in->fd, "", enc, sizeof(enc) - 1);
-		if (n < 0)
-			return sfs_neg_errno();
-		enc[n] = '\0';
-		rc = sfs_fmt_symlink_decode(target, sizeof(target), enc, keys);
+		rc = sfs_symlink_read_short(in->fd, target, keys);
 		if (rc < 0)
-			return -EBADMSG;
+			return rc;
 		in->linklen = strlen(target);
 		sodium_memzero(target, sizeof(target));
 		if (fstat(in->fd, &st) < 0)
@@ -111,6 +132,7 @@ int sfs_node_load(struct sfs_inode *in, const struct sfs_keys *keys)
 int sfs_node_stat(struct sfs_inode *in, struct stat *st)
 {
 	uint64_t plain;
+	mode_t type;
 
 	if (in->kind == SFS_K_CTL) {
 		memset(st, 0, sizeof(*st));
@@ -147,7 +169,8 @@ int sfs_node_stat(struct sfs_inode *in, struct stat *st)
 	st->st_mode = (mode_t)in->attrs.mode;
 	st->st_uid = in->attrs.uid;
 	st->st_gid = in->attrs.gid;
-	st->st_rdev = in->attrs.rdev;
+	type = st->st_mode & S_IFMT;
+	st->st_rdev = S_ISCHR(type) || S_ISBLK(type) ? in->attrs.rdev : 0;
 	if (in->type == S_IFLNK)
 		st->st_size = (off_t)in->linklen;
 	if (in->type == S_IFREG && in->attrs.kind == SFS_KIND_LOG) {
@@ -158,10 +181,77 @@ int sfs_node_stat(struct sfs_inode *in, struct stat *st)
 	}
 	pthread_mutex_unlock(&in->mu);
 	if (in->type == S_IFREG) {
+		/* A file's or long symlink target's length; a FIFO, socket or device has none. */
 		sfs_fmt_plain_size((uint64_t)st->st_size, &plain);
-		st->st_size = (off_t)plain;
+		st->st_size = S_ISREG(type) || S_ISLNK(type) ? (off_t)plain : 0;
 	}
 	return 0;
+}
+
+mode_t sfs_node_type(struct sfs_inode *in)
+{
+	mode_t type;
+
+	pthread_mutex_lock(&in->mu);
+	type = in->loaded ? (mode_t)in->attrs.mode & S_IFMT : in->type;
+	pthread_mutex_unlock(&in->mu);
+	return type;
+}
+
+int sfs_node_readlink(struct sfs_inode *in, char out[PATH_MAX], const struct sfs_keys *keys)
+{
+	int fd, rc;
+
+	out[0] = '\0';
+	if (sfs_node_type(in) != S_IFLNK)
+		return -EINVAL;
+	if (in->type == S_IFLNK) {
+		rc = sfs_symlink_read_short(in->fd, out, keys);
+	} else {
+		/* The long form: the target is the file node's one block. */
+		fd = sfs_reopen(in, O_RDONLY);
+		if (fd < 0)
+			return fd;
+		rc = sfs_symlink_read_long(fd, in->id, out, NULL, keys);
+		close(fd);
+	}
+	if (rc == -EBADMSG)
+		sfs_log_corrupt(in, "symlink target", -1);
+	return rc;
+}
+
+unsigned char sfs_node_dtype(int dirfd, const char *backing, unsigned char d_type,
+			     const struct sfs_keys *keys)
+{
+	unsigned char id[SFS_ID_BYTES];
+	struct sfs_attrs a;
+	uint64_t plain;
+	struct stat st;
+	int fd, rc;
+
+	if (d_type != DT_REG && d_type != DT_UNKNOWN)
+		return d_type;
+	if (fstatat(dirfd, backing, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return DT_UNKNOWN;
+	if (!S_ISREG(st.st_mode))
+		return IFTODT(st.st_mode);
+	/*
+	 * Only a header-only file node may be a FIFO, socket or device, and only
+	 * one of a long target's size a long symlink: any other file is regular
+	 * without a look at its header.
+	 */
+	if (sfs_fmt_plain_size((uint64_t)st.st_size, &plain) < 0 ||
+	    (st.st_size != SFS_HDR_BYTES && !sfs_symlink_long_size(plain)))
+		return DT_REG;
+	fd = openat(dirfd, backing, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return DT_UNKNOWN;
+	rc = sfs_file_read_header(fd, id, &a, keys);
+	close(fd);
+	/* Unreadable now (damaged, or a chmod in flight): whoever lists it stats it. */
+	if (rc < 0 || check_type(S_IFREG, &a) < 0)
+		return DT_UNKNOWN;
+	return IFTODT(a.mode);
 }
 
 int sfs_node_store_attrs(struct sfs_inode *in, const struct sfs_attrs *a, int fd,

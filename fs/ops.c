@@ -45,4 +45,5 @@ const struct fuse_lowlevel_ops sfs_ops = {
 	.rename = sfs_op_rename,
 	.link = sfs_op_link,
 	.symlink = sfs_op_symlink,
+	.mknod = sfs_op_mknod,
 };

@@ -58,6 +58,15 @@ static inline bool sfs_in_session(const struct sfs_inode *in)
 /* Owner and group of a new node in @parent, per the request (setgid dirs honoured). */
 void sfs_new_owner(fuse_req_t req, struct sfs_inode *parent, struct sfs_attrs *a);
 
+/*
+ * ops_mknod.c: make file node @name in session directory @p: a backing
+ * regular file with a header sealing @a (owner set by the caller) and, for a
+ * long symlink, its @len-byte @target; published whole. Fills @e. 0 or -errno.
+ */
+int sfs_make_filenode(struct sfs_inode *p, const char *name, const struct sfs_attrs *a,
+		      const char *target, size_t len, const struct sfs_keys *keys,
+		      struct fuse_entry_param *e);
+
 /* Operations, one file per kind. */
 void sfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
 void sfs_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
@@ -92,5 +101,7 @@ void sfs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino
 		   const char *newname, unsigned int flags);
 void sfs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname);
 void sfs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name);
+
+void sfs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev);
 
 #endif

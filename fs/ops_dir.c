@@ -125,7 +125,10 @@ static int list_dir(fuse_req_t req, struct sfs_inode *in, DIR *d, char *buf, siz
 		if (!name)
 			continue;
 		st.st_ino = de->d_ino;
-		st.st_mode = (mode_t)de->d_type << 12;
+		/* A backing regular file may be a FIFO, socket, device or long symlink. */
+		st.st_mode = (mode_t)(keys ? sfs_node_dtype(dirfd(d), de->d_name, de->d_type, keys)
+					   : de->d_type)
+			     << 12;
 		n = fuse_add_direntry(req, buf + pos, size - pos, name, &st, telldir(d));
 		if (n > size - pos) {
 			seekdir(d, before);

@@ -151,7 +151,8 @@ void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		sfs_reply_err(req, rc);
 		return;
 	}
-	if (in->bad) {
+	if (in->bad || sfs_node_type(in) != S_IFREG) {
+		/* The kernel opens FIFOs, sockets, devices and symlinks itself: never here. */
 		rc = -EIO;
 	} else {
 		/* Read-write always: partial blocks are read, merged and resealed. */

@@ -136,7 +136,7 @@ void sfs_mark_special(struct sfs_inode *parent, const char *name, struct fuse_en
 {
 	struct sfs_inode *in = sfs_inode_of(e->ino);
 
-	in->special = in->type == S_IFREG ? sfs_special_of(parent, name) : SFS_SP_NONE;
+	in->special = sfs_node_type(in) == S_IFREG ? sfs_special_of(parent, name) : SFS_SP_NONE;
 	/*
 	 * A replaced metadata.json must be looked up again: never cached.
 	 * events.jsonl is never replaced (renames over it are refused), so its
@@ -307,11 +307,13 @@ static int set_size(struct sfs_inode *in, off_t size, struct fuse_file_info *fi,
 		    const struct sfs_keys *keys)
 {
 	struct sfs_file f = {.keys = keys};
+	mode_t type = sfs_node_type(in);
 	int rc;
 
-	if (in->type == S_IFDIR)
+	/* As the kernel answers truncate(2): only a regular file has a size to set. */
+	if (type == S_IFDIR)
 		return -EISDIR;
-	if (in->type != S_IFREG)
+	if (type != S_IFREG)
 		return -EINVAL;
 	if (in->bad)
 		return -EIO;
@@ -344,7 +346,7 @@ static int setattr_node(struct sfs_inode *in, struct stat *attr, int to_set,
 	int rc = 0;
 
 	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
-		if (in->type == S_IFLNK && (to_set & FUSE_SET_ATTR_MODE))
+		if (sfs_node_type(in) == S_IFLNK && (to_set & FUSE_SET_ATTR_MODE))
 			return -EOPNOTSUPP;
 		pthread_mutex_lock(&in->mu);
 		a = in->attrs;
@@ -407,26 +409,18 @@ void sfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_se
 void sfs_op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	struct sfs_inode *in = sfs_inode_of(ino);
-	char enc[PATH_MAX], target[PATH_MAX];
 	const struct sfs_keys *keys;
-	ssize_t n;
+	char target[PATH_MAX];
 	int rc;
 
-	if (in->kind != SFS_K_NODE || in->type != S_IFLNK) {
+	target[0] = '\0';
+	if (in->kind != SFS_K_NODE) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
 	rc = sfs_enter_node(in, &keys);
 	if (rc == 0) {
-		n = readlinkat(in->fd, "", enc, sizeof(enc) - 1);
-		if (n < 0) {
-			rc = sfs_neg_errno();
-		} else {
-			enc[n] = '\0';
-			rc = sfs_fmt_symlink_decode(target, sizeof(target), enc, keys);
-			if (rc == -EBADMSG)
-				sfs_log_corrupt(in, "symlink target", -1);
-		}
+		rc = sfs_node_readlink(in, target, keys);
 		sfs_session_leave(in->sess);
 	}
 	if (rc < 0)

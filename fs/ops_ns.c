@@ -7,6 +7,7 @@
  */
 #include "ops.h"
 #include "special.h"
+#include "symlink.h"
 #include "tree.h"
 
 #include <dirent.h>
@@ -44,7 +45,11 @@ void sfs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		rc = sfs_neg_errno();
 	if (rc == 0) {
 		sfs_tree_name_del(p->fd, &en);
-		if (S_ISREG(st.st_mode) && st.st_nlink == 1)
+		/*
+		 * Header-only nodes have no space to free, and a FIFO may still
+		 * be open in the kernel (FUSE never hears of it): its times stay.
+		 */
+		if (S_ISREG(st.st_mode) && st.st_nlink == 1 && st.st_size > SFS_HDR_BYTES)
 			sfs_inode_release_space(st.st_dev, st.st_ino);
 		sfs_session_changed(p->sess);
 	}
@@ -283,18 +288,24 @@ static int do_symlink(fuse_req_t req, const char *link, struct sfs_inode *p, con
 		      const struct sfs_keys *keys, struct fuse_entry_param *e)
 {
 	struct sfs_attrs a = {.mode = S_IFLNK | 0777};
+	size_t len = strlen(link);
 	char enc[PATH_MAX];
 	struct sfs_ename en;
 	int fd, rc;
 
 	if (p->bad)
 		return -EIO;
+	if (len > SFS_SYMLINK_LONG_MAX)
+		return -ENAMETOOLONG; /* as ext4: the kernel stops longer ones first */
+	sfs_new_owner(req, p, &a);
+	/* A target whose encoding does not fit a backing symlink: a file node. */
+	if (sfs_symlink_is_long(len))
+		return sfs_make_filenode(p, name, &a, link, len, keys, e);
 	rc = sfs_fmt_name_encrypt(&en, name, p->id, keys);
 	if (rc == 0)
 		rc = sfs_fmt_symlink_encode(enc, sizeof(enc), link, keys);
 	if (rc < 0)
 		return rc;
-	sfs_new_owner(req, p, &a);
 	rc = sfs_tree_name_add(p->fd, &en);
 	if (rc < 0)
 		return rc;

@@ -232,7 +232,11 @@ static int load_whole(struct sfs_fh *fh, int fd, const struct sfs_keys *keys,
 	ssize_t n;
 	int rc;
 
-	rc = sfs_file_read_header(fd, f.id, attrs ? attrs : &a, keys);
+	if (!attrs)
+		attrs = &a;
+	rc = sfs_file_read_header(fd, f.id, attrs, keys);
+	if (rc == 0 && !S_ISREG(attrs->mode))
+		rc = -EINVAL; /* a FIFO, device or long symlink is no document */
 	if (rc == 0)
 		rc = sfs_file_size(fd, &f.size);
 	if (rc == 0)
