@@ -47,7 +47,9 @@ static void usage(FILE *out)
 		"    -o idle_lock=DURATION  lock sessions idle this long (default 15m; 0 = never;\n"
 		"                           units s, m, h; a bare number is seconds)\n"
 		"    -o allow_other         let other users in (checked by mode bits with\n"
-		"                           -o default_permissions)\n\n");
+		"                           -o default_permissions)\n"
+		"    -o dev                 let device nodes in sessions be opened (root only;\n"
+		"                           the default is nodev, as for every FUSE mount)\n\n");
 }
 
 /*
