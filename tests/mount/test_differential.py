@@ -455,8 +455,11 @@ class Runner:
         fid = self.rnd.choice(list(self.fdmeta))
         path, flags = self.fdmeta[fid]
         flags = (flags & ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC | os.O_ACCMODE)) | os.O_RDWR
-        if self.no_open(path) == "device":
+        need = self.no_open(path)  # the path may name a FIFO or a device by now
+        if need == "device":
             return Op("(skipped: reopen of a device node)", lambda s: None)
+        if need == "nonblock":
+            flags |= os.O_NONBLOCK
 
         def run(s):
             os.close(s.fds.pop(fid))
@@ -469,8 +472,10 @@ class Runner:
             else:
                 self.fdmeta.pop(fid, None)
 
-        return Op("reopen(fd#%d %s, O_RDWR%s)" % (fid, pp(path),
-                                                  "|O_APPEND" if flags & os.O_APPEND else ""),
+        return Op("reopen(fd#%d %s, O_RDWR%s%s)" % (fid, pp(path),
+                                                    "|O_APPEND" if flags & os.O_APPEND else "",
+                                                    "|O_NONBLOCK" if flags & os.O_NONBLOCK
+                                                    else ""),
                   run, paths=[path], fids=[fid], after=after)
 
     def op_read(self):
