@@ -1038,6 +1038,23 @@ class FoundTest(unittest.TestCase):
         self.assertEqual(ents["f"], ents["g"])
         self.assertEqual(os.lstat(self.p("f")).st_ino, ents["f"])
 
+    def test_unlink_of_an_open_fifo_keeps_its_times(self):
+        """The last name of a FIFO that is open (in the kernel only: FUSE
+        never sees a FIFO opened) is unlinked: its mtime stays, as on ext4.
+        (sessionfs once cut every last-unlinked file to its header to free
+        its space, and that truncate moved a header-only FIFO's mtime.)"""
+        os.mkfifo(self.p("fifo"))
+        old = 1_000_000_000_123_456_789
+        os.utime(self.p("fifo"), ns=(old, old))
+        fd = os.open(self.p("fifo"), os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            os.unlink(self.p("fifo"))
+            time.sleep(1.5)  # past the attribute cache
+            st = os.fstat(fd)
+            self.assertEqual((st.st_mtime_ns, st.st_nlink), (old, 0))
+        finally:
+            os.close(fd)
+
     def test_truncate_to_same_size_moves_mtime(self):
         """ext4 moves mtime on truncate(2) even when the size stays."""
         sfs.write_file(self.p("f"), "12345")
