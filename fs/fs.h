@@ -191,6 +191,8 @@ int sfs_node_stat(struct sfs_inode *in, struct stat *st);
 int sfs_node_store_attrs(struct sfs_inode *in, const struct sfs_attrs *a, int fd,
 			 const struct sfs_keys *keys);
 int sfs_reopen(const struct sfs_inode *in, int flags);
+/* After a content call (in->io held for writing) made the file sparse: keep the new kind. */
+void sfs_node_note_sparse(struct sfs_inode *in, bool sparse);
 void sfs_log_corrupt(const struct sfs_inode *in, const char *what, long long block);
 
 /*

@@ -41,6 +41,7 @@ const struct fuse_lowlevel_ops sfs_ops = {
 	.flush = sfs_op_flush,
 	.release = sfs_op_release,
 	.fsync = sfs_op_fsync,
+	.fallocate = sfs_op_fallocate,
 	.unlink = sfs_op_unlink,
 	.rename = sfs_op_rename,
 	.link = sfs_op_link,

@@ -48,6 +48,7 @@ enum sfs_node_magic {
 enum sfs_file_kind {
 	SFS_KIND_BLOCKS = 0, /* blocks of 4096 bytes, rewritable in place */
 	SFS_KIND_LOG = 1,    /* an append-only log of sealed records (events.jsonl) */
+	SFS_KIND_SPARSE = 2, /* blocks, and a block stored as all zero bytes is a hole */
 };
 
 /*
