@@ -400,3 +400,12 @@ enum sfs_name_class sfs_fmt_name_class(const char *backing)
 	}
 	return is_b64url(backing, len) ? SFS_NAME_SHORT : SFS_NAME_INTERNAL;
 }
+
+int sfs_fmt_header_id(const unsigned char *in, size_t inlen, unsigned char id[SFS_ID_BYTES])
+{
+	if (inlen < SFS_HDR_AD_BYTES ||
+	    (memcmp(in, magic_file, 4) != 0 && memcmp(in, magic_dir, 4) != 0))
+		return -EUCLEAN;
+	memcpy(id, in + 8, SFS_ID_BYTES);
+	return 0;
+}

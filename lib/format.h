@@ -235,4 +235,11 @@ uint16_t sfs_get_le16(const unsigned char *p);
 uint32_t sfs_get_le32(const unsigned char *p);
 uint64_t sfs_get_le64(const unsigned char *p);
 
+/*
+ * The node id in a file header or directory header (@inlen >= 24 bytes),
+ * read without the key: to name what belongs to a node that is going away
+ * (its xattr blob), never to trust anything. 0 or -EUCLEAN (short, no magic).
+ */
+int sfs_fmt_header_id(const unsigned char *in, size_t inlen, unsigned char id[SFS_ID_BYTES]);
+
 #endif
