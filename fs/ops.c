@@ -46,4 +46,8 @@ const struct fuse_lowlevel_ops sfs_ops = {
 	.rename = sfs_op_rename,
 	.link = sfs_op_link,
 	.symlink = sfs_op_symlink,
+	.getxattr = sfs_op_getxattr,
+	.setxattr = sfs_op_setxattr,
+	.listxattr = sfs_op_listxattr,
+	.removexattr = sfs_op_removexattr,
 };

@@ -339,7 +339,8 @@ void sfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	sfs_special_release(fh);
 	close(fh->fd);
 	atomic_fetch_sub(&fh->sess->open_files, 1);
-	atomic_fetch_sub(&in->opens, 1);
+	if (atomic_fetch_sub(&in->opens, 1) == 1)
+		sfs_xattr_last_close(in);
 	free(fh);
 	fuse_reply_err(req, 0);
 }
