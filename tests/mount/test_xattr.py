@@ -46,6 +46,15 @@ class XattrBase(unittest.TestCase):
         self.sid = self.e.new(self.m)
         self.d = self.m.sdir(self.sid)
 
+    def tearDown(self):
+        # The daemon must exit cleanly, and say nothing of a sanitizer (build-asan/).
+        if self.m.mounted:
+            self.e.assert_umount(self.m)
+        for m in self.e.mounts:
+            log = m.read_log()
+            self.assertNotIn("Sanitizer", log)
+            self.assertNotIn("runtime error", log)
+
     def p(self, *parts):
         return os.path.join(self.d, *parts)
 
