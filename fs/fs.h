@@ -6,6 +6,7 @@
  * the core library's negative errnos into FUSE replies, after logging them.
  * Lock order: fs->sess_mu before session->rw before session->meta_mu before
  * session->ev_rw before inode->io before inode->mu before fs->itable_mu.
+ * The per-node xattr locks (ops_xattr.c) are taken last, with no inode lock.
  */
 #ifndef SFS_FS_H
 #define SFS_FS_H
@@ -96,6 +97,7 @@ struct sfs_opts {
 	double idle_lock;  /* seconds; 0 = never */
 	char *idle_str;    /* idle_lock=DURATION as given */
 	int mountpoint_bad; /* MOUNTPOINT missing or not a directory */
+	int xattr;         /* -o xattr: user.* extended attributes (ops_xattr.c) */
 };
 
 /* The mount. */
@@ -206,6 +208,8 @@ int sfs_node_readlink(struct sfs_inode *in, char out[PATH_MAX], const struct sfs
  */
 unsigned char sfs_node_dtype(int dirfd, const char *backing, unsigned char d_type,
 			     const struct sfs_keys *keys);
+/* After a content call (in->io held for writing) made the file sparse: keep the new kind. */
+void sfs_node_note_sparse(struct sfs_inode *in, bool sparse);
 void sfs_log_corrupt(const struct sfs_inode *in, const char *what, long long block);
 
 /*

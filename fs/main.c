@@ -35,6 +35,7 @@ static struct sfs_fs the_fs;
 #define SFS_OPT(t, p, v) {t, offsetof(struct sfs_opts, p), v}
 static const struct fuse_opt sfs_opt_spec[] = {
 	SFS_OPT("idle_lock=%s", idle_str, 0),
+	SFS_OPT("xattr", xattr, 1),
 	FUSE_OPT_END,
 };
 
@@ -49,7 +50,10 @@ static void usage(FILE *out)
 		"    -o allow_other         let other users in (checked by mode bits with\n"
 		"                           -o default_permissions)\n"
 		"    -o dev                 let device nodes in sessions be opened (root only;\n"
-		"                           the default is nodev, as for every FUSE mount)\n\n");
+		"                           the default is nodev, as for every FUSE mount)\n"
+		"    -o xattr               user.* extended attributes inside sessions, stored\n"
+		"                           encrypted (off by default: with it, the kernel asks\n"
+		"                           the daemon once more before every write)\n\n");
 }
 
 /*

@@ -260,6 +260,9 @@ int sfs_node_store_attrs(struct sfs_inode *in, const struct sfs_attrs *a, int fd
 	int rc = 0, own = -1;
 	struct stat st;
 
+	/* A file's header also changes kind under in->io (fileio.h "Holes"). */
+	if (in->type == S_IFREG)
+		pthread_rwlock_rdlock(&in->io);
 	pthread_mutex_lock(&in->mu);
 	switch (in->type) {
 	case S_IFDIR:
@@ -285,5 +288,16 @@ int sfs_node_store_attrs(struct sfs_inode *in, const struct sfs_attrs *a, int fd
 	if (rc == 0)
 		in->attrs = *a;
 	pthread_mutex_unlock(&in->mu);
+	if (in->type == S_IFREG)
+		pthread_rwlock_unlock(&in->io);
 	return rc;
+}
+
+void sfs_node_note_sparse(struct sfs_inode *in, bool sparse)
+{
+	if (!sparse || in->attrs.kind == SFS_KIND_SPARSE)
+		return;
+	pthread_mutex_lock(&in->mu);
+	in->attrs.kind = SFS_KIND_SPARSE;
+	pthread_mutex_unlock(&in->mu);
 }

@@ -95,6 +95,8 @@ void sfs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, 
 void sfs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void sfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void sfs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+void sfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+		      struct fuse_file_info *fi);
 
 void sfs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
 void sfs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
@@ -103,5 +105,32 @@ void sfs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const cha
 void sfs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name);
 
 void sfs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev);
+
+/* ops_xattr.c: user.* extended attributes (-o xattr), and their end with the node. */
+void sfs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void sfs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+		     size_t size, int flags);
+void sfs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void sfs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+/* A node about to lose a name, and whether its attributes go with it. */
+struct sfs_xattr_victim {
+	bool armed; /* its last link (a directory's only one) and the session stores attributes */
+	bool file;  /* a regular file: may still be open */
+	dev_t dev;  /* its backing identity */
+	ino_t ino;
+	unsigned char id[SFS_ID_BYTES]; /* its node id, read from its header */
+};
+
+/*
+ * Before the entry @backing of session directory @p is removed (unlink,
+ * rmdir, or replaced by rename): note its node if that removes its last
+ * link. Costs one faccessat when no node of the session has attributes.
+ */
+void sfs_xattr_victim(struct sfs_inode *p, const char *backing, struct sfs_xattr_victim *v);
+/* After that removal succeeded: drop the node's attributes, or leave them to its last close. */
+void sfs_xattr_gone(struct sfs_session *s, const struct sfs_xattr_victim *v);
+/* After the last file handle of @in is released: drop its attributes if its last link is gone. */
+void sfs_xattr_last_close(struct sfs_inode *in);
 
 #endif

@@ -286,6 +286,7 @@ static int only_header(int fd)
 
 static int do_rmdir(struct sfs_inode *p, const char *name, const struct sfs_keys *keys)
 {
+	struct sfs_xattr_victim xv;
 	unsigned char id[SFS_ID_BYTES];
 	struct sfs_attrs a;
 	struct sfs_ename en;
@@ -296,6 +297,7 @@ static int do_rmdir(struct sfs_inode *p, const char *name, const struct sfs_keys
 	rc = sfs_fmt_name_encrypt(&en, name, p->id, keys);
 	if (rc < 0)
 		return rc;
+	sfs_xattr_victim(p, en.backing, &xv);
 	fd = openat(p->fd, en.backing, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return sfs_neg_errno();
@@ -313,8 +315,10 @@ static int do_rmdir(struct sfs_inode *p, const char *name, const struct sfs_keys
 		}
 	}
 	close(fd);
-	if (rc == 0)
+	if (rc == 0) {
+		sfs_xattr_gone(p->sess, &xv);
 		sfs_tree_name_del(p->fd, &en);
+	}
 	return rc;
 }
 

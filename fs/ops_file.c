@@ -1,6 +1,6 @@
 /*
  * ops_file.c - FUSE operations on regular files: create, open, read, write,
- * flush, release, fsync. The control file's open/read/write/release are
+ * flush, release, fsync, fallocate. The control file's open/read/write/release are
  * handed to ctl.c.
  *
  * Content goes through fileio (whole sealed blocks); an inode's io lock
@@ -225,6 +225,7 @@ void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	f.fd = fh_of(fi)->fd;
 	memcpy(f.id, in->id, SFS_ID_BYTES);
 	pthread_rwlock_rdlock(&in->io);
+	f.sparse = in->attrs.kind == SFS_KIND_SPARSE;
 	rc = sfs_file_size(f.fd, &f.size);
 	n = rc < 0 ? rc : sfs_file_read(&f, buf, size, (uint64_t)off);
 	pthread_rwlock_unlock(&in->io);
@@ -277,10 +278,12 @@ void sfs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, 
 	f.fd = fh_of(fi)->fd;
 	memcpy(f.id, in->id, SFS_ID_BYTES);
 	pthread_rwlock_wrlock(&in->io);
+	f.sparse = in->attrs.kind == SFS_KIND_SPARSE;
 	rc = sfs_file_size(f.fd, &f.size);
 	if (rc == 0 && (fi->flags & O_APPEND))
 		off = (off_t)f.size;
 	n = rc < 0 ? rc : sfs_file_write(&f, buf, size, (uint64_t)off);
+	sfs_node_note_sparse(in, f.sparse);
 	pthread_rwlock_unlock(&in->io);
 	if (n >= 0)
 		sfs_session_changed(in->sess);
@@ -337,7 +340,8 @@ void sfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	sfs_special_release(fh);
 	close(fh->fd);
 	atomic_fetch_sub(&fh->sess->open_files, 1);
-	atomic_fetch_sub(&in->opens, 1);
+	if (atomic_fetch_sub(&in->opens, 1) == 1)
+		sfs_xattr_last_close(in);
 	free(fh);
 	fuse_reply_err(req, 0);
 }
@@ -357,4 +361,43 @@ void sfs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file
 	if (rc == 0 && (datasync ? fdatasync(fd) : fsync(fd)) < 0)
 		rc = errno;
 	fuse_reply_err(req, rc);
+}
+
+void sfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+		      struct fuse_file_info *fi)
+{
+	struct sfs_inode *in = sfs_inode_of(ino);
+	struct sfs_file f = {.fd = -1};
+	int rc;
+
+	if (in->kind != SFS_K_NODE) {
+		fuse_reply_err(req, in->kind == SFS_K_CTL ? EOPNOTSUPP : EISDIR);
+		return;
+	}
+	rc = sfs_session_enter(in->sess, &f.keys);
+	if (rc < 0) {
+		sfs_reply_err(req, rc);
+		return;
+	}
+	/* events.jsonl and logs grow by appends only; metadata.json is replaced whole. */
+	if (in->special != SFS_SP_NONE || in->attrs.kind == SFS_KIND_LOG) {
+		sfs_session_leave(in->sess);
+		fuse_reply_err(req, in->special == SFS_SP_META ? EOPNOTSUPP : EPERM);
+		return;
+	}
+	f.fd = fh_of(fi)->fd;
+	memcpy(f.id, in->id, SFS_ID_BYTES);
+	pthread_rwlock_wrlock(&in->io);
+	f.sparse = in->attrs.kind == SFS_KIND_SPARSE;
+	rc = sfs_file_size(f.fd, &f.size);
+	if (rc == 0)
+		rc = sfs_file_fallocate(&f, mode, (uint64_t)off, (uint64_t)len);
+	sfs_node_note_sparse(in, f.sparse);
+	pthread_rwlock_unlock(&in->io);
+	if (rc == 0)
+		sfs_session_changed(in->sess);
+	sfs_session_leave(in->sess);
+	if (rc == -EBADMSG)
+		sfs_log_corrupt(in, "", (long long)f.bad_block);
+	fuse_reply_err(req, sfs_errno_out(rc));
 }

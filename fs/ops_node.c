@@ -322,6 +322,7 @@ static int set_size(struct sfs_inode *in, off_t size, struct fuse_file_info *fi,
 		return f.fd;
 	memcpy(f.id, in->id, SFS_ID_BYTES);
 	pthread_rwlock_wrlock(&in->io);
+	f.sparse = in->attrs.kind == SFS_KIND_SPARSE;
 	rc = sfs_file_size(f.fd, &f.size);
 	if (rc == 0 && f.size == (uint64_t)size) {
 		/* Nothing to cut or add, but ext4 moves mtime and ctime all the same. */
@@ -331,6 +332,7 @@ static int set_size(struct sfs_inode *in, off_t size, struct fuse_file_info *fi,
 	} else if (rc == 0) {
 		rc = sfs_file_truncate(&f, (uint64_t)size);
 	}
+	sfs_node_note_sparse(in, f.sparse);
 	pthread_rwlock_unlock(&in->io);
 	if (rc == -EBADMSG)
 		sfs_log_corrupt(in, "", (long long)f.bad_block);

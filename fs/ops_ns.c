@@ -22,6 +22,7 @@
 void sfs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct sfs_inode *p = sfs_inode_of(parent);
+	struct sfs_xattr_victim xv = {0};
 	const struct sfs_keys *keys;
 	struct sfs_ename en;
 	struct stat st;
@@ -41,9 +42,12 @@ void sfs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		rc = -EPERM; /* events.jsonl is append-only: never removed */
 	if (rc == 0 && fstatat(p->fd, en.backing, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		rc = sfs_neg_errno();
+	if (rc == 0)
+		sfs_xattr_victim(p, en.backing, &xv);
 	if (rc == 0 && unlinkat(p->fd, en.backing, 0) < 0)
 		rc = sfs_neg_errno();
 	if (rc == 0) {
+		sfs_xattr_gone(p->sess, &xv);
 		sfs_tree_name_del(p->fd, &en);
 		/*
 		 * Header-only nodes have no space to free, and a FIFO may still
@@ -154,6 +158,7 @@ static int rename_node(struct sfs_inode *p, const char *name, struct sfs_inode *
 		       const char *newname, unsigned int flags, const struct sfs_keys *keys)
 {
 	struct over_dir od = {.fd = -1};
+	struct sfs_xattr_victim xv = {0};
 	struct sfs_ename from, to;
 	int rc;
 
@@ -191,6 +196,11 @@ static int rename_node(struct sfs_inode *p, const char *name, struct sfs_inode *
 			return rc;
 	}
 	if (!flags) {
+		/* A node renamed over may lose its last link, and its attributes with it. */
+		sfs_xattr_victim(np, to.backing, &xv);
+		if (xv.armed && fstatat(p->fd, from.backing, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    st.st_dev == xv.dev && st.st_ino == xv.ino)
+			xv.armed = false; /* renamed over itself: nothing goes */
 		rc = over_dir_prepare(p, from.backing, np, to.backing, keys, &od);
 		if (rc < 0)
 			return rc;
@@ -199,6 +209,7 @@ static int rename_node(struct sfs_inode *p, const char *name, struct sfs_inode *
 	over_dir_done(&od, rc < 0, keys);
 	if (rc < 0)
 		return rc;
+	sfs_xattr_gone(p->sess, &xv);
 	if (!(flags & RENAME_EXCHANGE) && (p != np || strcmp(from.backing, to.backing) != 0))
 		sfs_tree_name_del(p->fd, &from);
 	/* The moved inode now is (or no longer is) a special file. */

@@ -20,7 +20,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,16 +75,6 @@ void sfs_special_release(struct sfs_fh *fh)
 	}
 	fh->buf = NULL;
 	fh->len = fh->cap = 0;
-}
-
-/* Is @line (without its newline) one JSON object? */
-static bool is_object_line(const char *line, size_t len)
-{
-	json_t *v = json_loadb(line, len, 0, NULL);
-	bool ok = json_is_object(v);
-
-	json_decref(v);
-	return ok;
 }
 
 /* The log behind events.jsonl @in open as @fh; called with s->ev_rw held. */
@@ -171,7 +160,7 @@ ssize_t sfs_events_write(struct sfs_inode *in, struct sfs_fh *fh, const char *bu
 	for (size_t i = 0; i < end; i++) {
 		if (fh->buf[i] != '\n')
 			continue;
-		if (!is_object_line(fh->buf + start, i - start)) {
+		if (!sfs_store_event_line_ok(fh->buf + start, i - start)) {
 			sfs_log(LOG_NOTICE, "%s: events.jsonl: refused a line that is not a JSON "
 					    "object",
 				s->id);
@@ -202,7 +191,7 @@ int sfs_events_flush(struct sfs_inode *in, struct sfs_fh *fh, const struct sfs_k
 
 	if (fh->len == 0)
 		return 0;
-	if (!is_object_line(fh->buf, fh->len)) {
+	if (!sfs_store_event_line_ok(fh->buf, fh->len)) {
 		sfs_log(LOG_NOTICE, "%s: events.jsonl: refused an unterminated line that is not "
 				    "a JSON object",
 			in->sess->id);
@@ -307,12 +296,6 @@ int sfs_meta_truncate(struct sfs_fh *fh, off_t size)
 	return 0;
 }
 
-/* A string member of @doc, or NULL. */
-static const char *member(json_t *doc, const char *key)
-{
-	return json_string_value(json_object_get(doc, key));
-}
-
 /*
  * Is @text a valid metadata.json for session @id replacing @old (NULL if
  * none could be read)? 0 or -EINVAL after logging why (never the content).
@@ -320,26 +303,9 @@ static const char *member(json_t *doc, const char *key)
 static int validate(const char *id, const char *text, size_t len, const char *old,
 		    size_t oldlen)
 {
-	json_error_t err;
-	json_t *doc = json_loadb(text, len, 0, &err), *prev;
-	const char *why = NULL;
-	int line = 0;
+	int line;
+	const char *why = sfs_store_metadata_check(id, text, len, old, oldlen, &line);
 
-	if (!doc) {
-		why = "not valid JSON";
-		line = err.line;
-	} else if (!json_is_object(doc)) {
-		why = "not a JSON object";
-	} else if (!member(doc, "id") || strcmp(member(doc, "id"), id) != 0) {
-		why = "\"id\" changed";
-	} else if (old && (prev = json_loadb(old, oldlen, 0, NULL)) != NULL) {
-		const char *was = member(prev, "created"), *now = member(doc, "created");
-
-		if (was && (!now || strcmp(was, now) != 0))
-			why = "\"created\" changed";
-		json_decref(prev);
-	}
-	json_decref(doc);
 	if (!why)
 		return 0;
 	if (line > 0)

@@ -4,6 +4,7 @@
  * A write is turned into whole blocks: partial first and last blocks are
  * read, opened and merged; every touched block is sealed with a fresh nonce
  * and the run is written with one pwrite. No whole-file rewrite ever.
+ * Sparse files (fileio.h "Holes") keep unwritten blocks as backing holes.
  */
 #include "fileio.h"
 #include "util.h"
@@ -18,6 +19,19 @@
 
 /* Largest run of blocks handled in one go (1 MiB of plaintext). */
 #define RUN_BLOCKS 256
+
+static const unsigned char zeros[RUN_BLOCKS * SFS_BLOCK];
+
+/* Is every byte of @p zero? (Stored bytes only: nothing secret to time.) */
+static bool all_zero(const unsigned char *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+static uint64_t round_up(uint64_t v)
+{
+	return (v + SFS_BLOCK - 1) / SFS_BLOCK * SFS_BLOCK;
+}
 
 /*
  * Blocks a buffer needs for @len bytes at @off: the blocks they span, at
@@ -69,7 +83,8 @@ int sfs_file_write_header(int fd, const unsigned char id[SFS_ID_BYTES],
 
 /*
  * Read and open blocks [first, first + n) of a file of f->size bytes into
- * @plain (n * SFS_BLOCK bytes). Blocks at or past EOF are not read.
+ * @plain (n * SFS_BLOCK bytes). Blocks at or past EOF are not read. In a
+ * sparse file a block stored as zero bytes is a hole and reads as zeros.
  */
 static int load_blocks(struct sfs_file *f, uint64_t first, uint64_t n, unsigned char *plain,
 		       unsigned char *cipher)
@@ -90,8 +105,16 @@ static int load_blocks(struct sfs_file *f, uint64_t first, uint64_t n, unsigned 
 		if (clen > SFS_CBLOCK)
 			clen = SFS_CBLOCK;
 		/* A short read means the file shrank under us: the block is cut. */
-		if ((size_t)got < i * SFS_CBLOCK + clen ||
-		    sfs_fmt_block_open(plain + i * SFS_BLOCK, cipher + i * SFS_CBLOCK, clen, f->id,
+		if ((size_t)got < i * SFS_CBLOCK + clen) {
+			f->bad_block = first + i;
+			return -EBADMSG;
+		}
+		if (f->sparse && clen > SFS_SEAL_OVERHEAD &&
+		    all_zero(cipher + i * SFS_CBLOCK, clen)) {
+			memset(plain + i * SFS_BLOCK, 0, clen - SFS_SEAL_OVERHEAD);
+			continue;
+		}
+		if (sfs_fmt_block_open(plain + i * SFS_BLOCK, cipher + i * SFS_CBLOCK, clen, f->id,
 				       first + i, f->keys) != 0) {
 			f->bad_block = first + i;
 			return -EBADMSG;
@@ -170,13 +193,17 @@ static int write_run(struct sfs_file *f, const unsigned char *buf, size_t len, u
 			return rc;
 	}
 	/*
-	 * Growing the backing file: reserve the space first, so that a full
-	 * disk fails here (ENOSPC) before any existing block is overwritten.
+	 * Growing the backing file, or filling a hole: reserve the space first,
+	 * so that a full disk fails here (ENOSPC) before any existing block is
+	 * overwritten.
 	 */
 	uint64_t old_end = sfs_fmt_backing_size(f->size), new_end = sfs_fmt_backing_size(new_size);
+	uint64_t cstart = sfs_fmt_block_offset(first);
+	uint64_t cend = cstart + (run_end - start) + (last - first + 1) * SFS_SEAL_OVERHEAD;
+	uint64_t rstart = f->sparse ? cstart : old_end, rend = f->sparse ? cend : new_end;
 
-	if (new_end > old_end &&
-	    fallocate(f->fd, FALLOC_FL_KEEP_SIZE, (off_t)old_end, (off_t)(new_end - old_end)) < 0 &&
+	if (rend > rstart &&
+	    fallocate(f->fd, FALLOC_FL_KEEP_SIZE, (off_t)rstart, (off_t)(rend - rstart)) < 0 &&
 	    errno != EOPNOTSUPP)
 		return sfs_neg_errno();
 	memcpy(plain + (off - start), buf, len);
@@ -210,14 +237,8 @@ static int write_chunks(struct sfs_file *f, const unsigned char *buf, size_t len
 		size_t room = nb * SFS_BLOCK - (size_t)(pos % SFS_BLOCK);
 		size_t chunk = len - done < room ? len - done : room;
 
-		/* buf == NULL writes zeros (growing a file). */
-		if (!buf) {
-			static const unsigned char zeros[RUN_BLOCKS * SFS_BLOCK];
-
-			rc = write_run(f, zeros, chunk, pos, plain, cipher);
-		} else {
-			rc = write_run(f, buf + done, chunk, pos, plain, cipher);
-		}
+		/* buf == NULL writes zeros (growing a file, zeroing a range). */
+		rc = write_run(f, buf ? buf + done : zeros, chunk, pos, plain, cipher);
 		if (rc < 0)
 			break;
 		done += chunk;
@@ -230,6 +251,50 @@ out:
 	return rc;
 }
 
+/* Give a file a hole-capable header (fileio.h "Holes"); before any hole exists. */
+static int make_sparse(struct sfs_file *f)
+{
+	unsigned char id[SFS_ID_BYTES];
+	struct sfs_attrs a;
+	int rc;
+
+	if (f->sparse)
+		return 0;
+	rc = sfs_file_read_header(f->fd, id, &a, f->keys);
+	if (rc < 0)
+		return rc;
+	if (a.kind != SFS_KIND_BLOCKS || memcmp(id, f->id, SFS_ID_BYTES) != 0)
+		return -EBADMSG;
+	a.kind = SFS_KIND_SPARSE;
+	rc = sfs_file_write_header(f->fd, id, &a, f->keys);
+	if (rc == 0)
+		f->sparse = true;
+	return rc;
+}
+
+/*
+ * Grow the file to @to bytes of zeros: a gap of at least one whole block
+ * past the last block becomes a hole (the last block is first completed
+ * with sealed zeros), a shorter one is written as sealed zeros.
+ */
+static int grow(struct sfs_file *f, uint64_t to)
+{
+	uint64_t edge = round_up(f->size);
+	int rc;
+
+	if (to / SFS_BLOCK * SFS_BLOCK <= edge)
+		return write_chunks(f, NULL, (size_t)(to - f->size), f->size);
+	rc = make_sparse(f);
+	if (rc == 0 && f->size < edge)
+		rc = write_chunks(f, NULL, (size_t)(edge - f->size), f->size);
+	if (rc < 0)
+		return rc;
+	if (ftruncate(f->fd, (off_t)sfs_fmt_backing_size(to)) < 0)
+		return sfs_neg_errno();
+	f->size = to;
+	return 0;
+}
+
 ssize_t sfs_file_write(struct sfs_file *f, const void *buf, size_t len, uint64_t off)
 {
 	int rc;
@@ -237,7 +302,7 @@ ssize_t sfs_file_write(struct sfs_file *f, const void *buf, size_t len, uint64_t
 	if (len == 0)
 		return 0;
 	if (off > f->size) {
-		rc = write_chunks(f, NULL, (size_t)(off - f->size), f->size);
+		rc = grow(f, off);
 		if (rc < 0)
 			return rc;
 	}
@@ -253,19 +318,8 @@ int sfs_file_truncate(struct sfs_file *f, uint64_t size)
 
 	if (size == f->size)
 		return 0;
-	if (size > f->size) {
-		uint64_t gap = size - f->size;
-
-		while (gap > 0) {
-			size_t chunk = gap > (1u << 30) ? (1u << 30) : (size_t)gap;
-
-			rc = write_chunks(f, NULL, chunk, f->size);
-			if (rc < 0)
-				return rc;
-			gap -= chunk;
-		}
-		return 0;
-	}
+	if (size > f->size)
+		return grow(f, size);
 	/* Shrinking: load the block that keeps a part, cut the file at a block
 	 * boundary first (a crash then leaves a valid prefix), then reseal it. */
 	if (keep) {
@@ -286,4 +340,101 @@ int sfs_file_truncate(struct sfs_file *f, uint64_t size)
 		f->size = size;
 	}
 	return 0;
+}
+
+/* Turn stored bytes [from, to) into zeros: a backing hole where it can. */
+static int zero_stored(struct sfs_file *f, uint64_t from, uint64_t to)
+{
+	if (fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)from,
+		      (off_t)(to - from)) == 0)
+		return 0;
+	if (errno != EOPNOTSUPP)
+		return sfs_neg_errno();
+	while (from < to) {
+		size_t n = to - from < sizeof(zeros) ? (size_t)(to - from) : sizeof(zeros);
+		int rc = sfs_pwrite_all(f->fd, zeros, n, from);
+
+		if (rc < 0)
+			return rc;
+		from += n;
+	}
+	return 0;
+}
+
+/* Zero plaintext [from, to) of a file, to <= f->size: whole blocks become holes. */
+static int punch(struct sfs_file *f, uint64_t from, uint64_t to)
+{
+	uint64_t cstart, cend;
+	int rc;
+
+	if (from >= to)
+		return 0;
+	rc = make_sparse(f);
+	if (rc < 0)
+		return rc;
+	/* Partial blocks at either end keep their other bytes: reseal them. */
+	if (from % SFS_BLOCK) {
+		uint64_t e = (from / SFS_BLOCK + 1) * SFS_BLOCK;
+
+		e = e < to ? e : to;
+		rc = write_chunks(f, NULL, (size_t)(e - from), from);
+		if (rc < 0)
+			return rc;
+		from = e;
+	}
+	if (from < to && to % SFS_BLOCK && to < f->size) {
+		uint64_t s = to / SFS_BLOCK * SFS_BLOCK;
+
+		rc = write_chunks(f, NULL, (size_t)(to - s), s);
+		if (rc < 0)
+			return rc;
+		to = s;
+	}
+	if (from >= to)
+		return 0;
+	/* Whole blocks, and the last block if the range runs to EOF. */
+	cstart = sfs_fmt_block_offset(from / SFS_BLOCK);
+	cend = to == f->size ? sfs_fmt_backing_size(to) : sfs_fmt_block_offset(to / SFS_BLOCK);
+	return zero_stored(f, cstart, cend);
+}
+
+/* Reserve store space for plaintext [off, end) without changing any size. */
+static int reserve(struct sfs_file *f, uint64_t off, uint64_t end)
+{
+	uint64_t cstart = sfs_fmt_block_offset(off / SFS_BLOCK);
+	uint64_t cend = sfs_fmt_block_offset(round_up(end) / SFS_BLOCK);
+
+	if (fallocate(f->fd, FALLOC_FL_KEEP_SIZE, (off_t)cstart, (off_t)(cend - cstart)) < 0 &&
+	    errno != EOPNOTSUPP)
+		return sfs_neg_errno();
+	return 0;
+}
+
+int sfs_file_fallocate(struct sfs_file *f, int mode, uint64_t off, uint64_t len)
+{
+	uint64_t end = off + len;
+	bool keep = mode & FALLOC_FL_KEEP_SIZE;
+	int rc;
+
+	if (len == 0 || end < off)
+		return -EINVAL;
+	switch (mode & ~FALLOC_FL_KEEP_SIZE) {
+	case 0:
+		rc = reserve(f, off, end);
+		if (rc == 0 && !keep && end > f->size)
+			rc = grow(f, end);
+		return rc;
+	case FALLOC_FL_PUNCH_HOLE:
+		if (!keep)
+			return -EOPNOTSUPP; /* as the kernel: a punch never changes the size */
+		return punch(f, off, end < f->size ? end : f->size);
+	case FALLOC_FL_ZERO_RANGE:
+		rc = punch(f, off, end < f->size ? end : f->size);
+		if (rc == 0)
+			rc = reserve(f, off, end);
+		if (rc == 0 && !keep && end > f->size)
+			rc = grow(f, end);
+		return rc;
+	}
+	return -EOPNOTSUPP;
 }

@@ -15,6 +15,7 @@
 
 #include "format.h"
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 /* What the caller knows of an open file. */
@@ -24,6 +25,10 @@ struct sfs_file {
 	uint64_t size;                     /* plaintext size; updated by write/truncate */
 	const struct sfs_keys *keys;       /* the session's keys */
 	uint64_t bad_block;                /* last block that failed authentication */
+	bool sparse;                       /* header kind SFS_KIND_SPARSE: may hold holes.
+					    * Set by the caller from the header; set by
+					    * calls that made the file sparse (the caller
+					    * then updates what it keeps of the header) */
 };
 
 /* Plaintext size of backing file @fd: 0, -errno or -EBADMSG (a size no valid file has). */
@@ -44,10 +49,29 @@ int sfs_file_write_header(int fd, const unsigned char id[SFS_ID_BYTES],
 /* Read up to @len bytes at @off; bytes read (0 at EOF) or a negative errno. */
 ssize_t sfs_file_read(struct sfs_file *f, void *buf, size_t len, uint64_t off);
 
+/*
+ * Holes. Growing a file past the end of its last block by at least one whole
+ * block (a write far past EOF, truncate up, fallocate) makes it sparse: its
+ * header is rewritten with kind SFS_KIND_SPARSE first, then the backing file
+ * is extended with a hole, and a block stored as all zero bytes reads as
+ * zeros. A gap of less than a block is written as sealed zeros. A file that
+ * never had a hole keeps kind SFS_KIND_BLOCKS, where a zeroed block is EIO.
+ * Callers must hold off header rewrites (chmod, chown) while these run.
+ */
+
 /* Write @len bytes at @off (past EOF fills the gap with zeros); @len or -errno. */
 ssize_t sfs_file_write(struct sfs_file *f, const void *buf, size_t len, uint64_t off);
 
 /* Set the size to @size, zero-filling when growing. 0 or -errno. */
 int sfs_file_truncate(struct sfs_file *f, uint64_t size);
+
+/*
+ * fallocate(2) on the plaintext: @mode 0 or FALLOC_FL_KEEP_SIZE reserve store
+ * space for [off, off + len) (mode 0 also grows the size); FALLOC_FL_PUNCH_HOLE
+ * (with KEEP_SIZE) turns the range into a hole that frees its blocks;
+ * FALLOC_FL_ZERO_RANGE zeroes it, space reserved. 0, -EOPNOTSUPP for other
+ * modes, or -errno (-ENOSPC before anything changed).
+ */
+int sfs_file_fallocate(struct sfs_file *f, int mode, uint64_t off, uint64_t len);
 
 #endif

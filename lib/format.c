@@ -158,8 +158,8 @@ int sfs_fmt_header_unpack(const unsigned char *in, size_t inlen, enum sfs_node_m
 	if (inlen < SFS_HDR_BYTES || memcmp(in, magic_bytes(magic), 4) != 0)
 		return -EUCLEAN;
 	kind = sfs_get_le16(in + 6);
-	if (sfs_get_le16(in + 4) != SFS_FORMAT_VERSION ||
-	    (kind != SFS_KIND_BLOCKS && (magic == SFS_MAGIC_DIR || kind != SFS_KIND_LOG)))
+	if (sfs_get_le16(in + 4) != SFS_FORMAT_VERSION || kind > SFS_KIND_SPARSE ||
+	    (kind != SFS_KIND_BLOCKS && magic == SFS_MAGIC_DIR))
 		return -EPROTONOSUPPORT;
 	if (sfs_crypto_open(plain, in + SFS_HDR_AD_BYTES, SFS_HDR_BYTES - SFS_HDR_AD_BYTES, in,
 			    SFS_HDR_AD_BYTES, keys->meta) != 0)
@@ -399,4 +399,13 @@ enum sfs_name_class sfs_fmt_name_class(const char *backing)
 		return is_b64url(backing + 1, len - 1) ? SFS_NAME_LONG : SFS_NAME_INTERNAL;
 	}
 	return is_b64url(backing, len) ? SFS_NAME_SHORT : SFS_NAME_INTERNAL;
+}
+
+int sfs_fmt_header_id(const unsigned char *in, size_t inlen, unsigned char id[SFS_ID_BYTES])
+{
+	if (inlen < SFS_HDR_AD_BYTES ||
+	    (memcmp(in, magic_file, 4) != 0 && memcmp(in, magic_dir, 4) != 0))
+		return -EUCLEAN;
+	memcpy(id, in + 8, SFS_ID_BYTES);
+	return 0;
 }

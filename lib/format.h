@@ -48,6 +48,7 @@ enum sfs_node_magic {
 enum sfs_file_kind {
 	SFS_KIND_BLOCKS = 0, /* blocks of 4096 bytes, rewritable in place */
 	SFS_KIND_LOG = 1,    /* an append-only log of sealed records (events.jsonl) */
+	SFS_KIND_SPARSE = 2, /* blocks, and a block stored as all zero bytes is a hole */
 };
 
 /*
@@ -233,5 +234,12 @@ void sfs_put_le64(unsigned char *p, uint64_t v);
 uint16_t sfs_get_le16(const unsigned char *p);
 uint32_t sfs_get_le32(const unsigned char *p);
 uint64_t sfs_get_le64(const unsigned char *p);
+
+/*
+ * The node id in a file header or directory header (@inlen >= 24 bytes),
+ * read without the key: to name what belongs to a node that is going away
+ * (its xattr blob), never to trust anything. 0 or -EUCLEAN (short, no magic).
+ */
+int sfs_fmt_header_id(const unsigned char *in, size_t inlen, unsigned char id[SFS_ID_BYTES]);
 
 #endif

@@ -3,8 +3,8 @@
  * it: find events.jsonl and mend what a crash left at its end (eventlog.c),
  * convert an events.jsonl written in the block layout by an earlier build,
  * make it if it is missing, and remove crash leftovers from the session
- * root. The result is the log's state, so that no later open or stat of
- * events.jsonl reads the log.
+ * root (and temporaries from its .sfsx, xattr.c). The result is the log's
+ * state, so that no later open or stat of events.jsonl reads the log.
  *
  * Store layer: knows the tree, eventlog, fileio, format and crypto layers;
  * nothing of FUSE or the control protocol. Runs while the caller holds the
@@ -15,6 +15,7 @@
 #include "fileio.h"
 #include "tree.h"
 #include "util.h"
+#include "xattr.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -154,7 +155,7 @@ int sfs_store_session_prepare(int cfd, const struct sfs_keys *keys, struct sfs_e
 		rc = sfs_fmt_name_encrypt(&en, SFS_EVENTS_NAME, dirid, keys);
 	if (rc < 0)
 		goto out;
-	rep->swept = sweep(rootfd);
+	rep->swept = sweep(rootfd) + sfs_xattr_sweep(rootfd);
 	l.fd = openat(rootfd, en.backing, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (l.fd < 0 && errno == ENOENT) {
 		a = (struct sfs_attrs){S_IFREG | 0600, dattrs.uid, dattrs.gid, 0, SFS_KIND_LOG};

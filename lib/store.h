@@ -133,6 +133,18 @@ char *sfs_store_metadata_new(const char *id, const char *name);
  */
 char *sfs_store_metadata_set_updated(const char *text, size_t len, const char *when);
 
+/* documents.c: is @line (without its newline) one JSON object? */
+bool sfs_store_event_line_ok(const char *line, size_t len);
+
+/*
+ * documents.c: is @text a valid metadata.json for session @id replacing @old
+ * (NULL if none could be read)? NULL if so, else why not (a static string
+ * that never quotes the content), with the JSON error's line in *@line (0 if
+ * none).
+ */
+const char *sfs_store_metadata_check(const char *id, const char *text, size_t len,
+				     const char *old, size_t oldlen, int *line);
+
 /*
  * Make jansson wipe every block it frees (requests carry passwords). Call
  * once at start, before any other jansson call.

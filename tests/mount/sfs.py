@@ -336,6 +336,44 @@ def read_file(path):
         return f.read()
 
 
+def describe_tree(root):
+    """What a reader sees below @root, for comparing stores across versions:
+    ({relative path: attributes}, [sorted groups of hard-linked paths]).
+    Times: mtime of files and symlinks (directories' move as the walk goes)."""
+    import stat
+    out, inodes = {}, {}
+    for dirpath, dnames, fnames in os.walk(root):
+        dnames.sort()
+        for name in sorted(dnames + fnames):
+            p = os.path.join(dirpath, name)
+            rel = os.path.relpath(p, root)
+            st = os.lstat(p)
+            e = {"mode": "%o" % st.st_mode, "uid": st.st_uid, "gid": st.st_gid,
+                 "nlink": st.st_nlink}
+            if not stat.S_ISDIR(st.st_mode):
+                e["size"] = st.st_size
+            if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
+                e["mtime_ns"] = st.st_mtime_ns
+            if stat.S_ISREG(st.st_mode):
+                e["sha256"] = sha256_file(p)
+                if st.st_nlink > 1:
+                    inodes.setdefault(st.st_ino, []).append(rel)
+            elif stat.S_ISLNK(st.st_mode):
+                e["target"] = os.readlink(p)
+            elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                e["rdev"] = [os.major(st.st_rdev), os.minor(st.st_rdev)]
+            if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+                try:
+                    names = sorted(os.listxattr(p))
+                except OSError:
+                    names = []
+                xa = {k: os.getxattr(p, k).hex() for k in names}
+                if xa:
+                    e["xattrs"] = xa
+            out[rel] = e
+    return out, sorted(sorted(v) for v in inodes.values())
+
+
 def main():
     """Run the calling test file's tests; exit non-zero on failure. A
     watchdog kills the run if a file system call hangs."""

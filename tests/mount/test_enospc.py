@@ -171,6 +171,42 @@ class EnospcTest(unittest.TestCase):
         self.assertEqual(sorted(os.listdir(self.d)),
                          ["F.bin", "H.bin", "events.jsonl", "metadata.json"])
 
+    def test_holes_and_fallocate_on_small_disk(self):
+        """A 1 GiB hole needs no space; fallocate of more than the disk holds
+        fails with ENOSPC and changes nothing; filling a hole on a full disk
+        fails with ENOSPC and the hole still reads as zeros, the data around
+        it as before."""
+        f = self.p("sparse.bin")
+        head = random.Random(3).randbytes(10000)
+        sfs.write_file(f, head)
+        os.truncate(f, 1 << 30)                        # 128 times the disk
+        self.assertEqual(os.stat(f).st_size, 1 << 30)
+        r = sfs.run(["fallocate", "-o", "0", "-l", "64M", f])   # mode 0, inside the size
+        self.assertNotEqual(r.rc, 0)
+        self.assertIn("No space left", r.err)
+        r = sfs.run(["fallocate", "-l", "2G", f])                # mode 0, growing
+        self.assertNotEqual(r.rc, 0)
+        self.assertIn("No space left", r.err)
+        self.assertEqual(os.stat(f).st_size, 1 << 30)
+        self.fill(self.p("G.bin"))
+        fd = os.open(f, os.O_RDWR)
+        try:
+            for off in (MiB * 300, MiB * 700 + 5):            # into the hole
+                try:
+                    os.pwrite(fd, random.Random(off).randbytes(256 * 1024), off)
+                    os.fsync(fd)
+                    wrote = True
+                except OSError as ex:
+                    self.assertEqual(ex.errno, errno.ENOSPC, "write into a hole: %s" % ex)
+                    wrote = False
+                got = os.pread(fd, 256 * 1024, off)           # EIO here fails the test
+                if not wrote:
+                    self.assertEqual(got, bytes(256 * 1024), "a failed write left bytes")
+            self.assertEqual(os.pread(fd, 10000, 0), head)
+            self.assertEqual(os.pread(fd, 4096, (1 << 30) - 4096), bytes(4096))
+        finally:
+            os.close(fd)
+
     @staticmethod
     def try_listdir(p):
         try:

@@ -1,14 +1,16 @@
 /*
  * test_fileio.c - encrypted file content against an in-memory model: random
- * writes, gaps, truncates and reads (seeded, reproducible), checked after
- * every operation; then tampering with the backing file (flipped bytes,
- * swapped blocks, cuts, foreign ids) must fail with -EBADMSG, never read as
- * wrong bytes.
+ * writes, gaps, holes, truncates, fallocate modes and reads (seeded,
+ * reproducible), checked after every operation; then tampering with the
+ * backing file (flipped bytes, swapped blocks, cuts, foreign ids, zeroed
+ * blocks) must fail with -EBADMSG, never read as wrong bytes; then sparse
+ * files: what holes cost on disk, and past 4 GiB.
  */
 #include "check.h"
 #include "fileio.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -41,7 +43,13 @@ static void verify(struct sfs_file *f, int step, const char *what)
 	ssize_t n;
 	int before = check_failures;
 
+	unsigned char id[SFS_ID_BYTES];
+	struct sfs_attrs a;
+
 	CHECK(f->size == msize);
+	/* The header says sparse exactly when the caller was told so. */
+	CHECK_EQ(sfs_file_read_header(f->fd, id, &a, keys), 0);
+	CHECK_EQ(a.kind, f->sparse ? SFS_KIND_SPARSE : SFS_KIND_BLOCKS);
 	CHECK_EQ(sfs_file_size(f->fd, &size), 0);
 	CHECK(size == msize);
 	n = sfs_file_read(f, buf, msize + 4096, 0);
@@ -81,6 +89,22 @@ static void do_truncate(struct sfs_file *f, uint64_t size)
 	msize = size;
 }
 
+/* fallocate(2) @mode over [off, off + len) on file and model. */
+static void do_fallocate(struct sfs_file *f, int mode, uint64_t off, uint64_t len)
+{
+	uint64_t end = off + len;
+
+	if (end > MAX_SIZE)
+		return;
+	CHECK_EQ(sfs_file_fallocate(f, mode, off, len), 0);
+	if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE) && off < msize)
+		memset(model + off, 0, (end < msize ? end : msize) - off);
+	if (!(mode & FALLOC_FL_KEEP_SIZE) && end > msize) {
+		memset(model + msize, 0, end - msize);
+		msize = end;
+	}
+}
+
 static void do_read(struct sfs_file *f, uint64_t off, size_t len)
 {
 	size_t want = off >= msize ? 0 : (len < msize - off ? len : (size_t)(msize - off));
@@ -112,9 +136,12 @@ static void test_model(void)
 			what = "block-aligned write";
 			do_write(&f, below(msize / SFS_BLOCK + 3) * SFS_BLOCK,
 				 (1 + below(4)) * SFS_BLOCK);
+		} else if (r < 48) {
+			what = "write past EOF";
+			do_write(&f, msize + below(3 * SFS_BLOCK) + 1, 1 + below(100));
 		} else if (r < 50) {
 			what = "write far past EOF";
-			do_write(&f, msize + below(3 * SFS_BLOCK) + 1, 1 + below(100));
+			do_write(&f, msize + below(60 * SFS_BLOCK) + 1, 1 + below(9000));
 		} else if (r < 53) {
 			what = "1 MiB+ write";
 			do_write(&f, below(msize + 1), (1u << 20) + below(300000));
@@ -130,6 +157,18 @@ static void test_model(void)
 		} else if (r < 75) {
 			what = "truncate to a block boundary";
 			do_truncate(&f, below(msize / SFS_BLOCK + 2) * SFS_BLOCK);
+		} else if (r < 78) {
+			what = "punch a hole";
+			do_fallocate(&f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, below(msize + 10),
+				     1 + below(12 * SFS_BLOCK));
+		} else if (r < 80) {
+			what = "zero a range";
+			do_fallocate(&f, FALLOC_FL_ZERO_RANGE | (below(2) ? FALLOC_FL_KEEP_SIZE : 0),
+				     below(msize + 10), 1 + below(12 * SFS_BLOCK));
+		} else if (r < 82) {
+			what = "allocate";
+			do_fallocate(&f, below(2) ? FALLOC_FL_KEEP_SIZE : 0, below(msize + 20000),
+				     1 + below(20 * SFS_BLOCK));
 		} else {
 			what = "read";
 			do_read(&f, below(msize + 100), below(20000));
@@ -144,6 +183,8 @@ static void test_model(void)
 	CHECK_EQ(sfs_file_read_header(g.fd, g.id, &a, keys), 0);
 	CHECK_MEM(g.id, f.id, SFS_ID_BYTES);
 	CHECK_EQ(a.mode, S_IFREG | 0600);
+	CHECK(f.sparse); /* 2000 steps made holes */
+	g.sparse = a.kind == SFS_KIND_SPARSE;
 	CHECK_EQ(sfs_file_size(g.fd, &g.size), 0);
 	verify(&g, OPS, "reopen");
 	close(f.fd);
@@ -273,6 +314,103 @@ static void test_tamper(void)
 	close(f.fd);
 }
 
+static uint64_t allocated(int fd)
+{
+	struct stat st;
+
+	REQUIRE(fstat(fd, &st) == 0);
+	return (uint64_t)st.st_blocks * 512;
+}
+
+static void zero_block(int fd, uint64_t b)
+{
+	static const unsigned char z[SFS_CBLOCK];
+
+	REQUIRE(pwrite(fd, z, SFS_CBLOCK, (off_t)sfs_fmt_block_offset(b)) == SFS_CBLOCK);
+}
+
+/* Holes: when a file turns sparse, what they cost, what a zeroed block means. */
+static void test_sparse(void)
+{
+	struct sfs_file f;
+	const uint64_t big = (5ull << 30) + 12345; /* past 4 GiB */
+	uint64_t size;
+
+	/* A gap shorter than a block is sealed zeros: the file stays kind 0. */
+	new_file(&f, 0x55);
+	msize = 0;
+	do_write(&f, 100, 10);
+	do_write(&f, 2 * SFS_BLOCK - 5, 10);
+	do_truncate(&f, 3 * SFS_BLOCK + 7);
+	verify(&f, 0, "short gaps");
+	CHECK(!f.sparse);
+	/* ...so a block zeroed in the store is tampering: EIO, not zeros. */
+	zero_block(f.fd, 1);
+	expect_bad(&f, SFS_BLOCK, 1, 1);
+	/* A gap of a whole block turns it sparse; nothing else changes. */
+	REQUIRE(sfs_file_write(&f, model + SFS_BLOCK, SFS_BLOCK, SFS_BLOCK) == SFS_BLOCK);
+	do_truncate(&f, 64 * SFS_BLOCK);
+	CHECK(f.sparse);
+	verify(&f, 1, "truncate up 61 blocks");
+	CHECK(allocated(f.fd) < 16 * SFS_BLOCK);
+	/* In a sparse file a zeroed block reads as a hole (see doc/format.md). */
+	zero_block(f.fd, 1);
+	memset(model + SFS_BLOCK, 0, SFS_BLOCK);
+	verify(&f, 2, "zeroed block of a sparse file");
+	/* Writing into a hole, then punching it again. */
+	do_write(&f, 20 * SFS_BLOCK + 5, 3 * SFS_BLOCK);
+	verify(&f, 3, "write into a hole");
+	do_fallocate(&f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 20 * SFS_BLOCK + 100,
+		     2 * SFS_BLOCK);
+	verify(&f, 4, "punch inside data");
+	close(f.fd);
+
+	/* A punched range frees its blocks; its edges keep their bytes. */
+	new_file(&f, 0x66);
+	msize = 0;
+	do_write(&f, 0, 64 * SFS_BLOCK + 100);
+	uint64_t full = allocated(f.fd);
+	do_fallocate(&f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 10 * SFS_BLOCK + 1,
+		     40 * SFS_BLOCK);
+	verify(&f, 5, "punch 40 blocks");
+	CHECK(allocated(f.fd) + 37 * SFS_BLOCK <= full); /* 39 stored blocks, cut to whole fs blocks */
+	/* ...and to EOF, the partial last block included. */
+	do_fallocate(&f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 60 * SFS_BLOCK,
+		     10 * SFS_BLOCK);
+	verify(&f, 6, "punch to EOF");
+	/* Allocation reserves space and changes no byte; mode 0 grows the size. */
+	uint64_t before = allocated(f.fd);
+	do_fallocate(&f, FALLOC_FL_KEEP_SIZE, msize, 32 * SFS_BLOCK);
+	verify(&f, 7, "keep-size allocation");
+	CHECK(allocated(f.fd) >= before + 32 * SFS_BLOCK);
+	do_fallocate(&f, 0, 30 * SFS_BLOCK, 100 * SFS_BLOCK);
+	verify(&f, 8, "allocation past EOF");
+	/* Modes the kernel knows but a sealed file cannot do. */
+	CHECK_EQ(sfs_file_fallocate(&f, FALLOC_FL_PUNCH_HOLE, 0, 10), -EOPNOTSUPP);
+	CHECK_EQ(sfs_file_fallocate(&f, FALLOC_FL_COLLAPSE_RANGE, 0, SFS_BLOCK), -EOPNOTSUPP);
+	CHECK_EQ(sfs_file_fallocate(&f, FALLOC_FL_INSERT_RANGE, 0, SFS_BLOCK), -EOPNOTSUPP);
+	CHECK_EQ(sfs_file_fallocate(&f, 0, 0, 0), -EINVAL);
+	close(f.fd);
+
+	/* Past 4 GiB: offsets are 64-bit all the way, and the hole costs nothing. */
+	new_file(&f, 0x77);
+	REQUIRE(sfs_file_write(&f, "head", 4, 0) == 4);
+	CHECK_EQ(sfs_file_write(&f, "tail of a big file", 18, big), 18);
+	CHECK(f.sparse);
+	CHECK_EQ(sfs_file_size(f.fd, &size), 0);
+	CHECK(size == big + 18);
+	CHECK_EQ(sfs_file_read(&f, buf, 30, big - 6), 24);
+	CHECK_MEM(buf, "\0\0\0\0\0\0tail of a big file", 24);
+	CHECK_EQ(sfs_file_read(&f, buf, 8, 0), 8);
+	CHECK_MEM(buf, "head\0\0\0\0", 8);
+	CHECK_EQ(sfs_file_read(&f, buf, 3 * SFS_BLOCK, 3ull << 30), 3 * SFS_BLOCK);
+	CHECK(buf[0] == 0 && memcmp(buf, buf + 1, 3 * SFS_BLOCK - 1) == 0);
+	CHECK(allocated(f.fd) < 64 * 1024);
+	CHECK_EQ(sfs_file_truncate(&f, 4), 0);
+	CHECK_EQ(sfs_file_read(&f, buf, 10, 0), 4);
+	close(f.fd);
+}
+
 /* A random byte flipped anywhere, random reads: each errors or equals the model. */
 static void test_fuzz(void)
 {
@@ -322,6 +460,7 @@ int main(void)
 	test_model();
 	test_tamper();
 	test_fuzz();
+	test_sparse();
 	free(model);
 	free(buf);
 	sfs_keys_free(keys);

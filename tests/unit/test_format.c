@@ -64,12 +64,27 @@ static void test_header(void)
 	CHECK_EQ(sfs_fmt_header_unpack(h, sizeof(h), SFS_MAGIC_FILE, id, &got, keys),
 		 -EPROTONOSUPPORT);
 	h[4] = 1;
-	h[6] = 2; /* unknown kind */
+	h[6] = 3; /* unknown kind */
 	CHECK_EQ(sfs_fmt_header_unpack(h, sizeof(h), SFS_MAGIC_FILE, id, &got, keys),
 		 -EPROTONOSUPPORT);
+	h[7] = 1, h[6] = 0; /* kind 256 */
+	CHECK_EQ(sfs_fmt_header_unpack(h, sizeof(h), SFS_MAGIC_FILE, id, &got, keys),
+		 -EPROTONOSUPPORT);
+	h[7] = 0;
 	h[6] = 1; /* a log: known, but bound to the header (kind 0 was sealed) */
 	CHECK_EQ(sfs_fmt_header_unpack(h, sizeof(h), SFS_MAGIC_FILE, id, &got, keys), -EBADMSG);
+	h[6] = 2; /* sparse: the same */
+	CHECK_EQ(sfs_fmt_header_unpack(h, sizeof(h), SFS_MAGIC_FILE, id, &got, keys), -EBADMSG);
 	h[6] = 0;
+	/* Kind 2 round-trips for files, with its public bytes. */
+	a.kind = SFS_KIND_SPARSE;
+	sfs_fmt_header_pack(h, SFS_MAGIC_FILE, file_id, &a, keys);
+	CHECK_HEX(h, "5346534601000200", 8);
+	CHECK_EQ(sfs_fmt_header_unpack(h, sizeof(h), SFS_MAGIC_FILE, id, &got, keys), 0);
+	CHECK_EQ(got.kind, SFS_KIND_SPARSE);
+	memcpy(h, "SFSD", 4);
+	CHECK_EQ(sfs_fmt_header_unpack(h, sizeof(h), SFS_MAGIC_DIR, id, &got, keys),
+		 -EPROTONOSUPPORT);
 	/* Kind 1 round-trips for files; directories have no kind but 0. */
 	a.kind = SFS_KIND_LOG;
 	sfs_fmt_header_pack(h, SFS_MAGIC_FILE, file_id, &a, keys);

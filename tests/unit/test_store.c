@@ -218,6 +218,40 @@ static void test_metadata_new(void)
 	free(text);
 }
 
+/* The document rules: event lines and metadata.json replacements. */
+static void test_documents(void)
+{
+	static const char *good[] = {"{}", "{\"type\":\"note\"}", " {\"a\": [1, {\"b\": null}]} "};
+	static const char *bad[] = {"", "[]", "1", "\"x\"", "null", "{", "{} {}", "{\"a\":1}x",
+				    "{\"a\":\"\\ud800\"}"};
+	const char *old = "{\"id\":\"INC-1234\",\"created\":\"2026-01-01T00:00:00Z\"}";
+	int line;
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		CHECK(sfs_store_event_line_ok(good[i], strlen(good[i])));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK(!sfs_store_event_line_ok(bad[i], strlen(bad[i])));
+	/* A line is judged by its length, not by a NUL. */
+	CHECK(!sfs_store_event_line_ok("{}\0{}", 5));
+
+	CHECK(sfs_store_metadata_check("INC-1234", old, strlen(old), NULL, 0, &line) == NULL);
+	CHECK(sfs_store_metadata_check("INC-1234", old, strlen(old), old, strlen(old), &line) ==
+	      NULL);
+	CHECK_STR(sfs_store_metadata_check("INC-1234", "{\n\"id\":", 8, old, strlen(old), &line),
+		  "not valid JSON");
+	CHECK_EQ(line, 2);
+	CHECK_STR(sfs_store_metadata_check("INC-1234", "[1]", 3, old, strlen(old), &line),
+		  "not a JSON object");
+	CHECK_STR(sfs_store_metadata_check("INC-1235", old, strlen(old), NULL, 0, &line),
+		  "\"id\" changed");
+	CHECK_STR(sfs_store_metadata_check("INC-1234", "{\"id\":\"INC-1234\"}", 17, old,
+					   strlen(old), &line),
+		  "\"created\" changed");
+	/* An old document that cannot be read does not pin "created". */
+	CHECK(sfs_store_metadata_check("INC-1234", "{\"id\":\"INC-1234\"}", 17, "{", 1, &line) ==
+	      NULL);
+}
+
 int main(void)
 {
 	REQUIRE(sfs_crypto_init() == 0);
@@ -226,6 +260,7 @@ int main(void)
 	test_refusals();
 	test_ids();
 	test_metadata_new();
+	test_documents();
 	CHECK_EQ(sfs_remove_tree(AT_FDCWD, top), 0);
 	return check_done();
 }

@@ -1,0 +1,396 @@
+/*
+ * ops_xattr.c - FUSE operations on extended attributes (-o xattr):
+ * getxattr, setxattr, listxattr, removexattr; and dropping a node's
+ * attributes when its last link goes.
+ *
+ * Only "user." attributes exist, on the files and directories of unlocked
+ * sessions, sealed per node by lib/xattr.c (names kept without the prefix).
+ * Every other namespace is answered at once, without entering a session
+ * or touching the store: ls -l asks security.selinux and
+ * system.posix_acl_access of every file, and the kernel asks
+ * security.capability before every write. Without -o xattr every
+ * operation replies ENOSYS, which the kernel remembers for the mount: it
+ * never asks again, so ls -l and writes pay nothing.
+ *
+ * A node's read-modify-write runs under one of XMU_STRIPES mutexes picked
+ * by its id; it is taken inside an operation (session->rw held for
+ * reading), after inode->mu is released, and nothing is taken under it.
+ */
+#include "ops.h"
+#include "xattr.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#define USER_PREFIX "user."
+#define USER_PREFIX_LEN (sizeof(USER_PREFIX) - 1)
+#define XMU_STRIPES 64
+
+static pthread_mutex_t xmu[XMU_STRIPES];
+static pthread_once_t xmu_once = PTHREAD_ONCE_INIT;
+
+static void xmu_init(void)
+{
+	for (int i = 0; i < XMU_STRIPES; i++)
+		pthread_mutex_init(&xmu[i], NULL);
+}
+
+static pthread_mutex_t *xmu_of(const unsigned char id[SFS_ID_BYTES])
+{
+	pthread_once(&xmu_once, xmu_init);
+	return &xmu[id[0] % XMU_STRIPES];
+}
+
+/*
+ * Is @name in the one namespace stored? A get, set or remove in any other
+ * is EOPNOTSUPP, as on a file system without it (ext4 -o noacl for POSIX
+ * ACLs): ls and cp take that as "no label, no ACL", and ls stops asking
+ * for the rest of the listing.
+ */
+static bool is_user(const char *name)
+{
+	return strncmp(name, USER_PREFIX, USER_PREFIX_LEN) == 0;
+}
+
+/* The session root of @s (the tree's backing directory): an O_PATH fd or -errno. */
+static int open_root(struct sfs_session *s)
+{
+	int fd = openat(s->cfd, SFS_ROOT_NAME, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	return fd < 0 ? sfs_neg_errno() : fd;
+}
+
+/*
+ * The id under which @in's attributes are stored: 0; -EIO its header is
+ * damaged; -ENODATA it can have none (a symlink; metadata.json, which every
+ * write replaces by a new node).
+ */
+static int node_id(struct sfs_inode *in, unsigned char id[SFS_ID_BYTES])
+{
+	int rc = 0;
+
+	if ((in->type != S_IFREG && in->type != S_IFDIR) || in->special == SFS_SP_META)
+		return -ENODATA;
+	pthread_mutex_lock(&in->mu);
+	if (in->bad || !in->loaded)
+		rc = -EIO;
+	else
+		memcpy(id, in->id, SFS_ID_BYTES);
+	pthread_mutex_unlock(&in->mu);
+	return rc;
+}
+
+/* Load @in's attributes (session entered); damage is logged. */
+static int load(struct sfs_inode *in, const unsigned char id[SFS_ID_BYTES],
+		const struct sfs_keys *keys, struct sfs_xattrs *x)
+{
+	int rootfd = open_root(in->sess), rc;
+
+	if (rootfd < 0)
+		return rootfd;
+	rc = sfs_xattr_load(rootfd, id, keys, x);
+	close(rootfd);
+	if (rc == -EBADMSG || rc == -EUCLEAN || rc == -EPROTONOSUPPORT)
+		sfs_log_corrupt(in, "extended attributes", -1);
+	return rc;
+}
+
+/* Changing attributes changes ctime, not mtime, as on ext4: chmod the backing node to its mode. */
+static void touch_ctime(struct sfs_inode *in)
+{
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", in->fd);
+	if (fstat(in->fd, &st) == 0)
+		chmod(path, st.st_mode & 07777);
+}
+
+void sfs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct sfs_inode *in = sfs_inode_of(ino);
+	unsigned char id[SFS_ID_BYTES];
+	struct sfs_xattrs x = {0};
+	const struct sfs_keys *keys;
+	const unsigned char *value;
+	size_t len;
+	int rc;
+
+	if (!sfs->opts.xattr) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	if (!is_user(name)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	if (!sfs_in_session(in)) {
+		fuse_reply_err(req, ENODATA); /* outside sessions there are none */
+		return;
+	}
+	rc = sfs_enter_node(in, &keys);
+	if (rc < 0) {
+		sfs_reply_err(req, rc);
+		return;
+	}
+	rc = node_id(in, id);
+	if (rc == 0)
+		rc = load(in, id, keys, &x);
+	sfs_session_leave(in->sess);
+	if (rc == 0)
+		rc = sfs_xattr_get(&x, name + USER_PREFIX_LEN, &value, &len);
+	if (rc < 0)
+		sfs_reply_err(req, rc);
+	else if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, (const char *)value, len);
+	sfs_xattrs_free(&x);
+}
+
+/* Load, change (@value NULL: remove) and store @in's attributes, serialised per node. */
+static int modify(struct sfs_inode *in, const char *name, const char *value, size_t size, int flags,
+		  const struct sfs_keys *keys)
+{
+	unsigned char id[SFS_ID_BYTES];
+	struct sfs_xattrs x = {0};
+	pthread_mutex_t *mu;
+	int xflags = ((flags & XATTR_CREATE) ? SFS_XATTR_CREATE : 0) |
+		     ((flags & XATTR_REPLACE) ? SFS_XATTR_REPLACE : 0);
+	struct stat st;
+	int rootfd, rc;
+
+	rc = node_id(in, id);
+	if (rc < 0)
+		return rc == -ENODATA && value ? -EPERM : rc;
+	/* A removed directory keeps no attributes (its blob went with it). */
+	if (in->type == S_IFDIR && fstat(in->fd, &st) == 0 && st.st_nlink == 0)
+		return -ENOENT;
+	rootfd = open_root(in->sess);
+	if (rootfd < 0)
+		return rootfd;
+	mu = xmu_of(id);
+	pthread_mutex_lock(mu);
+	rc = sfs_xattr_load(rootfd, id, keys, &x);
+	if (rc == 0 && value)
+		rc = sfs_xattr_set(&x, name, value, size, xflags, USER_PREFIX_LEN);
+	else if (rc == 0)
+		rc = sfs_xattr_del(&x, name);
+	if (rc == 0)
+		rc = sfs_xattr_store(rootfd, id, keys, &x);
+	pthread_mutex_unlock(mu);
+	close(rootfd);
+	sfs_xattrs_free(&x);
+	if (rc == -EBADMSG || rc == -EUCLEAN || rc == -EPROTONOSUPPORT)
+		sfs_log_corrupt(in, "extended attributes", -1);
+	if (rc == 0)
+		touch_ctime(in);
+	return rc;
+}
+
+void sfs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+		     size_t size, int flags)
+{
+	struct sfs_inode *in = sfs_inode_of(ino);
+	const struct sfs_keys *keys;
+	int rc;
+
+	if (!sfs->opts.xattr) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	if (!is_user(name)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	if (!sfs_in_session(in)) {
+		fuse_reply_err(req, EPERM); /* nothing is stored outside sessions */
+		return;
+	}
+	rc = sfs_enter_node(in, &keys);
+	if (rc < 0) {
+		sfs_reply_err(req, rc);
+		return;
+	}
+	rc = modify(in, name + USER_PREFIX_LEN, value ? value : "", size, flags, keys);
+	if (rc == 0)
+		sfs_session_changed(in->sess);
+	sfs_session_leave(in->sess);
+	fuse_reply_err(req, sfs_errno_out(rc));
+}
+
+void sfs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct sfs_inode *in = sfs_inode_of(ino);
+	unsigned char id[SFS_ID_BYTES];
+	struct sfs_xattrs x = {0};
+	const struct sfs_keys *keys;
+	char *buf = NULL;
+	ssize_t n = 0;
+	int rc;
+
+	if (!sfs->opts.xattr) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	if (sfs_in_session(in)) {
+		rc = sfs_enter_node(in, &keys);
+		if (rc < 0) {
+			sfs_reply_err(req, rc);
+			return;
+		}
+		rc = node_id(in, id);
+		if (rc == 0)
+			rc = load(in, id, keys, &x);
+		else if (rc == -ENODATA)
+			rc = 0; /* no attributes: an empty list */
+		sfs_session_leave(in->sess);
+		if (rc < 0) {
+			sfs_reply_err(req, rc);
+			return;
+		}
+		n = sfs_xattr_list(&x, USER_PREFIX, NULL, 0);
+	}
+	if (size == 0) {
+		fuse_reply_xattr(req, (size_t)n);
+	} else if ((size_t)n > size) {
+		fuse_reply_err(req, ERANGE);
+	} else {
+		buf = malloc((size_t)n + 1);
+		if (!buf) {
+			fuse_reply_err(req, ENOMEM);
+		} else {
+			sfs_xattr_list(&x, USER_PREFIX, buf, (size_t)n + 1);
+			fuse_reply_buf(req, buf, (size_t)n);
+		}
+	}
+	if (buf) {
+		sodium_memzero(buf, (size_t)n);
+		free(buf);
+	}
+	sfs_xattrs_free(&x);
+}
+
+void sfs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct sfs_inode *in = sfs_inode_of(ino);
+	const struct sfs_keys *keys;
+	int rc;
+
+	if (!sfs->opts.xattr) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	if (!is_user(name)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	if (!sfs_in_session(in)) {
+		fuse_reply_err(req, ENODATA); /* there are none outside sessions */
+		return;
+	}
+	rc = sfs_enter_node(in, &keys);
+	if (rc < 0) {
+		sfs_reply_err(req, rc);
+		return;
+	}
+	rc = modify(in, name + USER_PREFIX_LEN, NULL, 0, 0, keys);
+	if (rc == 0)
+		sfs_session_changed(in->sess);
+	sfs_session_leave(in->sess);
+	fuse_reply_err(req, sfs_errno_out(rc));
+}
+
+/* Has any node of @s ever had attributes (does its root hold .sfsx)? */
+static bool session_has_xattrs(struct sfs_session *s)
+{
+	char path[sizeof(SFS_ROOT_NAME) + sizeof(SFS_XATTR_DIR)];
+
+	snprintf(path, sizeof(path), "%s/%s", SFS_ROOT_NAME, SFS_XATTR_DIR);
+	return faccessat(s->cfd, path, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+void sfs_xattr_victim(struct sfs_inode *p, const char *backing, struct sfs_xattr_victim *v)
+{
+	unsigned char hdr[SFS_HDR_BYTES];
+	struct stat st;
+	ssize_t n = -1;
+	int fd;
+
+	memset(v, 0, sizeof(*v));
+	if (!session_has_xattrs(p->sess) || fstatat(p->fd, backing, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return;
+	if (S_ISREG(st.st_mode) && st.st_nlink == 1) {
+		n = sfs_read_small(p->fd, backing, hdr, sizeof(hdr));
+	} else if (S_ISDIR(st.st_mode)) {
+		fd = openat(p->fd, backing, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0) {
+			n = sfs_read_small(fd, SFS_DIRHDR_NAME, hdr, sizeof(hdr));
+			close(fd);
+		}
+	}
+	if (n < 0 || sfs_fmt_header_id(hdr, (size_t)n, v->id) < 0)
+		return;
+	v->armed = true;
+	v->file = S_ISREG(st.st_mode);
+	v->dev = st.st_dev;
+	v->ino = st.st_ino;
+}
+
+/* Remove node @id's blob from session @s. */
+static void drop(struct sfs_session *s, const unsigned char id[SFS_ID_BYTES])
+{
+	pthread_mutex_t *mu = xmu_of(id);
+	int rootfd = open_root(s), rc;
+
+	if (rootfd < 0)
+		return;
+	pthread_mutex_lock(mu);
+	rc = sfs_xattr_remove(rootfd, id);
+	pthread_mutex_unlock(mu);
+	close(rootfd);
+	if (rc < 0)
+		sfs_log(LOG_WARNING,
+			"%s: cannot remove the extended attributes of a removed node: %s", s->id,
+			strerror(-rc));
+}
+
+void sfs_xattr_gone(struct sfs_session *s, const struct sfs_xattr_victim *v)
+{
+	fuse_ino_t ino;
+
+	if (!v->armed)
+		return;
+	/*
+	 * An open file keeps its attributes until its last close (getxattr
+	 * through the open descriptor still works, as on ext4). The kernel
+	 * holds the inode of a name it removes, so it cannot be forgotten
+	 * while we look. Without -o xattr nothing can read them: drop them now.
+	 */
+	if (v->file && sfs->opts.xattr) {
+		ino = sfs_inode_number(v->dev, v->ino);
+		if (ino && atomic_load(&sfs_inode_of(ino)->opens) > 0)
+			return;
+	}
+	drop(s, v->id);
+}
+
+void sfs_xattr_last_close(struct sfs_inode *in)
+{
+	unsigned char id[SFS_ID_BYTES];
+	struct stat st;
+
+	if (!sfs->opts.xattr || in->type != S_IFREG || fstat(in->fd, &st) < 0 || st.st_nlink > 0 ||
+	    node_id(in, id) < 0)
+		return;
+	drop(in->sess, id);
+}
