@@ -95,6 +95,8 @@ struct sfs_opts {
 	double idle_lock;  /* seconds; 0 = never */
 	char *idle_str;    /* idle_lock=DURATION as given */
 	int mountpoint_bad; /* MOUNTPOINT missing or not a directory */
+	int allow_other;    /* -o allow_other: implies default_permissions */
+	int default_permissions;
 };
 
 /* The mount. */
