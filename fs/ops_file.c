@@ -163,9 +163,11 @@ void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		    (in->special == SFS_SP_EVENTS || in->attrs.kind == SFS_KIND_LOG))
 			rc = -EPERM; /* append-only */
 		/* libfuse asks for atomic O_TRUNC: the open truncates (metadata.json: at commit). */
-		else if (fd >= 0 && trunc && in->special == SFS_SP_NONE)
+		else if (fd >= 0 && trunc && in->special == SFS_SP_NONE) {
 			rc = truncate_all(in, fd);
-		else
+			if (rc == 0)
+				rc = sfs_kill_setid_node(req, in, fd, true, keys);
+		} else
 			rc = fd;
 		if (rc >= 0)
 			rc = fh_new(in, fd, fi);
@@ -281,6 +283,8 @@ void sfs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, 
 		off = (off_t)f.size;
 	n = rc < 0 ? rc : sfs_file_write(&f, buf, size, (uint64_t)off);
 	pthread_rwlock_unlock(&in->io);
+	if (n > 0 && (rc = sfs_kill_setid_node(req, in, f.fd, false, f.keys)) < 0)
+		n = rc;
 	if (n >= 0)
 		sfs_session_changed(in->sess);
 	sfs_session_leave(in->sess);
