@@ -277,14 +277,18 @@ void sfs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, 
 	}
 	f.fd = fh_of(fi)->fd;
 	memcpy(f.id, in->id, SFS_ID_BYTES);
-	pthread_rwlock_wrlock(&in->io);
-	rc = sfs_file_size(f.fd, &f.size);
-	if (rc == 0 && (fi->flags & O_APPEND))
-		off = (off_t)f.size;
-	n = rc < 0 ? rc : sfs_file_write(&f, buf, size, (uint64_t)off);
-	pthread_rwlock_unlock(&in->io);
-	if (n > 0 && (rc = sfs_kill_setid_node(req, in, f.fd, false, f.keys)) < 0)
+	/* Set-id bits go before the data changes, as in the kernel. */
+	rc = size ? sfs_kill_setid_node(req, in, f.fd, false, f.keys) : 0;
+	if (rc == 0) {
+		pthread_rwlock_wrlock(&in->io);
+		rc = sfs_file_size(f.fd, &f.size);
+		if (rc == 0 && (fi->flags & O_APPEND))
+			off = (off_t)f.size;
+		n = rc < 0 ? rc : sfs_file_write(&f, buf, size, (uint64_t)off);
+		pthread_rwlock_unlock(&in->io);
+	} else {
 		n = rc;
+	}
 	if (n >= 0)
 		sfs_session_changed(in->sess);
 	sfs_session_leave(in->sess);
