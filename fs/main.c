@@ -197,6 +197,7 @@ int main(int argc, char **argv)
 	struct fuse_cmdline_opts cmd = {0};
 	char *store = NULL, *fsname = NULL, *optstr = NULL;
 	int rc = EXIT_USAGE;
+	bool add_dp;
 
 	sfs = &the_fs;
 	sfs->storefd = sfs->topfd[0] = sfs->topfd[1] = -1;
@@ -247,10 +248,12 @@ int main(int argc, char **argv)
 	 * user could read any file of an unlocked session. The kernel checks
 	 * them with default_permissions, so allow_other brings it along.
 	 */
+	add_dp = sfs->opts.allow_other && !sfs->opts.default_permissions;
+	if (add_dp)
+		sfs->opts.default_permissions = 1;
 	if (asprintf(&fsname, "fsname=%s,subtype=sessionfs", sfs->store_path) < 0 ||
 	    fuse_opt_add_opt_escaped(&optstr, fsname) < 0 ||
-	    (sfs->opts.allow_other && !sfs->opts.default_permissions &&
-	     fuse_opt_add_opt(&optstr, "default_permissions") < 0) ||
+	    (add_dp && fuse_opt_add_opt(&optstr, "default_permissions") < 0) ||
 	    fuse_opt_add_arg(&args, "-o") < 0 ||
 	    fuse_opt_add_arg(&args, optstr) < 0)
 		goto out;

@@ -406,6 +406,15 @@ static int setattr_node(fuse_req_t req, struct sfs_inode *in, struct stat *attr,
 		a = in->attrs;
 		pthread_mutex_unlock(&in->mu);
 		old_gid = a.gid;
+		/*
+		 * Without default_permissions the kernel keeps S_ISVTX out of its
+		 * copy of a file's mode, so the mode it sends with a chown or a
+		 * truncate, to clear set-id bits, lacks it: ours stays.
+		 */
+		if ((to_set & FUSE_SET_ATTR_MODE) && in->type == S_IFREG &&
+		    (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE)) &&
+		    !sfs->opts.default_permissions)
+			attr->st_mode |= a.mode & S_ISVTX;
 		if (to_set & FUSE_SET_ATTR_MODE)
 			a.mode = (uint32_t)((a.mode & S_IFMT) | (attr->st_mode & 07777));
 		if (to_set & FUSE_SET_ATTR_UID)

@@ -331,15 +331,17 @@ class Base:
     def test_chown_by_root(self):
         def run(base):
             out = {}
+            # Without default_permissions the kernel keeps S_ISVTX out of a
+            # FUSE inode's mode, and the mode it sends to clear set-id bits at
+            # chown lacks it: sessionfs puts it back (7777, 7767), except at
+            # chown(-1, -1), where that mode comes alone, as from a chmod.
             modes = (0o6777, 0o6767, 0o6755, 0o2755, 0o2745, 0o4755, 0o7777, 0o7767, 0o1755)
-            if not self.OTHERS:
-                # Without default_permissions the kernel keeps S_ISVTX out of
-                # a FUSE inode's mode, so the mode it sends to clear the
-                # set-id bits at chown lacks it too (not so on ext4).
-                modes = tuple(m for m in modes if not (m & 0o1000 and m & 0o6000))
             targets = ((U1, G1), (U1, -1), (-1, G1), (-1, -1), (0, 0))
             for m in modes:
                 for uid, gid in targets:
+                    if (not self.OTHERS and uid == gid == -1 and m & 0o1000
+                            and m & 0o6000):
+                        continue
                     p = mkfile(os.path.join(base, "f%04o-%d-%d" % (m, uid, gid)), m)
                     res = outcome(lambda: os.chown(p, uid, gid))
                     out["file %04o chown %d %d" % (m, uid, gid)] = [res, mode(p), owner(p)]
