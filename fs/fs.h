@@ -98,6 +98,8 @@ struct sfs_opts {
 	char *idle_str;    /* idle_lock=DURATION as given */
 	int mountpoint_bad; /* MOUNTPOINT missing or not a directory */
 	int xattr;         /* -o xattr: user.* extended attributes (ops_xattr.c) */
+	int allow_other;    /* -o allow_other: implies default_permissions */
+	int default_permissions; /* given, or implied by allow_other */
 };
 
 /* The mount. */

@@ -32,10 +32,14 @@ enum {
 struct sfs_fs *sfs;
 static struct sfs_fs the_fs;
 
+enum { KEY_ALLOW_OTHER = 1, KEY_DEFAULT_PERMISSIONS };
+
 #define SFS_OPT(t, p, v) {t, offsetof(struct sfs_opts, p), v}
 static const struct fuse_opt sfs_opt_spec[] = {
 	SFS_OPT("idle_lock=%s", idle_str, 0),
 	SFS_OPT("xattr", xattr, 1),
+	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
+	FUSE_OPT_KEY("default_permissions", KEY_DEFAULT_PERMISSIONS),
 	FUSE_OPT_END,
 };
 
@@ -47,8 +51,8 @@ static void usage(FILE *out)
 		"sessionfs options:\n"
 		"    -o idle_lock=DURATION  lock sessions idle this long (default 15m; 0 = never;\n"
 		"                           units s, m, h; a bare number is seconds)\n"
-		"    -o allow_other         let other users in (checked by mode bits with\n"
-		"                           -o default_permissions)\n"
+		"    -o allow_other         let other users in (implies default_permissions:\n"
+		"                           the kernel checks the files' modes and owners)\n"
 		"    -o dev                 let device nodes in sessions be opened (root only;\n"
 		"                           the default is nodev, as for every FUSE mount)\n"
 		"    -o xattr               user.* extended attributes inside sessions, stored\n"
@@ -66,6 +70,11 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	struct stat st;
 
 	(void)outargs;
+	/* Both stay for libfuse; noted to add the second to the first. */
+	if (key == KEY_ALLOW_OTHER)
+		o->allow_other = 1;
+	if (key == KEY_DEFAULT_PERMISSIONS)
+		o->default_permissions = 1;
 	if (key != FUSE_OPT_KEY_NONOPT)
 		return 1;
 	if (!o->store) {
@@ -194,6 +203,7 @@ int main(int argc, char **argv)
 	struct fuse_cmdline_opts cmd = {0};
 	char *store = NULL, *fsname = NULL, *optstr = NULL;
 	int rc = EXIT_USAGE;
+	bool add_dp;
 
 	sfs = &the_fs;
 	sfs->storefd = sfs->topfd[0] = sfs->topfd[1] = -1;
@@ -239,8 +249,18 @@ int main(int argc, char **argv)
 	if (rc != EXIT_OK)
 		goto out;
 	rc = EXIT_FAIL;
+	/*
+	 * sessionfs checks no permission itself: with allow_other alone, any
+	 * user could read any file of an unlocked session. The kernel checks
+	 * them with default_permissions, so allow_other brings it along.
+	 */
+	add_dp = sfs->opts.allow_other && !sfs->opts.default_permissions;
+	if (add_dp)
+		sfs->opts.default_permissions = 1;
 	if (asprintf(&fsname, "fsname=%s,subtype=sessionfs", sfs->store_path) < 0 ||
-	    fuse_opt_add_opt_escaped(&optstr, fsname) < 0 || fuse_opt_add_arg(&args, "-o") < 0 ||
+	    fuse_opt_add_opt_escaped(&optstr, fsname) < 0 ||
+	    (add_dp && fuse_opt_add_opt(&optstr, "default_permissions") < 0) ||
+	    fuse_opt_add_arg(&args, "-o") < 0 ||
 	    fuse_opt_add_arg(&args, optstr) < 0)
 		goto out;
 	sfs->se = fuse_session_new(&args, &sfs_ops, sizeof(sfs_ops), NULL);

@@ -17,6 +17,13 @@ static void sfs_op_init(void *userdata, struct fuse_conn_info *conn)
 	if (conn->capable & FUSE_CAP_ASYNC_READ)
 		conn->want |= FUSE_CAP_ASYNC_READ;
 	conn->want &= ~(unsigned)FUSE_CAP_POSIX_ACL;
+	/*
+	 * The kernel clears set-id bits at write, truncate and chown, and we
+	 * do what it misses (sfs_kill_setid). libfuse 3.14 sets this in want by
+	 * default without ever telling the kernel; a libfuse that did would
+	 * leave all of it to us.
+	 */
+	conn->want &= ~(unsigned)FUSE_CAP_HANDLE_KILLPRIV;
 }
 
 const struct fuse_lowlevel_ops sfs_ops = {

@@ -55,6 +55,23 @@ static inline bool sfs_in_session(const struct sfs_inode *in)
 	return in->kind == SFS_K_SESSION || in->kind == SFS_K_NODE;
 }
 
+/*
+ * Set-id bits the kernel leaves to us. libfuse 3.14 never passes
+ * FUSE_CAP_HANDLE_KILLPRIV to the kernel (and we do not want it), so the
+ * kernel clears S_ISUID, and S_ISGID with S_IXGRP, itself at write, truncate
+ * and chown. What it misses, and ext4 does: S_ISGID without S_IXGRP when the
+ * caller is not in the file's group (Linux 6.2's setattr_should_drop_sgid),
+ * and everything at open(O_TRUNC), which with atomic O_TRUNC sends no
+ * SETATTR. sfs_kill_setid: @mode without what ext4 drops for the caller of
+ * @req on a regular file of group @gid; @all adds the kernel's part (for
+ * O_TRUNC). Callers with uid 0 (taken as having CAP_FSETID) keep them.
+ * sfs_kill_setid_node: the same, stored into @in (@fd: an open backing
+ * descriptor or -1); 0 or -errno.
+ */
+mode_t sfs_kill_setid(fuse_req_t req, mode_t mode, gid_t gid, bool all);
+int sfs_kill_setid_node(fuse_req_t req, struct sfs_inode *in, int fd, bool all,
+			const struct sfs_keys *keys);
+
 /* Owner and group of a new node in @parent, per the request (setgid dirs honoured). */
 void sfs_new_owner(fuse_req_t req, struct sfs_inode *parent, struct sfs_attrs *a);
 

@@ -164,9 +164,11 @@ void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		    (in->special == SFS_SP_EVENTS || in->attrs.kind == SFS_KIND_LOG))
 			rc = -EPERM; /* append-only */
 		/* libfuse asks for atomic O_TRUNC: the open truncates (metadata.json: at commit). */
-		else if (fd >= 0 && trunc && in->special == SFS_SP_NONE)
+		else if (fd >= 0 && trunc && in->special == SFS_SP_NONE) {
 			rc = truncate_all(in, fd);
-		else
+			if (rc == 0)
+				rc = sfs_kill_setid_node(req, in, fd, true, keys);
+		} else
 			rc = fd;
 		if (rc >= 0)
 			rc = fh_new(in, fd, fi);
@@ -277,14 +279,20 @@ void sfs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, 
 	}
 	f.fd = fh_of(fi)->fd;
 	memcpy(f.id, in->id, SFS_ID_BYTES);
-	pthread_rwlock_wrlock(&in->io);
-	f.sparse = in->attrs.kind == SFS_KIND_SPARSE;
-	rc = sfs_file_size(f.fd, &f.size);
-	if (rc == 0 && (fi->flags & O_APPEND))
-		off = (off_t)f.size;
-	n = rc < 0 ? rc : sfs_file_write(&f, buf, size, (uint64_t)off);
-	sfs_node_note_sparse(in, f.sparse);
-	pthread_rwlock_unlock(&in->io);
+	/* Set-id bits go before the data changes, as in the kernel. */
+	rc = size ? sfs_kill_setid_node(req, in, f.fd, false, f.keys) : 0;
+	if (rc == 0) {
+		pthread_rwlock_wrlock(&in->io);
+		f.sparse = in->attrs.kind == SFS_KIND_SPARSE;
+		rc = sfs_file_size(f.fd, &f.size);
+		if (rc == 0 && (fi->flags & O_APPEND))
+			off = (off_t)f.size;
+		n = rc < 0 ? rc : sfs_file_write(&f, buf, size, (uint64_t)off);
+		sfs_node_note_sparse(in, f.sparse);
+		pthread_rwlock_unlock(&in->io);
+	} else {
+		n = rc;
+	}
 	if (n >= 0)
 		sfs_session_changed(in->sess);
 	sfs_session_leave(in->sess);

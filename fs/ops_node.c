@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
 #include <syslog.h>
@@ -61,6 +62,59 @@ void sfs_new_owner(fuse_req_t req, struct sfs_inode *parent, struct sfs_attrs *a
 	}
 	pthread_mutex_unlock(&parent->mu);
 	a->rdev = 0;
+}
+
+/* Is the caller of @req in group @gid (its fsgid or a supplementary group)? */
+static bool caller_in_group(fuse_req_t req, gid_t gid)
+{
+	gid_t some[64], *list = some;
+	bool in = fuse_req_ctx(req)->gid == gid;
+	int n;
+
+	if (in)
+		return true;
+	n = fuse_req_getgroups(req, 64, some);
+	if (n > 64) {
+		list = calloc((size_t)n, sizeof(*list));
+		n = list ? fuse_req_getgroups(req, n, list) : -ENOMEM;
+	}
+	for (int i = 0; i < n && !in; i++)
+		in = list[i] == gid;
+	if (list != some)
+		free(list);
+	return in;
+}
+
+mode_t sfs_kill_setid(fuse_req_t req, mode_t mode, gid_t gid, bool all)
+{
+	if (!S_ISREG(mode) || !(mode & (S_ISUID | S_ISGID)) || fuse_req_ctx(req)->uid == 0)
+		return mode;
+	if (all) {
+		mode &= ~(mode_t)S_ISUID;
+		if (mode & S_IXGRP)
+			mode &= ~(mode_t)S_ISGID;
+	}
+	if ((mode & S_ISGID) && !(mode & S_IXGRP) && !caller_in_group(req, gid))
+		mode &= ~(mode_t)S_ISGID;
+	return mode;
+}
+
+int sfs_kill_setid_node(fuse_req_t req, struct sfs_inode *in, int fd, bool all,
+			const struct sfs_keys *keys)
+{
+	struct sfs_attrs a;
+	uint32_t old;
+
+	pthread_mutex_lock(&in->mu);
+	a = in->attrs;
+	pthread_mutex_unlock(&in->mu);
+	if (!(a.mode & (S_ISUID | S_ISGID)))
+		return 0;
+	old = a.mode;
+	a.mode = (uint32_t)sfs_kill_setid(req, a.mode, a.gid, all);
+	if (a.mode == old)
+		return 0;
+	return sfs_node_store_attrs(in, &a, fd, keys);
 }
 
 static void fill_timeouts(struct fuse_entry_param *e)
@@ -341,10 +395,12 @@ static int set_size(struct sfs_inode *in, off_t size, struct fuse_file_info *fi,
 	return rc;
 }
 
-static int setattr_node(struct sfs_inode *in, struct stat *attr, int to_set,
+static int setattr_node(fuse_req_t req, struct sfs_inode *in, struct stat *attr, int to_set,
 			struct fuse_file_info *fi, const struct sfs_keys *keys)
 {
+	int fd = fi ? ((struct sfs_fh *)(uintptr_t)fi->fh)->fd : -1;
 	struct sfs_attrs a;
+	gid_t old_gid;
 	int rc = 0;
 
 	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
@@ -353,16 +409,28 @@ static int setattr_node(struct sfs_inode *in, struct stat *attr, int to_set,
 		pthread_mutex_lock(&in->mu);
 		a = in->attrs;
 		pthread_mutex_unlock(&in->mu);
+		old_gid = a.gid;
+		/*
+		 * Without default_permissions the kernel keeps S_ISVTX out of its
+		 * copy of a file's mode, so the mode it sends with a chown or a
+		 * truncate, to clear set-id bits, lacks it: ours stays.
+		 */
+		if ((to_set & FUSE_SET_ATTR_MODE) && in->type == S_IFREG &&
+		    (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE)) &&
+		    !sfs->opts.default_permissions)
+			attr->st_mode |= a.mode & S_ISVTX;
 		if (to_set & FUSE_SET_ATTR_MODE)
 			a.mode = (uint32_t)((a.mode & S_IFMT) | (attr->st_mode & 07777));
 		if (to_set & FUSE_SET_ATTR_UID)
 			a.uid = attr->st_uid;
 		if (to_set & FUSE_SET_ATTR_GID)
 			a.gid = attr->st_gid;
+		/* chown: what the kernel leaves to us of clearing set-id bits */
+		if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
+			a.mode = (uint32_t)sfs_kill_setid(req, a.mode, old_gid, false);
 		if (in->bad)
 			return -EIO;
-		rc = sfs_node_store_attrs(in, &a,
-					  fi ? ((struct sfs_fh *)(uintptr_t)fi->fh)->fd : -1, keys);
+		rc = sfs_node_store_attrs(in, &a, fd, keys);
 	}
 	if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE)) {
 		if (in->special == SFS_SP_EVENTS)
@@ -372,6 +440,8 @@ static int setattr_node(struct sfs_inode *in, struct stat *attr, int to_set,
 				: -EINVAL; /* a cut document is no document */
 		else
 			rc = set_size(in, attr->st_size, fi, keys);
+		if (rc == 0 && in->special == SFS_SP_NONE)
+			rc = sfs_kill_setid_node(req, in, fd, false, keys);
 	}
 	if (rc == 0 && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
 				  FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)))
@@ -394,7 +464,7 @@ void sfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_se
 	} else {
 		rc = sfs_enter_node(in, &keys);
 		if (rc == 0) {
-			rc = setattr_node(in, attr, to_set, fi, keys);
+			rc = setattr_node(req, in, attr, to_set, fi, keys);
 			if (rc == 0 && in->special != SFS_SP_META)
 				sfs_session_changed(in->sess);
 			if (rc == 0)

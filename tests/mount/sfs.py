@@ -16,6 +16,7 @@ import faulthandler
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -32,8 +33,14 @@ MKFS = os.path.join(BUILD, "mkfs", "mkfs.sessionfs")
 # the daemon single-threaded). Empty by default: the tests test the default.
 EXTRA_ARGS = os.environ.get("SFS_EXTRA_ARGS", "").split()
 
-TIMEOUT = 60          # seconds, every subprocess
-MOUNT_WAIT = 30       # seconds, for a foreground mount to appear
+# A command the daemon runs under (tests/valgrind: "valgrind --leak-check=full
+# --error-exitcode=99 --log-file=..."): every mount starts WRAPPER sessionfs ...
+# Empty by default: the daemon runs as it is. A slow wrapper wants longer waits:
+# SFS_TIMEOUT and SFS_MOUNT_WAIT.
+WRAPPER = shlex.split(os.environ.get("SFS_DAEMON_WRAPPER", ""))
+
+TIMEOUT = int(os.environ.get("SFS_TIMEOUT", "60"))         # seconds, every subprocess
+MOUNT_WAIT = int(os.environ.get("SFS_MOUNT_WAIT", "30"))   # seconds, for a foreground mount
 ID_RE = re.compile(r"^INC-[0-9a-f]{4,16}$")
 ISO_Z_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 
@@ -124,7 +131,7 @@ class Mount:
         self.result = None  # daemon mode: the Result of sessionfs
 
     def args(self):
-        a = [SESSIONFS] + EXTRA_ARGS
+        a = WRAPPER + [SESSIONFS] + EXTRA_ARGS
         if self.foreground:
             a.append("-f")
         if self.opts:

@@ -69,9 +69,10 @@ else:
     SEEDS = list(range(1, int(os.environ.get("SFS_DIFF_SEEDS", "3")) + 1))
 FULL_EVERY = int(os.environ.get("SFS_DIFF_FULL_EVERY", "25"))
 # How issue 4's conformance suites mount. Without default_permissions the
-# kernel keeps S_ISVTX out of a FUSE inode's i_mode, so a chown that clears
-# set-id bits also drops the sticky bit of a regular file (not so on ext4):
-# SFS_DIFF_MOUNT_OPTS= (empty) tests that mount, without that chown case.
+# kernel keeps S_ISVTX out of a FUSE inode's i_mode, so the mode it sends to
+# clear set-id bits at chown lacks the sticky bit; sessionfs keeps it, except
+# at chown(-1, -1), where that mode comes alone, like a chmod (not so on
+# ext4): SFS_DIFF_MOUNT_OPTS= (empty) tests that mount, without that case.
 MOUNT_OPTS = os.environ.get("SFS_DIFF_MOUNT_OPTS", "allow_other,default_permissions")
 
 # Whether names of one inode share one st_ino (what tar, cp -a, rsync -H and
@@ -720,12 +721,12 @@ class Runner:
                     lambda s: os.chown(s.p(path), uid, gid, follow_symlinks=follow),
                     paths=[path])
             target = lambda: (os.stat if follow else os.lstat)(self.n.p(path))
-        if not MOUNT_OPTS:
+        if not MOUNT_OPTS and uid == gid == -1:
             # see MOUNT_OPTS: a set-id bit with the sticky bit loses both
             m = outcome(target)
             m = m[1].st_mode if m[0] == "ok" else 0
             if stat.S_ISREG(m) and m & stat.S_ISVTX and m & (stat.S_ISUID | stat.S_ISGID):
-                op = Op("(skipped: chown of a sticky set-id file)", lambda s: None)
+                op = Op("(skipped: chown(-1, -1) of a sticky set-id file)", lambda s: None)
         return op
 
     def op_utimens(self):
