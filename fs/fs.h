@@ -85,6 +85,8 @@ struct sfs_inode {
 	uint64_t linklen;         /* symlinks: plaintext target length */
 	enum sfs_special special; /* what its name at the session root makes it */
 	atomic_int opens;         /* open file handles */
+	int rwfd;                 /* regular files: read-write descriptor of the backing
+				   * file, shared by every open (-1 until the first) */
 
 	pthread_rwlock_t io;      /* content: readers share, writers exclusive */
 };
@@ -147,6 +149,13 @@ void sfs_inode_unref(struct sfs_inode *in, uint64_t n);
  * the kernel's FORGET).
  */
 void sfs_inode_release_space(dev_t dev, ino_t ino);
+/*
+ * The read-write descriptor of regular file @in, opened at the first call and
+ * kept (shared by every open file handle) until the inode is freed, so an
+ * open costs no openat. @fd, if not negative, is one the caller just opened
+ * read-write (a new file): taken over. The descriptor or -errno.
+ */
+int sfs_inode_rwfd(struct sfs_inode *in, int fd);
 /* FUSE inode number of backing node (@dev, @ino) if it has an inode, else 0. */
 fuse_ino_t sfs_inode_number(dev_t dev, ino_t ino);
 /* Mark the inode of backing node (@dev, @ino), if known, as @sp (after a rename). */

@@ -75,6 +75,8 @@ static void inode_free(struct sfs_inode *in)
 {
 	if (in->fd >= 0)
 		close(in->fd);
+	if (in->rwfd >= 0)
+		close(in->rwfd);
 	pthread_mutex_destroy(&in->mu);
 	pthread_rwlock_destroy(&in->io);
 	free(in);
@@ -93,6 +95,7 @@ struct sfs_inode *sfs_inode_get(int fd, const struct stat *st, enum sfs_kind kin
 	}
 	fresh->kind = kind;
 	fresh->fd = fd;
+	fresh->rwfd = -1;
 	fresh->bdev = st->st_dev;
 	fresh->bino = st->st_ino;
 	fresh->type = st->st_mode & S_IFMT;
@@ -140,6 +143,22 @@ void sfs_inode_unref(struct sfs_inode *in, uint64_t n)
 	sfs->itable_count--;
 	pthread_mutex_unlock(&sfs->itable_mu);
 	inode_free(in);
+}
+
+int sfs_inode_rwfd(struct sfs_inode *in, int fd)
+{
+	int rc;
+
+	pthread_mutex_lock(&in->mu);
+	if (in->rwfd < 0)
+		in->rwfd = fd >= 0 ? fd : sfs_reopen(in, O_RDWR);
+	else if (fd >= 0)
+		close(fd);
+	rc = in->rwfd;
+	if (in->rwfd < 0)
+		in->rwfd = -1; /* the error is returned, the next open tries again */
+	pthread_mutex_unlock(&in->mu);
+	return rc;
 }
 
 void sfs_inode_foreach(struct sfs_session *sess, void (*fn)(struct sfs_inode *, void *),

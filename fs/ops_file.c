@@ -24,14 +24,13 @@ static struct sfs_fh *fh_of(struct fuse_file_info *fi)
 	return (struct sfs_fh *)(uintptr_t)fi->fh;
 }
 
+/* A file handle on @in over its shared descriptor @fd (not owned). */
 static int fh_new(struct sfs_inode *in, int fd, struct fuse_file_info *fi)
 {
 	struct sfs_fh *fh = calloc(1, sizeof(*fh));
 
-	if (!fh) {
-		close(fd);
+	if (!fh)
 		return -ENOMEM;
-	}
 	fh->fd = fd;
 	fh->sess = in->sess;
 	atomic_fetch_add(&in->sess->open_files, 1);
@@ -99,7 +98,8 @@ static int do_create(fuse_req_t req, struct sfs_inode *p, const char *name, mode
 		return rc;
 	}
 	sfs_mark_special(p, name, e);
-	rc = fh_new(sfs_inode_of(e->ino), fd, fi);
+	fd = sfs_inode_rwfd(sfs_inode_of(e->ino), fd);
+	rc = fd < 0 ? fd : fh_new(sfs_inode_of(e->ino), fd, fi);
 	if (rc == 0 && sfs_inode_of(e->ino)->special == SFS_SP_META)
 		rc = sfs_meta_open(sfs_inode_of(e->ino), fh_of(fi), true, keys);
 	if (rc < 0)
@@ -158,7 +158,7 @@ void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		bool trunc = fi->flags & O_TRUNC;
 		bool writing = (fi->flags & O_ACCMODE) != O_RDONLY;
 
-		fd = sfs_reopen(in, O_RDWR);
+		fd = sfs_inode_rwfd(in, -1);
 		if (fd >= 0 && trunc &&
 		    (in->special == SFS_SP_EVENTS || in->attrs.kind == SFS_KIND_LOG))
 			rc = -EPERM; /* append-only */
@@ -169,8 +169,6 @@ void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			rc = fd;
 		if (rc >= 0)
 			rc = fh_new(in, fd, fi);
-		else if (fd >= 0)
-			close(fd);
 		if (rc >= 0 && in->special == SFS_SP_META && writing)
 			rc = sfs_meta_open(in, fh_of(fi), trunc, keys);
 		if (rc >= 0 && in->special != SFS_SP_NONE)
@@ -334,7 +332,6 @@ void sfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		sfs_log(LOG_NOTICE, "%s: a special file's last write was refused at close",
 			in->sess->id);
 	sfs_special_release(fh);
-	close(fh->fd);
 	atomic_fetch_sub(&fh->sess->open_files, 1);
 	atomic_fetch_sub(&in->opens, 1);
 	free(fh);
