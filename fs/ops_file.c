@@ -24,7 +24,12 @@ static struct sfs_fh *fh_of(struct fuse_file_info *fi)
 	return (struct sfs_fh *)(uintptr_t)fi->fh;
 }
 
-/* A file handle on @in over its shared descriptor @fd (not owned). */
+/*
+ * A file handle on @in over its shared descriptor @fd. A FLUSH round trip
+ * is only wanted where close must commit something: a special file open for
+ * writing (metadata.json's document, an unterminated events line). Ordinary
+ * writes reached the store before their WRITE was answered.
+ */
 static int fh_new(struct sfs_inode *in, int fd, struct fuse_file_info *fi)
 {
 	struct sfs_fh *fh = calloc(1, sizeof(*fh));
@@ -37,6 +42,7 @@ static int fh_new(struct sfs_inode *in, int fd, struct fuse_file_info *fi)
 	atomic_fetch_add(&in->opens, 1);
 	fi->fh = (uintptr_t)fh;
 	fi->keep_cache = 0; /* each open rereads: nothing stale survives a lock */
+	fi->noflush = in->special == SFS_SP_NONE || (fi->flags & O_ACCMODE) == O_RDONLY;
 	return 0;
 }
 
