@@ -283,11 +283,14 @@ void sfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 				in->kind == SFS_K_CTL || in->special != SFS_SP_NONE ? 0 : sfs->timeout);
 }
 
-/* Set times on a regular file or directory through its O_PATH descriptor. */
-static int set_times(struct sfs_inode *in, const struct stat *attr, int to_set)
+/*
+ * Set times on a node: through the open file's descriptor when there is one
+ * (futimens), else through the node's O_PATH descriptor.
+ */
+static int set_times(struct sfs_inode *in, const struct stat *attr, int to_set,
+		     struct fuse_file_info *fi)
 {
 	struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_OMIT}};
-	char path[64];
 
 	if (to_set & FUSE_SET_ATTR_ATIME_NOW)
 		ts[0].tv_nsec = UTIME_NOW;
@@ -297,10 +300,10 @@ static int set_times(struct sfs_inode *in, const struct stat *attr, int to_set)
 		ts[1].tv_nsec = UTIME_NOW;
 	else if (to_set & FUSE_SET_ATTR_MTIME)
 		ts[1] = attr->st_mtim;
-	if (in->type == S_IFLNK)
-		return utimensat(in->fd, "", ts, AT_EMPTY_PATH) < 0 ? sfs_neg_errno() : 0;
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", in->fd);
-	return utimensat(AT_FDCWD, path, ts, 0) < 0 ? sfs_neg_errno() : 0;
+	if (fi && in->type == S_IFREG)
+		return futimens(((struct sfs_fh *)(uintptr_t)fi->fh)->fd, ts) < 0 ? sfs_neg_errno()
+										   : 0;
+	return utimensat(in->fd, "", ts, AT_EMPTY_PATH) < 0 ? sfs_neg_errno() : 0;
 }
 
 static int set_size(struct sfs_inode *in, off_t size, struct fuse_file_info *fi,
@@ -340,14 +343,14 @@ static int set_size(struct sfs_inode *in, off_t size, struct fuse_file_info *fi,
 static int setattr_node(struct sfs_inode *in, struct stat *attr, int to_set,
 			struct fuse_file_info *fi, const struct sfs_keys *keys)
 {
-	struct sfs_attrs a;
+	struct sfs_attrs a, was;
 	int rc = 0;
 
 	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
 		if (in->type == S_IFLNK && (to_set & FUSE_SET_ATTR_MODE))
 			return -EOPNOTSUPP;
 		pthread_mutex_lock(&in->mu);
-		a = in->attrs;
+		a = was = in->attrs;
 		pthread_mutex_unlock(&in->mu);
 		if (to_set & FUSE_SET_ATTR_MODE)
 			a.mode = (uint32_t)((a.mode & S_IFMT) | (attr->st_mode & 07777));
@@ -357,8 +360,19 @@ static int setattr_node(struct sfs_inode *in, struct stat *attr, int to_set,
 			a.gid = attr->st_gid;
 		if (in->bad)
 			return -EIO;
-		rc = sfs_node_store_attrs(in, &a,
-					  fi ? ((struct sfs_fh *)(uintptr_t)fi->fh)->fd : -1, keys);
+		/*
+		 * Nothing changes (tar's chown to the owner a file already has,
+		 * its chmod to the mode it was made with): no header to reseal,
+		 * only ctime moves, as on ext4.
+		 */
+		if (a.mode == was.mode && a.uid == was.uid && a.gid == was.gid)
+			rc = fchownat(in->fd, "", (uid_t)-1, (gid_t)-1,
+				      AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0
+				     ? sfs_neg_errno()
+				     : 0;
+		else
+			rc = sfs_node_store_attrs(
+				in, &a, fi ? ((struct sfs_fh *)(uintptr_t)fi->fh)->fd : -1, keys);
 	}
 	if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE)) {
 		if (in->special == SFS_SP_EVENTS)
@@ -371,7 +385,7 @@ static int setattr_node(struct sfs_inode *in, struct stat *attr, int to_set,
 	}
 	if (rc == 0 && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
 				  FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)))
-		rc = set_times(in, attr, to_set);
+		rc = set_times(in, attr, to_set, fi);
 	return rc;
 }
 
