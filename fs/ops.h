@@ -9,6 +9,13 @@
 
 #include <dirent.h>
 
+/*
+ * Seconds the kernel may cache names and attributes of nodes inside a
+ * session (ops_node.c, cache_timeout): long enough that a listing's entries
+ * are still valid when ls, cat or rm come to them.
+ */
+#define SFS_NODE_TIMEOUT 10.0
+
 /* State of one open regular file inside a session. */
 struct sfs_fh {
 	int fd;                   /* backing file, read-write */

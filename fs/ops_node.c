@@ -63,10 +63,41 @@ void sfs_new_owner(fuse_req_t req, struct sfs_inode *parent, struct sfs_attrs *a
 	a->rdev = 0;
 }
 
-static void fill_timeouts(struct fuse_entry_param *e)
+/*
+ * How long the kernel may keep @in's name and attributes. Inside an unlocked
+ * session every change goes through this mount, where the kernel sees it,
+ * or is announced to it (metadata.json replaced, a lock): nodes keep
+ * SFS_NODE_TIMEOUT. The mount's own directories keep sfs->timeout (sessionctl
+ * new and delete change them behind the kernel's back), a session root that
+ * was never unlocked nothing (its first unlock shows its real attributes).
+ */
+static double cache_timeout(struct sfs_inode *in)
 {
-	e->attr_timeout = sfs->timeout;
-	e->entry_timeout = sfs->timeout;
+	bool loaded;
+
+	switch (in->kind) {
+	case SFS_K_NODE:
+		return SFS_NODE_TIMEOUT;
+	case SFS_K_SESSION:
+		pthread_mutex_lock(&in->mu);
+		loaded = in->loaded;
+		pthread_mutex_unlock(&in->mu);
+		return loaded ? sfs->timeout : 0;
+	default:
+		return sfs->timeout;
+	}
+}
+
+/* The same for attributes alone: the control file and special files keep none. */
+static double attr_timeout(struct sfs_inode *in)
+{
+	return in->kind == SFS_K_CTL || in->special != SFS_SP_NONE ? 0 : cache_timeout(in);
+}
+
+static void fill_timeouts(struct fuse_entry_param *e, struct sfs_inode *in)
+{
+	e->attr_timeout = attr_timeout(in);
+	e->entry_timeout = cache_timeout(in);
 }
 
 int sfs_make_entry(struct sfs_inode *parent, int fd, const struct sfs_keys *keys,
@@ -108,7 +139,7 @@ int sfs_make_entry(struct sfs_inode *parent, int fd, const struct sfs_keys *keys
 	}
 	memset(e, 0, offsetof(struct fuse_entry_param, attr));
 	e->ino = sfs_ino_of(in);
-	fill_timeouts(e);
+	fill_timeouts(e, in);
 	return 0;
 }
 
@@ -187,7 +218,7 @@ static int lookup_session(struct sfs_inode *top, const char *name, struct fuse_e
 	}
 	e->ino = sfs_ino_of(in);
 	e->generation = 0;
-	fill_timeouts(e);
+	fill_timeouts(e, in);
 	return 0;
 }
 
@@ -204,9 +235,7 @@ static int lookup_fixed(const char *name, struct fuse_entry_param *e)
 	else
 		return -ENOENT;
 	e->ino = sfs_ino_of(in);
-	fill_timeouts(e);
-	if (in == &sfs->ctl)
-		e->attr_timeout = 0;
+	fill_timeouts(e, in);
 	return sfs_node_stat(in, &e->attr);
 }
 
@@ -279,8 +308,7 @@ void sfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (rc < 0)
 		sfs_reply_err(req, rc);
 	else
-		fuse_reply_attr(req, &st,
-				in->kind == SFS_K_CTL || in->special != SFS_SP_NONE ? 0 : sfs->timeout);
+		fuse_reply_attr(req, &st, attr_timeout(in));
 }
 
 /*
@@ -415,7 +443,7 @@ void sfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_se
 	if (rc < 0)
 		sfs_reply_err(req, rc);
 	else
-		fuse_reply_attr(req, &st, sfs->timeout);
+		fuse_reply_attr(req, &st, attr_timeout(in));
 }
 
 void sfs_op_readlink(fuse_req_t req, fuse_ino_t ino)
