@@ -203,20 +203,28 @@ static void do_readdir(fuse_req_t req, bool plus, fuse_ino_t ino, size_t size, o
 		return;
 	}
 	if (in->kind == SFS_K_ROOT) {
-		pos = root_entries(req, plus, buf, size, off);
+		fuse_reply_buf(req, buf, root_entries(req, plus, buf, size, off));
 	} else if (in->kind == SFS_K_TOP) {
 		rc = list_dir(req, plus, in, dh->d, buf, size, off, NULL, &pos);
+		if (rc == 0)
+			fuse_reply_buf(req, buf, pos);
 	} else {
-		rc = sfs_session_enter(in->sess, &keys);
+		/*
+		 * Names are replied from inside the session, as reads
+		 * (ops_file.c); after the reply, only @s is used.
+		 */
+		struct sfs_session *s = in->sess;
+
+		rc = sfs_session_enter(s, &keys);
 		if (rc == 0) {
 			rc = list_dir(req, plus, in, dh->d, buf, size, off, keys, &pos);
-			sfs_session_leave(in->sess);
+			if (rc == 0)
+				fuse_reply_buf(req, buf, pos);
+			sfs_session_leave(s);
 		}
 	}
 	if (rc < 0)
 		sfs_reply_err(req, rc);
-	else
-		fuse_reply_buf(req, buf, pos);
 	free(buf);
 }
 

@@ -187,11 +187,19 @@ void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_open(req, fi);
 }
 
+/*
+ * Plaintext is replied from inside the session (before sfs_session_leave):
+ * the reply fills the kernel's page cache as it is written, so a lock, which
+ * waits for operations in flight and then drops that cache, never leaves a
+ * page behind that was read just before it. Once replied, @in may be
+ * forgotten and freed at any moment: only its session (never freed) is used.
+ */
 void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		 struct fuse_file_info *fi)
 {
 	struct sfs_inode *in = sfs_inode_of(ino);
 	struct sfs_file f = {.fd = -1};
+	struct sfs_session *s = in->sess;
 	char *buf;
 	ssize_t n;
 	int rc;
@@ -205,7 +213,7 @@ void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	rc = sfs_session_enter(in->sess, &f.keys);
+	rc = sfs_session_enter(s, &f.keys);
 	if (rc < 0) {
 		free(buf);
 		sfs_reply_err(req, rc);
@@ -214,31 +222,23 @@ void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (in->special == SFS_SP_META && fh_of(fi)->buf) {
 		/* A writer reads its own unsaved document. */
 		n = sfs_meta_read(fh_of(fi), buf, size, off);
-		sfs_session_leave(in->sess);
-		fuse_reply_buf(req, buf, (size_t)n);
-		sodium_memzero(buf, (size_t)n);
-		free(buf);
-		return;
-	}
-	if (in->attrs.kind == SFS_KIND_LOG) {
+	} else if (in->attrs.kind == SFS_KIND_LOG) {
 		n = sfs_events_read(in, fh_of(fi), buf, size, off, f.keys);
-		sfs_session_leave(in->sess);
-		goto reply;
+	} else {
+		f.fd = fh_of(fi)->fd;
+		memcpy(f.id, in->id, SFS_ID_BYTES);
+		pthread_rwlock_rdlock(&in->io);
+		rc = sfs_file_size(f.fd, &f.size);
+		n = rc < 0 ? rc : sfs_file_read(&f, buf, size, (uint64_t)off);
+		pthread_rwlock_unlock(&in->io);
+		if (n == -EBADMSG)
+			sfs_log_corrupt(in, "size", rc < 0 ? -1 : (long long)f.bad_block);
 	}
-	f.fd = fh_of(fi)->fd;
-	memcpy(f.id, in->id, SFS_ID_BYTES);
-	pthread_rwlock_rdlock(&in->io);
-	rc = sfs_file_size(f.fd, &f.size);
-	n = rc < 0 ? rc : sfs_file_read(&f, buf, size, (uint64_t)off);
-	pthread_rwlock_unlock(&in->io);
-	sfs_session_leave(in->sess);
-	if (n == -EBADMSG)
-		sfs_log_corrupt(in, "size", rc < 0 ? -1 : (long long)f.bad_block);
-reply:
 	if (n < 0)
 		sfs_reply_err(req, (int)n);
 	else
 		fuse_reply_buf(req, buf, (size_t)n);
+	sfs_session_leave(s);
 	sodium_memzero(buf, n > 0 ? (size_t)n : 0);
 	free(buf);
 }
