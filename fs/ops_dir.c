@@ -62,6 +62,14 @@ void sfs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		}
 	}
 	fi->fh = (uintptr_t)dh;
+	/*
+	 * Below a session root, the kernel may keep listings across opens:
+	 * every change goes through this mount, which bumps the directory's
+	 * version, and a lock drops the cache (notify.c). Not the root, whose
+	 * metadata.json the daemon replaces, nor the mount's own directories.
+	 */
+	if (in->kind == SFS_K_NODE)
+		fi->cache_readdir = fi->keep_cache = 1;
 	fuse_reply_open(req, fi);
 }
 

@@ -41,7 +41,12 @@ static int fh_new(struct sfs_inode *in, int fd, struct fuse_file_info *fi)
 	atomic_fetch_add(&in->sess->open_files, 1);
 	atomic_fetch_add(&in->opens, 1);
 	fi->fh = (uintptr_t)fh;
-	fi->keep_cache = 0; /* each open rereads: nothing stale survives a lock */
+	/*
+	 * Pages already read stay cached across opens: every change goes
+	 * through this mount, and a lock drops them (notify.c) before it
+	 * returns. Special files bypass the cache (direct_io, below).
+	 */
+	fi->keep_cache = in->special == SFS_SP_NONE;
 	fi->noflush = in->special == SFS_SP_NONE || (fi->flags & O_ACCMODE) == O_RDONLY;
 	return 0;
 }
