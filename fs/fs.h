@@ -86,7 +86,8 @@ struct sfs_inode {
 	enum sfs_special special; /* what its name at the session root makes it */
 	atomic_int opens;         /* open file handles */
 	int rwfd;                 /* regular files: read-write descriptor of the backing
-				   * file, shared by every open (-1 until the first) */
+				   * file, shared by every open file handle (-1: none) */
+	int rwfd_users;           /* open file handles using rwfd */
 
 	pthread_rwlock_t io;      /* content: readers share, writers exclusive */
 };
@@ -150,12 +151,15 @@ void sfs_inode_unref(struct sfs_inode *in, uint64_t n);
  */
 void sfs_inode_release_space(dev_t dev, ino_t ino);
 /*
- * The read-write descriptor of regular file @in, opened at the first call and
- * kept (shared by every open file handle) until the inode is freed, so an
- * open costs no openat. @fd, if not negative, is one the caller just opened
- * read-write (a new file): taken over. The descriptor or -errno.
+ * The read-write descriptor of regular file @in for a new file handle, which
+ * gives it back with sfs_inode_rwfd_put. Shared by every handle, and kept a
+ * while after the last one is gone (the most recently closed files keep
+ * theirs), so that reopening a file costs no openat. @fd, if not negative, is
+ * one the caller just opened read-write (a new file): taken over. The
+ * descriptor or -errno.
  */
-int sfs_inode_rwfd(struct sfs_inode *in, int fd);
+int sfs_inode_rwfd_get(struct sfs_inode *in, int fd);
+void sfs_inode_rwfd_put(struct sfs_inode *in);
 /* FUSE inode number of backing node (@dev, @ino) if it has an inode, else 0. */
 fuse_ino_t sfs_inode_number(dev_t dev, ino_t ino);
 /* Mark the inode of backing node (@dev, @ino), if known, as @sp (after a rename). */

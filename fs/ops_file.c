@@ -25,17 +25,20 @@ static struct sfs_fh *fh_of(struct fuse_file_info *fi)
 }
 
 /*
- * A file handle on @in over its shared descriptor @fd. A FLUSH round trip
- * is only wanted where close must commit something: a special file open for
- * writing (metadata.json's document, an unterminated events line). Ordinary
- * writes reached the store before their WRITE was answered.
+ * A file handle on @in over its shared descriptor @fd (from
+ * sfs_inode_rwfd_get, given back by fh_free or here on error). A FLUSH
+ * round trip is only wanted where close must commit something: a special
+ * file open for writing (metadata.json's document, an unterminated events
+ * line). Ordinary writes reached the store before their WRITE was answered.
  */
 static int fh_new(struct sfs_inode *in, int fd, struct fuse_file_info *fi)
 {
 	struct sfs_fh *fh = calloc(1, sizeof(*fh));
 
-	if (!fh)
+	if (!fh) {
+		sfs_inode_rwfd_put(in);
 		return -ENOMEM;
+	}
 	fh->fd = fd;
 	fh->sess = in->sess;
 	atomic_fetch_add(&in->sess->open_files, 1);
@@ -49,6 +52,18 @@ static int fh_new(struct sfs_inode *in, int fd, struct fuse_file_info *fi)
 	fi->keep_cache = in->special == SFS_SP_NONE;
 	fi->noflush = in->special == SFS_SP_NONE || (fi->flags & O_ACCMODE) == O_RDONLY;
 	return 0;
+}
+
+/* Undo fh_new: at release, or when the open fails after it. */
+static void fh_free(struct sfs_inode *in, struct fuse_file_info *fi)
+{
+	struct sfs_fh *fh = fh_of(fi);
+
+	sfs_special_release(fh);
+	atomic_fetch_sub(&fh->sess->open_files, 1);
+	atomic_fetch_sub(&in->opens, 1);
+	sfs_inode_rwfd_put(in);
+	free(fh);
 }
 
 /* O_TRUNC: cut the file to nothing; the header stays. */
@@ -69,6 +84,7 @@ static int do_create(fuse_req_t req, struct sfs_inode *p, const char *name, mode
 	struct sfs_attrs a = {.mode = S_IFREG | (mode & 07777)};
 	unsigned char id[SFS_ID_BYTES];
 	char tmp[SFS_TMPNAME_MAX];
+	struct sfs_inode *in;
 	struct sfs_ename en;
 	int fd, pfd, rc;
 
@@ -109,12 +125,16 @@ static int do_create(fuse_req_t req, struct sfs_inode *p, const char *name, mode
 		return rc;
 	}
 	sfs_mark_special(p, name, e);
-	fd = sfs_inode_rwfd(sfs_inode_of(e->ino), fd);
-	rc = fd < 0 ? fd : fh_new(sfs_inode_of(e->ino), fd, fi);
-	if (rc == 0 && sfs_inode_of(e->ino)->special == SFS_SP_META)
-		rc = sfs_meta_open(sfs_inode_of(e->ino), fh_of(fi), true, keys);
+	in = sfs_inode_of(e->ino);
+	fd = sfs_inode_rwfd_get(in, fd);
+	rc = fd < 0 ? fd : fh_new(in, fd, fi);
+	if (rc == 0 && in->special == SFS_SP_META) {
+		rc = sfs_meta_open(in, fh_of(fi), true, keys);
+		if (rc < 0)
+			fh_free(in, fi);
+	}
 	if (rc < 0)
-		sfs_inode_unref(sfs_inode_of(e->ino), 1);
+		sfs_inode_unref(in, 1);
 	return rc;
 }
 
@@ -169,7 +189,7 @@ void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		bool trunc = fi->flags & O_TRUNC;
 		bool writing = (fi->flags & O_ACCMODE) != O_RDONLY;
 
-		fd = sfs_inode_rwfd(in, -1);
+		fd = sfs_inode_rwfd_get(in, -1);
 		if (fd >= 0 && trunc &&
 		    (in->special == SFS_SP_EVENTS || in->attrs.kind == SFS_KIND_LOG))
 			rc = -EPERM; /* append-only */
@@ -180,8 +200,13 @@ void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			rc = fd;
 		if (rc >= 0)
 			rc = fh_new(in, fd, fi);
-		if (rc >= 0 && in->special == SFS_SP_META && writing)
+		else if (fd >= 0)
+			sfs_inode_rwfd_put(in);
+		if (rc >= 0 && in->special == SFS_SP_META && writing) {
 			rc = sfs_meta_open(in, fh_of(fi), trunc, keys);
+			if (rc < 0)
+				fh_free(in, fi);
+		}
 		if (rc >= 0 && in->special != SFS_SP_NONE)
 			fi->direct_io = 1; /* what a reader sees is what is stored */
 	}
@@ -342,10 +367,7 @@ void sfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (special_commit(in, fh) < 0)
 		sfs_log(LOG_NOTICE, "%s: a special file's last write was refused at close",
 			in->sess->id);
-	sfs_special_release(fh);
-	atomic_fetch_sub(&fh->sess->open_files, 1);
-	atomic_fetch_sub(&in->opens, 1);
-	free(fh);
+	fh_free(in, fi);
 	fuse_reply_err(req, 0);
 }
 
