@@ -4,7 +4,8 @@
  *
  * This layer (fs/) is the only one that includes fuse_lowlevel.h. It turns
  * the core library's negative errnos into FUSE replies, after logging them.
- * Lock order: fs->sess_mu before session->rw before session->meta_mu before
+ * Lock order: fs->sess_mu before session->unlock_mu before session->rw before
+ * session->meta_mu before
  * session->ev_rw before inode->io before inode->mu before fs->itable_mu.
  */
 #ifndef SFS_FS_H
@@ -45,6 +46,7 @@ enum sfs_special {
 struct sfs_session {
 	char id[SFS_SESSION_ID_MAX + 1];
 	pthread_rwlock_t rw;   /* read: an operation using keys; write: lock/unlock */
+	pthread_mutex_t unlock_mu; /* one unlock at a time (held through its KDF) */
 	struct sfs_keys *keys; /* NULL while locked; protected by rw */
 	int lockfd;            /* busy lock while unlocked; protected by rw */
 	int cfd;               /* O_PATH of the container; follows renames */
