@@ -193,6 +193,14 @@ int sfs_session_delete(const char *id);
 int sfs_session_passwd(const char *id, const char *old, size_t oldlen, const char *newpw,
 		       size_t newlen);
 
+/*
+ * loop.c: serve requests until unmount with up to @max_threads threads (0:
+ * the default), one reading at a time; 0 or -errno.
+ */
+int sfs_loop_run(int max_threads);
+/* Called every second: a reader stuck on one request passes its place on. */
+void sfs_loop_watch(void);
+
 /* notify.c: cache invalidation from a separate thread. */
 int sfs_notify_start(void);
 void sfs_notify_stop(void);
