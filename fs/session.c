@@ -441,11 +441,14 @@ int sfs_session_delete(const char *id)
 		if (rc == 0) {
 			drop_keys(s);
 			s->deleted = true;
-			rc = sfs_remove_tree(sfs->topfd[w], tmp);
-			sfs_fsync_dirfd(sfs->topfd[w]);
 		}
 	}
 	pthread_rwlock_unlock(&s->rw);
+	/* Out of sight and locked: removed without holding up its operations. */
+	if (rc == 0) {
+		rc = sfs_remove_tree(sfs->topfd[w], tmp);
+		sfs_fsync_dirfd(sfs->topfd[w]);
+	}
 	if (rc == 0)
 		sfs_log(LOG_INFO, "%s: deleted", id);
 	return rc;
