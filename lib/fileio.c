@@ -6,9 +6,11 @@
  * and the run is written with one pwrite. No whole-file rewrite ever.
  */
 #include "fileio.h"
+#include "parallel.h"
 #include "util.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +69,40 @@ int sfs_file_write_header(int fd, const unsigned char id[SFS_ID_BYTES],
 	return sfs_pwrite_all(fd, hdr, sizeof(hdr), 0);
 }
 
+/* A run of blocks sealed or opened by sfs_par_for, one block per iteration. */
+struct run {
+	const struct sfs_file *f;
+	uint64_t first;            /* block number of iteration 0 */
+	unsigned char *plain;      /* block i at plain + i * SFS_BLOCK */
+	unsigned char *cipher;     /* block i at cipher + i * SFS_CBLOCK */
+	size_t last_len;           /* bytes of the last block (plaintext when sealing,
+				    * sealed when opening); the others are whole */
+	size_t n;
+	atomic_size_t bad;         /* opening: lowest block that failed (n: none) */
+};
+
+static void open_one(size_t i, void *arg)
+{
+	struct run *r = arg;
+	size_t clen = i + 1 == r->n ? r->last_len : SFS_CBLOCK, was;
+
+	if (sfs_fmt_block_open(r->plain + i * SFS_BLOCK, r->cipher + i * SFS_CBLOCK, clen, r->f->id,
+			       r->first + i, r->f->keys) == 0)
+		return;
+	was = atomic_load(&r->bad);
+	while (i < was && !atomic_compare_exchange_weak(&r->bad, &was, i))
+		;
+}
+
+static void seal_one(size_t i, void *arg)
+{
+	struct run *r = arg;
+	size_t plen = i + 1 == r->n ? r->last_len : SFS_BLOCK;
+
+	sfs_fmt_block_seal(r->cipher + i * SFS_CBLOCK, r->plain + i * SFS_BLOCK, plen, r->f->id,
+			   r->first + i, r->f->keys);
+}
+
 /*
  * Read and open blocks [first, first + n) of a file of f->size bytes into
  * @plain (n * SFS_BLOCK bytes). Blocks at or past EOF are not read.
@@ -75,6 +111,7 @@ static int load_blocks(struct sfs_file *f, uint64_t first, uint64_t n, unsigned 
 		       unsigned char *cipher)
 {
 	uint64_t end = sfs_fmt_backing_size(f->size), off = sfs_fmt_block_offset(first);
+	struct run r = {.f = f, .first = first, .plain = plain, .cipher = cipher};
 	size_t want;
 	ssize_t got;
 
@@ -84,18 +121,18 @@ static int load_blocks(struct sfs_file *f, uint64_t first, uint64_t n, unsigned 
 	got = sfs_pread_all(f->fd, cipher, want, off);
 	if (got < 0)
 		return (int)got;
-	for (uint64_t i = 0; i < n && i * SFS_CBLOCK < want; i++) {
-		size_t clen = want - i * SFS_CBLOCK;
-
-		if (clen > SFS_CBLOCK)
-			clen = SFS_CBLOCK;
-		/* A short read means the file shrank under us: the block is cut. */
-		if ((size_t)got < i * SFS_CBLOCK + clen ||
-		    sfs_fmt_block_open(plain + i * SFS_BLOCK, cipher + i * SFS_CBLOCK, clen, f->id,
-				       first + i, f->keys) != 0) {
-			f->bad_block = first + i;
-			return -EBADMSG;
-		}
+	r.n = (want + SFS_CBLOCK - 1) / SFS_CBLOCK;
+	r.last_len = want - (r.n - 1) * SFS_CBLOCK;
+	/* A short read means the file shrank under us: the block is cut. */
+	if ((size_t)got < want) {
+		f->bad_block = first + (size_t)got / SFS_CBLOCK;
+		return -EBADMSG;
+	}
+	atomic_init(&r.bad, r.n);
+	sfs_par_for(r.n, open_one, &r);
+	if (atomic_load(&r.bad) < r.n) {
+		f->bad_block = first + atomic_load(&r.bad);
+		return -EBADMSG;
 	}
 	return 0;
 }
@@ -180,13 +217,12 @@ static int write_run(struct sfs_file *f, const unsigned char *buf, size_t len, u
 	    errno != EOPNOTSUPP)
 		return sfs_neg_errno();
 	memcpy(plain + (off - start), buf, len);
-	for (uint64_t b = first; b <= last; b++) {
-		uint64_t bstart = b * SFS_BLOCK;
-		size_t plen = (size_t)(run_end - bstart < SFS_BLOCK ? run_end - bstart : SFS_BLOCK);
+	struct run r = {.f = f, .first = first, .plain = plain, .cipher = cipher};
 
-		sfs_fmt_block_seal(cipher + clen, plain + (bstart - start), plen, f->id, b, f->keys);
-		clen += plen + SFS_SEAL_OVERHEAD;
-	}
+	r.n = (size_t)(last - first + 1);
+	r.last_len = (size_t)(run_end - last * SFS_BLOCK);
+	sfs_par_for(r.n, seal_one, &r);
+	clen = (r.n - 1) * SFS_CBLOCK + r.last_len + SFS_SEAL_OVERHEAD;
 	rc = sfs_pwrite_all(f->fd, cipher, clen, sfs_fmt_block_offset(first));
 	if (rc == 0)
 		f->size = new_size;
