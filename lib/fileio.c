@@ -9,6 +9,7 @@
 #include "parallel.h"
 #include "util.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -139,7 +140,7 @@ static int load_blocks(struct sfs_file *f, uint64_t first, uint64_t n, unsigned 
 
 ssize_t sfs_file_read(struct sfs_file *f, void *buf, size_t len, uint64_t off)
 {
-	unsigned char *plain, *cipher;
+	unsigned char *plain = NULL, *cipher;
 	size_t nb;
 	size_t done = 0;
 	int rc = 0;
@@ -149,12 +150,9 @@ ssize_t sfs_file_read(struct sfs_file *f, void *buf, size_t len, uint64_t off)
 	if (len > f->size - off)
 		len = (size_t)(f->size - off);
 	nb = run_blocks(off, len);
-	plain = malloc(nb * SFS_BLOCK);
 	cipher = malloc(nb * SFS_CBLOCK);
-	if (!plain || !cipher) {
-		rc = -ENOMEM;
-		goto out;
-	}
+	if (!cipher)
+		return -ENOMEM;
 	while (done < len) {
 		uint64_t pos = off + done, first = pos / SFS_BLOCK;
 		uint64_t last = (off + len - 1) / SFS_BLOCK, n = last - first + 1;
@@ -162,16 +160,33 @@ ssize_t sfs_file_read(struct sfs_file *f, void *buf, size_t len, uint64_t off)
 
 		if (n > nb)
 			n = nb;
-		rc = load_blocks(f, first, n, plain, cipher);
-		if (rc < 0)
-			break;
 		chunk = (size_t)(n * SFS_BLOCK) - skip;
 		if (chunk > len - done)
 			chunk = len - done;
+		/*
+		 * Whole blocks (or the file's last bytes) are opened straight
+		 * into @buf; a block read in part goes through @plain.
+		 */
+		if (skip == 0 && (chunk == n * SFS_BLOCK || off + len == f->size)) {
+			rc = load_blocks(f, first, n, (unsigned char *)buf + done, cipher);
+			if (rc < 0)
+				break;
+			done += chunk;
+			continue;
+		}
+		if (!plain) {
+			plain = malloc(nb * SFS_BLOCK);
+			if (!plain) {
+				rc = -ENOMEM;
+				break;
+			}
+		}
+		rc = load_blocks(f, first, n, plain, cipher);
+		if (rc < 0)
+			break;
 		memcpy((char *)buf + done, plain + skip, chunk);
 		done += chunk;
 	}
-out:
 	if (plain)
 		sodium_memzero(plain, nb * SFS_BLOCK);
 	free(plain);
@@ -196,6 +211,7 @@ static int write_run(struct sfs_file *f, const unsigned char *buf, size_t len, u
 	bool head = off % SFS_BLOCK != 0;
 	bool tail = (off + len) % SFS_BLOCK != 0 && off + len < f->size;
 
+	assert(plain || (!head && !tail && off + len == run_end));
 	if (head) {
 		rc = load_blocks(f, first, 1, plain, cipher);
 		if (rc < 0)
@@ -216,9 +232,12 @@ static int write_run(struct sfs_file *f, const unsigned char *buf, size_t len, u
 	    fallocate(f->fd, FALLOC_FL_KEEP_SIZE, (off_t)old_end, (off_t)(new_end - old_end)) < 0 &&
 	    errno != EOPNOTSUPP)
 		return sfs_neg_errno();
-	memcpy(plain + (off - start), buf, len);
-	struct run r = {.f = f, .first = first, .plain = plain, .cipher = cipher};
+	/* Whole blocks of the caller's (plain == NULL) are sealed where they are. */
+	if (plain)
+		memcpy(plain + (off - start), buf, len);
+	struct run r = {.f = f, .first = first, .cipher = cipher};
 
+	r.plain = plain ? plain : (unsigned char *)buf;
 	r.n = (size_t)(last - first + 1);
 	r.last_len = (size_t)(run_end - last * SFS_BLOCK);
 	sfs_par_for(r.n, seal_one, &r);
@@ -232,12 +251,17 @@ static int write_run(struct sfs_file *f, const unsigned char *buf, size_t len, u
 static int write_chunks(struct sfs_file *f, const unsigned char *buf, size_t len, uint64_t off)
 {
 	size_t nb = run_blocks(off, len);
-	unsigned char *plain = malloc(nb * SFS_BLOCK);
+	/*
+	 * Whole blocks, or whole ones and the file's new last bytes: nothing
+	 * to merge, so no plaintext copy to make and wipe (write_run).
+	 */
+	bool whole = off % SFS_BLOCK == 0 && ((off + len) % SFS_BLOCK == 0 || off + len >= f->size);
+	unsigned char *plain = whole ? NULL : malloc(nb * SFS_BLOCK);
 	unsigned char *cipher = malloc(nb * SFS_CBLOCK);
 	size_t done = 0;
 	int rc = 0;
 
-	if (!plain || !cipher) {
+	if ((!whole && !plain) || !cipher) {
 		rc = -ENOMEM;
 		goto out;
 	}

@@ -118,7 +118,16 @@ static void test_model(void)
 		} else if (r < 53) {
 			what = "1 MiB+ write";
 			do_write(&f, below(msize + 1), (1u << 20) + below(300000));
+		} else if (r < 54) {
+			/* whole blocks: sealed straight from the caller's buffer */
+			what = "large block-aligned write";
+			do_write(&f, below(msize / SFS_BLOCK + 3) * SFS_BLOCK,
+				 (16 + below(400)) * SFS_BLOCK);
 		} else if (r < 55) {
+			what = "large aligned write to a new, unaligned end";
+			do_write(&f, (msize / SFS_BLOCK) * SFS_BLOCK, (16 + below(300)) * SFS_BLOCK +
+									      1 + below(SFS_BLOCK - 1));
+		} else if (r < 56) {
 			what = "empty write";
 			do_write(&f, below(msize + 5000), 0);
 		} else if (r < 65) {
