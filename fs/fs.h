@@ -4,7 +4,8 @@
  *
  * This layer (fs/) is the only one that includes fuse_lowlevel.h. It turns
  * the core library's negative errnos into FUSE replies, after logging them.
- * Lock order: fs->sess_mu before session->rw before session->meta_mu before
+ * Lock order: fs->sess_mu before session->unlock_mu before session->rw before
+ * session->meta_mu before
  * session->ev_rw before inode->io before inode->mu before fs->itable_mu.
  * The per-node xattr locks (ops_xattr.c) are taken last, with no inode lock.
  */
@@ -47,6 +48,7 @@ enum sfs_special {
 struct sfs_session {
 	char id[SFS_SESSION_ID_MAX + 1];
 	pthread_rwlock_t rw;   /* read: an operation using keys; write: lock/unlock */
+	pthread_mutex_t unlock_mu; /* one unlock at a time (held through its KDF) */
 	struct sfs_keys *keys; /* NULL while locked; protected by rw */
 	int lockfd;            /* busy lock while unlocked; protected by rw */
 	int cfd;               /* O_PATH of the container; follows renames */
@@ -87,6 +89,9 @@ struct sfs_inode {
 	uint64_t linklen;         /* symlinks: plaintext target length */
 	enum sfs_special special; /* what its name at the session root makes it */
 	atomic_int opens;         /* open file handles */
+	int rwfd;                 /* regular files: read-write descriptor of the backing
+				   * file, shared by every open file handle (-1: none) */
+	int rwfd_users;           /* open file handles using rwfd */
 
 	pthread_rwlock_t io;      /* content: readers share, writers exclusive */
 };
@@ -152,6 +157,16 @@ void sfs_inode_unref(struct sfs_inode *in, uint64_t n);
  * the kernel's FORGET).
  */
 void sfs_inode_release_space(dev_t dev, ino_t ino);
+/*
+ * The read-write descriptor of regular file @in for a new file handle, which
+ * gives it back with sfs_inode_rwfd_put. Shared by every handle, and kept a
+ * while after the last one is gone (the most recently closed files keep
+ * theirs), so that reopening a file costs no openat. @fd, if not negative, is
+ * one the caller just opened read-write (a new file): taken over. The
+ * descriptor or -errno.
+ */
+int sfs_inode_rwfd_get(struct sfs_inode *in, int fd);
+void sfs_inode_rwfd_put(struct sfs_inode *in);
 /* FUSE inode number of backing node (@dev, @ino) if it has an inode, else 0. */
 fuse_ino_t sfs_inode_number(dev_t dev, ino_t ino);
 /* Mark the inode of backing node (@dev, @ino), if known, as @sp (after a rename). */
@@ -182,6 +197,14 @@ int sfs_session_create(const char *id, const char *name, const char *pw, size_t 
 int sfs_session_delete(const char *id);
 int sfs_session_passwd(const char *id, const char *old, size_t oldlen, const char *newpw,
 		       size_t newlen);
+
+/*
+ * loop.c: serve requests until unmount with up to @max_threads threads (0:
+ * the default), one reading at a time; 0 or -errno.
+ */
+int sfs_loop_run(int max_threads);
+/* Called every second: a reader stuck on one request passes its place on. */
+void sfs_loop_watch(void);
 
 /* notify.c: cache invalidation from a separate thread. */
 int sfs_notify_start(void);

@@ -183,6 +183,8 @@ static int serve(struct fuse_cmdline_opts *cmd)
 	}
 	if (cmd->singlethread) {
 		rc = fuse_session_loop(sfs->se);
+	} else if (!cmd->clone_fd) {
+		rc = sfs_loop_run(cmd->max_threads <= 100000 ? (int)cmd->max_threads : 0);
 	} else {
 		config = fuse_loop_cfg_create();
 		fuse_loop_cfg_set_clone_fd(config, cmd->clone_fd);

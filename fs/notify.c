@@ -127,6 +127,7 @@ static void *loop(void *arg)
 			until.tv_sec += 1;
 			if (pthread_cond_timedwait(&cond, &mu, &until) == ETIMEDOUT) {
 				pthread_mutex_unlock(&mu);
+				sfs_loop_watch();
 				refresh_check();
 				idle_check();
 				pthread_mutex_lock(&mu);

@@ -37,6 +37,7 @@ const struct fuse_lowlevel_ops sfs_ops = {
 	.statfs = sfs_op_statfs,
 	.opendir = sfs_op_opendir,
 	.readdir = sfs_op_readdir,
+	.readdirplus = sfs_op_readdirplus,
 	.releasedir = sfs_op_releasedir,
 	.fsyncdir = sfs_op_fsyncdir,
 	.mkdir = sfs_op_mkdir,

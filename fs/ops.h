@@ -9,6 +9,13 @@
 
 #include <dirent.h>
 
+/*
+ * Seconds the kernel may cache names and attributes of nodes inside a
+ * session (ops_node.c, cache_timeout): long enough that a listing's entries
+ * are still valid when ls, cat or rm come to them.
+ */
+#define SFS_NODE_TIMEOUT 10.0
+
 /* State of one open regular file inside a session. */
 struct sfs_fh {
 	int fd;                   /* backing file, read-write */
@@ -97,6 +104,8 @@ void sfs_op_statfs(fuse_req_t req, fuse_ino_t ino);
 void sfs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void sfs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi);
+void sfs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			struct fuse_file_info *fi);
 void sfs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void sfs_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
 void sfs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);

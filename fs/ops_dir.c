@@ -1,10 +1,12 @@
 /*
  * ops_dir.c - FUSE operations on directories: opendir, readdir,
- * releasedir, fsyncdir, mkdir, rmdir.
+ * readdirplus, releasedir, fsyncdir, mkdir, rmdir.
  *
  * The mount root lists sessions/ and archive/; those list session ids; a
  * session directory lists its decrypted names (entries that fail
  * authentication are logged and skipped). The control file is never listed.
+ * READDIRPLUS fills the entries of session directories with attributes, as
+ * LOOKUP would, so that ls -l, find and rm -rf need no LOOKUP per entry.
  */
 #include "ops.h"
 #include "tree.h"
@@ -60,13 +62,42 @@ void sfs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		}
 	}
 	fi->fh = (uintptr_t)dh;
+	/*
+	 * Below a session root, the kernel may keep listings across opens:
+	 * every change goes through this mount, which bumps the directory's
+	 * version, and a lock drops the cache (notify.c). Not the root, whose
+	 * metadata.json the daemon replaces, nor the mount's own directories.
+	 */
+	if (in->kind == SFS_K_NODE)
+		fi->cache_readdir = fi->keep_cache = 1;
 	fuse_reply_open(req, fi);
 }
 
+/*
+ * Add one entry to a READDIR (@e NULL) or READDIRPLUS reply; bytes it needs,
+ * which may be more than @size (then nothing was added).
+ */
+static size_t add_entry(fuse_req_t req, char *buf, size_t size, const char *name,
+			const struct stat *st, const struct fuse_entry_param *e, off_t next)
+{
+	struct fuse_entry_param bare;
+
+	if (!e)
+		return fuse_add_direntry(req, buf, size, name, st, next);
+	if (!e->ino) {
+		/* No attributes (".", "..", sessions): the kernel looks it up if needed. */
+		memset(&bare, 0, sizeof(bare));
+		bare.attr = *st;
+		e = &bare;
+	}
+	return fuse_add_direntry_plus(req, buf, size, name, e, next);
+}
+
 /* The mount root: ".", "..", sessions, archive at offsets 1..4. */
-static size_t root_entries(fuse_req_t req, char *buf, size_t size, off_t off)
+static size_t root_entries(fuse_req_t req, bool plus, char *buf, size_t size, off_t off)
 {
 	static const char *const names[] = {".", "..", SFS_SESSIONS_DIR, SFS_ARCHIVE_DIR};
+	struct fuse_entry_param none = {0};
 	struct stat st = {.st_mode = S_IFDIR};
 	size_t pos = 0;
 
@@ -74,7 +105,8 @@ static size_t root_entries(fuse_req_t req, char *buf, size_t size, off_t off)
 		size_t n;
 
 		st.st_ino = i < 2 ? FUSE_ROOT_ID : sfs_ino_of(&sfs->top[i - 2]);
-		n = fuse_add_direntry(req, buf + pos, size - pos, names[i], &st, i + 1);
+		n = add_entry(req, buf + pos, size - pos, names[i], &st, plus ? &none : NULL,
+			      i + 1);
 		if (n > size - pos)
 			break;
 		pos += n;
@@ -99,10 +131,32 @@ static const char *entry_name(struct sfs_inode *in, DIR *d, const struct dirent 
 	return rc == 0 ? plain : NULL;
 }
 
-static int list_dir(fuse_req_t req, struct sfs_inode *in, DIR *d, char *buf, size_t size,
-		    off_t off, const struct sfs_keys *keys, size_t *out)
+/*
+ * READDIRPLUS: the entry of node @name (backing @de) of session directory
+ * @in, as a lookup would make it (one lookup reference), so that ls -l needs
+ * no LOOKUP per file. e->ino stays 0 for "." and "..", and when the node
+ * cannot be read: the kernel then looks it up itself.
+ */
+static void plus_entry(struct sfs_inode *in, DIR *d, const struct dirent *de, const char *name,
+		       const struct sfs_keys *keys, struct fuse_entry_param *e)
+{
+	int fd;
+
+	memset(e, 0, sizeof(*e));
+	if (in->kind == SFS_K_TOP || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return;
+	fd = openat(dirfd(d), de->d_name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0 && sfs_make_entry(in, fd, keys, NULL, NULL, e) == 0)
+		sfs_mark_special(in, name, e);
+	else
+		memset(e, 0, sizeof(*e));
+}
+
+static int list_dir(fuse_req_t req, bool plus, struct sfs_inode *in, DIR *d, char *buf,
+		    size_t size, off_t off, const struct sfs_keys *keys, size_t *out)
 {
 	char plain[SFS_NAME_MAX + 1];
+	struct fuse_entry_param e;
 	size_t pos = 0;
 
 	if (off != telldir(d))
@@ -129,8 +183,12 @@ static int list_dir(fuse_req_t req, struct sfs_inode *in, DIR *d, char *buf, siz
 		st.st_mode = (mode_t)(keys ? sfs_node_dtype(dirfd(d), de->d_name, de->d_type, keys)
 					   : de->d_type)
 			     << 12;
-		n = fuse_add_direntry(req, buf + pos, size - pos, name, &st, telldir(d));
+		if (plus)
+			plus_entry(in, d, de, name, keys, &e);
+		n = add_entry(req, buf + pos, size - pos, name, &st, plus ? &e : NULL, telldir(d));
 		if (n > size - pos) {
+			if (plus && e.ino)
+				sfs_inode_unref(sfs_inode_of(e.ino), 1); /* not sent */
 			seekdir(d, before);
 			break;
 		}
@@ -141,8 +199,8 @@ static int list_dir(fuse_req_t req, struct sfs_inode *in, DIR *d, char *buf, siz
 	return 0;
 }
 
-void sfs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+static void do_readdir(fuse_req_t req, bool plus, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
 {
 	struct sfs_inode *in = sfs_inode_of(ino);
 	struct sfs_dh *dh = (struct sfs_dh *)(uintptr_t)fi->fh;
@@ -156,21 +214,41 @@ void sfs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	if (in->kind == SFS_K_ROOT) {
-		pos = root_entries(req, buf, size, off);
+		fuse_reply_buf(req, buf, root_entries(req, plus, buf, size, off));
 	} else if (in->kind == SFS_K_TOP) {
-		rc = list_dir(req, in, dh->d, buf, size, off, NULL, &pos);
+		rc = list_dir(req, plus, in, dh->d, buf, size, off, NULL, &pos);
+		if (rc == 0)
+			fuse_reply_buf(req, buf, pos);
 	} else {
-		rc = sfs_session_enter(in->sess, &keys);
+		/*
+		 * Names are replied from inside the session, as reads
+		 * (ops_file.c); after the reply, only @s is used.
+		 */
+		struct sfs_session *s = in->sess;
+
+		rc = sfs_session_enter(s, &keys);
 		if (rc == 0) {
-			rc = list_dir(req, in, dh->d, buf, size, off, keys, &pos);
-			sfs_session_leave(in->sess);
+			rc = list_dir(req, plus, in, dh->d, buf, size, off, keys, &pos);
+			if (rc == 0)
+				fuse_reply_buf(req, buf, pos);
+			sfs_session_leave(s);
 		}
 	}
 	if (rc < 0)
 		sfs_reply_err(req, rc);
-	else
-		fuse_reply_buf(req, buf, pos);
 	free(buf);
+}
+
+void sfs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	do_readdir(req, false, ino, size, off, fi);
+}
+
+void sfs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			struct fuse_file_info *fi)
+{
+	do_readdir(req, true, ino, size, off, fi);
 }
 
 void sfs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

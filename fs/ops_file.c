@@ -24,12 +24,19 @@ static struct sfs_fh *fh_of(struct fuse_file_info *fi)
 	return (struct sfs_fh *)(uintptr_t)fi->fh;
 }
 
+/*
+ * A file handle on @in over its shared descriptor @fd (from
+ * sfs_inode_rwfd_get, given back by fh_free or here on error). A FLUSH
+ * round trip is only wanted where close must commit something: a special
+ * file open for writing (metadata.json's document, an unterminated events
+ * line). Ordinary writes reached the store before their WRITE was answered.
+ */
 static int fh_new(struct sfs_inode *in, int fd, struct fuse_file_info *fi)
 {
 	struct sfs_fh *fh = calloc(1, sizeof(*fh));
 
 	if (!fh) {
-		close(fd);
+		sfs_inode_rwfd_put(in);
 		return -ENOMEM;
 	}
 	fh->fd = fd;
@@ -37,8 +44,27 @@ static int fh_new(struct sfs_inode *in, int fd, struct fuse_file_info *fi)
 	atomic_fetch_add(&in->sess->open_files, 1);
 	atomic_fetch_add(&in->opens, 1);
 	fi->fh = (uintptr_t)fh;
-	fi->keep_cache = 0; /* each open rereads: nothing stale survives a lock */
+	/*
+	 * Pages already read stay cached across opens: every change goes
+	 * through this mount, and a lock drops them (notify.c) before it
+	 * returns. Special files bypass the cache (direct_io, below).
+	 */
+	fi->keep_cache = in->special == SFS_SP_NONE;
+	fi->noflush = in->special == SFS_SP_NONE || (fi->flags & O_ACCMODE) == O_RDONLY;
 	return 0;
+}
+
+/* Undo fh_new: at release, or when the open fails after it. */
+static void fh_free(struct sfs_inode *in, struct fuse_file_info *fi)
+{
+	struct sfs_fh *fh = fh_of(fi);
+
+	sfs_special_release(fh);
+	atomic_fetch_sub(&fh->sess->open_files, 1);
+	if (atomic_fetch_sub(&in->opens, 1) == 1)
+		sfs_xattr_last_close(in); /* an unlinked file's attributes go now */
+	sfs_inode_rwfd_put(in);
+	free(fh);
 }
 
 /* O_TRUNC: cut the file to nothing; the header stays. */
@@ -59,6 +85,7 @@ static int do_create(fuse_req_t req, struct sfs_inode *p, const char *name, mode
 	struct sfs_attrs a = {.mode = S_IFREG | (mode & 07777)};
 	unsigned char id[SFS_ID_BYTES];
 	char tmp[SFS_TMPNAME_MAX];
+	struct sfs_inode *in;
 	struct sfs_ename en;
 	int fd, pfd, rc;
 
@@ -99,11 +126,16 @@ static int do_create(fuse_req_t req, struct sfs_inode *p, const char *name, mode
 		return rc;
 	}
 	sfs_mark_special(p, name, e);
-	rc = fh_new(sfs_inode_of(e->ino), fd, fi);
-	if (rc == 0 && sfs_inode_of(e->ino)->special == SFS_SP_META)
-		rc = sfs_meta_open(sfs_inode_of(e->ino), fh_of(fi), true, keys);
+	in = sfs_inode_of(e->ino);
+	fd = sfs_inode_rwfd_get(in, fd);
+	rc = fd < 0 ? fd : fh_new(in, fd, fi);
+	if (rc == 0 && in->special == SFS_SP_META) {
+		rc = sfs_meta_open(in, fh_of(fi), true, keys);
+		if (rc < 0)
+			fh_free(in, fi);
+	}
 	if (rc < 0)
-		sfs_inode_unref(sfs_inode_of(e->ino), 1);
+		sfs_inode_unref(in, 1);
 	return rc;
 }
 
@@ -159,7 +191,7 @@ void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		bool trunc = fi->flags & O_TRUNC;
 		bool writing = (fi->flags & O_ACCMODE) != O_RDONLY;
 
-		fd = sfs_reopen(in, O_RDWR);
+		fd = sfs_inode_rwfd_get(in, -1);
 		if (fd >= 0 && trunc &&
 		    (in->special == SFS_SP_EVENTS || in->attrs.kind == SFS_KIND_LOG))
 			rc = -EPERM; /* append-only */
@@ -173,9 +205,12 @@ void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		if (rc >= 0)
 			rc = fh_new(in, fd, fi);
 		else if (fd >= 0)
-			close(fd);
-		if (rc >= 0 && in->special == SFS_SP_META && writing)
+			sfs_inode_rwfd_put(in);
+		if (rc >= 0 && in->special == SFS_SP_META && writing) {
 			rc = sfs_meta_open(in, fh_of(fi), trunc, keys);
+			if (rc < 0)
+				fh_free(in, fi);
+		}
 		if (rc >= 0 && in->special != SFS_SP_NONE)
 			fi->direct_io = 1; /* what a reader sees is what is stored */
 	}
@@ -186,11 +221,19 @@ void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_open(req, fi);
 }
 
+/*
+ * Plaintext is replied from inside the session (before sfs_session_leave):
+ * the reply fills the kernel's page cache as it is written, so a lock, which
+ * waits for operations in flight and then drops that cache, never leaves a
+ * page behind that was read just before it. Once replied, @in may be
+ * forgotten and freed at any moment: only its session (never freed) is used.
+ */
 void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		 struct fuse_file_info *fi)
 {
 	struct sfs_inode *in = sfs_inode_of(ino);
 	struct sfs_file f = {.fd = -1};
+	struct sfs_session *s = in->sess;
 	char *buf;
 	ssize_t n;
 	int rc;
@@ -204,7 +247,7 @@ void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	rc = sfs_session_enter(in->sess, &f.keys);
+	rc = sfs_session_enter(s, &f.keys);
 	if (rc < 0) {
 		free(buf);
 		sfs_reply_err(req, rc);
@@ -213,32 +256,24 @@ void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (in->special == SFS_SP_META && fh_of(fi)->buf) {
 		/* A writer reads its own unsaved document. */
 		n = sfs_meta_read(fh_of(fi), buf, size, off);
-		sfs_session_leave(in->sess);
-		fuse_reply_buf(req, buf, (size_t)n);
-		sodium_memzero(buf, (size_t)n);
-		free(buf);
-		return;
-	}
-	if (in->attrs.kind == SFS_KIND_LOG) {
+	} else if (in->attrs.kind == SFS_KIND_LOG) {
 		n = sfs_events_read(in, fh_of(fi), buf, size, off, f.keys);
-		sfs_session_leave(in->sess);
-		goto reply;
+	} else {
+		f.fd = fh_of(fi)->fd;
+		memcpy(f.id, in->id, SFS_ID_BYTES);
+		pthread_rwlock_rdlock(&in->io);
+		f.sparse = in->attrs.kind == SFS_KIND_SPARSE;
+		rc = sfs_file_size(f.fd, &f.size);
+		n = rc < 0 ? rc : sfs_file_read(&f, buf, size, (uint64_t)off);
+		pthread_rwlock_unlock(&in->io);
+		if (n == -EBADMSG)
+			sfs_log_corrupt(in, "size", rc < 0 ? -1 : (long long)f.bad_block);
 	}
-	f.fd = fh_of(fi)->fd;
-	memcpy(f.id, in->id, SFS_ID_BYTES);
-	pthread_rwlock_rdlock(&in->io);
-	f.sparse = in->attrs.kind == SFS_KIND_SPARSE;
-	rc = sfs_file_size(f.fd, &f.size);
-	n = rc < 0 ? rc : sfs_file_read(&f, buf, size, (uint64_t)off);
-	pthread_rwlock_unlock(&in->io);
-	sfs_session_leave(in->sess);
-	if (n == -EBADMSG)
-		sfs_log_corrupt(in, "size", rc < 0 ? -1 : (long long)f.bad_block);
-reply:
 	if (n < 0)
 		sfs_reply_err(req, (int)n);
 	else
 		fuse_reply_buf(req, buf, (size_t)n);
+	sfs_session_leave(s);
 	sodium_memzero(buf, n > 0 ? (size_t)n : 0);
 	free(buf);
 }
@@ -345,12 +380,7 @@ void sfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (special_commit(in, fh) < 0)
 		sfs_log(LOG_NOTICE, "%s: a special file's last write was refused at close",
 			in->sess->id);
-	sfs_special_release(fh);
-	close(fh->fd);
-	atomic_fetch_sub(&fh->sess->open_files, 1);
-	if (atomic_fetch_sub(&in->opens, 1) == 1)
-		sfs_xattr_last_close(in);
-	free(fh);
+	fh_free(in, fi);
 	fuse_reply_err(req, 0);
 }
 

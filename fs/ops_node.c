@@ -117,10 +117,41 @@ int sfs_kill_setid_node(fuse_req_t req, struct sfs_inode *in, int fd, bool all,
 	return sfs_node_store_attrs(in, &a, fd, keys);
 }
 
-static void fill_timeouts(struct fuse_entry_param *e)
+/*
+ * How long the kernel may keep @in's name and attributes. Inside an unlocked
+ * session every change goes through this mount, where the kernel sees it,
+ * or is announced to it (metadata.json replaced, a lock): nodes keep
+ * SFS_NODE_TIMEOUT. The mount's own directories keep sfs->timeout (sessionctl
+ * new and delete change them behind the kernel's back), a session root that
+ * was never unlocked nothing (its first unlock shows its real attributes).
+ */
+static double cache_timeout(struct sfs_inode *in)
 {
-	e->attr_timeout = sfs->timeout;
-	e->entry_timeout = sfs->timeout;
+	bool loaded;
+
+	switch (in->kind) {
+	case SFS_K_NODE:
+		return SFS_NODE_TIMEOUT;
+	case SFS_K_SESSION:
+		pthread_mutex_lock(&in->mu);
+		loaded = in->loaded;
+		pthread_mutex_unlock(&in->mu);
+		return loaded ? sfs->timeout : 0;
+	default:
+		return sfs->timeout;
+	}
+}
+
+/* The same for attributes alone: the control file and special files keep none. */
+static double attr_timeout(struct sfs_inode *in)
+{
+	return in->kind == SFS_K_CTL || in->special != SFS_SP_NONE ? 0 : cache_timeout(in);
+}
+
+static void fill_timeouts(struct fuse_entry_param *e, struct sfs_inode *in)
+{
+	e->attr_timeout = attr_timeout(in);
+	e->entry_timeout = cache_timeout(in);
 }
 
 int sfs_make_entry(struct sfs_inode *parent, int fd, const struct sfs_keys *keys,
@@ -162,7 +193,7 @@ int sfs_make_entry(struct sfs_inode *parent, int fd, const struct sfs_keys *keys
 	}
 	memset(e, 0, offsetof(struct fuse_entry_param, attr));
 	e->ino = sfs_ino_of(in);
-	fill_timeouts(e);
+	fill_timeouts(e, in);
 	return 0;
 }
 
@@ -241,7 +272,7 @@ static int lookup_session(struct sfs_inode *top, const char *name, struct fuse_e
 	}
 	e->ino = sfs_ino_of(in);
 	e->generation = 0;
-	fill_timeouts(e);
+	fill_timeouts(e, in);
 	return 0;
 }
 
@@ -258,9 +289,7 @@ static int lookup_fixed(const char *name, struct fuse_entry_param *e)
 	else
 		return -ENOENT;
 	e->ino = sfs_ino_of(in);
-	fill_timeouts(e);
-	if (in == &sfs->ctl)
-		e->attr_timeout = 0;
+	fill_timeouts(e, in);
 	return sfs_node_stat(in, &e->attr);
 }
 
@@ -333,15 +362,17 @@ void sfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (rc < 0)
 		sfs_reply_err(req, rc);
 	else
-		fuse_reply_attr(req, &st,
-				in->kind == SFS_K_CTL || in->special != SFS_SP_NONE ? 0 : sfs->timeout);
+		fuse_reply_attr(req, &st, attr_timeout(in));
 }
 
-/* Set times on a regular file or directory through its O_PATH descriptor. */
-static int set_times(struct sfs_inode *in, const struct stat *attr, int to_set)
+/*
+ * Set times on a node: through the open file's descriptor when there is one
+ * (futimens), else through the node's O_PATH descriptor.
+ */
+static int set_times(struct sfs_inode *in, const struct stat *attr, int to_set,
+		     struct fuse_file_info *fi)
 {
 	struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_OMIT}};
-	char path[64];
 
 	if (to_set & FUSE_SET_ATTR_ATIME_NOW)
 		ts[0].tv_nsec = UTIME_NOW;
@@ -351,10 +382,10 @@ static int set_times(struct sfs_inode *in, const struct stat *attr, int to_set)
 		ts[1].tv_nsec = UTIME_NOW;
 	else if (to_set & FUSE_SET_ATTR_MTIME)
 		ts[1] = attr->st_mtim;
-	if (in->type == S_IFLNK)
-		return utimensat(in->fd, "", ts, AT_EMPTY_PATH) < 0 ? sfs_neg_errno() : 0;
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", in->fd);
-	return utimensat(AT_FDCWD, path, ts, 0) < 0 ? sfs_neg_errno() : 0;
+	if (fi && in->type == S_IFREG)
+		return futimens(((struct sfs_fh *)(uintptr_t)fi->fh)->fd, ts) < 0 ? sfs_neg_errno()
+										   : 0;
+	return utimensat(in->fd, "", ts, AT_EMPTY_PATH) < 0 ? sfs_neg_errno() : 0;
 }
 
 static int set_size(struct sfs_inode *in, off_t size, struct fuse_file_info *fi,
@@ -399,7 +430,7 @@ static int setattr_node(fuse_req_t req, struct sfs_inode *in, struct stat *attr,
 			struct fuse_file_info *fi, const struct sfs_keys *keys)
 {
 	int fd = fi ? ((struct sfs_fh *)(uintptr_t)fi->fh)->fd : -1;
-	struct sfs_attrs a;
+	struct sfs_attrs a, was;
 	gid_t old_gid;
 	int rc = 0;
 
@@ -407,7 +438,7 @@ static int setattr_node(fuse_req_t req, struct sfs_inode *in, struct stat *attr,
 		if (sfs_node_type(in) == S_IFLNK && (to_set & FUSE_SET_ATTR_MODE))
 			return -EOPNOTSUPP;
 		pthread_mutex_lock(&in->mu);
-		a = in->attrs;
+		a = was = in->attrs;
 		pthread_mutex_unlock(&in->mu);
 		old_gid = a.gid;
 		/*
@@ -430,7 +461,18 @@ static int setattr_node(fuse_req_t req, struct sfs_inode *in, struct stat *attr,
 			a.mode = (uint32_t)sfs_kill_setid(req, a.mode, old_gid, false);
 		if (in->bad)
 			return -EIO;
-		rc = sfs_node_store_attrs(in, &a, fd, keys);
+		/*
+		 * Nothing changes (tar's chown to the owner a file already has,
+		 * its chmod to the mode it was made with): no header to reseal,
+		 * only ctime moves, as on ext4.
+		 */
+		if (a.mode == was.mode && a.uid == was.uid && a.gid == was.gid)
+			rc = fchownat(in->fd, "", (uid_t)-1, (gid_t)-1,
+				      AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0
+				     ? sfs_neg_errno()
+				     : 0;
+		else
+			rc = sfs_node_store_attrs(in, &a, fd, keys);
 	}
 	if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE)) {
 		if (in->special == SFS_SP_EVENTS)
@@ -445,7 +487,7 @@ static int setattr_node(fuse_req_t req, struct sfs_inode *in, struct stat *attr,
 	}
 	if (rc == 0 && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
 				  FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)))
-		rc = set_times(in, attr, to_set);
+		rc = set_times(in, attr, to_set, fi);
 	return rc;
 }
 
@@ -475,7 +517,7 @@ void sfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_se
 	if (rc < 0)
 		sfs_reply_err(req, rc);
 	else
-		fuse_reply_attr(req, &st, sfs->timeout);
+		fuse_reply_attr(req, &st, attr_timeout(in));
 }
 
 void sfs_op_readlink(fuse_req_t req, fuse_ino_t ino)

@@ -101,6 +101,7 @@ struct sfs_session *sfs_session_get(const char *id, int cfd)
 	pthread_rwlock_init(&s->ev_rw, &attr);
 	pthread_rwlockattr_destroy(&attr);
 	pthread_mutex_init(&s->meta_mu, NULL);
+	pthread_mutex_init(&s->unlock_mu, NULL);
 	s->lockfd = -1;
 	s->last_used = now_sec();
 	s->next = sfs->sessions;
@@ -191,11 +192,22 @@ void sfs_session_leave(struct sfs_session *s)
 	pthread_rwlock_unlock(&s->rw);
 }
 
+static bool is_unlocked(struct sfs_session *s)
+{
+	bool yes;
+
+	pthread_rwlock_rdlock(&s->rw);
+	yes = s->keys != NULL;
+	pthread_rwlock_unlock(&s->rw);
+	return yes;
+}
+
 int sfs_session_unlock(const char *id, const char *pw, size_t pwlen)
 {
 	struct sfs_session *s;
 	struct sfs_keys *keys;
 	int cfd, lockfd, rc;
+	bool done;
 
 	cfd = open_container(id);
 	if (cfd < 0)
@@ -205,20 +217,36 @@ int sfs_session_unlock(const char *id, const char *pw, size_t pwlen)
 		close(cfd);
 		return -ENOMEM;
 	}
-	pthread_rwlock_wrlock(&s->rw);
-	if (s->keys) {
+	/*
+	 * The key derivation (up to seconds) runs outside s->rw: operations on
+	 * the session meanwhile find it locked (EACCES) instead of waiting.
+	 */
+	pthread_mutex_lock(&s->unlock_mu);
+	done = is_unlocked(s);
+	if (done) {
 		/* Already unlocked here; the password must still be right. */
 		rc = sfs_store_session_verify(cfd, pw, pwlen);
-	} else {
+		/* ...and a lock that came meanwhile must not go unnoticed */
+		done = rc < 0 || is_unlocked(s);
+	}
+	if (!done) {
 		rc = sfs_store_session_unlock(cfd, pw, pwlen, &lockfd, &keys);
 		if (rc == 0) {
-			s->keys = keys;
-			s->lockfd = lockfd;
-			s->last_used = now_sec();
-			prepare(s, cfd);
+			pthread_rwlock_wrlock(&s->rw);
+			if (s->keys) {
+				/* sessionctl new took this id meanwhile: it is unlocked */
+				sfs_keys_free(keys);
+				sfs_store_session_release(lockfd);
+			} else {
+				s->keys = keys;
+				s->lockfd = lockfd;
+				s->last_used = now_sec();
+				prepare(s, cfd);
+			}
+			pthread_rwlock_unlock(&s->rw);
 		}
 	}
-	pthread_rwlock_unlock(&s->rw);
+	pthread_mutex_unlock(&s->unlock_mu);
 	close(cfd);
 	if (rc == 0)
 		sfs_log(LOG_INFO, "%s: unlocked", id);
@@ -275,6 +303,7 @@ void sfs_session_lock_all_final(void)
 		pthread_rwlock_destroy(&s->rw);
 		pthread_rwlock_destroy(&s->ev_rw);
 		pthread_mutex_destroy(&s->meta_mu);
+		pthread_mutex_destroy(&s->unlock_mu);
 		close(s->cfd);
 		free(s);
 	}
@@ -412,11 +441,14 @@ int sfs_session_delete(const char *id)
 		if (rc == 0) {
 			drop_keys(s);
 			s->deleted = true;
-			rc = sfs_remove_tree(sfs->topfd[w], tmp);
-			sfs_fsync_dirfd(sfs->topfd[w]);
 		}
 	}
 	pthread_rwlock_unlock(&s->rw);
+	/* Out of sight and locked: removed without holding up its operations. */
+	if (rc == 0) {
+		rc = sfs_remove_tree(sfs->topfd[w], tmp);
+		sfs_fsync_dirfd(sfs->topfd[w]);
+	}
 	if (rc == 0)
 		sfs_log(LOG_INFO, "%s: deleted", id);
 	return rc;

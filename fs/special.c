@@ -385,7 +385,8 @@ static int replace(int rootfd, const unsigned char dirid[SFS_ID_BYTES], const ch
 
 /*
  * The kernel may still map the name metadata.json to the file just replaced:
- * drop that dentry. Called from flush, fsync or release, which hold no
+ * drop that dentry, and the session root's cached attributes (the rename
+ * moved its mtime). Called from flush, fsync or release, which hold no
  * directory lock, so notifying from here cannot deadlock.
  */
 static void forget_old_name(int rootfd)
@@ -396,9 +397,11 @@ static void forget_old_name(int rootfd)
 	if (fstat(rootfd, &st) < 0)
 		return;
 	ino = sfs_inode_number(st.st_dev, st.st_ino);
-	if (ino)
-		fuse_lowlevel_notify_inval_entry(sfs->se, ino, SFS_METADATA_NAME,
-						 strlen(SFS_METADATA_NAME));
+	if (!ino)
+		return;
+	fuse_lowlevel_notify_inval_entry(sfs->se, ino, SFS_METADATA_NAME,
+					 strlen(SFS_METADATA_NAME));
+	fuse_lowlevel_notify_inval_inode(sfs->se, ino, -1, 0);
 }
 
 int sfs_meta_commit(struct sfs_inode *in, struct sfs_fh *fh, const struct sfs_keys *keys)

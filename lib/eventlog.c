@@ -394,8 +394,14 @@ int sfs_log_append(struct sfs_log *l, const void *buf, size_t len)
 		pos += SFS_REC_OVERHEAD + r.len;
 		done += r.len;
 	}
-	/* Reserve first: a full disk fails here, before anything is written. */
-	if (fallocate(l->fd, FALLOC_FL_KEEP_SIZE, (off_t)l->end, (off_t)total) < 0 &&
+	/*
+	 * Reserve first: a full disk fails here, before anything is written.
+	 * Only needed when the records reach past the 4 KiB block the log's
+	 * last byte is in (most appends do not, and the block is written); a
+	 * write that fails half-way all the same is cut off below.
+	 */
+	if ((l->end + total - 1) / 4096 != (l->end - 1) / 4096 &&
+	    fallocate(l->fd, FALLOC_FL_KEEP_SIZE, (off_t)l->end, (off_t)total) < 0 &&
 	    errno != EOPNOTSUPP)
 		rc = sfs_neg_errno();
 	else

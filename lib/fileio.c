@@ -7,9 +7,12 @@
  * Sparse files (fileio.h "Holes") keep unwritten blocks as backing holes.
  */
 #include "fileio.h"
+#include "parallel.h"
 #include "util.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +84,46 @@ int sfs_file_write_header(int fd, const unsigned char id[SFS_ID_BYTES],
 	return sfs_pwrite_all(fd, hdr, sizeof(hdr), 0);
 }
 
+/* A run of blocks sealed or opened by sfs_par_for, one block per iteration. */
+struct run {
+	const struct sfs_file *f;
+	uint64_t first;            /* block number of iteration 0 */
+	unsigned char *plain;      /* block i at plain + i * SFS_BLOCK */
+	unsigned char *cipher;     /* block i at cipher + i * SFS_CBLOCK */
+	size_t last_len;           /* bytes of the last block (plaintext when sealing,
+				    * sealed when opening); the others are whole */
+	size_t n;
+	atomic_size_t bad;         /* opening: lowest block that failed (n: none) */
+};
+
+static void open_one(size_t i, void *arg)
+{
+	struct run *r = arg;
+	size_t clen = i + 1 == r->n ? r->last_len : SFS_CBLOCK, was;
+	const unsigned char *c = r->cipher + i * SFS_CBLOCK;
+
+	/* In a sparse file a block stored as zero bytes is a hole. */
+	if (r->f->sparse && clen > SFS_SEAL_OVERHEAD && all_zero(c, clen)) {
+		memset(r->plain + i * SFS_BLOCK, 0, clen - SFS_SEAL_OVERHEAD);
+		return;
+	}
+	if (sfs_fmt_block_open(r->plain + i * SFS_BLOCK, r->cipher + i * SFS_CBLOCK, clen, r->f->id,
+			       r->first + i, r->f->keys) == 0)
+		return;
+	was = atomic_load(&r->bad);
+	while (i < was && !atomic_compare_exchange_weak(&r->bad, &was, i))
+		;
+}
+
+static void seal_one(size_t i, void *arg)
+{
+	struct run *r = arg;
+	size_t plen = i + 1 == r->n ? r->last_len : SFS_BLOCK;
+
+	sfs_fmt_block_seal(r->cipher + i * SFS_CBLOCK, r->plain + i * SFS_BLOCK, plen, r->f->id,
+			   r->first + i, r->f->keys);
+}
+
 /*
  * Read and open blocks [first, first + n) of a file of f->size bytes into
  * @plain (n * SFS_BLOCK bytes). Blocks at or past EOF are not read. In a
@@ -90,6 +133,7 @@ static int load_blocks(struct sfs_file *f, uint64_t first, uint64_t n, unsigned 
 		       unsigned char *cipher)
 {
 	uint64_t end = sfs_fmt_backing_size(f->size), off = sfs_fmt_block_offset(first);
+	struct run r = {.f = f, .first = first, .plain = plain, .cipher = cipher};
 	size_t want;
 	ssize_t got;
 
@@ -99,33 +143,25 @@ static int load_blocks(struct sfs_file *f, uint64_t first, uint64_t n, unsigned 
 	got = sfs_pread_all(f->fd, cipher, want, off);
 	if (got < 0)
 		return (int)got;
-	for (uint64_t i = 0; i < n && i * SFS_CBLOCK < want; i++) {
-		size_t clen = want - i * SFS_CBLOCK;
-
-		if (clen > SFS_CBLOCK)
-			clen = SFS_CBLOCK;
-		/* A short read means the file shrank under us: the block is cut. */
-		if ((size_t)got < i * SFS_CBLOCK + clen) {
-			f->bad_block = first + i;
-			return -EBADMSG;
-		}
-		if (f->sparse && clen > SFS_SEAL_OVERHEAD &&
-		    all_zero(cipher + i * SFS_CBLOCK, clen)) {
-			memset(plain + i * SFS_BLOCK, 0, clen - SFS_SEAL_OVERHEAD);
-			continue;
-		}
-		if (sfs_fmt_block_open(plain + i * SFS_BLOCK, cipher + i * SFS_CBLOCK, clen, f->id,
-				       first + i, f->keys) != 0) {
-			f->bad_block = first + i;
-			return -EBADMSG;
-		}
+	r.n = (want + SFS_CBLOCK - 1) / SFS_CBLOCK;
+	r.last_len = want - (r.n - 1) * SFS_CBLOCK;
+	/* A short read means the file shrank under us: the block is cut. */
+	if ((size_t)got < want) {
+		f->bad_block = first + (size_t)got / SFS_CBLOCK;
+		return -EBADMSG;
+	}
+	atomic_init(&r.bad, r.n);
+	sfs_par_for(r.n, open_one, &r);
+	if (atomic_load(&r.bad) < r.n) {
+		f->bad_block = first + atomic_load(&r.bad);
+		return -EBADMSG;
 	}
 	return 0;
 }
 
 ssize_t sfs_file_read(struct sfs_file *f, void *buf, size_t len, uint64_t off)
 {
-	unsigned char *plain, *cipher;
+	unsigned char *plain = NULL, *cipher;
 	size_t nb;
 	size_t done = 0;
 	int rc = 0;
@@ -135,12 +171,9 @@ ssize_t sfs_file_read(struct sfs_file *f, void *buf, size_t len, uint64_t off)
 	if (len > f->size - off)
 		len = (size_t)(f->size - off);
 	nb = run_blocks(off, len);
-	plain = malloc(nb * SFS_BLOCK);
 	cipher = malloc(nb * SFS_CBLOCK);
-	if (!plain || !cipher) {
-		rc = -ENOMEM;
-		goto out;
-	}
+	if (!cipher)
+		return -ENOMEM;
 	while (done < len) {
 		uint64_t pos = off + done, first = pos / SFS_BLOCK;
 		uint64_t last = (off + len - 1) / SFS_BLOCK, n = last - first + 1;
@@ -148,16 +181,33 @@ ssize_t sfs_file_read(struct sfs_file *f, void *buf, size_t len, uint64_t off)
 
 		if (n > nb)
 			n = nb;
-		rc = load_blocks(f, first, n, plain, cipher);
-		if (rc < 0)
-			break;
 		chunk = (size_t)(n * SFS_BLOCK) - skip;
 		if (chunk > len - done)
 			chunk = len - done;
+		/*
+		 * Whole blocks (or the file's last bytes) are opened straight
+		 * into @buf; a block read in part goes through @plain.
+		 */
+		if (skip == 0 && (chunk == n * SFS_BLOCK || off + len == f->size)) {
+			rc = load_blocks(f, first, n, (unsigned char *)buf + done, cipher);
+			if (rc < 0)
+				break;
+			done += chunk;
+			continue;
+		}
+		if (!plain) {
+			plain = malloc(nb * SFS_BLOCK);
+			if (!plain) {
+				rc = -ENOMEM;
+				break;
+			}
+		}
+		rc = load_blocks(f, first, n, plain, cipher);
+		if (rc < 0)
+			break;
 		memcpy((char *)buf + done, plain + skip, chunk);
 		done += chunk;
 	}
-out:
 	if (plain)
 		sodium_memzero(plain, nb * SFS_BLOCK);
 	free(plain);
@@ -182,6 +232,7 @@ static int write_run(struct sfs_file *f, const unsigned char *buf, size_t len, u
 	bool head = off % SFS_BLOCK != 0;
 	bool tail = (off + len) % SFS_BLOCK != 0 && off + len < f->size;
 
+	assert(plain || (!head && !tail && off + len == run_end));
 	if (head) {
 		rc = load_blocks(f, first, 1, plain, cipher);
 		if (rc < 0)
@@ -206,14 +257,16 @@ static int write_run(struct sfs_file *f, const unsigned char *buf, size_t len, u
 	    fallocate(f->fd, FALLOC_FL_KEEP_SIZE, (off_t)rstart, (off_t)(rend - rstart)) < 0 &&
 	    errno != EOPNOTSUPP)
 		return sfs_neg_errno();
-	memcpy(plain + (off - start), buf, len);
-	for (uint64_t b = first; b <= last; b++) {
-		uint64_t bstart = b * SFS_BLOCK;
-		size_t plen = (size_t)(run_end - bstart < SFS_BLOCK ? run_end - bstart : SFS_BLOCK);
+	/* Whole blocks of the caller's (plain == NULL) are sealed where they are. */
+	if (plain)
+		memcpy(plain + (off - start), buf, len);
+	struct run r = {.f = f, .first = first, .cipher = cipher};
 
-		sfs_fmt_block_seal(cipher + clen, plain + (bstart - start), plen, f->id, b, f->keys);
-		clen += plen + SFS_SEAL_OVERHEAD;
-	}
+	r.plain = plain ? plain : (unsigned char *)buf;
+	r.n = (size_t)(last - first + 1);
+	r.last_len = (size_t)(run_end - last * SFS_BLOCK);
+	sfs_par_for(r.n, seal_one, &r);
+	clen = (r.n - 1) * SFS_CBLOCK + r.last_len + SFS_SEAL_OVERHEAD;
 	rc = sfs_pwrite_all(f->fd, cipher, clen, sfs_fmt_block_offset(first));
 	if (rc == 0)
 		f->size = new_size;
@@ -223,12 +276,17 @@ static int write_run(struct sfs_file *f, const unsigned char *buf, size_t len, u
 static int write_chunks(struct sfs_file *f, const unsigned char *buf, size_t len, uint64_t off)
 {
 	size_t nb = run_blocks(off, len);
-	unsigned char *plain = malloc(nb * SFS_BLOCK);
+	/*
+	 * Whole blocks, or whole ones and the file's new last bytes: nothing
+	 * to merge, so no plaintext copy to make and wipe (write_run).
+	 */
+	bool whole = off % SFS_BLOCK == 0 && ((off + len) % SFS_BLOCK == 0 || off + len >= f->size);
+	unsigned char *plain = whole ? NULL : malloc(nb * SFS_BLOCK);
 	unsigned char *cipher = malloc(nb * SFS_CBLOCK);
 	size_t done = 0;
 	int rc = 0;
 
-	if (!plain || !cipher) {
+	if ((!whole && !plain) || !cipher) {
 		rc = -ENOMEM;
 		goto out;
 	}

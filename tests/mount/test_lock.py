@@ -1,7 +1,18 @@
-"""Locked sessions: visible but unreachable; lock beats every cache; remount locks all."""
+"""Locked sessions: visible but unreachable; lock beats every cache; remount locks all.
+
+sessionfs lets the kernel keep pages, listings, names and attributes inside
+unlocked sessions (keep_cache, cache_readdir, 10 s timeouts): the tests at
+the end check that a lock drops every one of them, and that what the daemon
+changes behind the kernel's back does not show stale attributes.
+"""
+import json
 import os
 import re
+import signal
 import stat
+import subprocess
+import sys
+import time
 import unittest
 
 import sfs
@@ -127,6 +138,130 @@ class LockTest(unittest.TestCase):
         self.assert_unreachable(a)
         self.assert_unreachable(b)
 
+    def test_cached_pages_unreadable_through_old_fd(self):
+        sid = self.e.new(self.m)
+        path = os.path.join(self.m.sdir(sid), "kept.txt")
+        data = b"KEPT-PLAINTEXT\n" * 3000
+        sfs.write_file(path, data)
+        # pages kept across opens (keep_cache): read it through several opens
+        for _ in range(3):
+            self.assertEqual(sfs.read_file(path), data)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            self.assertEqual(os.pread(fd, 15, 0), b"KEPT-PLAINTEXT\n")
+            self.e.lock(self.m, sid)
+            for off in (0, 4096, len(data) - 15):
+                with self.assertRaises(OSError, msg="pread at %d after lock" % off):
+                    os.pread(fd, 15, off)
+        finally:
+            os.close(fd)
+
+    def test_mmap_unreadable_after_lock(self):
+        sid = self.e.new(self.m)
+        path = os.path.join(self.m.sdir(sid), "mapped.bin")
+        sfs.write_file(path, b"MAPPED-PLAINTEXT" * 1024)
+        # a child maps the file, reads it, waits for the lock, then reads it again
+        child = r"""
+import mmap, sys
+with open(sys.argv[1], "rb") as f:
+    m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+print("before", m[:16].decode(), flush=True)
+sys.stdin.readline()
+print("after", m[:16].decode(), m[8192:8208].decode(), flush=True)
+"""
+        p = subprocess.Popen([sys.executable, "-c", child, path], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            self.assertEqual(p.stdout.readline(), b"before MAPPED-PLAINTEXT\n")
+            self.e.lock(self.m, sid)
+            out, err = p.communicate(b"go\n", timeout=sfs.TIMEOUT)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.assertNotIn(b"PLAINTEXT", out, "plaintext read through a mapping after lock")
+        self.assertEqual(p.returncode, -signal.SIGBUS, (out, err))
+
+    def test_cached_listing_unreadable_after_lock(self):
+        sid = self.e.new(self.m)
+        sub = os.path.join(self.m.sdir(sid), "sub")
+        os.mkdir(sub)
+        for n in ("secret-name-1", "secret-name-2"):
+            sfs.write_file(os.path.join(sub, n), "x")
+        dfd = os.open(sub, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            # listed to the end twice: the kernel holds the listing (cache_readdir)
+            for _ in range(2):
+                self.assertEqual(sorted(os.listdir(dfd)), ["secret-name-1", "secret-name-2"])
+                self.assertEqual(sorted(os.listdir(sub)), ["secret-name-1", "secret-name-2"])
+            self.e.lock(self.m, sid)
+            with self.assertRaises(OSError):
+                os.listdir(dfd)
+        finally:
+            os.close(dfd)
+        with self.assertRaises(PermissionError):
+            os.listdir(sub)
+        self.e.unlock(self.m, sid)
+        self.assertEqual(sorted(os.listdir(sub)), ["secret-name-1", "secret-name-2"])
+
+    def test_cached_names_gone_after_lock(self):
+        sid = self.e.new(self.m)
+        d = self.m.sdir(sid)
+        os.makedirs(os.path.join(d, "a", "b"))
+        sfs.write_file(os.path.join(d, "a", "b", "f"), "x")
+        os.stat(os.path.join(d, "a", "b", "f"))  # names and attributes now cached
+        self.e.lock(self.m, sid)
+        for p in (os.path.join(d, "a"), os.path.join(d, "a", "b"), os.path.join(d, "a", "b", "f")):
+            with self.assertRaises(PermissionError, msg=p):
+                os.stat(p)
+
+    def test_first_unlock_shows_the_roots_attributes(self):
+        # a session root seen while locked (never unlocked in this mount)
+        # shows placeholder attributes; its unlock must not leave them cached
+        sid = self.e.new(self.m)
+        os.chmod(self.m.sdir(sid), 0o750)
+        self.m = self.e.remount(self.m)
+        self.assertEqual(stat.S_IMODE(os.stat(self.m.sdir(sid)).st_mode), 0o700)
+        self.e.unlock(self.m, sid)
+        self.assertEqual(stat.S_IMODE(os.stat(self.m.sdir(sid)).st_mode), 0o750)
+
+    def test_attributes_follow_other_paths(self):
+        sid = self.e.new(self.m)
+        d = self.m.sdir(sid)
+        os.mkdir(os.path.join(d, "sub"))
+        a, b = os.path.join(d, "a"), os.path.join(d, "sub", "b")
+        sfs.write_file(a, "1234")
+        os.link(a, b)
+        os.stat(a), os.stat(b)  # both cached
+        os.chmod(b, 0o640)
+        self.assertEqual(stat.S_IMODE(os.stat(a).st_mode), 0o640)
+        with open(b, "ab") as f:
+            f.write(b"5678")
+        self.assertEqual(os.stat(a).st_size, 8)
+        os.unlink(b)
+        self.assertEqual(os.stat(a).st_nlink, 1)
+
+    def test_root_attributes_follow_the_daemons_metadata_refresh(self):
+        # the daemon replaces metadata.json itself ("updated"), which moves the
+        # session root's mtime behind the kernel's back: no stale mtime shown.
+        # metadata.json is not looked at through the mount here, so that the
+        # kernel holds no name of it whose invalidation would help.
+        sid = self.e.new(self.m)
+        d = self.m.sdir(sid)
+        os.mkdir(os.path.join(d, "sub"))
+        backing_root = os.path.join(self.e.store, "sessions", sid, "root")
+        time.sleep(1.1)  # any refresh for the mkdir is done; mtimes move visibly
+        deadline = time.monotonic() + sfs.TIMEOUT
+        while os.stat(d).st_mtime_ns != os.stat(backing_root).st_mtime_ns:
+            self.assertLess(time.monotonic(), deadline, "root never settled")
+            time.sleep(0.2)
+        cached = os.stat(d).st_mtime_ns  # cached by the kernel from here
+        sfs.write_file(os.path.join(d, "sub", "f"), "a change below the root")
+        while os.stat(backing_root).st_mtime_ns == cached:
+            self.assertLess(time.monotonic(), deadline, "metadata.json was never refreshed")
+            time.sleep(0.1)
+        time.sleep(0.3)  # the daemon notifies right after its rename and fsync
+        self.assertEqual(os.stat(d).st_mtime_ns, os.stat(backing_root).st_mtime_ns)
 
 if __name__ == "__main__":
     sfs.main()

@@ -145,7 +145,16 @@ static void test_model(void)
 		} else if (r < 53) {
 			what = "1 MiB+ write";
 			do_write(&f, below(msize + 1), (1u << 20) + below(300000));
+		} else if (r < 54) {
+			/* whole blocks: sealed straight from the caller's buffer */
+			what = "large block-aligned write";
+			do_write(&f, below(msize / SFS_BLOCK + 3) * SFS_BLOCK,
+				 (16 + below(400)) * SFS_BLOCK);
 		} else if (r < 55) {
+			what = "large aligned write to a new, unaligned end";
+			do_write(&f, (msize / SFS_BLOCK) * SFS_BLOCK, (16 + below(300)) * SFS_BLOCK +
+									      1 + below(SFS_BLOCK - 1));
+		} else if (r < 56) {
 			what = "empty write";
 			do_write(&f, below(msize + 5000), 0);
 		} else if (r < 65) {
@@ -411,6 +420,36 @@ static void test_sparse(void)
 	close(f.fd);
 }
 
+/*
+ * Large reads open their blocks on several threads (parallel.h): the block
+ * reported is still the first bad one, and good blocks still read.
+ */
+static void test_large_tamper(void)
+{
+	struct sfs_file f;
+
+	new_file(&f, 0x55);
+	msize = 300 * SFS_BLOCK + 77;
+	for (size_t i = 0; i < msize; i++)
+		model[i] = (unsigned char)(i * 7 + i / SFS_BLOCK);
+	REQUIRE(sfs_file_write(&f, model, msize, 0) == (ssize_t)msize);
+	verify(&f, 0, "large setup");
+	flip(f.fd, sfs_fmt_block_offset(250) + 100);
+	flip(f.fd, sfs_fmt_block_offset(37) + 100);
+	for (int i = 0; i < 20; i++)
+		expect_bad(&f, 0, msize, 37);
+	expect_bad(&f, 100 * SFS_BLOCK, 200 * SFS_BLOCK, 250);
+	do_read(&f, 38 * SFS_BLOCK, 200 * SFS_BLOCK);
+	flip(f.fd, sfs_fmt_block_offset(37) + 100);
+	expect_bad(&f, 0, msize, 250);
+	flip(f.fd, sfs_fmt_block_offset(250) + 100);
+	verify(&f, 1, "large flips back");
+	/* cut inside the last block: a large read reports it */
+	REQUIRE(ftruncate(f.fd, (off_t)(sfs_fmt_block_offset(300) + 50)) == 0);
+	expect_bad(&f, 0, msize, 300);
+	close(f.fd);
+}
+
 /* A random byte flipped anywhere, random reads: each errors or equals the model. */
 static void test_fuzz(void)
 {
@@ -459,6 +498,7 @@ int main(void)
 	REQUIRE(keys && model && buf);
 	test_model();
 	test_tamper();
+	test_large_tamper();
 	test_fuzz();
 	test_sparse();
 	free(model);

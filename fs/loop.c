@@ -1,0 +1,259 @@
+/*
+ * loop.c - the FUSE request loop: one reader at a time, which serves quick
+ * requests itself and hands the reading on before a slow one.
+ *
+ * libfuse's multi-threaded loop keeps several threads blocked in read() on
+ * /dev/fuse and the kernel wakes the one that has waited longest, so the
+ * requests of one client (open, write, close) hop from thread to thread and
+ * every hop is a wakeup, often on the other CPU: twice the context switches
+ * and the daemon CPU per append of a single thread (bench/PROFILE.md).
+ *
+ * Here exactly one thread, the reader, reads. A request that only touches
+ * the backing store and locks held briefly is served by the reader itself,
+ * which then reads the next one: a client talks to one hot thread. Before a
+ * request that may take long or wait on the kernel (the control file, which
+ * waits for cache invalidations; fsync; a special file's commit, which
+ * notifies the kernel; large reads and writes; changing a file's size;
+ * batches of forgets; moving a session), the reader passes its place to another thread (started
+ * if none waits, up to max_threads), so requests keep being read meanwhile.
+ * And whatever a quick request turns out to wait for, sfs_loop_watch (once
+ * a second, from the notifier thread) passes the place on when the reader
+ * has been busy with one request for a second: the loop never stalls for
+ * good, at worst for a second or two.
+ *
+ * Caveats: a quick request delays the ones queued behind it (they would
+ * have run on the other CPU); the threads, once started, stay until unmount.
+ */
+#include "fs.h"
+
+#include <errno.h>
+#include <linux/fuse.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#define DEFAULT_THREADS 10      /* as libfuse's multi-threaded loop */
+#define LARGE_IO (64u << 10)    /* reads and writes above this are handed off */
+#define STUCK_MS 1000           /* sfs_loop_watch: a reader busy this long passes */
+
+struct worker {
+	pthread_t thread;
+	struct worker *next;
+};
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;    /* threads waiting for the reader's place */
+	sem_t ended;            /* posted when a thread sees the session end */
+	bool active;            /* the loop runs (sfs_loop_watch has work) */
+	bool exiting;           /* protected by mu, as everything below */
+	bool taken;             /* a thread holds the reader's place */
+	unsigned long term;     /* counts changes of hands of the place */
+	long long busy_since;   /* ms the reader began serving a request; 0: reading */
+	int waiting;            /* threads waiting for the place */
+	int threads, max_threads;
+	struct worker *workers;
+	int error;
+} L = {
+	.mu = PTHREAD_MUTEX_INITIALIZER,
+	.cond = PTHREAD_COND_INITIALIZER,
+};
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * May @buf's request take long or wait on the kernel? Then the reader
+ * hands the reading on before serving it.
+ */
+static bool is_slow(const struct fuse_buf *buf)
+{
+	const struct fuse_in_header *in = buf->mem;
+	struct sfs_inode *ino;
+
+	if ((buf->flags & FUSE_BUF_IS_FD) || buf->size < sizeof(*in))
+		return true; /* not looked at: hand off */
+	if (in->nodeid == sfs_ino_of(&sfs->ctl))
+		return true; /* sessionctl: key derivation, waits for invalidations */
+	switch (in->opcode) {
+	case FUSE_FSYNC:
+	case FUSE_FSYNCDIR:
+		return true;
+	case FUSE_BATCH_FORGET:
+		/* thousands at once after a tree is removed: each close may free an inode */
+		return true;
+	case FUSE_FLUSH:
+	case FUSE_RELEASE:
+		/* metadata.json's commit fsyncs and notifies the kernel */
+		ino = sfs_inode_of(in->nodeid);
+		return ino->kind == SFS_K_NODE && ino->special == SFS_SP_META;
+	case FUSE_READ:
+		return buf->size >= sizeof(*in) + sizeof(struct fuse_read_in) &&
+		       ((const struct fuse_read_in *)(in + 1))->size > LARGE_IO;
+	case FUSE_WRITE:
+		return buf->size >= sizeof(*in) + sizeof(struct fuse_write_in) &&
+		       ((const struct fuse_write_in *)(in + 1))->size > LARGE_IO;
+	case FUSE_SETATTR:
+		/* growing a file writes sealed zeros up to its new size */
+		return buf->size < sizeof(*in) + sizeof(struct fuse_setattr_in) ||
+		       (((const struct fuse_setattr_in *)(in + 1))->valid & FATTR_SIZE);
+	case FUSE_FALLOCATE:
+		return true;
+	case FUSE_RENAME:
+	case FUSE_RENAME2:
+		/* mv sessions/ID archive/ fsyncs both directories */
+		ino = sfs_inode_of(in->nodeid);
+		return ino->kind == SFS_K_TOP;
+	}
+	return false;
+}
+
+static void *worker_main(void *arg);
+
+/* Start one more thread; called with L.mu held. */
+static void spawn(void)
+{
+	struct worker *w = calloc(1, sizeof(*w));
+	sigset_t all, old;
+	int rc;
+
+	if (!w)
+		return;
+	/* Signals (SIGTERM: unmount) go to the main thread. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = pthread_create(&w->thread, NULL, worker_main, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		sfs_log(LOG_ERR, "cannot start a request thread: %s", strerror(rc));
+		free(w);
+		return;
+	}
+	w->next = L.workers;
+	L.workers = w;
+	L.threads++;
+}
+
+/* The reader gives its place up; called with L.mu held. */
+static void pass_on(void)
+{
+	L.taken = false;
+	L.term++;
+	L.busy_since = 0;
+	if (L.waiting > 0)
+		pthread_cond_signal(&L.cond);
+	else if (L.threads < L.max_threads)
+		spawn();
+	/* else: the next thread to finish its request reads */
+}
+
+static void *worker_main(void *arg)
+{
+	struct fuse_buf buf = {0};
+	unsigned long term = 0;
+	bool reader = false;
+	int res;
+
+	(void)arg;
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+	for (;;) {
+		pthread_mutex_lock(&L.mu);
+		if (reader && L.term != term)
+			reader = false; /* sfs_loop_watch passed the place on */
+		if (!reader) {
+			L.waiting++;
+			while (L.taken && !L.exiting)
+				pthread_cond_wait(&L.cond, &L.mu);
+			L.waiting--;
+			if (L.exiting) {
+				pthread_mutex_unlock(&L.mu);
+				break;
+			}
+			L.taken = reader = true;
+			term = ++L.term;
+		}
+		L.busy_since = 0;
+		pthread_mutex_unlock(&L.mu);
+
+		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+		res = fuse_session_receive_buf(sfs->se, &buf);
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+		if (res == -EINTR)
+			continue;
+		if (res <= 0) {
+			/* Unmounted (or a read error): the session ends. */
+			pthread_mutex_lock(&L.mu);
+			if (res < 0 && !L.error)
+				L.error = res;
+			pthread_mutex_unlock(&L.mu);
+			fuse_session_exit(sfs->se);
+			sem_post(&L.ended);
+			break;
+		}
+		pthread_mutex_lock(&L.mu);
+		if (is_slow(&buf)) {
+			pass_on();
+			reader = false;
+		} else {
+			L.busy_since = now_ms();
+		}
+		pthread_mutex_unlock(&L.mu);
+		fuse_session_process_buf(sfs->se, &buf);
+	}
+	free(buf.mem);
+	return NULL;
+}
+
+void sfs_loop_watch(void)
+{
+	if (!L.active)
+		return;
+	pthread_mutex_lock(&L.mu);
+	if (L.taken && L.busy_since && now_ms() - L.busy_since >= STUCK_MS)
+		pass_on();
+	pthread_mutex_unlock(&L.mu);
+	/* A signal handled on another thread ended the session: wake the main one. */
+	if (fuse_session_exited(sfs->se))
+		sem_post(&L.ended);
+}
+
+int sfs_loop_run(int max_threads)
+{
+	struct worker *w, *next;
+
+	if (sem_init(&L.ended, 0, 0) < 0)
+		return -errno;
+	pthread_mutex_lock(&L.mu);
+	L.max_threads = max_threads > 0 ? max_threads : DEFAULT_THREADS;
+	spawn();
+	L.active = L.threads > 0;
+	pthread_mutex_unlock(&L.mu);
+	if (!L.active)
+		return -EAGAIN;
+	/* Until unmount, or a signal (the handlers libfuse set end the session). */
+	while (!fuse_session_exited(sfs->se))
+		sem_wait(&L.ended);
+	pthread_mutex_lock(&L.mu);
+	L.exiting = true;
+	pthread_cond_broadcast(&L.cond);
+	for (w = L.workers; w; w = w->next)
+		pthread_cancel(w->thread); /* the reader, blocked in read() */
+	pthread_mutex_unlock(&L.mu);
+	for (w = L.workers; w; w = next) {
+		next = w->next;
+		pthread_join(w->thread, NULL);
+		free(w);
+	}
+	L.workers = NULL;
+	L.active = false;
+	sem_destroy(&L.ended);
+	return L.error;
+}
