@@ -163,6 +163,32 @@ class FilesTest(unittest.TestCase):
         self.assertEqual(sfs.read_file(self.p("dir2", "c2")), b"AAA")
         self.assertFalse(os.path.exists(self.p("dir")))
 
+    def test_rename_and_link_across_sessions_is_exdev(self):
+        """A rename or link out of a session, into another session or out to
+        the mount's own directories fails with EXDEV, as between file systems
+        (mv then copies), and moves nothing."""
+        other = self.e.new(self.m)
+        od = self.m.sdir(other)
+        sfs.write_file(self.p("f"), b"stays")
+        os.mkdir(self.p("dir"))
+        for src, dst in ((self.p("f"), os.path.join(od, "f")),
+                         (self.p("dir"), os.path.join(od, "dir")),
+                         (os.path.join(od, "events.jsonl"), self.p("g")),
+                         (self.p("f"), os.path.join(self.m.mnt, "sessions", "f"))):
+            with self.assertRaises(OSError) as cm:
+                os.rename(src, dst)
+            self.assertEqual(cm.exception.errno, errno.EXDEV, "%s -> %s" % (src, dst))
+        with self.assertRaises(OSError) as cm:
+            os.link(self.p("f"), os.path.join(od, "f"))
+        self.assertEqual(cm.exception.errno, errno.EXDEV)
+        self.assertEqual(sfs.read_file(self.p("f")), b"stays")
+        self.assertNotIn("f", os.listdir(od))
+        # mv falls back to copy and remove, as across file systems
+        r = sfs.run(["mv", self.p("f"), os.path.join(od, "moved")])
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(sfs.read_file(os.path.join(od, "moved")), b"stays")
+        self.assertFalse(os.path.exists(self.p("f")))
+
     def test_unlink(self):
         sfs.write_file(self.p("gone"), "x")
         os.unlink(self.p("gone"))
