@@ -848,8 +848,10 @@ class Worker:
         while time.monotonic() < self.end:
             self.rnd.choices(fns, weights)[0]()
         self.say("finishing")
-        while self.ev_pending is not None:
-            self.op_events()  # the rest of a split line (op_events may read instead)
+        for _ in range(200):  # the rest of a split line (op_events may read instead)
+            if self.ev_pending is None:
+                break
+            self.op_events()
         for fd, path in self.fds:
             self.attempt("close", "close %s" % path, lambda: os.close(fd))
         for fd, obj in self.pfds:
