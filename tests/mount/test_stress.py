@@ -1053,7 +1053,7 @@ class StressTest(unittest.TestCase):
                     del open_fds[rfd]
         hung = []
         for wid, (p, rfd, status, uid) in enumerate(procs):
-            p.join(timeout=5 if open_fds else 30)
+            p.join(timeout=1 if open_fds else 30)
             if p.is_alive():
                 try:
                     with open("/proc/%d/stack" % p.pid) as f:
@@ -1062,14 +1062,22 @@ class StressTest(unittest.TestCase):
                     kstack = "?"
                 hung.append("worker %d (pid %d) still in: %s\nkernel stack:\n%s"
                             % (wid, p.pid, status.value.decode(errors="replace"), kstack))
-                p.kill()
-                p.join(10)
         for rfd in open_fds:
             os.close(rfd)
         if hung:
-            self.fail("workers hung %gs after the end (daemon %s):\n%s"
-                      % (GRACE, "alive" if self.m.proc.poll() is None else "dead",
-                         "\n".join(hung)))
+            # A process waiting for an answer to a request the daemon has
+            # read cannot be killed: kill the daemon (that aborts the
+            # connection), then the workers.
+            alive = self.m.proc.poll() is None
+            self.m.proc.kill()
+            for p, _, _, _ in procs:
+                p.kill()
+            for p, _, _, _ in procs:
+                p.join(30)
+            sfs.run(["fusermount3", "-uz", self.m.mnt])
+            self.fail("workers hung %gs after the end (the daemon was %s; killed now):\n%s\n"
+                      "daemon log:\n%s" % (GRACE, "alive" if alive else "dead", "\n".join(hung),
+                                            self.m.read_log()[-3000:]))
         for wid, (p, _, _, _) in enumerate(procs):
             try:
                 results[wid] = json.loads(b"".join(chunks[wid]))
