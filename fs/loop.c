@@ -102,10 +102,13 @@ static bool is_slow(const struct fuse_buf *buf)
 		return buf->size >= sizeof(*in) + sizeof(struct fuse_write_in) &&
 		       ((const struct fuse_write_in *)(in + 1))->size > LARGE_IO;
 	case FUSE_SETATTR:
-		/* growing a file writes sealed zeros up to its new size */
+		/* a resize reseals the last block and may write zeros or cut a tail */
 		return buf->size < sizeof(*in) + sizeof(struct fuse_setattr_in) ||
 		       (((const struct fuse_setattr_in *)(in + 1))->valid & FATTR_SIZE);
 	case FUSE_FALLOCATE:
+	case FUSE_SETXATTR:
+	case FUSE_REMOVEXATTR:
+		/* xattr blobs are replaced with fsyncs (lib/xattr.c) */
 		return true;
 	case FUSE_RENAME:
 	case FUSE_RENAME2:

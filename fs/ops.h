@@ -85,11 +85,13 @@ void sfs_new_owner(fuse_req_t req, struct sfs_inode *parent, struct sfs_attrs *a
 /*
  * ops_mknod.c: make file node @name in session directory @p: a backing
  * regular file with a header sealing @a (owner set by the caller) and, for a
- * long symlink, its @len-byte @target; published whole. Fills @e. 0 or -errno.
+ * long symlink, its @len-byte @target; published whole. Fills @e. With @fdp,
+ * the new backing file stays open read-write in *@fdp (regular files made by
+ * create). 0 or -errno.
  */
 int sfs_make_filenode(struct sfs_inode *p, const char *name, const struct sfs_attrs *a,
 		      const char *target, size_t len, const struct sfs_keys *keys,
-		      struct fuse_entry_param *e);
+		      struct fuse_entry_param *e, int *fdp);
 
 /* Operations, one file per kind. */
 void sfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);

@@ -83,48 +83,13 @@ static int do_create(fuse_req_t req, struct sfs_inode *p, const char *name, mode
 		     struct fuse_entry_param *e)
 {
 	struct sfs_attrs a = {.mode = S_IFREG | (mode & 07777)};
-	unsigned char id[SFS_ID_BYTES];
-	char tmp[SFS_TMPNAME_MAX];
 	struct sfs_inode *in;
-	struct sfs_ename en;
-	int fd, pfd, rc;
+	int fd, rc;
 
-	if (p->bad)
-		return -EIO;
-	rc = sfs_fmt_name_encrypt(&en, name, p->id, keys);
-	if (rc < 0)
-		return rc;
 	sfs_new_owner(req, p, &a);
-	rc = sfs_tree_name_add(p->fd, &en);
+	rc = sfs_make_filenode(p, name, &a, NULL, 0, keys, e, &fd);
 	if (rc < 0)
 		return rc;
-	/* Built under an internal name, header first, then published. */
-	sfs_tree_tmpname(tmp);
-	fd = openat(p->fd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		rc = sfs_neg_errno();
-		sfs_tree_name_del(p->fd, &en);
-		return rc;
-	}
-	sfs_crypto_random(id, sizeof(id));
-	rc = sfs_file_init(fd, id, &a, keys);
-	if (rc == 0)
-		rc = sfs_tree_publish(p->fd, tmp, en.backing);
-	if (rc < 0) {
-		close(fd);
-		unlinkat(p->fd, tmp, 0);
-		if (rc != -EEXIST)
-			sfs_tree_name_del(p->fd, &en);
-		return rc;
-	}
-	pfd = openat(p->fd, en.backing, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	rc = pfd < 0 ? sfs_neg_errno() : sfs_make_entry(p, pfd, keys, id, &a, e);
-	if (rc < 0) {
-		close(fd);
-		unlinkat(p->fd, en.backing, 0);
-		sfs_tree_name_del(p->fd, &en);
-		return rc;
-	}
 	sfs_mark_special(p, name, e);
 	in = sfs_inode_of(e->ino);
 	fd = sfs_inode_rwfd_get(in, fd);

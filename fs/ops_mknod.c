@@ -23,12 +23,12 @@
 
 int sfs_make_filenode(struct sfs_inode *p, const char *name, const struct sfs_attrs *a,
 		      const char *target, size_t len, const struct sfs_keys *keys,
-		      struct fuse_entry_param *e)
+		      struct fuse_entry_param *e, int *fdp)
 {
 	unsigned char id[SFS_ID_BYTES];
 	char tmp[SFS_TMPNAME_MAX];
 	struct sfs_ename en;
-	int fd, rc;
+	int fd, pfd, rc;
 
 	if (p->bad)
 		return -EIO;
@@ -49,21 +49,25 @@ int sfs_make_filenode(struct sfs_inode *p, const char *name, const struct sfs_at
 	rc = sfs_file_init(fd, id, a, keys);
 	if (rc == 0 && target)
 		rc = sfs_symlink_write_long(fd, id, target, len, keys);
-	close(fd);
 	if (rc == 0)
 		rc = sfs_tree_publish(p->fd, tmp, en.backing);
 	if (rc < 0) {
+		close(fd);
 		unlinkat(p->fd, tmp, 0);
 		if (rc != -EEXIST)
 			sfs_tree_name_del(p->fd, &en);
 		return rc;
 	}
-	fd = openat(p->fd, en.backing, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	rc = fd < 0 ? sfs_neg_errno() : sfs_make_entry(p, fd, keys, id, a, e);
+	pfd = openat(p->fd, en.backing, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	rc = pfd < 0 ? sfs_neg_errno() : sfs_make_entry(p, pfd, keys, id, a, e);
 	if (rc < 0) {
 		unlinkat(p->fd, en.backing, 0);
 		sfs_tree_name_del(p->fd, &en);
 	}
+	if (rc == 0 && fdp)
+		*fdp = fd;
+	else
+		close(fd);
 	return rc;
 }
 
@@ -108,7 +112,7 @@ static int do_mknod(fuse_req_t req, struct sfs_inode *p, const char *name, mode_
 	/* ext4 keeps a device number for device nodes only. */
 	if (type == S_IFCHR || type == S_IFBLK)
 		a.rdev = (uint32_t)rdev; /* as FUSE carries it: the kernel's 32-bit encoding */
-	return sfs_make_filenode(p, name, &a, NULL, 0, keys, e);
+	return sfs_make_filenode(p, name, &a, NULL, 0, keys, e, NULL);
 }
 
 void sfs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)

@@ -311,7 +311,7 @@ static int do_symlink(fuse_req_t req, const char *link, struct sfs_inode *p, con
 	sfs_new_owner(req, p, &a);
 	/* A target whose encoding does not fit a backing symlink: a file node. */
 	if (sfs_symlink_is_long(len))
-		return sfs_make_filenode(p, name, &a, link, len, keys, e);
+		return sfs_make_filenode(p, name, &a, link, len, keys, e, NULL);
 	rc = sfs_fmt_name_encrypt(&en, name, p->id, keys);
 	if (rc == 0)
 		rc = sfs_fmt_symlink_encode(enc, sizeof(enc), link, keys);

@@ -197,8 +197,12 @@ static int modify(struct sfs_inode *in, const char *name, const char *value, siz
 	return rc;
 }
 
-void sfs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
-		     size_t size, int flags)
+/*
+ * Set (@value not NULL) or remove user attribute @name of @ino and reply;
+ * @outside is the answer where nothing is stored (outside sessions).
+ */
+static void change(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+		   size_t size, int flags, int outside)
 {
 	struct sfs_inode *in = sfs_inode_of(ino);
 	const struct sfs_keys *keys;
@@ -213,7 +217,7 @@ void sfs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const cha
 		return;
 	}
 	if (!sfs_in_session(in)) {
-		fuse_reply_err(req, EPERM); /* nothing is stored outside sessions */
+		fuse_reply_err(req, outside);
 		return;
 	}
 	rc = sfs_enter_node(in, &keys);
@@ -221,11 +225,18 @@ void sfs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const cha
 		sfs_reply_err(req, rc);
 		return;
 	}
-	rc = modify(in, name + USER_PREFIX_LEN, value ? value : "", size, flags, keys);
+	rc = modify(in, name + USER_PREFIX_LEN, value, size, flags, keys);
 	if (rc == 0)
 		sfs_session_changed(in->sess);
 	sfs_session_leave(in->sess);
 	fuse_reply_err(req, sfs_errno_out(rc));
+}
+
+void sfs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+		     size_t size, int flags)
+{
+	/* nothing is stored outside sessions */
+	change(req, ino, name, value ? value : "", size, flags, EPERM);
 }
 
 void sfs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
@@ -282,32 +293,8 @@ void sfs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 void sfs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	struct sfs_inode *in = sfs_inode_of(ino);
-	const struct sfs_keys *keys;
-	int rc;
-
-	if (!sfs->opts.xattr) {
-		fuse_reply_err(req, ENOSYS);
-		return;
-	}
-	if (!is_user(name)) {
-		fuse_reply_err(req, EOPNOTSUPP);
-		return;
-	}
-	if (!sfs_in_session(in)) {
-		fuse_reply_err(req, ENODATA); /* there are none outside sessions */
-		return;
-	}
-	rc = sfs_enter_node(in, &keys);
-	if (rc < 0) {
-		sfs_reply_err(req, rc);
-		return;
-	}
-	rc = modify(in, name + USER_PREFIX_LEN, NULL, 0, 0, keys);
-	if (rc == 0)
-		sfs_session_changed(in->sess);
-	sfs_session_leave(in->sess);
-	fuse_reply_err(req, sfs_errno_out(rc));
+	/* there are none outside sessions */
+	change(req, ino, name, NULL, 0, 0, ENODATA);
 }
 
 /* Has any node of @s ever had attributes (does its root hold .sfsx)? */

@@ -37,9 +37,10 @@ tree is compared. After all seeds the store is remounted and every tree
 compared again.
 
 Not compared: st_ino and st_dev values (only how they group names:
-CHECK_INO), st_blocks, atime, ctime, directory sizes. Not generated, not
-supported today: xattrs, SEEK_DATA and SEEK_HOLE (holes are stored as
-zeros), fallocate, mmap, O_TMPFILE. Not generated, by choice: opening
+CHECK_INO), st_blocks, atime, ctime, directory sizes. Not generated, tested
+elsewhere: xattrs (test_xattr.py), fallocate and mmap (test_sparse.py, where
+fallocate is compared with a native directory). Not generated, not supported:
+SEEK_DATA and SEEK_HOLE, O_TMPFILE. Not generated, by choice: opening
 device nodes (tests/mount/test_special_files.py opens one, on a mount made
 with -o dev).
 
