@@ -44,7 +44,12 @@ void sfs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		rc = sfs_neg_errno();
 	if (rc == 0) {
 		sfs_tree_name_del(p->fd, &en);
-		if (S_ISREG(st.st_mode) && st.st_nlink == 1)
+		/*
+		 * A large file's space is freed at once; a small one's when the
+		 * kernel forgets it, right after (rm -rf of small files spent a
+		 * quarter of its time reopening and cutting each).
+		 */
+		if (S_ISREG(st.st_mode) && st.st_nlink == 1 && st.st_size > (1 << 20))
 			sfs_inode_release_space(st.st_dev, st.st_ino);
 		sfs_session_changed(p->sess);
 	}
