@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <string.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <syslog.h>
 
 _Static_assert(sizeof(fuse_ino_t) >= sizeof(uintptr_t), "inode numbers must hold pointers");
@@ -94,14 +95,98 @@ static void idle_forget(struct sfs_inode *in)
 	pthread_mutex_unlock(&idle_mu);
 }
 
-static void inode_free(struct sfs_inode *in)
+/*
+ * The descriptors of forgotten inodes are closed by a thread of their own:
+ * closing the last one of an unlinked file is where the backing file system
+ * deletes it (a fifth of the daemon's time in rm -rf), and FORGET is served
+ * by the request reader (loop.c), which should go back to reading.
+ */
+static pthread_mutex_t reap_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t reap_cond = PTHREAD_COND_INITIALIZER;
+static int *reap_fds;       /* protected by reap_mu, as the rest */
+static size_t reap_n, reap_cap;
+static int reaper = -1;     /* -1: not started, 0: cannot start, 1: running */
+
+static void *reaper_main(void *unused)
 {
-	if (in->fd >= 0)
-		close(in->fd);
+	int *fds;
+	size_t n;
+
+	(void)unused;
+	pthread_mutex_lock(&reap_mu);
+	for (;;) {
+		while (reap_n == 0)
+			pthread_cond_wait(&reap_cond, &reap_mu);
+		fds = reap_fds;
+		n = reap_n;
+		reap_fds = NULL;
+		reap_n = reap_cap = 0;
+		pthread_mutex_unlock(&reap_mu);
+		for (size_t i = 0; i < n; i++)
+			close(fds[i]);
+		free(fds);
+		pthread_mutex_lock(&reap_mu);
+	}
+	return NULL;
+}
+
+static void start_reaper(void)
+{
+	sigset_t all, old;
+	pthread_t t;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	reaper = pthread_create(&t, NULL, reaper_main, NULL) == 0;
+	if (reaper)
+		pthread_detach(t);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* Close @fd soon, on the reaper thread (or now, if it cannot be queued). */
+static void close_later(int fd)
+{
+	pthread_mutex_lock(&reap_mu);
+	if (reaper < 0)
+		start_reaper();
+	if (reaper && reap_n == reap_cap) {
+		size_t ncap = reap_cap ? reap_cap * 2 : 256;
+		int *n = realloc(reap_fds, ncap * sizeof(*n));
+
+		if (n) {
+			reap_fds = n;
+			reap_cap = ncap;
+		}
+	}
+	if (!reaper || reap_n == reap_cap) {
+		pthread_mutex_unlock(&reap_mu);
+		close(fd);
+		return;
+	}
+	reap_fds[reap_n++] = fd;
+	if (reap_n == 1)
+		pthread_cond_signal(&reap_cond);
+	pthread_mutex_unlock(&reap_mu);
+}
+
+/* Close @fd now, or (@later) on the reaper thread. Accepts -1. */
+static void close_fd(int fd, bool later)
+{
+	if (fd < 0)
+		return;
+	if (later)
+		close_later(fd);
+	else
+		close(fd);
+}
+
+/* Free @in; its descriptors are closed now or (@later) by the reaper. */
+static void inode_free(struct sfs_inode *in, bool later)
+{
+	close_fd(in->fd, later);
 	if (in->type == S_IFREG)
 		idle_forget(in); /* it may sit there even without a descriptor */
-	if (in->rwfd >= 0)
-		close(in->rwfd);
+	close_fd(in->rwfd, later);
 	pthread_mutex_destroy(&in->mu);
 	pthread_rwlock_destroy(&in->io);
 	free(in);
@@ -137,7 +222,7 @@ struct sfs_inode *sfs_inode_get(int fd, const struct stat *st, enum sfs_kind kin
 	if (in) {
 		in->nlookup++;
 		pthread_mutex_unlock(&sfs->itable_mu);
-		inode_free(fresh);
+		inode_free(fresh, false);
 		return in;
 	}
 	fresh->hnext = sfs->itable[b];
@@ -167,7 +252,7 @@ void sfs_inode_unref(struct sfs_inode *in, uint64_t n)
 		*pp = in->hnext;
 	sfs->itable_count--;
 	pthread_mutex_unlock(&sfs->itable_mu);
-	inode_free(in);
+	inode_free(in, true);
 }
 
 int sfs_inode_rwfd_get(struct sfs_inode *in, int fd)
@@ -236,11 +321,17 @@ void sfs_itable_destroy(void)
 
 		for (; in; in = next) {
 			next = in->hnext;
-			inode_free(in);
+			inode_free(in, false);
 		}
 	}
 	free(sfs->itable);
 	sfs->itable = NULL;
+	/* What the reaper has not closed yet is closed here. */
+	pthread_mutex_lock(&reap_mu);
+	for (size_t i = 0; i < reap_n; i++)
+		close(reap_fds[i]);
+	reap_n = 0;
+	pthread_mutex_unlock(&reap_mu);
 }
 
 void sfs_inode_set_special(dev_t dev, ino_t ino, enum sfs_special sp)
