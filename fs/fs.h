@@ -90,6 +90,7 @@ struct sfs_inode {
 	int rwfd;                 /* regular files: read-write descriptor of the backing
 				   * file, shared by every open file handle (-1: none) */
 	int rwfd_users;           /* open file handles using rwfd */
+	atomic_bool written;      /* written since its last open (ops_file.c, keep_cache) */
 
 	pthread_rwlock_t io;      /* content: readers share, writers exclusive */
 };

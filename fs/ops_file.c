@@ -47,9 +47,13 @@ static int fh_new(struct sfs_inode *in, int fd, struct fuse_file_info *fi)
 	/*
 	 * Pages already read stay cached across opens: every change goes
 	 * through this mount, and a lock drops them (notify.c) before it
-	 * returns. Special files bypass the cache (direct_io, below).
+	 * returns. Special files bypass the cache (direct_io, below). Not
+	 * after writes, though: the kernel keeps the pages of a write that
+	 * covered them in part but cannot use them, and fetching those one
+	 * by one costs more READs (cat after tar -x) than one READ of the
+	 * whole file after dropping them.
 	 */
-	fi->keep_cache = in->special == SFS_SP_NONE;
+	fi->keep_cache = in->special == SFS_SP_NONE && !atomic_exchange(&in->written, false);
 	fi->noflush = in->special == SFS_SP_NONE || (fi->flags & O_ACCMODE) == O_RDONLY;
 	return 0;
 }
@@ -315,8 +319,10 @@ void sfs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, 
 		off = (off_t)f.size;
 	n = rc < 0 ? rc : sfs_file_write(&f, buf, size, (uint64_t)off);
 	pthread_rwlock_unlock(&in->io);
-	if (n >= 0)
+	if (n >= 0) {
+		atomic_store(&in->written, true);
 		sfs_session_changed(in->sess);
+	}
 	sfs_session_leave(in->sess);
 	if (n == -EBADMSG)
 		sfs_log_corrupt(in, "size", rc < 0 ? -1 : (long long)f.bad_block);
