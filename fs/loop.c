@@ -36,7 +36,7 @@
 #include <time.h>
 
 #define DEFAULT_THREADS 10      /* as libfuse's multi-threaded loop */
-#define LARGE_IO (64u << 10)    /* reads and writes above this are handed off */
+#define LARGE_IO (128u << 10)   /* reads and writes above this are handed off */
 #define STUCK_MS 1000           /* sfs_loop_watch: a reader busy this long passes */
 
 struct worker {
