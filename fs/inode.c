@@ -260,8 +260,12 @@ int sfs_inode_rwfd_get(struct sfs_inode *in, int fd)
 	int rc;
 
 	pthread_mutex_lock(&in->mu);
-	if (in->rwfd < 0)
+	if (in->rwfd < 0) {
 		in->rwfd = fd >= 0 ? fd : sfs_reopen(in, O_RDWR);
+		/* Files are mostly read start to end: twice the backing readahead. */
+		if (in->rwfd >= 0)
+			posix_fadvise(in->rwfd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	}
 	else if (fd >= 0)
 		close(fd);
 	rc = in->rwfd;
