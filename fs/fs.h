@@ -71,7 +71,9 @@ struct sfs_session {
 /* One inode. Its address is its FUSE inode number (the root is FUSE_ROOT_ID). */
 struct sfs_inode {
 	enum sfs_kind kind;
-	int fd;                   /* O_PATH descriptor of the backing node (-1 for CTL) */
+	int fd;                   /* descriptor of the backing node (-1 for CTL): O_PATH,
+				   * or read-write for a regular file (fd_rw) */
+	bool fd_rw;               /* fd is read-write: file handles use it (no rwfd) */
 	dev_t bdev;               /* backing identity, the table's key */
 	ino_t bino;
 	mode_t type;              /* S_IFDIR, S_IFREG or S_IFLNK */
@@ -163,6 +165,14 @@ void sfs_inode_release_space(dev_t dev, ino_t ino);
  */
 int sfs_inode_rwfd_get(struct sfs_inode *in, int fd);
 void sfs_inode_rwfd_put(struct sfs_inode *in);
+/*
+ * Open backing node @name in directory @dirfd for an inode: read-write if it
+ * is a regular file (so that opening it later costs nothing), O_PATH
+ * otherwise. Never follows a symlink. The descriptor or -errno.
+ */
+int sfs_inode_open(int dirfd, const char *name);
+/* The inode of backing node (@dev, @ino) with one more lookup reference, or NULL. */
+struct sfs_inode *sfs_inode_find(dev_t dev, ino_t ino);
 /* FUSE inode number of backing node (@dev, @ino) if it has an inode, else 0. */
 fuse_ino_t sfs_inode_number(dev_t dev, ino_t ino);
 /* Mark the inode of backing node (@dev, @ino), if known, as @sp (after a rename). */

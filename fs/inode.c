@@ -205,6 +205,11 @@ struct sfs_inode *sfs_inode_get(int fd, const struct stat *st, enum sfs_kind kin
 	}
 	fresh->kind = kind;
 	fresh->fd = fd;
+	if (S_ISREG(st->st_mode)) {
+		int fl = fcntl(fd, F_GETFL);
+
+		fresh->fd_rw = fl >= 0 && !(fl & O_PATH) && (fl & O_ACCMODE) == O_RDWR;
+	}
 	fresh->rwfd = -1;
 	fresh->bdev = st->st_dev;
 	fresh->bino = st->st_ino;
@@ -255,9 +260,40 @@ void sfs_inode_unref(struct sfs_inode *in, uint64_t n)
 	inode_free(in, true);
 }
 
+int sfs_inode_open(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+
+	/* A directory (EISDIR), a symlink (ELOOP), or not writable here: O_PATH. */
+	if (fd < 0 && errno != ENOENT)
+		fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	return fd < 0 ? sfs_neg_errno() : fd;
+}
+
+struct sfs_inode *sfs_inode_find(dev_t dev, ino_t ino)
+{
+	struct sfs_inode *in;
+
+	pthread_mutex_lock(&sfs->itable_mu);
+	for (in = sfs->itable[bucket(dev, ino, sfs->itable_size)]; in; in = in->hnext)
+		if (in->bdev == dev && in->bino == ino) {
+			in->nlookup++;
+			break;
+		}
+	pthread_mutex_unlock(&sfs->itable_mu);
+	return in;
+}
+
 int sfs_inode_rwfd_get(struct sfs_inode *in, int fd)
 {
 	int rc;
+
+	if (in->fd_rw) {
+		/* The node's own descriptor serves every handle. */
+		if (fd >= 0)
+			close(fd);
+		return in->fd;
+	}
 
 	pthread_mutex_lock(&in->mu);
 	if (in->rwfd < 0) {
@@ -282,6 +318,8 @@ void sfs_inode_rwfd_put(struct sfs_inode *in)
 	struct sfs_inode *old;
 	bool last;
 
+	if (in->fd_rw)
+		return;
 	pthread_mutex_lock(&in->mu);
 	last = --in->rwfd_users == 0;
 	pthread_mutex_unlock(&in->mu);
@@ -370,7 +408,7 @@ void sfs_inode_release_space(dev_t dev, ino_t ino)
 	     in = in->hnext)
 		if (in->bdev == dev && in->bino == ino && in->type == S_IFREG &&
 		    atomic_load(&in->opens) == 0)
-			fd = sfs_reopen(in, O_WRONLY);
+			fd = in->fd_rw ? dup(in->fd) : sfs_reopen(in, O_WRONLY);
 	pthread_mutex_unlock(&sfs->itable_mu);
 	if (fd < 0)
 		return;

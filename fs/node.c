@@ -56,7 +56,7 @@ static int load_locked(struct sfs_inode *in, const struct sfs_keys *keys)
 	case S_IFDIR:
 		return sfs_tree_dir_load(in->fd, in->id, &in->attrs, keys);
 	case S_IFREG:
-		fd = sfs_reopen(in, O_RDONLY);
+		fd = in->fd_rw ? in->fd : sfs_reopen(in, O_RDONLY);
 		if (fd < 0)
 			return fd;
 		/* An empty backing file has no header: this version never writes one. */
@@ -64,7 +64,8 @@ static int load_locked(struct sfs_inode *in, const struct sfs_keys *keys)
 			rc = -EBADMSG;
 		else
 			rc = sfs_file_read_header(fd, in->id, &in->attrs, keys);
-		close(fd);
+		if (fd != in->fd)
+			close(fd);
 		return rc;
 	case S_IFLNK:
 		n = readlinkat(in->fd, "", enc, sizeof(enc) - 1);
@@ -176,6 +177,8 @@ int sfs_node_store_attrs(struct sfs_inode *in, const struct sfs_attrs *a, int fd
 		rc = sfs_tree_dir_store(in->fd, in->id, a, keys);
 		break;
 	case S_IFREG:
+		if (fd < 0 && in->fd_rw)
+			fd = in->fd;
 		if (fd < 0)
 			fd = own = sfs_reopen(in, O_WRONLY);
 		/* A header rewrite is chmod/chown: ctime changes, mtime must not. */

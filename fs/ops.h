@@ -46,6 +46,14 @@ int sfs_make_entry(struct sfs_inode *parent, int fd, const struct sfs_keys *keys
 		   const unsigned char *id, const struct sfs_attrs *attrs,
 		   struct fuse_entry_param *e);
 
+/*
+ * The entry of backing node @backing in directory @dirfd (the backing
+ * directory of @parent, or a descriptor of it), as LOOKUP makes it: the
+ * inode the table holds, or a new one. 0 with @e, or -errno.
+ */
+int sfs_entry_at(struct sfs_inode *parent, int dirfd, const char *backing,
+		 const struct sfs_keys *keys, struct fuse_entry_param *e);
+
 /* Look @name up in session directory @parent: 0 with @e, or -errno. */
 int sfs_lookup_node(struct sfs_inode *parent, const char *name, const struct sfs_keys *keys,
 		    struct fuse_entry_param *e);

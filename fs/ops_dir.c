@@ -149,13 +149,10 @@ static const char *entry_name(struct sfs_inode *in, DIR *d, const struct dirent 
 static void plus_entry(struct sfs_inode *in, DIR *d, const struct dirent *de, const char *name,
 		       const struct sfs_keys *keys, struct fuse_entry_param *e)
 {
-	int fd;
-
 	memset(e, 0, sizeof(*e));
 	if (in->kind == SFS_K_TOP || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
 		return;
-	fd = openat(dirfd(d), de->d_name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	if (fd >= 0 && sfs_make_entry(in, fd, keys, NULL, NULL, e) == 0)
+	if (sfs_entry_at(in, dirfd(d), de->d_name, keys, e) == 0)
 		sfs_mark_special(in, name, e);
 	else
 		memset(e, 0, sizeof(*e));

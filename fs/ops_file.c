@@ -90,7 +90,7 @@ static int do_create(fuse_req_t req, struct sfs_inode *p, const char *name, mode
 	char tmp[SFS_TMPNAME_MAX];
 	struct sfs_inode *in;
 	struct sfs_ename en;
-	int fd, pfd, rc;
+	int fd, rc;
 
 	if (p->bad)
 		return -EIO;
@@ -120,17 +120,16 @@ static int do_create(fuse_req_t req, struct sfs_inode *p, const char *name, mode
 			sfs_tree_name_del(p->fd, &en);
 		return rc;
 	}
-	pfd = openat(p->fd, en.backing, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	rc = pfd < 0 ? sfs_neg_errno() : sfs_make_entry(p, pfd, keys, id, &a, e);
+	/* The new file's inode keeps the read-write descriptor (inode.c). */
+	rc = sfs_make_entry(p, fd, keys, id, &a, e);
 	if (rc < 0) {
-		close(fd);
 		unlinkat(p->fd, en.backing, 0);
 		sfs_tree_name_del(p->fd, &en);
 		return rc;
 	}
 	sfs_mark_special(p, name, e);
 	in = sfs_inode_of(e->ino);
-	fd = sfs_inode_rwfd_get(in, fd);
+	fd = sfs_inode_rwfd_get(in, -1);
 	rc = fd < 0 ? fd : fh_new(in, fd, fi);
 	if (rc == 0 && in->special == SFS_SP_META) {
 		rc = sfs_meta_open(in, fh_of(fi), true, keys);

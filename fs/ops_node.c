@@ -100,26 +100,13 @@ static void fill_timeouts(struct fuse_entry_param *e, struct sfs_inode *in)
 	e->entry_timeout = cache_timeout(in);
 }
 
-int sfs_make_entry(struct sfs_inode *parent, int fd, const struct sfs_keys *keys,
-		   const unsigned char *id, const struct sfs_attrs *attrs,
-		   struct fuse_entry_param *e)
+/* Fill @e for @in, which holds a lookup reference for it (dropped on error). */
+static int finish_entry(struct sfs_inode *in, const struct sfs_keys *keys,
+			const unsigned char *id, const struct sfs_attrs *attrs,
+			struct fuse_entry_param *e)
 {
-	struct sfs_inode *in;
-	struct stat st;
 	int rc;
 
-	if (fstat(fd, &st) < 0) {
-		rc = sfs_neg_errno();
-		close(fd);
-		return rc;
-	}
-	if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
-		close(fd);
-		return -EIO; /* nothing of ours */
-	}
-	in = sfs_inode_get(fd, &st, SFS_K_NODE, parent->sess);
-	if (!in)
-		return -ENOMEM;
 	if (attrs) {
 		pthread_mutex_lock(&in->mu);
 		if (!in->loaded) {
@@ -143,21 +130,58 @@ int sfs_make_entry(struct sfs_inode *parent, int fd, const struct sfs_keys *keys
 	return 0;
 }
 
+int sfs_make_entry(struct sfs_inode *parent, int fd, const struct sfs_keys *keys,
+		   const unsigned char *id, const struct sfs_attrs *attrs,
+		   struct fuse_entry_param *e)
+{
+	struct sfs_inode *in;
+	struct stat st;
+	int rc;
+
+	if (fstat(fd, &st) < 0) {
+		rc = sfs_neg_errno();
+		close(fd);
+		return rc;
+	}
+	if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
+		close(fd);
+		return -EIO; /* nothing of ours */
+	}
+	in = sfs_inode_get(fd, &st, SFS_K_NODE, parent->sess);
+	if (!in)
+		return -ENOMEM;
+	return finish_entry(in, keys, id, attrs, e);
+}
+
+int sfs_entry_at(struct sfs_inode *parent, int dirfd, const char *backing,
+		 const struct sfs_keys *keys, struct fuse_entry_param *e)
+{
+	struct sfs_inode *in;
+	struct stat st;
+	int fd;
+
+	/* A node the table already holds needs no descriptor of its own. */
+	if (fstatat(dirfd, backing, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return sfs_neg_errno();
+	in = sfs_inode_find(st.st_dev, st.st_ino);
+	if (in)
+		return finish_entry(in, keys, NULL, NULL, e);
+	fd = sfs_inode_open(dirfd, backing);
+	return fd < 0 ? fd : sfs_make_entry(parent, fd, keys, NULL, NULL, e);
+}
+
 int sfs_lookup_node(struct sfs_inode *parent, const char *name, const struct sfs_keys *keys,
 		    struct fuse_entry_param *e)
 {
 	struct sfs_ename en;
-	int fd, rc;
+	int rc;
 
 	if (parent->bad)
 		return -EIO;
 	rc = sfs_fmt_name_encrypt(&en, name, parent->id, keys);
 	if (rc < 0)
 		return rc;
-	fd = openat(parent->fd, en.backing, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return sfs_neg_errno();
-	rc = sfs_make_entry(parent, fd, keys, NULL, NULL, e);
+	rc = sfs_entry_at(parent, parent->fd, en.backing, keys, e);
 	if (rc == 0)
 		sfs_mark_special(parent, name, e);
 	return rc;
@@ -346,7 +370,9 @@ static int set_size(struct sfs_inode *in, off_t size, struct fuse_file_info *fi,
 		return -EINVAL;
 	if (in->bad)
 		return -EIO;
-	f.fd = fi ? ((struct sfs_fh *)(uintptr_t)fi->fh)->fd : sfs_reopen(in, O_RDWR);
+	f.fd = fi ? ((struct sfs_fh *)(uintptr_t)fi->fh)->fd
+	     : in->fd_rw ? in->fd
+			 : sfs_reopen(in, O_RDWR);
 	if (f.fd < 0)
 		return f.fd;
 	memcpy(f.id, in->id, SFS_ID_BYTES);
@@ -363,7 +389,7 @@ static int set_size(struct sfs_inode *in, off_t size, struct fuse_file_info *fi,
 	pthread_rwlock_unlock(&in->io);
 	if (rc == -EBADMSG)
 		sfs_log_corrupt(in, "", (long long)f.bad_block);
-	if (!fi)
+	if (!fi && f.fd != in->fd)
 		close(f.fd);
 	return rc;
 }
