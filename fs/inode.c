@@ -73,29 +73,6 @@ static void grow(void)
 }
 
 /*
- * Files whose last handle is gone but which keep their read-write descriptor:
- * the IDLE_FDS most recent, so that a file opened, written and closed again
- * and again (an append log) is not reopened each time, while a tree of
- * thousands of files read once does not hold thousands of descriptors (each
- * inode already holds one O_PATH descriptor). Lock order: idle_mu before
- * inode->mu.
- */
-#define IDLE_FDS 128
-static pthread_mutex_t idle_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct sfs_inode *idle[IDLE_FDS]; /* protected by idle_mu */
-static size_t idle_next;                 /* protected by idle_mu */
-
-/* @in is being freed: it leaves the idle ring. */
-static void idle_forget(struct sfs_inode *in)
-{
-	pthread_mutex_lock(&idle_mu);
-	for (size_t i = 0; i < IDLE_FDS; i++)
-		if (idle[i] == in)
-			idle[i] = NULL;
-	pthread_mutex_unlock(&idle_mu);
-}
-
-/*
  * The descriptors of forgotten inodes are closed by a thread of their own:
  * closing the last one of an unlinked file is where the backing file system
  * deletes it (a fifth of the daemon's time in rm -rf), and FORGET is served
@@ -184,9 +161,6 @@ static void close_fd(int fd, bool later)
 static void inode_free(struct sfs_inode *in, bool later)
 {
 	close_fd(in->fd, later);
-	if (in->type == S_IFREG)
-		idle_forget(in); /* it may sit there even without a descriptor */
-	close_fd(in->rwfd, later);
 	pthread_mutex_destroy(&in->mu);
 	pthread_rwlock_destroy(&in->io);
 	free(in);
@@ -209,8 +183,10 @@ struct sfs_inode *sfs_inode_get(int fd, const struct stat *st, enum sfs_kind kin
 		int fl = fcntl(fd, F_GETFL);
 
 		fresh->fd_rw = fl >= 0 && !(fl & O_PATH) && (fl & O_ACCMODE) == O_RDWR;
+		/* Files are mostly read start to end: twice the backing readahead. */
+		if (fresh->fd_rw)
+			posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	}
-	fresh->rwfd = -1;
 	fresh->bdev = st->st_dev;
 	fresh->bino = st->st_ino;
 	fresh->type = st->st_mode & S_IFMT;
@@ -284,65 +260,15 @@ struct sfs_inode *sfs_inode_find(dev_t dev, ino_t ino)
 	return in;
 }
 
-int sfs_inode_rwfd_get(struct sfs_inode *in, int fd)
+int sfs_inode_rwfd_get(struct sfs_inode *in)
 {
-	int rc;
-
-	if (in->fd_rw) {
-		/* The node's own descriptor serves every handle. */
-		if (fd >= 0)
-			close(fd);
-		return in->fd;
-	}
-
-	pthread_mutex_lock(&in->mu);
-	if (in->rwfd < 0) {
-		in->rwfd = fd >= 0 ? fd : sfs_reopen(in, O_RDWR);
-		/* Files are mostly read start to end: twice the backing readahead. */
-		if (in->rwfd >= 0)
-			posix_fadvise(in->rwfd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	}
-	else if (fd >= 0)
-		close(fd);
-	rc = in->rwfd;
-	if (in->rwfd < 0)
-		in->rwfd = -1; /* the error is returned, the next open tries again */
-	else
-		in->rwfd_users++;
-	pthread_mutex_unlock(&in->mu);
-	return rc;
+	return in->fd_rw ? in->fd : sfs_reopen(in, O_RDWR);
 }
 
-void sfs_inode_rwfd_put(struct sfs_inode *in)
+void sfs_inode_rwfd_put(struct sfs_inode *in, int fd)
 {
-	struct sfs_inode *old;
-	bool last;
-
-	if (in->fd_rw)
-		return;
-	pthread_mutex_lock(&in->mu);
-	last = --in->rwfd_users == 0;
-	pthread_mutex_unlock(&in->mu);
-	if (!last)
-		return;
-	pthread_mutex_lock(&idle_mu);
-	if (idle[(idle_next + IDLE_FDS - 1) % IDLE_FDS] == in) {
-		pthread_mutex_unlock(&idle_mu); /* already the most recent */
-		return;
-	}
-	old = idle[idle_next];
-	idle[idle_next] = in;
-	idle_next = (idle_next + 1) % IDLE_FDS;
-	/* The oldest idle file gives its descriptor up, unless it is in use again. */
-	if (old && old != in) {
-		pthread_mutex_lock(&old->mu);
-		if (old->rwfd_users == 0 && old->rwfd >= 0) {
-			close(old->rwfd);
-			old->rwfd = -1;
-		}
-		pthread_mutex_unlock(&old->mu);
-	}
-	pthread_mutex_unlock(&idle_mu);
+	if (fd != in->fd)
+		close(fd);
 }
 
 void sfs_inode_foreach(struct sfs_session *sess, void (*fn)(struct sfs_inode *, void *),

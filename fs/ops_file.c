@@ -25,8 +25,8 @@ static struct sfs_fh *fh_of(struct fuse_file_info *fi)
 }
 
 /*
- * A file handle on @in over its shared descriptor @fd (from
- * sfs_inode_rwfd_get, given back by fh_free or here on error). A FLUSH
+ * A file handle on @in over descriptor @fd (from sfs_inode_rwfd_get, given
+ * back by fh_free or here on error). A FLUSH
  * round trip is only wanted where close must commit something: a special
  * file open for writing (metadata.json's document, an unterminated events
  * line). Ordinary writes reached the store before their WRITE was answered.
@@ -36,7 +36,7 @@ static int fh_new(struct sfs_inode *in, int fd, struct fuse_file_info *fi)
 	struct sfs_fh *fh = calloc(1, sizeof(*fh));
 
 	if (!fh) {
-		sfs_inode_rwfd_put(in);
+		sfs_inode_rwfd_put(in, fd);
 		return -ENOMEM;
 	}
 	fh->fd = fd;
@@ -66,7 +66,7 @@ static void fh_free(struct sfs_inode *in, struct fuse_file_info *fi)
 	sfs_special_release(fh);
 	atomic_fetch_sub(&fh->sess->open_files, 1);
 	atomic_fetch_sub(&in->opens, 1);
-	sfs_inode_rwfd_put(in);
+	sfs_inode_rwfd_put(in, fh->fd);
 	free(fh);
 }
 
@@ -129,7 +129,7 @@ static int do_create(fuse_req_t req, struct sfs_inode *p, const char *name, mode
 	}
 	sfs_mark_special(p, name, e);
 	in = sfs_inode_of(e->ino);
-	fd = sfs_inode_rwfd_get(in, -1);
+	fd = sfs_inode_rwfd_get(in);
 	rc = fd < 0 ? fd : fh_new(in, fd, fi);
 	if (rc == 0 && in->special == SFS_SP_META) {
 		rc = sfs_meta_open(in, fh_of(fi), true, keys);
@@ -192,7 +192,7 @@ void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		bool trunc = fi->flags & O_TRUNC;
 		bool writing = (fi->flags & O_ACCMODE) != O_RDONLY;
 
-		fd = sfs_inode_rwfd_get(in, -1);
+		fd = sfs_inode_rwfd_get(in);
 		if (fd >= 0 && trunc &&
 		    (in->special == SFS_SP_EVENTS || in->attrs.kind == SFS_KIND_LOG))
 			rc = -EPERM; /* append-only */
@@ -204,7 +204,7 @@ void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		if (rc >= 0)
 			rc = fh_new(in, fd, fi);
 		else if (fd >= 0)
-			sfs_inode_rwfd_put(in);
+			sfs_inode_rwfd_put(in, fd);
 		if (rc >= 0 && in->special == SFS_SP_META && writing) {
 			rc = sfs_meta_open(in, fh_of(fi), trunc, keys);
 			if (rc < 0)
