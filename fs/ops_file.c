@@ -26,10 +26,10 @@ static struct sfs_fh *fh_of(struct fuse_file_info *fi)
 
 /*
  * A file handle on @in over descriptor @fd (from sfs_inode_rwfd_get, given
- * back by fh_free or here on error). A FLUSH
- * round trip is only wanted where close must commit something: a special
- * file open for writing (metadata.json's document, an unterminated events
- * line). Ordinary writes reached the store before their WRITE was answered.
+ * back by fh_free or here on error). A FLUSH round trip is only wanted where
+ * close must commit something: a special file open for writing
+ * (metadata.json's document, an unterminated events line). Ordinary writes
+ * reached the store before their WRITE was answered.
  */
 static int fh_new(struct sfs_inode *in, int fd, struct fuse_file_info *fi)
 {

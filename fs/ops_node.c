@@ -337,7 +337,7 @@ void sfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 /*
  * Set times on a node: through the open file's descriptor when there is one
- * (futimens), else through the node's O_PATH descriptor.
+ * (futimens), else through the node's own descriptor (AT_EMPTY_PATH).
  */
 static int set_times(struct sfs_inode *in, const struct stat *attr, int to_set,
 		     struct fuse_file_info *fi)
