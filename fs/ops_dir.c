@@ -158,8 +158,8 @@ static void plus_entry(struct sfs_inode *in, DIR *d, const struct dirent *de, co
 		memset(e, 0, sizeof(*e));
 }
 
-static int list_dir(fuse_req_t req, bool plus, struct sfs_inode *in, DIR *d, char *buf,
-		    size_t size, off_t off, const struct sfs_keys *keys, size_t *out)
+static int list_dir(fuse_req_t req, bool plus, struct sfs_inode *in, DIR *d, char *buf, size_t size,
+		    off_t off, const struct sfs_keys *keys, size_t *out)
 {
 	char plain[SFS_NAME_MAX + 1];
 	struct fuse_entry_param e;

@@ -101,9 +101,8 @@ static void fill_timeouts(struct fuse_entry_param *e, struct sfs_inode *in)
 }
 
 /* Fill @e for @in, which holds a lookup reference for it (dropped on error). */
-static int finish_entry(struct sfs_inode *in, const struct sfs_keys *keys,
-			const unsigned char *id, const struct sfs_attrs *attrs,
-			struct fuse_entry_param *e)
+static int finish_entry(struct sfs_inode *in, const struct sfs_keys *keys, const unsigned char *id,
+			const struct sfs_attrs *attrs, struct fuse_entry_param *e)
 {
 	int rc;
 
@@ -352,9 +351,11 @@ static int set_times(struct sfs_inode *in, const struct stat *attr, int to_set,
 		ts[1].tv_nsec = UTIME_NOW;
 	else if (to_set & FUSE_SET_ATTR_MTIME)
 		ts[1] = attr->st_mtim;
-	if (fi && in->type == S_IFREG)
-		return futimens(((struct sfs_fh *)(uintptr_t)fi->fh)->fd, ts) < 0 ? sfs_neg_errno()
-										   : 0;
+	if (fi && in->type == S_IFREG) {
+		if (futimens(((struct sfs_fh *)(uintptr_t)fi->fh)->fd, ts) < 0)
+			return sfs_neg_errno();
+		return 0;
+	}
 	return utimensat(in->fd, "", ts, AT_EMPTY_PATH) < 0 ? sfs_neg_errno() : 0;
 }
 
@@ -370,9 +371,10 @@ static int set_size(struct sfs_inode *in, off_t size, struct fuse_file_info *fi,
 		return -EINVAL;
 	if (in->bad)
 		return -EIO;
-	f.fd = fi ? ((struct sfs_fh *)(uintptr_t)fi->fh)->fd
-	     : in->fd_rw ? in->fd
-			 : sfs_reopen(in, O_RDWR);
+	if (fi)
+		f.fd = ((struct sfs_fh *)(uintptr_t)fi->fh)->fd;
+	else
+		f.fd = in->fd_rw ? in->fd : sfs_reopen(in, O_RDWR);
 	if (f.fd < 0)
 		return f.fd;
 	memcpy(f.id, in->id, SFS_ID_BYTES);
