@@ -160,11 +160,12 @@ void sfs_inode_release_space(dev_t dev, ino_t ino);
 int sfs_inode_rwfd_get(struct sfs_inode *in);
 void sfs_inode_rwfd_put(struct sfs_inode *in, int fd);
 /*
- * Open backing node @name in directory @dirfd for an inode: read-write if it
- * is a regular file (so that opening it later costs nothing), O_PATH
- * otherwise. Never follows a symlink. The descriptor or -errno.
+ * Open backing node @name in directory @dirfd, of type @type (st_mode from
+ * fstatat), for an inode: read-write if it is a regular file (so that
+ * opening it later costs nothing), O_PATH otherwise. Never follows a
+ * symlink. The descriptor or -errno.
  */
-int sfs_inode_open(int dirfd, const char *name);
+int sfs_inode_open(int dirfd, const char *name, mode_t type);
 /* The inode of backing node (@dev, @ino) with one more lookup reference, or NULL. */
 struct sfs_inode *sfs_inode_find(dev_t dev, ino_t ino);
 /* FUSE inode number of backing node (@dev, @ino) if it has an inode, else 0. */

@@ -236,12 +236,15 @@ void sfs_inode_unref(struct sfs_inode *in, uint64_t n)
 	inode_free(in, true);
 }
 
-int sfs_inode_open(int dirfd, const char *name)
+int sfs_inode_open(int dirfd, const char *name, mode_t type)
 {
-	int fd = openat(dirfd, name, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	int fd = -1;
 
-	/* A directory (EISDIR), a symlink (ELOOP), or not writable here: O_PATH. */
-	if (fd < 0 && errno != ENOENT)
+	/* Only a regular file is opened for I/O: never a FIFO or a device. */
+	if (S_ISREG(type))
+		fd = openat(dirfd, name, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	/* Anything else, or a file not writable here (or replaced meanwhile): O_PATH. */
+	if (fd < 0)
 		fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	return fd < 0 ? sfs_neg_errno() : fd;
 }

@@ -165,7 +165,7 @@ int sfs_entry_at(struct sfs_inode *parent, int dirfd, const char *backing,
 	in = sfs_inode_find(st.st_dev, st.st_ino);
 	if (in)
 		return finish_entry(in, keys, NULL, NULL, e);
-	fd = sfs_inode_open(dirfd, backing);
+	fd = sfs_inode_open(dirfd, backing, st.st_mode);
 	return fd < 0 ? fd : sfs_make_entry(parent, fd, keys, NULL, NULL, e);
 }
 
