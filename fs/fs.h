@@ -73,7 +73,9 @@ struct sfs_session {
 /* One inode. Its address is its FUSE inode number (the root is FUSE_ROOT_ID). */
 struct sfs_inode {
 	enum sfs_kind kind;
-	int fd;                   /* O_PATH descriptor of the backing node (-1 for CTL) */
+	int fd;                   /* descriptor of the backing node (-1 for CTL): O_PATH,
+				   * or read-write for a regular file (fd_rw) */
+	bool fd_rw;               /* fd is read-write: file handles use it */
 	dev_t bdev;               /* backing identity, the table's key */
 	ino_t bino;
 	mode_t type;              /* backing: S_IFDIR, S_IFREG (file node) or S_IFLNK */
@@ -89,9 +91,7 @@ struct sfs_inode {
 	uint64_t linklen;         /* symlinks: plaintext target length */
 	enum sfs_special special; /* what its name at the session root makes it */
 	atomic_int opens;         /* open file handles */
-	int rwfd;                 /* regular files: read-write descriptor of the backing
-				   * file, shared by every open file handle (-1: none) */
-	int rwfd_users;           /* open file handles using rwfd */
+	atomic_bool written;      /* written since its last open (ops_file.c, keep_cache) */
 
 	pthread_rwlock_t io;      /* content: readers share, writers exclusive */
 };
@@ -158,15 +158,21 @@ void sfs_inode_unref(struct sfs_inode *in, uint64_t n);
  */
 void sfs_inode_release_space(dev_t dev, ino_t ino);
 /*
- * The read-write descriptor of regular file @in for a new file handle, which
- * gives it back with sfs_inode_rwfd_put. Shared by every handle, and kept a
- * while after the last one is gone (the most recently closed files keep
- * theirs), so that reopening a file costs no openat. @fd, if not negative, is
- * one the caller just opened read-write (a new file): taken over. The
- * descriptor or -errno.
+ * A read-write descriptor of regular file @in for a new file handle: the
+ * inode's own (fd_rw, shared by every handle), or else a new one that the
+ * handle owns. Given back with sfs_inode_rwfd_put. The descriptor or -errno.
  */
-int sfs_inode_rwfd_get(struct sfs_inode *in, int fd);
-void sfs_inode_rwfd_put(struct sfs_inode *in);
+int sfs_inode_rwfd_get(struct sfs_inode *in);
+void sfs_inode_rwfd_put(struct sfs_inode *in, int fd);
+/*
+ * Open backing node @name in directory @dirfd, of type @type (st_mode from
+ * fstatat), for an inode: read-write if it is a regular file (so that
+ * opening it later costs nothing), O_PATH otherwise. Never follows a
+ * symlink. The descriptor or -errno.
+ */
+int sfs_inode_open(int dirfd, const char *name, mode_t type);
+/* The inode of backing node (@dev, @ino) with one more lookup reference, or NULL. */
+struct sfs_inode *sfs_inode_find(dev_t dev, ino_t ino);
 /* FUSE inode number of backing node (@dev, @ino) if it has an inode, else 0. */
 fuse_ino_t sfs_inode_number(dev_t dev, ino_t ino);
 /* Mark the inode of backing node (@dev, @ino), if known, as @sp (after a rename). */

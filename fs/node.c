@@ -81,7 +81,7 @@ static int load_locked(struct sfs_inode *in, const struct sfs_keys *keys)
 		rc = sfs_tree_dir_load(in->fd, in->id, &in->attrs, keys);
 		return rc < 0 ? rc : check_type(in->type, &in->attrs);
 	case S_IFREG:
-		fd = sfs_reopen(in, O_RDONLY);
+		fd = in->fd_rw ? in->fd : sfs_reopen(in, O_RDONLY);
 		if (fd < 0)
 			return fd;
 		/* An empty backing file has no header: this version never writes one. */
@@ -89,7 +89,8 @@ static int load_locked(struct sfs_inode *in, const struct sfs_keys *keys)
 			rc = -EBADMSG;
 		else
 			rc = sfs_file_read_header(fd, in->id, &in->attrs, keys);
-		close(fd);
+		if (fd != in->fd)
+			close(fd);
 		return rc < 0 ? rc : check_type(in->type, &in->attrs);
 	case S_IFLNK:
 		rc = sfs_symlink_read_short(in->fd, target, keys);
@@ -269,6 +270,8 @@ int sfs_node_store_attrs(struct sfs_inode *in, const struct sfs_attrs *a, int fd
 		rc = sfs_tree_dir_store(in->fd, in->id, a, keys);
 		break;
 	case S_IFREG:
+		if (fd < 0 && in->fd_rw)
+			fd = in->fd;
 		if (fd < 0)
 			fd = own = sfs_reopen(in, O_WRONLY);
 		/* A header rewrite is chmod/chown: ctime changes, mtime must not. */

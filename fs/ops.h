@@ -46,6 +46,14 @@ int sfs_make_entry(struct sfs_inode *parent, int fd, const struct sfs_keys *keys
 		   const unsigned char *id, const struct sfs_attrs *attrs,
 		   struct fuse_entry_param *e);
 
+/*
+ * The entry of backing node @backing in directory @dirfd (the backing
+ * directory of @parent, or a descriptor of it), as LOOKUP makes it: the
+ * inode the table holds, or a new one. 0 with @e, or -errno.
+ */
+int sfs_entry_at(struct sfs_inode *parent, int dirfd, const char *backing,
+		 const struct sfs_keys *keys, struct fuse_entry_param *e);
+
 /* Look @name up in session directory @parent: 0 with @e, or -errno. */
 int sfs_lookup_node(struct sfs_inode *parent, const char *name, const struct sfs_keys *keys,
 		    struct fuse_entry_param *e);
@@ -85,13 +93,12 @@ void sfs_new_owner(fuse_req_t req, struct sfs_inode *parent, struct sfs_attrs *a
 /*
  * ops_mknod.c: make file node @name in session directory @p: a backing
  * regular file with a header sealing @a (owner set by the caller) and, for a
- * long symlink, its @len-byte @target; published whole. Fills @e. With @fdp,
- * the new backing file stays open read-write in *@fdp (regular files made by
- * create). 0 or -errno.
+ * long symlink, its @len-byte @target; published whole. Fills @e; the new
+ * inode keeps the backing file's read-write descriptor. 0 or -errno.
  */
 int sfs_make_filenode(struct sfs_inode *p, const char *name, const struct sfs_attrs *a,
 		      const char *target, size_t len, const struct sfs_keys *keys,
-		      struct fuse_entry_param *e, int *fdp);
+		      struct fuse_entry_param *e);
 
 /* Operations, one file per kind. */
 void sfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);

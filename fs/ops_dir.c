@@ -19,12 +19,29 @@
 #include <syslog.h>
 #include <unistd.h>
 
+/* The backing directory stream of @dh on @in, opened at the first need: 0 or -errno. */
+static int dh_dir(struct sfs_inode *in, struct sfs_dh *dh)
+{
+	int fd, rc;
+
+	if (dh->d)
+		return 0;
+	fd = openat(in->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	dh->d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (dh->d)
+		return 0;
+	rc = sfs_neg_errno();
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
 void sfs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct sfs_inode *in = sfs_inode_of(ino);
 	const struct sfs_keys *keys;
 	struct sfs_dh *dh;
-	int fd, rc = 0;
+	int rc = 0;
 
 	if (in->kind == SFS_K_CTL) {
 		fuse_reply_err(req, ENOTDIR);
@@ -44,22 +61,14 @@ void sfs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			return;
 		}
 	}
+	/*
+	 * The backing directory is opened at the first READDIR (dh_dir): a
+	 * listing the kernel has cached needs none.
+	 */
 	dh = calloc(1, sizeof(*dh));
 	if (!dh) {
 		fuse_reply_err(req, ENOMEM);
 		return;
-	}
-	if (in->kind != SFS_K_ROOT) {
-		fd = openat(in->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		dh->d = fd >= 0 ? fdopendir(fd) : NULL;
-		if (!dh->d) {
-			rc = sfs_neg_errno();
-			if (fd >= 0)
-				close(fd);
-			free(dh);
-			sfs_reply_err(req, rc);
-			return;
-		}
 	}
 	fi->fh = (uintptr_t)dh;
 	/*
@@ -140,20 +149,17 @@ static const char *entry_name(struct sfs_inode *in, DIR *d, const struct dirent 
 static void plus_entry(struct sfs_inode *in, DIR *d, const struct dirent *de, const char *name,
 		       const struct sfs_keys *keys, struct fuse_entry_param *e)
 {
-	int fd;
-
 	memset(e, 0, sizeof(*e));
 	if (in->kind == SFS_K_TOP || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
 		return;
-	fd = openat(dirfd(d), de->d_name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	if (fd >= 0 && sfs_make_entry(in, fd, keys, NULL, NULL, e) == 0)
+	if (sfs_entry_at(in, dirfd(d), de->d_name, keys, e) == 0)
 		sfs_mark_special(in, name, e);
 	else
 		memset(e, 0, sizeof(*e));
 }
 
-static int list_dir(fuse_req_t req, bool plus, struct sfs_inode *in, DIR *d, char *buf,
-		    size_t size, off_t off, const struct sfs_keys *keys, size_t *out)
+static int list_dir(fuse_req_t req, bool plus, struct sfs_inode *in, DIR *d, char *buf, size_t size,
+		    off_t off, const struct sfs_keys *keys, size_t *out)
 {
 	char plain[SFS_NAME_MAX + 1];
 	struct fuse_entry_param e;
@@ -216,7 +222,9 @@ static void do_readdir(fuse_req_t req, bool plus, fuse_ino_t ino, size_t size, o
 	if (in->kind == SFS_K_ROOT) {
 		fuse_reply_buf(req, buf, root_entries(req, plus, buf, size, off));
 	} else if (in->kind == SFS_K_TOP) {
-		rc = list_dir(req, plus, in, dh->d, buf, size, off, NULL, &pos);
+		rc = dh_dir(in, dh);
+		if (rc == 0)
+			rc = list_dir(req, plus, in, dh->d, buf, size, off, NULL, &pos);
 		if (rc == 0)
 			fuse_reply_buf(req, buf, pos);
 	} else {
@@ -228,7 +236,9 @@ static void do_readdir(fuse_req_t req, bool plus, fuse_ino_t ino, size_t size, o
 
 		rc = sfs_session_enter(s, &keys);
 		if (rc == 0) {
-			rc = list_dir(req, plus, in, dh->d, buf, size, off, keys, &pos);
+			rc = dh_dir(in, dh);
+			if (rc == 0)
+				rc = list_dir(req, plus, in, dh->d, buf, size, off, keys, &pos);
 			if (rc == 0)
 				fuse_reply_buf(req, buf, pos);
 			sfs_session_leave(s);
@@ -264,11 +274,13 @@ void sfs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 void sfs_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
+	struct sfs_inode *in = sfs_inode_of(ino);
 	struct sfs_dh *dh = (struct sfs_dh *)(uintptr_t)fi->fh;
 	int rc = 0;
 
-	(void)ino;
-	if (dh->d && (datasync ? fdatasync(dirfd(dh->d)) : fsync(dirfd(dh->d))) < 0)
+	if (in->kind != SFS_K_ROOT)
+		rc = -dh_dir(in, dh);
+	if (rc == 0 && dh->d && (datasync ? fdatasync(dirfd(dh->d)) : fsync(dirfd(dh->d))) < 0)
 		rc = errno;
 	fuse_reply_err(req, rc);
 }

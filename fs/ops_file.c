@@ -25,18 +25,18 @@ static struct sfs_fh *fh_of(struct fuse_file_info *fi)
 }
 
 /*
- * A file handle on @in over its shared descriptor @fd (from
- * sfs_inode_rwfd_get, given back by fh_free or here on error). A FLUSH
- * round trip is only wanted where close must commit something: a special
- * file open for writing (metadata.json's document, an unterminated events
- * line). Ordinary writes reached the store before their WRITE was answered.
+ * A file handle on @in over descriptor @fd (from sfs_inode_rwfd_get, given
+ * back by fh_free or here on error). A FLUSH round trip is only wanted where
+ * close must commit something: a special file open for writing
+ * (metadata.json's document, an unterminated events line). Ordinary writes
+ * reached the store before their WRITE was answered.
  */
 static int fh_new(struct sfs_inode *in, int fd, struct fuse_file_info *fi)
 {
 	struct sfs_fh *fh = calloc(1, sizeof(*fh));
 
 	if (!fh) {
-		sfs_inode_rwfd_put(in);
+		sfs_inode_rwfd_put(in, fd);
 		return -ENOMEM;
 	}
 	fh->fd = fd;
@@ -47,9 +47,13 @@ static int fh_new(struct sfs_inode *in, int fd, struct fuse_file_info *fi)
 	/*
 	 * Pages already read stay cached across opens: every change goes
 	 * through this mount, and a lock drops them (notify.c) before it
-	 * returns. Special files bypass the cache (direct_io, below).
+	 * returns. Special files bypass the cache (direct_io, below). Not
+	 * after writes, though: the kernel keeps the pages of a write that
+	 * covered them in part but cannot use them, and fetching those one
+	 * by one costs more READs (cat after tar -x) than one READ of the
+	 * whole file after dropping them.
 	 */
-	fi->keep_cache = in->special == SFS_SP_NONE;
+	fi->keep_cache = in->special == SFS_SP_NONE && !atomic_exchange(&in->written, false);
 	fi->noflush = in->special == SFS_SP_NONE || (fi->flags & O_ACCMODE) == O_RDONLY;
 	return 0;
 }
@@ -63,7 +67,7 @@ static void fh_free(struct sfs_inode *in, struct fuse_file_info *fi)
 	atomic_fetch_sub(&fh->sess->open_files, 1);
 	if (atomic_fetch_sub(&in->opens, 1) == 1)
 		sfs_xattr_last_close(in); /* an unlinked file's attributes go now */
-	sfs_inode_rwfd_put(in);
+	sfs_inode_rwfd_put(in, fh->fd);
 	free(fh);
 }
 
@@ -87,12 +91,12 @@ static int do_create(fuse_req_t req, struct sfs_inode *p, const char *name, mode
 	int fd, rc;
 
 	sfs_new_owner(req, p, &a);
-	rc = sfs_make_filenode(p, name, &a, NULL, 0, keys, e, &fd);
+	rc = sfs_make_filenode(p, name, &a, NULL, 0, keys, e);
 	if (rc < 0)
 		return rc;
 	sfs_mark_special(p, name, e);
 	in = sfs_inode_of(e->ino);
-	fd = sfs_inode_rwfd_get(in, fd);
+	fd = sfs_inode_rwfd_get(in);
 	rc = fd < 0 ? fd : fh_new(in, fd, fi);
 	if (rc == 0 && in->special == SFS_SP_META) {
 		rc = sfs_meta_open(in, fh_of(fi), true, keys);
@@ -156,7 +160,7 @@ void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		bool trunc = fi->flags & O_TRUNC;
 		bool writing = (fi->flags & O_ACCMODE) != O_RDONLY;
 
-		fd = sfs_inode_rwfd_get(in, -1);
+		fd = sfs_inode_rwfd_get(in);
 		if (fd >= 0 && trunc &&
 		    (in->special == SFS_SP_EVENTS || in->attrs.kind == SFS_KIND_LOG))
 			rc = -EPERM; /* append-only */
@@ -170,7 +174,7 @@ void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		if (rc >= 0)
 			rc = fh_new(in, fd, fi);
 		else if (fd >= 0)
-			sfs_inode_rwfd_put(in);
+			sfs_inode_rwfd_put(in, fd);
 		if (rc >= 0 && in->special == SFS_SP_META && writing) {
 			rc = sfs_meta_open(in, fh_of(fi), trunc, keys);
 			if (rc < 0)
@@ -293,8 +297,10 @@ void sfs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, 
 	} else {
 		n = rc;
 	}
-	if (n >= 0)
+	if (n >= 0) {
+		atomic_store(&in->written, true);
 		sfs_session_changed(in->sess);
+	}
 	sfs_session_leave(in->sess);
 	if (n == -EBADMSG)
 		sfs_log_corrupt(in, "size", rc < 0 ? -1 : (long long)f.bad_block);

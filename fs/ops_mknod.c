@@ -23,12 +23,12 @@
 
 int sfs_make_filenode(struct sfs_inode *p, const char *name, const struct sfs_attrs *a,
 		      const char *target, size_t len, const struct sfs_keys *keys,
-		      struct fuse_entry_param *e, int *fdp)
+		      struct fuse_entry_param *e)
 {
 	unsigned char id[SFS_ID_BYTES];
 	char tmp[SFS_TMPNAME_MAX];
 	struct sfs_ename en;
-	int fd, pfd, rc;
+	int fd, rc;
 
 	if (p->bad)
 		return -EIO;
@@ -58,16 +58,12 @@ int sfs_make_filenode(struct sfs_inode *p, const char *name, const struct sfs_at
 			sfs_tree_name_del(p->fd, &en);
 		return rc;
 	}
-	pfd = openat(p->fd, en.backing, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	rc = pfd < 0 ? sfs_neg_errno() : sfs_make_entry(p, pfd, keys, id, a, e);
+	/* The new node's inode keeps the read-write descriptor (inode.c). */
+	rc = sfs_make_entry(p, fd, keys, id, a, e);
 	if (rc < 0) {
 		unlinkat(p->fd, en.backing, 0);
 		sfs_tree_name_del(p->fd, &en);
 	}
-	if (rc == 0 && fdp)
-		*fdp = fd;
-	else
-		close(fd);
 	return rc;
 }
 
@@ -112,7 +108,7 @@ static int do_mknod(fuse_req_t req, struct sfs_inode *p, const char *name, mode_
 	/* ext4 keeps a device number for device nodes only. */
 	if (type == S_IFCHR || type == S_IFBLK)
 		a.rdev = (uint32_t)rdev; /* as FUSE carries it: the kernel's 32-bit encoding */
-	return sfs_make_filenode(p, name, &a, NULL, 0, keys, e, NULL);
+	return sfs_make_filenode(p, name, &a, NULL, 0, keys, e);
 }
 
 void sfs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)

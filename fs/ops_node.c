@@ -154,26 +154,12 @@ static void fill_timeouts(struct fuse_entry_param *e, struct sfs_inode *in)
 	e->entry_timeout = cache_timeout(in);
 }
 
-int sfs_make_entry(struct sfs_inode *parent, int fd, const struct sfs_keys *keys,
-		   const unsigned char *id, const struct sfs_attrs *attrs,
-		   struct fuse_entry_param *e)
+/* Fill @e for @in, which holds a lookup reference for it (dropped on error). */
+static int finish_entry(struct sfs_inode *in, const struct sfs_keys *keys, const unsigned char *id,
+			const struct sfs_attrs *attrs, struct fuse_entry_param *e)
 {
-	struct sfs_inode *in;
-	struct stat st;
 	int rc;
 
-	if (fstat(fd, &st) < 0) {
-		rc = sfs_neg_errno();
-		close(fd);
-		return rc;
-	}
-	if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
-		close(fd);
-		return -EIO; /* nothing of ours */
-	}
-	in = sfs_inode_get(fd, &st, SFS_K_NODE, parent->sess);
-	if (!in)
-		return -ENOMEM;
 	if (attrs) {
 		pthread_mutex_lock(&in->mu);
 		if (!in->loaded) {
@@ -197,21 +183,58 @@ int sfs_make_entry(struct sfs_inode *parent, int fd, const struct sfs_keys *keys
 	return 0;
 }
 
+int sfs_make_entry(struct sfs_inode *parent, int fd, const struct sfs_keys *keys,
+		   const unsigned char *id, const struct sfs_attrs *attrs,
+		   struct fuse_entry_param *e)
+{
+	struct sfs_inode *in;
+	struct stat st;
+	int rc;
+
+	if (fstat(fd, &st) < 0) {
+		rc = sfs_neg_errno();
+		close(fd);
+		return rc;
+	}
+	if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
+		close(fd);
+		return -EIO; /* nothing of ours */
+	}
+	in = sfs_inode_get(fd, &st, SFS_K_NODE, parent->sess);
+	if (!in)
+		return -ENOMEM;
+	return finish_entry(in, keys, id, attrs, e);
+}
+
+int sfs_entry_at(struct sfs_inode *parent, int dirfd, const char *backing,
+		 const struct sfs_keys *keys, struct fuse_entry_param *e)
+{
+	struct sfs_inode *in;
+	struct stat st;
+	int fd;
+
+	/* A node the table already holds needs no descriptor of its own. */
+	if (fstatat(dirfd, backing, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return sfs_neg_errno();
+	in = sfs_inode_find(st.st_dev, st.st_ino);
+	if (in)
+		return finish_entry(in, keys, NULL, NULL, e);
+	fd = sfs_inode_open(dirfd, backing, st.st_mode);
+	return fd < 0 ? fd : sfs_make_entry(parent, fd, keys, NULL, NULL, e);
+}
+
 int sfs_lookup_node(struct sfs_inode *parent, const char *name, const struct sfs_keys *keys,
 		    struct fuse_entry_param *e)
 {
 	struct sfs_ename en;
-	int fd, rc;
+	int rc;
 
 	if (parent->bad)
 		return -EIO;
 	rc = sfs_fmt_name_encrypt(&en, name, parent->id, keys);
 	if (rc < 0)
 		return rc;
-	fd = openat(parent->fd, en.backing, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return sfs_neg_errno();
-	rc = sfs_make_entry(parent, fd, keys, NULL, NULL, e);
+	rc = sfs_entry_at(parent, parent->fd, en.backing, keys, e);
 	if (rc == 0)
 		sfs_mark_special(parent, name, e);
 	return rc;
@@ -367,7 +390,7 @@ void sfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 /*
  * Set times on a node: through the open file's descriptor when there is one
- * (futimens), else through the node's O_PATH descriptor.
+ * (futimens), else through the node's own descriptor (AT_EMPTY_PATH).
  */
 static int set_times(struct sfs_inode *in, const struct stat *attr, int to_set,
 		     struct fuse_file_info *fi)
@@ -382,9 +405,11 @@ static int set_times(struct sfs_inode *in, const struct stat *attr, int to_set,
 		ts[1].tv_nsec = UTIME_NOW;
 	else if (to_set & FUSE_SET_ATTR_MTIME)
 		ts[1] = attr->st_mtim;
-	if (fi && in->type == S_IFREG)
-		return futimens(((struct sfs_fh *)(uintptr_t)fi->fh)->fd, ts) < 0 ? sfs_neg_errno()
-										   : 0;
+	if (fi && in->type == S_IFREG) {
+		if (futimens(((struct sfs_fh *)(uintptr_t)fi->fh)->fd, ts) < 0)
+			return sfs_neg_errno();
+		return 0;
+	}
 	return utimensat(in->fd, "", ts, AT_EMPTY_PATH) < 0 ? sfs_neg_errno() : 0;
 }
 
@@ -402,7 +427,10 @@ static int set_size(struct sfs_inode *in, off_t size, struct fuse_file_info *fi,
 		return -EINVAL;
 	if (in->bad)
 		return -EIO;
-	f.fd = fi ? ((struct sfs_fh *)(uintptr_t)fi->fh)->fd : sfs_reopen(in, O_RDWR);
+	if (fi)
+		f.fd = ((struct sfs_fh *)(uintptr_t)fi->fh)->fd;
+	else
+		f.fd = in->fd_rw ? in->fd : sfs_reopen(in, O_RDWR);
 	if (f.fd < 0)
 		return f.fd;
 	memcpy(f.id, in->id, SFS_ID_BYTES);
@@ -421,7 +449,7 @@ static int set_size(struct sfs_inode *in, off_t size, struct fuse_file_info *fi,
 	pthread_rwlock_unlock(&in->io);
 	if (rc == -EBADMSG)
 		sfs_log_corrupt(in, "", (long long)f.bad_block);
-	if (!fi)
+	if (!fi && f.fd != in->fd)
 		close(f.fd);
 	return rc;
 }

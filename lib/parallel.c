@@ -4,8 +4,9 @@
  * One job at a time is offered to the helpers (a caller that finds one
  * running does its loop alone). Iterations are taken in chunks through an
  * atomic counter by the caller and the helpers alike; the caller then
- * withdraws the offer and waits for the helpers still inside its job. Helpers start at the first large
- * loop: one per CPU but the caller's, at most MAX_HELPERS.
+ * withdraws the offer and waits for the helpers still inside its job.
+ * Helpers start at the first large loop: one per CPU but the caller's, at
+ * most MAX_HELPERS.
  */
 #include "parallel.h"
 

@@ -152,8 +152,8 @@ static void test_model(void)
 				 (16 + below(400)) * SFS_BLOCK);
 		} else if (r < 55) {
 			what = "large aligned write to a new, unaligned end";
-			do_write(&f, (msize / SFS_BLOCK) * SFS_BLOCK, (16 + below(300)) * SFS_BLOCK +
-									      1 + below(SFS_BLOCK - 1));
+			do_write(&f, (msize / SFS_BLOCK) * SFS_BLOCK,
+				 (16 + below(300)) * SFS_BLOCK + 1 + below(SFS_BLOCK - 1));
 		} else if (r < 56) {
 			what = "empty write";
 			do_write(&f, below(msize + 5000), 0);
