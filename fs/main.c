@@ -114,17 +114,37 @@ static double parse_duration(const char *s)
 	return -1;
 }
 
-/* No core dumps (they would hold keys), and room for many open inodes. */
+/*
+ * No core dumps (they would hold keys), and room for many open inodes: every
+ * inode the kernel holds costs one descriptor, and the kernel forgets them
+ * only under memory pressure, so an untar of a large tree needs as many
+ * descriptors as it has nodes. Root may raise the hard limit up to
+ * fs.nr_open; anyone else gets the soft limit raised to the hard one.
+ */
 static void harden(void)
 {
 	struct rlimit rl = {0, 0};
+	unsigned long nr_open = 0;
+	FILE *f;
 
 	setrlimit(RLIMIT_CORE, &rl);
 	prctl(PR_SET_DUMPABLE, 0);
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	f = fopen("/proc/sys/fs/nr_open", "re");
+	if (f) {
+		if (fscanf(f, "%lu", &nr_open) != 1)
+			nr_open = 0;
+		fclose(f);
 	}
+	if (nr_open > rl.rlim_max) {
+		struct rlimit up = {nr_open, nr_open};
+
+		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+			return;
+	}
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
 }
 
 static void fixed_inode(struct sfs_inode *in, enum sfs_kind kind, int fd)

@@ -1,6 +1,8 @@
 """sessionfs: mounting, refusing what is not a (readable) store, allow_other."""
 import json
 import os
+import resource
+import sys
 import stat
 import time
 import unittest
@@ -64,6 +66,40 @@ class MountTest(unittest.TestCase):
         m = e.mount(opts="readahead=0")
         self.assertEqual(self.readahead_kb(m), 128)
         e.assert_umount(m)
+
+    def test_more_inodes_than_the_descriptor_limit(self):
+        # Every inode the kernel holds costs the daemon a descriptor; root's
+        # daemon raises its limit to fs.nr_open (fs/main.c harden()), so a
+        # start under a limit of 256 still holds 1500 new files at once.
+        probe = sfs.run(["prlimit", "--nofile=256:256", sys.executable, "-c",
+                         "import resource; resource.setrlimit(resource.RLIMIT_NOFILE, (512, 512))"])
+        if probe.rc != 0:
+            self.skipTest("no CAP_SYS_RESOURCE here: a hard limit cannot be raised")
+        e = self.env()
+        old = sfs.WRAPPER
+        sfs.WRAPPER = ["prlimit", "--nofile=256:256"] + old
+        try:
+            m = e.mount()
+        finally:
+            sfs.WRAPPER = old
+        sid = e.new(m)
+        e.unlock(m, sid)
+        d = os.path.join(m.sdir(sid), "many")
+        os.mkdir(d)
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < 4096 <= hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (4096, hard))
+        fds = []
+        try:
+            for i in range(1500):
+                fds.append(os.open(os.path.join(d, "f%04d" % i), os.O_CREAT | os.O_WRONLY, 0o644))
+                os.write(fds[-1], b"%d\n" % i)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        self.assertEqual(len(os.listdir(d)), 1500)
+        with open(os.path.join(d, "f1499"), "rb") as f:
+            self.assertEqual(f.read(), b"1499\n")
 
     def refused(self, store, rc, *words):
         mnt = os.path.join(os.path.dirname(store), "mnt-refused")
