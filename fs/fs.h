@@ -105,7 +105,6 @@ struct sfs_opts {
 	int xattr;         /* -o xattr: user.* extended attributes (ops_xattr.c) */
 	int allow_other;    /* -o allow_other: implies default_permissions */
 	int default_permissions; /* given, or implied by allow_other */
-	unsigned readahead_kib;  /* -o readahead=KIB; 0 = the kernel's (readahead.c) */
 };
 
 /* The mount. */
@@ -134,9 +133,6 @@ struct sfs_fs {
 };
 
 extern struct sfs_fs *sfs;
-
-/* readahead.c: the mount's readahead window in KiB (root only). 0 or -errno. */
-int sfs_set_readahead(const char *mountpoint, unsigned kib);
 
 /* Logging: to stderr in the foreground, to syslog when daemonised. */
 void sfs_log_init(bool foreground);

@@ -38,7 +38,6 @@ enum { KEY_ALLOW_OTHER = 1, KEY_DEFAULT_PERMISSIONS };
 static const struct fuse_opt sfs_opt_spec[] = {
 	SFS_OPT("idle_lock=%s", idle_str, 0),
 	SFS_OPT("xattr", xattr, 1),
-	SFS_OPT("readahead=%u", readahead_kib, 0),
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
 	FUSE_OPT_KEY("default_permissions", KEY_DEFAULT_PERMISSIONS),
 	FUSE_OPT_END,
@@ -58,9 +57,7 @@ static void usage(FILE *out)
 		"                           the default is nodev, as for every FUSE mount)\n"
 		"    -o xattr               user.* extended attributes inside sessions, stored\n"
 		"                           encrypted (off by default: with it, the kernel asks\n"
-		"                           the daemon once more before every write)\n"
-		"    -o readahead=KIB       the kernel's readahead window for this mount\n"
-		"                           (default 1024; 0 leaves the kernel's 128; root only)\n\n");
+		"                           the daemon once more before every write)\n\n");
 }
 
 /*
@@ -232,7 +229,6 @@ int main(int argc, char **argv)
 
 	sfs = &the_fs;
 	sfs->storefd = sfs->topfd[0] = sfs->topfd[1] = -1;
-	sfs->opts.readahead_kib = 1024;
 	if (fuse_opt_parse(&args, &sfs->opts, sfs_opt_spec, opt_proc) == -1)
 		goto out;
 	if (sfs->opts.mountpoint_bad) {
@@ -302,13 +298,6 @@ int main(int argc, char **argv)
 	/* The mount is ready before the parent returns; threads start after the fork. */
 	fuse_daemonize(cmd.foreground);
 	sfs_log(LOG_INFO, "mounted %s on %s", sfs->store_path, cmd.mountpoint);
-	if (sfs->opts.readahead_kib) {
-		int ra = sfs_set_readahead(cmd.mountpoint, sfs->opts.readahead_kib);
-
-		if (ra < 0)
-			sfs_log(LOG_INFO, "readahead left at the kernel's default: %s",
-				strerror(-ra));
-	}
 	rc = serve(&cmd);
 	fuse_session_unmount(sfs->se);
 out_signals:

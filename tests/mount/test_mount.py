@@ -44,29 +44,6 @@ class MountTest(unittest.TestCase):
         # ...but reachable by name (doc/control.md)
         os.stat(os.path.join(m.mnt, ".sessionfs"))
 
-    def readahead_kb(self, m):
-        st = os.stat(m.mnt)
-        path = "/sys/class/bdi/%d:%d/read_ahead_kb" % (os.major(st.st_dev), os.minor(st.st_dev))
-        with open(path) as f:
-            return int(f.read())
-
-    def test_readahead(self):
-        # The kernel gives a FUSE mount 128 KiB; sessionfs asks for 1024
-        # (fs/readahead.c), or what -o readahead= says, 0 leaving it alone.
-        if os.geteuid() != 0:
-            self.skipTest("only root may set a mount's readahead")
-        e = self.env()
-        # a mount point with a space: mountinfo escapes it as \040
-        m = e.mount(mnt=e.path("mnt ra"))
-        self.assertEqual(self.readahead_kb(m), 1024)
-        e.assert_umount(m)
-        m = e.mount(opts="readahead=256")
-        self.assertEqual(self.readahead_kb(m), 256)
-        e.assert_umount(m)
-        m = e.mount(opts="readahead=0")
-        self.assertEqual(self.readahead_kb(m), 128)
-        e.assert_umount(m)
-
     def test_more_inodes_than_the_descriptor_limit(self):
         # Every inode the kernel holds costs the daemon a descriptor; root's
         # daemon raises its limit to fs.nr_open (fs/main.c harden()), so a
