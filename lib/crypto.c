@@ -103,11 +103,16 @@ void sfs_keys_free(struct sfs_keys *keys)
 void sfs_crypto_seal(unsigned char *out, const unsigned char *in, size_t len,
 		     const unsigned char *ad, size_t adlen, const unsigned char key[SFS_KEY_BYTES])
 {
-	unsigned char *nonce = out;
+	randombytes_buf(out, SFS_NONCE_BYTES);
+	sfs_crypto_seal_nonce(out, in, len, ad, adlen, key);
+}
 
-	randombytes_buf(nonce, SFS_NONCE_BYTES);
+void sfs_crypto_seal_nonce(unsigned char *out, const unsigned char *in, size_t len,
+			   const unsigned char *ad, size_t adlen,
+			   const unsigned char key[SFS_KEY_BYTES])
+{
 	crypto_aead_xchacha20poly1305_ietf_encrypt(out + SFS_NONCE_BYTES, NULL, in, len, ad, adlen,
-						   NULL, nonce, key);
+						   NULL, out, key);
 }
 
 int sfs_crypto_open(unsigned char *out, const unsigned char *in, size_t inlen,

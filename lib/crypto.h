@@ -74,6 +74,16 @@ void sfs_crypto_seal(unsigned char *out, const unsigned char *in, size_t len,
 		     const unsigned char *ad, size_t adlen, const unsigned char key[SFS_KEY_BYTES]);
 
 /*
+ * As sfs_crypto_seal(), with the nonce the caller put in out[0, 24): fresh
+ * random bytes never used before. A run of blocks takes its nonces from one
+ * sfs_crypto_random() call (libsodium asks the kernel for 256 bytes at a
+ * time: one getrandom per 10 blocks instead of one per block).
+ */
+void sfs_crypto_seal_nonce(unsigned char *out, const unsigned char *in, size_t len,
+			   const unsigned char *ad, size_t adlen,
+			   const unsigned char key[SFS_KEY_BYTES]);
+
+/*
  * Open what sfs_crypto_seal() made: @inlen >= 40, @out receives inlen - 40
  * bytes. 0, or -EBADMSG if anything (byte, nonce, tag, ad, key) is wrong; on
  * failure @out is zeroed.

@@ -215,6 +215,16 @@ void sfs_fmt_block_seal(unsigned char *out, const unsigned char *in, size_t len,
 	sfs_crypto_seal(out, in, len, ad, sizeof(ad), keys->content);
 }
 
+void sfs_fmt_block_seal_nonce(unsigned char *out, const unsigned char *in, size_t len,
+			      const unsigned char id[SFS_ID_BYTES], uint64_t blockno,
+			      const struct sfs_keys *keys)
+{
+	unsigned char ad[SFS_ID_BYTES + 8];
+
+	block_ad(ad, id, blockno);
+	sfs_crypto_seal_nonce(out, in, len, ad, sizeof(ad), keys->content);
+}
+
 int sfs_fmt_block_open(unsigned char *out, const unsigned char *in, size_t inlen,
 		       const unsigned char id[SFS_ID_BYTES], uint64_t blockno,
 		       const struct sfs_keys *keys)

@@ -121,6 +121,14 @@ uint64_t sfs_fmt_backing_size(uint64_t plain);
  */
 int sfs_fmt_plain_size(uint64_t backing, uint64_t *plain);
 
+/*
+ * The same with the fresh random nonce the caller put in out[0, 24)
+ * (sfs_crypto_seal_nonce).
+ */
+void sfs_fmt_block_seal_nonce(unsigned char *out, const unsigned char *in, size_t len,
+			      const unsigned char id[SFS_ID_BYTES], uint64_t blockno,
+			      const struct sfs_keys *keys);
+
 /* Seal one block (@len <= SFS_BLOCK) bound to file @id and @blockno. */
 void sfs_fmt_block_seal(unsigned char *out, const unsigned char *in, size_t len,
 			const unsigned char id[SFS_ID_BYTES], uint64_t blockno,

@@ -450,6 +450,30 @@ static void test_large_tamper(void)
 	close(f.fd);
 }
 
+/*
+ * Every sealed block has its own nonce: a run of 256 blocks sealed at once
+ * (one random draw for all) and a rewrite of the same blocks share none.
+ */
+static void test_nonces(void)
+{
+	enum { NB = 300 };
+	static unsigned char seen[2 * NB][SFS_NONCE_BYTES];
+	struct sfs_file f;
+	size_t k = 0;
+
+	new_file(&f, 0x66);
+	for (int round = 0; round < 2; round++) {
+		REQUIRE(sfs_file_write(&f, model, NB * SFS_BLOCK, 0) == NB * SFS_BLOCK);
+		for (uint64_t b = 0; b < NB; b++, k++)
+			REQUIRE(pread(f.fd, seen[k], SFS_NONCE_BYTES,
+				      (off_t)sfs_fmt_block_offset(b)) == SFS_NONCE_BYTES);
+	}
+	for (size_t i = 0; i < k; i++)
+		for (size_t j = i + 1; j < k; j++)
+			CHECK(memcmp(seen[i], seen[j], SFS_NONCE_BYTES) != 0);
+	close(f.fd);
+}
+
 /* A random byte flipped anywhere, random reads: each errors or equals the model. */
 static void test_fuzz(void)
 {
@@ -499,6 +523,7 @@ int main(void)
 	test_model();
 	test_tamper();
 	test_large_tamper();
+	test_nonces();
 	test_fuzz();
 	test_sparse();
 	free(model);

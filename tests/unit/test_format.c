@@ -134,6 +134,26 @@ static void test_blocks(void)
 	}
 	CHECK_EQ(sfs_fmt_block_open(out, c, SFS_SEAL_OVERHEAD, file_id, 3, keys), -EBADMSG);
 	CHECK_EQ(sfs_fmt_block_open(out, c, SFS_CBLOCK + 1, file_id, 3, keys), -EBADMSG);
+	/*
+	 * A block sealed with a given nonce is exactly the AEAD of the content
+	 * key over id || le64(blockno) as its AD (doc/format.md), and opens.
+	 */
+	unsigned char ad[SFS_ID_BYTES + 8], want[SFS_CBLOCK];
+
+	memcpy(ad, file_id, SFS_ID_BYTES);
+	memcpy(ad + SFS_ID_BYTES, "\x03\x00\x00\x00\x01\x00\x00\x00", 8); /* 3 + 2^32 */
+	for (size_t i = 0; i < SFS_NONCE_BYTES; i++)
+		c[i] = want[i] = (unsigned char)(0xa0 + i);
+	sfs_fmt_block_seal_nonce(c, plain, 100, file_id, 3 + (1ull << 32), keys);
+	CHECK_EQ(crypto_aead_xchacha20poly1305_ietf_encrypt(want + SFS_NONCE_BYTES, NULL, plain,
+							    100, ad, sizeof(ad), NULL, want,
+							    keys->content),
+		 0);
+	CHECK_MEM(c, want, 100 + SFS_SEAL_OVERHEAD);
+	CHECK_EQ(sfs_fmt_block_open(out, c, 100 + SFS_SEAL_OVERHEAD, file_id, 3 + (1ull << 32),
+				    keys),
+		 0);
+	CHECK_MEM(out, plain, 100);
 	CHECK_EQ(sfs_fmt_block_offset(0), 80);
 	CHECK_EQ(sfs_fmt_block_offset(1), 80 + 4136);
 	CHECK(sfs_fmt_block_offset(1ull << 40) == 80 + 4136 * (1ull << 40));
