@@ -209,10 +209,8 @@ void sfs_fmt_block_seal(unsigned char *out, const unsigned char *in, size_t len,
 			const unsigned char id[SFS_ID_BYTES], uint64_t blockno,
 			const struct sfs_keys *keys)
 {
-	unsigned char ad[SFS_ID_BYTES + 8];
-
-	block_ad(ad, id, blockno);
-	sfs_crypto_seal(out, in, len, ad, sizeof(ad), keys->content);
+	sfs_crypto_random(out, SFS_NONCE_BYTES);
+	sfs_fmt_block_seal_nonce(out, in, len, id, blockno, keys);
 }
 
 void sfs_fmt_block_seal_nonce(unsigned char *out, const unsigned char *in, size_t len,
