@@ -50,6 +50,7 @@ const struct fuse_lowlevel_ops sfs_ops = {
 	.release = sfs_op_release,
 	.fsync = sfs_op_fsync,
 	.fallocate = sfs_op_fallocate,
+	.lseek = sfs_op_lseek,
 	.unlink = sfs_op_unlink,
 	.rename = sfs_op_rename,
 	.link = sfs_op_link,

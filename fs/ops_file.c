@@ -410,3 +410,47 @@ void sfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t
 		sfs_log_corrupt(in, "", (long long)f.bad_block);
 	fuse_reply_err(req, sfs_errno_out(rc));
 }
+
+/*
+ * lseek(2) SEEK_DATA and SEEK_HOLE (the kernel does the other kinds itself):
+ * holes of sparse files are found through the backing file's own
+ * (sfs_file_seek); every other node is data from 0 to its size. Never
+ * ENOSYS: that would turn the op off for the whole mount.
+ */
+void sfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		  struct fuse_file_info *fi)
+{
+	struct sfs_inode *in = sfs_inode_of(ino);
+	struct sfs_file f = {.fd = -1};
+	struct stat st;
+	uint64_t pos = 0;
+	int rc;
+
+	if (in->kind != SFS_K_NODE || off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	rc = sfs_session_enter(in->sess, &f.keys);
+	if (rc < 0) {
+		sfs_reply_err(req, rc);
+		return;
+	}
+	if (in->special != SFS_SP_NONE || in->attrs.kind == SFS_KIND_LOG) {
+		rc = sfs_node_stat(in, &st);
+		f.size = rc < 0 ? 0 : (uint64_t)st.st_size;
+	} else {
+		f.fd = fh_of(fi)->fd;
+		pthread_rwlock_rdlock(&in->io);
+		f.sparse = in->attrs.kind == SFS_KIND_SPARSE;
+		rc = sfs_file_size(f.fd, &f.size);
+	}
+	if (rc == 0)
+		rc = sfs_file_seek(&f, (uint64_t)off, whence, &pos);
+	if (f.fd >= 0)
+		pthread_rwlock_unlock(&in->io);
+	sfs_session_leave(in->sess);
+	if (rc < 0)
+		sfs_reply_err(req, rc);
+	else
+		fuse_reply_lseek(req, (off_t)pos);
+}

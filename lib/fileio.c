@@ -510,3 +510,82 @@ int sfs_file_fallocate(struct sfs_file *f, int mode, uint64_t off, uint64_t len)
 	}
 	return -EOPNOTSUPP;
 }
+
+/* Bytes stored for block @b of a file of @size bytes (b below the last block or it). */
+static uint64_t stored_len(uint64_t size, uint64_t b)
+{
+	uint64_t plain = size - b * SFS_BLOCK;
+
+	return (plain < SFS_BLOCK ? plain : SFS_BLOCK) + SFS_SEAL_OVERHEAD;
+}
+
+/* The block whose stored range holds backing offset @boff (>= the header). */
+static uint64_t block_at(uint64_t boff)
+{
+	return (boff - sfs_fmt_block_offset(0)) / SFS_CBLOCK;
+}
+
+/*
+ * The backing file's next data at or after @boff, into *@d; 1 if there is
+ * none (a hole up to EOF), 0, or -errno.
+ */
+static int next_data(int fd, uint64_t boff, uint64_t *d)
+{
+	off_t r = lseek(fd, (off_t)boff, SEEK_DATA);
+
+	if (r < 0)
+		return errno == ENXIO ? 1 : sfs_neg_errno();
+	*d = (uint64_t)r;
+	return 0;
+}
+
+int sfs_file_seek(const struct sfs_file *f, uint64_t off, int whence, uint64_t *pos)
+{
+	uint64_t nblocks = (f->size + SFS_BLOCK - 1) / SFS_BLOCK, b = off / SFS_BLOCK, c, d = 0, h;
+	off_t r;
+	int rc;
+
+	if (whence != SEEK_DATA && whence != SEEK_HOLE)
+		return -EINVAL;
+	if (off >= f->size)
+		return -ENXIO;
+	if (!f->sparse) {
+		*pos = whence == SEEK_DATA ? off : f->size;
+		return 0;
+	}
+	if (whence == SEEK_DATA) {
+		/* Block b, or the first block with a stored byte after it. */
+		rc = next_data(f->fd, sfs_fmt_block_offset(b), &d);
+		if (rc != 0)
+			return rc > 0 ? -ENXIO : rc;
+		if (block_at(d) > b)
+			b = block_at(d);
+		if (b >= nblocks)
+			return -ENXIO;
+		*pos = b * SFS_BLOCK > off ? b * SFS_BLOCK : off;
+		return 0;
+	}
+	/* SEEK_HOLE: the first block from b whose stored range holds no data. */
+	while (b < nblocks) {
+		r = lseek(f->fd, (off_t)sfs_fmt_block_offset(b), SEEK_HOLE);
+		if (r < 0)
+			return sfs_neg_errno();
+		/* The first block stored wholly at or after that hole's start. */
+		h = (uint64_t)r;
+		c = block_at(h);
+		if (sfs_fmt_block_offset(c) < h)
+			c++;
+		if (c >= nblocks)
+			break;
+		rc = next_data(f->fd, sfs_fmt_block_offset(c), &d);
+		if (rc < 0)
+			return rc;
+		if (rc > 0 || d >= sfs_fmt_block_offset(c) + stored_len(f->size, c)) {
+			*pos = c * SFS_BLOCK > off ? c * SFS_BLOCK : off;
+			return 0;
+		}
+		b = c + 1; /* c holds data */
+	}
+	*pos = f->size;
+	return 0;
+}

@@ -74,4 +74,14 @@ int sfs_file_truncate(struct sfs_file *f, uint64_t size);
  */
 int sfs_file_fallocate(struct sfs_file *f, int mode, uint64_t off, uint64_t len);
 
+/*
+ * lseek(2)'s SEEK_DATA (@whence) or SEEK_HOLE from @off into *@pos. Only a
+ * block whose whole stored range is a hole in the backing file counts as a
+ * hole (a punched block that shares a file system block with a neighbour is
+ * reported as data: conservative, as lseek allows); a file that is not
+ * sparse is all data. 0, -ENXIO at or past EOF (or no data after @off),
+ * -EINVAL for another @whence, or -errno.
+ */
+int sfs_file_seek(const struct sfs_file *f, uint64_t off, int whence, uint64_t *pos);
+
 #endif

@@ -12,6 +12,9 @@ answer is ext4's.
 - mmap: MAP_SHARED writes reach the file (read back by read(2) and after a
   remount), a mapping reads what write(2) wrote;
 - statfs: df works and its figures are the store's file system's;
+- lseek SEEK_DATA/SEEK_HOLE: holes of whole blocks are found (edges may
+  count one block as data, as lseek allows), a file without holes is data
+  to its end, ENXIO at EOF, and cp copies a sparse file sparse;
 - O_TMPFILE: refused with EOPNOTSUPP (libfuse 3.14 has no tmpfile op), as
   on file systems without it, and nothing is left behind.
 """
@@ -188,6 +191,49 @@ class SparseTest(sfs.ForegroundMountTest):
         line = r.out.strip().splitlines()[-1].split()
         self.assertEqual(line[-1], self.m.mnt)
         self.assertEqual(int(line[1]), store.f_blocks * store.f_frsize // 1024)
+
+    def test_seek_data_hole(self):
+        f = self.p("holey")
+        with open(f, "wb") as fh:
+            fh.write(b"a" * MiB)          # data [0, 1 MiB)
+            fh.seek(11 * MiB)
+            fh.write(b"b" * MiB)          # hole [1, 11 MiB), data [11, 12 MiB)
+            fh.truncate(20 * MiB)         # hole [12, 20 MiB) to EOF
+        fd = os.open(f, os.O_RDONLY)
+        self.addCleanup(os.close, fd)
+        blk = 4 * KiB
+        hole = os.lseek(fd, 0, os.SEEK_HOLE)
+        self.assertTrue(MiB <= hole <= MiB + 2 * blk, hole)
+        data = os.lseek(fd, hole, os.SEEK_DATA)
+        self.assertTrue(11 * MiB - 2 * blk <= data <= 11 * MiB, data)
+        self.assertEqual(os.lseek(fd, 5 * MiB, os.SEEK_HOLE), 5 * MiB)  # inside a hole
+        self.assertEqual(os.lseek(fd, 100, os.SEEK_DATA), 100)          # inside data
+        tail = os.lseek(fd, 11 * MiB + 10, os.SEEK_HOLE)
+        self.assertTrue(12 * MiB <= tail <= 12 * MiB + 2 * blk, tail)
+        with self.assertRaises(OSError) as cm:
+            os.lseek(fd, 13 * MiB, os.SEEK_DATA)                        # only a hole after
+        self.assertEqual(cm.exception.errno, errno.ENXIO)
+        with self.assertRaises(OSError) as cm:
+            os.lseek(fd, 20 * MiB, os.SEEK_HOLE)                        # at EOF
+        self.assertEqual(cm.exception.errno, errno.ENXIO)
+        # a reported hole reads as zeros; data may begin with an edge block of zeros
+        with open(f, "rb") as fh:
+            fh.seek(data)
+            self.assertEqual(fh.read(11 * MiB - data + 4), bytes(11 * MiB - data) + b"bbbb")
+            fh.seek(hole)
+            self.assertEqual(fh.read(data - hole), bytes(data - hole))
+        # a file without holes is data up to its end
+        g = self.p("dense")
+        sfs.write_file(g, os.urandom(3 * MiB + 5))
+        gd = os.open(g, os.O_RDONLY)
+        self.addCleanup(os.close, gd)
+        self.assertEqual(os.lseek(gd, 0, os.SEEK_HOLE), 3 * MiB + 5)
+        self.assertEqual(os.lseek(gd, 7, os.SEEK_DATA), 7)
+        # cp finds the holes: the copy is sparse and the same bytes
+        out = os.path.join(self.native, "copy")
+        run_ok(self, ["cp", "--sparse=auto", f, out])
+        self.assertEqual(sfs.sha256_file(out), sfs.sha256_file(f))
+        self.assertLess(os.stat(out).st_blocks * 512, 4 * MiB)
 
     def test_o_tmpfile_refused(self):
         before = sorted(os.listdir(self.d))

@@ -37,6 +37,47 @@ static void new_file(struct sfs_file *f, unsigned char tag)
 }
 
 /* The whole file, its size on both sides, equals the model. */
+static bool model_zero(uint64_t from, uint64_t to)
+{
+	for (uint64_t i = from; i < to; i++)
+		if (model[i])
+			return false;
+	return true;
+}
+
+/*
+ * SEEK_DATA and SEEK_HOLE never call data a hole: SEEK_DATA skips only zeros
+ * (ENXIO: only zeros follow), and SEEK_HOLE lands on at least a block of
+ * zeros or on EOF. A file that is not sparse is all data.
+ */
+static void check_seek(struct sfs_file *f)
+{
+	uint64_t pos;
+	int rc;
+
+	for (int k = 0; k < 8 && msize > 0; k++) {
+		uint64_t off = below(msize);
+
+		rc = sfs_file_seek(f, off, SEEK_DATA, &pos);
+		if (rc == -ENXIO)
+			CHECK(f->sparse && model_zero(off, msize));
+		else
+			CHECK_EQ(rc, 0);
+		if (rc == 0)
+			CHECK(pos >= off && pos < msize && model_zero(off, pos) &&
+			      (f->sparse || pos == off));
+		rc = sfs_file_seek(f, off, SEEK_HOLE, &pos);
+		CHECK_EQ(rc, 0);
+		if (rc == 0)
+			CHECK(pos >= off && pos <= msize &&
+			      (pos == msize ||
+			       model_zero(pos, pos + SFS_BLOCK < msize ? pos + SFS_BLOCK : msize)) &&
+			      (f->sparse || pos == msize));
+	}
+	CHECK_EQ(sfs_file_seek(f, msize, SEEK_DATA, &pos), -ENXIO);
+	CHECK_EQ(sfs_file_seek(f, msize, SEEK_HOLE, &pos), -ENXIO);
+}
+
 static void verify(struct sfs_file *f, int step, const char *what)
 {
 	uint64_t size = ~0ull;
@@ -56,6 +97,7 @@ static void verify(struct sfs_file *f, int step, const char *what)
 	CHECK_EQ(n, msize);
 	if (n == (ssize_t)msize)
 		CHECK_MEM(buf, model, msize);
+	check_seek(f);
 	if (check_failures != before) {
 		fprintf(stderr, "after step %d (%s), model size %llu\n", step, what,
 			(unsigned long long)msize);
