@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -401,6 +402,14 @@ void sfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t
 	rc = sfs_file_size(f.fd, &f.size);
 	if (rc == 0)
 		rc = sfs_file_fallocate(&f, mode, (uint64_t)off, (uint64_t)len);
+	/*
+	 * ext4 (since Linux 6.15) moves mtime and ctime at every fallocate
+	 * that succeeds, even one past EOF that changes nothing; the backing
+	 * file's own times move only where sfs_file_fallocate touched it.
+	 */
+	if (rc == 0 && futimens(f.fd, (struct timespec[2]){{.tv_nsec = UTIME_OMIT},
+							     {.tv_nsec = UTIME_NOW}}) < 0)
+		rc = sfs_neg_errno();
 	sfs_node_note_sparse(in, f.sparse);
 	pthread_rwlock_unlock(&in->io);
 	if (rc == 0)
