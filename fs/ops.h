@@ -64,6 +64,12 @@ void sfs_mark_special(struct sfs_inode *parent, const char *name, struct fuse_en
 /* Enter @in's session and load @in's header: 0 or -errno (session left on error). */
 int sfs_enter_node(struct sfs_inode *in, const struct sfs_keys **keys);
 
+/*
+ * sfs_enter_node() for a directory @p that a node is made in: -ENOTDIR for
+ * the control file, -EPERM outside sessions.
+ */
+int sfs_enter_parent(struct sfs_inode *p, const struct sfs_keys **keys);
+
 /* Is @in a directory inside a session (or a session root)? */
 static inline bool sfs_in_session(const struct sfs_inode *in)
 {

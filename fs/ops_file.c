@@ -117,11 +117,7 @@ void sfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t m
 	const struct sfs_keys *keys;
 	int rc;
 
-	if (!sfs_in_session(p)) {
-		fuse_reply_err(req, p->kind == SFS_K_CTL ? ENOTDIR : EPERM);
-		return;
-	}
-	rc = sfs_enter_node(p, &keys);
+	rc = sfs_enter_parent(p, &keys);
 	if (rc == 0) {
 		rc = do_create(req, p, name, mode, fi, keys, &e);
 		if (rc == 0)
@@ -373,6 +369,25 @@ void sfs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file
 	fuse_reply_err(req, rc);
 }
 
+/*
+ * What fallocate and lseek begin with: true with @in's session entered, or
+ * false with @req answered (@other for the mount's own files).
+ */
+static bool enter_file(fuse_req_t req, struct sfs_inode *in, int other,
+		       const struct sfs_keys **keys)
+{
+	int rc;
+
+	if (in->kind != SFS_K_NODE) {
+		fuse_reply_err(req, other);
+		return false;
+	}
+	rc = sfs_session_enter(in->sess, keys);
+	if (rc < 0)
+		sfs_reply_err(req, rc);
+	return rc == 0;
+}
+
 void sfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
 		      struct fuse_file_info *fi)
 {
@@ -380,15 +395,8 @@ void sfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t
 	struct sfs_file f = {.fd = -1};
 	int rc;
 
-	if (in->kind != SFS_K_NODE) {
-		fuse_reply_err(req, in->kind == SFS_K_CTL ? EOPNOTSUPP : EISDIR);
+	if (!enter_file(req, in, in->kind == SFS_K_CTL ? EOPNOTSUPP : EISDIR, &f.keys))
 		return;
-	}
-	rc = sfs_session_enter(in->sess, &f.keys);
-	if (rc < 0) {
-		sfs_reply_err(req, rc);
-		return;
-	}
 	/* events.jsonl and logs grow by appends only; metadata.json is replaced whole. */
 	if (in->special != SFS_SP_NONE || in->attrs.kind == SFS_KIND_LOG) {
 		sfs_session_leave(in->sess);
@@ -435,15 +443,12 @@ void sfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	uint64_t pos = 0;
 	int rc;
 
-	if (in->kind != SFS_K_NODE || off < 0) {
+	if (off < 0) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	rc = sfs_session_enter(in->sess, &f.keys);
-	if (rc < 0) {
-		sfs_reply_err(req, rc);
+	if (!enter_file(req, in, EINVAL, &f.keys))
 		return;
-	}
 	if (in->special != SFS_SP_NONE || in->attrs.kind == SFS_KIND_LOG) {
 		rc = sfs_node_stat(in, &st);
 		f.size = rc < 0 ? 0 : (uint64_t)st.st_size;

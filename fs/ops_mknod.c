@@ -118,11 +118,7 @@ void sfs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 	struct fuse_entry_param e;
 	int rc;
 
-	if (!sfs_in_session(p)) {
-		fuse_reply_err(req, p->kind == SFS_K_CTL ? ENOTDIR : EPERM);
-		return;
-	}
-	rc = sfs_enter_node(p, &keys);
+	rc = sfs_enter_parent(p, &keys);
 	if (rc == 0) {
 		rc = do_mknod(req, p, name, mode, rdev, keys, &e);
 		if (rc == 0) {

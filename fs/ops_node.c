@@ -48,6 +48,13 @@ int sfs_enter_node(struct sfs_inode *in, const struct sfs_keys **keys)
 	return rc;
 }
 
+int sfs_enter_parent(struct sfs_inode *p, const struct sfs_keys **keys)
+{
+	if (!sfs_in_session(p))
+		return p->kind == SFS_K_CTL ? -ENOTDIR : -EPERM;
+	return sfs_enter_node(p, keys);
+}
+
 void sfs_new_owner(fuse_req_t req, struct sfs_inode *parent, struct sfs_attrs *a)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);

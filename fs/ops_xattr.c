@@ -113,6 +113,34 @@ static void touch_ctime(struct sfs_inode *in)
 		chmod(path, st.st_mode & 07777);
 }
 
+/*
+ * What getxattr, setxattr and removexattr of @name on @in begin with: true
+ * with @in's session entered, or false with @req answered (@outside where
+ * nothing is stored, outside sessions).
+ */
+static bool begin(fuse_req_t req, struct sfs_inode *in, const char *name, int outside,
+		  const struct sfs_keys **keys)
+{
+	int rc;
+
+	if (!sfs->opts.xattr) {
+		fuse_reply_err(req, ENOSYS);
+		return false;
+	}
+	if (!is_user(name)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return false;
+	}
+	if (!sfs_in_session(in)) {
+		fuse_reply_err(req, outside);
+		return false;
+	}
+	rc = sfs_enter_node(in, keys);
+	if (rc < 0)
+		sfs_reply_err(req, rc);
+	return rc == 0;
+}
+
 void sfs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	struct sfs_inode *in = sfs_inode_of(ino);
@@ -123,23 +151,8 @@ void sfs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t si
 	size_t len;
 	int rc;
 
-	if (!sfs->opts.xattr) {
-		fuse_reply_err(req, ENOSYS);
+	if (!begin(req, in, name, ENODATA, &keys)) /* outside sessions there are none */
 		return;
-	}
-	if (!is_user(name)) {
-		fuse_reply_err(req, EOPNOTSUPP);
-		return;
-	}
-	if (!sfs_in_session(in)) {
-		fuse_reply_err(req, ENODATA); /* outside sessions there are none */
-		return;
-	}
-	rc = sfs_enter_node(in, &keys);
-	if (rc < 0) {
-		sfs_reply_err(req, rc);
-		return;
-	}
 	rc = node_id(in, id);
 	if (rc == 0)
 		rc = load(in, id, keys, &x);
@@ -208,23 +221,8 @@ static void change(fuse_req_t req, fuse_ino_t ino, const char *name, const char 
 	const struct sfs_keys *keys;
 	int rc;
 
-	if (!sfs->opts.xattr) {
-		fuse_reply_err(req, ENOSYS);
+	if (!begin(req, in, name, outside, &keys))
 		return;
-	}
-	if (!is_user(name)) {
-		fuse_reply_err(req, EOPNOTSUPP);
-		return;
-	}
-	if (!sfs_in_session(in)) {
-		fuse_reply_err(req, outside);
-		return;
-	}
-	rc = sfs_enter_node(in, &keys);
-	if (rc < 0) {
-		sfs_reply_err(req, rc);
-		return;
-	}
 	rc = modify(in, name + USER_PREFIX_LEN, value, size, flags, keys);
 	if (rc == 0)
 		sfs_session_changed(in->sess);

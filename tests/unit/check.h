@@ -8,6 +8,8 @@
 #ifndef SFS_TEST_CHECK_H
 #define SFS_TEST_CHECK_H
 
+#include "crypto.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,6 +117,19 @@ static inline void fixed_master(unsigned char master[32])
 {
 	for (int i = 0; i < 32; i++)
 		master[i] = (unsigned char)i;
+}
+
+/* libsodium ready, and the key set of fixed_master(). */
+static inline struct sfs_keys *fixed_keys(void)
+{
+	unsigned char master[32];
+	struct sfs_keys *keys;
+
+	REQUIRE(sfs_crypto_init() == 0);
+	fixed_master(master);
+	keys = sfs_keys_new(master);
+	REQUIRE(keys);
+	return keys;
 }
 
 #endif

@@ -553,12 +553,8 @@ static void test_fuzz(void)
 
 int main(void)
 {
-	unsigned char master[32];
-
 	check_rng = 0x5eed5eed12345678ull;
-	REQUIRE(sfs_crypto_init() == 0);
-	fixed_master(master);
-	keys = sfs_keys_new(master);
+	keys = fixed_keys();
 	model = malloc(MAX_SIZE + SFS_BLOCK);
 	buf = malloc(MAX_SIZE + 2 * SFS_BLOCK);
 	REQUIRE(keys && model && buf);

@@ -225,12 +225,7 @@ static void test_sizes(void)
 
 int main(void)
 {
-	unsigned char master[32];
-
-	REQUIRE(sfs_crypto_init() == 0);
-	fixed_master(master);
-	keys = sfs_keys_new(master);
-	REQUIRE(keys);
+	keys = fixed_keys();
 	for (int i = 0; i < SFS_ID_BYTES; i++)
 		file_id[i] = (unsigned char)(0xf0 ^ i);
 	test_le();

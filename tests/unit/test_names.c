@@ -180,12 +180,7 @@ static void test_symlinks(void)
 
 int main(void)
 {
-	unsigned char master[32];
-
-	REQUIRE(sfs_crypto_init() == 0);
-	fixed_master(master);
-	keys = sfs_keys_new(master);
-	REQUIRE(keys);
+	keys = fixed_keys();
 	for (int i = 0; i < SFS_ID_BYTES; i++)
 		dirid[i] = (unsigned char)(0xa0 + i);
 	memcpy(dirid2, dirid, sizeof(dirid2));

@@ -162,12 +162,7 @@ static void test_long_tamper(void)
 
 int main(void)
 {
-	unsigned char master[32];
-
-	REQUIRE(sfs_crypto_init() == 0);
-	fixed_master(master);
-	keys = sfs_keys_new(master);
-	REQUIRE(keys);
+	keys = fixed_keys();
 	test_short();
 	test_long_round_trip();
 	test_long_tamper();
