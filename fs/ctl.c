@@ -56,6 +56,11 @@ static json_t *fail(int rc)
 	case -EPROTONOSUPPORT:
 		code = "unsupported", msg = "the session's key file has a newer format";
 		break;
+	case -ENOTSUP:
+		code = "unsupported",
+		msg = "the session's content cipher (AES-256-GCM) needs AES-NI, which this CPU "
+		      "or libsodium lacks";
+		break;
 	}
 	return json_pack("{s:b, s:s, s:s}", "ok", 0, "code", code, "error",
 			 msg ? msg : strerror(-rc));

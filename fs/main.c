@@ -168,6 +168,13 @@ static int setup(const char *store)
 		       : (rc == -ENOENT || rc == -ENOTDIR || rc == -EUCLEAN) ? EXIT_NOSTORE
 									    : EXIT_FAIL;
 	}
+	if (!sfs_cipher_available(sfs->cfg.cipher)) {
+		sfs_log(LOG_NOTICE,
+			"the store makes %s sessions, which this CPU cannot run: new sessions "
+			"made by this mount use xchacha20poly1305",
+			sfs_cipher_name(sfs->cfg.cipher));
+		sfs->cfg.cipher = SFS_CIPHER_XCHACHA;
+	}
 	sfs->topfd[0] = openat(sfs->storefd, SFS_SESSIONS_DIR, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	sfs->topfd[1] = openat(sfs->storefd, SFS_ARCHIVE_DIR, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (sfs->topfd[0] < 0 || sfs->topfd[1] < 0) {

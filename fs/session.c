@@ -368,7 +368,7 @@ int sfs_session_create(const char *id, const char *name, const char *pw, size_t 
 {
 	struct sfs_new_session ns = {
 		.name = name, .password = pw, .pwlen = pwlen, .kdf = sfs->cfg.kdf,
-		.uid = sfs->owner, .gid = sfs->owner_gid,
+		.cipher = sfs->cfg.cipher, .uid = sfs->owner, .gid = sfs->owner_gid,
 	};
 	struct sfs_session *s;
 	struct sfs_keys *keys = NULL;

@@ -6,6 +6,8 @@
 #include "crypto.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* crypto_kdf context labels, one per purpose (exactly 8 bytes each). */
@@ -13,10 +15,14 @@ static const char ctx_content[crypto_kdf_CONTEXTBYTES + 1] = "sfsblock";
 static const char ctx_meta[crypto_kdf_CONTEXTBYTES + 1] = "sfsmeta_";
 static const char ctx_name_mac[crypto_kdf_CONTEXTBYTES + 1] = "sfsnmtag";
 static const char ctx_name_enc[crypto_kdf_CONTEXTBYTES + 1] = "sfsnmenc";
+static const char ctx_gcm[crypto_kdf_CONTEXTBYTES + 1] = "sfsgcmfk";
 
 _Static_assert(crypto_kdf_KEYBYTES == SFS_KEY_BYTES, "kdf key size");
 _Static_assert(crypto_aead_xchacha20poly1305_ietf_KEYBYTES == SFS_KEY_BYTES, "aead key size");
 _Static_assert(crypto_stream_xchacha20_NONCEBYTES == SFS_NONCE_BYTES, "stream nonce size");
+_Static_assert(crypto_aead_aes256gcm_KEYBYTES == SFS_KEY_BYTES, "gcm key size");
+_Static_assert(crypto_aead_aes256gcm_ABYTES == SFS_TAG_BYTES, "gcm tag size");
+_Static_assert(crypto_aead_aes256gcm_NPUBBYTES * 2 == SFS_NONCE_BYTES, "gcm iv size");
 
 int sfs_crypto_init(void)
 {
@@ -79,12 +85,47 @@ int sfs_crypto_pwhash(unsigned char out[SFS_KEY_BYTES], const char *password, si
 	return 0;
 }
 
-struct sfs_keys *sfs_keys_new(const unsigned char master[SFS_KEY_BYTES])
+bool sfs_cipher_available(enum sfs_cipher cipher)
+{
+	switch (cipher) {
+	case SFS_CIPHER_XCHACHA:
+		return true;
+	case SFS_CIPHER_AESGCM:
+		return crypto_aead_aes256gcm_is_available() == 1;
+	}
+	return false;
+}
+
+static const char *const cipher_names[] = {
+	[SFS_CIPHER_XCHACHA] = "xchacha20poly1305",
+	[SFS_CIPHER_AESGCM] = "aes256gcm",
+};
+
+const char *sfs_cipher_name(enum sfs_cipher cipher)
+{
+	if (cipher < SFS_CIPHER_XCHACHA || cipher > SFS_CIPHER_AESGCM)
+		return "unknown";
+	return cipher_names[cipher];
+}
+
+enum sfs_cipher sfs_cipher_from_name(const char *name)
+{
+	for (int i = SFS_CIPHER_XCHACHA; i <= SFS_CIPHER_AESGCM; i++)
+		if (strcmp(name, cipher_names[i]) == 0)
+			return (enum sfs_cipher)i;
+	return 0;
+}
+
+struct sfs_keys *sfs_keys_new(const unsigned char master[SFS_KEY_BYTES], enum sfs_cipher cipher)
 {
 	struct sfs_keys *keys = sodium_malloc(sizeof(*keys));
 
 	if (!keys)
 		return NULL;
+	memset(keys, 0, sizeof(*keys));
+	keys->cipher = cipher;
+	if (cipher == SFS_CIPHER_AESGCM)
+		crypto_kdf_derive_from_key(keys->gcm, SFS_KEY_BYTES, 1, ctx_gcm, master);
 	crypto_kdf_derive_from_key(keys->content, SFS_KEY_BYTES, 1, ctx_content, master);
 	crypto_kdf_derive_from_key(keys->meta, SFS_KEY_BYTES, 1, ctx_meta, master);
 	crypto_kdf_derive_from_key(keys->name_mac, SFS_KEY_BYTES, 1, ctx_name_mac, master);
@@ -172,6 +213,101 @@ int sfs_crypto_name_open(unsigned char *out, const unsigned char *in, size_t inl
 	name_tag(tag, out, len, dirid, keys);
 	if (sodium_memcmp(tag, in, SFS_SIV_BYTES) != 0) {
 		sodium_memzero(out, len);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+/*
+ * A file's key schedule. sodium_malloc puts an allocation at the end of its
+ * page, so a size that is a multiple of 16 keeps the state 16-byte aligned.
+ */
+struct sfs_gcm {
+	crypto_aead_aes256gcm_state state;
+	unsigned char key[SFS_KEY_BYTES]; /* the file key, wiped once expanded */
+	struct sfs_gcm *next;             /* pool link while unused */
+};
+
+_Static_assert(sizeof(struct sfs_gcm) % 16 == 0, "sodium_malloc alignment");
+
+/*
+ * Schedules given back, wiped, for the next sfs_gcm_get(): sodium_malloc
+ * costs a few system calls (guard pages, mlock), too many for every append.
+ * The pool only grows to the number of seals in flight at once.
+ */
+static pthread_mutex_t gcm_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sfs_gcm *gcm_pool;
+
+struct sfs_gcm *sfs_gcm_get(const struct sfs_keys *keys, const unsigned char id[SFS_ID_BYTES])
+{
+	struct sfs_gcm *g;
+
+	pthread_mutex_lock(&gcm_lock);
+	g = gcm_pool;
+	if (g)
+		gcm_pool = g->next;
+	pthread_mutex_unlock(&gcm_lock);
+	if (!g) {
+		g = sodium_malloc(sizeof(*g));
+		if (!g)
+			return NULL;
+	}
+	g->next = NULL;
+	crypto_generichash(g->key, SFS_KEY_BYTES, id, SFS_ID_BYTES, keys->gcm, SFS_KEY_BYTES);
+	crypto_aead_aes256gcm_beforenm(&g->state, g->key);
+	sodium_memzero(g->key, sizeof(g->key));
+	return g;
+}
+
+void sfs_gcm_put(struct sfs_gcm *g)
+{
+	if (!g)
+		return;
+	sodium_memzero(g, sizeof(*g));
+	pthread_mutex_lock(&gcm_lock);
+	g->next = gcm_pool;
+	gcm_pool = g;
+	pthread_mutex_unlock(&gcm_lock);
+}
+
+#define GCM_IV_BYTES crypto_aead_aes256gcm_NPUBBYTES /* 12 */
+#define GCM_AD_MAX 32
+
+/* The AD sealed: the 12 nonce bytes the IV does not use, then @ad. */
+static size_t gcm_ad(unsigned char out[GCM_IV_BYTES + GCM_AD_MAX], const unsigned char *nonce,
+		     const unsigned char *ad, size_t adlen)
+{
+	memcpy(out, nonce + GCM_IV_BYTES, SFS_NONCE_BYTES - GCM_IV_BYTES);
+	memcpy(out + GCM_IV_BYTES, ad, adlen);
+	return GCM_IV_BYTES + adlen;
+}
+
+void sfs_gcm_seal_nonce(const struct sfs_gcm *g, unsigned char *out, const unsigned char *in,
+			size_t len, const unsigned char *ad, size_t adlen)
+{
+	unsigned char full[GCM_IV_BYTES + GCM_AD_MAX];
+	size_t fulllen;
+
+	if (adlen > GCM_AD_MAX)
+		abort(); /* a caller's bug, never data */
+	fulllen = gcm_ad(full, out, ad, adlen);
+	crypto_aead_aes256gcm_encrypt_afternm(out + SFS_NONCE_BYTES, NULL, in, len, full, fulllen,
+					      NULL, out, &g->state);
+}
+
+int sfs_gcm_open(const struct sfs_gcm *g, unsigned char *out, const unsigned char *in,
+		 size_t inlen, const unsigned char *ad, size_t adlen)
+{
+	unsigned char full[GCM_IV_BYTES + GCM_AD_MAX];
+	size_t fulllen;
+
+	if (inlen < SFS_SEAL_OVERHEAD || adlen > GCM_AD_MAX)
+		return -EBADMSG;
+	fulllen = gcm_ad(full, in, ad, adlen);
+	if (crypto_aead_aes256gcm_decrypt_afternm(out, NULL, NULL, in + SFS_NONCE_BYTES,
+						  inlen - SFS_NONCE_BYTES, full, fulllen, in,
+						  &g->state) != 0) {
+		sodium_memzero(out, inlen - SFS_SEAL_OVERHEAD);
 		return -EBADMSG;
 	}
 	return 0;

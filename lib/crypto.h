@@ -1,5 +1,5 @@
 /*
- * crypto.h - the crypto layer of sessionfs: keys, Argon2id, AEAD, SIV names.
+ * crypto.h - the crypto layer of sessionfs: keys, Argon2id, AEADs, SIV names.
  *
  * Everything here is libsodium. This layer knows bytes and keys only: nothing
  * of files, offsets, paths, JSON or FUSE. Keys live in sodium_malloc memory
@@ -9,6 +9,7 @@
 #ifndef SFS_CRYPTO_H
 #define SFS_CRYPTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sodium.h>
@@ -29,15 +30,27 @@ enum sfs_kdf_level {
 };
 
 /*
+ * How a session's content blocks are sealed; its key file says which. Every
+ * other seal (headers, names, event records, xattrs) is XChaCha20-Poly1305.
+ */
+enum sfs_cipher {
+	SFS_CIPHER_XCHACHA = 1, /* XChaCha20-Poly1305 under the content key */
+	SFS_CIPHER_AESGCM = 2,  /* AES-256-GCM under a key of each file's own */
+};
+
+/*
  * The keys of one unlocked session, all derived from its random master key
  * with crypto_kdf (one readable context label per purpose). Allocated with
  * sodium_malloc and read-only between sfs_keys_new() and sfs_keys_free().
  */
 struct sfs_keys {
-	unsigned char content[SFS_KEY_BYTES];  /* file content blocks ("sfsblock") */
+	unsigned char content[SFS_KEY_BYTES];  /* content blocks, event records ("sfsblock") */
 	unsigned char meta[SFS_KEY_BYTES];     /* node headers, symlinks ("sfsmeta_") */
 	unsigned char name_mac[SFS_KEY_BYTES]; /* name SIV tag ("sfsnmtag") */
 	unsigned char name_enc[SFS_KEY_BYTES]; /* name stream ("sfsnmenc") */
+	unsigned char gcm[SFS_KEY_BYTES];      /* AES-GCM file keys' parent ("sfsgcmfk"),
+						* all zero in an XChaCha session */
+	enum sfs_cipher cipher;                /* how content blocks are sealed */
 };
 
 /* Initialise libsodium. Call once before anything else; 0 or -EIO. */
@@ -59,8 +72,20 @@ int sfs_crypto_pwhash(unsigned char out[SFS_KEY_BYTES], const char *password, si
 		      const unsigned char salt[SFS_SALT_BYTES], uint64_t opslimit,
 		      uint64_t memlimit);
 
-/* A new sodium_malloc'd key set derived from @master; NULL on ENOMEM. */
-struct sfs_keys *sfs_keys_new(const unsigned char master[SFS_KEY_BYTES]);
+/* Whether this build and CPU can run @cipher (AES-256-GCM needs AES-NI and PCLMUL). */
+bool sfs_cipher_available(enum sfs_cipher cipher);
+
+/* "xchacha20poly1305" or "aes256gcm"; "unknown" for anything else. */
+const char *sfs_cipher_name(enum sfs_cipher cipher);
+
+/* A cipher by its name; 0 if unknown. */
+enum sfs_cipher sfs_cipher_from_name(const char *name);
+
+/*
+ * A new sodium_malloc'd key set derived from @master for a session whose
+ * content blocks use @cipher; NULL on ENOMEM.
+ */
+struct sfs_keys *sfs_keys_new(const unsigned char master[SFS_KEY_BYTES], enum sfs_cipher cipher);
 
 /* Wipe and free a key set. Accepts NULL. */
 void sfs_keys_free(struct sfs_keys *keys);
@@ -104,6 +129,37 @@ void sfs_crypto_name_seal(unsigned char *out, const unsigned char *name, size_t 
 /* Inverse of sfs_crypto_name_seal; @inlen > 16; 0 or -EBADMSG. */
 int sfs_crypto_name_open(unsigned char *out, const unsigned char *in, size_t inlen,
 			 const unsigned char dirid[SFS_ID_BYTES], const struct sfs_keys *keys)
+	__attribute__((warn_unused_result));
+
+/*
+ * One file's AES-256-GCM key schedule, for a session whose cipher is
+ * SFS_CIPHER_AESGCM. The file key is BLAKE2b-256 keyed with keys->gcm over
+ * the file's 16-byte id, so each file seals under its own key and the
+ * 96-bit random IVs of one key stay far from a collision. The schedule lives
+ * in sodium_malloc memory taken from a pool; sfs_gcm_put() wipes it. A
+ * schedule is read-only once made: threads may seal with it at once.
+ */
+struct sfs_gcm;
+
+/* The schedule of file @id under @keys; NULL on ENOMEM. */
+struct sfs_gcm *sfs_gcm_get(const struct sfs_keys *keys, const unsigned char id[SFS_ID_BYTES]);
+
+/* Wipe a schedule and give it back. Accepts NULL. */
+void sfs_gcm_put(struct sfs_gcm *gcm);
+
+/*
+ * Seal as sfs_crypto_seal_nonce() does, with AES-256-GCM: out[0, 24) holds
+ * 24 fresh random bytes; the first 12 are the IV and the other 12 are
+ * authenticated in front of @ad (@adlen <= 32), so the layout and the
+ * overhead (40 bytes) are those of XChaCha20-Poly1305 and no byte of the
+ * sealed form can change unnoticed.
+ */
+void sfs_gcm_seal_nonce(const struct sfs_gcm *gcm, unsigned char *out, const unsigned char *in,
+			size_t len, const unsigned char *ad, size_t adlen);
+
+/* Open what sfs_gcm_seal_nonce() made, as sfs_crypto_open(): 0 or -EBADMSG. */
+int sfs_gcm_open(const struct sfs_gcm *gcm, unsigned char *out, const unsigned char *in,
+		 size_t inlen, const unsigned char *ad, size_t adlen)
 	__attribute__((warn_unused_result));
 
 /* Fill @buf with random bytes. */

@@ -87,6 +87,7 @@ int sfs_file_write_header(int fd, const unsigned char id[SFS_ID_BYTES],
 /* A run of blocks sealed or opened by sfs_par_for, one block per iteration. */
 struct run {
 	const struct sfs_file *f;
+	struct sfs_blockkey bk;    /* the file's block key for this run */
 	uint64_t first;            /* block number of iteration 0 */
 	unsigned char *plain;      /* block i at plain + i * SFS_BLOCK */
 	unsigned char *cipher;     /* block i at cipher + i * SFS_CBLOCK */
@@ -108,8 +109,8 @@ static void open_one(size_t i, void *arg)
 		memset(r->plain + i * SFS_BLOCK, 0, clen - SFS_SEAL_OVERHEAD);
 		return;
 	}
-	if (sfs_fmt_block_open(r->plain + i * SFS_BLOCK, r->cipher + i * SFS_CBLOCK, clen, r->f->id,
-			       r->first + i, r->f->keys) == 0)
+	if (sfs_fmt_block_open(r->plain + i * SFS_BLOCK, r->cipher + i * SFS_CBLOCK, clen,
+			       r->first + i, &r->bk) == 0)
 		return;
 	was = atomic_load(&r->bad);
 	while (i < was && !atomic_compare_exchange_weak(&r->bad, &was, i))
@@ -123,8 +124,7 @@ static void seal_one(size_t i, void *arg)
 	unsigned char *c = r->cipher + i * SFS_CBLOCK;
 
 	memcpy(c, r->nonces + i * SFS_NONCE_BYTES, SFS_NONCE_BYTES);
-	sfs_fmt_block_seal_nonce(c, r->plain + i * SFS_BLOCK, plen, r->f->id, r->first + i,
-				 r->f->keys);
+	sfs_fmt_block_seal_nonce(c, r->plain + i * SFS_BLOCK, plen, r->first + i, &r->bk);
 }
 
 /*
@@ -154,7 +154,10 @@ static int load_blocks(struct sfs_file *f, uint64_t first, uint64_t n, unsigned 
 		return -EBADMSG;
 	}
 	atomic_init(&r.bad, r.n);
+	if (sfs_fmt_blockkey_init(&r.bk, f->id, f->keys) < 0)
+		return -ENOMEM;
 	sfs_par_for(r.n, open_one, &r);
+	sfs_fmt_blockkey_done(&r.bk);
 	if (atomic_load(&r.bad) < r.n) {
 		f->bad_block = first + atomic_load(&r.bad);
 		return -EBADMSG;
@@ -277,7 +280,10 @@ static int write_run(struct sfs_file *f, const unsigned char *buf, size_t len, u
 	/* One random draw for the run's nonces (4-6 % of the daemon in dd, one a block). */
 	sfs_crypto_random(nonces, r.n * SFS_NONCE_BYTES);
 	r.nonces = nonces;
+	if (sfs_fmt_blockkey_init(&r.bk, f->id, f->keys) < 0)
+		return -ENOMEM;
 	sfs_par_for(r.n, seal_one, &r);
+	sfs_fmt_blockkey_done(&r.bk);
 	clen = (r.n - 1) * SFS_CBLOCK + r.last_len + SFS_SEAL_OVERHEAD;
 	rc = sfs_pwrite_all(f->fd, cipher, clen, sfs_fmt_block_offset(first));
 	if (rc == 0)
@@ -386,32 +392,42 @@ int sfs_file_truncate(struct sfs_file *f, uint64_t size)
 {
 	unsigned char plain[SFS_BLOCK], cipher[SFS_CBLOCK];
 	uint64_t keep = size % SFS_BLOCK, blk = size / SFS_BLOCK;
-	int rc;
+	struct sfs_blockkey bk = {0};
+	int rc = 0;
 
 	if (size == f->size)
 		return 0;
 	if (size > f->size)
 		return grow(f, size);
-	/* Shrinking: load the block that keeps a part, cut the file at a block
-	 * boundary first (a crash then leaves a valid prefix), then reseal it. */
+	/*
+	 * Shrinking: load the block that keeps a part, cut the file at a block
+	 * boundary first (a crash then leaves a valid prefix), then reseal it.
+	 * Everything that can fail for want of memory happens before the cut.
+	 */
 	if (keep) {
 		rc = load_blocks(f, blk, 1, plain, cipher);
+		if (rc == 0)
+			rc = sfs_fmt_blockkey_init(&bk, f->id, f->keys);
 		if (rc < 0)
-			return rc;
+			goto out;
 	}
-	if (ftruncate(f->fd, (off_t)sfs_fmt_block_offset(blk)) < 0)
-		return sfs_neg_errno();
+	if (ftruncate(f->fd, (off_t)sfs_fmt_block_offset(blk)) < 0) {
+		rc = sfs_neg_errno();
+		goto out;
+	}
 	f->size = blk * SFS_BLOCK;
 	if (keep) {
-		sfs_fmt_block_seal(cipher, plain, (size_t)keep, f->id, blk, f->keys);
-		sodium_memzero(plain, sizeof(plain));
+		sfs_crypto_random(cipher, SFS_NONCE_BYTES);
+		sfs_fmt_block_seal_nonce(cipher, plain, (size_t)keep, blk, &bk);
 		rc = sfs_pwrite_all(f->fd, cipher, (size_t)keep + SFS_SEAL_OVERHEAD,
 				    sfs_fmt_block_offset(blk));
-		if (rc < 0)
-			return rc;
-		f->size = size;
+		if (rc == 0)
+			f->size = size;
 	}
-	return 0;
+out:
+	sodium_memzero(plain, sizeof(plain));
+	sfs_fmt_blockkey_done(&bk);
+	return rc;
 }
 
 /* Turn stored bytes [from, to) into zeros: a backing hole where it can. */

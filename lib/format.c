@@ -58,28 +58,69 @@ uint64_t sfs_get_le64(const unsigned char *p)
 	return v;
 }
 
-/* Key file: "SFSK" | u16 version | u16 alg | u64 ops | u64 mem | salt 16 | nonce 24 | ct 32 | tag 16 */
-int sfs_fmt_keyfile_wrap(unsigned char out[SFS_KEYFILE_BYTES],
-			 const unsigned char master[SFS_KEY_BYTES], const char *password,
-			 size_t pwlen, uint64_t opslimit, uint64_t memlimit)
+/*
+ * Key file: "SFSK" | u16 version | u16 alg | u64 ops | u64 mem | salt 16,
+ * in version 2 then u16 cipher | u16 0, and last nonce 24 | ct 32 | tag 16.
+ * Everything before the nonce is the associated data.
+ */
+ssize_t sfs_fmt_keyfile_wrap(unsigned char out[SFS_KEYFILE_MAX],
+			     const unsigned char master[SFS_KEY_BYTES], const char *password,
+			     size_t pwlen, uint64_t opslimit, uint64_t memlimit,
+			     enum sfs_cipher cipher)
 {
-	unsigned char *kek = sodium_malloc(SFS_KEY_BYTES);
+	size_t ad = cipher == SFS_CIPHER_XCHACHA ? SFS_KEYFILE_AD_BYTES : SFS_KEYFILE_V2_AD_BYTES;
+	unsigned char *kek;
 	int rc;
 
+	if (!sfs_cipher_available(cipher))
+		return -EINVAL;
+	kek = sodium_malloc(SFS_KEY_BYTES);
 	if (!kek)
 		return -ENOMEM;
 	memcpy(out, magic_key, 4);
-	sfs_put_le16(out + 4, SFS_FORMAT_VERSION);
+	sfs_put_le16(out + 4, cipher == SFS_CIPHER_XCHACHA ? 1 : 2);
 	sfs_put_le16(out + 6, SFS_KDF_ALG_ARGON2ID13);
 	sfs_put_le64(out + 8, opslimit);
 	sfs_put_le64(out + 16, memlimit);
 	sfs_crypto_random(out + 24, SFS_SALT_BYTES);
+	if (ad == SFS_KEYFILE_V2_AD_BYTES) {
+		sfs_put_le16(out + 40, (uint16_t)cipher);
+		sfs_put_le16(out + 42, 0);
+	}
 	rc = sfs_crypto_pwhash(kek, password, pwlen, out + 24, opslimit, memlimit);
 	if (rc == 0)
-		sfs_crypto_seal(out + SFS_KEYFILE_AD_BYTES, master, SFS_KEY_BYTES, out,
-				SFS_KEYFILE_AD_BYTES, kek);
+		sfs_crypto_seal(out + ad, master, SFS_KEY_BYTES, out, ad, kek);
 	sodium_free(kek);
-	return rc;
+	return rc < 0 ? rc : (ssize_t)(ad + SFS_KEY_BYTES + SFS_SEAL_OVERHEAD);
+}
+
+/* The public part of a key file: its AD length, or -EUCLEAN / -EPROTONOSUPPORT. */
+static int keyfile_parse(const unsigned char *in, size_t inlen, struct sfs_keyfile *kf)
+{
+	size_t ad;
+
+	if (inlen < SFS_KEYFILE_AD_BYTES || memcmp(in, magic_key, 4) != 0)
+		return -EUCLEAN;
+	kf->version = sfs_get_le16(in + 4);
+	kf->alg = sfs_get_le16(in + 6);
+	kf->opslimit = sfs_get_le64(in + 8);
+	kf->memlimit = sfs_get_le64(in + 16);
+	memcpy(kf->salt, in + 24, SFS_SALT_BYTES);
+	kf->cipher = SFS_CIPHER_XCHACHA;
+	if (kf->version != 1 && kf->version != 2)
+		return -EPROTONOSUPPORT;
+	ad = kf->version == 1 ? SFS_KEYFILE_AD_BYTES : SFS_KEYFILE_V2_AD_BYTES;
+	if (inlen != ad + SFS_KEY_BYTES + SFS_SEAL_OVERHEAD)
+		return -EUCLEAN;
+	if (kf->version == 2) {
+		kf->cipher = sfs_get_le16(in + 40);
+		if (sfs_get_le16(in + 42) != 0 || kf->cipher < SFS_CIPHER_XCHACHA ||
+		    kf->cipher > SFS_CIPHER_AESGCM)
+			return -EPROTONOSUPPORT;
+	}
+	if (kf->alg != SFS_KDF_ALG_ARGON2ID13)
+		return -EPROTONOSUPPORT;
+	return (int)ad;
 }
 
 int sfs_fmt_keyfile_unwrap(unsigned char master[SFS_KEY_BYTES], const unsigned char *in,
@@ -88,20 +129,17 @@ int sfs_fmt_keyfile_unwrap(unsigned char master[SFS_KEY_BYTES], const unsigned c
 {
 	struct sfs_keyfile kf;
 	unsigned char *kek;
-	int rc;
+	int rc, ad;
 
 	sodium_memzero(master, SFS_KEY_BYTES);
-	if (inlen != SFS_KEYFILE_BYTES || memcmp(in, magic_key, 4) != 0)
-		return -EUCLEAN;
-	kf.version = sfs_get_le16(in + 4);
-	kf.alg = sfs_get_le16(in + 6);
-	kf.opslimit = sfs_get_le64(in + 8);
-	kf.memlimit = sfs_get_le64(in + 16);
-	memcpy(kf.salt, in + 24, SFS_SALT_BYTES);
-	if (info)
+	memset(&kf, 0, sizeof(kf));
+	ad = keyfile_parse(in, inlen, &kf);
+	if (info && ad != -EUCLEAN)
 		*info = kf;
-	if (kf.version != SFS_FORMAT_VERSION || kf.alg != SFS_KDF_ALG_ARGON2ID13)
-		return -EPROTONOSUPPORT;
+	if (ad < 0)
+		return ad;
+	if (!sfs_cipher_available(kf.cipher))
+		return -ENOTSUP;
 	kek = sodium_malloc(SFS_KEY_BYTES);
 	if (!kek)
 		return -ENOMEM;
@@ -116,9 +154,7 @@ int sfs_fmt_keyfile_unwrap(unsigned char master[SFS_KEY_BYTES], const unsigned c
 		rc = sfs_crypto_pwhash(kek, password, pwlen, kf.salt, kf.opslimit, kf.memlimit);
 	if (rc == -EINVAL)
 		rc = -EUCLEAN; /* parameters no honest mkfs writes */
-	if (rc == 0 && sfs_crypto_open(master, in + SFS_KEYFILE_AD_BYTES,
-				       SFS_KEYFILE_BYTES - SFS_KEYFILE_AD_BYTES, in,
-				       SFS_KEYFILE_AD_BYTES, kek) != 0)
+	if (rc == 0 && sfs_crypto_open(master, in + ad, inlen - (size_t)ad, in, (size_t)ad, kek) != 0)
 		rc = -EKEYREJECTED;
 	sodium_free(kek);
 	return rc;
@@ -205,34 +241,76 @@ static void block_ad(unsigned char ad[SFS_ID_BYTES + 8], const unsigned char id[
 	sfs_put_le64(ad + SFS_ID_BYTES, blockno);
 }
 
-void sfs_fmt_block_seal(unsigned char *out, const unsigned char *in, size_t len,
-			const unsigned char id[SFS_ID_BYTES], uint64_t blockno,
-			const struct sfs_keys *keys)
+int sfs_fmt_blockkey_init(struct sfs_blockkey *bk, const unsigned char id[SFS_ID_BYTES],
+			  const struct sfs_keys *keys)
 {
-	sfs_crypto_random(out, SFS_NONCE_BYTES);
-	sfs_fmt_block_seal_nonce(out, in, len, id, blockno, keys);
+	bk->keys = keys;
+	memcpy(bk->id, id, SFS_ID_BYTES);
+	bk->gcm = NULL;
+	if (keys->cipher != SFS_CIPHER_AESGCM)
+		return 0;
+	bk->gcm = sfs_gcm_get(keys, id);
+	return bk->gcm ? 0 : -ENOMEM;
+}
+
+void sfs_fmt_blockkey_done(struct sfs_blockkey *bk)
+{
+	sfs_gcm_put(bk->gcm);
+	bk->gcm = NULL;
 }
 
 void sfs_fmt_block_seal_nonce(unsigned char *out, const unsigned char *in, size_t len,
-			      const unsigned char id[SFS_ID_BYTES], uint64_t blockno,
-			      const struct sfs_keys *keys)
+			      uint64_t blockno, const struct sfs_blockkey *bk)
 {
 	unsigned char ad[SFS_ID_BYTES + 8];
 
-	block_ad(ad, id, blockno);
-	sfs_crypto_seal_nonce(out, in, len, ad, sizeof(ad), keys->content);
+	block_ad(ad, bk->id, blockno);
+	if (bk->gcm)
+		sfs_gcm_seal_nonce(bk->gcm, out, in, len, ad, sizeof(ad));
+	else
+		sfs_crypto_seal_nonce(out, in, len, ad, sizeof(ad), bk->keys->content);
 }
 
 int sfs_fmt_block_open(unsigned char *out, const unsigned char *in, size_t inlen,
-		       const unsigned char id[SFS_ID_BYTES], uint64_t blockno,
-		       const struct sfs_keys *keys)
+		       uint64_t blockno, const struct sfs_blockkey *bk)
 {
 	unsigned char ad[SFS_ID_BYTES + 8];
 
 	if (inlen <= SFS_SEAL_OVERHEAD || inlen > SFS_CBLOCK)
 		return -EBADMSG;
-	block_ad(ad, id, blockno);
-	return sfs_crypto_open(out, in, inlen, ad, sizeof(ad), keys->content);
+	block_ad(ad, bk->id, blockno);
+	if (bk->gcm)
+		return sfs_gcm_open(bk->gcm, out, in, inlen, ad, sizeof(ad));
+	return sfs_crypto_open(out, in, inlen, ad, sizeof(ad), bk->keys->content);
+}
+
+int sfs_fmt_block_seal1(unsigned char *out, const unsigned char *in, size_t len,
+			const unsigned char id[SFS_ID_BYTES], uint64_t blockno,
+			const struct sfs_keys *keys)
+{
+	struct sfs_blockkey bk;
+	int rc = sfs_fmt_blockkey_init(&bk, id, keys);
+
+	if (rc < 0)
+		return rc;
+	sfs_crypto_random(out, SFS_NONCE_BYTES);
+	sfs_fmt_block_seal_nonce(out, in, len, blockno, &bk);
+	sfs_fmt_blockkey_done(&bk);
+	return 0;
+}
+
+int sfs_fmt_block_open1(unsigned char *out, const unsigned char *in, size_t inlen,
+			const unsigned char id[SFS_ID_BYTES], uint64_t blockno,
+			const struct sfs_keys *keys)
+{
+	struct sfs_blockkey bk;
+	int rc = sfs_fmt_blockkey_init(&bk, id, keys);
+
+	if (rc < 0)
+		return rc;
+	rc = sfs_fmt_block_open(out, in, inlen, blockno, &bk);
+	sfs_fmt_blockkey_done(&bk);
+	return rc;
 }
 
 uint64_t sfs_fmt_record_pos(uint64_t pos)

@@ -17,9 +17,17 @@
 
 #define SFS_FORMAT_VERSION 1
 
-/* Key file: "SFSK" | u16 version | u16 alg | u64 ops | u64 mem | salt 16 | sealed key 72 */
+/*
+ * Key file, version 1 (content sealed with XChaCha20-Poly1305):
+ *   "SFSK" | u16 1 | u16 alg | u64 ops | u64 mem | salt 16 | sealed key 72
+ * version 2 (a session that names its content cipher):
+ *   "SFSK" | u16 2 | u16 alg | u64 ops | u64 mem | salt 16 | u16 cipher | u16 0 | sealed key 72
+ */
 #define SFS_KEYFILE_AD_BYTES 40
 #define SFS_KEYFILE_BYTES (SFS_KEYFILE_AD_BYTES + SFS_KEY_BYTES + SFS_SEAL_OVERHEAD) /* 112 */
+#define SFS_KEYFILE_V2_AD_BYTES (SFS_KEYFILE_AD_BYTES + 4)
+#define SFS_KEYFILE_V2_BYTES (SFS_KEYFILE_BYTES + 4) /* 116 */
+#define SFS_KEYFILE_MAX SFS_KEYFILE_V2_BYTES
 #define SFS_KDF_ALG_ARGON2ID13 1
 
 /* Node header: magic 4 | u16 version | u16 kind | id 16 | sealed attrs 56 */
@@ -67,6 +75,7 @@ struct sfs_attrs {
 struct sfs_keyfile {
 	uint16_t version;
 	uint16_t alg;
+	uint16_t cipher; /* enum sfs_cipher; SFS_CIPHER_XCHACHA in version 1 */
 	uint64_t opslimit;
 	uint64_t memlimit;
 	unsigned char salt[SFS_SALT_BYTES];
@@ -74,17 +83,22 @@ struct sfs_keyfile {
 
 /*
  * Wrap @master under a key derived from @password with fresh salt and the
- * given Argon2id cost: @out receives SFS_KEYFILE_BYTES. 0 or -ENOMEM/-EINVAL.
+ * given Argon2id cost, for a session whose content uses @cipher: @out
+ * receives a version 1 key file (SFS_KEYFILE_BYTES) for XChaCha20-Poly1305,
+ * which every build reads, and a version 2 one (SFS_KEYFILE_V2_BYTES) for
+ * another cipher. Its length, or -ENOMEM/-EINVAL.
  */
-int sfs_fmt_keyfile_wrap(unsigned char out[SFS_KEYFILE_BYTES],
-			 const unsigned char master[SFS_KEY_BYTES], const char *password,
-			 size_t pwlen, uint64_t opslimit, uint64_t memlimit);
+ssize_t sfs_fmt_keyfile_wrap(unsigned char out[SFS_KEYFILE_MAX],
+			     const unsigned char master[SFS_KEY_BYTES], const char *password,
+			     size_t pwlen, uint64_t opslimit, uint64_t memlimit,
+			     enum sfs_cipher cipher);
 
 /*
  * Unwrap the master key of a key file into @master (sodium_malloc memory).
  * 0; -EUCLEAN not a key file (length, magic); -EPROTONOSUPPORT unknown
- * version or algorithm; -EKEYREJECTED wrong password (or a tampered file);
- * -ENOMEM. @info, if not NULL, receives the public part.
+ * version, algorithm or cipher; -ENOTSUP a cipher this CPU cannot run
+ * (refused before the KDF); -EKEYREJECTED wrong password (or a tampered
+ * file); -ENOMEM. @info, if not NULL, receives the public part.
  */
 int sfs_fmt_keyfile_unwrap(unsigned char master[SFS_KEY_BYTES], const unsigned char *in,
 			   size_t inlen, const char *password, size_t pwlen,
@@ -122,22 +136,45 @@ uint64_t sfs_fmt_backing_size(uint64_t plain);
 int sfs_fmt_plain_size(uint64_t backing, uint64_t *plain);
 
 /*
- * The same with the fresh random nonce the caller put in out[0, 24)
- * (sfs_crypto_seal_nonce).
+ * What the content blocks of one file are sealed under: the session's
+ * content key (XChaCha20-Poly1305) or the file's own AES-256-GCM key
+ * schedule, by the session's cipher. Set up per run of blocks with
+ * sfs_fmt_blockkey_init() and wiped by sfs_fmt_blockkey_done(); read-only in
+ * between, so several threads may seal or open with it at once.
+ */
+struct sfs_blockkey {
+	const struct sfs_keys *keys;
+	unsigned char id[SFS_ID_BYTES]; /* the file's id, bound to every block */
+	struct sfs_gcm *gcm;            /* AES-256-GCM sessions only */
+};
+
+/* 0 or -ENOMEM. */
+int sfs_fmt_blockkey_init(struct sfs_blockkey *bk, const unsigned char id[SFS_ID_BYTES],
+			  const struct sfs_keys *keys) __attribute__((warn_unused_result));
+void sfs_fmt_blockkey_done(struct sfs_blockkey *bk);
+
+/*
+ * Seal block @blockno (@len <= SFS_BLOCK) of the file @bk is for, with the
+ * fresh random nonce the caller put in out[0, 24) (sfs_crypto_random over a
+ * whole run).
  */
 void sfs_fmt_block_seal_nonce(unsigned char *out, const unsigned char *in, size_t len,
-			      const unsigned char id[SFS_ID_BYTES], uint64_t blockno,
-			      const struct sfs_keys *keys);
-
-/* Seal one block (@len <= SFS_BLOCK) bound to file @id and @blockno. */
-void sfs_fmt_block_seal(unsigned char *out, const unsigned char *in, size_t len,
-			const unsigned char id[SFS_ID_BYTES], uint64_t blockno,
-			const struct sfs_keys *keys);
+			      uint64_t blockno, const struct sfs_blockkey *bk);
 
 /* Open one sealed block of @inlen bytes; 0 or -EBADMSG. */
 int sfs_fmt_block_open(unsigned char *out, const unsigned char *in, size_t inlen,
-		       const unsigned char id[SFS_ID_BYTES], uint64_t blockno,
-		       const struct sfs_keys *keys) __attribute__((warn_unused_result));
+		       uint64_t blockno, const struct sfs_blockkey *bk)
+	__attribute__((warn_unused_result));
+
+/* One block of file @id alone, with a fresh nonce: 0 or -ENOMEM. */
+int sfs_fmt_block_seal1(unsigned char *out, const unsigned char *in, size_t len,
+			const unsigned char id[SFS_ID_BYTES], uint64_t blockno,
+			const struct sfs_keys *keys) __attribute__((warn_unused_result));
+
+/* Open one block of file @id alone: 0, -EBADMSG or -ENOMEM. */
+int sfs_fmt_block_open1(unsigned char *out, const unsigned char *in, size_t inlen,
+			const unsigned char id[SFS_ID_BYTES], uint64_t blockno,
+			const struct sfs_keys *keys) __attribute__((warn_unused_result));
 
 /*
  * Log records (SFS_KIND_LOG files, doc/format.md "Event log"). After the

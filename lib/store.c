@@ -84,7 +84,8 @@ static int dir_has_entries(int fd)
 	return found;
 }
 
-int sfs_store_create(const char *path, enum sfs_kdf_level kdf, char *why, size_t whylen)
+int sfs_store_create(const char *path, enum sfs_kdf_level kdf, enum sfs_cipher cipher, char *why,
+		     size_t whylen)
 {
 	json_t *conf;
 	char *text;
@@ -113,9 +114,9 @@ int sfs_store_create(const char *path, enum sfs_kdf_level kdf, char *why, size_t
 			  strerror(errno));
 		goto out;
 	}
-	conf = json_pack("{s:s, s:i, s:[], s:s, s:i}", "format", "sessionfs", "version",
+	conf = json_pack("{s:s, s:i, s:[], s:s, s:i, s:s}", "format", "sessionfs", "version",
 			 SFS_FORMAT_VERSION, "features", "kdf", sfs_kdf_level_name(kdf),
-			 "block_size", SFS_BLOCK);
+			 "block_size", SFS_BLOCK, "cipher", sfs_cipher_name(cipher));
 	text = dump(conf);
 	json_decref(conf);
 	if (!text) {
@@ -135,14 +136,16 @@ out:
 /* Check the parsed config; see doc/format.md, "Store config". */
 static int check_config(json_t *conf, struct sfs_store_config *cfg, char *why, size_t whylen)
 {
-	const char *format = NULL, *kdf = NULL;
+	const char *format = NULL, *kdf = NULL, *cipher = "xchacha20poly1305";
 	json_t *features = NULL;
 	int version = 0, bs = 0;
 	size_t i;
 	json_t *f;
 
-	if (json_unpack(conf, "{s:s, s:i, s:o, s:s, s:i}", "format", &format, "version", &version,
-			"features", &features, "kdf", &kdf, "block_size", &bs) != 0 ||
+	/* "cipher" came later: a store without it makes XChaCha20-Poly1305 sessions. */
+	if (json_unpack(conf, "{s:s, s:i, s:o, s:s, s:i, s?:s}", "format", &format, "version",
+			&version, "features", &features, "kdf", &kdf, "block_size", &bs, "cipher",
+			&cipher) != 0 ||
 	    strcmp(format, "sessionfs") != 0 || !json_is_array(features))
 		return fail(why, whylen, -EUCLEAN, "sessionfs.conf lacks the fields of a store");
 	if (version > SFS_FORMAT_VERSION)
@@ -161,6 +164,11 @@ static int check_config(json_t *conf, struct sfs_store_config *cfg, char *why, s
 	cfg->kdf = sfs_kdf_level_from_name(kdf);
 	if (!cfg->kdf)
 		return fail(why, whylen, -EUCLEAN, "unknown kdf level '%s'", kdf);
+	cfg->cipher = sfs_cipher_from_name(cipher);
+	if (!cfg->cipher)
+		return fail(why, whylen, -EPROTONOSUPPORT,
+			    "store makes sessions with cipher '%s', unknown to this sessionfs",
+			    cipher);
 	return 0;
 }
 
@@ -307,8 +315,9 @@ void sfs_store_session_release(int lockfd)
 /* Fill the new container @cfd; on success *keys holds the session keys. */
 static int populate(int cfd, const struct sfs_new_session *ns, struct sfs_keys **keys)
 {
-	unsigned char kf[SFS_KEYFILE_BYTES], dirid[SFS_ID_BYTES];
+	unsigned char kf[SFS_KEYFILE_MAX], dirid[SFS_ID_BYTES];
 	unsigned char *master = sodium_malloc(SFS_KEY_BYTES);
+	ssize_t kflen = 0;
 	struct sfs_attrs dattrs = {S_IFDIR | 0700, ns->uid, ns->gid, 0, SFS_KIND_BLOCKS};
 	struct sfs_attrs fattrs = {S_IFREG | 0600, ns->uid, ns->gid, 0, SFS_KIND_BLOCKS};
 	uint64_t ops, mem;
@@ -319,12 +328,13 @@ static int populate(int cfd, const struct sfs_new_session *ns, struct sfs_keys *
 		return -ENOMEM;
 	sfs_crypto_random(master, SFS_KEY_BYTES);
 	rc = sfs_kdf_params(ns->kdf, &ops, &mem);
-	if (rc == 0)
-		rc = sfs_fmt_keyfile_wrap(kf, master, ns->password, ns->pwlen, ops, mem);
-	if (rc == 0)
-		rc = sfs_write_atomic(cfd, SFS_KEY_NAME, kf, sizeof(kf));
 	if (rc == 0) {
-		*keys = sfs_keys_new(master);
+		kflen = sfs_fmt_keyfile_wrap(kf, master, ns->password, ns->pwlen, ops, mem,
+					     ns->cipher);
+		rc = kflen < 0 ? (int)kflen : sfs_write_atomic(cfd, SFS_KEY_NAME, kf, (size_t)kflen);
+	}
+	if (rc == 0) {
+		*keys = sfs_keys_new(master, ns->cipher);
 		if (!*keys)
 			rc = -ENOMEM;
 	}
@@ -411,7 +421,7 @@ err:
 static int unwrap_container(int cfd, const char *password, size_t pwlen, unsigned char **master,
 			    struct sfs_keyfile *info)
 {
-	unsigned char kf[SFS_KEYFILE_BYTES + 1];
+	unsigned char kf[SFS_KEYFILE_MAX + 1];
 	ssize_t n = sfs_read_small(cfd, SFS_KEY_NAME, kf, sizeof(kf));
 	int rc;
 
@@ -432,6 +442,7 @@ static int unwrap_container(int cfd, const char *password, size_t pwlen, unsigne
 int sfs_store_session_unlock(int cfd, const char *password, size_t pwlen, int *lockfd,
 			     struct sfs_keys **keys)
 {
+	struct sfs_keyfile info;
 	unsigned char *master;
 	int rc;
 
@@ -443,9 +454,9 @@ int sfs_store_session_unlock(int cfd, const char *password, size_t pwlen, int *l
 	rc = take_lock(cfd, lockfd, 2000);
 	if (rc < 0)
 		return rc;
-	rc = unwrap_container(cfd, password, pwlen, &master, NULL);
+	rc = unwrap_container(cfd, password, pwlen, &master, &info);
 	if (rc == 0) {
-		*keys = sfs_keys_new(master);
+		*keys = sfs_keys_new(master, info.cipher);
 		sodium_free(master);
 		if (!*keys)
 			rc = -ENOMEM;
@@ -470,18 +481,20 @@ int sfs_store_session_verify(int cfd, const char *password, size_t pwlen)
 int sfs_store_session_passwd(int cfd, const char *old, size_t oldlen, const char *newpw,
 			     size_t newlen)
 {
-	unsigned char out[SFS_KEYFILE_BYTES];
+	unsigned char out[SFS_KEYFILE_MAX];
 	unsigned char *master;
 	struct sfs_keyfile info;
 	int rc = unwrap_container(cfd, old, oldlen, &master, &info);
+	ssize_t n;
 
 	if (rc < 0)
 		return rc;
-	rc = sfs_fmt_keyfile_wrap(out, master, newpw, newlen, info.opslimit, info.memlimit);
+	n = sfs_fmt_keyfile_wrap(out, master, newpw, newlen, info.opslimit, info.memlimit,
+				 info.cipher);
 	sodium_free(master);
-	if (rc == 0)
-		rc = sfs_write_atomic(cfd, SFS_KEY_NAME, out, sizeof(out));
-	return rc;
+	if (n < 0)
+		return (int)n;
+	return sfs_write_atomic(cfd, SFS_KEY_NAME, out, (size_t)n);
 }
 
 /* jansson allocations carry their size in front so that free can wipe them. */

@@ -30,13 +30,15 @@
 struct sfs_store_config {
 	int version;                /* format version, SFS_FORMAT_VERSION */
 	enum sfs_kdf_level kdf;     /* default Argon2id cost for new sessions */
+	enum sfs_cipher cipher;     /* content cipher for new sessions (where the CPU can) */
 };
 
 /*
  * Make an empty store at @path (absent, or an empty directory). 0; -EEXIST
  * already a store; -ENOTEMPTY a non-empty directory; -ENOTDIR; other -errno.
  */
-int sfs_store_create(const char *path, enum sfs_kdf_level kdf, char *why, size_t whylen);
+int sfs_store_create(const char *path, enum sfs_kdf_level kdf, enum sfs_cipher cipher, char *why,
+		     size_t whylen);
 
 /*
  * Open the store at @path: *storefd receives an O_PATH descriptor of it.
@@ -53,6 +55,7 @@ struct sfs_new_session {
 	const char *password;  /* its password (not NUL-terminated necessarily) */
 	size_t pwlen;
 	enum sfs_kdf_level kdf;
+	enum sfs_cipher cipher; /* how its content blocks are sealed; must be available */
 	uid_t uid;             /* owner of the session root and its first files */
 	gid_t gid;
 };

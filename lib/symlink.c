@@ -37,7 +37,10 @@ int sfs_symlink_write_long(int fd, const unsigned char id[SFS_ID_BYTES], const c
 
 	if (!sfs_symlink_is_long(len) || len > SFS_SYMLINK_LONG_MAX)
 		return -ENAMETOOLONG;
-	sfs_fmt_block_seal(block, (const unsigned char *)target, len, id, 0, keys);
+	int rc = sfs_fmt_block_seal1(block, (const unsigned char *)target, len, id, 0, keys);
+
+	if (rc < 0)
+		return rc;
 	return sfs_pwrite_all(fd, block, len + SFS_SEAL_OVERHEAD, sfs_fmt_block_offset(0));
 }
 
@@ -60,7 +63,7 @@ int sfs_symlink_read_long(int fd, const unsigned char id[SFS_ID_BYTES], char out
 		return (int)n;
 	if ((size_t)n != plain + SFS_SEAL_OVERHEAD)
 		return -EBADMSG; /* cut since the fstat */
-	rc = sfs_fmt_block_open((unsigned char *)out, block, (size_t)n, id, 0, keys);
+	rc = sfs_fmt_block_open1((unsigned char *)out, block, (size_t)n, id, 0, keys);
 	if (rc == 0 && memchr(out, '\0', (size_t)plain))
 		rc = -EBADMSG; /* never written: a target is a C string */
 	if (rc < 0) {

@@ -87,9 +87,9 @@ def need_binaries(*paths):
             raise AssertionError("%s is missing: build first (SFS_BUILD=%s)" % (p, BUILD))
 
 
-def mkfs(store, kdf="interactive"):
-    """Make a store; asserts success."""
-    r = run([MKFS, "--kdf=" + kdf, store])
+def mkfs(store, kdf="interactive", cipher=None):
+    """Make a store (@cipher: mkfs --cipher, None for its default); asserts success."""
+    r = run([MKFS, "--kdf=" + kdf] + (["--cipher=" + cipher] if cipher else []) + [store])
     if r.rc != 0:
         raise AssertionError("mkfs failed: %r" % r)
     return r
@@ -196,14 +196,14 @@ class Env:
             sid = env.new(m)
     """
 
-    def __init__(self, make_store=True, kdf="interactive"):
+    def __init__(self, make_store=True, kdf="interactive", cipher=None):
         need_binaries()
         self.tmp = tempfile.mkdtemp(prefix="sfs-test-")
         self.store = os.path.join(self.tmp, "store")
         self.mounts = []
         self._n = 0
         if make_store:
-            mkfs(self.store, kdf)
+            mkfs(self.store, kdf, cipher)
 
     def __enter__(self):
         return self

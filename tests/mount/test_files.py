@@ -9,8 +9,10 @@ import sfs
 
 
 class FilesTest(unittest.TestCase):
+    CIPHER = None  # mkfs.sessionfs's default: aes256gcm where the CPU has AES-NI
+
     def setUp(self):
-        self.e = sfs.Env()
+        self.e = sfs.Env(cipher=self.CIPHER)
         self.addCleanup(self.e.cleanup)
         self.m = self.e.mount()
         self.sid = self.e.new(self.m)
@@ -314,6 +316,11 @@ class FilesTest(unittest.TestCase):
                                      oct(stat.S_IMODE(sb.st_mode)), pb)
                 if stat.S_ISREG(sa.st_mode):
                     self.assertEqual(sa.st_size, sb.st_size, pb)
+
+
+class FilesXChaChaTest(FilesTest):
+    """The same in a store whose sessions use XChaCha20-Poly1305 (version 1 key files)."""
+    CIPHER = "xchacha20poly1305"
 
 
 if __name__ == "__main__":

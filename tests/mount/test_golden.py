@@ -8,6 +8,10 @@ numbers, xattrs, mtimes and hard-link groups. Then it must be able to write
 to it (append an event, create and remove a file) and read it again after a
 remount. The format is a promise: never regenerate a shipped version's files
 to make this test pass.
+
+golden-aes.tar.gz is the same tree in sessions whose content is AES-256-GCM
+(version 2 key files), made by `make-golden build aes256gcm` when that cipher
+came; GoldenAesTest holds every build to it the same way.
 """
 import hashlib
 import json
@@ -22,13 +26,16 @@ FIXTURES = os.path.join(HERE, "..", "fixtures")
 
 
 class GoldenV1Test(unittest.TestCase):
+    FIXTURE = "golden-v1"
+    KEY_FILE = (112, 1)  # bytes, version
+
     def setUp(self):
         sfs.need_binaries()
-        with open(os.path.join(FIXTURES, "golden-v1.json")) as f:
+        with open(os.path.join(FIXTURES, self.FIXTURE + ".json")) as f:
             self.manifest = json.load(f)
         self.e = sfs.Env(make_store=False)
         self.addCleanup(self.e.cleanup)
-        subprocess.run(["tar", "-xzf", os.path.join(FIXTURES, "golden-v1.tar.gz"),
+        subprocess.run(["tar", "-xzf", os.path.join(FIXTURES, self.FIXTURE + ".tar.gz"),
                         "--numeric-owner", "-C", self.e.tmp], check=True)
         self.store = self.e.store
         self.m = self.e.mount(opts="xattr")
@@ -87,6 +94,10 @@ class GoldenV1Test(unittest.TestCase):
                         seen.add("%s kind %d" % (h[:4].decode(), h[6] | h[7] << 8))
         self.assertLessEqual({"SFSF kind 0", "SFSF kind 1", "SFSF kind 2", "SFSD kind 0",
                               "symlink", "sidecar", "xattr blob"}, seen)
+        for sid, s in self.manifest["sessions"].items():
+            with open(os.path.join(self.store, s["where"], sid, "key"), "rb") as f:
+                kf = f.read()
+            self.assertEqual((len(kf), kf[4]), self.KEY_FILE, sid)
 
     def test_writable_then_reads_again(self):
         sid = next(s for s, v in self.manifest["sessions"].items() if "tree" in v
@@ -113,6 +124,18 @@ class GoldenV1Test(unittest.TestCase):
             if rel not in ("events.jsonl", "metadata.json"):
                 self.assertEqual(tree[rel], want[rel], rel)
         self.assertEqual(len(lines), 121)
+
+
+def _aes_here():
+    with open("/proc/cpuinfo") as f:
+        flags = next((l.split(":", 1)[1].split() for l in f if l.startswith("flags")), [])
+    return "aes" in flags and "pclmulqdq" in flags
+
+
+@unittest.skipUnless(_aes_here(), "no AES-NI/PCLMUL: libsodium cannot run AES-256-GCM here")
+class GoldenAesTest(GoldenV1Test):
+    FIXTURE = "golden-aes"
+    KEY_FILE = (116, 2)
 
 
 if __name__ == "__main__":

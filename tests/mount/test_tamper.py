@@ -18,9 +18,10 @@ def backing_size(plain):
 
 class TamperTest(unittest.TestCase):
     VICTIM_SIZE = 3 * BLOCK + 1234  # a size no other file in the session has
+    CIPHER = None  # mkfs.sessionfs's default: aes256gcm where the CPU has AES-NI
 
     def setUp(self):
-        self.e = sfs.Env()
+        self.e = sfs.Env(cipher=self.CIPHER)
         self.addCleanup(self.e.cleanup)
         self.m = self.e.mount(foreground=True)
         self.sid = self.e.new(self.m)
@@ -137,6 +138,11 @@ class TamperTest(unittest.TestCase):
                 f.read()
         self.assertEqual(cm.exception.errno, errno.EIO)
         self.assertEqual(sfs.read_file(os.path.join(d, "bystander.txt")), b"still fine\n")
+
+
+class TamperXChaChaTest(TamperTest):
+    """The same in a store whose sessions use XChaCha20-Poly1305 (version 1 key files)."""
+    CIPHER = "xchacha20poly1305"
 
 
 if __name__ == "__main__":

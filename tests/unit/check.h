@@ -127,7 +127,7 @@ static inline struct sfs_keys *fixed_keys(void)
 
 	REQUIRE(sfs_crypto_init() == 0);
 	fixed_master(master);
-	keys = sfs_keys_new(master);
+	keys = sfs_keys_new(master, SFS_CIPHER_XCHACHA);
 	REQUIRE(keys);
 	return keys;
 }

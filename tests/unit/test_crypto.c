@@ -1,7 +1,9 @@
 /*
  * test_crypto.c - the crypto layer against fixed vectors: XChaCha20-Poly1305
  * (draft-irtf-cfrg-xchacha-03, A.3.1) through sfs_crypto_open, golden subkeys
- * of a fixed master key, seal/open tamper cases, name SIV, Argon2id.
+ * of a fixed master key, seal/open tamper cases, name SIV, Argon2id, and the
+ * AES-256-GCM path against a vector made outside libsodium (Python's hashlib
+ * BLAKE2b and OpenSSL's AES-GCM through python3-cryptography).
  */
 #include "check.h"
 #include "crypto.h"
@@ -60,7 +62,7 @@ static void test_subkeys(void)
 	struct sfs_keys *k;
 
 	fixed_master(master);
-	k = sfs_keys_new(master);
+	k = sfs_keys_new(master, SFS_CIPHER_XCHACHA);
 	REQUIRE(k);
 	CHECK_HEX(k->content, "2e2c513886032e514bf7b78b5af9012cb44914d685827f9d30b05ef86e37818e",
 		  32);
@@ -152,7 +154,7 @@ static void test_name_siv(void)
 	struct sfs_keys *k;
 
 	fixed_master(master);
-	k = sfs_keys_new(master);
+	k = sfs_keys_new(master, SFS_CIPHER_XCHACHA);
 	REQUIRE(k);
 	for (int i = 0; i < 16; i++)
 		dirid[i] = (unsigned char)(0xa0 + i);
@@ -233,9 +235,107 @@ static void test_kdf_levels(void)
 	CHECK_STR(sfs_kdf_level_name(9), "unknown");
 }
 
+/*
+ * master 00..1f -> gcm subkey (crypto_kdf, id 1, "sfsgcmfk") -> file key of id
+ * 40..4f (BLAKE2b-256 keyed with it) -> AES-256-GCM with IV a0..ab, AD
+ * ac..b7 || "place-7". Made with:
+ *   k = blake2b(key=master, salt=le64(1)+8*"\0", person="sfsgcmfk"+8*"\0")
+ *   fk = blake2b(id, key=k); AESGCM(fk).encrypt(nonce[:12], msg, nonce[12:] + ad)
+ */
+static const char gcm_subkey[] = "262930182a8c5819a8bdb6ebdd2a2a98df4910c7b96f31a1dd28552e886c34cf";
+static const char gcm_sealed[] = "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7"
+				 "9f4d8a7ae165aeff600732e2d34ec03c918e66f945d090ff"
+				 "ef90cedf44530c820546e3ebf0db1225";
+
+static void test_gcm(void)
+{
+	static const unsigned char msg[24] = "twenty-four bytes of msg";
+	static const unsigned char ad[7] = "place-7";
+	unsigned char master[32], id[SFS_ID_BYTES], id2[SFS_ID_BYTES], want[64], sealed[64];
+	unsigned char out[64];
+	struct sfs_keys *k;
+	struct sfs_gcm *g, *g2;
+
+	if (!sfs_cipher_available(SFS_CIPHER_AESGCM)) {
+		fprintf(stderr, "test_gcm: skipped, this CPU has no AES-NI for libsodium\n");
+		return;
+	}
+	fixed_master(master);
+	k = sfs_keys_new(master, SFS_CIPHER_AESGCM);
+	REQUIRE(k);
+	CHECK_EQ(k->cipher, SFS_CIPHER_AESGCM);
+	CHECK_HEX(k->gcm, gcm_subkey, 32);
+	/* The other subkeys do not depend on the cipher. */
+	CHECK_HEX(k->content, "2e2c513886032e514bf7b78b5af9012cb44914d685827f9d30b05ef86e37818e",
+		  32);
+	for (int i = 0; i < SFS_ID_BYTES; i++)
+		id[i] = (unsigned char)(0x40 + i);
+	g = sfs_gcm_get(k, id);
+	REQUIRE(g);
+	unhex(want, gcm_sealed, sizeof(want));
+	memset(sealed, 0, sizeof(sealed));
+	memcpy(sealed, want, SFS_NONCE_BYTES);
+	sfs_gcm_seal_nonce(g, sealed, msg, sizeof(msg), ad, sizeof(ad));
+	CHECK_MEM(sealed, want, sizeof(want));
+	CHECK_EQ(sfs_gcm_open(g, out, sealed, sizeof(sealed), ad, sizeof(ad)), 0);
+	CHECK_MEM(out, msg, sizeof(msg));
+	/* Every byte counts, the 12 nonce bytes the IV does not use included. */
+	for (size_t at = 0; at < sizeof(sealed); at++) {
+		memset(out, 0xee, sizeof(out));
+		sealed[at] ^= 0x01;
+		CHECK_EQ(sfs_gcm_open(g, out, sealed, sizeof(sealed), ad, sizeof(ad)), -EBADMSG);
+		CHECK(all_zero(out, sizeof(msg)));
+		sealed[at] ^= 0x01;
+	}
+	CHECK_EQ(sfs_gcm_open(g, out, sealed, sizeof(sealed), ad, sizeof(ad) - 1), -EBADMSG);
+	CHECK_EQ(sfs_gcm_open(g, out, sealed, sizeof(sealed) - 1, ad, sizeof(ad)), -EBADMSG);
+	CHECK_EQ(sfs_gcm_open(g, out, sealed, SFS_SEAL_OVERHEAD - 1, ad, sizeof(ad)), -EBADMSG);
+	/* Another file: another key, so the same nonce seals differently and does not open. */
+	memcpy(id2, id, sizeof(id2));
+	id2[15] ^= 0x01;
+	g2 = sfs_gcm_get(k, id2);
+	REQUIRE(g2);
+	CHECK_EQ(sfs_gcm_open(g2, out, sealed, sizeof(sealed), ad, sizeof(ad)), -EBADMSG);
+	memcpy(out, want, SFS_NONCE_BYTES);
+	sfs_gcm_seal_nonce(g2, out, msg, sizeof(msg), ad, sizeof(ad));
+	CHECK(memcmp(out + SFS_NONCE_BYTES, want + SFS_NONCE_BYTES, sizeof(msg)) != 0);
+	/* A schedule given back is wiped, and one taken again works (the pool). */
+	sfs_gcm_put(g2);
+	CHECK(all_zero((const unsigned char *)g2, 512));
+	sfs_gcm_put(g);
+	g = sfs_gcm_get(k, id);
+	REQUIRE(g);
+	CHECK_EQ(sfs_gcm_open(g, out, sealed, sizeof(sealed), ad, sizeof(ad)), 0);
+	sfs_gcm_put(g);
+	sfs_gcm_put(NULL);
+	sfs_keys_free(k);
+	/* An XChaCha session has no gcm subkey at all. */
+	k = sfs_keys_new(master, SFS_CIPHER_XCHACHA);
+	REQUIRE(k);
+	CHECK(all_zero(k->gcm, 32));
+	sfs_keys_free(k);
+}
+
+static void test_cipher_names(void)
+{
+	CHECK_EQ(sfs_cipher_from_name("aes256gcm"), SFS_CIPHER_AESGCM);
+	CHECK_EQ(sfs_cipher_from_name("xchacha20poly1305"), SFS_CIPHER_XCHACHA);
+	CHECK_EQ(sfs_cipher_from_name("auto"), 0);
+	CHECK_EQ(sfs_cipher_from_name("AES256GCM"), 0);
+	CHECK_STR(sfs_cipher_name(SFS_CIPHER_AESGCM), "aes256gcm");
+	CHECK_STR(sfs_cipher_name(SFS_CIPHER_XCHACHA), "xchacha20poly1305");
+	CHECK_STR(sfs_cipher_name(0), "unknown");
+	CHECK_STR(sfs_cipher_name(3), "unknown");
+	CHECK(sfs_cipher_available(SFS_CIPHER_XCHACHA));
+	CHECK(!sfs_cipher_available(0));
+	CHECK_EQ(sfs_cipher_available(SFS_CIPHER_AESGCM), crypto_aead_aes256gcm_is_available() == 1);
+}
+
 int main(void)
 {
 	REQUIRE(sfs_crypto_init() == 0);
+	test_gcm();
+	test_cipher_names();
 	test_xchacha_kat();
 	test_subkeys();
 	test_seal_open();

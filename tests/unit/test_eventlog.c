@@ -353,7 +353,7 @@ int main(void)
 	REQUIRE(sfs_crypto_init() == 0);
 	for (int i = 0; i < SFS_KEY_BYTES; i++)
 		master[i] = (unsigned char)i;
-	keys = sfs_keys_new(master);
+	keys = sfs_keys_new(master, SFS_CIPHER_XCHACHA);
 	model = malloc(MODEL_MAX);
 	buf = malloc(MODEL_MAX + 4096);
 	REQUIRE(keys && model && buf && mkdtemp(tmpdir));

@@ -105,10 +105,16 @@ static void test_header(void)
 	CHECK_EQ(sfs_fmt_header_unpack(h, sizeof(h), SFS_MAGIC_FILE, id, &got, keys), 0);
 }
 
-static void test_blocks(void)
+/*
+ * Blocks of a session whose keys are @k: bound to their file and number, cut
+ * or flipped blocks refused, and a block sealed with a given nonce is exactly
+ * the documented AEAD (doc/format.md, "File content").
+ */
+static void test_blocks(struct sfs_keys *k)
 {
 	unsigned char plain[SFS_BLOCK], out[SFS_BLOCK], c[SFS_CBLOCK], other[SFS_ID_BYTES];
 	static const size_t lens[] = {1, 17, 4095, SFS_BLOCK};
+	struct sfs_blockkey bk;
 
 	for (size_t i = 0; i < sizeof(plain); i++)
 		plain[i] = (unsigned char)(i * 7 + 3);
@@ -118,45 +124,73 @@ static void test_blocks(void)
 	for (size_t li = 0; li < sizeof(lens) / sizeof(lens[0]); li++) {
 		size_t n = lens[li], cn = n + SFS_SEAL_OVERHEAD;
 
-		sfs_fmt_block_seal(c, plain, n, file_id, 3, keys);
+		CHECK_EQ(sfs_fmt_block_seal1(c, plain, n, file_id, 3, k), 0);
 		memset(out, 0, sizeof(out));
-		CHECK_EQ(sfs_fmt_block_open(out, c, cn, file_id, 3, keys), 0);
+		CHECK_EQ(sfs_fmt_block_open1(out, c, cn, file_id, 3, k), 0);
 		CHECK_MEM(out, plain, n);
 		/* Sealed as block 3: is not block 4, 2 or 3 + 2^32, nor block 3 of another file. */
-		CHECK_EQ(sfs_fmt_block_open(out, c, cn, file_id, 4, keys), -EBADMSG);
-		CHECK_EQ(sfs_fmt_block_open(out, c, cn, file_id, 2, keys), -EBADMSG);
-		CHECK_EQ(sfs_fmt_block_open(out, c, cn, file_id, 3 + (1ull << 32), keys), -EBADMSG);
-		CHECK_EQ(sfs_fmt_block_open(out, c, cn, other, 3, keys), -EBADMSG);
+		CHECK_EQ(sfs_fmt_block_open1(out, c, cn, file_id, 4, k), -EBADMSG);
+		CHECK_EQ(sfs_fmt_block_open1(out, c, cn, file_id, 2, k), -EBADMSG);
+		CHECK_EQ(sfs_fmt_block_open1(out, c, cn, file_id, 3 + (1ull << 32), k), -EBADMSG);
+		CHECK_EQ(sfs_fmt_block_open1(out, c, cn, other, 3, k), -EBADMSG);
 		/* A cut block. */
-		CHECK_EQ(sfs_fmt_block_open(out, c, cn - 1, file_id, 3, keys), -EBADMSG);
-		c[cn / 2] ^= 0x80;
-		CHECK_EQ(sfs_fmt_block_open(out, c, cn, file_id, 3, keys), -EBADMSG);
+		CHECK_EQ(sfs_fmt_block_open1(out, c, cn - 1, file_id, 3, k), -EBADMSG);
+		/* A flipped byte anywhere: nonce (both halves), ciphertext, tag. */
+		for (size_t at = 0; at < cn; at += (at < SFS_NONCE_BYTES ? 1 : 97)) {
+			c[at] ^= 0x80;
+			CHECK_EQ(sfs_fmt_block_open1(out, c, cn, file_id, 3, k), -EBADMSG);
+			c[at] ^= 0x80;
+		}
+		c[cn - 1] ^= 0x80;
+		CHECK_EQ(sfs_fmt_block_open1(out, c, cn, file_id, 3, k), -EBADMSG);
 	}
-	CHECK_EQ(sfs_fmt_block_open(out, c, SFS_SEAL_OVERHEAD, file_id, 3, keys), -EBADMSG);
-	CHECK_EQ(sfs_fmt_block_open(out, c, SFS_CBLOCK + 1, file_id, 3, keys), -EBADMSG);
-	/*
-	 * A block sealed with a given nonce is exactly the AEAD of the content
-	 * key over id || le64(blockno) as its AD (doc/format.md), and opens.
-	 */
-	unsigned char ad[SFS_ID_BYTES + 8], want[SFS_CBLOCK];
+	CHECK_EQ(sfs_fmt_block_open1(out, c, SFS_SEAL_OVERHEAD, file_id, 3, k), -EBADMSG);
+	CHECK_EQ(sfs_fmt_block_open1(out, c, SFS_CBLOCK + 1, file_id, 3, k), -EBADMSG);
 
-	memcpy(ad, file_id, SFS_ID_BYTES);
-	memcpy(ad + SFS_ID_BYTES, "\x03\x00\x00\x00\x01\x00\x00\x00", 8); /* 3 + 2^32 */
+	unsigned char ad[12 + SFS_ID_BYTES + 8], want[SFS_CBLOCK], fk[32];
+	size_t adoff = k->cipher == SFS_CIPHER_AESGCM ? 12 : 0;
+
 	for (size_t i = 0; i < SFS_NONCE_BYTES; i++)
 		c[i] = want[i] = (unsigned char)(0xa0 + i);
-	sfs_fmt_block_seal_nonce(c, plain, 100, file_id, 3 + (1ull << 32), keys);
-	CHECK_EQ(crypto_aead_xchacha20poly1305_ietf_encrypt(want + SFS_NONCE_BYTES, NULL, plain,
-							    100, ad, sizeof(ad), NULL, want,
-							    keys->content),
-		 0);
+	memcpy(ad, want + 12, 12);
+	memcpy(ad + adoff, file_id, SFS_ID_BYTES);
+	memcpy(ad + adoff + SFS_ID_BYTES, "\x03\x00\x00\x00\x01\x00\x00\x00", 8); /* 3 + 2^32 */
+	REQUIRE(sfs_fmt_blockkey_init(&bk, file_id, k) == 0);
+	sfs_fmt_block_seal_nonce(c, plain, 100, 3 + (1ull << 32), &bk);
+	if (k->cipher == SFS_CIPHER_AESGCM) {
+		/* AES-256-GCM under BLAKE2b-256(gcm; id), IV nonce[0..12), AD nonce[12..24) || id || n */
+		crypto_generichash(fk, 32, file_id, SFS_ID_BYTES, k->gcm, 32);
+		CHECK_EQ(crypto_aead_aes256gcm_encrypt(want + SFS_NONCE_BYTES, NULL, plain, 100, ad,
+						       sizeof(ad), NULL, want, fk),
+			 0);
+	} else {
+		/* XChaCha20-Poly1305 under the content key, AD id || n */
+		CHECK_EQ(crypto_aead_xchacha20poly1305_ietf_encrypt(want + SFS_NONCE_BYTES, NULL,
+								    plain, 100, ad, 24, NULL, want,
+								    k->content),
+			 0);
+	}
 	CHECK_MEM(c, want, 100 + SFS_SEAL_OVERHEAD);
-	CHECK_EQ(sfs_fmt_block_open(out, c, 100 + SFS_SEAL_OVERHEAD, file_id, 3 + (1ull << 32),
-				    keys),
-		 0);
+	CHECK_EQ(sfs_fmt_block_open(out, c, 100 + SFS_SEAL_OVERHEAD, 3 + (1ull << 32), &bk), 0);
 	CHECK_MEM(out, plain, 100);
+	sfs_fmt_blockkey_done(&bk);
+	CHECK(bk.gcm == NULL);
 	CHECK_EQ(sfs_fmt_block_offset(0), 80);
 	CHECK_EQ(sfs_fmt_block_offset(1), 80 + 4136);
 	CHECK(sfs_fmt_block_offset(1ull << 40) == 80 + 4136 * (1ull << 40));
+}
+
+/* A block of one cipher never opens as the other's, though the layout is the same. */
+static void test_cross_cipher(struct sfs_keys *x, struct sfs_keys *a)
+{
+	unsigned char plain[64] = "same layout, other cipher", c[64 + SFS_SEAL_OVERHEAD], out[64];
+
+	CHECK_EQ(sfs_fmt_block_seal1(c, plain, sizeof(plain), file_id, 0, x), 0);
+	CHECK_EQ(sfs_fmt_block_open1(out, c, sizeof(c), file_id, 0, a), -EBADMSG);
+	CHECK_EQ(sfs_fmt_block_seal1(c, plain, sizeof(plain), file_id, 0, a), 0);
+	CHECK_EQ(sfs_fmt_block_open1(out, c, sizeof(c), file_id, 0, x), -EBADMSG);
+	CHECK_EQ(sfs_fmt_block_open1(out, c, sizeof(c), file_id, 0, a), 0);
+	CHECK_MEM(out, plain, sizeof(plain));
 }
 
 static void test_sizes(void)
@@ -230,7 +264,20 @@ int main(void)
 		file_id[i] = (unsigned char)(0xf0 ^ i);
 	test_le();
 	test_header();
-	test_blocks();
+	test_blocks(keys);
+	if (sfs_cipher_available(SFS_CIPHER_AESGCM)) {
+		unsigned char master[32];
+		struct sfs_keys *aes;
+
+		fixed_master(master);
+		aes = sfs_keys_new(master, SFS_CIPHER_AESGCM);
+		REQUIRE(aes);
+		test_blocks(aes);
+		test_cross_cipher(keys, aes);
+		sfs_keys_free(aes);
+	} else {
+		fprintf(stderr, "test_format: AES-256-GCM blocks skipped, no AES-NI here\n");
+	}
 	test_sizes();
 	sfs_keys_free(keys);
 	return check_done();

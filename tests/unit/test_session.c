@@ -82,7 +82,8 @@ static void check_layout(const struct sfs_keys *keys)
 	DIR *d;
 
 	CHECK_EQ(fstatat(cfd, SFS_KEY_NAME, &st, 0), 0);
-	CHECK_EQ(st.st_size, SFS_KEYFILE_BYTES);
+	CHECK_EQ(st.st_size, keys->cipher == SFS_CIPHER_XCHACHA ? SFS_KEYFILE_BYTES
+								: SFS_KEYFILE_V2_BYTES);
 	CHECK_EQ(st.st_mode & 07777, 0600);
 	CHECK_EQ(fstatat(cfd, SFS_LOCK_NAME, &st, 0), 0);
 	CHECK(S_ISREG(st.st_mode) && (st.st_mode & 07777) == 0600);
@@ -148,15 +149,19 @@ static void check_no_leftovers(void)
 	CHECK_EQ(n, 1);
 }
 
-static void read_key(unsigned char kf[SFS_KEYFILE_BYTES])
+/* The key file's bytes into @kf; its length. */
+static size_t read_key(unsigned char kf[SFS_KEYFILE_MAX])
 {
 	int cfd = open_container();
+	ssize_t n = sfs_read_small(cfd, SFS_KEY_NAME, kf, SFS_KEYFILE_MAX);
 
-	CHECK_EQ(sfs_read_small(cfd, SFS_KEY_NAME, kf, SFS_KEYFILE_BYTES), SFS_KEYFILE_BYTES);
+	CHECK(n == SFS_KEYFILE_BYTES || n == SFS_KEYFILE_V2_BYTES);
 	close(cfd);
+	return n < 0 ? 0 : (size_t)n;
 }
 
-static void test_sessions(void)
+/* A session's life in the store, for a session whose content uses @cipher. */
+static void test_sessions(enum sfs_cipher cipher)
 {
 	struct sfs_new_session ns = {
 		.id = ID,
@@ -164,15 +169,18 @@ static void test_sessions(void)
 		.password = "hunter2",
 		.pwlen = 7,
 		.kdf = SFS_KDF_INTERACTIVE,
+		.cipher = cipher,
 		.uid = getuid(),
 		.gid = getgid(),
 	};
-	unsigned char content[SFS_KEY_BYTES], kf[SFS_KEYFILE_BYTES], kf2[SFS_KEYFILE_BYTES];
+	unsigned char content[SFS_KEY_BYTES], kf[SFS_KEYFILE_MAX], kf2[SFS_KEYFILE_MAX];
 	struct sfs_keys *keys, *keys2;
+	size_t kflen;
 	int lock, lock2, cfd;
 
 	CHECK_EQ(sfs_store_session_create(sessfd, &ns, &lock, &keys), 0);
 	REQUIRE(keys && lock >= 0);
+	CHECK_EQ(keys->cipher, cipher);
 	memcpy(content, keys->content, sizeof(content));
 	check_layout(keys);
 	check_no_leftovers();
@@ -212,18 +220,21 @@ static void test_sessions(void)
 	sfs_store_session_release(-1);
 
 	/* passwd: a wrong old password changes nothing. */
-	read_key(kf);
+	kflen = read_key(kf);
 	CHECK_EQ(sfs_store_session_passwd(cfd, "nope", 4, "s3cret", 6), -EKEYREJECTED);
-	read_key(kf2);
-	CHECK_MEM(kf2, kf, SFS_KEYFILE_BYTES);
+	CHECK_EQ(read_key(kf2), kflen);
+	CHECK_MEM(kf2, kf, kflen);
 	CHECK_EQ(sfs_store_session_passwd(cfd, "hunter2", 7, "s3cret", 6), 0);
-	read_key(kf2);
-	CHECK(memcmp(kf2, kf, SFS_KEYFILE_BYTES) != 0);
+	CHECK_EQ(read_key(kf2), kflen);
+	CHECK(memcmp(kf2, kf, kflen) != 0);
 	CHECK_MEM(kf2, kf, 24); /* same magic, version, algorithm and cost */
+	if (kflen == SFS_KEYFILE_V2_BYTES)
+		CHECK_MEM(kf2 + 40, kf + 40, 4); /* and the same cipher */
 	CHECK_EQ(sfs_store_session_unlock(cfd, "hunter2", 7, &lock, &keys), -EKEYREJECTED);
 	CHECK_EQ(sfs_store_session_unlock(cfd, "s3cret", 6, &lock, &keys), 0);
 	REQUIRE(keys);
 	CHECK_MEM(keys->content, content, SFS_KEY_BYTES); /* data key unchanged */
+	CHECK_EQ(keys->cipher, cipher);
 	check_layout(keys);
 	sfs_store_session_release(lock);
 	sfs_keys_free(keys);
@@ -272,7 +283,8 @@ static void test_prepare(void)
 {
 	struct sfs_new_session ns = {
 		.id = "INC-abcd", .name = "", .password = "pw", .pwlen = 2,
-		.kdf = SFS_KDF_INTERACTIVE, .uid = getuid(), .gid = getgid(),
+		.kdf = SFS_KDF_INTERACTIVE, .cipher = SFS_CIPHER_XCHACHA, .uid = getuid(),
+		.gid = getgid(),
 	};
 	struct sfs_attrs fa = {S_IFREG | 0640, getuid(), getgid(), 0, SFS_KIND_BLOCKS};
 	const char *old = "{\"a\":1}\n{\"b\":2}\n";
@@ -359,11 +371,17 @@ int main(void)
 	REQUIRE(sfs_crypto_init() == 0);
 	REQUIRE(mkdtemp(top));
 	snprintf(store, sizeof(store), "%s/store", top);
-	REQUIRE(sfs_store_create(store, SFS_KDF_INTERACTIVE, why, sizeof(why)) == 0);
+	REQUIRE(sfs_store_create(store, SFS_KDF_INTERACTIVE, SFS_CIPHER_AESGCM, why, sizeof(why)) == 0);
 	REQUIRE(sfs_store_open(store, &storefd, &cfg, why, sizeof(why)) == 0);
 	sessfd = openat(storefd, SFS_SESSIONS_DIR, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	REQUIRE(sessfd >= 0);
-	test_sessions();
+	CHECK_EQ(cfg.cipher, SFS_CIPHER_AESGCM);
+	test_sessions(SFS_CIPHER_XCHACHA);
+	if (sfs_cipher_available(SFS_CIPHER_AESGCM)) {
+		REQUIRE(sfs_remove_tree(sessfd, ID) == 0);
+		REQUIRE(sfs_remove_tree(sessfd, "INC-0123456789abcdef") == 0);
+		test_sessions(SFS_CIPHER_AESGCM);
+	}
 	test_prepare();
 	close(sessfd);
 	close(storefd);

@@ -61,11 +61,12 @@ static void test_create_open(void)
 
 	at("s1");
 	strcpy(store, path);
-	CHECK_EQ(sfs_store_create(store, SFS_KDF_MODERATE, why, sizeof(why)), 0);
+	CHECK_EQ(sfs_store_create(store, SFS_KDF_MODERATE, SFS_CIPHER_AESGCM, why, sizeof(why)), 0);
 	CHECK_EQ(sfs_store_open(store, &fd, &cfg, why, sizeof(why)), 0);
 	CHECK(fd >= 0);
 	CHECK_EQ(cfg.version, 1);
 	CHECK_EQ(cfg.kdf, SFS_KDF_MODERATE);
+	CHECK_EQ(cfg.cipher, SFS_CIPHER_AESGCM);
 	CHECK_EQ(fstatat(fd, SFS_SESSIONS_DIR, &st, 0), 0);
 	CHECK(S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0700);
 	CHECK_EQ(fstatat(fd, SFS_ARCHIVE_DIR, &st, 0), 0);
@@ -87,27 +88,28 @@ static void test_create_open(void)
 	CHECK_EQ(json_integer_value(json_object_get(conf, "version")), 1);
 	CHECK_STR(json_string_value(json_object_get(conf, "kdf")), "moderate");
 	CHECK_EQ(json_integer_value(json_object_get(conf, "block_size")), 4096);
+	CHECK_STR(json_string_value(json_object_get(conf, "cipher")), "aes256gcm");
 	CHECK(json_is_array(json_object_get(conf, "features")) &&
 	      json_array_size(json_object_get(conf, "features")) == 0);
 	json_decref(conf);
 
-	CHECK_EQ(sfs_store_create(store, SFS_KDF_INTERACTIVE, why, sizeof(why)), -EEXIST);
+	CHECK_EQ(sfs_store_create(store, SFS_KDF_INTERACTIVE, SFS_CIPHER_AESGCM, why, sizeof(why)), -EEXIST);
 
 	/* An existing empty directory is fine; a non-empty one is not. */
 	at("s2");
 	CHECK_EQ(mkdir(path, 0755), 0);
-	CHECK_EQ(sfs_store_create(path, SFS_KDF_INTERACTIVE, why, sizeof(why)), 0);
+	CHECK_EQ(sfs_store_create(path, SFS_KDF_INTERACTIVE, SFS_CIPHER_AESGCM, why, sizeof(why)), 0);
 	expect_open(path, 0, NULL);
 	at("full");
 	CHECK_EQ(mkdir(path, 0700), 0);
 	at("full/.hidden");
 	CHECK_EQ(mkdir(path, 0700), 0);
 	at("full");
-	CHECK_EQ(sfs_store_create(path, SFS_KDF_INTERACTIVE, why, sizeof(why)), -ENOTEMPTY);
+	CHECK_EQ(sfs_store_create(path, SFS_KDF_INTERACTIVE, SFS_CIPHER_AESGCM, why, sizeof(why)), -ENOTEMPTY);
 	CHECK(strstr(why, "not empty") != NULL);
 	at("afile");
 	close(open(path, O_CREAT | O_WRONLY, 0600));
-	CHECK_EQ(sfs_store_create(path, SFS_KDF_INTERACTIVE, why, sizeof(why)), -ENOTDIR);
+	CHECK_EQ(sfs_store_create(path, SFS_KDF_INTERACTIVE, SFS_CIPHER_AESGCM, why, sizeof(why)), -ENOTDIR);
 	expect_open(path, -ENOTDIR, NULL);
 }
 
@@ -123,7 +125,7 @@ static void test_refusals(void)
 
 	at("s3");
 	strcpy(store, path);
-	REQUIRE(sfs_store_create(store, SFS_KDF_INTERACTIVE, why, sizeof(why)) == 0);
+	REQUIRE(sfs_store_create(store, SFS_KDF_INTERACTIVE, SFS_CIPHER_AESGCM, why, sizeof(why)) == 0);
 	write_conf(store, "{\"format\": \"sessionfs\", \"version\": 2, \"features\": [], "
 			  "\"kdf\": \"interactive\", \"block_size\": 4096}");
 	expect_open(store, -EPROTONOSUPPORT, "version 2");
@@ -142,6 +144,12 @@ static void test_refusals(void)
 	write_conf(store, "{\"format\": \"sessionfs\", \"version\": 1, \"features\": [], "
 			  "\"kdf\": \"extreme\", \"block_size\": 4096}");
 	expect_open(store, -EUCLEAN, "extreme");
+	write_conf(store, "{\"format\": \"sessionfs\", \"version\": 1, \"features\": [], "
+			  "\"kdf\": \"interactive\", \"block_size\": 4096, \"cipher\": \"rot13\"}");
+	expect_open(store, -EPROTONOSUPPORT, "'rot13'");
+	write_conf(store, "{\"format\": \"sessionfs\", \"version\": 1, \"features\": [], "
+			  "\"kdf\": \"interactive\", \"block_size\": 4096, \"cipher\": 2}");
+	expect_open(store, -EUCLEAN, NULL);
 	write_conf(store, "{\"format\": \"sessionfs\", \"version\": 1}");
 	expect_open(store, -EUCLEAN, NULL);
 	write_conf(store, "{\"format\": \"sessionfs\", \"vers");
@@ -151,10 +159,19 @@ static void test_refusals(void)
 	write_conf(store, "[1, 2]");
 	expect_open(store, -EUCLEAN, NULL);
 
-	/* A good config again, but sessions/ gone. */
+	/* A good config again (one from before "cipher": XChaCha sessions), but sessions/ gone. */
 	write_conf(store, "{\"format\": \"sessionfs\", \"version\": 1, \"features\": [], "
 			  "\"kdf\": \"sensitive\", \"block_size\": 4096}");
 	expect_open(store, 0, NULL);
+	{
+		struct sfs_store_config c2 = {0};
+		int fd2 = -1;
+
+		CHECK_EQ(sfs_store_open(store, &fd2, &c2, why, sizeof(why)), 0);
+		CHECK_EQ(c2.cipher, SFS_CIPHER_XCHACHA);
+		if (fd2 >= 0)
+			close(fd2);
+	}
 	at("s3/sessions");
 	CHECK_EQ(rmdir(path), 0);
 	expect_open(store, -EUCLEAN, "sessions");

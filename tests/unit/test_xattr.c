@@ -161,7 +161,7 @@ static void test_blob(void)
 	blob[4] = 1;
 	fixed_master(master);
 	master[0] ^= 1;
-	keys2 = sfs_keys_new(master);
+	keys2 = sfs_keys_new(master, SFS_CIPHER_XCHACHA);
 	REQUIRE(keys2);
 	CHECK_EQ(sfs_xattr_open(&y, blob, sizeof(blob), node_id, keys2), -EBADMSG);
 	sfs_keys_free(keys2);
