@@ -367,8 +367,13 @@ int sfs_session_create(const char *id, const char *name, const char *pw, size_t 
 		       char *out_id)
 {
 	struct sfs_new_session ns = {
-		.name = name, .password = pw, .pwlen = pwlen, .kdf = sfs->cfg.kdf,
-		.cipher = sfs->cfg.cipher, .uid = sfs->owner, .gid = sfs->owner_gid,
+		.name = name,
+		.password = pw,
+		.pwlen = pwlen,
+		.kdf = sfs->cfg.kdf,
+		.cipher = sfs->cfg.cipher,
+		.uid = sfs->owner,
+		.gid = sfs->owner_gid,
 	};
 	struct sfs_session *s;
 	struct sfs_keys *keys = NULL;

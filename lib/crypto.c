@@ -295,8 +295,8 @@ void sfs_gcm_seal_nonce(const struct sfs_gcm *g, unsigned char *out, const unsig
 					      NULL, out, &g->state);
 }
 
-int sfs_gcm_open(const struct sfs_gcm *g, unsigned char *out, const unsigned char *in,
-		 size_t inlen, const unsigned char *ad, size_t adlen)
+int sfs_gcm_open(const struct sfs_gcm *g, unsigned char *out, const unsigned char *in, size_t inlen,
+		 const unsigned char *ad, size_t adlen)
 {
 	unsigned char full[GCM_IV_BYTES + GCM_AD_MAX];
 	size_t fulllen;

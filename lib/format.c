@@ -154,7 +154,8 @@ int sfs_fmt_keyfile_unwrap(unsigned char master[SFS_KEY_BYTES], const unsigned c
 		rc = sfs_crypto_pwhash(kek, password, pwlen, kf.salt, kf.opslimit, kf.memlimit);
 	if (rc == -EINVAL)
 		rc = -EUCLEAN; /* parameters no honest mkfs writes */
-	if (rc == 0 && sfs_crypto_open(master, in + ad, inlen - (size_t)ad, in, (size_t)ad, kek) != 0)
+	if (rc == 0 &&
+	    sfs_crypto_open(master, in + ad, inlen - (size_t)ad, in, (size_t)ad, kek) != 0)
 		rc = -EKEYREJECTED;
 	sodium_free(kek);
 	return rc;
@@ -271,8 +272,8 @@ void sfs_fmt_block_seal_nonce(unsigned char *out, const unsigned char *in, size_
 		sfs_crypto_seal_nonce(out, in, len, ad, sizeof(ad), bk->keys->content);
 }
 
-int sfs_fmt_block_open(unsigned char *out, const unsigned char *in, size_t inlen,
-		       uint64_t blockno, const struct sfs_blockkey *bk)
+int sfs_fmt_block_open(unsigned char *out, const unsigned char *in, size_t inlen, uint64_t blockno,
+		       const struct sfs_blockkey *bk)
 {
 	unsigned char ad[SFS_ID_BYTES + 8];
 

@@ -162,9 +162,8 @@ void sfs_fmt_block_seal_nonce(unsigned char *out, const unsigned char *in, size_
 			      uint64_t blockno, const struct sfs_blockkey *bk);
 
 /* Open one sealed block of @inlen bytes; 0 or -EBADMSG. */
-int sfs_fmt_block_open(unsigned char *out, const unsigned char *in, size_t inlen,
-		       uint64_t blockno, const struct sfs_blockkey *bk)
-	__attribute__((warn_unused_result));
+int sfs_fmt_block_open(unsigned char *out, const unsigned char *in, size_t inlen, uint64_t blockno,
+		       const struct sfs_blockkey *bk) __attribute__((warn_unused_result));
 
 /* One block of file @id alone, with a fresh nonce: 0 or -ENOMEM. */
 int sfs_fmt_block_seal1(unsigned char *out, const unsigned char *in, size_t len,

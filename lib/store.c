@@ -331,7 +331,8 @@ static int populate(int cfd, const struct sfs_new_session *ns, struct sfs_keys *
 	if (rc == 0) {
 		kflen = sfs_fmt_keyfile_wrap(kf, master, ns->password, ns->pwlen, ops, mem,
 					     ns->cipher);
-		rc = kflen < 0 ? (int)kflen : sfs_write_atomic(cfd, SFS_KEY_NAME, kf, (size_t)kflen);
+		rc = kflen < 0 ? (int)kflen
+			       : sfs_write_atomic(cfd, SFS_KEY_NAME, kf, (size_t)kflen);
 	}
 	if (rc == 0) {
 		*keys = sfs_keys_new(master, ns->cipher);

@@ -23,17 +23,16 @@ enum {
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"Usage: mkfs.sessionfs [--kdf=interactive|moderate|sensitive]\n"
-		"                      [--cipher=auto|aes256gcm|xchacha20poly1305] STORE\n"
-		"Make an empty sessionfs store in STORE (absent or an empty directory).\n\n"
-		"  --kdf=LEVEL    Argon2id cost for the store's sessions (default moderate)\n"
-		"  --cipher=NAME  content cipher of the store's sessions: aes256gcm (faster;\n"
-		"                 opens only where libsodium has AES-NI), xchacha20poly1305\n"
-		"                 (opens on any CPU), or auto (default): aes256gcm if this\n"
-		"                 CPU has AES-NI, else xchacha20poly1305\n"
-		"  -h, --help     show this help\n"
-		"  -V, --version  show the version\n");
+	fprintf(out, "Usage: mkfs.sessionfs [--kdf=interactive|moderate|sensitive]\n"
+		     "                      [--cipher=auto|aes256gcm|xchacha20poly1305] STORE\n"
+		     "Make an empty sessionfs store in STORE (absent or an empty directory).\n\n"
+		     "  --kdf=LEVEL    Argon2id cost for the store's sessions (default moderate)\n"
+		     "  --cipher=NAME  content cipher of the store's sessions: aes256gcm (faster;\n"
+		     "                 opens only where libsodium has AES-NI), xchacha20poly1305\n"
+		     "                 (opens on any CPU), or auto (default): aes256gcm if this\n"
+		     "                 CPU has AES-NI, else xchacha20poly1305\n"
+		     "  -h, --help     show this help\n"
+		     "  -V, --version  show the version\n");
 }
 
 int main(int argc, char **argv)
@@ -93,7 +92,7 @@ int main(int argc, char **argv)
 	}
 	if (!cipher)
 		cipher = sfs_cipher_available(SFS_CIPHER_AESGCM) ? SFS_CIPHER_AESGCM
-								  : SFS_CIPHER_XCHACHA;
+								 : SFS_CIPHER_XCHACHA;
 	rc = sfs_store_create(argv[optind], kdf, cipher, why, sizeof(why));
 	if (rc < 0) {
 		fprintf(stderr, "mkfs.sessionfs: %s\n", why);

@@ -328,7 +328,8 @@ static void test_cipher_names(void)
 	CHECK_STR(sfs_cipher_name(3), "unknown");
 	CHECK(sfs_cipher_available(SFS_CIPHER_XCHACHA));
 	CHECK(!sfs_cipher_available(0));
-	CHECK_EQ(sfs_cipher_available(SFS_CIPHER_AESGCM), crypto_aead_aes256gcm_is_available() == 1);
+	CHECK_EQ(sfs_cipher_available(SFS_CIPHER_AESGCM),
+		 crypto_aead_aes256gcm_is_available() == 1);
 }
 
 int main(void)

@@ -158,7 +158,8 @@ static void test_blocks(struct sfs_keys *k)
 	REQUIRE(sfs_fmt_blockkey_init(&bk, file_id, k) == 0);
 	sfs_fmt_block_seal_nonce(c, plain, 100, 3 + (1ull << 32), &bk);
 	if (k->cipher == SFS_CIPHER_AESGCM) {
-		/* AES-256-GCM under BLAKE2b-256(gcm; id), IV nonce[0..12), AD nonce[12..24) || id || n */
+		/* AES-256-GCM, key BLAKE2b-256(gcm; id), IV nonce[0..12),
+		 * AD nonce[12..24) || id || n */
 		crypto_generichash(fk, 32, file_id, SFS_ID_BYTES, k->gcm, 32);
 		CHECK_EQ(crypto_aead_aes256gcm_encrypt(want + SFS_NONCE_BYTES, NULL, plain, 100, ad,
 						       sizeof(ad), NULL, want, fk),

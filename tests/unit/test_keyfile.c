@@ -31,7 +31,8 @@ static void test_roundtrip(void)
 	unsigned char kf[SFS_KEYFILE_MAX], kf2[SFS_KEYFILE_MAX];
 	struct sfs_keyfile info;
 
-	CHECK_EQ(sfs_fmt_keyfile_wrap(kf, master, pw, PWLEN, OPS, MEM, SFS_CIPHER_XCHACHA), SFS_KEYFILE_BYTES);
+	CHECK_EQ(sfs_fmt_keyfile_wrap(kf, master, pw, PWLEN, OPS, MEM, SFS_CIPHER_XCHACHA),
+		 SFS_KEYFILE_BYTES);
 	/* "SFSK" | version 1 | alg 1 | ops | mem */
 	CHECK_HEX(kf, "5346534b", 4);
 	CHECK_HEX(kf + 4, "01000100", 4);
@@ -48,7 +49,8 @@ static void test_roundtrip(void)
 	CHECK_EQ(sfs_fmt_keyfile_unwrap(got, kf, SFS_KEYFILE_BYTES, pw, PWLEN, NULL), 0);
 
 	/* Fresh salt and nonce: wrapping again gives other bytes. */
-	CHECK_EQ(sfs_fmt_keyfile_wrap(kf2, master, pw, PWLEN, OPS, MEM, SFS_CIPHER_XCHACHA), SFS_KEYFILE_BYTES);
+	CHECK_EQ(sfs_fmt_keyfile_wrap(kf2, master, pw, PWLEN, OPS, MEM, SFS_CIPHER_XCHACHA),
+		 SFS_KEYFILE_BYTES);
 	CHECK(memcmp(kf + 24, kf2 + 24, SFS_SALT_BYTES) != 0);
 	CHECK(memcmp(kf + 40, kf2 + 40, SFS_KEYFILE_BYTES - 40) != 0);
 
@@ -57,15 +59,18 @@ static void test_roundtrip(void)
 	CHECK_EQ(sfs_fmt_keyfile_unwrap(got, kf, SFS_KEYFILE_BYTES, "correct horse", 13, NULL),
 		 -EKEYREJECTED);
 	CHECK(all_zero(got, SFS_KEY_BYTES));
-	CHECK_EQ(sfs_fmt_keyfile_unwrap(got, kf, SFS_KEYFILE_BYTES, pw, PWLEN - 1, NULL), -EKEYREJECTED);
-	CHECK_EQ(sfs_fmt_keyfile_unwrap(got, kf, SFS_KEYFILE_BYTES, "correct horse battery!", PWLEN + 1,
-					NULL),
+	CHECK_EQ(sfs_fmt_keyfile_unwrap(got, kf, SFS_KEYFILE_BYTES, pw, PWLEN - 1, NULL),
+		 -EKEYREJECTED);
+	CHECK_EQ(sfs_fmt_keyfile_unwrap(got, kf, SFS_KEYFILE_BYTES, "correct horse battery!",
+					PWLEN + 1, NULL),
 		 -EKEYREJECTED);
 	CHECK_EQ(sfs_fmt_keyfile_unwrap(got, kf, SFS_KEYFILE_BYTES, "", 0, NULL), -EKEYREJECTED);
 
 	/* The password is bytes, not a C string: an embedded NUL counts. */
-	CHECK_EQ(sfs_fmt_keyfile_wrap(kf2, master, "a\0b", 3, OPS, MEM, SFS_CIPHER_XCHACHA), SFS_KEYFILE_BYTES);
-	CHECK_EQ(sfs_fmt_keyfile_unwrap(got, kf2, SFS_KEYFILE_BYTES, "a\0c", 3, NULL), -EKEYREJECTED);
+	CHECK_EQ(sfs_fmt_keyfile_wrap(kf2, master, "a\0b", 3, OPS, MEM, SFS_CIPHER_XCHACHA),
+		 SFS_KEYFILE_BYTES);
+	CHECK_EQ(sfs_fmt_keyfile_unwrap(got, kf2, SFS_KEYFILE_BYTES, "a\0c", 3, NULL),
+		 -EKEYREJECTED);
 	CHECK_EQ(sfs_fmt_keyfile_unwrap(got, kf2, SFS_KEYFILE_BYTES, "a\0b", 3, NULL), 0);
 	CHECK_MEM(got, master, SFS_KEY_BYTES);
 
@@ -81,14 +86,16 @@ static void test_roundtrip(void)
 	/* Version 3 and an unknown algorithm are refused before any KDF. */
 	kf[4] = 3;
 	memset(&info, 0, sizeof(info));
-	CHECK_EQ(sfs_fmt_keyfile_unwrap(got, kf, SFS_KEYFILE_BYTES, pw, PWLEN, &info), -EPROTONOSUPPORT);
+	CHECK_EQ(sfs_fmt_keyfile_unwrap(got, kf, SFS_KEYFILE_BYTES, pw, PWLEN, &info),
+		 -EPROTONOSUPPORT);
 	CHECK_EQ(info.version, 3);
 	/* Version 2 in 112 bytes: not a key file (version 2 has 116). */
 	kf[4] = 2;
 	CHECK_EQ(sfs_fmt_keyfile_unwrap(got, kf, SFS_KEYFILE_BYTES, pw, PWLEN, NULL), -EUCLEAN);
 	kf[4] = 1;
 	kf[6] = 2;
-	CHECK_EQ(sfs_fmt_keyfile_unwrap(got, kf, SFS_KEYFILE_BYTES, pw, PWLEN, NULL), -EPROTONOSUPPORT);
+	CHECK_EQ(sfs_fmt_keyfile_unwrap(got, kf, SFS_KEYFILE_BYTES, pw, PWLEN, NULL),
+		 -EPROTONOSUPPORT);
 	kf[6] = 1;
 	CHECK_EQ(sfs_fmt_keyfile_unwrap(got, kf, SFS_KEYFILE_BYTES, pw, PWLEN, NULL), 0);
 }
@@ -220,7 +227,7 @@ static void test_v2(void)
 		 -EUCLEAN);
 	CHECK_EQ(sfs_fmt_keyfile_unwrap(got, kf, SFS_KEYFILE_V2_BYTES - 1, pw, PWLEN, NULL),
 		 -EUCLEAN);
-	/* Changing the cipher to XChaCha (a downgrade) breaks the AD: it looks like a wrong password. */
+	/* Cipher 2 -> 1 (a downgrade) breaks the AD: it looks like a wrong password. */
 	kf[40] = SFS_CIPHER_XCHACHA;
 	CHECK_EQ(sfs_fmt_keyfile_unwrap(got, kf, SFS_KEYFILE_V2_BYTES, pw, PWLEN, &info),
 		 -EKEYREJECTED);

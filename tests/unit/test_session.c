@@ -82,8 +82,8 @@ static void check_layout(const struct sfs_keys *keys)
 	DIR *d;
 
 	CHECK_EQ(fstatat(cfd, SFS_KEY_NAME, &st, 0), 0);
-	CHECK_EQ(st.st_size, keys->cipher == SFS_CIPHER_XCHACHA ? SFS_KEYFILE_BYTES
-								: SFS_KEYFILE_V2_BYTES);
+	CHECK_EQ(st.st_size,
+		 keys->cipher == SFS_CIPHER_XCHACHA ? SFS_KEYFILE_BYTES : SFS_KEYFILE_V2_BYTES);
 	CHECK_EQ(st.st_mode & 07777, 0600);
 	CHECK_EQ(fstatat(cfd, SFS_LOCK_NAME, &st, 0), 0);
 	CHECK(S_ISREG(st.st_mode) && (st.st_mode & 07777) == 0600);
@@ -282,8 +282,13 @@ static void check_log_text(int rootfd, const char *backing, const struct sfs_key
 static void test_prepare(void)
 {
 	struct sfs_new_session ns = {
-		.id = "INC-abcd", .name = "", .password = "pw", .pwlen = 2,
-		.kdf = SFS_KDF_INTERACTIVE, .cipher = SFS_CIPHER_XCHACHA, .uid = getuid(),
+		.id = "INC-abcd",
+		.name = "",
+		.password = "pw",
+		.pwlen = 2,
+		.kdf = SFS_KDF_INTERACTIVE,
+		.cipher = SFS_CIPHER_XCHACHA,
+		.uid = getuid(),
 		.gid = getgid(),
 	};
 	struct sfs_attrs fa = {S_IFREG | 0640, getuid(), getgid(), 0, SFS_KIND_BLOCKS};
@@ -371,7 +376,8 @@ int main(void)
 	REQUIRE(sfs_crypto_init() == 0);
 	REQUIRE(mkdtemp(top));
 	snprintf(store, sizeof(store), "%s/store", top);
-	REQUIRE(sfs_store_create(store, SFS_KDF_INTERACTIVE, SFS_CIPHER_AESGCM, why, sizeof(why)) == 0);
+	REQUIRE(sfs_store_create(store, SFS_KDF_INTERACTIVE, SFS_CIPHER_AESGCM, why, sizeof(why)) ==
+		0);
 	REQUIRE(sfs_store_open(store, &storefd, &cfg, why, sizeof(why)) == 0);
 	sessfd = openat(storefd, SFS_SESSIONS_DIR, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	REQUIRE(sessfd >= 0);

@@ -93,23 +93,27 @@ static void test_create_open(void)
 	      json_array_size(json_object_get(conf, "features")) == 0);
 	json_decref(conf);
 
-	CHECK_EQ(sfs_store_create(store, SFS_KDF_INTERACTIVE, SFS_CIPHER_AESGCM, why, sizeof(why)), -EEXIST);
+	CHECK_EQ(sfs_store_create(store, SFS_KDF_INTERACTIVE, SFS_CIPHER_AESGCM, why, sizeof(why)),
+		 -EEXIST);
 
 	/* An existing empty directory is fine; a non-empty one is not. */
 	at("s2");
 	CHECK_EQ(mkdir(path, 0755), 0);
-	CHECK_EQ(sfs_store_create(path, SFS_KDF_INTERACTIVE, SFS_CIPHER_AESGCM, why, sizeof(why)), 0);
+	CHECK_EQ(sfs_store_create(path, SFS_KDF_INTERACTIVE, SFS_CIPHER_AESGCM, why, sizeof(why)),
+		 0);
 	expect_open(path, 0, NULL);
 	at("full");
 	CHECK_EQ(mkdir(path, 0700), 0);
 	at("full/.hidden");
 	CHECK_EQ(mkdir(path, 0700), 0);
 	at("full");
-	CHECK_EQ(sfs_store_create(path, SFS_KDF_INTERACTIVE, SFS_CIPHER_AESGCM, why, sizeof(why)), -ENOTEMPTY);
+	CHECK_EQ(sfs_store_create(path, SFS_KDF_INTERACTIVE, SFS_CIPHER_AESGCM, why, sizeof(why)),
+		 -ENOTEMPTY);
 	CHECK(strstr(why, "not empty") != NULL);
 	at("afile");
 	close(open(path, O_CREAT | O_WRONLY, 0600));
-	CHECK_EQ(sfs_store_create(path, SFS_KDF_INTERACTIVE, SFS_CIPHER_AESGCM, why, sizeof(why)), -ENOTDIR);
+	CHECK_EQ(sfs_store_create(path, SFS_KDF_INTERACTIVE, SFS_CIPHER_AESGCM, why, sizeof(why)),
+		 -ENOTDIR);
 	expect_open(path, -ENOTDIR, NULL);
 }
 
@@ -125,7 +129,8 @@ static void test_refusals(void)
 
 	at("s3");
 	strcpy(store, path);
-	REQUIRE(sfs_store_create(store, SFS_KDF_INTERACTIVE, SFS_CIPHER_AESGCM, why, sizeof(why)) == 0);
+	REQUIRE(sfs_store_create(store, SFS_KDF_INTERACTIVE, SFS_CIPHER_AESGCM, why, sizeof(why)) ==
+		0);
 	write_conf(store, "{\"format\": \"sessionfs\", \"version\": 2, \"features\": [], "
 			  "\"kdf\": \"interactive\", \"block_size\": 4096}");
 	expect_open(store, -EPROTONOSUPPORT, "version 2");
