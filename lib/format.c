@@ -68,7 +68,9 @@ ssize_t sfs_fmt_keyfile_wrap(unsigned char out[SFS_KEYFILE_MAX],
 			     size_t pwlen, uint64_t opslimit, uint64_t memlimit,
 			     enum sfs_cipher cipher)
 {
-	size_t ad = cipher == SFS_CIPHER_XCHACHA ? SFS_KEYFILE_AD_BYTES : SFS_KEYFILE_V2_AD_BYTES;
+	/* XChaCha sessions keep version 1, which every build reads. */
+	uint16_t version = cipher == SFS_CIPHER_XCHACHA ? 1 : 2;
+	size_t ad = version == 1 ? SFS_KEYFILE_AD_BYTES : SFS_KEYFILE_V2_AD_BYTES;
 	unsigned char *kek;
 	int rc;
 
@@ -78,12 +80,12 @@ ssize_t sfs_fmt_keyfile_wrap(unsigned char out[SFS_KEYFILE_MAX],
 	if (!kek)
 		return -ENOMEM;
 	memcpy(out, magic_key, 4);
-	sfs_put_le16(out + 4, cipher == SFS_CIPHER_XCHACHA ? 1 : 2);
+	sfs_put_le16(out + 4, version);
 	sfs_put_le16(out + 6, SFS_KDF_ALG_ARGON2ID13);
 	sfs_put_le64(out + 8, opslimit);
 	sfs_put_le64(out + 16, memlimit);
 	sfs_crypto_random(out + 24, SFS_SALT_BYTES);
-	if (ad == SFS_KEYFILE_V2_AD_BYTES) {
+	if (version == 2) {
 		sfs_put_le16(out + 40, (uint16_t)cipher);
 		sfs_put_le16(out + 42, 0);
 	}
