@@ -351,65 +351,41 @@ void sfs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 		fuse_reply_entry(req, &e);
 }
 
-/* Is backing directory @fd empty but for its header? 1, 0 or -errno. */
-static int only_header(int fd)
+void sfs_reap_dir(int dirfd, const char *gone)
 {
-	int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
-	struct dirent *de;
-	int empty = 1;
+	int rc = sfs_remove_tree(dirfd, gone);
 
-	if (!d) {
-		if (dfd >= 0)
-			close(dfd);
-		return -EIO;
-	}
-	while ((de = readdir(d)) != NULL)
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
-		    strcmp(de->d_name, SFS_DIRHDR_NAME)) {
-			empty = 0;
-			break;
-		}
-	closedir(d);
-	return empty;
+	if (rc < 0)
+		sfs_log(LOG_WARNING, "cannot remove the retired directory %s: %s", gone,
+			strerror(-rc));
 }
 
 static int do_rmdir(struct sfs_inode *p, const char *name, const struct sfs_keys *keys)
 {
 	struct sfs_xattr_victim xv;
-	unsigned char id[SFS_ID_BYTES];
-	struct sfs_attrs a;
+	char gone[SFS_TMPNAME_MAX];
 	struct sfs_ename en;
-	int fd, rc;
+	struct stat st;
+	int rc;
 
 	if (p->bad)
 		return -EIO;
 	rc = sfs_fmt_name_encrypt(&en, name, p->id, keys);
 	if (rc < 0)
 		return rc;
-	sfs_xattr_victim(p, en.backing, &xv);
-	fd = openat(p->fd, en.backing, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
+	if (fstatat(p->fd, en.backing, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return sfs_neg_errno();
-	rc = only_header(fd);
-	if (rc == 0)
-		rc = -ENOTEMPTY;
-	if (rc > 0) {
-		int hdr = sfs_tree_dir_load(fd, id, &a, keys);
-
-		rc = unlinkat(fd, SFS_DIRHDR_NAME, 0) < 0 && errno != ENOENT ? sfs_neg_errno() : 0;
-		if (rc == 0 && unlinkat(p->fd, en.backing, AT_REMOVEDIR) < 0) {
-			rc = sfs_neg_errno();
-			if (hdr == 0)
-				sfs_tree_dir_init(fd, id, &a, keys); /* put it back */
-		}
-	}
-	close(fd);
-	if (rc == 0) {
-		sfs_xattr_gone(p->sess, &xv);
-		sfs_tree_name_del(p->fd, &en);
-	}
-	return rc;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	sfs_xattr_victim(p, en.backing, &xv);
+	/* Out of the namespace first, whole; then taken apart. */
+	rc = sfs_tree_dir_retire(p->fd, en.backing, gone);
+	if (rc < 0)
+		return rc;
+	sfs_reap_dir(p->fd, gone);
+	sfs_xattr_gone(p->sess, &xv);
+	sfs_tree_name_del(p->fd, &en);
+	return 0;
 }
 
 void sfs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)

@@ -10,7 +10,6 @@
 #include "symlink.h"
 #include "tree.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -81,86 +80,43 @@ static int move_session(struct sfs_inode *from, const char *name, struct sfs_ino
 	return 0;
 }
 
-/* Is backing directory @fd empty but for its header? 1, 0 or -errno. */
-static int only_header(int fd)
-{
-	int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
-	struct dirent *de;
-	int empty = 1;
-
-	if (!d) {
-		if (dfd >= 0)
-			close(dfd);
-		return -EIO;
-	}
-	while ((de = readdir(d)) != NULL)
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
-		    strcmp(de->d_name, SFS_DIRHDR_NAME)) {
-			empty = 0;
-			break;
-		}
-	closedir(d);
-	return empty;
-}
-
-/* A directory renamed over another one, which must be empty. */
-struct over_dir {
-	int fd; /* the target directory (O_PATH), -1 if none */
-	int hdr; /* its header was read (0) and removed */
-	unsigned char id[SFS_ID_BYTES];
-	struct sfs_attrs attrs;
-};
-
 /*
- * Before a directory is renamed over directory @to in @np: the store would
- * see the target's header and refuse (ENOTEMPTY), so an empty target loses
- * its header first; over_dir_done puts it back if the rename fails. A
- * non-empty target keeps it: -ENOTEMPTY, as rmdir.
+ * A directory renamed over another one, which must be empty (-ENOTEMPTY
+ * otherwise, as rmdir): the store would refuse to rename over the target's
+ * header, and taking the header out in place would show a headerless
+ * directory if the daemon died before the rename. So the target is retired
+ * whole first (tree.h), then removed after the rename, or put back if it
+ * fails. A crash in between leaves the source under its old name and the
+ * empty target gone, as if rmdir had run first.
  */
 static int over_dir_prepare(struct sfs_inode *p, const char *from, struct sfs_inode *np,
-			    const char *to, const struct sfs_keys *keys, struct over_dir *od)
+			    const char *to, char *gone)
 {
 	struct stat sst, tst;
-	int rc;
 
-	od->fd = -1;
+	gone[0] = '\0';
 	if (fstatat(np->fd, to, &tst, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(tst.st_mode) ||
 	    fstatat(p->fd, from, &sst, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(sst.st_mode) ||
 	    (sst.st_dev == tst.st_dev && sst.st_ino == tst.st_ino))
 		return 0; /* nothing to do, or the store answers as ext4 would */
-	od->fd = openat(np->fd, to, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (od->fd < 0)
-		return sfs_neg_errno();
-	rc = only_header(od->fd);
-	if (rc == 0)
-		rc = -ENOTEMPTY;
-	if (rc > 0) {
-		od->hdr = sfs_tree_dir_load(od->fd, od->id, &od->attrs, keys);
-		rc = 0;
-		if (unlinkat(od->fd, SFS_DIRHDR_NAME, 0) < 0 && errno != ENOENT)
-			rc = sfs_neg_errno();
-	}
-	if (rc < 0) {
-		close(od->fd);
-		od->fd = -1;
-	}
-	return rc;
+	return sfs_tree_dir_retire(np->fd, to, gone);
 }
 
-static void over_dir_done(struct over_dir *od, bool failed, const struct sfs_keys *keys)
+static void over_dir_done(struct sfs_inode *np, const char *to, const char *gone, bool failed)
 {
-	if (od->fd < 0)
+	if (!gone[0])
 		return;
-	if (failed && od->hdr == 0)
-		sfs_tree_dir_init(od->fd, od->id, &od->attrs, keys); /* put it back */
-	close(od->fd);
+	if (!failed)
+		sfs_reap_dir(np->fd, gone);
+	else if (sfs_tree_dir_unretire(np->fd, gone, to) < 0)
+		sfs_log(LOG_ERR, "cannot put back directory %s as %s after a failed rename", gone,
+			to);
 }
 
 static int rename_node(struct sfs_inode *p, const char *name, struct sfs_inode *np,
 		       const char *newname, unsigned int flags, const struct sfs_keys *keys)
 {
-	struct over_dir od = {.fd = -1};
+	char gone[SFS_TMPNAME_MAX] = "";
 	struct sfs_xattr_victim xv = {0};
 	struct sfs_ename from, to;
 	int rc;
@@ -204,12 +160,12 @@ static int rename_node(struct sfs_inode *p, const char *name, struct sfs_inode *
 		if (xv.armed && fstatat(p->fd, from.backing, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 		    st.st_dev == xv.dev && st.st_ino == xv.ino)
 			xv.armed = false; /* renamed over itself: nothing goes */
-		rc = over_dir_prepare(p, from.backing, np, to.backing, keys, &od);
+		rc = over_dir_prepare(p, from.backing, np, to.backing, gone);
 		if (rc < 0)
 			return rc;
 	}
 	rc = renameat2(p->fd, from.backing, np->fd, to.backing, flags) < 0 ? sfs_neg_errno() : 0;
-	over_dir_done(&od, rc < 0, keys);
+	over_dir_done(np, to.backing, gone, rc < 0);
 	if (rc < 0)
 		return rc;
 	sfs_xattr_gone(p->sess, &xv);

@@ -5,6 +5,7 @@
 #include "tree.h"
 #include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -110,14 +111,56 @@ int sfs_tree_name_read(int dirfd, const char *backing, const unsigned char dirid
 	}
 }
 
-void sfs_tree_tmpname(char *out)
+static void internal_name(char *out, const char *prefix)
 {
 	unsigned char rnd[8];
 	char hex[17];
 
 	sfs_crypto_random(rnd, sizeof(rnd));
 	sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
-	snprintf(out, SFS_TMPNAME_MAX, ".sfs-new-%s", hex);
+	snprintf(out, SFS_TMPNAME_MAX, "%s%s", prefix, hex);
+}
+
+void sfs_tree_tmpname(char *out)
+{
+	internal_name(out, ".sfs-new-");
+}
+
+/* Does backing directory @name in @dirfd hold nothing but its header? */
+static int only_header(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+	int rc = 0;
+
+	if (!d) {
+		rc = sfs_neg_errno();
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	while (rc == 0 && (de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+		    strcmp(de->d_name, SFS_DIRHDR_NAME))
+			rc = -ENOTEMPTY;
+	closedir(d);
+	return rc;
+}
+
+int sfs_tree_dir_retire(int dirfd, const char *backing, char *gone)
+{
+	int rc = only_header(dirfd, backing);
+
+	if (rc < 0)
+		return rc;
+	internal_name(gone, ".sfs-gone-");
+	return renameat2(dirfd, backing, dirfd, gone, RENAME_NOREPLACE) < 0 ? sfs_neg_errno() : 0;
+}
+
+int sfs_tree_dir_unretire(int dirfd, const char *gone, const char *backing)
+{
+	return sfs_tree_publish(dirfd, gone, backing);
 }
 
 int sfs_tree_publish(int dirfd, const char *tmp, const char *backing)

@@ -32,6 +32,18 @@ int sfs_tree_dir_store(int dirfd, const unsigned char id[SFS_ID_BYTES],
 void sfs_tree_tmpname(char *out);
 int sfs_tree_publish(int dirfd, const char *tmp, const char *backing);
 
+/*
+ * Removing an empty directory (rmdir, or a rename over it) must never leave
+ * a name that shows a directory without its header, even if the daemon dies
+ * half-way: sfs_tree_dir_retire first renames the directory @backing to a
+ * fresh internal name (".sfs-gone-..."), written to @gone (at least
+ * SFS_TMPNAME_MAX bytes), and only then may the caller remove it with
+ * sfs_remove_tree, or put it back with sfs_tree_dir_unretire. The
+ * directory must hold nothing but its header: -ENOTEMPTY otherwise.
+ */
+int sfs_tree_dir_retire(int dirfd, const char *backing, char *gone);
+int sfs_tree_dir_unretire(int dirfd, const char *gone, const char *backing);
+
 /* Before a node is created under a long name: write its sidecar. 0 or -errno. */
 int sfs_tree_name_add(int dirfd, const struct sfs_ename *en);
 

@@ -13,7 +13,11 @@ What must hold after every crash (PRODUCT.md, doc/format.md "Crash behaviour"):
 - the store keeps files 0600 and directories 0700; C can be written again;
 - a daemon killed during `sessionctl new`, or during mkdir/rename storms,
   leaves a store that remounts, unlocks and lists; no half-made `.new-*`
-  session is visible in MNT/sessions; a rename over an existing file is atomic.
+  session is visible in MNT/sessions; a rename over an existing file is atomic;
+- a daemon killed after each step, in turn, of mkdir, rmdir, create, link,
+  unlink and rename (CrashStepTest, which holds the daemon's namespace calls
+  with strace) leaves the operation's directory before or after it, or in the
+  one documented middle state, and every name with its header.
 
 The kill moments are random but seeded (SFS_CRASH_SEED, default 20240611);
 SFS_CRASH_ROUNDS raises the number of rounds of the file-writer test (10; the
@@ -510,6 +514,198 @@ class CrashNamespaceTest(CrashBase):
                     os.path.relpath(r, root), "missing" if size is None else "%d bytes" % size,
                     sorted(files + dirs)))
         return bad
+
+
+LONG_A = "L" + "a" * 199   # over the short-name limit: a sidecar holds it
+LONG_B = "M" + "b" * 199
+# The daemon's calls that change the store's namespace or write bytes.
+STEP_CALLS = "mkdirat,unlinkat,renameat,renameat2,linkat,symlinkat,pwrite64"
+STEP_DELAY = 0.15   # seconds each traced call is held after it returns
+
+
+def tree_of(d):
+    """{relative path: file bytes, or None for a directory} under @d."""
+    out = {}
+    for root, dirs, files in os.walk(d, onerror=lambda ex: (_ for _ in ()).throw(ex)):
+        for n in dirs:
+            out[os.path.relpath(os.path.join(root, n), d)] = None
+        for n in files:
+            out[os.path.relpath(os.path.join(root, n), d)] = sfs.read_file(os.path.join(root, n))
+    return out
+
+
+def py(code, *args):
+    return [sys.executable, "-c", "import os, sys; " + code] + list(args)
+
+
+# name: (set-up in work directory w, the operation's argv, the states w may be
+# in after a crash at any step: before, after, and any documented middle).
+STEP_OPS = {
+    "rmdir": (
+        lambda w: os.mkdir(os.path.join(w, "a")),
+        lambda w: ["rmdir", os.path.join(w, "a")],
+        [{"a": None}, {}]),
+    "rmdir-long": (
+        lambda w: os.mkdir(os.path.join(w, LONG_A)),
+        lambda w: ["rmdir", os.path.join(w, LONG_A)],
+        [{LONG_A: None}, {}]),
+    "mkdir-long": (
+        lambda w: None,
+        lambda w: ["mkdir", os.path.join(w, LONG_A)],
+        [{}, {LONG_A: None}]),
+    # rename(2) over an empty directory: doc/format.md, Crash behaviour, says
+    # a crash may leave the empty target removed and the source not yet moved
+    "rename-dir-over-empty-dir": (
+        lambda w: (os.mkdir(os.path.join(w, "src")), os.mkdir(os.path.join(w, "dst")),
+                   sfs.write_file(os.path.join(w, "src", "f"), "F\n")),
+        lambda w: py("os.rename(sys.argv[1], sys.argv[2])", os.path.join(w, "src"),
+                     os.path.join(w, "dst")),
+        [{"src": None, "src/f": b"F\n", "dst": None}, {"dst": None, "dst/f": b"F\n"},
+         {"src": None, "src/f": b"F\n"}]),
+    "rename-long-dir": (
+        lambda w: (os.mkdir(os.path.join(w, LONG_A)),
+                   sfs.write_file(os.path.join(w, LONG_A, "g"), "G\n")),
+        lambda w: py("os.rename(sys.argv[1], sys.argv[2])", os.path.join(w, LONG_A),
+                     os.path.join(w, LONG_B)),
+        [{LONG_A: None, LONG_A + "/g": b"G\n"}, {LONG_B: None, LONG_B + "/g": b"G\n"}]),
+    "rename-file-over-file": (
+        lambda w: (sfs.write_file(os.path.join(w, "a"), "A\n"),
+                   sfs.write_file(os.path.join(w, "b"), "B\n")),
+        lambda w: py("os.rename(sys.argv[1], sys.argv[2])", os.path.join(w, "a"),
+                     os.path.join(w, "b")),
+        [{"a": b"A\n", "b": b"B\n"}, {"b": b"A\n"}]),
+    "create-long": (
+        lambda w: None,
+        lambda w: py("open(sys.argv[1], 'w').write('C\\n')", os.path.join(w, LONG_A)),
+        [{}, {LONG_A: b"C\n"}, {LONG_A: b""}]),
+    "unlink-long": (
+        lambda w: sfs.write_file(os.path.join(w, LONG_A), "A\n"),
+        lambda w: ["rm", os.path.join(w, LONG_A)],
+        [{LONG_A: b"A\n"}, {}]),
+    "link-long": (
+        lambda w: sfs.write_file(os.path.join(w, "a"), "A\n"),
+        lambda w: ["ln", os.path.join(w, "a"), os.path.join(w, LONG_B)],
+        [{"a": b"A\n"}, {"a": b"A\n", LONG_B: b"A\n"}]),
+}
+
+
+class CrashStepTest(CrashBase):
+    """SIGKILL after each step, in turn, of one namespace operation: strace
+    holds each of the daemon's namespace-changing calls (STEP_CALLS) for
+    STEP_DELAY after it returns, and the daemon is killed while the k-th is
+    held, for k = 1, 2, ... until the operation completes unkilled. After
+    every crash the session must unlock and list and read whole, and the
+    operation's directory must be in one of its allowed states. This finds
+    what random kill moments reach only by luck."""
+
+    def setUp(self):
+        if subprocess.run(["strace", "-V"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode != 0:
+            self.skipTest("strace is not installed (.ci/deps installs it)")
+        super().setUp()
+        self.sid = self.e.new(self.m)
+
+    def trace(self, log):
+        """Attach strace to the daemon; return once every thread is held."""
+        st = subprocess.Popen(["strace", "-f", "-p", str(self.m.proc.pid),
+                               "-o", log, "-e", "trace=" + STEP_CALLS,
+                               "-e", "inject=%s:delay_exit=%dms" % (STEP_CALLS,
+                                                                     STEP_DELAY * 1000)],
+                              stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        line = st.stderr.readline()
+        if "attached" not in line:
+            st.kill()
+            st.wait()
+            st.stderr.close()
+            self.fail("strace did not attach: %r" % line)
+        return st
+
+    def held(self, log):
+        with open(log) as f:
+            return f.read().count("(DELAYED)")
+
+    def check_session(self, what):
+        """The whole session lists, and every file in it reads."""
+        d = self.m.sdir(self.sid)
+        errors = []
+        for root, dirs, files in os.walk(d, onerror=lambda ex: errors.append(str(ex))):
+            for n in files:
+                try:
+                    sfs.read_file(os.path.join(root, n))
+                except OSError as ex:
+                    errors.append(str(ex))
+        self.assertEqual(errors, [], "%s: the session does not list and read whole" % what)
+        self.check_modes()
+
+    def run_steps(self, name):
+        setup, argv, states = STEP_OPS[name]
+        log = self.e.path("strace-%s.log" % name)
+        report = []
+        k = 0
+        while True:
+            k += 1
+            self.assertLess(k, 40, "%s: the operation never completed" % name)
+            what = "%s, killed after step %d" % (name, k)
+            w = os.path.join(self.m.sdir(self.sid), "%s-%d" % (name, k))
+            os.mkdir(w)
+            setup(w)
+            self.assertEqual(tree_of(w), states[0], "%s: set-up" % name)
+            st = self.trace(log)
+            op = subprocess.Popen(argv(w), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            while self.held(log) < k and op.poll() is None:
+                time.sleep(0.002)
+            if op.poll() is not None and self.held(log) < k:
+                # fewer than k steps: the operation completed, unkilled
+                st.terminate()
+                st.wait()
+                st.stderr.close()
+                self.assertEqual(op.returncode, 0, "%s: %s" % (name, op.stderr.read()))
+                op.stderr.close()
+                self.assertEqual(tree_of(w), states[1], "%s: after the operation" % name)
+                self.check_session(name)
+                break
+            self.crash(op)
+            op.stderr.close()
+            st.wait(timeout=30)
+            st.stderr.close()
+            with open(log) as f:
+                step = [x for x in f.read().split("\n") if "(DELAYED)" in x][k - 1]
+            self.remount()
+            self.e.unlock(self.m, self.sid)
+            self.check_session(what)
+            got = tree_of(w)
+            self.assertIn(got, states, "%s (%s): the operation's directory" % (what, step))
+            report.append("%s: %s -> state %d" % (what, step.split("(", 1)[0].split(None, 1)[-1],
+                                                  states.index(got)))
+        print("\n".join(report), file=sys.stderr)
+        self.assertGreater(k, 1, "%s: no step was traced" % name)
+
+    def test_rmdir(self):
+        self.run_steps("rmdir")
+
+    def test_rmdir_long(self):
+        self.run_steps("rmdir-long")
+
+    def test_mkdir_long(self):
+        self.run_steps("mkdir-long")
+
+    def test_rename_dir_over_empty_dir(self):
+        self.run_steps("rename-dir-over-empty-dir")
+
+    def test_rename_long_dir(self):
+        self.run_steps("rename-long-dir")
+
+    def test_rename_file_over_file(self):
+        self.run_steps("rename-file-over-file")
+
+    def test_create_long(self):
+        self.run_steps("create-long")
+
+    def test_unlink_long(self):
+        self.run_steps("unlink-long")
+
+    def test_link_long(self):
+        self.run_steps("link-long")
 
 
 if __name__ == "__main__":

@@ -334,9 +334,11 @@ static void test_prepare(void)
 	fd = openat(rootfd, ".sfs-meta-0011223344556677", O_WRONLY | O_CREAT, 0600);
 	REQUIRE(fd >= 0);
 	close(fd);
+	REQUIRE(mkdirat(rootfd, ".sfs-gone-0011223344556677", 0700) == 0); /* a retired dir */
 	CHECK_EQ(sfs_store_session_prepare(cfd, keys, &ev, &rep), 0);
-	CHECK_EQ(rep.swept, 3);
+	CHECK_EQ(rep.swept, 4);
 	CHECK(fstatat(rootfd, ".sfs-new-0011223344556677", &st, 0) < 0 && errno == ENOENT);
+	CHECK(fstatat(rootfd, ".sfs-gone-0011223344556677", &st, 0) < 0 && errno == ENOENT);
 	CHECK(fstatat(rootfd, SFS_DIRHDR_NAME, &st, 0) == 0);
 
 	/* A torn tail is cut back to the last whole append. */
