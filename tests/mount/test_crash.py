@@ -17,7 +17,9 @@ What must hold after every crash (PRODUCT.md, doc/format.md "Crash behaviour"):
 - a daemon killed after each step, in turn, of mkdir, rmdir, create, link,
   unlink and rename (CrashStepTest, which holds the daemon's namespace calls
   with strace) leaves the operation's directory before or after it, or in the
-  one documented middle state, and every name with its header.
+  one documented middle state, and every name with its header; of
+  `sessionctl new`, `passwd` and `delete`, a session that is whole under
+  exactly one password, or absent.
 
 The kill moments are random but seeded (SFS_CRASH_SEED, default 20240611);
 SFS_CRASH_ROUNDS raises the number of rounds of the file-writer test (10; the
@@ -624,9 +626,9 @@ class CrashStepTest(CrashBase):
         with open(log) as f:
             return f.read().count("(DELAYED)")
 
-    def check_session(self, what):
-        """The whole session lists, and every file in it reads."""
-        d = self.m.sdir(self.sid)
+    def check_session(self, sid, what):
+        """The whole of session @sid lists, and every file in it reads."""
+        d = self.m.sdir(sid)
         errors = []
         for root, dirs, files in os.walk(d, onerror=lambda ex: errors.append(str(ex))):
             for n in files:
@@ -637,21 +639,22 @@ class CrashStepTest(CrashBase):
         self.assertEqual(errors, [], "%s: the session does not list and read whole" % what)
         self.check_modes()
 
-    def run_steps(self, name):
-        setup, argv, states = STEP_OPS[name]
+    def kill_each_step(self, name, prepare, argv, after_crash, after_done):
+        """The loop: for k = 1, 2, ...: @prepare(k) -> ctx (before strace
+        attaches), run @argv(ctx), kill the daemon while its k-th traced call
+        is held, remount, and @after_crash(ctx, what) checks the store and
+        returns which allowed state it found; until the operation completes
+        with fewer than k calls, when @after_done(ctx) checks the result."""
         log = self.e.path("strace-%s.log" % name)
         report = []
         k = 0
         while True:
             k += 1
             self.assertLess(k, 40, "%s: the operation never completed" % name)
-            what = "%s, killed after step %d" % (name, k)
-            w = os.path.join(self.m.sdir(self.sid), "%s-%d" % (name, k))
-            os.mkdir(w)
-            setup(w)
-            self.assertEqual(tree_of(w), states[0], "%s: set-up" % name)
+            ctx = prepare(k)
             st = self.trace(log)
-            op = subprocess.Popen(argv(w), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            op = subprocess.Popen(argv(ctx), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE)
             while self.held(log) < k and op.poll() is None:
                 time.sleep(0.002)
             if op.poll() is not None and self.held(log) < k:
@@ -661,8 +664,7 @@ class CrashStepTest(CrashBase):
                 st.stderr.close()
                 self.assertEqual(op.returncode, 0, "%s: %s" % (name, op.stderr.read()))
                 op.stderr.close()
-                self.assertEqual(tree_of(w), states[1], "%s: after the operation" % name)
-                self.check_session(name)
+                after_done(ctx)
                 break
             self.crash(op)
             op.stderr.close()
@@ -670,15 +672,111 @@ class CrashStepTest(CrashBase):
             st.stderr.close()
             with open(log) as f:
                 step = [x for x in f.read().split("\n") if "(DELAYED)" in x][k - 1]
+            call = step.split("(", 1)[0].split(None, 1)[-1]
             self.remount()
-            self.e.unlock(self.m, self.sid)
-            self.check_session(what)
-            got = tree_of(w)
-            self.assertIn(got, states, "%s (%s): the operation's directory" % (what, step))
-            report.append("%s: %s -> state %d" % (what, step.split("(", 1)[0].split(None, 1)[-1],
-                                                  states.index(got)))
+            what = "%s, killed after step %d (%s)" % (name, k, step)
+            report.append("%s, killed after step %d, %s: %s" % (name, k, call,
+                                                                after_crash(ctx, what)))
         print("\n".join(report), file=sys.stderr)
         self.assertGreater(k, 1, "%s: no step was traced" % name)
+
+    def run_steps(self, name):
+        """An operation of STEP_OPS, in its own directory of one session."""
+        setup, argv, states = STEP_OPS[name]
+
+        def prepare(k):
+            w = os.path.join(self.m.sdir(self.sid), "%s-%d" % (name, k))
+            os.mkdir(w)
+            setup(w)
+            self.assertEqual(tree_of(w), states[0], "%s: set-up" % name)
+            return w
+
+        def after_crash(w, what):
+            self.e.unlock(self.m, self.sid)
+            self.check_session(self.sid, what)
+            got = tree_of(w)
+            self.assertIn(got, states, "%s: the operation's directory" % what)
+            return "state %d" % states.index(got)
+
+        def after_done(w):
+            self.assertEqual(tree_of(w), states[1], "%s: after the operation" % name)
+            self.check_session(self.sid, name)
+
+        self.kill_each_step(name, prepare, argv, after_crash, after_done)
+
+    def session_with_file(self):
+        sid = self.e.new(self.m)
+        sfs.write_file(os.path.join(self.m.sdir(sid), "x"), "x of %s\n" % sid)
+        return sid
+
+    def check_whole(self, sid, what):
+        """Session @sid is listed, unlocked, lists and reads whole, has its x."""
+        self.check_session(sid, what)
+        self.assertEqual(sfs.read_file(os.path.join(self.m.sdir(sid), "x")),
+                         ("x of %s\n" % sid).encode(), what)
+
+    def listed(self):
+        self.check_no_visible_new()
+        return {x["id"] for x in self.e.list(self.m)}
+
+    def test_session_passwd(self):
+        def argv(sid):
+            return [sfs.SESSIONCTL, "passwd", "--password-file", self.e.pwfile(sfs.PASSWORD),
+                    "--new-password-file", self.e.pwfile("another password"), self.m.sdir(sid)]
+
+        def after_crash(sid, what):
+            # exactly one of the two passwords opens it, and its files are whole
+            old = self.e.ctl("unlock", self.m.sdir(sid), password=sfs.PASSWORD)
+            if old.rc != 0:
+                self.assertIn("wrong password", old.err, what)
+                self.e.unlock(self.m, sid, password="another password")
+            self.check_whole(sid, what)
+            return "old password" if old.rc == 0 else "new password"
+
+        def after_done(sid):
+            self.e.lock(self.m, sid)
+            r = self.e.ctl("unlock", self.m.sdir(sid), password=sfs.PASSWORD)
+            self.assertNotEqual(r.rc, 0, "the old password still opens it")
+            self.e.unlock(self.m, sid, password="another password")
+            self.check_whole(sid, "passwd")
+
+        self.kill_each_step("passwd", lambda k: self.session_with_file(), argv, after_crash,
+                            after_done)
+
+    def test_session_delete(self):
+        def after_crash(sid, what):
+            if sid not in self.listed():
+                return "gone"
+            self.e.unlock(self.m, sid)
+            self.check_whole(sid, what)
+            return "kept, whole"
+
+        def after_done(sid):
+            self.assertNotIn(sid, self.listed(), "a deleted session is listed")
+
+        self.kill_each_step("delete", lambda k: self.session_with_file(),
+                            lambda sid: [sfs.SESSIONCTL, "delete", "--yes", self.m.sdir(sid)],
+                            after_crash, after_done)
+
+    def test_session_new(self):
+        def argv(sid):
+            return [sfs.SESSIONCTL, "new", "--id", sid, "--password-file",
+                    self.e.pwfile(sfs.PASSWORD), self.m.mnt]
+
+        def after_crash(sid, what):
+            if sid not in self.listed():
+                return "absent"
+            self.e.unlock(self.m, sid)
+            self.check_session(sid, what)
+            self.assertIn("metadata.json", os.listdir(self.m.sdir(sid)), what)
+            return "made, whole"
+
+        def after_done(sid):
+            self.assertIn(sid, self.listed())
+            self.check_session(sid, "new")
+
+        self.kill_each_step("new", lambda k: "INC-%04x" % (0xa000 + k), argv, after_crash,
+                            after_done)
 
     def test_rmdir(self):
         self.run_steps("rmdir")
