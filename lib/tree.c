@@ -126,7 +126,13 @@ void sfs_tree_tmpname(char *out)
 	internal_name(out, ".sfs-new-");
 }
 
-/* Does backing directory @name in @dirfd hold nothing but its header? */
+/*
+ * Does backing directory @name in @dirfd hold no node? Internal entries
+ * (besides the header, what a crash left: .sfs-new-*, .sfs-gone-*, orphan
+ * sidecars) do not count: the caller holds the directory (the kernel locks
+ * it for rmdir and rename), so none of them is a step in progress, and the
+ * user sees the directory empty.
+ */
 static int only_header(int dirfd, const char *name)
 {
 	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -141,8 +147,8 @@ static int only_header(int dirfd, const char *name)
 		return rc;
 	}
 	while (rc == 0 && (de = readdir(d)) != NULL)
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
-		    strcmp(de->d_name, SFS_DIRHDR_NAME))
+		if (sfs_fmt_name_class(de->d_name) != SFS_NAME_INTERNAL &&
+		    sfs_fmt_name_class(de->d_name) != SFS_NAME_SIDECAR)
 			rc = -ENOTEMPTY;
 	closedir(d);
 	return rc;

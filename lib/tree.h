@@ -39,7 +39,8 @@ int sfs_tree_publish(int dirfd, const char *tmp, const char *backing);
  * fresh internal name (".sfs-gone-..."), written to @gone (at least
  * SFS_TMPNAME_MAX bytes), and only then may the caller remove it with
  * sfs_remove_tree, or put it back with sfs_tree_dir_unretire. The
- * directory must hold nothing but its header: -ENOTEMPTY otherwise.
+ * directory must hold no node (internal leftovers of a crash do not count,
+ * and go with it): -ENOTEMPTY otherwise.
  */
 int sfs_tree_dir_retire(int dirfd, const char *backing, char *gone);
 int sfs_tree_dir_unretire(int dirfd, const char *gone, const char *backing);

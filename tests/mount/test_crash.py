@@ -232,6 +232,12 @@ class CrashBase(sfs.ForegroundMountTest):
             self.assertRegex(n, sfs.ID_RE, "MNT/sessions lists a name that is not an id")
         return names
 
+    def backing_dirs(self, sid):
+        """Backing directories of session @sid below its root, with what they hold."""
+        root = os.path.join(self.e.store, "sessions", sid, "root")
+        return ["%s: %r" % (os.path.relpath(r, root), sorted(files + dirs))
+                for r, dirs, files in os.walk(root) if r != root]
+
     def leftovers(self):
         return sorted(n for n in os.listdir(os.path.join(self.e.store, "sessions"))
                       if n.startswith(".new-"))
@@ -696,6 +702,11 @@ class CrashStepTest(CrashBase):
             self.check_session(self.sid, what)
             got = tree_of(w)
             self.assertIn(got, states, "%s: the operation's directory" % what)
+            # what a crash leaves behind never keeps a directory from going
+            r = sfs.run(["rm", "-rf", w])
+            self.assertEqual(r.rc, 0, "%s: rm -rf of the operation's directory: %s; backing "
+                             "directories: %r" % (what, r.err, self.backing_dirs(self.sid)))
+            self.assertFalse(os.path.lexists(w), what)
             return "state %d" % states.index(got)
 
         def after_done(w):

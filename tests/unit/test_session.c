@@ -3,7 +3,8 @@
  * lock, encrypted root with metadata.json and events.jsonl), unlock with
  * right and wrong passwords, the busy lock, release, and passwd; and what
  * unlock prepares (lib/prepare.c): crash leftovers swept, a missing
- * events.jsonl made, an old block-layout one converted, a torn tail cut.
+ * events.jsonl made, an old block-layout one converted, a torn tail cut;
+ * and how a directory is retired before removal (lib/tree.c).
  */
 #include "check.h"
 #include "eventlog.h"
@@ -369,6 +370,55 @@ static void test_prepare(void)
 	sfs_keys_free(keys);
 }
 
+static void touch(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+
+	REQUIRE(fd >= 0);
+	close(fd);
+}
+
+/* A directory is retired whole; crash leftovers in it do not make it non-empty. */
+static void test_retire(void)
+{
+	char gone[SFS_TMPNAME_MAX], again[SFS_TMPNAME_MAX];
+	int dfd = openat(AT_FDCWD, top, O_PATH | O_DIRECTORY | O_CLOEXEC), fd;
+	struct stat st;
+
+	REQUIRE(dfd >= 0);
+	REQUIRE(mkdirat(dfd, "QUJDRA", 0700) == 0);
+	fd = openat(dfd, "QUJDRA", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	REQUIRE(fd >= 0);
+	touch(fd, SFS_DIRHDR_NAME);
+	touch(fd, ".sfs-new-0011223344556677"); /* a node never published */
+	touch(fd, "~QUJD.n"); /* a sidecar whose node is gone */
+	REQUIRE(mkdirat(fd, ".sfs-gone-8899aabbccddeeff", 0700) == 0);
+
+	CHECK_EQ(sfs_tree_dir_retire(dfd, "QUJDRA", gone), 0);
+	CHECK(strncmp(gone, ".sfs-gone-", 10) == 0 && strlen(gone) == 26);
+	CHECK(fstatat(dfd, "QUJDRA", &st, 0) < 0 && errno == ENOENT);
+	CHECK(fstatat(dfd, gone, &st, 0) == 0 && S_ISDIR(st.st_mode));
+	CHECK_EQ(sfs_tree_dir_unretire(dfd, gone, "QUJDRA"), 0);
+	CHECK(fstatat(fd, SFS_DIRHDR_NAME, &st, 0) == 0);
+
+	/* A node (short or long name) makes it non-empty: nothing moves. */
+	touch(fd, "RUZH");
+	CHECK_EQ(sfs_tree_dir_retire(dfd, "QUJDRA", again), -ENOTEMPTY);
+	CHECK(fstatat(dfd, "QUJDRA", &st, 0) == 0);
+	REQUIRE(unlinkat(fd, "RUZH", 0) == 0);
+	REQUIRE(mkdirat(fd, "~RUZH", 0700) == 0);
+	CHECK_EQ(sfs_tree_dir_retire(dfd, "QUJDRA", again), -ENOTEMPTY);
+	REQUIRE(unlinkat(fd, "~RUZH", AT_REMOVEDIR) == 0);
+
+	CHECK_EQ(sfs_tree_dir_retire(dfd, "QUJDRA", again), 0);
+	CHECK(strcmp(again, gone) != 0);
+	CHECK_EQ(sfs_remove_tree(dfd, again), 0);
+	CHECK(fstatat(dfd, again, &st, 0) < 0 && errno == ENOENT);
+	CHECK_EQ(sfs_tree_dir_retire(dfd, "QUJDRA", again), -ENOENT);
+	close(fd);
+	close(dfd);
+}
+
 int main(void)
 {
 	struct sfs_store_config cfg;
@@ -391,6 +441,7 @@ int main(void)
 		test_sessions(SFS_CIPHER_AESGCM);
 	}
 	test_prepare();
+	test_retire();
 	close(sessfd);
 	close(storefd);
 	CHECK_EQ(sfs_remove_tree(AT_FDCWD, top), 0);
