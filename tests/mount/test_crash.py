@@ -17,15 +17,18 @@ What must hold after every crash (PRODUCT.md, doc/format.md "Crash behaviour"):
 - a daemon killed after each step, in turn, of mkdir, rmdir, create, link,
   unlink and rename (CrashStepTest, which holds the daemon's namespace calls
   with strace) leaves the operation's directory before or after it, or in the
-  one documented middle state, and every name with its header; of
-  `sessionctl new`, `passwd` and `delete`, a session that is whole under
-  exactly one password, or absent.
+  one documented middle state, and every name with its header, and it can be
+  removed with rm -rf; of `sessionctl new`, `passwd` and `delete`, a session
+  that is whole under exactly one password, or absent; of a metadata.json
+  rewrite, the old or the new document; of an events.jsonl append, the line
+  whole or not at all.
 
 The kill moments are random but seeded (SFS_CRASH_SEED, default 20240611);
 SFS_CRASH_ROUNDS raises the number of rounds of the file-writer test (10; the
 other two tests do half as many, at least 5 and 4).
 """
 import errno
+import json
 import os
 import random
 import signal
@@ -768,6 +771,64 @@ class CrashStepTest(CrashBase):
         self.kill_each_step("delete", lambda k: self.session_with_file(),
                             lambda sid: [sfs.SESSIONCTL, "delete", "--yes", self.m.sdir(sid)],
                             after_crash, after_done)
+
+    def test_metadata_rewrite(self):
+        """`cat > metadata.json`: readers and a crash see the old or the new document."""
+        def prepare(k):
+            sid = self.session_with_file()
+            path = os.path.join(self.m.sdir(sid), "metadata.json")
+            doc = json.loads(sfs.read_file(path))
+            return sid, doc["name"], json.dumps(dict(doc, name="renamed %d" % k, step=k)) + "\n"
+
+        def argv(ctx):
+            sid, _, new = ctx
+            return py("open(sys.argv[1], 'w').write(sys.argv[2])",
+                      os.path.join(self.m.sdir(sid), "metadata.json"), new)
+
+        def name_of(sid):
+            return json.loads(sfs.read_file(os.path.join(self.m.sdir(sid), "metadata.json")))["name"]
+
+        def after_crash(ctx, what):
+            sid, old, new = ctx
+            self.e.unlock(self.m, sid)
+            self.check_whole(sid, what)
+            got = name_of(sid)
+            self.assertIn(got, (old, json.loads(new)["name"]), what)
+            return "old document" if got == old else "new document"
+
+        def after_done(ctx):
+            self.assertEqual(name_of(ctx[0]), json.loads(ctx[2])["name"])
+
+        self.kill_each_step("metadata", prepare, argv, after_crash, after_done)
+
+    def test_events_append(self):
+        """`echo LINE >> events.jsonl`: the line is there whole, or not at all."""
+        line = '{"type":"note","text":"step"}\n'
+
+        def events(sid):
+            return sfs.read_file(os.path.join(self.m.sdir(sid), "events.jsonl")).decode()
+
+        def prepare(k):
+            sid = self.session_with_file()
+            return sid, events(sid)
+
+        def argv(ctx):
+            return py("fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND); "
+                      "os.write(fd, sys.argv[2].encode())",
+                      os.path.join(self.m.sdir(ctx[0]), "events.jsonl"), line)
+
+        def after_crash(ctx, what):
+            sid, before = ctx
+            self.e.unlock(self.m, sid)
+            self.check_whole(sid, what)
+            got = events(sid)
+            self.assertIn(got, (before, before + line), what)
+            return "appended" if got != before else "not appended"
+
+        def after_done(ctx):
+            self.assertEqual(events(ctx[0]), ctx[1] + line)
+
+        self.kill_each_step("events", prepare, argv, after_crash, after_done)
 
     def test_session_new(self):
         def argv(sid):
