@@ -123,15 +123,16 @@ class Mount:
     """One mount of a store. daemon mode (sessionfs returns when ready) or
     foreground (-f, stderr to self.log)."""
 
-    def __init__(self, store, mnt, foreground=False, opts=None, logdir=None):
+    def __init__(self, store, mnt, foreground=False, opts=None, logdir=None, wrapper=None):
         self.store, self.mnt, self.foreground, self.opts = store, mnt, foreground, opts
+        self.wrapper = WRAPPER if wrapper is None else wrapper
         self.proc = None
         self.log = None
         self.logdir = logdir or os.path.dirname(mnt)
         self.result = None  # daemon mode: the Result of sessionfs
 
     def args(self):
-        a = WRAPPER + [SESSIONFS] + EXTRA_ARGS
+        a = self.wrapper + [SESSIONFS] + EXTRA_ARGS
         if self.foreground:
             a.append("-f")
         if self.opts:
@@ -215,12 +216,13 @@ class Env:
     def path(self, *parts):
         return os.path.join(self.tmp, *parts)
 
-    def mount(self, foreground=False, opts=None, mnt=None, store=None):
-        """Mount the store (or @store) at a new mountpoint (or @mnt)."""
+    def mount(self, foreground=False, opts=None, mnt=None, store=None, wrapper=None):
+        """Mount the store (or @store) at a new mountpoint (or @mnt); the
+        daemon runs under @wrapper (argv list) if given, else WRAPPER."""
         if mnt is None:
             self._n += 1
             mnt = self.path("mnt%d" % self._n)
-        m = Mount(store or self.store, mnt, foreground, opts, logdir=self.tmp)
+        m = Mount(store or self.store, mnt, foreground, opts, logdir=self.tmp, wrapper=wrapper)
         self.mounts.append(m)
         return m.start()
 

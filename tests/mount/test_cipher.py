@@ -1,7 +1,8 @@
 """Content ciphers: mkfs --cipher, the store's default, key file versions 1
 and 2 on disk, sessions of both ciphers side by side in one store (export
 and import across stores of different defaults), passwd keeping the cipher,
-and clean refusals of what this build does not know."""
+clean refusals of what this build does not know, and the binaries on a CPU
+without AES-NI (emulated by qemu-user)."""
 import json
 import os
 import subprocess
@@ -196,6 +197,87 @@ class MixedCiphersTest(unittest.TestCase):
             f.write(good)
         self.aes.unlock(m, sid, password="pw-aes")
         self.check(m.sdir(sid))
+
+
+# A CPU without AES-NI and PCLMUL, emulated: qemu's user-mode "qemu64" model.
+QEMU = ["qemu-x86_64", "-cpu", "qemu64"]
+
+
+def qemu_problem():
+    """Why the emulated-CPU tests cannot run here, or None."""
+    import platform
+    import shutil
+    if platform.machine() != "x86_64":
+        return "qemu-x86_64 emulates an x86-64 CPU without AES-NI; this is %s" % platform.machine()
+    if not shutil.which(QEMU[0]):
+        return "qemu-x86_64 is not installed (package qemu-user; .ci/deps installs it)"
+    with open(sfs.SESSIONFS, "rb") as f:
+        if b"__asan_init" in f.read():
+            # ASan reserves terabytes of shadow memory, which qemu-user cannot map
+            return "an ASan build does not run under qemu-user (the plain build runs these)"
+    return None
+
+
+class NoAesNiTest(unittest.TestCase):
+    """The binaries on a CPU without AES-NI (qemu-user's qemu64 model): mkfs
+    picks XChaCha20-Poly1305, a mount of an AES store makes its new sessions
+    XChaCha and says so, an AES session is refused at unlock with the reason
+    and left as it was, and a native mount opens everything afterwards."""
+
+    def setUp(self):
+        why = qemu_problem()
+        if why:
+            self.skipTest(why)
+        if not aes_here():
+            self.skipTest("this CPU has no AES-NI: no AES session to take elsewhere")
+        self.e = sfs.Env(cipher="aes256gcm")
+        self.addCleanup(self.e.cleanup)
+
+    def test_mkfs_auto_picks_xchacha(self):
+        store = self.e.path("store-emulated")
+        r = sfs.run(QEMU + [sfs.MKFS, "--kdf=interactive", store])
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn("cipher xchacha20poly1305", r.out + r.err)
+        self.assertEqual(conf(store)["cipher"], "xchacha20poly1305")
+        # natively, auto is AES-256-GCM: the emulated CPU is what changed it
+        r = sfs.run([sfs.MKFS, "--kdf=interactive", self.e.path("store-native")])
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(conf(self.e.path("store-native"))["cipher"], "aes256gcm")
+
+    def test_aes_store_on_a_cpu_without_aes(self):
+        m = self.e.mount()
+        aes_sid = self.e.new(m)
+        data = os.urandom(3 * 4096 + 5)
+        sfs.write_file(os.path.join(m.sdir(aes_sid), "blob.bin"), data)
+        self.assertEqual(len(key_file(self.e.store, aes_sid)), 116)
+        self.e.assert_umount(m)
+        aes_key = key_file(self.e.store, aes_sid)
+
+        q = self.e.mount(foreground=True, wrapper=QEMU)
+        self.assertIn("which this CPU cannot run: new sessions made by this mount use "
+                      "xchacha20poly1305", q.read_log())
+        r = self.e.ctl("unlock", q.sdir(aes_sid), password=sfs.PASSWORD)
+        self.assertEqual(r.rc, 1, r)
+        self.assertIn("needs AES-NI", r.err)
+        self.assertNotIn(sfs.PASSWORD, r.err)
+        self.assertEqual(key_file(self.e.store, aes_sid), aes_key, "a refused unlock wrote")
+        with self.assertRaises(PermissionError, msg="a refused session lists"):
+            os.listdir(q.sdir(aes_sid))  # still locked
+        xc_sid = self.e.new(q)
+        self.assertEqual(key_file(self.e.store, xc_sid)[:5], b"SFSK\x01", "not a v1 key file")
+        d = q.sdir(xc_sid)
+        sfs.write_file(os.path.join(d, "notes.txt"), "made without AES-NI\n")
+        with open(os.path.join(d, "events.jsonl"), "ab") as f:
+            f.write(b'{"type":"note","text":"emulated"}\n')
+        self.e.assert_umount(q)
+
+        n = self.e.mount()
+        self.e.unlock(n, aes_sid)
+        self.assertEqual(sfs.read_file(os.path.join(n.sdir(aes_sid), "blob.bin")), data)
+        self.e.unlock(n, xc_sid)
+        d = n.sdir(xc_sid)
+        self.assertEqual(sfs.read_file(os.path.join(d, "notes.txt")), b"made without AES-NI\n")
+        self.assertIn(b'"emulated"', sfs.read_file(os.path.join(d, "events.jsonl")))
 
 
 if __name__ == "__main__":
