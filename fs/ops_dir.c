@@ -353,7 +353,7 @@ void sfs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 
 void sfs_reap_dir(int dirfd, const char *gone)
 {
-	int rc = sfs_remove_tree(dirfd, gone);
+	int rc = sfs_tree_dir_reap(dirfd, gone);
 
 	if (rc < 0)
 		sfs_log(LOG_WARNING, "cannot remove the retired directory %s: %s", gone,

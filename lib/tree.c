@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -127,15 +128,24 @@ void sfs_tree_tmpname(char *out)
 }
 
 /*
- * Does backing directory @name in @dirfd hold no node? Internal entries
- * (besides the header, what a crash left: .sfs-new-*, .sfs-gone-*, orphan
- * sidecars) do not count: the caller holds the directory (the kernel locks
- * it for rmdir and rename), so none of them is a step in progress, and the
- * user sees the directory empty.
+ * What a crash can leave in a directory, besides its header: a node never
+ * published (.sfs-new-*), a directory retired but not yet removed
+ * (.sfs-gone-*), the sidecar of a long name whose node is gone. Any other
+ * name (a node, or something not ours) keeps the directory.
  */
-static int only_header(int dirfd, const char *name)
+static bool is_leftover(const char *name)
 {
-	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	return strcmp(name, SFS_DIRHDR_NAME) == 0 || strncmp(name, ".sfs-new-", 9) == 0 ||
+	       strncmp(name, ".sfs-gone-", 10) == 0 || sfs_fmt_name_class(name) == SFS_NAME_SIDECAR;
+}
+
+/*
+ * Call @fn on every entry but "." and ".." of directory @name in @dirfd,
+ * until it returns non-zero; that, 0, or -errno (a failed listing).
+ */
+static int each_entry(int parent, const char *name, int (*fn)(int dfd, const char *entry))
+{
+	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 	struct dirent *de;
 	int rc = 0;
@@ -146,17 +156,38 @@ static int only_header(int dirfd, const char *name)
 			close(fd);
 		return rc;
 	}
-	while (rc == 0 && (de = readdir(d)) != NULL)
-		if (sfs_fmt_name_class(de->d_name) != SFS_NAME_INTERNAL &&
-		    sfs_fmt_name_class(de->d_name) != SFS_NAME_SIDECAR)
-			rc = -ENOTEMPTY;
+	errno = 0;
+	while (rc == 0 && (de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			rc = fn(dirfd(d), de->d_name);
+		errno = 0;
+	}
+	if (rc == 0 && errno != 0)
+		rc = sfs_neg_errno();
 	closedir(d);
 	return rc;
 }
 
+/*
+ * The caller holds the directory (the kernel locks it for rmdir and rename),
+ * so no leftover is a step in progress; the user sees the directory empty.
+ */
+static int keeps_dir(int dfd, const char *entry)
+{
+	(void)dfd;
+	return is_leftover(entry) ? 0 : -ENOTEMPTY;
+}
+
+static int remove_leftover(int dfd, const char *entry)
+{
+	if (is_leftover(entry))
+		sfs_remove_tree(dfd, entry); /* a failure shows in the rmdir below */
+	return 0;
+}
+
 int sfs_tree_dir_retire(int dirfd, const char *backing, char *gone)
 {
-	int rc = only_header(dirfd, backing);
+	int rc = each_entry(dirfd, backing, keeps_dir);
 
 	if (rc < 0)
 		return rc;
@@ -167,6 +198,15 @@ int sfs_tree_dir_retire(int dirfd, const char *backing, char *gone)
 int sfs_tree_dir_unretire(int dirfd, const char *gone, const char *backing)
 {
 	return sfs_tree_publish(dirfd, gone, backing);
+}
+
+int sfs_tree_dir_reap(int dirfd, const char *gone)
+{
+	int rc = each_entry(dirfd, gone, remove_leftover);
+
+	if (rc == 0 && unlinkat(dirfd, gone, AT_REMOVEDIR) < 0)
+		rc = sfs_neg_errno();
+	return rc;
 }
 
 int sfs_tree_publish(int dirfd, const char *tmp, const char *backing)

@@ -38,12 +38,16 @@ int sfs_tree_publish(int dirfd, const char *tmp, const char *backing);
  * half-way: sfs_tree_dir_retire first renames the directory @backing to a
  * fresh internal name (".sfs-gone-..."), written to @gone (at least
  * SFS_TMPNAME_MAX bytes), and only then may the caller remove it with
- * sfs_remove_tree, or put it back with sfs_tree_dir_unretire. The
- * directory must hold no node (internal leftovers of a crash do not count,
- * and go with it): -ENOTEMPTY otherwise.
+ * sfs_tree_dir_reap, or put it back with sfs_tree_dir_unretire. The
+ * directory must hold nothing but its header and what a crash leaves
+ * (.sfs-new-*, .sfs-gone-*, orphan sidecars), which goes with it:
+ * -ENOTEMPTY otherwise, also for a name that is not ours. The reap removes
+ * only those, then the directory itself with rmdir, so that anything else
+ * found there by then stays (-ENOTEMPTY).
  */
 int sfs_tree_dir_retire(int dirfd, const char *backing, char *gone);
 int sfs_tree_dir_unretire(int dirfd, const char *gone, const char *backing);
+int sfs_tree_dir_reap(int dirfd, const char *gone);
 
 /* Before a node is created under a long name: write its sidecar. 0 or -errno. */
 int sfs_tree_name_add(int dirfd, const struct sfs_ename *en);

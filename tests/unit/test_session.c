@@ -392,7 +392,14 @@ static void test_retire(void)
 	touch(fd, SFS_DIRHDR_NAME);
 	touch(fd, ".sfs-new-0011223344556677"); /* a node never published */
 	touch(fd, "~QUJD.n"); /* a sidecar whose node is gone */
-	REQUIRE(mkdirat(fd, ".sfs-gone-8899aabbccddeeff", 0700) == 0);
+	REQUIRE(mkdirat(fd, ".sfs-gone-8899aabbccddeeff", 0700) == 0); /* with its header */
+	{
+		int g = openat(fd, ".sfs-gone-8899aabbccddeeff", O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+		REQUIRE(g >= 0);
+		touch(g, SFS_DIRHDR_NAME);
+		close(g);
+	}
 
 	CHECK_EQ(sfs_tree_dir_retire(dfd, "QUJDRA", gone), 0);
 	CHECK(strncmp(gone, ".sfs-gone-", 10) == 0 && strlen(gone) == 26);
@@ -410,9 +417,21 @@ static void test_retire(void)
 	CHECK_EQ(sfs_tree_dir_retire(dfd, "QUJDRA", again), -ENOTEMPTY);
 	REQUIRE(unlinkat(fd, "~RUZH", AT_REMOVEDIR) == 0);
 
+	/* A name not ours (another program's temporary) keeps it too. */
+	touch(fd, ".rsync-tmp.abc123");
+	CHECK_EQ(sfs_tree_dir_retire(dfd, "QUJDRA", again), -ENOTEMPTY);
+	REQUIRE(unlinkat(fd, ".rsync-tmp.abc123", 0) == 0);
+
+	/* The reap takes only leftovers, then rmdir: a stranger found by then stays. */
 	CHECK_EQ(sfs_tree_dir_retire(dfd, "QUJDRA", again), 0);
 	CHECK(strcmp(again, gone) != 0);
-	CHECK_EQ(sfs_remove_tree(dfd, again), 0);
+	touch(fd, "stranger");
+	CHECK_EQ(sfs_tree_dir_reap(dfd, again), -ENOTEMPTY);
+	CHECK(fstatat(fd, "stranger", &st, 0) == 0);
+	CHECK(fstatat(fd, SFS_DIRHDR_NAME, &st, 0) < 0 && errno == ENOENT);
+	CHECK(fstatat(fd, ".sfs-gone-8899aabbccddeeff", &st, 0) < 0 && errno == ENOENT);
+	REQUIRE(unlinkat(fd, "stranger", 0) == 0);
+	CHECK_EQ(sfs_tree_dir_reap(dfd, again), 0);
 	CHECK(fstatat(dfd, again, &st, 0) < 0 && errno == ENOENT);
 	CHECK_EQ(sfs_tree_dir_retire(dfd, "QUJDRA", again), -ENOENT);
 	close(fd);
