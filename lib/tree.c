@@ -202,8 +202,18 @@ int sfs_tree_dir_unretire(int dirfd, const char *gone, const char *backing)
 
 int sfs_tree_dir_reap(int dirfd, const char *gone)
 {
-	int rc = each_entry(dirfd, gone, remove_leftover);
+	char hdr[SFS_TMPNAME_MAX + sizeof(SFS_DIRHDR_NAME) + 1];
+	int rc;
 
+	/* Usually the header is all there is: no listing needed. */
+	snprintf(hdr, sizeof(hdr), "%s/%s", gone, SFS_DIRHDR_NAME);
+	if (unlinkat(dirfd, hdr, 0) < 0 && errno != ENOENT)
+		return sfs_neg_errno();
+	if (unlinkat(dirfd, gone, AT_REMOVEDIR) == 0)
+		return 0;
+	if (errno != ENOTEMPTY && errno != EEXIST)
+		return sfs_neg_errno();
+	rc = each_entry(dirfd, gone, remove_leftover);
 	if (rc == 0 && unlinkat(dirfd, gone, AT_REMOVEDIR) < 0)
 		rc = sfs_neg_errno();
 	return rc;
