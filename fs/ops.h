@@ -106,13 +106,13 @@ int sfs_make_filenode(struct sfs_inode *p, const char *name, const struct sfs_at
 		      const char *target, size_t len, const struct sfs_keys *keys,
 		      struct fuse_entry_param *e);
 
-/* Operations, one file per kind. */
 /*
  * Remove directory @gone of @dirfd, which sfs_tree_dir_retire took out of
  * the namespace. A failure leaves only an invisible leftover: it is logged.
  */
 void sfs_reap_dir(int dirfd, const char *gone);
 
+/* Operations, one file per kind. */
 void sfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
 void sfs_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
 void sfs_op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets);

@@ -351,17 +351,14 @@ static int replace(int rootfd, const unsigned char dirid[SFS_ID_BYTES], const ch
 {
 	struct sfs_file f = {.keys = keys};
 	struct sfs_ename en;
-	unsigned char rnd[8];
-	char tmp[40], hex[17];
+	char tmp[SFS_TMPNAME_MAX];
 	ssize_t n;
 	int rc;
 
 	rc = sfs_fmt_name_encrypt(&en, SFS_METADATA_NAME, dirid, keys);
 	if (rc < 0)
 		return rc;
-	sfs_crypto_random(rnd, sizeof(rnd));
-	sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
-	snprintf(tmp, sizeof(tmp), ".sfs-meta-%s", hex);
+	sfs_tree_internal_name(tmp, SFS_META_PREFIX);
 	f.fd = openat(rootfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (f.fd < 0)
 		return sfs_neg_errno();

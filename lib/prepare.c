@@ -29,8 +29,9 @@
 /* Internal names that only a crash leaves in a session root (tree.c, special files). */
 static bool is_leftover(const char *name)
 {
-	return strncmp(name, ".sfs-new-", 9) == 0 || strncmp(name, ".sfs-meta-", 10) == 0 ||
-	       strncmp(name, ".sfs-gone-", 10) == 0;
+	return sfs_tree_has_prefix(name, SFS_NEW_PREFIX) ||
+	       sfs_tree_has_prefix(name, SFS_META_PREFIX) ||
+	       sfs_tree_has_prefix(name, SFS_GONE_PREFIX);
 }
 
 /* Remove crash leftovers from session root @rootfd; how many. */

@@ -112,7 +112,7 @@ int sfs_tree_name_read(int dirfd, const char *backing, const unsigned char dirid
 	}
 }
 
-static void internal_name(char *out, const char *prefix)
+void sfs_tree_internal_name(char *out, const char *prefix)
 {
 	unsigned char rnd[8];
 	char hex[17];
@@ -122,9 +122,14 @@ static void internal_name(char *out, const char *prefix)
 	snprintf(out, SFS_TMPNAME_MAX, "%s%s", prefix, hex);
 }
 
+bool sfs_tree_has_prefix(const char *name, const char *prefix)
+{
+	return strncmp(name, prefix, strlen(prefix)) == 0;
+}
+
 void sfs_tree_tmpname(char *out)
 {
-	internal_name(out, ".sfs-new-");
+	sfs_tree_internal_name(out, SFS_NEW_PREFIX);
 }
 
 /*
@@ -135,8 +140,9 @@ void sfs_tree_tmpname(char *out)
  */
 static bool is_leftover(const char *name)
 {
-	return strcmp(name, SFS_DIRHDR_NAME) == 0 || strncmp(name, ".sfs-new-", 9) == 0 ||
-	       strncmp(name, ".sfs-gone-", 10) == 0 || sfs_fmt_name_class(name) == SFS_NAME_SIDECAR;
+	return strcmp(name, SFS_DIRHDR_NAME) == 0 || sfs_tree_has_prefix(name, SFS_NEW_PREFIX) ||
+	       sfs_tree_has_prefix(name, SFS_GONE_PREFIX) ||
+	       sfs_fmt_name_class(name) == SFS_NAME_SIDECAR;
 }
 
 /*
@@ -191,7 +197,7 @@ int sfs_tree_dir_retire(int dirfd, const char *backing, char *gone)
 
 	if (rc < 0)
 		return rc;
-	internal_name(gone, ".sfs-gone-");
+	sfs_tree_internal_name(gone, SFS_GONE_PREFIX);
 	return renameat2(dirfd, backing, dirfd, gone, RENAME_NOREPLACE) < 0 ? sfs_neg_errno() : 0;
 }
 

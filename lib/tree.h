@@ -10,6 +10,8 @@
 
 #include "format.h"
 
+#include <stdbool.h>
+
 /* Write the header of a new directory @dirfd (created by the caller). 0 or -errno. */
 int sfs_tree_dir_init(int dirfd, const unsigned char id[SFS_ID_BYTES],
 		      const struct sfs_attrs *attrs, const struct sfs_keys *keys);
@@ -30,6 +32,18 @@ int sfs_tree_dir_store(int dirfd, const unsigned char id[SFS_ID_BYTES],
  */
 #define SFS_TMPNAME_MAX 32
 void sfs_tree_tmpname(char *out);
+
+/*
+ * The prefixes of internal names: a node being built (sfs_tree_tmpname), a
+ * directory being removed (sfs_tree_dir_retire), a metadata.json being
+ * replaced (session root only). sfs_tree_internal_name fills @out (at least
+ * SFS_TMPNAME_MAX bytes) with @prefix and 16 random hex digits.
+ */
+#define SFS_NEW_PREFIX ".sfs-new-"
+#define SFS_GONE_PREFIX ".sfs-gone-"
+#define SFS_META_PREFIX ".sfs-meta-"
+void sfs_tree_internal_name(char *out, const char *prefix);
+bool sfs_tree_has_prefix(const char *name, const char *prefix);
 int sfs_tree_publish(int dirfd, const char *tmp, const char *backing);
 
 /*

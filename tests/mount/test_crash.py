@@ -534,10 +534,15 @@ STEP_CALLS = "mkdirat,unlinkat,renameat,renameat2,linkat,symlinkat,pwrite64"
 STEP_DELAY = 0.15   # seconds each traced call is held after it returns
 
 
+def reraise(ex):
+    raise ex
+
+
 def tree_of(d):
-    """{relative path: file bytes, or None for a directory} under @d."""
+    """{relative path: file bytes, or None for a directory} under @d; a
+    listing error raises."""
     out = {}
-    for root, dirs, files in os.walk(d, onerror=lambda ex: (_ for _ in ()).throw(ex)):
+    for root, dirs, files in os.walk(d, onerror=reraise):
         for n in dirs:
             out[os.path.relpath(os.path.join(root, n), d)] = None
         for n in files:
