@@ -32,7 +32,31 @@ enum {
 struct sfs_fs *sfs;
 static struct sfs_fs the_fs;
 
-enum { KEY_ALLOW_OTHER = 1, KEY_DEFAULT_PERMISSIONS };
+enum {
+	KEY_ALLOW_OTHER = 1,
+	KEY_DEFAULT_PERMISSIONS,
+	KEY_DEV,
+	KEY_NODEV,
+	KEY_SUID,
+	KEY_NOSUID,
+	KEY_ALLOW_DEV,
+	KEY_ALLOW_SUID,
+};
+
+/*
+ * Set-id and device files. The mount is always nosuid,nodev unless asked
+ * otherwise with an option only sessionfs knows: mount.fuse3 (behind
+ * `mount -t fuse.sessionfs` and fstab lines) passes mount(8)'s defaults
+ * "dev,suid" to every daemon, so a plain "dev" or "suid" says nothing about
+ * what the user wants. They are dropped here (and logged), "nodev"/"nosuid"
+ * win over the opt-ins, and main() hands libfuse the outcome as the last
+ * word of the option list.
+ */
+static struct {
+	bool allow_dev, allow_suid; /* -o sfs_allow_dev, -o sfs_allow_suid */
+	bool nodev, nosuid; /* -o nodev, -o nosuid: always honoured */
+	bool saw_dev, saw_suid; /* -o dev, -o suid: ignored */
+} setid;
 
 #define SFS_OPT(t, p, v) {t, offsetof(struct sfs_opts, p), v}
 static const struct fuse_opt sfs_opt_spec[] = {
@@ -40,6 +64,12 @@ static const struct fuse_opt sfs_opt_spec[] = {
 	SFS_OPT("xattr", xattr, 1),
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
 	FUSE_OPT_KEY("default_permissions", KEY_DEFAULT_PERMISSIONS),
+	FUSE_OPT_KEY("dev", KEY_DEV),
+	FUSE_OPT_KEY("nodev", KEY_NODEV),
+	FUSE_OPT_KEY("suid", KEY_SUID),
+	FUSE_OPT_KEY("nosuid", KEY_NOSUID),
+	FUSE_OPT_KEY("sfs_allow_dev", KEY_ALLOW_DEV),
+	FUSE_OPT_KEY("sfs_allow_suid", KEY_ALLOW_SUID),
 	FUSE_OPT_END,
 };
 
@@ -53,11 +83,26 @@ static void usage(FILE *out)
 		"                           units s, m, h; a bare number is seconds)\n"
 		"    -o allow_other         let other users in (implies default_permissions:\n"
 		"                           the kernel checks the files' modes and owners)\n"
-		"    -o dev                 let device nodes in sessions be opened (root only;\n"
-		"                           the default is nodev, as for every FUSE mount)\n"
+		"    -o sfs_allow_dev       let device nodes in sessions be opened (root only)\n"
+		"    -o sfs_allow_suid      honour set-user-ID and set-group-ID bits (root only)\n"
+		"                           without these two the mount is always nodev,nosuid;\n"
+		"                           a plain dev or suid (mount(8)'s defaults) is ignored\n"
 		"    -o xattr               user.* extended attributes inside sessions, stored\n"
 		"                           encrypted (off by default: with it, the kernel asks\n"
 		"                           the daemon once more before every write)\n\n");
+}
+
+/* Say which of mount(8)'s default "dev" and "suid" were dropped, if any. */
+static void log_setid_ignored(void)
+{
+	bool dev = setid.saw_dev && !setid.allow_dev;
+	bool suid = setid.saw_suid && !setid.allow_suid;
+
+	if (dev || suid)
+		sfs_log(LOG_NOTICE,
+			"ignored -o %s%s%s (mount(8)'s defaults): sessionfs mounts nodev,nosuid "
+			"unless given -o sfs_allow_dev or -o sfs_allow_suid",
+			dev ? "dev" : "", dev && suid ? "," : "", suid ? "suid" : "");
 }
 
 /*
@@ -70,22 +115,56 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	struct stat st;
 
 	(void)outargs;
+	switch (key) {
 	/* Both stay for libfuse; noted to add the second to the first. */
-	if (key == KEY_ALLOW_OTHER)
+	case KEY_ALLOW_OTHER:
 		o->allow_other = 1;
-	if (key == KEY_DEFAULT_PERMISSIONS)
-		o->default_permissions = 1;
-	if (key != FUSE_OPT_KEY_NONOPT)
 		return 1;
+	case KEY_DEFAULT_PERMISSIONS:
+		o->default_permissions = 1;
+		return 1;
+	/* These go; main() adds the outcome (see setid). */
+	case KEY_DEV:
+		setid.saw_dev = true;
+		return 0;
+	case KEY_NODEV:
+		setid.nodev = true;
+		return 0;
+	case KEY_SUID:
+		setid.saw_suid = true;
+		return 0;
+	case KEY_NOSUID:
+		setid.nosuid = true;
+		return 0;
+	case KEY_ALLOW_DEV:
+		setid.allow_dev = true;
+		return 0;
+	case KEY_ALLOW_SUID:
+		setid.allow_suid = true;
+		return 0;
+	case FUSE_OPT_KEY_NONOPT:
+		break;
+	default:
+		return 1;
+	}
 	if (!o->store) {
 		o->store = strdup(arg);
 		return 0;
 	}
 	if (!o->mountpoint_bad) {
-		const char *why = stat(arg, &st) < 0  ? strerror(errno)
-				  : !S_ISDIR(st.st_mode) ? "not a directory"
-							 : NULL;
+		const char *why = NULL;
 
+		/*
+		 * mount.fuse3's drop_privileges mounts by itself (dev,suid)
+		 * and passes the descriptor as /dev/fd/N: refused.
+		 */
+		if (strncmp(arg, "/dev/fd/", 8) == 0)
+			why = "a mounted descriptor (drop_privileges) is not supported: "
+			      "sessionfs makes its own mounts, nosuid,nodev";
+		else if (stat(arg, &st) < 0)
+			why = strerror(errno);
+		else if (!S_ISDIR(st.st_mode))
+			why = "not a directory";
 		if (why) {
 			fprintf(stderr, "sessionfs: cannot mount on %s: %s\n", arg, why);
 			o->mountpoint_bad = 1;
@@ -286,9 +365,17 @@ int main(int argc, char **argv)
 	add_dp = sfs->opts.allow_other && !sfs->opts.default_permissions;
 	if (add_dp)
 		sfs->opts.default_permissions = 1;
+	/*
+	 * Last in the list, so that nothing before it counts: libfuse applies
+	 * its mount flags in order (and starts from nosuid,nodev).
+	 */
+	setid.allow_dev = setid.allow_dev && !setid.nodev;
+	setid.allow_suid = setid.allow_suid && !setid.nosuid;
 	if (asprintf(&fsname, "fsname=%s,subtype=sessionfs", sfs->store_path) < 0 ||
 	    fuse_opt_add_opt_escaped(&optstr, fsname) < 0 ||
 	    (add_dp && fuse_opt_add_opt(&optstr, "default_permissions") < 0) ||
+	    fuse_opt_add_opt(&optstr, setid.allow_dev ? "dev" : "nodev") < 0 ||
+	    fuse_opt_add_opt(&optstr, setid.allow_suid ? "suid" : "nosuid") < 0 ||
 	    fuse_opt_add_arg(&args, "-o") < 0 ||
 	    fuse_opt_add_arg(&args, optstr) < 0)
 		goto out;
@@ -304,7 +391,9 @@ int main(int argc, char **argv)
 	sfs_log_init(cmd.foreground);
 	/* The mount is ready before the parent returns; threads start after the fork. */
 	fuse_daemonize(cmd.foreground);
-	sfs_log(LOG_INFO, "mounted %s on %s", sfs->store_path, cmd.mountpoint);
+	sfs_log(LOG_INFO, "mounted %s on %s (%s,%s)", sfs->store_path, cmd.mountpoint,
+		setid.allow_dev ? "dev" : "nodev", setid.allow_suid ? "suid" : "nosuid");
+	log_setid_ignored();
 	rc = serve(&cmd);
 	fuse_session_unmount(sfs->se);
 out_signals:

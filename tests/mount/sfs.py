@@ -383,6 +383,51 @@ def describe_tree(root):
     return out, sorted(sorted(v) for v in inodes.values())
 
 
+def mount_options(mnt):
+    """The per-mount options of @mnt (a set), from /proc/self/mountinfo."""
+    with open("/proc/self/mountinfo") as f:
+        rows = [ln.split() for ln in f]
+    opts = [r[5] for r in rows if r[4] == mnt]
+    if len(opts) != 1:
+        raise AssertionError("%s: %d mountinfo lines" % (mnt, len(opts)))
+    return set(opts[0].split(","))
+
+
+NOBODY = 65534
+
+
+def setid_outcome(sdir):
+    """Plant, as root, a set-user-ID-root copy of id(1) and a character device
+    with /dev/zero's numbers (1, 5) in @sdir (a directory of an unlocked
+    session on a mount that lets nobody in: allow_other), then run the copy
+    as nobody and open the device. Returns (the euid the copy ran with, what
+    the device read: 4 bytes, or the errno name of the open). On a nosuid,
+    nodev mount: (65534, "EACCES"); on a suid, dev one: (0, b"\\0\\0\\0\\0")."""
+    import errno
+    import stat
+    os.chmod(sdir, 0o755)
+    prog = os.path.join(sdir, "setuid-id")
+    shutil.copyfile(shutil.which("id"), prog)
+    os.chown(prog, 0, 0)
+    os.chmod(prog, 0o4755)
+    if os.stat(prog).st_mode & 0o7777 != 0o4755:
+        raise AssertionError("%s: mode %o, not 4755" % (prog, os.stat(prog).st_mode))
+    r = run(["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups",
+             prog, "-u"])
+    if r.rc != 0:
+        raise AssertionError("%s as nobody: %r" % (prog, r))
+    zero = os.path.join(sdir, "zero")
+    os.mknod(zero, stat.S_IFCHR | 0o666, os.makedev(1, 5))
+    try:
+        fd = os.open(zero, os.O_RDONLY)
+    except OSError as e:
+        return int(r.out), errno.errorcode[e.errno]
+    try:
+        return int(r.out), os.read(fd, 4)
+    finally:
+        os.close(fd)
+
+
 def main():
     """Run the calling test file's tests; exit non-zero on failure. A
     watchdog kills the run if a file system call hangs."""

@@ -44,7 +44,7 @@ and the fileio unit test: sessionfs may report a block at a hole's edge as
 data where ext4 reports the hole exactly). Not generated, not supported:
 O_TMPFILE. Not generated, by choice: opening
 device nodes (tests/mount/test_special_files.py opens one, on a mount made
-with -o dev).
+with -o sfs_allow_dev).
 
 Normal run: 3 seeds of 2000 operations. Long mode and reproduction:
     SFS_DIFF_OPS=N        operations per seed

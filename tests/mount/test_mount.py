@@ -206,5 +206,61 @@ class MountTest(unittest.TestCase):
             "err:PermissionError")
 
 
+class SetIdTest(unittest.TestCase):
+    """A plain `sessionfs STORE MNT` is nosuid,nodev whatever "dev" and
+    "suid" it is given (mount.fuse3, behind `mount -t fuse.sessionfs` and
+    fstab lines, passes mount(8)'s defaults "dev,suid" to every daemon):
+    only -o sfs_allow_suid and -o sfs_allow_dev let set-id programs and
+    device files work, and an explicit nosuid or nodev wins over them. Checked
+    in the kernel's mount table and by what a set-user-ID-root copy of id(1)
+    run as nobody and a /dev/zero node made in a session do
+    (test_install.py checks the same through the installed helper)."""
+
+    def mount(self, opts):
+        e = sfs.Env()
+        self.addCleanup(e.cleanup)
+        os.chmod(e.tmp, 0o755)  # let nobody reach the mountpoint
+        m = e.mount(foreground=True, opts="allow_other," + opts if opts else "allow_other")
+        sid = e.new(m)
+        return m, sfs.mount_options(m.mnt), sfs.setid_outcome(m.sdir(sid))
+
+    def test_default(self):
+        m, flags, outcome = self.mount("")
+        self.assertLessEqual({"nosuid", "nodev"}, flags)
+        self.assertEqual(outcome, (sfs.NOBODY, "EACCES"))
+
+    def test_mount_defaults_ignored(self):
+        # exactly what mount.fuse3 gives the daemon for a plain fstab line
+        m, flags, outcome = self.mount("rw,dev,suid")
+        self.assertLessEqual({"nosuid", "nodev"}, flags)
+        self.assertEqual(outcome, (sfs.NOBODY, "EACCES"))
+        self.assertIn("ignored -o dev,suid", m.read_log())
+        self.assertIn("sfs_allow_dev", m.read_log())
+
+    def test_allow_both(self):
+        m, flags, outcome = self.mount("sfs_allow_suid,sfs_allow_dev,rw,dev,suid")
+        self.assertEqual({"nosuid", "nodev"} & flags, set())
+        self.assertEqual(outcome, (0, b"\0" * 4))
+        self.assertNotIn("ignored", m.read_log())
+
+    def test_allow_dev_only(self):
+        m, flags, outcome = self.mount("sfs_allow_dev,dev,suid")
+        self.assertIn("nosuid", flags)
+        self.assertNotIn("nodev", flags)
+        self.assertEqual(outcome, (sfs.NOBODY, b"\0" * 4))
+        self.assertIn("ignored -o suid ", m.read_log())
+
+    def test_allow_suid_only(self):
+        m, flags, outcome = self.mount("sfs_allow_suid")
+        self.assertNotIn("nosuid", flags)
+        self.assertIn("nodev", flags)
+        self.assertEqual(outcome, (0, "EACCES"))
+
+    def test_nosuid_nodev_win(self):
+        m, flags, outcome = self.mount("sfs_allow_suid,sfs_allow_dev,nosuid,nodev")
+        self.assertLessEqual({"nosuid", "nodev"}, flags)
+        self.assertEqual(outcome, (sfs.NOBODY, "EACCES"))
+
+
 if __name__ == "__main__":
     sfs.main()

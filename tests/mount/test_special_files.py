@@ -5,7 +5,7 @@ directory next to the store where ext4 has an answer:
   another user; UNIX sockets made by bind(), a server and a client talking
   through one; character and block device nodes made by root, with their
   st_rdev, and /dev/null's numbers reading like /dev/null on a mount made
-  with -o dev (sessionfs mounts nodev,nosuid unless told otherwise);
+  with -o sfs_allow_dev (sessionfs mounts nodev,nosuid unless told otherwise);
 - exact modes (0151 under umask 0, the umask applied otherwise), owners
   (setgid directories), link counts, hard links, rename, chmod, chown,
   utimens of all of them; readdir's d_type;
@@ -318,15 +318,22 @@ print(data.decode(), end="")
                     stderr=subprocess.PIPE)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn(b"Operation not permitted", r.stderr)
-        # sessionfs mounts nodev (libfuse's default, as gocryptfs): a device
-        # node in a session does not open...
+        # sessionfs mounts nodev (as gocryptfs): a device node in a session
+        # does not open...
         opts = sfs.run(["findmnt", "-n", "-o", "OPTIONS", self.m.mnt]).out
         self.assertIn("nodev", opts.split(","))
         self.assertIn("nosuid", opts.split(","))
         self.assertEqual(err(os.open, os.path.join(self.d, "null"), os.O_RDWR), "EACCES")
-        # ...unless root mounts with -o dev: then it is /dev/null.
+        # ...not even with -o dev, which mount(8) passes by default...
         self.e.assert_umount(self.m)
         self.m = self.e.mount(foreground=True, opts=OPTS + ",dev", mnt=self.m.mnt)
+        self.e.unlock(self.m, self.sid)
+        opts = sfs.run(["findmnt", "-n", "-o", "OPTIONS", self.m.mnt]).out
+        self.assertIn("nodev", opts.split(","))
+        self.assertEqual(err(os.open, os.path.join(self.d, "null"), os.O_RDWR), "EACCES")
+        # ...unless root mounts with -o sfs_allow_dev: then it is /dev/null.
+        self.e.assert_umount(self.m)
+        self.m = self.e.mount(foreground=True, opts=OPTS + ",sfs_allow_dev", mnt=self.m.mnt)
         self.e.unlock(self.m, self.sid)
         opts = sfs.run(["findmnt", "-n", "-o", "OPTIONS", self.m.mnt]).out
         self.assertNotIn("nodev", opts.split(","))
