@@ -1,4 +1,5 @@
-"""Locked sessions: visible but unreachable; lock beats every cache; remount locks all.
+"""Locked sessions: visible but unreachable; lock beats every cache; remount locks all;
+the automatic locks (idle_lock with files open, idle_waits_for_close, max_unlock).
 
 sessionfs lets the kernel keep pages, listings, names and attributes inside
 unlocked sessions (keep_cache, cache_readdir, 10 s timeouts): the tests at
