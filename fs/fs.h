@@ -54,7 +54,8 @@ struct sfs_session {
 	int cfd;               /* O_PATH of the container; follows renames */
 	bool deleted;          /* protected by rw */
 	atomic_int open_files; /* open file handles inside the session */
-	atomic_llong last_used; /* monotonic seconds of the last operation */
+	atomic_llong last_used; /* monotonic ms of the last operation (idle_lock) */
+	atomic_llong unlocked_at; /* monotonic ms of the last unlock (max_unlock) */
 
 	/* events.jsonl (special.c), known from unlock on without reading the log */
 	bool ev_ok;                 /* ev is valid; protected by rw (set at unlock) */
@@ -101,6 +102,9 @@ struct sfs_opts {
 	char *store;       /* STORE argument */
 	double idle_lock;  /* seconds; 0 = never */
 	char *idle_str;    /* idle_lock=DURATION as given */
+	int idle_waits;    /* -o idle_waits_for_close: an open file holds off idle_lock */
+	double max_unlock; /* seconds; 0 = no limit */
+	char *max_unlock_str; /* max_unlock=DURATION as given */
 	int mountpoint_bad; /* MOUNTPOINT missing or not a directory */
 	int xattr;         /* -o xattr: user.* extended attributes (ops_xattr.c) */
 	int allow_other;    /* -o allow_other: implies default_permissions */
@@ -197,6 +201,13 @@ int sfs_session_where(const char *id);
 void sfs_session_foreach_id(void (*fn)(const char *id, int where, void *arg), void *arg);
 int sfs_session_unlock(const char *id, const char *pw, size_t pwlen);
 int sfs_session_lock(struct sfs_session *s, int *open_files);
+/*
+ * Lock @s if it is unlocked and due: no operation for idle_lock (open files
+ * or not, unless idle_waits_for_close), or unlocked for max_unlock, open
+ * files or not. Checked again under the session's lock, so an operation or
+ * a re-unlock that comes meanwhile keeps it unlocked. True if it locked @s.
+ */
+bool sfs_session_expire(struct sfs_session *s);
 void sfs_session_lock_all_final(void);
 int sfs_session_create(const char *id, const char *name, const char *pw, size_t pwlen,
 		       char *out_id);

@@ -61,6 +61,8 @@ static struct {
 #define SFS_OPT(t, p, v) {t, offsetof(struct sfs_opts, p), v}
 static const struct fuse_opt sfs_opt_spec[] = {
 	SFS_OPT("idle_lock=%s", idle_str, 0),
+	SFS_OPT("idle_waits_for_close", idle_waits, 1),
+	SFS_OPT("max_unlock=%s", max_unlock_str, 0),
 	SFS_OPT("xattr", xattr, 1),
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
 	FUSE_OPT_KEY("default_permissions", KEY_DEFAULT_PERMISSIONS),
@@ -79,8 +81,13 @@ static void usage(FILE *out)
 		"Usage: sessionfs [-f] [-o OPT[,OPT...]] STORE MOUNTPOINT\n"
 		"Mount the sessionfs store STORE on MOUNTPOINT.\n\n"
 		"sessionfs options:\n"
-		"    -o idle_lock=DURATION  lock sessions idle this long (default 15m; 0 = never;\n"
-		"                           units s, m, h; a bare number is seconds)\n"
+		"    -o idle_lock=DURATION  lock sessions with no operation for this long, open\n"
+		"                           files or not (default 15m; 0 = never; units s, m,\n"
+		"                           h; a bare number is seconds)\n"
+		"    -o idle_waits_for_close\n"
+		"                           an open file keeps its session from idle_lock\n"
+		"    -o max_unlock=DURATION lock sessions unlocked this long, busy or not, open\n"
+		"                           files or not (default 0: no limit)\n"
 		"    -o allow_other         let other users in (implies default_permissions:\n"
 		"                           the kernel checks the files' modes and owners)\n"
 		"    -o sfs_allow_dev       let device nodes in sessions be opened (root only)\n"
@@ -345,6 +352,13 @@ int main(int argc, char **argv)
 			sfs->opts.idle_str);
 		goto out;
 	}
+	sfs->opts.max_unlock =
+		sfs->opts.max_unlock_str ? parse_duration(sfs->opts.max_unlock_str) : 0;
+	if (sfs->opts.max_unlock < 0) {
+		fprintf(stderr, "sessionfs: bad max_unlock '%s': want e.g. 8h, 30m or 0\n",
+			sfs->opts.max_unlock_str);
+		goto out;
+	}
 	rc = EXIT_FAIL;
 	if (sfs_crypto_init() < 0) {
 		fprintf(stderr, "sessionfs: cannot initialise libsodium\n");
@@ -415,6 +429,7 @@ out:
 	free(store);
 	free(sfs->opts.store);
 	free(sfs->opts.idle_str);
+	free(sfs->opts.max_unlock_str);
 	free(cmd.mountpoint);
 	fuse_opt_free_args(&args);
 	return rc;

@@ -5,8 +5,9 @@
  * Sending an invalidation from inside a request can deadlock the kernel
  * (libfuse doc/README.notifications), so a lock queues a job here and the
  * control file's read waits for its ticket. Once a second it also runs the
- * daemon's own timed work: metadata.json "updated" refreshes and idle
- * locks. Knows the inode table, the sessions and libfuse's notify calls.
+ * daemon's own timed work: metadata.json "updated" refreshes and automatic
+ * locks (idle_lock, max_unlock). Knows the inode table, the sessions and
+ * libfuse's notify calls.
  */
 #include "fs.h"
 
@@ -64,31 +65,21 @@ static void run(struct sfs_session *s)
 }
 
 /*
- * -o idle_lock: lock every unlocked session with no open file and no
- * operation for that long, with every guarantee of sessionctl lock. Runs
- * in this thread, outside any request, so it may notify directly.
+ * -o idle_lock and max_unlock: lock every unlocked session that is due
+ * (sfs_session_expire), with every guarantee of sessionctl lock. Runs in
+ * this thread, outside any request, so it may notify directly.
  */
 static void idle_check(void)
 {
-	struct timespec now;
 	struct sfs_session *idle[64];
 	size_t n = 0;
 
-	if (sfs->opts.idle_lock <= 0)
+	if (sfs->opts.idle_lock <= 0 && sfs->opts.max_unlock <= 0)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &now);
 	pthread_mutex_lock(&sfs->sess_mu);
-	for (struct sfs_session *s = sfs->sessions; s && n < 64; s = s->next) {
-		int open_files;
-
-		if (atomic_load(&s->open_files) > 0 ||
-		    (double)(now.tv_sec - atomic_load(&s->last_used)) < sfs->opts.idle_lock)
-			continue;
-		if (sfs_session_lock(s, &open_files) == 0) {
-			sfs_log(LOG_INFO, "%s: locked after being idle", s->id);
+	for (struct sfs_session *s = sfs->sessions; s && n < 64; s = s->next)
+		if (sfs_session_expire(s))
 			idle[n++] = s;
-		}
-	}
 	pthread_mutex_unlock(&sfs->sess_mu);
 	for (size_t i = 0; i < n; i++)
 		run(idle[i]);
@@ -117,20 +108,28 @@ static void refresh_check(void)
 
 static void *loop(void *arg)
 {
-	struct timespec until;
+	struct timespec tick;
 
 	(void)arg;
+	/*
+	 * The timed work runs a second after the last time it ran: jobs and
+	 * wakeups in between do not put it off, and neither does a change of
+	 * the wall clock.
+	 */
+	clock_gettime(CLOCK_MONOTONIC, &tick);
+	tick.tv_sec += 1;
 	pthread_mutex_lock(&mu);
 	for (;;) {
 		while (!head && !stopping) {
-			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_sec += 1;
-			if (pthread_cond_timedwait(&cond, &mu, &until) == ETIMEDOUT) {
+			if (pthread_cond_clockwait(&cond, &mu, CLOCK_MONOTONIC, &tick) ==
+			    ETIMEDOUT) {
 				pthread_mutex_unlock(&mu);
 				sfs_loop_watch();
 				refresh_check();
 				idle_check();
 				pthread_mutex_lock(&mu);
+				clock_gettime(CLOCK_MONOTONIC, &tick);
+				tick.tv_sec += 1;
 			}
 		}
 		if (!head)

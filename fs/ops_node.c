@@ -264,10 +264,24 @@ void sfs_mark_special(struct sfs_inode *parent, const char *name, struct fuse_en
 		e->attr_timeout = 0;
 }
 
+/*
+ * Load the attributes of session root @in if the session is unlocked. Its
+ * name and attributes seen from outside (ls -l sessions/, sessionctl's
+ * checks of its argument) are no use of the session: idle_lock runs on.
+ */
+static void load_session_root(struct sfs_inode *in)
+{
+	const struct sfs_keys *keys;
+
+	if (sfs_session_enter_quiet(in->sess, &keys) == 0) {
+		sfs_node_load(in, keys);
+		sfs_session_leave(in->sess);
+	}
+}
+
 /* sessions/ID or archive/ID */
 static int lookup_session(struct sfs_inode *top, const char *name, struct fuse_entry_param *e)
 {
-	const struct sfs_keys *keys;
 	struct sfs_session *s;
 	struct sfs_inode *in;
 	struct stat st;
@@ -293,8 +307,7 @@ static int lookup_session(struct sfs_inode *top, const char *name, struct fuse_e
 	in = sfs_inode_get(rfd, &st, SFS_K_SESSION, s);
 	if (!in)
 		return -ENOMEM;
-	if (sfs_enter_node(in, &keys) == 0)
-		sfs_session_leave(s);
+	load_session_root(in);
 	rc = sfs_node_stat(in, &e->attr);
 	if (rc < 0) {
 		sfs_inode_unref(in, 1);
@@ -385,8 +398,8 @@ void sfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		rc = sfs_node_stat(in, &st);
 		sfs_session_leave(in->sess);
 	} else {
-		if (in->kind == SFS_K_SESSION && sfs_enter_node(in, &keys) == 0)
-			sfs_session_leave(in->sess);
+		if (in->kind == SFS_K_SESSION)
+			load_session_root(in);
 		rc = sfs_node_stat(in, &st);
 	}
 	if (rc < 0)

@@ -1,6 +1,7 @@
 /*
- * session.c - the daemon's sessions: registry, unlock, lock, create,
- * delete and passwd, on top of the store layer.
+ * session.c - the daemon's sessions: registry, unlock, lock (also the
+ * automatic one of idle_lock and max_unlock), create, delete and passwd, on
+ * top of the store layer.
  *
  * A session's keys exist only between unlock and lock; every operation on
  * its files runs inside sfs_session_enter/leave (a read lock), so lock (the
@@ -19,12 +20,21 @@
 #include <time.h>
 #include <unistd.h>
 
-static long long now_sec(void)
+static long long now_ms(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec;
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* @s was just unlocked, or unlocked again: both automatic locks start over. */
+static void start_clocks(struct sfs_session *s)
+{
+	long long now = now_ms();
+
+	atomic_store(&s->unlocked_at, now);
+	atomic_store(&s->last_used, now);
 }
 
 static struct sfs_session *find_locked(const char *id)
@@ -103,7 +113,7 @@ struct sfs_session *sfs_session_get(const char *id, int cfd)
 	pthread_mutex_init(&s->meta_mu, NULL);
 	pthread_mutex_init(&s->unlock_mu, NULL);
 	s->lockfd = -1;
-	s->last_used = now_sec();
+	start_clocks(s);
 	s->next = sfs->sessions;
 	sfs->sessions = s;
 out:
@@ -127,7 +137,7 @@ int sfs_session_enter(struct sfs_session *s, const struct sfs_keys **keys)
 	int rc = sfs_session_enter_quiet(s, keys);
 
 	if (rc == 0)
-		s->last_used = now_sec();
+		atomic_store(&s->last_used, now_ms());
 	return rc;
 }
 
@@ -192,12 +202,15 @@ void sfs_session_leave(struct sfs_session *s)
 	pthread_rwlock_unlock(&s->rw);
 }
 
-static bool is_unlocked(struct sfs_session *s)
+/* Is @s unlocked? If so and @renew, its automatic locks start over. */
+static bool is_unlocked(struct sfs_session *s, bool renew)
 {
 	bool yes;
 
 	pthread_rwlock_rdlock(&s->rw);
 	yes = s->keys != NULL;
+	if (yes && renew)
+		start_clocks(s);
 	pthread_rwlock_unlock(&s->rw);
 	return yes;
 }
@@ -222,12 +235,16 @@ int sfs_session_unlock(const char *id, const char *pw, size_t pwlen)
 	 * the session meanwhile find it locked (EACCES) instead of waiting.
 	 */
 	pthread_mutex_lock(&s->unlock_mu);
-	done = is_unlocked(s);
+	done = is_unlocked(s, false);
 	if (done) {
 		/* Already unlocked here; the password must still be right. */
 		rc = sfs_store_session_verify(cfd, pw, pwlen);
-		/* ...and a lock that came meanwhile must not go unnoticed */
-		done = rc < 0 || is_unlocked(s);
+		/*
+		 * ...and a lock that came meanwhile must not go unnoticed. The
+		 * right password proves as much as a lock and unlock would:
+		 * idle_lock and max_unlock start over.
+		 */
+		done = rc < 0 || is_unlocked(s, true);
 	}
 	if (!done) {
 		rc = sfs_store_session_unlock(cfd, pw, pwlen, &lockfd, &keys);
@@ -240,7 +257,7 @@ int sfs_session_unlock(const char *id, const char *pw, size_t pwlen)
 			} else {
 				s->keys = keys;
 				s->lockfd = lockfd;
-				s->last_used = now_sec();
+				start_clocks(s);
 				prepare(s, cfd);
 			}
 			pthread_rwlock_unlock(&s->rw);
@@ -284,6 +301,47 @@ int sfs_session_lock(struct sfs_session *s, int *open_files)
 	if (was)
 		sfs_log(LOG_INFO, "%s: locked (%d open files)", s->id, *open_files);
 	return was ? 0 : -EALREADY;
+}
+
+enum due { NOT_DUE, DUE_IDLE, DUE_MAX_UNLOCK };
+
+/* Why unlocked session @s is due for an automatic lock at @now (monotonic ms). */
+static enum due due(struct sfs_session *s, long long now)
+{
+	const struct sfs_opts *o = &sfs->opts;
+
+	if (o->max_unlock > 0 &&
+	    (double)(now - atomic_load(&s->unlocked_at)) >= o->max_unlock * 1000)
+		return DUE_MAX_UNLOCK;
+	if (o->idle_lock > 0 && (double)(now - atomic_load(&s->last_used)) >= o->idle_lock * 1000 &&
+	    !(o->idle_waits && atomic_load(&s->open_files) > 0))
+		return DUE_IDLE;
+	return NOT_DUE;
+}
+
+bool sfs_session_expire(struct sfs_session *s)
+{
+	enum due why = NOT_DUE;
+	int open_files;
+
+	if (!is_unlocked(s, false) || due(s, now_ms()) == NOT_DUE)
+		return false;
+	sfs_meta_refresh(s, true, false); /* as sfs_session_lock */
+	pthread_rwlock_wrlock(&s->rw);
+	/* The operations in flight are done now, and have moved last_used. */
+	if (s->keys)
+		why = due(s, now_ms());
+	if (why != NOT_DUE)
+		drop_keys(s);
+	open_files = atomic_load(&s->open_files);
+	pthread_rwlock_unlock(&s->rw);
+	if (why == DUE_IDLE)
+		sfs_log(LOG_INFO, "%s: locked after %g s without an operation (%d open files)",
+			s->id, sfs->opts.idle_lock, open_files);
+	else if (why == DUE_MAX_UNLOCK)
+		sfs_log(LOG_INFO, "%s: locked after %g s unlocked (max_unlock; %d open files)",
+			s->id, sfs->opts.max_unlock, open_files);
+	return why != NOT_DUE;
 }
 
 void sfs_session_lock_all_final(void)
@@ -414,7 +472,7 @@ int sfs_session_create(const char *id, const char *name, const char *pw, size_t 
 		drop_keys(s);
 	s->keys = keys;
 	s->lockfd = lockfd;
-	s->last_used = now_sec();
+	start_clocks(s);
 	prepare(s, cfd);
 	pthread_rwlock_unlock(&s->rw);
 	close(cfd);

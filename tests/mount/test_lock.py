@@ -1,4 +1,5 @@
-"""Locked sessions: visible but unreachable; lock beats every cache; remount locks all.
+"""Locked sessions: visible but unreachable; lock beats every cache; remount locks all;
+the automatic locks (idle_lock with files open, idle_waits_for_close, max_unlock).
 
 sessionfs lets the kernel keep pages, listings, names and attributes inside
 unlocked sessions (keep_cache, cache_readdir, 10 s timeouts): the tests at
@@ -262,6 +263,168 @@ print("after", m[:16].decode(), m[8192:8208].decode(), flush=True)
             time.sleep(0.1)
         time.sleep(0.3)  # the daemon notifies right after its rename and fsync
         self.assertEqual(os.stat(d).st_mtime_ns, os.stat(backing_root).st_mtime_ns)
+
+
+# The daemon checks idle_lock and max_unlock once a second: a session due at T
+# is locked by T + 1 s, later on a loaded machine (or under ASan).
+LATE = 6
+
+
+class AutoLockTest(unittest.TestCase):
+    """-o idle_lock, idle_waits_for_close and max_unlock, with small durations.
+
+    Lower bounds are exact: a time taken before an operation (or an unlock)
+    is at most the daemon's, so no lock can be seen earlier than that plus
+    the duration. Upper bounds allow LATE."""
+
+    def setUp(self):
+        self.e = sfs.Env()
+        self.addCleanup(self.e.cleanup)
+
+    def is_locked(self, m, sid):
+        """Asked through the control file: sessionctl list would also read
+        each unlocked session's metadata.json, an operation on it."""
+        fd = os.open(os.path.join(m.mnt, ".sessionfs"), os.O_RDWR)
+        try:
+            os.write(fd, b'{"op": "list"}')
+            resp = json.loads(os.pread(fd, 1 << 20, 0))
+        finally:
+            os.close(fd)
+        self.assertIs(resp["ok"], True, resp)
+        return [s["locked"] for s in resp["sessions"] if s["id"] == sid] == [True]
+
+    def wait_locked(self, m, sid, deadline, what):
+        """Poll sessionctl list until @sid is locked; the time it was seen so."""
+        while True:
+            locked = self.is_locked(m, sid)
+            now = time.monotonic()
+            if locked:
+                return now
+            self.assertLess(now, deadline, "%s: %s still unlocked" % (what, sid))
+            time.sleep(0.2)
+
+    def assert_read_refused(self, fd):
+        """A read on @fd fails with EACCES, as after sessionctl lock. The
+        daemon drops the kernel's pages right after the lock, so a read
+        may be served from them for a moment: retried until refused."""
+        deadline = time.monotonic() + LATE
+        while True:
+            try:
+                os.pread(fd, 16, 0)
+            except PermissionError:
+                return
+            self.assertLess(time.monotonic(), deadline, "read on the open fd still served")
+            time.sleep(0.05)
+
+    def session_with_file(self, m):
+        sid = self.e.new(m)
+        path = os.path.join(m.sdir(sid), "notes.txt")
+        sfs.write_file(path, "SECRET-PLAINTEXT\n" * 100)
+        return sid, path
+
+    def test_idle_lock_with_an_open_file_doing_nothing(self):
+        # a forgotten less: open, read once, then nothing. It used to keep the
+        # session unlocked for good.
+        m = self.e.mount(foreground=True, opts="idle_lock=2s")
+        sid, path = self.session_with_file(m)
+        t0 = time.monotonic()  # before the last operation (the open, or the read)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            self.assertEqual(os.pread(fd, 16, 0), b"SECRET-PLAINTEXT")
+            seen = self.wait_locked(m, sid, t0 + 2 + LATE, "idle_lock=2s, a file open")
+            self.assertGreaterEqual(seen, t0 + 1.99, "locked before 2 s without an operation")
+            self.assert_read_refused(fd)
+        finally:
+            os.close(fd)
+        self.assertRegex(m.read_log(), r"%s: locked after 2 s without an operation "
+                         r"\(1 open files?\)" % sid)
+
+    def test_looking_at_a_session_from_outside_is_no_use_of_it(self):
+        # ls -l sessions/ (lookup and stat of each session directory) by a
+        # monitoring loop: the sessions listed still go idle
+        m = self.e.mount(opts="idle_lock=2s")
+        t0 = time.monotonic()  # before the unlock
+        sid = self.e.new(m)
+        deadline = t0 + 2 + LATE
+        while True:
+            self.assertIn(sid, os.listdir(m.sessions()))
+            os.stat(m.sdir(sid))
+            if self.is_locked(m, sid):
+                break
+            self.assertLess(time.monotonic(), deadline, "kept unlocked by stat from outside")
+            time.sleep(0.2)
+        self.assertGreaterEqual(time.monotonic(), t0 + 1.99)
+
+    def test_max_unlock_locks_a_busy_reader(self):
+        # tail -f: a read and a stat every 0.3 s is no idle session, but
+        # max_unlock locks it all the same, and the reader's next read fails
+        m = self.e.mount(foreground=True, opts="max_unlock=3s,idle_lock=0")
+        t0 = time.monotonic()  # before the unlock
+        sid, path = self.session_with_file(m)
+        child = r"""
+import errno, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+ok, end = 0, float(sys.argv[2])
+while time.monotonic() < end:
+    try:
+        os.pread(fd, 16, 0)
+        os.fstat(fd)
+        ok += 1
+    except OSError as e:
+        print("failed", errno.errorcode.get(e.errno), time.monotonic(), ok, flush=True)
+        sys.exit(0)
+    time.sleep(0.3)
+print("never failed", ok, flush=True)
+"""
+        end = time.monotonic() + 3 + LATE
+        p = subprocess.run([sys.executable, "-c", child, path, str(end)], capture_output=True,
+                           timeout=sfs.TIMEOUT, text=True)
+        words = p.stdout.split()
+        self.assertEqual(words[:2], ["failed", "EACCES"], (p.stdout, p.stderr))
+        failed_at, reads = float(words[2]), int(words[3])
+        self.assertGreaterEqual(failed_at, t0 + 2.99, "locked before max_unlock")
+        self.assertGreaterEqual(reads, 2, "the reader never read")
+        self.assertTrue(self.is_locked(m, sid))
+        self.assertRegex(m.read_log(), r"%s: locked after 3 s unlocked \(max_unlock; "
+                         r"1 open files?\)" % sid)
+
+    def test_idle_waits_for_close_keeps_an_open_file_unlocked(self):
+        m = self.e.mount(opts="idle_lock=2s,idle_waits_for_close")
+        sid, path = self.session_with_file(m)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            self.assertEqual(os.pread(fd, 16, 0), b"SECRET-PLAINTEXT")
+            # twice idle_lock and the check's second: still unlocked
+            end = time.monotonic() + 2 * 2 + 1
+            while time.monotonic() < end:
+                self.assertFalse(self.is_locked(m, sid), "locked with a file open")
+                time.sleep(0.25)
+            self.assertEqual(os.pread(fd, 16, 0), b"SECRET-PLAINTEXT")
+        finally:
+            os.close(fd)
+        # idle since the read: locked soon after the close
+        self.wait_locked(m, sid, time.monotonic() + 2 + LATE, "after close")
+
+    def test_unlock_again_restarts_max_unlock(self):
+        # sessionctl unlock of an unlocked session checks the password, which
+        # proves what a lock and unlock would: the time starts over
+        m = self.e.mount(opts="max_unlock=3s,idle_lock=0")
+        t0 = time.monotonic()
+        sid = self.e.new(m)
+        time.sleep(max(0.0, t0 + 2 - time.monotonic()))
+        t1 = time.monotonic()  # before the new unlock
+        self.e.unlock(m, sid)
+        # unlocked until t1 + 3 at least, past the first unlock's max_unlock
+        # (due at t0 + 3 and a little, locked by about t0 + 4)
+        while True:
+            locked = self.is_locked(m, sid)
+            if time.monotonic() >= t1 + 2.95:
+                break  # the observation may come after the new limit
+            self.assertFalse(locked, "locked %.1f s after the re-unlock" %
+                             (time.monotonic() - t1))
+            time.sleep(0.2)
+        seen = self.wait_locked(m, sid, t1 + 3 + LATE, "max_unlock=3s after a re-unlock")
+        self.assertGreaterEqual(seen, t1 + 2.99)
 
 if __name__ == "__main__":
     sfs.main()
