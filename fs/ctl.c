@@ -168,6 +168,8 @@ static void list_one(const char *id, int where, void *arg)
 	}
 	o = json_pack("{s:s, s:s, s:b}", "id", id, "where",
 		      where ? SFS_ARCHIVE_DIR : SFS_SESSIONS_DIR, "locked", locked);
+	if (o && locked && sfs_session_elsewhere(id, where))
+		json_object_set_new(o, "unlocked_elsewhere", json_true());
 	/* Counted by the log itself: no scan of events.jsonl. */
 	if (o && known) {
 		json_object_set_new(o, "events", json_integer((json_int_t)ev.lines));

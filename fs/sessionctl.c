@@ -468,8 +468,16 @@ static int cmd_list(int argc, char **argv)
 		json_get_alloc_funcs(NULL, &f);
 		f(text);
 	} else {
-		printf("%-20s %-8s %-8s %-9s %-20s %-20s %8s %10s  %s\n", "ID", "WHERE", "STATE",
-		       "STATUS", "CREATED", "UPDATED", "EVENTS", "SIZE", "NAME");
+		/* STATE is wide enough for "unlocked elsewhere" only when a row says so. */
+		int sw = 8;
+
+		json_array_foreach(arr, i, s)
+		{
+			if (json_is_true(json_object_get(s, "unlocked_elsewhere")))
+				sw = 18;
+		}
+		printf("%-20s %-8s %-*s %-9s %-20s %-20s %8s %10s  %s\n", "ID", "WHERE", sw,
+		       "STATE", "STATUS", "CREATED", "UPDATED", "EVENTS", "SIZE", "NAME");
 		json_array_foreach(arr, i, s) {
 			const char *st = json_string_value(json_object_get(s, "status"));
 			const char *cr = json_string_value(json_object_get(s, "created"));
@@ -482,10 +490,13 @@ static int cmd_list(int argc, char **argv)
 				snprintf(evs, sizeof(evs), "%lld", (long long)json_integer_value(ev));
 			if (json_is_integer(sz))
 				snprintf(szs, sizeof(szs), "%lld", (long long)json_integer_value(sz));
-			printf("%-20s %-8s %-8s %-9s %-20s %-20s %8s %10s  %s\n",
+			printf("%-20s %-8s %-*s %-9s %-20s %-20s %8s %10s  %s\n",
 			       json_string_value(json_object_get(s, "id")),
-			       json_string_value(json_object_get(s, "where")),
-			       json_is_true(json_object_get(s, "locked")) ? "locked" : "unlocked",
+			       json_string_value(json_object_get(s, "where")), sw,
+			       json_is_true(json_object_get(s, "unlocked_elsewhere"))
+				       ? "unlocked elsewhere"
+			       : json_is_true(json_object_get(s, "locked")) ? "locked"
+									    : "unlocked",
 			       st ? st : "-", cr ? cr : "-", up ? up : "-", evs, szs, nm ? nm : "");
 		}
 	}
