@@ -157,8 +157,13 @@ static int rename_node(struct sfs_inode *p, const char *name, struct sfs_inode *
 			     ? sfs_meta_check_replacement(np, fd, keys)
 			     : -EINVAL;
 		close(fd);
+		/*
+		 * Refused: EPERM, as for events.jsonl. EINVAL, which a write of
+		 * such a document gets, means "into a subdirectory of itself"
+		 * to rename(2) callers: mv would say that.
+		 */
 		if (rc < 0)
-			return rc;
+			return rc == -EINVAL ? -EPERM : rc;
 	}
 	if (!(flags & RENAME_EXCHANGE)) {
 		rc = sfs_tree_name_add(np->fd, &to);
