@@ -161,5 +161,50 @@ class CliTest(unittest.TestCase):
         self.assertIn(sid + ": locked", r.out)
 
 
+class DaemonLogTest(unittest.TestCase):
+    """Without a syslog daemon (a container without /dev/log), the daemon's
+    messages go to a file, and sessionfs says which at mount time."""
+
+    def setUp(self):
+        import socket
+        for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+            s = socket.socket(socket.AF_UNIX, kind)
+            try:
+                s.connect("/dev/log")
+                self.skipTest("a syslog daemon listens on /dev/log here: messages go there")
+            except OSError:
+                pass
+            finally:
+                s.close()
+        self.e = sfs.Env()
+        self.addCleanup(self.e.cleanup)
+
+    def test_messages_go_to_a_file(self):
+        run_dir = self.e.path("run")
+        os.mkdir(run_dir, 0o700)
+        env = dict(os.environ, XDG_RUNTIME_DIR=run_dir)
+        mnt = self.e.path("mnt")
+        os.mkdir(mnt)
+        r = sfs.run([sfs.SESSIONFS, self.e.store, mnt], env=env)
+        self.addCleanup(sfs.umount, mnt)
+        self.assertEqual(r.rc, 0, r)
+        log = os.path.join(run_dir, "sessionfs.log")
+        self.assertIn("messages go to %s" % log, r.err)
+        r = self.e.ctl("new", "--name", "secret-name", mnt, password=sfs.PASSWORD)
+        self.assertEqual(r.rc, 0, r)
+        sid = r.out.strip()
+        r = self.e.ctl("unlock", os.path.join(mnt, "sessions", sid), password="Wr0ng-pw-4711")
+        self.assertEqual(r.rc, 3, r)
+        self.assertTrue(sfs.umount(mnt))
+        self.assertEqual(os.stat(log).st_mode & 0o777, 0o600)
+        text = sfs.read_file(log).decode()
+        lines = text.splitlines()
+        self.assertRegex(lines[0], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ sessionfs\[\d+\]: mounted ")
+        self.assertIn(sid + ": created", text)
+        self.assertIn(sid + ": unlock refused: wrong password", text)
+        for secret in (sfs.PASSWORD, "Wr0ng-pw-4711", "secret-name"):
+            self.assertNotIn(secret, text)
+
+
 if __name__ == "__main__":
     sfs.main()
