@@ -168,6 +168,8 @@ static void list_one(const char *id, int where, void *arg)
 	}
 	o = json_pack("{s:s, s:s, s:b}", "id", id, "where",
 		      where ? SFS_ARCHIVE_DIR : SFS_SESSIONS_DIR, "locked", locked);
+	if (o && locked && sfs_session_elsewhere(id, where))
+		json_object_set_new(o, "unlocked_elsewhere", json_true());
 	/* Counted by the log itself: no scan of events.jsonl. */
 	if (o && known) {
 		json_object_set_new(o, "events", json_integer((json_int_t)ev.lines));
@@ -309,29 +311,36 @@ void sfs_ctl_read(fuse_req_t req, size_t size, off_t off, struct fuse_file_info 
 	if (tx->ticket)
 		sfs_notify_wait(tx->ticket);
 	/*
-	 * read(2) after the write comes at the offset the write left (tx->base);
-	 * pread(2) at 0 works too. Offsets matter: the kernel splits a large
-	 * direct read into several READs that may arrive in any order.
+	 * The file reads as the request's place blanked, then the response:
+	 * bytes [0, base) are spaces and [base, base + len) the response. So
+	 * read(2) after the write (at base) gets the response alone, and
+	 * pread(2) at 0 gets it after blanks, which JSON skips. Each offset
+	 * means one byte whichever way the client reads: the kernel splits a
+	 * large direct read into READs of 128 KiB that may come in any order.
 	 */
-	if (off >= tx->base)
-		off -= tx->base;
-	if ((size_t)off >= tx->len) {
+	uint64_t base = (uint64_t)tx->base, end = base + tx->len, from = (uint64_t)off;
+	size_t pad;
+
+	if (off < 0 || from >= end) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
 	}
-	if (size > tx->len - (size_t)off)
-		size = tx->len - (size_t)off;
+	if (size > end - from)
+		size = (size_t)(end - from);
 	/*
 	 * Reply from a copy: once the reply is sent the client may close the
 	 * file, and RELEASE (on another thread) frees tx->resp.
 	 */
-	char *copy = malloc(size);
+	char *copy = malloc(size ? size : 1);
 
 	if (!copy) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	memcpy(copy, tx->resp + off, size);
+	pad = from < base ? (size_t)(base - from < size ? base - from : size) : 0;
+	memset(copy, ' ', pad);
+	if (size > pad)
+		memcpy(copy + pad, tx->resp + (from + pad - base), size - pad);
 	fuse_reply_buf(req, copy, size);
 	sodium_memzero(copy, size);
 	free(copy);

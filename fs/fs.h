@@ -105,7 +105,8 @@ struct sfs_opts {
 	int idle_waits;    /* -o idle_waits_for_close: an open file holds off idle_lock */
 	double max_unlock; /* seconds; 0 = no limit */
 	char *max_unlock_str; /* max_unlock=DURATION as given */
-	int mountpoint_bad; /* MOUNTPOINT missing or not a directory */
+	int mountpoint_seen; /* MOUNTPOINT given (a third argument is a usage error) */
+	int mountpoint_bad; /* 0, or the exit code of a MOUNTPOINT refused (main.c) */
 	int xattr;         /* -o xattr: user.* extended attributes (ops_xattr.c) */
 	int allow_other;    /* -o allow_other: implies default_permissions */
 	int default_permissions; /* given, or implied by allow_other */
@@ -214,6 +215,15 @@ int sfs_session_create(const char *id, const char *name, const char *pw, size_t 
 int sfs_session_delete(const char *id);
 int sfs_session_passwd(const char *id, const char *old, size_t oldlen, const char *newpw,
 		       size_t newlen);
+/* Is session @id (in sessions/ if @where is 0, archive/ if 1) unlocked by another mount? */
+bool sfs_session_elsewhere(const char *id, int where);
+/*
+ * Keep other mounts from unlocking session @id (at @where) while this mount
+ * moves it: 0 with *lockfd to give back with sfs_store_session_release (-1
+ * if the session is unlocked here, which holds it already); -EBUSY if
+ * another mount has it unlocked; -errno.
+ */
+int sfs_session_hold(const char *id, int where, int *lockfd);
 
 /*
  * loop.c: serve requests until unmount with up to @max_threads threads (0:

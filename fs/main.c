@@ -27,6 +27,7 @@ enum {
 	EXIT_NOSTORE = 3,
 	EXIT_NEWER = 4,
 	EXIT_MOUNT = 5,
+	EXIT_BUSY = 6,
 };
 
 struct sfs_fs *sfs;
@@ -112,9 +113,56 @@ static void log_setid_ignored(void)
 			dev ? "dev" : "", dev && suid ? "," : "", suid ? "suid" : "");
 }
 
+/* Undo mountinfo's octal escapes (\040 for a space) in place. */
+static void unescape(char *s)
+{
+	char *out = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*out++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
+			s += 3;
+		} else {
+			*out++ = *s;
+		}
+	}
+	*out = '\0';
+}
+
+/*
+ * Is a sessionfs mounted on @dir already? A second mount would stack on it
+ * and hide it: lock --all would reach only the upper one, and the lower
+ * one's sessions would stay unlocked out of reach. Read from
+ * /proc/self/mountinfo: the mount point (field 5) and the type after " - ".
+ */
+static bool sessionfs_on(const char *dir)
+{
+	char *real = realpath(dir, NULL), *line = NULL, mnt[PATH_MAX], type[64];
+	size_t cap = 0;
+	bool found = false;
+	FILE *f = real ? fopen("/proc/self/mountinfo", "re") : NULL;
+
+	while (f && !found && getline(&line, &cap, f) > 0) {
+		const char *sep = strstr(line, " - ");
+
+		if (!sep || sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1 ||
+		    sscanf(sep + 3, "%63s", type) != 1)
+			continue;
+		unescape(mnt);
+		found = strcmp(mnt, real) == 0 && strcmp(type, "fuse.sessionfs") == 0;
+	}
+	if (f)
+		fclose(f);
+	free(line);
+	free(real);
+	return found;
+}
+
 /*
  * First non-option is STORE; the second (MOUNTPOINT) is checked here, so a
- * missing one gets our message and exit code, and then left for libfuse.
+ * missing one gets our message and exit code, and then left for libfuse; a
+ * third is a usage error.
  */
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
@@ -158,24 +206,35 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 		o->store = strdup(arg);
 		return 0;
 	}
-	if (!o->mountpoint_bad) {
-		const char *why = NULL;
+	if (o->mountpoint_seen++) {
+		fprintf(stderr,
+			"sessionfs: too many arguments: '%s' (want STORE MOUNTPOINT; see "
+			"sessionfs --help)\n",
+			arg);
+		return -1;
+	}
+	const char *why = NULL;
 
-		/*
-		 * mount.fuse3's drop_privileges mounts by itself (dev,suid)
-		 * and passes the descriptor as /dev/fd/N: refused.
-		 */
-		if (strncmp(arg, "/dev/fd/", 8) == 0)
-			why = "a mounted descriptor (drop_privileges) is not supported: "
-			      "sessionfs makes its own mounts, nosuid,nodev";
-		else if (stat(arg, &st) < 0)
-			why = strerror(errno);
-		else if (!S_ISDIR(st.st_mode))
-			why = "not a directory";
-		if (why) {
-			fprintf(stderr, "sessionfs: cannot mount on %s: %s\n", arg, why);
-			o->mountpoint_bad = 1;
-		}
+	/*
+	 * mount.fuse3's drop_privileges mounts by itself (dev,suid) and
+	 * passes the descriptor as /dev/fd/N: refused.
+	 */
+	if (strncmp(arg, "/dev/fd/", 8) == 0)
+		why = "a mounted descriptor (drop_privileges) is not supported: "
+		      "sessionfs makes its own mounts, nosuid,nodev";
+	else if (stat(arg, &st) < 0)
+		why = strerror(errno);
+	else if (!S_ISDIR(st.st_mode))
+		why = strerror(ENOTDIR);
+	if (why) {
+		fprintf(stderr, "sessionfs: cannot mount on %s: %s\n", arg, why);
+		o->mountpoint_bad = EXIT_MOUNT;
+	} else if (sessionfs_on(arg)) {
+		fprintf(stderr,
+			"sessionfs: cannot mount on %s: a sessionfs is mounted there "
+			"already (unmount it first with fusermount3 -u)\n",
+			arg);
+		o->mountpoint_bad = EXIT_BUSY;
 	}
 	return 1;
 }
@@ -325,7 +384,7 @@ int main(int argc, char **argv)
 	if (fuse_opt_parse(&args, &sfs->opts, sfs_opt_spec, opt_proc) == -1)
 		goto out;
 	if (sfs->opts.mountpoint_bad) {
-		rc = EXIT_MOUNT;
+		rc = sfs->opts.mountpoint_bad;
 		goto out;
 	}
 	if (fuse_parse_cmdline(&args, &cmd) != 0)
@@ -394,8 +453,13 @@ int main(int argc, char **argv)
 	    fuse_opt_add_arg(&args, optstr) < 0)
 		goto out;
 	sfs->se = fuse_session_new(&args, &sfs_ops, sizeof(sfs_ops), NULL);
-	if (!sfs->se)
+	if (!sfs->se) {
+		/* libfuse said which: an unknown or malformed option (or no memory). */
+		fprintf(stderr, "sessionfs: cannot mount %s: bad options (see sessionfs --help)\n",
+			sfs->store_path);
+		rc = EXIT_USAGE;
 		goto out;
+	}
 	if (fuse_set_signal_handlers(sfs->se) != 0)
 		goto out_destroy;
 	if (fuse_session_mount(sfs->se, cmd.mountpoint) != 0) {

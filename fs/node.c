@@ -268,6 +268,13 @@ int sfs_node_store_attrs(struct sfs_inode *in, const struct sfs_attrs *a, int fd
 	switch (in->type) {
 	case S_IFDIR:
 		rc = sfs_tree_dir_store(in->fd, in->id, a, keys);
+		/*
+		 * The header is a file inside: its rewrite leaves the directory's
+		 * own times. chmod/chown move ctime (ext4 does): a no-op chown does.
+		 */
+		if (rc == 0 && fchownat(in->fd, "", (uid_t)-1, (gid_t)-1,
+					AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+			rc = sfs_neg_errno();
 		break;
 	case S_IFREG:
 		if (fd < 0 && in->fd_rw)

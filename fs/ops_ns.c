@@ -63,16 +63,27 @@ void sfs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_reply_err(req, rc < 0 ? sfs_errno_out(rc) : 0);
 }
 
-/* mv sessions/ID archive/ (and back): the same id, locked or not. */
+/*
+ * mv sessions/ID archive/ (and back): the same id, locked or not here, but
+ * not while another mount has it unlocked (EBUSY): its files would move
+ * under it. Its busy lock is held through the rename.
+ */
 static int move_session(struct sfs_inode *from, const char *name, struct sfs_inode *to,
 			const char *newname, unsigned int flags)
 {
+	int lockfd, rc;
+
 	if (strcmp(name, newname) != 0 || !sfs_id_valid(name) || (flags & RENAME_EXCHANGE))
 		return -EPERM; /* a session's id is its name */
 	if (from == to)
 		return 0;
-	if (renameat2(from->fd, name, to->fd, newname, RENAME_NOREPLACE) < 0)
-		return sfs_neg_errno();
+	rc = sfs_session_hold(name, from == &sfs->top[1], &lockfd);
+	if (rc < 0)
+		return rc;
+	rc = renameat2(from->fd, name, to->fd, newname, RENAME_NOREPLACE) < 0 ? sfs_neg_errno() : 0;
+	sfs_store_session_release(lockfd);
+	if (rc < 0)
+		return rc;
 	sfs_fsync_dirfd(from->fd);
 	sfs_fsync_dirfd(to->fd);
 	sfs_log(LOG_INFO, "%s: moved to %s/", name,
@@ -146,8 +157,13 @@ static int rename_node(struct sfs_inode *p, const char *name, struct sfs_inode *
 			     ? sfs_meta_check_replacement(np, fd, keys)
 			     : -EINVAL;
 		close(fd);
+		/*
+		 * Refused: EPERM, as for events.jsonl. EINVAL, which a write of
+		 * such a document gets, means "into a subdirectory of itself"
+		 * to rename(2) callers: mv would say that.
+		 */
 		if (rc < 0)
-			return rc;
+			return rc == -EINVAL ? -EPERM : rc;
 	}
 	if (!(flags & RENAME_EXCHANGE)) {
 		rc = sfs_tree_name_add(np->fd, &to);

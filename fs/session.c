@@ -530,3 +530,46 @@ int sfs_session_passwd(const char *id, const char *old, size_t oldlen, const cha
 		sfs_log(LOG_INFO, "%s: password changed", id);
 	return rc;
 }
+
+/* Container @id at @where (0 sessions/, 1 archive/): an O_PATH fd or -errno. */
+static int container_at(const char *id, int where)
+{
+	int fd = openat(sfs->topfd[where], id, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	return fd < 0 ? sfs_neg_errno() : fd;
+}
+
+bool sfs_session_elsewhere(const char *id, int where)
+{
+	struct sfs_session *s = sfs_session_find(id);
+	int cfd, rc;
+
+	/* Unlocked here: the busy lock is ours. */
+	if (s && is_unlocked(s, false))
+		return false;
+	cfd = container_at(id, where);
+	if (cfd < 0)
+		return false;
+	rc = sfs_store_session_held(cfd);
+	close(cfd);
+	return rc > 0;
+}
+
+int sfs_session_hold(const char *id, int where, int *lockfd)
+{
+	struct sfs_session *s = sfs_session_find(id);
+	int cfd, rc;
+
+	*lockfd = -1;
+	if (s && is_unlocked(s, false))
+		return 0;
+	cfd = container_at(id, where);
+	if (cfd < 0)
+		return cfd;
+	rc = sfs_store_session_trylock(cfd, lockfd);
+	close(cfd);
+	/* Held by an unlock of this mount that finished meanwhile: ours after all. */
+	if (rc == -EBUSY && s && is_unlocked(s, false))
+		rc = 0;
+	return rc;
+}

@@ -93,6 +93,32 @@ static int bad_option(char **argv, int c)
 		   argv[0], argv[optind - 1]);
 }
 
+/*
+ * Say why @mnt, whose control file could not be opened (@err), is not a
+ * mount to talk to; EX_NOTMOUNT. A missing control file in a directory is
+ * not "No such file or directory": the directory is there, it is no mount.
+ */
+static int not_a_mount(const char *mnt, int err)
+{
+	char conf[PATH_MAX + sizeof(SFS_CONF_NAME) + 1];
+	struct stat st;
+
+	if (stat(mnt, &st) < 0)
+		return die(EX_NOTMOUNT, "%s: %s", mnt, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return die(EX_NOTMOUNT, "%s is not a sessionfs mount (not a directory)", mnt);
+	if (err != ENOENT)
+		return die(EX_NOTMOUNT, "cannot reach the sessionfs daemon at %s: %s", mnt,
+			   strerror(err));
+	snprintf(conf, sizeof(conf), "%s/%s", mnt, SFS_CONF_NAME);
+	if (lstat(conf, &st) == 0)
+		return die(EX_NOTMOUNT,
+			   "%s is a sessionfs store, not a mount (mount it with "
+			   "sessionfs STORE MOUNTPOINT and give the mountpoint)",
+			   mnt);
+	return die(EX_NOTMOUNT, "%s is not a sessionfs mount", mnt);
+}
+
 /* Open the control file of mount @mnt: fd or an exit code (negated). */
 static int ctl_open(const char *mnt)
 {
@@ -108,7 +134,7 @@ static int ctl_open(const char *mnt)
 		return -die(EX_PERM, "cannot control %s: permission denied (only the mounting "
 				     "user and root may)",
 			    mnt);
-	return -die(EX_NOTMOUNT, "%s is not a sessionfs mount: %s", mnt, strerror(errno));
+	return -not_a_mount(mnt, errno);
 }
 
 /* One request/response over the control file; the response or NULL (exit code in *code). */
@@ -204,40 +230,99 @@ static int call(const char *mnt, json_t *req, const char *what, json_t **resp)
 	return EX_OK;
 }
 
-/* MOUNTPOINT/{sessions,archive}/ID -> mount, id. 0 or an exit code. */
-static int resolve(const char *arg, struct target *t)
+/*
+ * Is @dir the root of a sessionfs mount: the top directory of its device,
+ * with the control file in it (which only the mounting user and root may
+ * open, but anyone may look up)?
+ */
+static bool mount_root(const char *dir)
 {
-	char copy[PATH_MAX], parent[PATH_MAX], *base, *dir, *real;
+	char up[PATH_MAX + 4], ctl[PATH_MAX + sizeof(CTL_NAME) + 1];
+	struct stat st, pst;
+
+	snprintf(up, sizeof(up), "%s/..", dir);
+	snprintf(ctl, sizeof(ctl), "%s/%s", strcmp(dir, "/") ? dir : "", CTL_NAME);
+	if (stat(dir, &st) < 0 || stat(up, &pst) < 0)
+		return false;
+	if (st.st_dev == pst.st_dev && st.st_ino != pst.st_ino)
+		return false;
+	return lstat(ctl, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/*
+ * @arg made absolute with symlinks resolved, into @out (PATH_MAX): by
+ * realpath, or, when its last component cannot be reached (a session that
+ * does not exist, a file of a locked session), realpath of its directory
+ * and the name as given. 0 or an exit code.
+ */
+static int absolute(const char *arg, char *out)
+{
+	char copy[PATH_MAX], name[PATH_MAX], *real = realpath(arg, NULL), *dir;
+	int err = errno;
 	size_t len = strlen(arg);
 
-	if (len == 0 || len >= sizeof(copy))
-		return die(EX_USAGE, "bad session directory '%s'", arg);
+	if (real) {
+		snprintf(out, PATH_MAX, "%s", real);
+		free(real);
+		return EX_OK;
+	}
 	memcpy(copy, arg, len + 1);
 	while (len > 1 && copy[len - 1] == '/')
 		copy[--len] = '\0';
-	base = basename(copy);
-	if (snprintf(t->id, sizeof(t->id), "%s", base) >= (int)sizeof(t->id) ||
-	    !sfs_id_valid(t->id)) {
-		memcpy(copy, arg, strlen(arg) + 1);
-		return die(EX_NOSESSION, "%s: no such session (ids look like INC-3f2a)", arg);
-	}
-	memcpy(copy, arg, strlen(arg) + 1);
-	while (strlen(copy) > 1 && copy[strlen(copy) - 1] == '/')
-		copy[strlen(copy) - 1] = '\0';
+	snprintf(name, sizeof(name), "%s", basename(copy));
 	dir = dirname(copy);
-	real = realpath(dir, NULL);
+	real = strcmp(name, ".") && strcmp(name, "..") ? realpath(dir, NULL) : NULL;
 	if (!real)
-		return die(EX_NOTMOUNT, "%s is not in a sessionfs mount: %s", arg, strerror(errno));
-	snprintf(parent, sizeof(parent), "%s", real);
+		return die(EX_NOTMOUNT, "%s is not in a sessionfs mount: %s", arg, strerror(err));
+	len = (size_t)snprintf(out, PATH_MAX, "%s/%s", strcmp(real, "/") ? real : "", name);
 	free(real);
-	base = basename(parent);
-	if (strcmp(base, "sessions") == 0)
-		t->where = "sessions";
-	else if (strcmp(base, "archive") == 0)
-		t->where = "archive";
+	return len < PATH_MAX ? EX_OK : die(EX_USAGE, "%s: path too long", arg);
+}
+
+/*
+ * The session @arg names or is in: MOUNTPOINT/{sessions,archive}/ID, or any
+ * path inside one (".", a file, a subdirectory), so that `sessionctl lock .`
+ * works from within a session. The mount is the nearest directory above
+ * that is a sessionfs mount's root. 0 with @t filled, or an exit code.
+ */
+static int resolve(const char *arg, struct target *t)
+{
+	char path[PATH_MAX], *slash, *rel, *end;
+	size_t idlen;
+	int rc;
+
+	if (!*arg || strlen(arg) >= PATH_MAX)
+		return die(EX_USAGE, "bad session directory '%s'", arg);
+	rc = absolute(arg, path);
+	if (rc)
+		return rc;
+	/* Walk up to the mount root. */
+	snprintf(t->mnt, sizeof(t->mnt), "%s", path);
+	while (!mount_root(t->mnt)) {
+		slash = strrchr(t->mnt, '/');
+		if (!slash || slash == t->mnt)
+			return die(EX_NOTMOUNT, "%s is not in a sessionfs mount", arg);
+		*slash = '\0';
+	}
+	rel = path + strlen(t->mnt);
+	if (strncmp(rel, "/" SFS_SESSIONS_DIR "/", sizeof(SFS_SESSIONS_DIR) + 1) == 0)
+		t->where = SFS_SESSIONS_DIR;
+	else if (strncmp(rel, "/" SFS_ARCHIVE_DIR "/", sizeof(SFS_ARCHIVE_DIR) + 1) == 0)
+		t->where = SFS_ARCHIVE_DIR;
 	else
-		return die(EX_NOTMOUNT, "%s is not a session directory of a sessionfs mount", arg);
-	snprintf(t->mnt, sizeof(t->mnt), "%s", dirname(parent));
+		return die(EX_NOSESSION,
+			   "%s is not in a session of the sessionfs mount %s (want "
+			   "MOUNTPOINT/sessions/INC-xxxx or a path in it)",
+			   arg, t->mnt);
+	rel += strlen(t->where) + 2;
+	end = strchr(rel, '/');
+	idlen = end ? (size_t)(end - rel) : strlen(rel);
+	if (idlen < sizeof(t->id)) {
+		memcpy(t->id, rel, idlen);
+		t->id[idlen] = '\0';
+	}
+	if (idlen >= sizeof(t->id) || !sfs_id_valid(t->id))
+		return die(EX_NOSESSION, "%s: no such session (ids look like INC-3f2a)", arg);
 	return EX_OK;
 }
 
@@ -468,8 +553,16 @@ static int cmd_list(int argc, char **argv)
 		json_get_alloc_funcs(NULL, &f);
 		f(text);
 	} else {
-		printf("%-20s %-8s %-8s %-9s %-20s %-20s %8s %10s  %s\n", "ID", "WHERE", "STATE",
-		       "STATUS", "CREATED", "UPDATED", "EVENTS", "SIZE", "NAME");
+		/* STATE is wide enough for "unlocked elsewhere" only when a row says so. */
+		int sw = 8;
+
+		json_array_foreach(arr, i, s)
+		{
+			if (json_is_true(json_object_get(s, "unlocked_elsewhere")))
+				sw = 18;
+		}
+		printf("%-20s %-8s %-*s %-9s %-20s %-20s %8s %10s  %s\n", "ID", "WHERE", sw,
+		       "STATE", "STATUS", "CREATED", "UPDATED", "EVENTS", "SIZE", "NAME");
 		json_array_foreach(arr, i, s) {
 			const char *st = json_string_value(json_object_get(s, "status"));
 			const char *cr = json_string_value(json_object_get(s, "created"));
@@ -482,10 +575,13 @@ static int cmd_list(int argc, char **argv)
 				snprintf(evs, sizeof(evs), "%lld", (long long)json_integer_value(ev));
 			if (json_is_integer(sz))
 				snprintf(szs, sizeof(szs), "%lld", (long long)json_integer_value(sz));
-			printf("%-20s %-8s %-8s %-9s %-20s %-20s %8s %10s  %s\n",
+			printf("%-20s %-8s %-*s %-9s %-20s %-20s %8s %10s  %s\n",
 			       json_string_value(json_object_get(s, "id")),
-			       json_string_value(json_object_get(s, "where")),
-			       json_is_true(json_object_get(s, "locked")) ? "locked" : "unlocked",
+			       json_string_value(json_object_get(s, "where")), sw,
+			       json_is_true(json_object_get(s, "unlocked_elsewhere"))
+				       ? "unlocked elsewhere"
+			       : json_is_true(json_object_get(s, "locked")) ? "locked"
+									    : "unlocked",
 			       st ? st : "-", cr ? cr : "-", up ? up : "-", evs, szs, nm ? nm : "");
 		}
 	}
@@ -519,6 +615,12 @@ static int cmd_passwd(int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		return die(EX_USAGE, "%s: wrong number of arguments (see sessionctl --help)", argv[0]);
+	/* Each is read from the first line of its file: one standard input cannot give both. */
+	if (file && newfile && strcmp(file, "-") == 0 && strcmp(newfile, "-") == 0)
+		return die(EX_USAGE,
+			   "%s: --password-file and --new-password-file cannot both be "
+			   "- (standard input)",
+			   argv[0]);
 	rc = resolve(argv[optind], &t);
 	if (rc)
 		return rc;
@@ -599,7 +701,7 @@ int main(int argc, char **argv)
 	};
 
 	if (argc < 2)
-		return die(EX_USAGE, "%s: wrong number of arguments (see sessionctl --help)", argv[0]);
+		return die(EX_USAGE, "missing command (see sessionctl --help)");
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
 		return usage(stdout), EX_OK;
 	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)

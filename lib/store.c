@@ -312,6 +312,25 @@ void sfs_store_session_release(int lockfd)
 		close(lockfd);
 }
 
+int sfs_store_session_trylock(int cfd, int *lockfd)
+{
+	*lockfd = -1;
+	return take_lock(cfd, lockfd, 0);
+}
+
+int sfs_store_session_held(int cfd)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	int fd = openat(cfd, SFS_LOCK_NAME, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), rc;
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : sfs_neg_errno();
+	/* F_OFD_GETLK: what a write lock would conflict with, taking nothing. */
+	rc = fcntl(fd, F_OFD_GETLK, &fl) < 0 ? sfs_neg_errno() : fl.l_type != F_UNLCK;
+	close(fd);
+	return rc;
+}
+
 /* Fill the new container @cfd; on success *keys holds the session keys. */
 static int populate(int cfd, const struct sfs_new_session *ns, struct sfs_keys **keys)
 {

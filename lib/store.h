@@ -92,6 +92,21 @@ int sfs_store_session_passwd(int cfd, const char *old, size_t oldlen, const char
 /* Release a session's busy lock (close). Accepts -1. */
 void sfs_store_session_release(int lockfd);
 
+/*
+ * Take the busy lock of container @cfd without waiting, to do something
+ * (move it) that no other mount may see half done: 0 with *lockfd (give it
+ * back with sfs_store_session_release), -EBUSY if it is unlocked elsewhere.
+ */
+int sfs_store_session_trylock(int cfd, int *lockfd);
+
+/*
+ * Is the busy lock of container @cfd held by an open file description other
+ * than any of the caller's (another mount: its OFD lock is visible from
+ * every machine that shares the store's locks)? 1 yes, 0 no, -errno.
+ * A session unlocked by the caller itself also answers 1.
+ */
+int sfs_store_session_held(int cfd);
+
 /* events.jsonl as unlock found it: where the log ends, its size and lines. */
 struct sfs_events_state {
 	unsigned char id[SFS_ID_BYTES]; /* the log's file id */

@@ -49,6 +49,7 @@ int main(int argc, char **argv)
 	char why[512];
 	int c, rc;
 
+	opterr = 0; /* the messages are ours: "mkfs.sessionfs: ..." */
 	while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k':
@@ -78,12 +79,18 @@ int main(int argc, char **argv)
 			printf("mkfs.sessionfs %s\n", SFS_VERSION);
 			return EXIT_OK;
 		default:
-			usage(stderr);
+			fprintf(stderr,
+				"mkfs.sessionfs: unknown option or missing argument in '%s' (see "
+				"mkfs.sessionfs --help)\n",
+				argv[optind - 1]);
 			return EXIT_USAGE;
 		}
 	}
 	if (optind != argc - 1) {
-		usage(stderr);
+		fprintf(stderr,
+			"mkfs.sessionfs: want one argument, STORE; got %d (see mkfs.sessionfs "
+			"--help)\n",
+			argc - optind);
 		return EXIT_USAGE;
 	}
 	if (sfs_crypto_init() < 0) {

@@ -501,6 +501,50 @@ print(data.decode(), end="")
                     self.assertGreater(st.st_ctime_ns, before.st_ctime_ns)
                     self.assertLessEqual(st.st_mtime_ns, after.st_mtime_ns)
 
+    def test_chmod_chown_move_ctime(self):
+        """pjdfstest chmod/00.t and chown/00.t: chmod and chown move ctime and
+        leave mtime, for every kind of node, directories too, as ext4 does
+        (a chmod to the same mode included). chown(-1, -1) is left out: POSIX
+        lets it leave the times, and FUSE sends no change for it."""
+        self.maxDiff = None
+        old = 1_000_000_000_000_000_000
+        ops = {
+            "chmod": lambda p: os.chmod(p, 0o751, follow_symlinks=False),
+            "chmod same": lambda p: os.chmod(p, 0o751, follow_symlinks=False),
+            "chown": lambda p: os.chown(p, 4242, 4343, follow_symlinks=False),
+            "chgrp": lambda p: os.chown(p, -1, 4444, follow_symlinks=False),
+        }
+        seen = []
+        for base in self.sides():
+            self.make_all(base)
+            os.mkdir(os.path.join(base, "dir"))
+            got = {}
+            for name in ("dir", "fifo", "chr", "blk", "sockn", "sock", "reg", "f", "short",
+                         "long"):
+                p = os.path.join(base, name)
+                for what, op in ops.items():
+                    if what.startswith("chmod") and os.path.islink(p):
+                        continue  # a symlink's mode cannot be changed (EOPNOTSUPP)
+                    os.utime(p, ns=(old, old), follow_symlinks=False)
+                    before = os.lstat(p)
+                    time.sleep(0.02)
+                    op(p)
+                    after = os.lstat(p)
+                    got[(name, what)] = (after.st_ctime_ns > before.st_ctime_ns,
+                                         after.st_mtime_ns == old)
+            seen.append(got)
+        native, session = seen
+        diff = {k: (native[k], v) for k, v in session.items() if v != native[k]}
+        self.assertEqual(diff, {}, "(native, session) where they differ")
+        # ext4 moves ctime on each, mtime on none
+        self.assertTrue(all(v == (True, True) for v in native.values()), native)
+        # the session's own directory too
+        before = os.stat(self.d)
+        time.sleep(0.02)
+        os.chmod(self.d, 0o750)
+        self.assertGreater(os.stat(self.d).st_ctime_ns, before.st_ctime_ns)
+        self.assertEqual(os.stat(self.d).st_mtime_ns, before.st_mtime_ns)
+
     def bind(self, path):
         s = socket.socket(socket.AF_UNIX)
         dfd = os.open(os.path.dirname(path), os.O_PATH)
@@ -647,12 +691,13 @@ print(data.decode(), end="")
         doc = sfs.read_file(meta)
         # events.jsonl and metadata.json exist: EEXIST from the kernel.
         self.assertEqual(err(os.mkfifo, os.path.join(self.d, "events.jsonl")), "EEXIST")
-        # No FIFO, device or symlink replaces metadata.json by rename.
+        # No FIFO, device or symlink replaces metadata.json by rename (EPERM, as
+        # every rename refused over it: EINVAL would read "into a subdirectory").
         os.mkfifo(os.path.join(self.d, "fifo"))
-        self.assertEqual(err(os.rename, os.path.join(self.d, "fifo"), meta), "EINVAL")
+        self.assertEqual(err(os.rename, os.path.join(self.d, "fifo"), meta), "EPERM")
         self.assertEqual(sfs.read_file(meta), doc)
         os.symlink(long_target(3500, "metadata.json"), os.path.join(self.d, "ln"))
-        self.assertEqual(err(os.rename, os.path.join(self.d, "ln"), meta), "EINVAL")
+        self.assertEqual(err(os.rename, os.path.join(self.d, "ln"), meta), "EPERM")
         self.assertEqual(sfs.read_file(meta), doc)
         # Deeper in the tree the names are ordinary.
         os.mkdir(os.path.join(self.d, "sub"))

@@ -1,4 +1,5 @@
 """Two mounts of one store: a session unlocked in one is busy in the other."""
+import errno
 import os
 import unittest
 
@@ -60,6 +61,95 @@ class TwoMountsTest(unittest.TestCase):
         self.e.lock(self.b, s2)
         self.e.unlock(self.a, s2)
         self.assertEqual(sfs.read_file(os.path.join(self.a.sdir(s2), "b")), b"B")
+
+    def test_list_says_unlocked_elsewhere(self):
+        sid = self.e.new(self.a)
+        other = self.e.new(self.a)
+        self.e.lock(self.a, other)
+        by_id = {s["id"]: s for s in self.e.list(self.b)}
+        # locked here (nothing of it is reachable in B), unlocked in A
+        self.assertIs(by_id[sid]["locked"], True)
+        self.assertIs(by_id[sid].get("unlocked_elsewhere"), True, by_id[sid])
+        self.assertNotIn("unlocked_elsewhere", by_id[other])
+        # A, which has it unlocked itself, says unlocked, not elsewhere
+        by_id_a = {s["id"]: s for s in self.e.list(self.a)}
+        self.assertIs(by_id_a[sid]["locked"], False)
+        self.assertNotIn("unlocked_elsewhere", by_id_a[sid])
+        r = self.e.ctl("list", self.b.mnt)
+        self.assertEqual(r.rc, 0, r)
+        [line] = [ln for ln in r.out.splitlines() if sid in ln]
+        self.assertIn("unlocked elsewhere", line)
+        [line] = [ln for ln in r.out.splitlines() if other in ln]
+        self.assertRegex(line, r"\blocked\b")
+        self.assertNotIn("elsewhere", line)
+        # once A locks it, B lists it as plainly locked
+        self.e.lock(self.a, sid)
+        by_id = {s["id"]: s for s in self.e.list(self.b)}
+        self.assertNotIn("unlocked_elsewhere", by_id[sid])
+
+    def test_no_archive_while_unlocked_elsewhere(self):
+        sid = self.e.new(self.a)
+        sfs.write_file(os.path.join(self.a.sdir(sid), "f.txt"), "in A\n")
+        arch = os.path.join(self.b.mnt, "archive", sid)
+        with self.assertRaises(OSError) as cm:
+            os.rename(self.b.sdir(sid), arch)
+        self.assertEqual(cm.exception.errno, errno.EBUSY)
+        r = sfs.run(["mv", self.b.sdir(sid), os.path.join(self.b.mnt, "archive")])
+        self.assertNotEqual(r.rc, 0, r)
+        self.assertIn("busy", r.err)
+        self.assertEqual(os.listdir(os.path.join(self.b.mnt, "archive")), [])
+        self.assertEqual(sfs.read_file(os.path.join(self.a.sdir(sid), "f.txt")), b"in A\n")
+        # A itself may archive it, unlocked or not, and B may once A has locked it
+        os.rename(self.a.sdir(sid), os.path.join(self.a.mnt, "archive", sid))
+        self.assertEqual(sfs.read_file(os.path.join(self.a.mnt, "archive", sid, "f.txt")),
+                         b"in A\n")
+        os.rename(os.path.join(self.a.mnt, "archive", sid), self.a.sdir(sid))
+        self.e.lock(self.a, sid)
+        os.rename(self.b.sdir(sid), arch)
+        self.assertEqual(os.listdir(os.path.join(self.b.mnt, "archive")), [sid])
+        # ...and, archived, it unlocks in A from its new place
+        r = self.e.ctl("unlock", os.path.join(self.a.mnt, "archive", sid),
+                       password=sfs.PASSWORD)
+        self.assertEqual(r.rc, 0, r)
+        with self.assertRaises(OSError) as cm:
+            os.rename(arch, self.b.sdir(sid))
+        self.assertEqual(cm.exception.errno, errno.EBUSY)
+
+
+class StackedMountTest(unittest.TestCase):
+    def test_second_mount_on_a_mountpoint_refused(self):
+        e = sfs.Env()
+        self.addCleanup(e.cleanup)
+        m = e.mount()
+        # (before the fix a second mount stacked: undo every one, last first)
+        self.addCleanup(lambda: [sfs.umount(m.mnt) for _ in range(4)])
+        sid = e.new(m)
+        for mnt in (m.mnt, m.mnt + "/", m.mnt + "/sessions/.."):
+            r = sfs.run([sfs.SESSIONFS, e.store, mnt])
+            self.assertEqual(r.rc, 6, r)
+            self.assertTrue(r.err.startswith("sessionfs: "), r.err)
+            self.assertIn("mounted there already", r.err)
+        # another store on the same place: refused all the same
+        other = e.path("store2")
+        sfs.mkfs(other)
+        r = sfs.run([sfs.SESSIONFS, other, m.mnt])
+        self.assertEqual(r.rc, 6, r)
+        with open("/proc/self/mountinfo") as f:
+            tops = [ln for ln in f if ln.split()[4] == m.mnt]
+        self.assertEqual(len(tops), 1, tops)
+        # so lock --all reaches the one mount there is
+        r = e.ctl("lock", "--all", m.mnt)
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn("locked 1 sessions", r.out)
+        with self.assertRaises(PermissionError):
+            os.listdir(m.sdir(sid))
+        # a mountpoint with a space in its name is found too
+        spaced = e.path("mount point")
+        os.mkdir(spaced)
+        m2 = e.mount(mnt=spaced)
+        r = sfs.run([sfs.SESSIONFS, e.store, spaced])
+        self.assertEqual(r.rc, 6, r)
+        e.assert_umount(m2)
 
 
 if __name__ == "__main__":
