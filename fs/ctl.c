@@ -83,11 +83,37 @@ static const char *str(json_t *req, const char *key, size_t *len)
 	return json_string_value(v);
 }
 
+/*
+ * Add how session @id (in sessions/ or archive/ by @where) keeps its key to
+ * @o: "kdf" (its Argon2id level, or "custom"), "opslimit", "memlimit" and
+ * the content "cipher", as its key file says. Nothing if that is unreadable.
+ */
+static void add_params(json_t *o, const char *id, int where)
+{
+	struct sfs_session_params p;
+	int cfd, rc;
+
+	if (!o || where < 0 || where > 1)
+		return;
+	cfd = openat(sfs->topfd[where], id, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (cfd < 0)
+		return;
+	rc = sfs_store_session_params(cfd, &p);
+	close(cfd);
+	if (rc < 0)
+		return;
+	json_object_set_new(o, "kdf", json_string(p.kdf ? sfs_kdf_level_name(p.kdf) : "custom"));
+	json_object_set_new(o, "opslimit", json_integer((json_int_t)p.opslimit));
+	json_object_set_new(o, "memlimit", json_integer((json_int_t)p.memlimit));
+	json_object_set_new(o, "cipher", json_string(sfs_cipher_name(p.cipher)));
+}
+
 static json_t *do_new(json_t *req)
 {
 	char id[SFS_SESSION_ID_MAX + 1];
 	const char *pw, *name = str(req, "name", NULL), *want = str(req, "id", NULL);
 	size_t pwlen = 0;
+	json_t *resp;
 	int rc;
 
 	pw = str(req, "password", &pwlen);
@@ -96,7 +122,9 @@ static json_t *do_new(json_t *req)
 	rc = sfs_session_create(want, name ? name : "", pw, pwlen, id);
 	if (rc < 0)
 		return fail(rc);
-	return json_pack("{s:b, s:s}", "ok", 1, "id", id);
+	resp = json_pack("{s:b, s:s}", "ok", 1, "id", id);
+	add_params(resp, id, sfs_session_where(id));
+	return resp;
 }
 
 static json_t *do_unlock(json_t *req)
@@ -175,6 +203,8 @@ static void list_one(const char *id, int where, void *arg)
 		json_object_set_new(o, "events", json_integer((json_int_t)ev.lines));
 		json_object_set_new(o, "events_bytes", json_integer((json_int_t)ev.size));
 	}
+	if (!locked)
+		add_params(o, id, where);
 	json_array_append_new(arg, o);
 }
 

@@ -444,8 +444,10 @@ int main(int argc, char **argv)
 	 */
 	setid.allow_dev = setid.allow_dev && !setid.nodev;
 	setid.allow_suid = setid.allow_suid && !setid.nosuid;
-	if (asprintf(&fsname, "fsname=%s,subtype=sessionfs", sfs->store_path) < 0 ||
+	/* Only the store path is escaped: subtype must stay an option of its own. */
+	if (asprintf(&fsname, "fsname=%s", sfs->store_path) < 0 ||
 	    fuse_opt_add_opt_escaped(&optstr, fsname) < 0 ||
+	    fuse_opt_add_opt(&optstr, "subtype=sessionfs") < 0 ||
 	    (add_dp && fuse_opt_add_opt(&optstr, "default_permissions") < 0) ||
 	    fuse_opt_add_opt(&optstr, setid.allow_dev ? "dev" : "nodev") < 0 ||
 	    fuse_opt_add_opt(&optstr, setid.allow_suid ? "suid" : "nosuid") < 0 ||

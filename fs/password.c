@@ -1,15 +1,103 @@
 /*
  * password.c - password input for sessionctl; see password.h.
+ *
+ * While echo is off, a signal that would end or stop the process (Ctrl-C,
+ * Ctrl-\, Ctrl-Z, kill, a hangup) first puts the terminal back as it was,
+ * then takes its default action; after a stop and SIGCONT in the
+ * foreground, echo goes off again and the prompt is shown again.
  */
 #include "password.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <termios.h>
 #include <unistd.h>
+
+/* The signals caught while echo is off; the last three stop the process. */
+static const int caught[] = {
+	SIGINT,	 SIGTERM, SIGHUP,  SIGQUIT, SIGALRM, SIGPIPE,
+	SIGUSR1, SIGUSR2, SIGTSTP, SIGTTIN, SIGTTOU,
+};
+#define N_CAUGHT (sizeof(caught) / sizeof(caught[0]))
+
+/* What the handler needs; set before the handlers go in, read only by it. */
+static struct {
+	int tty;
+	const char *prompt;
+	struct termios old, quiet;
+	struct sigaction saved[N_CAUGHT];
+	bool installed[N_CAUGHT];
+	volatile sig_atomic_t active; /* echo is meant to be off right now */
+} echo_off;
+
+static void on_signal(int sig);
+
+static void set_handler(int sig)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESTART;
+	/* Block the others meanwhile: also SIGTTOU, so tcsetattr works in the background. */
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < N_CAUGHT; i++)
+		sigaddset(&sa.sa_mask, caught[i]);
+	sigaction(sig, &sa, NULL);
+}
+
+/* Only async-signal-safe calls here. */
+static void on_signal(int sig)
+{
+	int saved_errno = errno;
+	struct sigaction dfl;
+	sigset_t just;
+
+	tcsetattr(echo_off.tty, TCSANOW, &echo_off.old);
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	sigemptyset(&dfl.sa_mask);
+	sigaction(sig, &dfl, NULL);
+	sigemptyset(&just);
+	sigaddset(&just, sig);
+	/* Now, with the default action: it ends or stops the process here. */
+	raise(sig);
+	sigprocmask(SIG_UNBLOCK, &just, NULL);
+	/* Continued after a stop: hide the typing again, if we are in the foreground. */
+	set_handler(sig);
+	if (echo_off.active && tcgetpgrp(echo_off.tty) == getpgrp()) {
+		tcsetattr(echo_off.tty, TCSANOW, &echo_off.quiet);
+		if (write(echo_off.tty, echo_off.prompt, strlen(echo_off.prompt)) < 0) {
+			/* nothing to be done in a handler */
+		}
+	}
+	errno = saved_errno;
+}
+
+/* Catch what would leave the terminal without echo; not what was ignored. */
+static void catch_signals(void)
+{
+	for (size_t i = 0; i < N_CAUGHT; i++) {
+		echo_off.installed[i] = false;
+		if (sigaction(caught[i], NULL, &echo_off.saved[i]) < 0 ||
+		    echo_off.saved[i].sa_handler == SIG_IGN)
+			continue;
+		set_handler(caught[i]);
+		echo_off.installed[i] = true;
+	}
+}
+
+static void release_signals(void)
+{
+	for (size_t i = 0; i < N_CAUGHT; i++)
+		if (echo_off.installed[i])
+			sigaction(caught[i], &echo_off.saved[i], NULL);
+}
 
 /* Read one line from @fd into @buf (cap bytes), without the newline. */
 static int read_line(int fd, char *buf, size_t cap, size_t *len)
@@ -48,11 +136,23 @@ static int ask(int tty, const char *prompt, char *buf, size_t cap, size_t *len)
 	quiet = old;
 	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
 	quiet.c_lflag |= ICANON;
+	echo_off.tty = tty;
+	echo_off.prompt = prompt;
+	echo_off.old = old;
+	echo_off.quiet = quiet;
+	catch_signals();
+	echo_off.active = 1;
 	/* TCSANOW, not TCSAFLUSH: keep what was typed ahead of the prompt. */
-	if (write(tty, prompt, strlen(prompt)) < 0 || tcsetattr(tty, TCSANOW, &quiet) < 0)
+	if (write(tty, prompt, strlen(prompt)) < 0 || tcsetattr(tty, TCSANOW, &quiet) < 0) {
+		echo_off.active = 0;
+		tcsetattr(tty, TCSANOW, &old);
+		release_signals();
 		return -ENOTTY;
+	}
 	rc = read_line(tty, buf, cap, len);
+	echo_off.active = 0;
 	tcsetattr(tty, TCSANOW, &old);
+	release_signals();
 	if (write(tty, "\n", 1) < 0)
 		rc = rc ? rc : -EIO;
 	return rc;

@@ -5,7 +5,10 @@
  * Knows the control protocol, paths of a mount and exit codes; nothing of
  * crypto or the store format. Passwords never come from argv or the
  * environment and are wiped after use (jansson frees through a wiping
- * allocator).
+ * allocator). Before a request leaves, the mount is proven to be a
+ * sessionfs daemon's, mounted by the caller or root (mount_open, ctl_open):
+ * no password goes to a file, FIFO or FUSE mount that merely sits at the
+ * path given. sessionctl never dumps core.
  */
 #include "password.h"
 #include "store.h"
@@ -17,12 +20,17 @@
 #include <jansson.h>
 #include <libgen.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 /* Exit codes (doc/exit-codes.md). */
@@ -42,7 +50,17 @@ enum {
 };
 
 #define CTL_NAME ".sessionfs"
+#define CTL_MODE 0600 /* the control file's mode, as the daemon shows it */
+#define FSTYPE "fuse.sessionfs"
 #define RESPONSE_MAX (4 << 20)
+
+/* A mount proven to be served by a sessionfs daemon of the caller or root. */
+struct mount {
+	int fd; /* O_PATH descriptor of the mount's root directory */
+	dev_t dev; /* the mount's device */
+	uid_t owner; /* who mounted it (the kernel's user_id=): the caller or 0 */
+	const char *arg; /* the path as given, for messages */
+};
 
 /* A session named on the command line. */
 struct target {
@@ -93,58 +111,233 @@ static int bad_option(char **argv, int c)
 		   argv[0], argv[optind - 1]);
 }
 
-/*
- * Say why @mnt, whose control file could not be opened (@err), is not a
- * mount to talk to; EX_NOTMOUNT. A missing control file in a directory is
- * not "No such file or directory": the directory is there, it is no mount.
- */
-static int not_a_mount(const char *mnt, int err)
-{
-	char conf[PATH_MAX + sizeof(SFS_CONF_NAME) + 1];
-	struct stat st;
+static int not_mount(const char *arg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-	if (stat(mnt, &st) < 0)
-		return die(EX_NOTMOUNT, "%s: %s", mnt, strerror(errno));
-	if (!S_ISDIR(st.st_mode))
-		return die(EX_NOTMOUNT, "%s is not a sessionfs mount (not a directory)", mnt);
-	if (err != ENOENT)
-		return die(EX_NOTMOUNT, "cannot reach the sessionfs daemon at %s: %s", mnt,
-			   strerror(err));
-	snprintf(conf, sizeof(conf), "%s/%s", mnt, SFS_CONF_NAME);
-	if (lstat(conf, &st) == 0)
-		return die(EX_NOTMOUNT,
-			   "%s is a sessionfs store, not a mount (mount it with "
-			   "sessionfs STORE MOUNTPOINT and give the mountpoint)",
-			   mnt);
-	return die(EX_NOTMOUNT, "%s is not a sessionfs mount", mnt);
+/* "sessionctl: ARG: not a sessionfs mount: WHY"; EX_NOTMOUNT. */
+static int not_mount(const char *arg, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "sessionctl: %s: not a sessionfs mount: ", arg);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return EX_NOTMOUNT;
 }
 
-/* Open the control file of mount @mnt: fd or an exit code (negated). */
-static int ctl_open(const char *mnt)
+/* Undo mountinfo's octal escapes (\040 space, \011, \012, \134) in place. */
+static void unescape(char *s)
 {
-	char path[PATH_MAX];
+	char *o = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 3;
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = '\0';
+}
+
+/* What the kernel's mount table says of one mount. */
+struct mount_entry {
+	char fstype[64];
+	bool whole; /* it mounts the root of its file system, not a part */
+	long long user_id; /* -1 if the super options name none */
+};
+
+/*
+ * Look up the mount at @path (canonical) with device @dev, and mount id
+ * @mnt_id if not 0, in /proc/self/mountinfo: the kernel's word, which no
+ * FUSE daemon can bend. 0 found; -ENOENT none; other -errno.
+ */
+static int find_mount(const char *path, dev_t dev, uint64_t mnt_id, struct mount_entry *e)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL;
+	size_t cap = 0;
+	int rc = -ENOENT;
+
+	if (!f)
+		return -errno;
+	while (getline(&line, &cap, f) > 0) {
+		char *field[6], *save = NULL, *tok, *fstype = NULL, *super = NULL;
+		unsigned long long id;
+		unsigned int maj, min;
+		int n = 0;
+
+		line[strcspn(line, "\n")] = '\0';
+		for (tok = strtok_r(line, " ", &save); tok && n < 6;
+		     tok = strtok_r(NULL, " ", &save))
+			field[n++] = tok;
+		/* Optional fields up to "-", then fstype, source, super options. */
+		while (tok && strcmp(tok, "-") != 0)
+			tok = strtok_r(NULL, " ", &save);
+		if (tok)
+			fstype = strtok_r(NULL, " ", &save);
+		if (fstype && strtok_r(NULL, " ", &save))
+			super = strtok_r(NULL, " ", &save);
+		if (n < 6 || !super || sscanf(field[0], "%llu", &id) != 1 ||
+		    sscanf(field[2], "%u:%u", &maj, &min) != 2)
+			continue;
+		unescape(field[3]);
+		unescape(field[4]);
+		if (maj != major(dev) || min != minor(dev) || strcmp(field[4], path) != 0 ||
+		    (mnt_id && id != mnt_id))
+			continue;
+		snprintf(e->fstype, sizeof(e->fstype), "%s", fstype);
+		e->whole = strcmp(field[3], "/") == 0;
+		e->user_id = -1;
+		for (tok = strtok_r(super, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+			if (strncmp(tok, "user_id=", 8) == 0)
+				e->user_id = strtoll(tok + 8, NULL, 10);
+		rc = 0; /* the last match is the one on top */
+	}
+	free(line);
+	fclose(f);
+	return rc;
+}
+
+/*
+ * Prove that @arg is the root of a sessionfs mount whose daemon runs for the
+ * caller or root, and open it (O_PATH: nothing reaches a daemon's open).
+ * The file system type comes from fstatfs and the mount table, both the
+ * kernel's; owner and mode reported by a FUSE daemon could be lies. 0 with
+ * *m set (mount_close it), or an exit code after saying why.
+ */
+static int mount_open(const char *arg, struct mount *m)
+{
+	struct mount_entry e;
+	struct statx stx;
+	struct statfs sfs;
+	struct stat st;
+	uint64_t mnt_id = 0;
+	uid_t me = getuid();
+	char *real;
+	int rc;
+
+	m->fd = -1;
+	m->arg = arg;
+	real = realpath(arg, NULL);
+	if (real)
+		m->fd = open(real, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (m->fd < 0 || fstat(m->fd, &st) < 0 || fstatfs(m->fd, &sfs) < 0) {
+		/* Another user's FUSE mount without allow_other refuses even stat. */
+		if (errno == EACCES || errno == EPERM)
+			rc = die(EX_PERM,
+				 "cannot control %s: permission denied (only the mounting "
+				 "user and root may)",
+				 arg);
+		else
+			rc = not_mount(arg, "%s", strerror(errno));
+		goto fail;
+	}
+	m->dev = st.st_dev;
+	if (sfs.f_type != FUSE_SUPER_MAGIC) {
+		/* A store given for its mountpoint is the likely mistake: say so. */
+		if (faccessat(m->fd, SFS_CONF_NAME, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+			rc = not_mount(arg, "a sessionfs store, not a mount (mount it with "
+					    "sessionfs STORE MOUNTPOINT and give the mountpoint)");
+		else
+			rc = not_mount(arg, "not a FUSE file system");
+		goto fail;
+	}
+	if (statx(m->fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &stx) == 0) {
+		if ((stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) &&
+		    !(stx.stx_attributes & STATX_ATTR_MOUNT_ROOT)) {
+			rc = not_mount(arg, "not the root of a mount");
+			goto fail;
+		}
+		if (stx.stx_mask & STATX_MNT_ID)
+			mnt_id = stx.stx_mnt_id;
+	}
+	rc = find_mount(real, st.st_dev, mnt_id, &e);
+	if (rc < 0) {
+		rc = not_mount(arg, "%s",
+			       rc == -ENOENT ? "no such mount in /proc/self/mountinfo"
+					     : strerror(-rc));
+		goto fail;
+	}
+	if (strcmp(e.fstype, FSTYPE) != 0) {
+		rc = not_mount(arg, "a %s mount, not %s", e.fstype, FSTYPE);
+		goto fail;
+	}
+	if (!e.whole) {
+		rc = not_mount(arg, "a bind mount of a part of a file system");
+		goto fail;
+	}
+	if (e.user_id != (long long)me && e.user_id != 0) {
+		rc = not_mount(arg, "mounted by uid %lld, not by you (uid %u) or root", e.user_id,
+			       (unsigned int)me);
+		goto fail;
+	}
+	m->owner = (uid_t)e.user_id;
+	free(real);
+	return EX_OK;
+fail:
+	free(real);
+	if (m->fd >= 0)
+		close(m->fd);
+	m->fd = -1;
+	return rc;
+}
+
+static void mount_close(struct mount *m)
+{
+	if (m->fd >= 0)
+		close(m->fd);
+	m->fd = -1;
+}
+
+/*
+ * Open the control file of the proven mount @m, never through a symlink,
+ * and check it is what the daemon shows (doc/control.md): a regular file of
+ * mode 0600, owned by the mount's owner, on the mount's own device. The fd,
+ * or an exit code (negated).
+ */
+static int ctl_open(const struct mount *m)
+{
+	struct statfs sfs;
+	struct stat st;
 	int fd;
 
-	if (snprintf(path, sizeof(path), "%s/%s", mnt, CTL_NAME) >= (int)sizeof(path))
-		return -die(EX_NOTMOUNT, "%s: path too long", mnt);
-	fd = open(path, O_RDWR | O_CLOEXEC);
-	if (fd >= 0)
-		return fd;
-	if (errno == EACCES || errno == EPERM)
-		return -die(EX_PERM, "cannot control %s: permission denied (only the mounting "
-				     "user and root may)",
-			    mnt);
-	return -not_a_mount(mnt, errno);
+	fd = openat(m->fd, CTL_NAME, O_RDWR | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0 && (errno == EACCES || errno == EPERM))
+		return -die(EX_PERM,
+			    "cannot control %s: permission denied (only the mounting "
+			    "user and root may)",
+			    m->arg);
+	if (fd < 0)
+		return -not_mount(m->arg, "%s: %s", CTL_NAME,
+				  errno == ELOOP ? "a symbolic link" : strerror(errno));
+	if (fstat(fd, &st) < 0 || fstatfs(fd, &sfs) < 0) {
+		close(fd);
+		return -not_mount(m->arg, "%s: %s", CTL_NAME, strerror(errno));
+	}
+	if (!S_ISREG(st.st_mode) || (st.st_mode & 07777) != CTL_MODE || st.st_uid != m->owner ||
+	    st.st_dev != m->dev || sfs.f_type != FUSE_SUPER_MAGIC) {
+		close(fd);
+		return -not_mount(m->arg,
+				  "%s is not sessionfs's control file (type, mode %04o, "
+				  "owner %u or device)",
+				  CTL_NAME, (unsigned int)(st.st_mode & 07777),
+				  (unsigned int)st.st_uid);
+	}
+	return fd;
 }
 
 /* One request/response over the control file; the response or NULL (exit code in *code). */
-static json_t *transact(const char *mnt, json_t *req, int *code)
+static json_t *transact(const struct mount *m, json_t *req, int *code)
 {
 	size_t n = json_dumpb(req, NULL, 0, JSON_COMPACT);
 	char *buf = sodium_malloc(n ? n : 1), *resp = NULL;
 	size_t got = 0;
 	json_t *out = NULL;
-	int fd = ctl_open(mnt);
+	int fd = ctl_open(m);
 
 	*code = EX_FAIL;
 	if (fd < 0) {
@@ -157,7 +350,8 @@ static json_t *transact(const char *mnt, json_t *req, int *code)
 	}
 	json_dumpb(req, buf, n, JSON_COMPACT);
 	if (write(fd, buf, n) != (ssize_t)n) {
-		die(EX_FAIL, "cannot talk to the sessionfs daemon at %s: %s", mnt, strerror(errno));
+		die(EX_FAIL, "cannot talk to the sessionfs daemon at %s: %s", m->arg,
+		    strerror(errno));
 		goto out;
 	}
 	resp = malloc(RESPONSE_MAX);
@@ -170,7 +364,7 @@ static json_t *transact(const char *mnt, json_t *req, int *code)
 	}
 	out = resp ? json_loadb(resp, got, 0, NULL) : NULL;
 	if (!json_is_object(out)) {
-		die(EX_FAIL, "bad answer from the sessionfs daemon at %s", mnt);
+		die(EX_FAIL, "bad answer from the sessionfs daemon at %s", m->arg);
 		json_decref(out);
 		out = NULL;
 	}
@@ -208,10 +402,10 @@ static int fail_resp(json_t *resp, const char *what)
 }
 
 /* Send @req (consumed) and check success; 0 with *resp, or an exit code. */
-static int call(const char *mnt, json_t *req, const char *what, json_t **resp)
+static int call(const struct mount *m, json_t *req, const char *what, json_t **resp)
 {
 	int code;
-	json_t *r = req ? transact(mnt, req, &code) : NULL;
+	json_t *r = req ? transact(m, req, &code) : NULL;
 
 	json_decref(req);
 	if (!req)
@@ -228,6 +422,35 @@ static int call(const char *mnt, json_t *req, const char *what, json_t **resp)
 	else
 		json_decref(r);
 	return EX_OK;
+}
+
+/*
+ * Prove the mount at @mnt before asking for a password or a confirmation,
+ * without holding it (an unmount meanwhile is not refused as busy): the
+ * proof is made again when the request goes (call_at).
+ */
+static int check_mount(const char *mnt)
+{
+	struct mount m;
+	int rc = mount_open(mnt, &m);
+
+	mount_close(&m);
+	return rc;
+}
+
+/* call() on the mount at @mnt, proven right before the request goes; consumes @req. */
+static int call_at(const char *mnt, json_t *req, const char *what, json_t **resp)
+{
+	struct mount m;
+	int rc = mount_open(mnt, &m);
+
+	if (rc) {
+		json_decref(req);
+		return rc;
+	}
+	rc = call(&m, req, what, resp);
+	mount_close(&m);
+	return rc;
 }
 
 /*
@@ -349,6 +572,30 @@ static int get_password(struct sfs_password *pw, const char *file, const char *p
 	}
 }
 
+/*
+ * Say on stderr how the new session in @resp is protected: the store's
+ * sessionfs.conf chose its cost and cipher and is not authenticated, so a
+ * downgrade must be visible. Standard output keeps the id alone.
+ */
+static void say_protection(json_t *resp)
+{
+	const char *id = json_string_value(json_object_get(resp, "id"));
+	const char *kdf = json_string_value(json_object_get(resp, "kdf"));
+	const char *cipher = json_string_value(json_object_get(resp, "cipher"));
+	json_t *ops = json_object_get(resp, "opslimit"), *mem = json_object_get(resp, "memlimit");
+	long long mib;
+
+	if (!id || !kdf || !cipher || !json_is_integer(ops) || !json_is_integer(mem))
+		return; /* an older daemon */
+	if (strcmp(cipher, "aes256gcm") == 0)
+		cipher = "AES-256-GCM";
+	else if (strcmp(cipher, "xchacha20poly1305") == 0)
+		cipher = "XChaCha20-Poly1305";
+	mib = (long long)(json_integer_value(mem) >> 20);
+	fprintf(stderr, "sessionctl: %s: Argon2id %s (opslimit %lld, memlimit %lld MiB), %s\n", id,
+		kdf, (long long)json_integer_value(ops), mib, cipher);
+}
+
 static int cmd_new(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -379,17 +626,21 @@ static int cmd_new(int argc, char **argv)
 	if (id && !sfs_id_valid(id))
 		return die(EX_USAGE, "bad --id '%s': want INC- and 4 to 16 lowercase hex digits",
 			   id);
-	rc = get_password(&pw, file, "New session password: ", 1);
+	rc = check_mount(argv[optind]);
+	if (rc == EX_OK)
+		rc = get_password(&pw, file, "New session password: ", 1);
 	if (rc)
 		return rc;
 	req = json_pack("{s:s, s:s%, s:s}", "op", "new", "password", pw.buf, pw.len, "name", name);
 	sfs_password_free(&pw);
 	if (req && id)
 		json_object_set_new(req, "id", json_string(id));
-	rc = call(argv[optind], req, "cannot create a session", &resp);
+	rc = call_at(argv[optind], req, "cannot create a session", &resp);
 	if (rc)
 		return rc;
 	printf("%s\n", json_string_value(json_object_get(resp, "id")));
+	fflush(stdout);
+	say_protection(resp);
 	json_decref(resp);
 	return EX_OK;
 }
@@ -418,6 +669,8 @@ static int cmd_unlock(int argc, char **argv)
 	if (optind != argc - 1)
 		return die(EX_USAGE, "%s: wrong number of arguments (see sessionctl --help)", argv[0]);
 	rc = resolve(argv[optind], &t);
+	if (rc == EX_OK)
+		rc = check_mount(t.mnt);
 	if (rc)
 		return rc;
 	snprintf(prompt, sizeof(prompt), "Password for %s: ", t.id);
@@ -428,7 +681,7 @@ static int cmd_unlock(int argc, char **argv)
 			pw.len);
 	sfs_password_free(&pw);
 	snprintf(what, sizeof(what), "cannot unlock %s", t.id);
-	return call(t.mnt, req, what, NULL);
+	return call_at(t.mnt, req, what, NULL);
 }
 
 static int lock_one(const char *mnt, const char *id)
@@ -438,7 +691,7 @@ static int lock_one(const char *mnt, const char *id)
 	int rc;
 
 	snprintf(what, sizeof(what), "cannot lock %s", id);
-	rc = call(mnt, json_pack("{s:s, s:s}", "op", "lock", "session", id), what, &resp);
+	rc = call_at(mnt, json_pack("{s:s, s:s}", "op", "lock", "session", id), what, &resp);
 	if (rc)
 		return rc;
 	printf("%s: locked (%lld open files)\n", id,
@@ -467,8 +720,8 @@ static int cmd_lock(int argc, char **argv)
 	if (optind >= argc || (all && optind != argc - 1))
 		return die(EX_USAGE, "%s: wrong number of arguments (see sessionctl --help)", argv[0]);
 	if (all) {
-		rc = call(argv[optind], json_pack("{s:s}", "op", "lock_all"), "cannot lock",
-			  &resp);
+		rc = call_at(argv[optind], json_pack("{s:s}", "op", "lock_all"), "cannot lock",
+			     &resp);
 		if (rc)
 			return rc;
 		printf("locked %lld sessions (%lld open files)\n",
@@ -488,13 +741,22 @@ static int cmd_lock(int argc, char **argv)
 	return rc;
 }
 
-/* For an unlocked session, its metadata.json read through the mount (or NULL). */
-static json_t *read_metadata(const char *mnt, const char *where, const char *id)
+/* For an unlocked session, its metadata.json read through the proven mount (or NULL). */
+static json_t *read_metadata(const struct mount *m, const char *where, const char *id)
 {
-	char path[PATH_MAX + 64];
+	char path[PATH_MAX];
+	json_t *doc;
+	int fd;
 
-	snprintf(path, sizeof(path), "%s/%s/%s/metadata.json", mnt, where, id);
-	return json_load_file(path, 0, NULL);
+	if (!where || !id || strchr(where, '/') || strchr(id, '/'))
+		return NULL;
+	snprintf(path, sizeof(path), "%s/%s/metadata.json", where, id);
+	fd = openat(m->fd, path, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	doc = json_loadfd(fd, 0, NULL);
+	close(fd);
+	return doc;
 }
 
 static int cmd_list(int argc, char **argv)
@@ -505,6 +767,7 @@ static int cmd_list(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	json_t *resp, *arr, *s;
+	struct mount m;
 	int c, as_json = 0, rc;
 	size_t i;
 
@@ -516,9 +779,14 @@ static int cmd_list(int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		return die(EX_USAGE, "%s: wrong number of arguments (see sessionctl --help)", argv[0]);
-	rc = call(argv[optind], json_pack("{s:s}", "op", "list"), "cannot list sessions", &resp);
+	rc = mount_open(argv[optind], &m);
 	if (rc)
 		return rc;
+	rc = call(&m, json_pack("{s:s}", "op", "list"), "cannot list sessions", &resp);
+	if (rc) {
+		mount_close(&m);
+		return rc;
+	}
 	arr = json_object_get(resp, "sessions");
 	json_array_foreach(arr, i, s) {
 		const char *id = json_string_value(json_object_get(s, "id"));
@@ -527,7 +795,7 @@ static int cmd_list(int argc, char **argv)
 
 		if (json_is_true(json_object_get(s, "locked")))
 			continue;
-		meta = read_metadata(argv[optind], where, id);
+		meta = read_metadata(&m, where, id);
 		if (!json_is_object(meta)) {
 			json_decref(meta);
 			continue;
@@ -542,6 +810,7 @@ static int cmd_list(int argc, char **argv)
 		}
 		json_decref(meta);
 	}
+	mount_close(&m);
 	if (as_json) {
 		char *text = json_dumps(arr, JSON_INDENT(2));
 
@@ -622,6 +891,8 @@ static int cmd_passwd(int argc, char **argv)
 			   "- (standard input)",
 			   argv[0]);
 	rc = resolve(argv[optind], &t);
+	if (rc == EX_OK)
+		rc = check_mount(t.mnt);
 	if (rc)
 		return rc;
 	snprintf(prompt, sizeof(prompt), "Current password for %s: ", t.id);
@@ -639,7 +910,7 @@ static int cmd_passwd(int argc, char **argv)
 	sfs_password_free(&old);
 	sfs_password_free(&neu);
 	snprintf(what, sizeof(what), "cannot change the password of %s", t.id);
-	return call(t.mnt, req, what, NULL);
+	return call_at(t.mnt, req, what, NULL);
 }
 
 /* Ask "y" on the terminal; 1 yes, 0 no or no terminal. */
@@ -666,7 +937,8 @@ static int cmd_delete(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	struct target t;
-	char what[64], path[PATH_MAX + 64];
+	struct mount m;
+	char what[64], path[PATH_MAX];
 	struct stat st;
 	int c, yes = 0, rc;
 
@@ -679,15 +951,20 @@ static int cmd_delete(int argc, char **argv)
 	if (optind != argc - 1)
 		return die(EX_USAGE, "%s: wrong number of arguments (see sessionctl --help)", argv[0]);
 	rc = resolve(argv[optind], &t);
+	if (rc == EX_OK)
+		rc = mount_open(t.mnt, &m);
 	if (rc)
 		return rc;
-	snprintf(path, sizeof(path), "%s/%s/%s/metadata.json", t.mnt, t.where, t.id);
+	snprintf(path, sizeof(path), "%s/%s/metadata.json", t.where, t.id);
 	snprintf(what, sizeof(what), "cannot delete %s", t.id);
-	if (stat(path, &st) < 0 && errno == EACCES)
-		return die(EX_LOCKED, "%s: the session is locked (unlock it first)", what);
+	if (fstatat(m.fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == EACCES)
+		rc = die(EX_LOCKED, "%s: the session is locked (unlock it first)", what);
+	mount_close(&m);
+	if (rc)
+		return rc;
 	if (!yes && !confirm(t.id))
 		return die(EX_CANCELLED, "%s: not confirmed (use --yes)", what);
-	return call(t.mnt, json_pack("{s:s, s:s}", "op", "delete", "session", t.id), what, NULL);
+	return call_at(t.mnt, json_pack("{s:s, s:s}", "op", "delete", "session", t.id), what, NULL);
 }
 
 int main(int argc, char **argv)
@@ -700,6 +977,9 @@ int main(int argc, char **argv)
 		{"list", cmd_list},     {"passwd", cmd_passwd}, {"delete", cmd_delete},
 	};
 
+	/* It holds passwords: no core file, no ptrace by other users, from the start. */
+	setrlimit(RLIMIT_CORE, &(struct rlimit){0, 0});
+	prctl(PR_SET_DUMPABLE, 0);
 	if (argc < 2)
 		return die(EX_USAGE, "missing command (see sessionctl --help)");
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)

@@ -125,6 +125,13 @@ static int keyfile_parse(const unsigned char *in, size_t inlen, struct sfs_keyfi
 	return (int)ad;
 }
 
+int sfs_fmt_keyfile_info(const unsigned char *in, size_t inlen, struct sfs_keyfile *info)
+{
+	int ad = keyfile_parse(in, inlen, info);
+
+	return ad < 0 ? ad : 0;
+}
+
 int sfs_fmt_keyfile_unwrap(unsigned char master[SFS_KEY_BYTES], const unsigned char *in,
 			   size_t inlen, const char *password, size_t pwlen,
 			   struct sfs_keyfile *info)

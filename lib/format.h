@@ -104,6 +104,13 @@ int sfs_fmt_keyfile_unwrap(unsigned char master[SFS_KEY_BYTES], const unsigned c
 			   size_t inlen, const char *password, size_t pwlen,
 			   struct sfs_keyfile *info) __attribute__((warn_unused_result));
 
+/*
+ * The public part of a key file (its cost and cipher), without a password.
+ * 0; -EUCLEAN not a key file; -EPROTONOSUPPORT unknown version, algorithm
+ * or cipher.
+ */
+int sfs_fmt_keyfile_info(const unsigned char *in, size_t inlen, struct sfs_keyfile *info);
+
 /* Pack a node header sealing @attrs under keys->meta, bound to magic, kind and @id. */
 void sfs_fmt_header_pack(unsigned char out[SFS_HDR_BYTES], enum sfs_node_magic magic,
 			 const unsigned char id[SFS_ID_BYTES], const struct sfs_attrs *attrs,

@@ -459,6 +459,32 @@ static int unwrap_container(int cfd, const char *password, size_t pwlen, unsigne
 	return rc;
 }
 
+int sfs_store_session_params(int cfd, struct sfs_session_params *p)
+{
+	unsigned char kf[SFS_KEYFILE_MAX + 1];
+	ssize_t n = sfs_read_small(cfd, SFS_KEY_NAME, kf, sizeof(kf));
+	struct sfs_keyfile info;
+	int rc;
+
+	memset(p, 0, sizeof(*p));
+	if (n < 0)
+		return n == -ENOENT ? -EUCLEAN : (int)n;
+	rc = sfs_fmt_keyfile_info(kf, (size_t)n, &info);
+	if (rc < 0)
+		return rc;
+	p->opslimit = info.opslimit;
+	p->memlimit = info.memlimit;
+	p->cipher = (enum sfs_cipher)info.cipher;
+	for (int l = SFS_KDF_INTERACTIVE; l <= SFS_KDF_SENSITIVE; l++) {
+		uint64_t ops, mem;
+
+		if (sfs_kdf_params((enum sfs_kdf_level)l, &ops, &mem) == 0 && ops == p->opslimit &&
+		    mem == p->memlimit)
+			p->kdf = (enum sfs_kdf_level)l;
+	}
+	return 0;
+}
+
 int sfs_store_session_unlock(int cfd, const char *password, size_t pwlen, int *lockfd,
 			     struct sfs_keys **keys)
 {

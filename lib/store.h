@@ -78,6 +78,17 @@ int sfs_store_session_create(int parentfd, const struct sfs_new_session *ns, int
 int sfs_store_session_unlock(int cfd, const char *password, size_t pwlen, int *lockfd,
 			     struct sfs_keys **keys);
 
+/* How a session's key is protected: what its key file says in the clear. */
+struct sfs_session_params {
+	enum sfs_kdf_level kdf; /* the level whose Argon2id cost it has; 0 if none */
+	uint64_t opslimit;
+	uint64_t memlimit; /* bytes */
+	enum sfs_cipher cipher;
+};
+
+/* Read container @cfd's key file (no password needed): 0 or -errno as unlock. */
+int sfs_store_session_params(int cfd, struct sfs_session_params *p);
+
 /* Check @password against container @cfd's key file: 0, -EKEYREJECTED, -errno. */
 int sfs_store_session_verify(int cfd, const char *password, size_t pwlen);
 

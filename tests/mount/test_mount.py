@@ -37,6 +37,28 @@ class MountTest(unittest.TestCase):
         e.assert_umount(m)  # checks that the daemon exits 0 once unmounted
         self.assertEqual(m.proc.returncode, 0)
 
+    def test_type_and_source_whatever_the_program_is_called(self):
+        # The mount is fuse.sessionfs with the store as its source even when
+        # the daemon runs under another name (a link) and the store path has
+        # a comma in it: sessionctl trusts only a fuse.sessionfs mount.
+        e = self.env()
+        store = e.path("st,ore")
+        os.rename(e.store, store)
+        link = e.path("otherfs")
+        os.symlink(sfs.SESSIONFS, link)
+        mnt = e.path("mnt-link")
+        os.mkdir(mnt)
+        r = sfs.run([link, store, mnt])
+        self.assertEqual(r.rc, 0, r)
+        self.addCleanup(sfs.umount, mnt)
+        with open("/proc/self/mounts") as f:
+            rows = [ln.split() for ln in f if ln.split()[1] == mnt]
+        self.assertEqual(len(rows), 1, rows)
+        self.assertEqual(rows[0][2], "fuse.sessionfs", rows)
+        self.assertEqual(rows[0][0], store, rows)
+        r = e.ctl("list", mnt)
+        self.assertEqual(r.rc, 0, r)
+
     def test_control_file_hidden(self):
         e = self.env()
         m = e.mount()

@@ -188,8 +188,11 @@ class CtlTest(unittest.TestCase):
         rc = p.wait()
         self.assertEqual(rc, 0, p.out)
         self.assertNotIn(b"pty-secret-93e1", p.out)
-        ids = re.findall(rb"INC-[0-9a-f]{4,16}", p.out)
+        # One line that is the id alone (stdout); stderr's line on the same
+        # pty names it too, with the session's cost and cipher.
+        ids = re.findall(rb"^(INC-[0-9a-f]{4,16})\r?$", p.out, re.M)
         self.assertEqual(len(ids), 1, p.out)
+        self.assertEqual(set(re.findall(rb"INC-[0-9a-f]{4,16}", p.out)), {ids[0]}, p.out)
         sid = ids[0].decode()
         # The terminal is restored afterwards is not observable here (the pty
         # is gone); check the password took.

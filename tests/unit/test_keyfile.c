@@ -1,7 +1,8 @@
 /*
  * test_keyfile.c - key file wrap/unwrap: roundtrip, wrong password, a flipped
  * byte at every one of the 112 positions of version 1 and the 116 of version 2
- * (which names the content cipher), wrong lengths, versions and ciphers.
+ * (which names the content cipher), wrong lengths, versions and ciphers;
+ * the public part read without a password.
  */
 #include "check.h"
 #include "format.h"
@@ -249,6 +250,34 @@ static void test_v2(void)
 	CHECK_EQ(sfs_fmt_keyfile_wrap(kf, master, pw, PWLEN, OPS, MEM, 0), -EINVAL);
 }
 
+/* The public part, read without a password (sessionctl new and list show it). */
+static void test_info(void)
+{
+	unsigned char kf[SFS_KEYFILE_MAX];
+	struct sfs_keyfile info;
+
+	CHECK_EQ(sfs_fmt_keyfile_wrap(kf, master, pw, PWLEN, OPS, MEM, SFS_CIPHER_XCHACHA),
+		 SFS_KEYFILE_BYTES);
+	memset(&info, 0, sizeof(info));
+	CHECK_EQ(sfs_fmt_keyfile_info(kf, SFS_KEYFILE_BYTES, &info), 0);
+	CHECK_EQ(info.version, 1);
+	CHECK_EQ(info.opslimit, OPS);
+	CHECK_EQ(info.memlimit, MEM);
+	CHECK_EQ(info.cipher, SFS_CIPHER_XCHACHA);
+	CHECK_EQ(sfs_fmt_keyfile_info(kf, SFS_KEYFILE_BYTES - 1, &info), -EUCLEAN);
+	kf[4] = 9; /* an unknown version */
+	CHECK_EQ(sfs_fmt_keyfile_info(kf, SFS_KEYFILE_BYTES, &info), -EPROTONOSUPPORT);
+	kf[0] = 'X'; /* not a key file */
+	CHECK_EQ(sfs_fmt_keyfile_info(kf, SFS_KEYFILE_BYTES, &info), -EUCLEAN);
+	if (!sfs_cipher_available(SFS_CIPHER_AESGCM))
+		return;
+	CHECK_EQ(sfs_fmt_keyfile_wrap(kf, master, pw, PWLEN, OPS, MEM, SFS_CIPHER_AESGCM),
+		 SFS_KEYFILE_V2_BYTES);
+	CHECK_EQ(sfs_fmt_keyfile_info(kf, SFS_KEYFILE_V2_BYTES, &info), 0);
+	CHECK_EQ(info.version, 2);
+	CHECK_EQ(info.cipher, SFS_CIPHER_AESGCM);
+}
+
 int main(void)
 {
 	REQUIRE(sfs_crypto_init() == 0);
@@ -263,6 +292,7 @@ int main(void)
 	test_v2();
 	test_cost_cap();
 	test_interactive();
+	test_info();
 	sodium_free(master);
 	sodium_free(got);
 	return check_done();
