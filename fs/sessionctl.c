@@ -496,7 +496,7 @@ static int absolute(const char *arg, char *out)
 	dir = dirname(copy);
 	real = strcmp(name, ".") && strcmp(name, "..") ? realpath(dir, NULL) : NULL;
 	if (!real)
-		return die(EX_NOTMOUNT, "%s is not in a sessionfs mount: %s", arg, strerror(err));
+		return not_mount(arg, "the path is not in a sessionfs mount: %s", strerror(err));
 	len = (size_t)snprintf(out, PATH_MAX, "%s/%s", strcmp(real, "/") ? real : "", name);
 	free(real);
 	return len < PATH_MAX ? EX_OK : die(EX_USAGE, "%s: path too long", arg);
@@ -524,7 +524,7 @@ static int resolve(const char *arg, struct target *t)
 	while (!mount_root(t->mnt)) {
 		slash = strrchr(t->mnt, '/');
 		if (!slash || slash == t->mnt)
-			return die(EX_NOTMOUNT, "%s is not in a sessionfs mount", arg);
+			return not_mount(arg, "the path is not in a sessionfs mount (no mount root above it)");
 		*slash = '\0';
 	}
 	rel = path + strlen(t->mnt);
