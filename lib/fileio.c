@@ -84,6 +84,51 @@ int sfs_file_write_header(int fd, const unsigned char id[SFS_ID_BYTES],
 	return sfs_pwrite_all(fd, hdr, sizeof(hdr), 0);
 }
 
+/*
+ * Give the empty file @f a fresh random id (fileio.h "Id renewal"): its
+ * header must be the one it was opened with; the caller's hook moves what it
+ * keeps under the old id, then one 80-byte pwrite names the new one.
+ */
+static int renew_id(struct sfs_file *f)
+{
+	unsigned char id[SFS_ID_BYTES], fresh[SFS_ID_BYTES];
+	struct sfs_attrs a;
+	int rc;
+
+	rc = sfs_file_read_header(f->fd, id, &a, f->keys);
+	if (rc < 0)
+		return rc;
+	if (a.kind == SFS_KIND_LOG || memcmp(id, f->id, SFS_ID_BYTES) != 0)
+		return -EBADMSG;
+	sfs_crypto_random(fresh, sizeof(fresh));
+	a.kind = SFS_KIND_BLOCKS;
+	rc = f->renew ? f->renew(f, fresh, f->renew_arg) : 0;
+	if (rc == 0)
+		rc = sfs_file_write_header(f->fd, fresh, &a, f->keys);
+	if (rc < 0)
+		return rc;
+	memcpy(f->id, fresh, SFS_ID_BYTES);
+	f->sparse = false;
+	f->fresh = true;
+	return 0;
+}
+
+/*
+ * Content is about to be sealed under f->id: an empty file whose id is not
+ * known fresh gets a new one first. The id is no longer fresh afterwards,
+ * even if the caller fails before it seals anything.
+ */
+static int claim_id(struct sfs_file *f)
+{
+	int rc = 0;
+
+	if (f->size == 0 && !f->fresh)
+		rc = renew_id(f);
+	if (rc == 0)
+		f->fresh = false;
+	return rc;
+}
+
 /* A run of blocks sealed or opened by sfs_par_for, one block per iteration. */
 struct run {
 	const struct sfs_file *f;
@@ -358,8 +403,10 @@ static int make_sparse(struct sfs_file *f)
 static int grow(struct sfs_file *f, uint64_t to)
 {
 	uint64_t edge = round_up(f->size);
-	int rc;
+	int rc = claim_id(f);
 
+	if (rc < 0)
+		return rc;
 	if (to / SFS_BLOCK * SFS_BLOCK <= edge)
 		return write_chunks(f, NULL, (size_t)(to - f->size), f->size);
 	rc = make_sparse(f);
@@ -379,11 +426,9 @@ ssize_t sfs_file_write(struct sfs_file *f, const void *buf, size_t len, uint64_t
 
 	if (len == 0)
 		return 0;
-	if (off > f->size) {
-		rc = grow(f, off);
-		if (rc < 0)
-			return rc;
-	}
+	rc = off > f->size ? grow(f, off) : claim_id(f);
+	if (rc < 0)
+		return rc;
 	rc = write_chunks(f, buf, len, off);
 	return rc < 0 ? rc : (ssize_t)len;
 }
@@ -416,6 +461,10 @@ int sfs_file_truncate(struct sfs_file *f, uint64_t size)
 		goto out;
 	}
 	f->size = blk * SFS_BLOCK;
+	if (size == 0) {
+		rc = renew_id(f); /* the file is the header alone now */
+		goto out;
+	}
 	if (keep) {
 		sfs_crypto_random(cipher, SFS_NONCE_BYTES);
 		sfs_fmt_block_seal_nonce(cipher, plain, (size_t)keep, blk, &bk);

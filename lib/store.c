@@ -267,6 +267,7 @@ static int create_file(int dirfd, const unsigned char dirid[SFS_ID_BYTES], const
 	if (f.fd < 0)
 		return sfs_neg_errno();
 	sfs_crypto_random(f.id, sizeof(f.id));
+	f.fresh = true; /* just drawn: no renewal before its content (fileio.h) */
 	if (attrs->kind == SFS_KIND_LOG)
 		rc = sfs_log_create(f.fd, f.id, attrs, keys);
 	else
