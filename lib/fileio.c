@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 /* Largest run of blocks handled in one go (1 MiB of plaintext). */
-#define RUN_BLOCKS 256
+#define RUN_BLOCKS SFS_RUN_MAX
 
 static const unsigned char zeros[RUN_BLOCKS * SFS_BLOCK];
 
@@ -154,8 +154,8 @@ static void open_one(size_t i, void *arg)
 		memset(r->plain + i * SFS_BLOCK, 0, clen - SFS_SEAL_OVERHEAD);
 		return;
 	}
-	if (sfs_fmt_block_open(r->plain + i * SFS_BLOCK, r->cipher + i * SFS_CBLOCK, clen,
-			       r->first + i, &r->bk) == 0)
+	if (sfs_fmt_block_open_at(r->plain + i * SFS_BLOCK, r->cipher + i * SFS_CBLOCK, clen,
+				  r->first + i, &r->bk, i) == 0)
 		return;
 	was = atomic_load(&r->bad);
 	while (i < was && !atomic_compare_exchange_weak(&r->bad, &was, i))
@@ -199,7 +199,7 @@ static int load_blocks(struct sfs_file *f, uint64_t first, uint64_t n, unsigned 
 		return -EBADMSG;
 	}
 	atomic_init(&r.bad, r.n);
-	if (sfs_fmt_blockkey_init(&r.bk, f->id, f->keys) < 0)
+	if (sfs_fmt_blockkey_init_open(&r.bk, f->id, f->keys, cipher, r.n) < 0)
 		return -ENOMEM;
 	sfs_par_for(r.n, open_one, &r);
 	sfs_fmt_blockkey_done(&r.bk);

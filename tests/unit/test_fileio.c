@@ -516,6 +516,14 @@ static void test_nonces(void)
 	for (size_t i = 0; i < k; i++)
 		for (size_t j = i + 1; j < k; j++)
 			CHECK(memcmp(seen[i], seen[j], SFS_NONCE_BYTES) != 0);
+	/*
+	 * Cipher 3: a run (up to 256 blocks) shares one random nonce half, so one
+	 * derived key; the next run, and every rewrite, has another.
+	 */
+	if (keys->cipher == SFS_CIPHER_AESGCM_DERIVED)
+		for (size_t i = 1; i < k; i++)
+			CHECK_EQ(memcmp(seen[i] + 12, seen[i - 1] + 12, 12) == 0,
+				 i % NB != 0 && i % NB != 256);
 	close(f.fd);
 }
 
@@ -734,6 +742,20 @@ int main(void)
 	test_fuzz();
 	test_sparse();
 	test_id_poisoning();
+	/* The same with the content blocks of AES-256-GCM with derived keys (cipher 3). */
+	if (sfs_cipher_available(SFS_CIPHER_AESGCM_DERIVED)) {
+		unsigned char master[32];
+
+		sfs_keys_free(keys);
+		fixed_master(master);
+		keys = sfs_keys_new(master, SFS_CIPHER_AESGCM_DERIVED);
+		REQUIRE(keys);
+		test_model();
+		test_tamper();
+		test_nonces();
+		test_fuzz();
+		test_id_poisoning();
+	}
 	free(model);
 	free(buf);
 	sfs_keys_free(keys);
