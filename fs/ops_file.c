@@ -83,9 +83,12 @@ static int truncate_all(struct sfs_inode *in, int fd, const struct sfs_keys *key
 	sfs_node_file_begin(in, &f, &rn);
 	rc = sfs_file_size(fd, &f.size);
 	/* A size no valid file has: cut it all the same, as before. */
-	if (rc == -EBADMSG)
+	if (rc == -EBADMSG) {
 		f.size = 1;
-	rc = f.size ? sfs_file_truncate(&f, 0) : 0;
+		rc = 0;
+	}
+	if (rc == 0 && f.size)
+		rc = sfs_file_truncate(&f, 0);
 	sfs_node_file_end(in, &f, &rn);
 	pthread_rwlock_unlock(&in->io);
 	if (rc == -EBADMSG)
