@@ -7,7 +7,8 @@
  * Lock order: fs->sess_mu before session->unlock_mu before session->rw before
  * session->meta_mu before
  * session->ev_rw before inode->io before inode->mu before fs->itable_mu.
- * The per-node xattr locks (ops_xattr.c) are taken last, with no inode lock.
+ * The per-node xattr locks (ops_xattr.c) are taken last, with no inode lock
+ * but a regular file's inode->io (its id changes under io: fileio.h).
  */
 #ifndef SFS_FS_H
 #define SFS_FS_H
@@ -87,7 +88,9 @@ struct sfs_inode {
 	pthread_mutex_t mu;       /* protects the fields below */
 	bool loaded;              /* id and attrs read from the header */
 	bool bad;                 /* header failed authentication: content is EIO */
-	unsigned char id[SFS_ID_BYTES]; /* file id or directory id */
+	unsigned char id[SFS_ID_BYTES]; /* file id or directory id; a regular file's
+					 * changes only with io also held for writing */
+	bool fresh_id; /* regular file: id just drawn (fileio.h); under io */
 	struct sfs_attrs attrs;   /* mode (with type), uid, gid, rdev */
 	uint64_t linklen;         /* symlinks: plaintext target length */
 	enum sfs_special special; /* what its name at the session root makes it */
@@ -260,8 +263,31 @@ int sfs_node_readlink(struct sfs_inode *in, char out[PATH_MAX], const struct sfs
  */
 unsigned char sfs_node_dtype(int dirfd, const char *backing, unsigned char d_type,
 			     const struct sfs_keys *keys);
-/* After a content call (in->io held for writing) made the file sparse: keep the new kind. */
-void sfs_node_note_sparse(struct sfs_inode *in, bool sparse);
+/*
+ * Content calls on regular file @in (lib/fileio.c), with in->io held (for
+ * writing when they may write): sfs_node_file_begin() gives @f the file's
+ * id, kind and freshness, and with @rn a renewal hook that moves its
+ * extended attributes to a new id (fileio.h "Id renewal");
+ * sfs_node_file_end(), in->io still held, keeps what the calls changed of
+ * the header (a new id, the kind) in @in.
+ */
+struct sfs_file;
+struct sfs_renewal {
+	struct sfs_inode *in;
+	unsigned char old_id[SFS_ID_BYTES]; /* the id before the calls */
+	unsigned char new_id[SFS_ID_BYTES]; /* the id the hook was told of */
+	bool copied; /* attributes copied to new_id */
+};
+void sfs_node_file_begin(struct sfs_inode *in, struct sfs_file *f, struct sfs_renewal *rn);
+void sfs_node_file_end(struct sfs_inode *in, const struct sfs_file *f, struct sfs_renewal *rn);
+/*
+ * ops_xattr.c: the renewal hook of content calls (struct sfs_file.renew, @arg a struct
+ * sfs_renewal): copy the file's attributes to its new id before its header
+ * names it. sfs_xattr_renewed() then drops the copy that is not in use: the
+ * old one once the id changed (@moved), else the new one.
+ */
+int sfs_xattr_renew(const struct sfs_file *f, const unsigned char new_id[SFS_ID_BYTES], void *arg);
+void sfs_xattr_renewed(const struct sfs_renewal *rn, bool moved);
 void sfs_log_corrupt(const struct sfs_inode *in, const char *what, long long block);
 
 /*

@@ -303,11 +303,32 @@ int sfs_node_store_attrs(struct sfs_inode *in, const struct sfs_attrs *a, int fd
 	return rc;
 }
 
-void sfs_node_note_sparse(struct sfs_inode *in, bool sparse)
+void sfs_node_file_begin(struct sfs_inode *in, struct sfs_file *f, struct sfs_renewal *rn)
 {
-	if (!sparse || in->attrs.kind == SFS_KIND_SPARSE)
-		return;
 	pthread_mutex_lock(&in->mu);
-	in->attrs.kind = SFS_KIND_SPARSE;
+	memcpy(f->id, in->id, SFS_ID_BYTES);
+	f->sparse = in->attrs.kind == SFS_KIND_SPARSE;
 	pthread_mutex_unlock(&in->mu);
+	f->fresh = in->fresh_id;
+	if (!rn)
+		return;
+	memset(rn, 0, sizeof(*rn));
+	rn->in = in;
+	memcpy(rn->old_id, f->id, SFS_ID_BYTES);
+	f->renew = sfs_xattr_renew;
+	f->renew_arg = rn;
+}
+
+void sfs_node_file_end(struct sfs_inode *in, const struct sfs_file *f, struct sfs_renewal *rn)
+{
+	bool moved = memcmp(f->id, rn->old_id, SFS_ID_BYTES) != 0;
+
+	in->fresh_id = f->fresh;
+	pthread_mutex_lock(&in->mu);
+	if (in->attrs.kind != SFS_KIND_LOG)
+		in->attrs.kind = f->sparse ? SFS_KIND_SPARSE : SFS_KIND_BLOCKS;
+	if (moved)
+		memcpy(in->id, f->id, SFS_ID_BYTES);
+	pthread_mutex_unlock(&in->mu);
+	sfs_xattr_renewed(rn, moved);
 }

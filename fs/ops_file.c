@@ -72,14 +72,27 @@ static void fh_free(struct sfs_inode *in, struct fuse_file_info *fi)
 	free(fh);
 }
 
-/* O_TRUNC: cut the file to nothing; the header stays. */
-static int truncate_all(struct sfs_inode *in, int fd)
+/* O_TRUNC: cut the file to nothing; the header stays, with a fresh id (fileio.h). */
+static int truncate_all(struct sfs_inode *in, int fd, const struct sfs_keys *keys)
 {
+	struct sfs_file f = {.fd = fd, .keys = keys};
+	struct sfs_renewal rn;
 	int rc;
 
 	pthread_rwlock_wrlock(&in->io);
-	rc = ftruncate(fd, SFS_HDR_BYTES) < 0 ? sfs_neg_errno() : 0;
+	sfs_node_file_begin(in, &f, &rn);
+	rc = sfs_file_size(fd, &f.size);
+	/* A size no valid file has: cut it all the same, as before. */
+	if (rc == -EBADMSG) {
+		f.size = 1;
+		rc = 0;
+	}
+	if (rc == 0 && f.size)
+		rc = sfs_file_truncate(&f, 0);
+	sfs_node_file_end(in, &f, &rn);
 	pthread_rwlock_unlock(&in->io);
+	if (rc == -EBADMSG)
+		sfs_log_corrupt(in, "header", -1);
 	return rc;
 }
 
@@ -163,7 +176,7 @@ void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			rc = -EPERM; /* append-only */
 		/* libfuse asks for atomic O_TRUNC: the open truncates (metadata.json: at commit). */
 		else if (fd >= 0 && trunc && in->special == SFS_SP_NONE) {
-			rc = truncate_all(in, fd);
+			rc = truncate_all(in, fd, keys);
 			if (rc == 0)
 				rc = sfs_kill_setid_node(req, in, fd, true, keys);
 		} else
@@ -226,9 +239,8 @@ void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		n = sfs_events_read(in, fh_of(fi), buf, size, off, f.keys);
 	} else {
 		f.fd = fh_of(fi)->fd;
-		memcpy(f.id, in->id, SFS_ID_BYTES);
 		pthread_rwlock_rdlock(&in->io);
-		f.sparse = in->attrs.kind == SFS_KIND_SPARSE;
+		sfs_node_file_begin(in, &f, NULL);
 		rc = sfs_file_size(f.fd, &f.size);
 		n = rc < 0 ? rc : sfs_file_read(&f, buf, size, (uint64_t)off);
 		pthread_rwlock_unlock(&in->io);
@@ -249,6 +261,7 @@ void sfs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, 
 {
 	struct sfs_inode *in = sfs_inode_of(ino);
 	struct sfs_file f = {.fd = -1};
+	struct sfs_renewal rn;
 	ssize_t n;
 	int rc;
 
@@ -279,17 +292,16 @@ void sfs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, 
 		return;
 	}
 	f.fd = fh_of(fi)->fd;
-	memcpy(f.id, in->id, SFS_ID_BYTES);
 	/* Set-id bits go before the data changes, as in the kernel. */
 	rc = size ? sfs_kill_setid_node(req, in, f.fd, false, f.keys) : 0;
 	if (rc == 0) {
 		pthread_rwlock_wrlock(&in->io);
-		f.sparse = in->attrs.kind == SFS_KIND_SPARSE;
+		sfs_node_file_begin(in, &f, &rn);
 		rc = sfs_file_size(f.fd, &f.size);
 		if (rc == 0 && (fi->flags & O_APPEND))
 			off = (off_t)f.size;
 		n = rc < 0 ? rc : sfs_file_write(&f, buf, size, (uint64_t)off);
-		sfs_node_note_sparse(in, f.sparse);
+		sfs_node_file_end(in, &f, &rn);
 		pthread_rwlock_unlock(&in->io);
 	} else {
 		n = rc;
@@ -393,6 +405,7 @@ void sfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t
 {
 	struct sfs_inode *in = sfs_inode_of(ino);
 	struct sfs_file f = {.fd = -1};
+	struct sfs_renewal rn;
 	int rc;
 
 	if (!enter_file(req, in, in->kind == SFS_K_CTL ? EOPNOTSUPP : EISDIR, &f.keys))
@@ -404,9 +417,8 @@ void sfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t
 		return;
 	}
 	f.fd = fh_of(fi)->fd;
-	memcpy(f.id, in->id, SFS_ID_BYTES);
 	pthread_rwlock_wrlock(&in->io);
-	f.sparse = in->attrs.kind == SFS_KIND_SPARSE;
+	sfs_node_file_begin(in, &f, &rn);
 	rc = sfs_file_size(f.fd, &f.size);
 	if (rc == 0)
 		rc = sfs_file_fallocate(&f, mode, (uint64_t)off, (uint64_t)len);
@@ -418,7 +430,7 @@ void sfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t
 	if (rc == 0 && futimens(f.fd, (struct timespec[2]){{.tv_nsec = UTIME_OMIT},
 							     {.tv_nsec = UTIME_NOW}}) < 0)
 		rc = sfs_neg_errno();
-	sfs_node_note_sparse(in, f.sparse);
+	sfs_node_file_end(in, &f, &rn);
 	pthread_rwlock_unlock(&in->io);
 	if (rc == 0)
 		sfs_session_changed(in->sess);
@@ -455,7 +467,7 @@ void sfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	} else {
 		f.fd = fh_of(fi)->fd;
 		pthread_rwlock_rdlock(&in->io);
-		f.sparse = in->attrs.kind == SFS_KIND_SPARSE;
+		sfs_node_file_begin(in, &f, NULL);
 		rc = sfs_file_size(f.fd, &f.size);
 	}
 	if (rc == 0)

@@ -172,6 +172,7 @@ static int finish_entry(struct sfs_inode *in, const struct sfs_keys *keys, const
 		if (!in->loaded) {
 			if (id)
 				memcpy(in->id, id, SFS_ID_BYTES);
+			in->fresh_id = id != NULL; /* drawn by the caller: nothing sealed yet */
 			in->attrs = *attrs;
 			in->loaded = true;
 		}
@@ -437,6 +438,7 @@ static int set_size(struct sfs_inode *in, off_t size, struct fuse_file_info *fi,
 		    const struct sfs_keys *keys)
 {
 	struct sfs_file f = {.keys = keys};
+	struct sfs_renewal rn;
 	mode_t type = sfs_node_type(in);
 	int rc;
 
@@ -453,9 +455,8 @@ static int set_size(struct sfs_inode *in, off_t size, struct fuse_file_info *fi,
 		f.fd = in->fd_rw ? in->fd : sfs_reopen(in, O_RDWR);
 	if (f.fd < 0)
 		return f.fd;
-	memcpy(f.id, in->id, SFS_ID_BYTES);
 	pthread_rwlock_wrlock(&in->io);
-	f.sparse = in->attrs.kind == SFS_KIND_SPARSE;
+	sfs_node_file_begin(in, &f, &rn);
 	rc = sfs_file_size(f.fd, &f.size);
 	if (rc == 0 && f.size == (uint64_t)size) {
 		/* Nothing to cut or add, but ext4 moves mtime and ctime all the same. */
@@ -465,7 +466,7 @@ static int set_size(struct sfs_inode *in, off_t size, struct fuse_file_info *fi,
 	} else if (rc == 0) {
 		rc = sfs_file_truncate(&f, (uint64_t)size);
 	}
-	sfs_node_note_sparse(in, f.sparse);
+	sfs_node_file_end(in, &f, &rn);
 	pthread_rwlock_unlock(&in->io);
 	if (rc == -EBADMSG)
 		sfs_log_corrupt(in, "", (long long)f.bad_block);

@@ -17,6 +17,7 @@
  * reading), after inode->mu is released, and nothing is taken under it.
  */
 #include "ops.h"
+#include "fileio.h"
 #include "xattr.h"
 
 #include <errno.h>
@@ -87,6 +88,23 @@ static int node_id(struct sfs_inode *in, unsigned char id[SFS_ID_BYTES])
 	return rc;
 }
 
+/*
+ * A regular file's id changes when it is renewed (fileio.h), under in->io
+ * held for writing: an attribute operation holds it for reading from the
+ * id's read to the blob's last use.
+ */
+static void io_lock(struct sfs_inode *in)
+{
+	if (in->type == S_IFREG)
+		pthread_rwlock_rdlock(&in->io);
+}
+
+static void io_unlock(struct sfs_inode *in)
+{
+	if (in->type == S_IFREG)
+		pthread_rwlock_unlock(&in->io);
+}
+
 /* Load @in's attributes (session entered); damage is logged. */
 static int load(struct sfs_inode *in, const unsigned char id[SFS_ID_BYTES],
 		const struct sfs_keys *keys, struct sfs_xattrs *x)
@@ -153,9 +171,11 @@ void sfs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t si
 
 	if (!begin(req, in, name, ENODATA, &keys)) /* outside sessions there are none */
 		return;
+	io_lock(in);
 	rc = node_id(in, id);
 	if (rc == 0)
 		rc = load(in, id, keys, &x);
+	io_unlock(in);
 	sfs_session_leave(in->sess);
 	if (rc == 0)
 		rc = sfs_xattr_get(&x, name + USER_PREFIX_LEN, &value, &len);
@@ -223,7 +243,9 @@ static void change(fuse_req_t req, fuse_ino_t ino, const char *name, const char 
 
 	if (!begin(req, in, name, outside, &keys))
 		return;
+	io_lock(in);
 	rc = modify(in, name + USER_PREFIX_LEN, value, size, flags, keys);
+	io_unlock(in);
 	if (rc == 0)
 		sfs_session_changed(in->sess);
 	sfs_session_leave(in->sess);
@@ -257,11 +279,13 @@ void sfs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 			sfs_reply_err(req, rc);
 			return;
 		}
+		io_lock(in);
 		rc = node_id(in, id);
 		if (rc == 0)
 			rc = load(in, id, keys, &x);
 		else if (rc == -ENODATA)
 			rc = 0; /* no attributes: an empty list */
+		io_unlock(in);
 		sfs_session_leave(in->sess);
 		if (rc < 0) {
 			sfs_reply_err(req, rc);
@@ -378,4 +402,44 @@ void sfs_xattr_last_close(struct sfs_inode *in)
 	    node_id(in, id) < 0)
 		return;
 	drop(in->sess, id);
+}
+
+int sfs_xattr_renew(const struct sfs_file *f, const unsigned char new_id[SFS_ID_BYTES], void *arg)
+{
+	struct sfs_renewal *rn = arg;
+	struct sfs_session *s = rn->in->sess;
+	struct sfs_xattrs x = {0};
+	pthread_mutex_t *mu;
+	int rootfd, rc;
+
+	memcpy(rn->new_id, new_id, SFS_ID_BYTES);
+	if (!session_has_xattrs(s))
+		return 0;
+	rootfd = open_root(s);
+	if (rootfd < 0)
+		return rootfd;
+	mu = xmu_of(f->id);
+	pthread_mutex_lock(mu);
+	rc = sfs_xattr_load(rootfd, f->id, f->keys, &x);
+	pthread_mutex_unlock(mu);
+	if (rc == -EBADMSG || rc == -EUCLEAN || rc == -EPROTONOSUPPORT) {
+		/* Unreadable: left where it is (an orphan once the id changed), never dropped. */
+		sfs_log_corrupt(rn->in, "extended attributes (left under the file's old id)", -1);
+		rc = 0;
+	} else if (rc == 0 && x.count > 0) {
+		mu = xmu_of(new_id);
+		pthread_mutex_lock(mu);
+		rc = sfs_xattr_store(rootfd, new_id, f->keys, &x);
+		pthread_mutex_unlock(mu);
+		rn->copied = rc == 0;
+	}
+	close(rootfd);
+	sfs_xattrs_free(&x);
+	return rc;
+}
+
+void sfs_xattr_renewed(const struct sfs_renewal *rn, bool moved)
+{
+	if (rn->copied)
+		drop(rn->in->sess, moved ? rn->old_id : rn->new_id);
 }

@@ -363,6 +363,7 @@ static int replace(int rootfd, const unsigned char dirid[SFS_ID_BYTES], const ch
 	if (f.fd < 0)
 		return sfs_neg_errno();
 	sfs_crypto_random(f.id, sizeof(f.id));
+	f.fresh = true; /* just drawn: no renewal before its content (fileio.h) */
 	rc = sfs_file_init(f.fd, f.id, attrs, keys);
 	if (rc == 0 && len > 0) {
 		n = sfs_file_write(&f, text, len, 0);

@@ -16,6 +16,7 @@ static const char ctx_meta[crypto_kdf_CONTEXTBYTES + 1] = "sfsmeta_";
 static const char ctx_name_mac[crypto_kdf_CONTEXTBYTES + 1] = "sfsnmtag";
 static const char ctx_name_enc[crypto_kdf_CONTEXTBYTES + 1] = "sfsnmenc";
 static const char ctx_gcm[crypto_kdf_CONTEXTBYTES + 1] = "sfsgcmfk";
+static const char ctx_gcm_derived[crypto_kdf_CONTEXTBYTES + 1] = "sfsgcmnk";
 
 _Static_assert(crypto_kdf_KEYBYTES == SFS_KEY_BYTES, "kdf key size");
 _Static_assert(crypto_aead_xchacha20poly1305_ietf_KEYBYTES == SFS_KEY_BYTES, "aead key size");
@@ -91,28 +92,36 @@ bool sfs_cipher_available(enum sfs_cipher cipher)
 	case SFS_CIPHER_XCHACHA:
 		return true;
 	case SFS_CIPHER_AESGCM:
+	case SFS_CIPHER_AESGCM_DERIVED:
 		return crypto_aead_aes256gcm_is_available() == 1;
 	}
 	return false;
 }
 
+/*
+ * "aes256gcm" names the AES form new sessions get: the name stores have
+ * always had in sessionfs.conf, so builds that predate cipher 3 still mount
+ * a new store (and make their own AES sessions, which every later build opens).
+ */
 static const char *const cipher_names[] = {
 	[SFS_CIPHER_XCHACHA] = "xchacha20poly1305",
-	[SFS_CIPHER_AESGCM] = "aes256gcm",
+	[SFS_CIPHER_AESGCM] = "aes256gcm-filekey",
+	[SFS_CIPHER_AESGCM_DERIVED] = "aes256gcm",
 };
 
 const char *sfs_cipher_name(enum sfs_cipher cipher)
 {
-	if (cipher < SFS_CIPHER_XCHACHA || cipher > SFS_CIPHER_AESGCM)
+	if (cipher < SFS_CIPHER_XCHACHA || cipher > SFS_CIPHER_AESGCM_DERIVED)
 		return "unknown";
 	return cipher_names[cipher];
 }
 
 enum sfs_cipher sfs_cipher_from_name(const char *name)
 {
-	for (int i = SFS_CIPHER_XCHACHA; i <= SFS_CIPHER_AESGCM; i++)
-		if (strcmp(name, cipher_names[i]) == 0)
-			return (enum sfs_cipher)i;
+	if (strcmp(name, cipher_names[SFS_CIPHER_XCHACHA]) == 0)
+		return SFS_CIPHER_XCHACHA;
+	if (strcmp(name, cipher_names[SFS_CIPHER_AESGCM_DERIVED]) == 0)
+		return SFS_CIPHER_AESGCM_DERIVED;
 	return 0;
 }
 
@@ -126,6 +135,8 @@ struct sfs_keys *sfs_keys_new(const unsigned char master[SFS_KEY_BYTES], enum sf
 	keys->cipher = cipher;
 	if (cipher == SFS_CIPHER_AESGCM)
 		crypto_kdf_derive_from_key(keys->gcm, SFS_KEY_BYTES, 1, ctx_gcm, master);
+	if (cipher == SFS_CIPHER_AESGCM_DERIVED)
+		crypto_kdf_derive_from_key(keys->gcm, SFS_KEY_BYTES, 1, ctx_gcm_derived, master);
 	crypto_kdf_derive_from_key(keys->content, SFS_KEY_BYTES, 1, ctx_content, master);
 	crypto_kdf_derive_from_key(keys->meta, SFS_KEY_BYTES, 1, ctx_meta, master);
 	crypto_kdf_derive_from_key(keys->name_mac, SFS_KEY_BYTES, 1, ctx_name_mac, master);
@@ -219,54 +230,118 @@ int sfs_crypto_name_open(unsigned char *out, const unsigned char *in, size_t inl
 }
 
 /*
- * A file's key schedule. sodium_malloc puts an allocation at the end of its
- * page, so a size that is a multiple of 16 keeps the state 16-byte aligned.
+ * A set of key schedules. sodium_malloc puts an allocation at the end of its
+ * page, so a size that is a multiple of 16 keeps the states 16-byte aligned.
  */
 struct sfs_gcm {
-	crypto_aead_aes256gcm_state state;
-	unsigned char key[SFS_KEY_BYTES]; /* the file key, wiped once expanded */
 	struct sfs_gcm *next;             /* pool link while unused */
+	size_t cls;                       /* pool class: gcm_class[cls] states */
+	unsigned char key[SFS_KEY_BYTES]; /* a key being expanded, wiped at once */
+	crypto_aead_aes256gcm_state state[];
 };
 
 _Static_assert(sizeof(struct sfs_gcm) % 16 == 0, "sodium_malloc alignment");
+_Static_assert(sizeof(crypto_aead_aes256gcm_state) % 16 == 0, "sodium_malloc alignment");
 
 /*
- * Schedules given back, wiped, for the next sfs_gcm_get(): sodium_malloc
- * costs a few system calls (guard pages, mlock), too many for every append.
- * The pool only grows to the number of seals in flight at once.
+ * Sets given back, wiped, for the next get: sodium_malloc costs a few
+ * system calls (guard pages, mlock), too many for every append. One pool
+ * per size class; each only grows to the number of runs in flight at once.
  */
+static const size_t gcm_class[] = {1, 16, SFS_GCM_SET_MAX};
+#define GCM_CLASSES (sizeof(gcm_class) / sizeof(gcm_class[0]))
+
 static pthread_mutex_t gcm_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct sfs_gcm *gcm_pool;
+static struct sfs_gcm *gcm_pool[GCM_CLASSES];
+
+/* A wiped set of at least @n states; NULL on ENOMEM. */
+static struct sfs_gcm *gcm_take(size_t n)
+{
+	struct sfs_gcm *g;
+	size_t c = 0;
+
+	while (gcm_class[c] < n)
+		c++;
+	pthread_mutex_lock(&gcm_lock);
+	g = gcm_pool[c];
+	if (g)
+		gcm_pool[c] = g->next;
+	pthread_mutex_unlock(&gcm_lock);
+	if (!g) {
+		g = sodium_malloc(sizeof(*g) + gcm_class[c] * sizeof(g->state[0]));
+		if (!g)
+			return NULL;
+		g->cls = c;
+	}
+	g->next = NULL;
+	return g;
+}
+
+/* Expand g->key into state @k and wipe it. */
+static void gcm_expand(struct sfs_gcm *g, size_t k)
+{
+	crypto_aead_aes256gcm_beforenm(&g->state[k], g->key);
+	sodium_memzero(g->key, sizeof(g->key));
+}
 
 struct sfs_gcm *sfs_gcm_get(const struct sfs_keys *keys, const unsigned char id[SFS_ID_BYTES])
 {
-	struct sfs_gcm *g;
+	struct sfs_gcm *g = gcm_take(1);
 
-	pthread_mutex_lock(&gcm_lock);
-	g = gcm_pool;
-	if (g)
-		gcm_pool = g->next;
-	pthread_mutex_unlock(&gcm_lock);
-	if (!g) {
-		g = sodium_malloc(sizeof(*g));
-		if (!g)
-			return NULL;
-	}
-	g->next = NULL;
+	if (!g)
+		return NULL;
 	crypto_generichash(g->key, SFS_KEY_BYTES, id, SFS_ID_BYTES, keys->gcm, SFS_KEY_BYTES);
-	crypto_aead_aes256gcm_beforenm(&g->state, g->key);
-	sodium_memzero(g->key, sizeof(g->key));
+	gcm_expand(g, 0);
+	return g;
+}
+
+struct sfs_gcm *sfs_gcm_get_derived(const struct sfs_keys *keys,
+				    const unsigned char id[SFS_ID_BYTES], const unsigned char *half,
+				    size_t stride, size_t count, uint16_t *slot)
+{
+	crypto_generichash_state st;
+	struct sfs_gcm *g;
+	size_t n = 0;
+
+	if (count == 0 || count > SFS_GCM_SET_MAX)
+		abort(); /* a caller's bug, never data */
+	for (size_t i = 0; i < count; i++)
+		if (i == 0 || memcmp(half + i * stride, half + (i - 1) * stride, SFS_GCM_HALF) != 0)
+			n++;
+	g = gcm_take(n);
+	if (!g)
+		return NULL;
+	n = 0;
+	for (size_t i = 0; i < count; i++) {
+		const unsigned char *h = half + i * stride;
+
+		if (i > 0 && memcmp(h, h - stride, SFS_GCM_HALF) == 0) {
+			slot[i] = slot[i - 1];
+			continue;
+		}
+		/* seal key = BLAKE2b-256(key = gcm, file id || nonce[12..24)) */
+		crypto_generichash_init(&st, keys->gcm, SFS_KEY_BYTES, SFS_KEY_BYTES);
+		crypto_generichash_update(&st, id, SFS_ID_BYTES);
+		crypto_generichash_update(&st, h, SFS_GCM_HALF);
+		crypto_generichash_final(&st, g->key, SFS_KEY_BYTES);
+		gcm_expand(g, n);
+		slot[i] = (uint16_t)n++;
+	}
+	sodium_memzero(&st, sizeof(st));
 	return g;
 }
 
 void sfs_gcm_put(struct sfs_gcm *g)
 {
+	size_t c;
+
 	if (!g)
 		return;
-	sodium_memzero(g, sizeof(*g));
+	c = g->cls;
+	sodium_memzero(g->state, gcm_class[c] * sizeof(g->state[0]));
 	pthread_mutex_lock(&gcm_lock);
-	g->next = gcm_pool;
-	gcm_pool = g;
+	g->next = gcm_pool[c];
+	gcm_pool[c] = g;
 	pthread_mutex_unlock(&gcm_lock);
 }
 
@@ -282,31 +357,44 @@ static size_t gcm_ad(unsigned char out[GCM_IV_BYTES + GCM_AD_MAX], const unsigne
 	return GCM_IV_BYTES + adlen;
 }
 
-void sfs_gcm_seal_nonce(const struct sfs_gcm *g, unsigned char *out, const unsigned char *in,
-			size_t len, const unsigned char *ad, size_t adlen)
+void sfs_gcm_seal_nonce_k(const struct sfs_gcm *g, size_t k, unsigned char *out,
+			  const unsigned char *in, size_t len, const unsigned char *ad,
+			  size_t adlen)
 {
 	unsigned char full[GCM_IV_BYTES + GCM_AD_MAX];
 	size_t fulllen;
 
-	if (adlen > GCM_AD_MAX)
+	if (adlen > GCM_AD_MAX || k >= gcm_class[g->cls])
 		abort(); /* a caller's bug, never data */
 	fulllen = gcm_ad(full, out, ad, adlen);
 	crypto_aead_aes256gcm_encrypt_afternm(out + SFS_NONCE_BYTES, NULL, in, len, full, fulllen,
-					      NULL, out, &g->state);
+					      NULL, out, &g->state[k]);
+}
+
+void sfs_gcm_seal_nonce(const struct sfs_gcm *g, unsigned char *out, const unsigned char *in,
+			size_t len, const unsigned char *ad, size_t adlen)
+{
+	sfs_gcm_seal_nonce_k(g, 0, out, in, len, ad, adlen);
 }
 
 int sfs_gcm_open(const struct sfs_gcm *g, unsigned char *out, const unsigned char *in, size_t inlen,
 		 const unsigned char *ad, size_t adlen)
 {
+	return sfs_gcm_open_k(g, 0, out, in, inlen, ad, adlen);
+}
+
+int sfs_gcm_open_k(const struct sfs_gcm *g, size_t k, unsigned char *out, const unsigned char *in,
+		   size_t inlen, const unsigned char *ad, size_t adlen)
+{
 	unsigned char full[GCM_IV_BYTES + GCM_AD_MAX];
 	size_t fulllen;
 
-	if (inlen < SFS_SEAL_OVERHEAD || adlen > GCM_AD_MAX)
+	if (inlen < SFS_SEAL_OVERHEAD || adlen > GCM_AD_MAX || k >= gcm_class[g->cls])
 		return -EBADMSG;
 	fulllen = gcm_ad(full, in, ad, adlen);
 	if (crypto_aead_aes256gcm_decrypt_afternm(out, NULL, NULL, in + SFS_NONCE_BYTES,
 						  inlen - SFS_NONCE_BYTES, full, fulllen, in,
-						  &g->state) != 0) {
+						  &g->state[k]) != 0) {
 		sodium_memzero(out, inlen - SFS_SEAL_OVERHEAD);
 		return -EBADMSG;
 	}

@@ -34,8 +34,9 @@ enum sfs_kdf_level {
  * other seal (headers, names, event records, xattrs) is XChaCha20-Poly1305.
  */
 enum sfs_cipher {
-	SFS_CIPHER_XCHACHA = 1, /* XChaCha20-Poly1305 under the content key */
-	SFS_CIPHER_AESGCM = 2,  /* AES-256-GCM under a key of each file's own */
+	SFS_CIPHER_XCHACHA = 1,        /* XChaCha20-Poly1305 under the content key */
+	SFS_CIPHER_AESGCM = 2,         /* legacy: AES-256-GCM under a key of each file's own */
+	SFS_CIPHER_AESGCM_DERIVED = 3, /* AES-256-GCM under a key per file and nonce half */
 };
 
 /*
@@ -48,8 +49,9 @@ struct sfs_keys {
 	unsigned char meta[SFS_KEY_BYTES];     /* node headers, symlinks ("sfsmeta_") */
 	unsigned char name_mac[SFS_KEY_BYTES]; /* name SIV tag ("sfsnmtag") */
 	unsigned char name_enc[SFS_KEY_BYTES]; /* name stream ("sfsnmenc") */
-	unsigned char gcm[SFS_KEY_BYTES];      /* AES-GCM file keys' parent ("sfsgcmfk"),
-						* all zero in an XChaCha session */
+	unsigned char gcm[SFS_KEY_BYTES];      /* AES-GCM keys' parent ("sfsgcmfk", or
+						* "sfsgcmnk" for derived seal keys), all
+						* zero in an XChaCha session */
 	enum sfs_cipher cipher;                /* how content blocks are sealed */
 };
 
@@ -75,10 +77,17 @@ int sfs_crypto_pwhash(unsigned char out[SFS_KEY_BYTES], const char *password, si
 /* Whether this build and CPU can run @cipher (AES-256-GCM needs AES-NI and PCLMUL). */
 bool sfs_cipher_available(enum sfs_cipher cipher);
 
-/* "xchacha20poly1305" or "aes256gcm"; "unknown" for anything else. */
+/*
+ * "xchacha20poly1305", "aes256gcm" (SFS_CIPHER_AESGCM_DERIVED, what new
+ * AES sessions get) or "aes256gcm-filekey" (legacy); "unknown" otherwise.
+ */
 const char *sfs_cipher_name(enum sfs_cipher cipher);
 
-/* A cipher by its name; 0 if unknown. */
+/*
+ * A cipher for new sessions by its name ("xchacha20poly1305", "aes256gcm");
+ * 0 if unknown. The legacy SFS_CIPHER_AESGCM has no such name: existing
+ * sessions keep it, none is made.
+ */
 enum sfs_cipher sfs_cipher_from_name(const char *name);
 
 /*
@@ -132,17 +141,36 @@ int sfs_crypto_name_open(unsigned char *out, const unsigned char *in, size_t inl
 	__attribute__((warn_unused_result));
 
 /*
- * One file's AES-256-GCM key schedule, for a session whose cipher is
- * SFS_CIPHER_AESGCM. The file key is BLAKE2b-256 keyed with keys->gcm over
- * the file's 16-byte id, so each file seals under its own key and the
- * 96-bit random IVs of one key stay far from a collision. The schedule lives
- * in sodium_malloc memory taken from a pool; sfs_gcm_put() wipes it. A
- * schedule is read-only once made: threads may seal with it at once.
+ * AES-256-GCM key schedules, in sodium_malloc memory taken from a pool;
+ * sfs_gcm_put() wipes them. A set is read-only once made: threads may seal
+ * and open with it at once.
+ *
+ * SFS_CIPHER_AESGCM (legacy): one key per file, BLAKE2b-256 keyed with
+ * keys->gcm over the file's 16-byte id. Its blocks' random 96-bit IVs are
+ * safe up to about 2^32 seals of one file.
+ *
+ * SFS_CIPHER_AESGCM_DERIVED: one key per file and per value of the 12
+ * random nonce bytes that are not the IV (nonce[12..24), which a run of
+ * blocks sealed at once shares): BLAKE2b-256 keyed with keys->gcm over
+ * file id || nonce[12..24). A key seals one run, so no IV budget is ever
+ * approached (XAES-256-GCM's idea, with BLAKE2b as the derivation).
  */
 struct sfs_gcm;
 
-/* The schedule of file @id under @keys; NULL on ENOMEM. */
+#define SFS_GCM_HALF 12 /* nonce bytes that are not the GCM IV */
+
+/* The legacy schedule of file @id under @keys: one key, index 0; NULL on ENOMEM. */
 struct sfs_gcm *sfs_gcm_get(const struct sfs_keys *keys, const unsigned char id[SFS_ID_BYTES]);
+
+/*
+ * The derived keys of file @id for @count blocks whose nonce halves are at
+ * @half + i * @stride: one key per run of equal consecutive halves, block
+ * i's index into @slot[i]. @count <= SFS_GCM_SET_MAX; NULL on ENOMEM.
+ */
+#define SFS_GCM_SET_MAX 256
+struct sfs_gcm *sfs_gcm_get_derived(const struct sfs_keys *keys,
+				    const unsigned char id[SFS_ID_BYTES], const unsigned char *half,
+				    size_t stride, size_t count, uint16_t *slot);
 
 /* Wipe a schedule and give it back. Accepts NULL. */
 void sfs_gcm_put(struct sfs_gcm *gcm);
@@ -160,6 +188,14 @@ void sfs_gcm_seal_nonce(const struct sfs_gcm *gcm, unsigned char *out, const uns
 /* Open what sfs_gcm_seal_nonce() made, as sfs_crypto_open(): 0 or -EBADMSG. */
 int sfs_gcm_open(const struct sfs_gcm *gcm, unsigned char *out, const unsigned char *in,
 		 size_t inlen, const unsigned char *ad, size_t adlen)
+	__attribute__((warn_unused_result));
+
+/* The same with key @k of the set (sfs_gcm_seal_nonce() and sfs_gcm_open() use key 0). */
+void sfs_gcm_seal_nonce_k(const struct sfs_gcm *gcm, size_t k, unsigned char *out,
+			  const unsigned char *in, size_t len, const unsigned char *ad,
+			  size_t adlen);
+int sfs_gcm_open_k(const struct sfs_gcm *gcm, size_t k, unsigned char *out, const unsigned char *in,
+		   size_t inlen, const unsigned char *ad, size_t adlen)
 	__attribute__((warn_unused_result));
 
 /* Fill @buf with random bytes. */

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 /* Largest run of blocks handled in one go (1 MiB of plaintext). */
-#define RUN_BLOCKS 256
+#define RUN_BLOCKS SFS_RUN_MAX
 
 static const unsigned char zeros[RUN_BLOCKS * SFS_BLOCK];
 
@@ -84,6 +84,51 @@ int sfs_file_write_header(int fd, const unsigned char id[SFS_ID_BYTES],
 	return sfs_pwrite_all(fd, hdr, sizeof(hdr), 0);
 }
 
+/*
+ * Give the empty file @f a fresh random id (fileio.h "Id renewal"): its
+ * header must be the one it was opened with; the caller's hook moves what it
+ * keeps under the old id, then one 80-byte pwrite names the new one.
+ */
+static int renew_id(struct sfs_file *f)
+{
+	unsigned char id[SFS_ID_BYTES], fresh[SFS_ID_BYTES];
+	struct sfs_attrs a;
+	int rc;
+
+	rc = sfs_file_read_header(f->fd, id, &a, f->keys);
+	if (rc < 0)
+		return rc;
+	if (a.kind == SFS_KIND_LOG || memcmp(id, f->id, SFS_ID_BYTES) != 0)
+		return -EBADMSG;
+	sfs_crypto_random(fresh, sizeof(fresh));
+	a.kind = SFS_KIND_BLOCKS;
+	rc = f->renew ? f->renew(f, fresh, f->renew_arg) : 0;
+	if (rc == 0)
+		rc = sfs_file_write_header(f->fd, fresh, &a, f->keys);
+	if (rc < 0)
+		return rc;
+	memcpy(f->id, fresh, SFS_ID_BYTES);
+	f->sparse = false;
+	f->fresh = true;
+	return 0;
+}
+
+/*
+ * Content is about to be sealed under f->id: an empty file whose id is not
+ * known fresh gets a new one first. The id is no longer fresh afterwards,
+ * even if the caller fails before it seals anything.
+ */
+static int claim_id(struct sfs_file *f)
+{
+	int rc = 0;
+
+	if (f->size == 0 && !f->fresh)
+		rc = renew_id(f);
+	if (rc == 0)
+		f->fresh = false;
+	return rc;
+}
+
 /* A run of blocks sealed or opened by sfs_par_for, one block per iteration. */
 struct run {
 	const struct sfs_file *f;
@@ -109,8 +154,8 @@ static void open_one(size_t i, void *arg)
 		memset(r->plain + i * SFS_BLOCK, 0, clen - SFS_SEAL_OVERHEAD);
 		return;
 	}
-	if (sfs_fmt_block_open(r->plain + i * SFS_BLOCK, r->cipher + i * SFS_CBLOCK, clen,
-			       r->first + i, &r->bk) == 0)
+	if (sfs_fmt_block_open_at(r->plain + i * SFS_BLOCK, r->cipher + i * SFS_CBLOCK, clen,
+				  r->first + i, &r->bk, i) == 0)
 		return;
 	was = atomic_load(&r->bad);
 	while (i < was && !atomic_compare_exchange_weak(&r->bad, &was, i))
@@ -154,7 +199,7 @@ static int load_blocks(struct sfs_file *f, uint64_t first, uint64_t n, unsigned 
 		return -EBADMSG;
 	}
 	atomic_init(&r.bad, r.n);
-	if (sfs_fmt_blockkey_init(&r.bk, f->id, f->keys) < 0)
+	if (sfs_fmt_blockkey_init_open(&r.bk, f->id, f->keys, cipher, r.n) < 0)
 		return -ENOMEM;
 	sfs_par_for(r.n, open_one, &r);
 	sfs_fmt_blockkey_done(&r.bk);
@@ -358,8 +403,10 @@ static int make_sparse(struct sfs_file *f)
 static int grow(struct sfs_file *f, uint64_t to)
 {
 	uint64_t edge = round_up(f->size);
-	int rc;
+	int rc = claim_id(f);
 
+	if (rc < 0)
+		return rc;
 	if (to / SFS_BLOCK * SFS_BLOCK <= edge)
 		return write_chunks(f, NULL, (size_t)(to - f->size), f->size);
 	rc = make_sparse(f);
@@ -379,11 +426,9 @@ ssize_t sfs_file_write(struct sfs_file *f, const void *buf, size_t len, uint64_t
 
 	if (len == 0)
 		return 0;
-	if (off > f->size) {
-		rc = grow(f, off);
-		if (rc < 0)
-			return rc;
-	}
+	rc = off > f->size ? grow(f, off) : claim_id(f);
+	if (rc < 0)
+		return rc;
 	rc = write_chunks(f, buf, len, off);
 	return rc < 0 ? rc : (ssize_t)len;
 }
@@ -416,6 +461,10 @@ int sfs_file_truncate(struct sfs_file *f, uint64_t size)
 		goto out;
 	}
 	f->size = blk * SFS_BLOCK;
+	if (size == 0) {
+		rc = renew_id(f); /* the file is the header alone now */
+		goto out;
+	}
 	if (keep) {
 		sfs_crypto_random(cipher, SFS_NONCE_BYTES);
 		sfs_fmt_block_seal_nonce(cipher, plain, (size_t)keep, blk, &bk);

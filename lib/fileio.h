@@ -29,7 +29,36 @@ struct sfs_file {
 					    * Set by the caller from the header; set by
 					    * calls that made the file sparse (the caller
 					    * then updates what it keeps of the header) */
+	/*
+	 * @id was drawn at random for this file by the caller, or by a renewal,
+	 * and nothing is sealed under it yet: its first content needs no new id.
+	 * Cleared once content is about to be sealed.
+	 */
+	bool fresh;
+	/*
+	 * Called by an id renewal (below) after the new id is drawn and before
+	 * the header names it, for the caller to move what it keeps under the
+	 * old id (extended attributes). A negative errno aborts the renewal and
+	 * the call that wanted it. May be NULL.
+	 */
+	int (*renew)(const struct sfs_file *f, const unsigned char new_id[SFS_ID_BYTES], void *arg);
+	void *renew_arg;
 };
+
+/*
+ * Id renewal. Blocks are bound to the file id in the header, and someone who
+ * can write the store can copy one file's header over an empty file: were
+ * content then sealed under that id, blocks would move between the two
+ * files unnoticed. So an empty file gets a fresh random id before its first
+ * content (a write, a truncate or fallocate that grows it from 0) unless
+ * f->fresh says its id is one the caller just drew, and again when it is
+ * truncated to 0. The header is rewritten with the new id (and kind
+ * SFS_KIND_BLOCKS: nothing is stored, so no hole is kept) while the backing
+ * file is the header alone, before any block is sealed under it: a crash
+ * leaves a valid empty file under the old or the new id. The new id is in
+ * f->id when the call returns (also when it fails after the renewal); the
+ * caller updates what it keeps of the header.
+ */
 
 /* Plaintext size of backing file @fd: 0, -errno or -EBADMSG (a size no valid file has). */
 int sfs_file_size(int fd, uint64_t *size);

@@ -117,7 +117,7 @@ static int keyfile_parse(const unsigned char *in, size_t inlen, struct sfs_keyfi
 	if (kf->version == 2) {
 		kf->cipher = sfs_get_le16(in + 40);
 		if (sfs_get_le16(in + 42) != 0 || kf->cipher < SFS_CIPHER_XCHACHA ||
-		    kf->cipher > SFS_CIPHER_AESGCM)
+		    kf->cipher > SFS_CIPHER_AESGCM_DERIVED)
 			return -EPROTONOSUPPORT;
 	}
 	if (kf->alg != SFS_KDF_ALG_ARGON2ID13)
@@ -257,9 +257,29 @@ int sfs_fmt_blockkey_init(struct sfs_blockkey *bk, const unsigned char id[SFS_ID
 	bk->keys = keys;
 	memcpy(bk->id, id, SFS_ID_BYTES);
 	bk->gcm = NULL;
-	if (keys->cipher != SFS_CIPHER_AESGCM)
+	bk->derived = keys->cipher == SFS_CIPHER_AESGCM_DERIVED;
+	if (keys->cipher == SFS_CIPHER_AESGCM) {
+		bk->gcm = sfs_gcm_get(keys, id);
+	} else if (bk->derived) {
+		/* One random half, and so one derived key, for the whole run. */
+		sfs_crypto_random(bk->half, sizeof(bk->half));
+		bk->gcm = sfs_gcm_get_derived(keys, id, bk->half, 0, 1, bk->slot);
+	} else {
 		return 0;
-	bk->gcm = sfs_gcm_get(keys, id);
+	}
+	return bk->gcm ? 0 : -ENOMEM;
+}
+
+int sfs_fmt_blockkey_init_open(struct sfs_blockkey *bk, const unsigned char id[SFS_ID_BYTES],
+			       const struct sfs_keys *keys, const unsigned char *sealed, size_t n)
+{
+	if (keys->cipher != SFS_CIPHER_AESGCM_DERIVED)
+		return sfs_fmt_blockkey_init(bk, id, keys);
+	bk->keys = keys;
+	memcpy(bk->id, id, SFS_ID_BYTES);
+	bk->derived = true;
+	bk->gcm = sfs_gcm_get_derived(keys, id, sealed + (SFS_NONCE_BYTES - SFS_GCM_HALF),
+				      SFS_CBLOCK, n, bk->slot);
 	return bk->gcm ? 0 : -ENOMEM;
 }
 
@@ -275,20 +295,24 @@ void sfs_fmt_block_seal_nonce(unsigned char *out, const unsigned char *in, size_
 	unsigned char ad[SFS_ID_BYTES + 8];
 
 	block_ad(ad, bk->id, blockno);
+	if (bk->derived)
+		memcpy(out + SFS_NONCE_BYTES - SFS_GCM_HALF, bk->half, SFS_GCM_HALF);
 	if (bk->gcm)
 		sfs_gcm_seal_nonce(bk->gcm, out, in, len, ad, sizeof(ad));
 	else
 		sfs_crypto_seal_nonce(out, in, len, ad, sizeof(ad), bk->keys->content);
 }
 
-int sfs_fmt_block_open(unsigned char *out, const unsigned char *in, size_t inlen, uint64_t blockno,
-		       const struct sfs_blockkey *bk)
+int sfs_fmt_block_open_at(unsigned char *out, const unsigned char *in, size_t inlen,
+			  uint64_t blockno, const struct sfs_blockkey *bk, size_t i)
 {
 	unsigned char ad[SFS_ID_BYTES + 8];
 
 	if (inlen <= SFS_SEAL_OVERHEAD || inlen > SFS_CBLOCK)
 		return -EBADMSG;
 	block_ad(ad, bk->id, blockno);
+	if (bk->derived)
+		return sfs_gcm_open_k(bk->gcm, bk->slot[i], out, in, inlen, ad, sizeof(ad));
 	if (bk->gcm)
 		return sfs_gcm_open(bk->gcm, out, in, inlen, ad, sizeof(ad));
 	return sfs_crypto_open(out, in, inlen, ad, sizeof(ad), bk->keys->content);
@@ -314,11 +338,14 @@ int sfs_fmt_block_open1(unsigned char *out, const unsigned char *in, size_t inle
 			const struct sfs_keys *keys)
 {
 	struct sfs_blockkey bk;
-	int rc = sfs_fmt_blockkey_init(&bk, id, keys);
+	int rc;
 
+	if (inlen <= SFS_SEAL_OVERHEAD)
+		return -EBADMSG;
+	rc = sfs_fmt_blockkey_init_open(&bk, id, keys, in, 1);
 	if (rc < 0)
 		return rc;
-	rc = sfs_fmt_block_open(out, in, inlen, blockno, &bk);
+	rc = sfs_fmt_block_open_at(out, in, inlen, blockno, &bk, 0);
 	sfs_fmt_blockkey_done(&bk);
 	return rc;
 }

@@ -143,34 +143,56 @@ uint64_t sfs_fmt_backing_size(uint64_t plain);
 int sfs_fmt_plain_size(uint64_t backing, uint64_t *plain);
 
 /*
- * What the content blocks of one file are sealed under: the session's
- * content key (XChaCha20-Poly1305) or the file's own AES-256-GCM key
- * schedule, by the session's cipher. Set up per run of blocks with
- * sfs_fmt_blockkey_init() and wiped by sfs_fmt_blockkey_done(); read-only in
- * between, so several threads may seal or open with it at once.
+ * What the content blocks of one run (at most SFS_RUN_MAX blocks of one
+ * file) are sealed or opened under, by the session's cipher: the session's
+ * content key (XChaCha20-Poly1305), the file's own AES-256-GCM key (legacy
+ * cipher 2), or derived AES-256-GCM keys (cipher 3): for sealing, the key of
+ * the run's one random nonce half, which every block of the run carries in
+ * nonce[12..24); for opening, one key per run of equal halves among the
+ * blocks. Set up with sfs_fmt_blockkey_init() (sealing) or
+ * sfs_fmt_blockkey_init_open(), wiped by sfs_fmt_blockkey_done(); read-only
+ * in between, so several threads may seal or open with it at once.
  */
+#define SFS_RUN_MAX SFS_GCM_SET_MAX
 struct sfs_blockkey {
 	const struct sfs_keys *keys;
 	unsigned char id[SFS_ID_BYTES]; /* the file's id, bound to every block */
 	struct sfs_gcm *gcm;            /* AES-256-GCM sessions only */
+	bool derived;                   /* cipher 3: keys by nonce half */
+	unsigned char half[SFS_GCM_HALF]; /* cipher 3, sealing: the run's half */
+	uint16_t slot[SFS_RUN_MAX];     /* cipher 3, opening: block i's key */
 };
 
-/* 0 or -ENOMEM. */
+/* For sealing a run: 0 or -ENOMEM. */
 int sfs_fmt_blockkey_init(struct sfs_blockkey *bk, const unsigned char id[SFS_ID_BYTES],
 			  const struct sfs_keys *keys) __attribute__((warn_unused_result));
+
+/*
+ * For opening the @n (<= SFS_RUN_MAX) sealed blocks at @sealed, one every
+ * SFS_CBLOCK bytes (the last one may be short but holds its nonce): block i
+ * of the run is then opened with sfs_fmt_block_open_at(..., i). 0 or -ENOMEM.
+ */
+int sfs_fmt_blockkey_init_open(struct sfs_blockkey *bk, const unsigned char id[SFS_ID_BYTES],
+			       const struct sfs_keys *keys, const unsigned char *sealed, size_t n)
+	__attribute__((warn_unused_result));
 void sfs_fmt_blockkey_done(struct sfs_blockkey *bk);
 
 /*
  * Seal block @blockno (@len <= SFS_BLOCK) of the file @bk is for, with the
  * fresh random nonce the caller put in out[0, 24) (sfs_crypto_random over a
- * whole run).
+ * whole run); in a cipher-3 session nonce[12..24) is then replaced by the
+ * run's half.
  */
 void sfs_fmt_block_seal_nonce(unsigned char *out, const unsigned char *in, size_t len,
 			      uint64_t blockno, const struct sfs_blockkey *bk);
 
-/* Open one sealed block of @inlen bytes; 0 or -EBADMSG. */
-int sfs_fmt_block_open(unsigned char *out, const unsigned char *in, size_t inlen, uint64_t blockno,
-		       const struct sfs_blockkey *bk) __attribute__((warn_unused_result));
+/*
+ * Open one sealed block of @inlen bytes, block @i of the run @bk was set up
+ * for by sfs_fmt_blockkey_init_open(); 0 or -EBADMSG.
+ */
+int sfs_fmt_block_open_at(unsigned char *out, const unsigned char *in, size_t inlen,
+			  uint64_t blockno, const struct sfs_blockkey *bk, size_t i)
+	__attribute__((warn_unused_result));
 
 /* One block of file @id alone, with a fresh nonce: 0 or -ENOMEM. */
 int sfs_fmt_block_seal1(unsigned char *out, const unsigned char *in, size_t len,

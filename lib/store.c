@@ -91,6 +91,10 @@ int sfs_store_create(const char *path, enum sfs_kdf_level kdf, enum sfs_cipher c
 	char *text;
 	int fd, rc;
 
+	/* Only a cipher new sessions may get (not the legacy AES-256-GCM file keys). */
+	if (sfs_cipher_from_name(sfs_cipher_name(cipher)) != cipher)
+		return fail(why, whylen, -EINVAL, "no new session uses cipher %s",
+			    sfs_cipher_name(cipher));
 	if (mkdir(path, 0700) < 0 && errno != EEXIST)
 		return fail(why, whylen, sfs_neg_errno(), "cannot create %s: %s", path,
 			    strerror(errno));
@@ -267,6 +271,7 @@ static int create_file(int dirfd, const unsigned char dirid[SFS_ID_BYTES], const
 	if (f.fd < 0)
 		return sfs_neg_errno();
 	sfs_crypto_random(f.id, sizeof(f.id));
+	f.fresh = true; /* just drawn: no renewal before its content (fileio.h) */
 	if (attrs->kind == SFS_KIND_LOG)
 		rc = sfs_log_create(f.fd, f.id, attrs, keys);
 	else

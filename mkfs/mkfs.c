@@ -28,7 +28,8 @@ static void usage(FILE *out)
 		     "Make an empty sessionfs store in STORE (absent or an empty directory).\n\n"
 		     "  --kdf=LEVEL    Argon2id cost for the store's sessions (default moderate)\n"
 		     "  --cipher=NAME  content cipher of the store's sessions: aes256gcm (faster;\n"
-		     "                 opens only where libsodium has AES-NI), xchacha20poly1305\n"
+		     "                 AES-256-GCM with derived per-write keys; opens only where\n"
+		     "                 libsodium has AES-NI), xchacha20poly1305\n"
 		     "                 (opens on any CPU), or auto (default): aes256gcm if this\n"
 		     "                 CPU has AES-NI, else xchacha20poly1305\n"
 		     "  -h, --help     show this help\n"
@@ -98,8 +99,8 @@ int main(int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	if (!cipher)
-		cipher = sfs_cipher_available(SFS_CIPHER_AESGCM) ? SFS_CIPHER_AESGCM
-								 : SFS_CIPHER_XCHACHA;
+		cipher = sfs_cipher_available(SFS_CIPHER_AESGCM_DERIVED) ? SFS_CIPHER_AESGCM_DERIVED
+									 : SFS_CIPHER_XCHACHA;
 	rc = sfs_store_create(argv[optind], kdf, cipher, why, sizeof(why));
 	if (rc < 0) {
 		fprintf(stderr, "mkfs.sessionfs: %s\n", why);

@@ -118,7 +118,7 @@ class MixedCiphersTest(unittest.TestCase):
         kf = key_file(self.aes.store, sid)
         self.assertEqual(len(kf), 116)
         self.assertEqual(kf[:8], b"SFSK\x02\x00\x01\x00")  # magic, version 2, Argon2id
-        self.assertEqual(kf[40:44], b"\x02\x00\x00\x00")   # AES-256-GCM, reserved 0
+        self.assertEqual(kf[40:44], b"\x03\x00\x00\x00")   # AES-256-GCM derived keys, reserved 0
         m2 = self.xc.mount()
         sid2 = self.fill(self.xc, m2, "pw-xc")
         kf2 = key_file(self.xc.store, sid2)
@@ -177,7 +177,7 @@ class MixedCiphersTest(unittest.TestCase):
         self.aes.ctl("lock", m.sdir(sid))
         path = os.path.join(self.aes.store, "sessions", sid, "key")
         good = key_file(self.aes.store, sid)
-        for at, val in ((42, 1), (40, 3)):
+        for at, val in ((42, 1), (40, 4)):
             bad = bytearray(good)
             bad[at] = val
             with open(path, "wb") as f:
@@ -186,13 +186,15 @@ class MixedCiphersTest(unittest.TestCase):
             self.assertNotEqual(r.rc, 0, r)
             self.assertIn("newer format", r.err)
             self.assertEqual(key_file(self.aes.store, sid), bytes(bad))
-        # Cipher 2 -> 1 (XChaCha) breaks the key file's AD: refused like a wrong password.
-        bad = bytearray(good)
-        bad[40] = 1
-        with open(path, "wb") as f:
-            f.write(bad)
-        r = self.aes.ctl("unlock", m.sdir(sid), password="pw-aes")
-        self.assertEqual(r.rc, 3, r)
+        # Cipher 3 -> 1 (XChaCha) or -> 2 (the legacy AES form, bounded IV budget) breaks the
+        # key file's AD: refused like a wrong password.
+        for val in (1, 2):
+            bad = bytearray(good)
+            bad[40] = val
+            with open(path, "wb") as f:
+                f.write(bad)
+            r = self.aes.ctl("unlock", m.sdir(sid), password="pw-aes")
+            self.assertEqual(r.rc, 3, r)
         with open(path, "wb") as f:
             f.write(good)
         self.aes.unlock(m, sid, password="pw-aes")

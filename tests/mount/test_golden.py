@@ -10,8 +10,12 @@ remount. The format is a promise: never regenerate a shipped version's files
 to make this test pass.
 
 golden-aes.tar.gz is the same tree in sessions whose content is AES-256-GCM
-(version 2 key files), made by `make-golden build aes256gcm` when that cipher
-came; GoldenAesTest holds every build to it the same way.
+with one key per file (version 2 key files, content cipher 2, now legacy),
+made by `make-golden build aes256gcm` at 2cd5a03 when that cipher came;
+GoldenAesTest holds every build to it the same way. golden-aes-derived.tar.gz
+is the tree again in sessions of content cipher 3 (AES-256-GCM with a key
+derived per file and nonce half), made by `make-golden build aes256gcm` when
+cipher 3 came; GoldenAesDerivedTest.
 """
 import hashlib
 import json
@@ -28,6 +32,7 @@ FIXTURES = os.path.join(HERE, "..", "fixtures")
 class GoldenV1Test(unittest.TestCase):
     FIXTURE = "golden-v1"
     KEY_FILE = (112, 1)  # bytes, version
+    CIPHER = None  # version 2 key files: the content cipher at byte 40
 
     def setUp(self):
         sfs.need_binaries()
@@ -98,6 +103,8 @@ class GoldenV1Test(unittest.TestCase):
             with open(os.path.join(self.store, s["where"], sid, "key"), "rb") as f:
                 kf = f.read()
             self.assertEqual((len(kf), kf[4]), self.KEY_FILE, sid)
+            if self.CIPHER:
+                self.assertEqual(kf[40:44], bytes([self.CIPHER, 0, 0, 0]), sid)
 
     def test_writable_then_reads_again(self):
         sid = next(s for s, v in self.manifest["sessions"].items() if "tree" in v
@@ -136,6 +143,14 @@ def _aes_here():
 class GoldenAesTest(GoldenV1Test):
     FIXTURE = "golden-aes"
     KEY_FILE = (116, 2)
+    CIPHER = 2  # legacy: one key per file
+
+
+@unittest.skipUnless(_aes_here(), "no AES-NI/PCLMUL: libsodium cannot run AES-256-GCM here")
+class GoldenAesDerivedTest(GoldenV1Test):
+    FIXTURE = "golden-aes-derived"
+    KEY_FILE = (116, 2)
+    CIPHER = 3  # a key per file and nonce half
 
 
 if __name__ == "__main__":

@@ -139,6 +139,66 @@ class TamperTest(unittest.TestCase):
         self.assertEqual(cm.exception.errno, errno.EIO)
         self.assertEqual(sfs.read_file(os.path.join(d, "bystander.txt")), b"still fine\n")
 
+    def backing_of(self, name):
+        """The backing file of NAME in the session's root (the mount keeps backing inode numbers)."""
+        ino = os.stat(os.path.join(self.m.sdir(self.sid), name)).st_ino
+        root = os.path.join(self.e.store, "sessions", self.sid, "root")
+        hits = [os.path.join(root, n) for n in os.listdir(root)
+                if os.lstat(os.path.join(root, n)).st_ino == ino]
+        self.assertEqual(len(hits), 1, hits)
+        return hits[0]
+
+    def test_file_id_poisoning(self):
+        """X's header copied over an empty file E: E's content must not be sealed under X's id.
+
+        Otherwise X's blocks would later read as E's content (the class the 2017 gocryptfs
+        audit reported). E gets a fresh id at its first write, so a block of X moved into E
+        is EIO, and so is one of E moved into X.
+        """
+        d = self.m.sdir(self.sid)
+        sfs.write_file(os.path.join(d, "empty.bin"), b"")
+        x_path = self.backing_of("victim.bin")
+        e_path = self.tampered = self.backing_of("empty.bin")
+        self.assertEqual(os.path.getsize(e_path), HDR)
+        self.e.lock(self.m, self.sid)
+        with open(x_path, "rb") as f:
+            x_header = f.read(HDR)
+        with open(e_path, "r+b") as f:
+            f.write(x_header)
+        self.e.unlock(self.m, self.sid)
+        content = os.urandom(2 * BLOCK)
+        sfs.write_file(os.path.join(d, "empty.bin"), content)
+        self.assertEqual(sfs.read_file(os.path.join(d, "empty.bin")), content)
+        self.e.lock(self.m, self.sid)
+        cb = BLOCK + OVERHEAD
+        with open(x_path, "rb") as f:
+            f.seek(HDR)
+            x_block0 = f.read(cb)
+        with open(e_path, "r+b") as f:
+            f.seek(HDR)
+            e_block0 = f.read(cb)
+            f.seek(HDR)
+            f.write(x_block0)
+        with open(x_path, "r+b") as f:
+            f.seek(HDR + cb)
+            f.write(e_block0)  # and E's block 0 in X's block 1
+        self.e.unlock(self.m, self.sid)
+        log_before = len(self.m.read_log())
+        for name, off, foreign in (("empty.bin", 0, self.victim[:BLOCK]),
+                                   ("victim.bin", BLOCK, content[:BLOCK])):
+            fd = os.open(os.path.join(d, name), os.O_RDONLY)
+            try:
+                with self.assertRaises(OSError, msg="%s read another file's block" % name) as cm:
+                    got = os.pread(fd, BLOCK, off)
+                    self.assertFalse(got == foreign, "%s reads another file's bytes" % name)
+                self.assertEqual(cm.exception.errno, errno.EIO)
+            finally:
+                os.close(fd)
+        self.assertIn("corrupt", self.m.read_log()[log_before:].lower())
+        with open(e_path, "rb") as f:
+            self.assertNotEqual(f.read(HDR)[8:24], x_header[8:24], "E still has X's id")
+        self.assertEqual(sfs.read_file(os.path.join(d, "bystander.txt")), b"still fine\n")
+
 
 class TamperXChaChaTest(TamperTest):
     """The same in a store whose sessions use XChaCha20-Poly1305 (version 1 key files)."""

@@ -247,6 +247,54 @@ class XattrTest(XattrBase):
             time.sleep(0.05)  # release is asynchronous to close(2)
         self.assertEqual(self.blobs(), [])
 
+    def header_id(self, name):
+        """The node id (hex) in the header of NAME's backing file, found by inode number."""
+        ino = os.stat(self.p(name)).st_ino
+        for n in os.listdir(self.root()):
+            path = os.path.join(self.root(), n)
+            if os.lstat(path).st_ino == ino:
+                with open(path, "rb") as f:
+                    return f.read(24)[8:24].hex()
+        self.fail("no backing file for " + name)
+
+    def test_kept_across_id_renewal(self):
+        """An empty file gets a fresh id before its first content and when cut to zero
+        (doc/format.md, "File content"); its attributes, stored under its id, move along."""
+        f = self.p("f")
+        sfs.write_file(f, "content")
+        os.setxattr(f, "user.a", b"kept")
+        ids = [self.header_id("f")]
+        self.assertEqual(self.blobs(), ids)
+        os.truncate(f, 0)  # cut to zero: a new id
+        ids.append(self.header_id("f"))
+        sfs.write_file(f, "again")  # open(O_TRUNC) of an empty file, then a write: no new id
+        ids.append(self.header_id("f"))
+        self.assertNotEqual(ids[0], ids[1])
+        self.assertEqual(ids[1], ids[2])
+        self.assertEqual(self.blobs(), [ids[2]])
+        self.assertEqual(os.getxattr(f, "user.a"), b"kept")
+        with open(f, "w") as fh:  # O_TRUNC of a file with content: a new id
+            fh.write("third")
+        ids.append(self.header_id("f"))
+        self.assertNotEqual(ids[3], ids[2])
+        self.assertEqual(self.blobs(), [ids[3]])
+        # An empty file the mount did not make (after a remount): a new id at its first write.
+        sfs.write_file(self.p("e"), "")
+        os.setxattr(self.p("e"), "user.b", b"e's")
+        e0 = self.header_id("e")
+        self.e.assert_umount(self.m)
+        self.m = self.e.mount(foreground=True, opts=self.OPTS, mnt=self.m.mnt)
+        self.e.unlock(self.m, self.sid)
+        with open(self.p("e"), "ab") as fh:
+            fh.write(b"first content")
+        e1 = self.header_id("e")
+        self.assertNotEqual(e0, e1)
+        self.assertEqual(self.blobs(), sorted([ids[3], e1]))
+        self.assertEqual(os.getxattr(self.p("e"), "user.b"), b"e's")
+        self.assertEqual(os.getxattr(f, "user.a"), b"kept")
+        self.assertEqual(sfs.read_file(self.p("e")), b"first content")
+        self.assertEqual(sfs.read_file(f), b"third")
+
     def test_ctime_and_session_change(self):
         f = self.p("f")
         sfs.write_file(f, "x")

@@ -316,19 +316,126 @@ static void test_gcm(void)
 	sfs_keys_free(k);
 }
 
+/*
+ * Cipher 3, derived keys: master 00..1f -> gcm subkey (crypto_kdf, id 1,
+ * "sfsgcmnk") -> seal key BLAKE2b-256(key = it, id 40..4f || nonce[12..24) =
+ * ac..b7) -> AES-256-GCM with IV a0..ab, AD ac..b7 || "place-7". Made
+ * outside libsodium (Python's hashlib and the cryptography module, OpenSSL):
+ *   k = blake2b(key=master, salt=le64(1)+8*"\0", person="sfsgcmnk"+8*"\0")
+ *   sk = blake2b(id + nonce[12:], key=k); AESGCM(sk).encrypt(nonce[:12], msg, nonce[12:] + ad)
+ */
+static const char gcm3_subkey[] =
+	"27e2261609b1eba8d50eaf382567897929087eeeca525d4717f0d9014fa462c7";
+static const char gcm3_sealed[] = "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7"
+				  "01d7615a8f5d2540493f4df9571cd0cd0e141871968ac3d9"
+				  "1545f58c3360eb75c12ee0c19e533a59";
+
+static void test_gcm_derived(void)
+{
+	static const unsigned char msg[24] = "twenty-four bytes of msg";
+	static const unsigned char ad[7] = "place-7";
+	unsigned char master[32], id[SFS_ID_BYTES], want[64], sealed[64], out[64];
+	unsigned char halves[5][SFS_GCM_HALF];
+	uint16_t slot[5];
+	struct sfs_keys *k, *legacy;
+	struct sfs_gcm *g, *g1;
+
+	if (!sfs_cipher_available(SFS_CIPHER_AESGCM_DERIVED)) {
+		fprintf(stderr,
+			"test_gcm_derived: skipped, this CPU has no AES-NI for libsodium\n");
+		return;
+	}
+	fixed_master(master);
+	k = sfs_keys_new(master, SFS_CIPHER_AESGCM_DERIVED);
+	legacy = sfs_keys_new(master, SFS_CIPHER_AESGCM);
+	REQUIRE(k && legacy);
+	CHECK_EQ(k->cipher, SFS_CIPHER_AESGCM_DERIVED);
+	CHECK_HEX(k->gcm, gcm3_subkey, 32);
+	CHECK_HEX(k->content, "2e2c513886032e514bf7b78b5af9012cb44914d685827f9d30b05ef86e37818e",
+		  32);
+	for (int i = 0; i < SFS_ID_BYTES; i++)
+		id[i] = (unsigned char)(0x40 + i);
+	unhex(want, gcm3_sealed, sizeof(want));
+	g = sfs_gcm_get_derived(k, id, want + 12, 0, 1, slot);
+	REQUIRE(g);
+	CHECK_EQ(slot[0], 0);
+	memset(sealed, 0, sizeof(sealed));
+	memcpy(sealed, want, SFS_NONCE_BYTES);
+	sfs_gcm_seal_nonce_k(g, 0, sealed, msg, sizeof(msg), ad, sizeof(ad));
+	CHECK_MEM(sealed, want, sizeof(want));
+	CHECK_EQ(sfs_gcm_open_k(g, 0, out, sealed, sizeof(sealed), ad, sizeof(ad)), 0);
+	CHECK_MEM(out, msg, sizeof(msg));
+	for (size_t at = 0; at < sizeof(sealed); at++) {
+		memset(out, 0xee, sizeof(out));
+		sealed[at] ^= 0x01;
+		CHECK_EQ(sfs_gcm_open_k(g, 0, out, sealed, sizeof(sealed), ad, sizeof(ad)),
+			 -EBADMSG);
+		CHECK(all_zero(out, sizeof(msg)));
+		sealed[at] ^= 0x01;
+	}
+	/* Key index out of the set: refused, never another key. */
+	CHECK_EQ(sfs_gcm_open_k(g, 1, out, sealed, sizeof(sealed), ad, sizeof(ad)), -EBADMSG);
+	sfs_gcm_put(g);
+	/* The legacy file key (cipher 2) of the same id and nonce does not open it. */
+	g = sfs_gcm_get(legacy, id);
+	REQUIRE(g);
+	CHECK_EQ(sfs_gcm_open(g, out, sealed, sizeof(sealed), ad, sizeof(ad)), -EBADMSG);
+	sfs_gcm_put(g);
+	/*
+	 * A set for five blocks with halves A A B A C: one key per run of equal
+	 * consecutive halves (A, B, A again, C), each the key of its own half.
+	 */
+	memset(halves, 0, sizeof(halves));
+	memcpy(halves[0], want + 12, SFS_GCM_HALF);
+	memcpy(halves[1], want + 12, SFS_GCM_HALF);
+	memset(halves[2], 0x5b, SFS_GCM_HALF);
+	memcpy(halves[3], want + 12, SFS_GCM_HALF);
+	memset(halves[4], 0x5c, SFS_GCM_HALF);
+	g = sfs_gcm_get_derived(k, id, halves[0], SFS_GCM_HALF, 5, slot);
+	REQUIRE(g);
+	CHECK(slot[0] == 0 && slot[1] == 0 && slot[2] == 1 && slot[3] == 2 && slot[4] == 3);
+	CHECK_EQ(sfs_gcm_open_k(g, slot[3], out, want, sizeof(want), ad, sizeof(ad)), 0);
+	CHECK_MEM(out, msg, sizeof(msg));
+	CHECK_EQ(sfs_gcm_open_k(g, slot[2], out, want, sizeof(want), ad, sizeof(ad)), -EBADMSG);
+	/* Sealed under half B's key, with half B in the nonce: opens with B's key only. */
+	memcpy(sealed, want, 12);
+	memcpy(sealed + 12, halves[2], SFS_GCM_HALF);
+	sfs_gcm_seal_nonce_k(g, slot[2], sealed, msg, sizeof(msg), ad, sizeof(ad));
+	g1 = sfs_gcm_get_derived(k, id, sealed + 12, 0, 1, slot);
+	REQUIRE(g1);
+	CHECK_EQ(sfs_gcm_open_k(g1, 0, out, sealed, sizeof(sealed), ad, sizeof(ad)), 0);
+	CHECK_EQ(sfs_gcm_open_k(g, 0, out, sealed, sizeof(sealed), ad, sizeof(ad)), -EBADMSG);
+	/* Another file id: another key for the same half. */
+	id[3] ^= 1;
+	sfs_gcm_put(g1);
+	g1 = sfs_gcm_get_derived(k, id, sealed + 12, 0, 1, slot);
+	REQUIRE(g1);
+	CHECK_EQ(sfs_gcm_open_k(g1, 0, out, sealed, sizeof(sealed), ad, sizeof(ad)), -EBADMSG);
+	sfs_gcm_put(g1);
+	sfs_gcm_put(g);
+	sfs_keys_free(legacy);
+	sfs_keys_free(k);
+}
+
 static void test_cipher_names(void)
 {
-	CHECK_EQ(sfs_cipher_from_name("aes256gcm"), SFS_CIPHER_AESGCM);
+	/* "aes256gcm" names what new AES sessions get: the derived keys of cipher 3. */
+	CHECK_EQ(sfs_cipher_from_name("aes256gcm"), SFS_CIPHER_AESGCM_DERIVED);
 	CHECK_EQ(sfs_cipher_from_name("xchacha20poly1305"), SFS_CIPHER_XCHACHA);
 	CHECK_EQ(sfs_cipher_from_name("auto"), 0);
 	CHECK_EQ(sfs_cipher_from_name("AES256GCM"), 0);
-	CHECK_STR(sfs_cipher_name(SFS_CIPHER_AESGCM), "aes256gcm");
+	CHECK_EQ(sfs_cipher_from_name("aes256gcm-filekey"), 0); /* legacy: no new sessions */
+	CHECK_STR(sfs_cipher_name(SFS_CIPHER_AESGCM), "aes256gcm-filekey");
+	CHECK_STR(sfs_cipher_name(SFS_CIPHER_AESGCM_DERIVED), "aes256gcm");
 	CHECK_STR(sfs_cipher_name(SFS_CIPHER_XCHACHA), "xchacha20poly1305");
 	CHECK_STR(sfs_cipher_name(0), "unknown");
-	CHECK_STR(sfs_cipher_name(3), "unknown");
+	CHECK_STR(sfs_cipher_name(4), "unknown");
 	CHECK(sfs_cipher_available(SFS_CIPHER_XCHACHA));
 	CHECK(!sfs_cipher_available(0));
+	CHECK(!sfs_cipher_available(4));
 	CHECK_EQ(sfs_cipher_available(SFS_CIPHER_AESGCM),
+		 crypto_aead_aes256gcm_is_available() == 1);
+	CHECK_EQ(sfs_cipher_available(SFS_CIPHER_AESGCM_DERIVED),
 		 crypto_aead_aes256gcm_is_available() == 1);
 }
 
@@ -337,6 +444,7 @@ int main(void)
 	REQUIRE(sfs_crypto_init() == 0);
 	test_gcm();
 	test_cipher_names();
+	test_gcm_derived();
 	test_xchacha_kat();
 	test_subkeys();
 	test_seal_open();

@@ -32,6 +32,8 @@ static void new_file(struct sfs_file *f, unsigned char tag)
 	REQUIRE(f->fd >= 0);
 	unlink(path);
 	memset(f->id, tag, sizeof(f->id));
+	/* Made up, but unique among the test's files, as a caller's random one: fresh. */
+	f->fresh = true;
 	f->keys = keys;
 	REQUIRE(sfs_file_init(f->fd, f->id, &a, keys) == 0);
 }
@@ -88,9 +90,10 @@ static void verify(struct sfs_file *f, int step, const char *what)
 	struct sfs_attrs a;
 
 	CHECK(f->size == msize);
-	/* The header says sparse exactly when the caller was told so. */
+	/* The header says sparse exactly when the caller was told so, and its id. */
 	CHECK_EQ(sfs_file_read_header(f->fd, id, &a, keys), 0);
 	CHECK_EQ(a.kind, f->sparse ? SFS_KIND_SPARSE : SFS_KIND_BLOCKS);
+	CHECK_MEM(id, f->id, SFS_ID_BYTES);
 	CHECK_EQ(sfs_file_size(f->fd, &size), 0);
 	CHECK(size == msize);
 	n = sfs_file_read(f, buf, msize + 4096, 0);
@@ -513,6 +516,14 @@ static void test_nonces(void)
 	for (size_t i = 0; i < k; i++)
 		for (size_t j = i + 1; j < k; j++)
 			CHECK(memcmp(seen[i], seen[j], SFS_NONCE_BYTES) != 0);
+	/*
+	 * Cipher 3: a run (up to 256 blocks) shares one random nonce half, so one
+	 * derived key; the next run, and every rewrite, has another.
+	 */
+	if (keys->cipher == SFS_CIPHER_AESGCM_DERIVED)
+		for (size_t i = 1; i < k; i++)
+			CHECK_EQ(memcmp(seen[i] + 12, seen[i - 1] + 12, 12) == 0,
+				 i % NB != 0 && i % NB != 256);
 	close(f.fd);
 }
 
@@ -551,6 +562,172 @@ static void test_fuzz(void)
 	close(f.fd);
 }
 
+/* Copy the header of @from over the backing file @to. */
+static void copy_header(int from, int to)
+{
+	unsigned char hdr[SFS_HDR_BYTES];
+
+	REQUIRE(pread(from, hdr, sizeof(hdr), 0) == SFS_HDR_BYTES);
+	REQUIRE(pwrite(to, hdr, sizeof(hdr), 0) == SFS_HDR_BYTES);
+}
+
+/* Put block @b of backing file @from at block @b of @to. */
+static void move_block(int from, int to, uint64_t b)
+{
+	static unsigned char c[SFS_CBLOCK];
+
+	REQUIRE(pread(from, c, SFS_CBLOCK, (off_t)sfs_fmt_block_offset(b)) == SFS_CBLOCK);
+	REQUIRE(pwrite(to, c, SFS_CBLOCK, (off_t)sfs_fmt_block_offset(b)) == SFS_CBLOCK);
+}
+
+/* @g as a reader of the store opens backing file @fd: id, kind and size from it. */
+static void open_backing(struct sfs_file *g, int fd)
+{
+	struct sfs_attrs a;
+
+	memset(g, 0, sizeof(*g));
+	g->fd = fd;
+	g->keys = keys;
+	REQUIRE(sfs_file_read_header(fd, g->id, &a, keys) == 0);
+	g->sparse = a.kind == SFS_KIND_SPARSE;
+	REQUIRE(sfs_file_size(fd, &g->size) == 0);
+}
+
+static int hook_calls;
+static unsigned char hook_new[SFS_ID_BYTES];
+
+/* The renewal hook: runs before the header names the new id; @arg is what it returns. */
+static int hook(const struct sfs_file *f, const unsigned char new_id[SFS_ID_BYTES], void *arg)
+{
+	unsigned char id[SFS_ID_BYTES];
+	struct sfs_attrs a;
+
+	hook_calls++;
+	memcpy(hook_new, new_id, SFS_ID_BYTES);
+	CHECK_EQ(sfs_file_read_header(f->fd, id, &a, keys), 0);
+	CHECK_MEM(id, f->id, SFS_ID_BYTES); /* still the old one */
+	CHECK(memcmp(new_id, f->id, SFS_ID_BYTES) != 0);
+	return *(int *)arg;
+}
+
+/*
+ * File-id poisoning (the class of the 2017 gocryptfs audit): the header of
+ * file X copied over an empty file E. Were what is then written to E sealed
+ * under X's id, X's blocks would read as E's content (and E's as X's). E
+ * must get a fresh id before its first block: by a write, a truncate up, a
+ * fallocate; and when it is truncated to zero.
+ */
+static void test_id_poisoning(void)
+{
+	static unsigned char other[2 * SFS_BLOCK];
+	struct sfs_file x, e, g;
+	unsigned char id[SFS_ID_BYTES];
+	struct sfs_attrs a;
+	int ok = 0, fail = -ENOSPC;
+
+	for (size_t i = 0; i < sizeof(other); i++)
+		other[i] = (unsigned char)(i * 7 + 3);
+	new_file(&x, 0x77);
+	fill(&x);
+	for (int how = 0; how < 4; how++) {
+		new_file(&e, (unsigned char)(0x78 + how));
+		copy_header(x.fd, e.fd);
+		open_backing(&g, e.fd);
+		CHECK_MEM(g.id, x.id, SFS_ID_BYTES); /* poisoned */
+		CHECK(g.size == 0 && !g.fresh);
+		switch (how) {
+		case 0: /* a write */
+			CHECK_EQ(sfs_file_write(&g, other, sizeof(other), 0), sizeof(other));
+			break;
+		case 1: /* truncate up, then a write into it */
+			CHECK_EQ(sfs_file_truncate(&g, sizeof(other)), 0);
+			CHECK_EQ(sfs_file_write(&g, other, sizeof(other), 0), sizeof(other));
+			break;
+		case 2: /* fallocate, then a write */
+			CHECK_EQ(sfs_file_fallocate(&g, 0, 0, sizeof(other)), 0);
+			CHECK_EQ(sfs_file_write(&g, other, sizeof(other), 0), sizeof(other));
+			break;
+		case 3: /* a write far past the end: the file turns sparse under its new id */
+			CHECK_EQ(sfs_file_write(&g, other, SFS_BLOCK, 5 * SFS_BLOCK), SFS_BLOCK);
+			CHECK(g.sparse);
+			CHECK_EQ(sfs_file_write(&g, other, sizeof(other), 0), sizeof(other));
+			break;
+		}
+		CHECK(memcmp(g.id, x.id, SFS_ID_BYTES) != 0);
+		CHECK(!g.fresh);
+		CHECK_EQ(sfs_file_read_header(e.fd, id, &a, keys), 0);
+		CHECK_MEM(id, g.id, SFS_ID_BYTES);
+		CHECK_EQ(sfs_file_read(&g, buf, sizeof(other), 0), sizeof(other));
+		CHECK_MEM(buf, other, sizeof(other));
+		/* X's block 0 moved into E: EIO, never X's bytes; and E's into X. */
+		move_block(x.fd, e.fd, 0);
+		open_backing(&g, e.fd);
+		expect_bad(&g, 0, SFS_BLOCK, 0);
+		move_block(e.fd, x.fd, 1);
+		expect_bad(&x, SFS_BLOCK, SFS_BLOCK, 1);
+		REQUIRE(sfs_file_write(&x, model + SFS_BLOCK, SFS_BLOCK, SFS_BLOCK) == SFS_BLOCK);
+		close(e.fd);
+	}
+
+	/*
+	 * Truncated to zero, a file gets a fresh id at once (a crash then leaves
+	 * a valid empty file under it), kind 0 again, and keeps it for its next
+	 * content.
+	 */
+	new_file(&e, 0x7c);
+	CHECK_EQ(sfs_file_write(&e, other, SFS_BLOCK, 9 * SFS_BLOCK), SFS_BLOCK);
+	CHECK(e.sparse);
+	memcpy(id, e.id, SFS_ID_BYTES);
+	CHECK_EQ(sfs_file_truncate(&e, 0), 0);
+	CHECK(memcmp(e.id, id, SFS_ID_BYTES) != 0 && e.fresh && !e.sparse);
+	msize = 0;
+	verify(&e, 0, "truncated to zero");
+	open_backing(&g, e.fd);
+	CHECK_MEM(g.id, e.id, SFS_ID_BYTES);
+	CHECK(g.size == 0);
+	memcpy(id, e.id, SFS_ID_BYTES);
+	CHECK_EQ(sfs_file_write(&e, other, 100, 0), 100);
+	CHECK_MEM(e.id, id, SFS_ID_BYTES); /* fresh: no second renewal */
+	CHECK(!e.fresh);
+	close(e.fd);
+
+	/*
+	 * The caller's hook runs before the header changes; its error aborts the
+	 * renewal and the write, and leaves the file as it was.
+	 */
+	new_file(&e, 0x7d);
+	e.fresh = false;
+	e.renew = hook;
+	e.renew_arg = &fail;
+	memcpy(id, e.id, SFS_ID_BYTES);
+	hook_calls = 0;
+	CHECK_EQ(sfs_file_write(&e, other, 10, 0), -ENOSPC);
+	CHECK_EQ(hook_calls, 1);
+	CHECK_MEM(e.id, id, SFS_ID_BYTES);
+	CHECK(e.size == 0);
+	open_backing(&g, e.fd);
+	CHECK_MEM(g.id, id, SFS_ID_BYTES);
+	CHECK(g.size == 0);
+	e.renew_arg = &ok;
+	CHECK_EQ(sfs_file_write(&e, other, 10, 0), 10);
+	CHECK_EQ(hook_calls, 2);
+	CHECK_MEM(e.id, hook_new, SFS_ID_BYTES);
+	/* Content written, no renewal until the file is empty again. */
+	CHECK_EQ(sfs_file_write(&e, other, 10, 10), 10);
+	CHECK_EQ(sfs_file_truncate(&e, 5), 0);
+	CHECK_EQ(hook_calls, 2);
+	CHECK_EQ(sfs_file_truncate(&e, 0), 0);
+	CHECK_EQ(hook_calls, 3);
+	CHECK_MEM(e.id, hook_new, SFS_ID_BYTES);
+	/* A header that is not the file's (swapped while it was open): refused. */
+	e.fresh = false;
+	copy_header(x.fd, e.fd);
+	CHECK_EQ(sfs_file_write(&e, other, 10, 0), -EBADMSG);
+	CHECK_EQ(hook_calls, 3);
+	close(e.fd);
+	close(x.fd);
+}
+
 int main(void)
 {
 	check_rng = 0x5eed5eed12345678ull;
@@ -564,6 +741,21 @@ int main(void)
 	test_nonces();
 	test_fuzz();
 	test_sparse();
+	test_id_poisoning();
+	/* The same with the content blocks of AES-256-GCM with derived keys (cipher 3). */
+	if (sfs_cipher_available(SFS_CIPHER_AESGCM_DERIVED)) {
+		unsigned char master[32];
+
+		sfs_keys_free(keys);
+		fixed_master(master);
+		keys = sfs_keys_new(master, SFS_CIPHER_AESGCM_DERIVED);
+		REQUIRE(keys);
+		test_model();
+		test_tamper();
+		test_nonces();
+		test_fuzz();
+		test_id_poisoning();
+	}
 	free(model);
 	free(buf);
 	sfs_keys_free(keys);

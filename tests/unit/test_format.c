@@ -148,16 +148,31 @@ static void test_blocks(struct sfs_keys *k)
 	CHECK_EQ(sfs_fmt_block_open1(out, c, SFS_CBLOCK + 1, file_id, 3, k), -EBADMSG);
 
 	unsigned char ad[12 + SFS_ID_BYTES + 8], want[SFS_CBLOCK], fk[32];
-	size_t adoff = k->cipher == SFS_CIPHER_AESGCM ? 12 : 0;
+	size_t adoff = k->cipher != SFS_CIPHER_XCHACHA ? 12 : 0;
 
 	for (size_t i = 0; i < SFS_NONCE_BYTES; i++)
 		c[i] = want[i] = (unsigned char)(0xa0 + i);
+	REQUIRE(sfs_fmt_blockkey_init(&bk, file_id, k) == 0);
+	/* Cipher 3: the run's random half replaces nonce[12..24). */
+	if (k->cipher == SFS_CIPHER_AESGCM_DERIVED)
+		memcpy(want + 12, bk.half, 12);
 	memcpy(ad, want + 12, 12);
 	memcpy(ad + adoff, file_id, SFS_ID_BYTES);
 	memcpy(ad + adoff + SFS_ID_BYTES, "\x03\x00\x00\x00\x01\x00\x00\x00", 8); /* 3 + 2^32 */
-	REQUIRE(sfs_fmt_blockkey_init(&bk, file_id, k) == 0);
 	sfs_fmt_block_seal_nonce(c, plain, 100, 3 + (1ull << 32), &bk);
-	if (k->cipher == SFS_CIPHER_AESGCM) {
+	if (k->cipher == SFS_CIPHER_AESGCM_DERIVED) {
+		/* AES-256-GCM, key BLAKE2b-256(gcm; id || nonce[12..24)), IV nonce[0..12),
+		 * AD nonce[12..24) || id || n */
+		crypto_generichash_state st;
+
+		crypto_generichash_init(&st, k->gcm, 32, 32);
+		crypto_generichash_update(&st, file_id, SFS_ID_BYTES);
+		crypto_generichash_update(&st, want + 12, 12);
+		crypto_generichash_final(&st, fk, 32);
+		CHECK_EQ(crypto_aead_aes256gcm_encrypt(want + SFS_NONCE_BYTES, NULL, plain, 100, ad,
+						       sizeof(ad), NULL, want, fk),
+			 0);
+	} else if (k->cipher == SFS_CIPHER_AESGCM) {
 		/* AES-256-GCM, key BLAKE2b-256(gcm; id), IV nonce[0..12),
 		 * AD nonce[12..24) || id || n */
 		crypto_generichash(fk, 32, file_id, SFS_ID_BYTES, k->gcm, 32);
@@ -172,7 +187,8 @@ static void test_blocks(struct sfs_keys *k)
 			 0);
 	}
 	CHECK_MEM(c, want, 100 + SFS_SEAL_OVERHEAD);
-	CHECK_EQ(sfs_fmt_block_open(out, c, 100 + SFS_SEAL_OVERHEAD, 3 + (1ull << 32), &bk), 0);
+	CHECK_EQ(sfs_fmt_block_open_at(out, c, 100 + SFS_SEAL_OVERHEAD, 3 + (1ull << 32), &bk, 0),
+		 0);
 	CHECK_MEM(out, plain, 100);
 	sfs_fmt_blockkey_done(&bk);
 	CHECK(bk.gcm == NULL);
@@ -192,6 +208,52 @@ static void test_cross_cipher(struct sfs_keys *x, struct sfs_keys *a)
 	CHECK_EQ(sfs_fmt_block_open1(out, c, sizeof(c), file_id, 0, x), -EBADMSG);
 	CHECK_EQ(sfs_fmt_block_open1(out, c, sizeof(c), file_id, 0, a), 0);
 	CHECK_MEM(out, plain, sizeof(plain));
+}
+
+/*
+ * Cipher 3: every block of one sealed run carries the run's half (one
+ * derived key), another run another half; a run opened whole, with blocks of
+ * both runs in it, opens each under its own key; a block moved to another
+ * place or with its half changed does not open.
+ */
+static void test_run_halves(struct sfs_keys *k)
+{
+	static unsigned char plain[4 * SFS_BLOCK], c[4 * SFS_CBLOCK], out[4 * SFS_BLOCK];
+	struct sfs_blockkey a, b, o;
+
+	for (size_t i = 0; i < sizeof(plain); i++)
+		plain[i] = (unsigned char)(i * 5 + 1);
+	REQUIRE(sfs_fmt_blockkey_init(&a, file_id, k) == 0);
+	REQUIRE(sfs_fmt_blockkey_init(&b, file_id, k) == 0);
+	CHECK(memcmp(a.half, b.half, 12) != 0);
+	for (int i = 0; i < 4; i++) {
+		unsigned char *ci = c + i * SFS_CBLOCK;
+
+		sfs_crypto_random(ci, SFS_NONCE_BYTES);
+		/* blocks 0, 1, 3 in run a; block 2 in run b */
+		sfs_fmt_block_seal_nonce(ci, plain + i * SFS_BLOCK, SFS_BLOCK, 10 + i,
+					 i == 2 ? &b : &a);
+		CHECK_MEM(ci + 12, i == 2 ? b.half : a.half, 12);
+	}
+	CHECK(memcmp(c, c + SFS_CBLOCK, 12) != 0); /* IVs differ */
+	sfs_fmt_blockkey_done(&a);
+	sfs_fmt_blockkey_done(&b);
+	REQUIRE(sfs_fmt_blockkey_init_open(&o, file_id, k, c, 4) == 0);
+	CHECK(o.slot[0] == 0 && o.slot[1] == 0 && o.slot[2] == 1 && o.slot[3] == 2);
+	for (int i = 0; i < 4; i++)
+		CHECK_EQ(sfs_fmt_block_open_at(out + i * SFS_BLOCK, c + i * SFS_CBLOCK, SFS_CBLOCK,
+					       10 + i, &o, (size_t)i),
+			 0);
+	CHECK_MEM(out, plain, sizeof(plain));
+	/* Block 1 read as block 2's place: wrong number (and key). */
+	CHECK_EQ(sfs_fmt_block_open_at(out, c + SFS_CBLOCK, SFS_CBLOCK, 12, &o, 2), -EBADMSG);
+	sfs_fmt_blockkey_done(&o);
+	/* Block 2's half made run a's: another key, and the AD changes too. */
+	memcpy(c + 2 * SFS_CBLOCK + 12, c + 12, 12);
+	REQUIRE(sfs_fmt_blockkey_init_open(&o, file_id, k, c, 4) == 0);
+	CHECK(o.slot[2] == 0 && o.slot[3] == 0);
+	CHECK_EQ(sfs_fmt_block_open_at(out, c + 2 * SFS_CBLOCK, SFS_CBLOCK, 12, &o, 2), -EBADMSG);
+	sfs_fmt_blockkey_done(&o);
 }
 
 static void test_sizes(void)
@@ -270,11 +332,19 @@ int main(void)
 		unsigned char master[32];
 		struct sfs_keys *aes;
 
+		struct sfs_keys *derived;
+
 		fixed_master(master);
 		aes = sfs_keys_new(master, SFS_CIPHER_AESGCM);
-		REQUIRE(aes);
+		derived = sfs_keys_new(master, SFS_CIPHER_AESGCM_DERIVED);
+		REQUIRE(aes && derived);
 		test_blocks(aes);
+		test_blocks(derived);
 		test_cross_cipher(keys, aes);
+		test_cross_cipher(keys, derived);
+		test_cross_cipher(aes, derived);
+		test_run_halves(derived);
+		sfs_keys_free(derived);
 		sfs_keys_free(aes);
 	} else {
 		fprintf(stderr, "test_format: AES-256-GCM blocks skipped, no AES-NI here\n");

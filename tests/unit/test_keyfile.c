@@ -117,6 +117,15 @@ static int expected_after_flip(const unsigned char *kf, size_t len, size_t i, in
 		*want = -EUCLEAN;
 		return 0;
 	}
+	/*
+	 * In version 2, the cipher's low byte flipped to another known cipher
+	 * (2 <-> 3, AES-256-GCM legacy and derived) is caught by the AEAD.
+	 */
+	if (len == SFS_KEYFILE_V2_BYTES && i == 40 && (kf[40] ^ 0x01) >= SFS_CIPHER_XCHACHA &&
+	    (kf[40] ^ 0x01) <= SFS_CIPHER_AESGCM_DERIVED && kf[41] == 0) {
+		*want = -EKEYREJECTED;
+		return 0;
+	}
 	/* version, algorithm; in version 2 the cipher and its zero field */
 	if (i < 8 || (len == SFS_KEYFILE_V2_BYTES && i >= 40 && i < 44)) {
 		*want = -EPROTONOSUPPORT;
@@ -241,6 +250,26 @@ static void test_v2(void)
 		 -EPROTONOSUPPORT);
 	kf[42] = 0;
 	CHECK_EQ(sfs_fmt_keyfile_unwrap(got, kf, SFS_KEYFILE_V2_BYTES, pw, PWLEN, NULL), 0);
+	/* Cipher 3, derived AES-256-GCM keys: named 3, bound the same way. */
+	CHECK_EQ(sfs_fmt_keyfile_wrap(kf, master, pw, PWLEN, OPS, MEM, SFS_CIPHER_AESGCM_DERIVED),
+		 SFS_KEYFILE_V2_BYTES);
+	CHECK_HEX(kf, "5346534b02000100", 8);
+	CHECK_HEX(kf + 40, "03000000", 4);
+	memset(&info, 0, sizeof(info));
+	CHECK_EQ(sfs_fmt_keyfile_unwrap(got, kf, SFS_KEYFILE_V2_BYTES, pw, PWLEN, &info), 0);
+	CHECK_MEM(got, master, SFS_KEY_BYTES);
+	CHECK_EQ(info.cipher, SFS_CIPHER_AESGCM_DERIVED);
+	/* 3 -> 2 (back to the bounded legacy form) or -> 1: the AD breaks, a wrong password. */
+	for (int c = SFS_CIPHER_XCHACHA; c <= SFS_CIPHER_AESGCM; c++) {
+		kf[40] = (unsigned char)c;
+		CHECK_EQ(sfs_fmt_keyfile_unwrap(got, kf, SFS_KEYFILE_V2_BYTES, pw, PWLEN, NULL),
+			 -EKEYREJECTED);
+	}
+	kf[40] = 4; /* a cipher this build does not know */
+	CHECK_EQ(sfs_fmt_keyfile_unwrap(got, kf, SFS_KEYFILE_V2_BYTES, pw, PWLEN, NULL),
+		 -EPROTONOSUPPORT);
+	kf[40] = SFS_CIPHER_AESGCM_DERIVED;
+	CHECK_EQ(sfs_fmt_keyfile_unwrap(got, kf, SFS_KEYFILE_V2_BYTES, pw, PWLEN, NULL), 0);
 	/* A version 1 file names no cipher: XChaCha20-Poly1305. */
 	CHECK_EQ(sfs_fmt_keyfile_wrap(kf, master, pw, PWLEN, OPS, MEM, SFS_CIPHER_XCHACHA),
 		 SFS_KEYFILE_BYTES);
@@ -287,8 +316,10 @@ int main(void)
 	fixed_master(master);
 	test_roundtrip();
 	test_every_byte(SFS_CIPHER_XCHACHA);
-	if (sfs_cipher_available(SFS_CIPHER_AESGCM))
+	if (sfs_cipher_available(SFS_CIPHER_AESGCM)) {
 		test_every_byte(SFS_CIPHER_AESGCM);
+		test_every_byte(SFS_CIPHER_AESGCM_DERIVED);
+	}
 	test_v2();
 	test_cost_cap();
 	test_interactive();

@@ -447,17 +447,20 @@ int main(void)
 	REQUIRE(sfs_crypto_init() == 0);
 	REQUIRE(mkdtemp(top));
 	snprintf(store, sizeof(store), "%s/store", top);
-	REQUIRE(sfs_store_create(store, SFS_KDF_INTERACTIVE, SFS_CIPHER_AESGCM, why, sizeof(why)) ==
-		0);
+	REQUIRE(sfs_store_create(store, SFS_KDF_INTERACTIVE, SFS_CIPHER_AESGCM_DERIVED, why,
+				 sizeof(why)) == 0);
 	REQUIRE(sfs_store_open(store, &storefd, &cfg, why, sizeof(why)) == 0);
 	sessfd = openat(storefd, SFS_SESSIONS_DIR, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	REQUIRE(sessfd >= 0);
-	CHECK_EQ(cfg.cipher, SFS_CIPHER_AESGCM);
+	CHECK_EQ(cfg.cipher, SFS_CIPHER_AESGCM_DERIVED);
 	test_sessions(SFS_CIPHER_XCHACHA);
-	if (sfs_cipher_available(SFS_CIPHER_AESGCM)) {
+	/* Both AES forms: the legacy one still opens and writes its sessions. */
+	for (int c = SFS_CIPHER_AESGCM; c <= SFS_CIPHER_AESGCM_DERIVED; c++) {
+		if (!sfs_cipher_available(c))
+			break;
 		REQUIRE(sfs_remove_tree(sessfd, ID) == 0);
 		REQUIRE(sfs_remove_tree(sessfd, "INC-0123456789abcdef") == 0);
-		test_sessions(SFS_CIPHER_AESGCM);
+		test_sessions(c);
 	}
 	test_prepare();
 	test_retire();

@@ -61,12 +61,18 @@ static void test_create_open(void)
 
 	at("s1");
 	strcpy(store, path);
-	CHECK_EQ(sfs_store_create(store, SFS_KDF_MODERATE, SFS_CIPHER_AESGCM, why, sizeof(why)), 0);
+	/* The legacy AES-256-GCM of per-file keys names no store's new sessions. */
+	CHECK_EQ(sfs_store_create(store, SFS_KDF_MODERATE, SFS_CIPHER_AESGCM, why, sizeof(why)),
+		 -EINVAL);
+	CHECK_EQ(access(store, F_OK), -1);
+	CHECK_EQ(sfs_store_create(store, SFS_KDF_MODERATE, SFS_CIPHER_AESGCM_DERIVED, why,
+				  sizeof(why)),
+		 0);
 	CHECK_EQ(sfs_store_open(store, &fd, &cfg, why, sizeof(why)), 0);
 	CHECK(fd >= 0);
 	CHECK_EQ(cfg.version, 1);
 	CHECK_EQ(cfg.kdf, SFS_KDF_MODERATE);
-	CHECK_EQ(cfg.cipher, SFS_CIPHER_AESGCM);
+	CHECK_EQ(cfg.cipher, SFS_CIPHER_AESGCM_DERIVED);
 	CHECK_EQ(fstatat(fd, SFS_SESSIONS_DIR, &st, 0), 0);
 	CHECK(S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0700);
 	CHECK_EQ(fstatat(fd, SFS_ARCHIVE_DIR, &st, 0), 0);
@@ -93,13 +99,15 @@ static void test_create_open(void)
 	      json_array_size(json_object_get(conf, "features")) == 0);
 	json_decref(conf);
 
-	CHECK_EQ(sfs_store_create(store, SFS_KDF_INTERACTIVE, SFS_CIPHER_AESGCM, why, sizeof(why)),
+	CHECK_EQ(sfs_store_create(store, SFS_KDF_INTERACTIVE, SFS_CIPHER_AESGCM_DERIVED, why,
+				  sizeof(why)),
 		 -EEXIST);
 
 	/* An existing empty directory is fine; a non-empty one is not. */
 	at("s2");
 	CHECK_EQ(mkdir(path, 0755), 0);
-	CHECK_EQ(sfs_store_create(path, SFS_KDF_INTERACTIVE, SFS_CIPHER_AESGCM, why, sizeof(why)),
+	CHECK_EQ(sfs_store_create(path, SFS_KDF_INTERACTIVE, SFS_CIPHER_AESGCM_DERIVED, why,
+				  sizeof(why)),
 		 0);
 	expect_open(path, 0, NULL);
 	at("full");
@@ -107,12 +115,14 @@ static void test_create_open(void)
 	at("full/.hidden");
 	CHECK_EQ(mkdir(path, 0700), 0);
 	at("full");
-	CHECK_EQ(sfs_store_create(path, SFS_KDF_INTERACTIVE, SFS_CIPHER_AESGCM, why, sizeof(why)),
+	CHECK_EQ(sfs_store_create(path, SFS_KDF_INTERACTIVE, SFS_CIPHER_AESGCM_DERIVED, why,
+				  sizeof(why)),
 		 -ENOTEMPTY);
 	CHECK(strstr(why, "not empty") != NULL);
 	at("afile");
 	close(open(path, O_CREAT | O_WRONLY, 0600));
-	CHECK_EQ(sfs_store_create(path, SFS_KDF_INTERACTIVE, SFS_CIPHER_AESGCM, why, sizeof(why)),
+	CHECK_EQ(sfs_store_create(path, SFS_KDF_INTERACTIVE, SFS_CIPHER_AESGCM_DERIVED, why,
+				  sizeof(why)),
 		 -ENOTDIR);
 	expect_open(path, -ENOTDIR, NULL);
 }
@@ -129,8 +139,8 @@ static void test_refusals(void)
 
 	at("s3");
 	strcpy(store, path);
-	REQUIRE(sfs_store_create(store, SFS_KDF_INTERACTIVE, SFS_CIPHER_AESGCM, why, sizeof(why)) ==
-		0);
+	REQUIRE(sfs_store_create(store, SFS_KDF_INTERACTIVE, SFS_CIPHER_AESGCM_DERIVED, why,
+				 sizeof(why)) == 0);
 	write_conf(store, "{\"format\": \"sessionfs\", \"version\": 2, \"features\": [], "
 			  "\"kdf\": \"interactive\", \"block_size\": 4096}");
 	expect_open(store, -EPROTONOSUPPORT, "version 2");
