@@ -105,7 +105,10 @@ static int do_create(fuse_req_t req, struct sfs_inode *p, const char *name, mode
 	int fd, rc;
 
 	sfs_new_owner(req, p, &a);
-	rc = sfs_make_filenode(p, name, &a, NULL, 0, keys, e);
+	if (sfs_special_of(p, name) == SFS_SP_META)
+		rc = sfs_meta_create(p, &a, keys, e); /* stored only once valid */
+	else
+		rc = sfs_make_filenode(p, name, &a, NULL, 0, keys, e);
 	if (rc < 0)
 		return rc;
 	sfs_mark_special(p, name, e);
@@ -341,10 +344,14 @@ static int special_commit(struct sfs_inode *in, struct sfs_fh *fh)
 void sfs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct sfs_inode *in = sfs_inode_of(ino);
+	int rc;
 
 	/* Ordinary writes already reached the store; special files commit here. */
-	fuse_reply_err(req, in->kind == SFS_K_NODE ? sfs_errno_out(special_commit(in, fh_of(fi)))
-						   : 0);
+	rc = in->kind == SFS_K_NODE ? sfs_errno_out(special_commit(in, fh_of(fi))) : 0;
+	/* Before close returns, not at the release that follows it. */
+	if (in->kind == SFS_K_NODE && in->special == SFS_SP_META)
+		sfs_meta_closed(in, fh_of(fi)->fd);
+	fuse_reply_err(req, rc);
 }
 
 void sfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -360,6 +367,8 @@ void sfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (special_commit(in, fh) < 0)
 		sfs_log(LOG_NOTICE, "%s: a special file's last write was refused at close",
 			in->sess->id);
+	if (in->special == SFS_SP_META)
+		sfs_meta_closed(in, fh->fd);
 	fh_free(in, fi);
 	fuse_reply_err(req, 0);
 }

@@ -37,8 +37,8 @@ void sfs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	rc = p->bad ? -EIO : sfs_fmt_name_encrypt(&en, name, p->id, keys);
-	if (rc == 0 && sfs_special_of(p, name) == SFS_SP_EVENTS)
-		rc = -EPERM; /* events.jsonl is append-only: never removed */
+	if (rc == 0 && sfs_special_of(p, name) != SFS_SP_NONE)
+		rc = -EPERM; /* events.jsonl is append-only, metadata.json only replaced */
 	if (rc == 0 && fstatat(p->fd, en.backing, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		rc = sfs_neg_errno();
 	if (rc == 0)
@@ -141,6 +141,9 @@ static int rename_node(struct sfs_inode *p, const char *name, struct sfs_inode *
 	/* events.jsonl is never renamed, away or over. */
 	if (sp_from == SFS_SP_EVENTS || sp_to == SFS_SP_EVENTS)
 		return -EPERM;
+	/* metadata.json is never renamed away (only over): it would be gone. */
+	if (sp_from == SFS_SP_META && sp_to != SFS_SP_META)
+		return -EPERM;
 	if ((flags & RENAME_EXCHANGE) && (sp_from != SFS_SP_NONE || sp_to != SFS_SP_NONE))
 		return -EPERM;
 	rc = sfs_fmt_name_encrypt(&from, name, p->id, keys);
@@ -157,6 +160,8 @@ static int rename_node(struct sfs_inode *p, const char *name, struct sfs_inode *
 			     ? sfs_meta_check_replacement(np, fd, keys)
 			     : -EINVAL;
 		close(fd);
+		if (rc == 0 && st.st_nlink > 1)
+			rc = -EPERM; /* its other name would write the document unchecked */
 		/*
 		 * Refused: EPERM, as for events.jsonl. EINVAL, which a write of
 		 * such a document gets, means "into a subdirectory of itself"

@@ -8,10 +8,13 @@
  * interleave.
  *
  * metadata.json: writes collect in the open file; at flush, fsync or close
- * the document is checked (a JSON object, id and created unchanged) and
- * replaced atomically: new file, fsync, rename over, fsync of the directory.
- * A refused document leaves the old one, and the reason (never the
- * content) is logged.
+ * the document is checked (lib/documents.c: a JSON object, id and created
+ * unchanged, the members sessionfs writes of their types) and replaced
+ * atomically: new file, fsync, rename over, fsync of the directory. A
+ * refused document leaves the old one, and the reason (never the content)
+ * is logged. It is never removed or renamed away (ops_ns.c: EPERM); a
+ * create where none is stored stores nothing until a valid document
+ * commits.
  */
 #include "special.h"
 #include "eventlog.h"
@@ -417,17 +420,22 @@ int sfs_meta_commit(struct sfs_inode *in, struct sfs_fh *fh, const struct sfs_ke
 	rootfd = open_root(in->sess, dirid, keys);
 	if (rootfd < 0)
 		return rootfd;
-	/* The document it replaces is the stored one (this file's, unless replaced since). */
+	/*
+	 * The document it replaces is the stored one: not necessarily this
+	 * file's (replaced since, or made by a create where none was).
+	 */
 	pthread_mutex_lock(&in->sess->meta_mu);
 	pthread_rwlock_wrlock(&in->io);
-	old.fd = fh->fd;
-	if (load_whole(&old, old.fd, keys, NULL) < 0)
+	old.fd = open_stored(rootfd, dirid, keys);
+	if (old.fd >= 0 && load_whole(&old, old.fd, keys, NULL) < 0)
 		sfs_special_release(&old);
 	rc = validate(in->sess->id, fh->buf, fh->len, old.buf, old.len);
 	if (rc == 0)
 		rc = replace(rootfd, dirid, fh->buf, fh->len, &attrs, keys);
 	pthread_rwlock_unlock(&in->io);
 	pthread_mutex_unlock(&in->sess->meta_mu);
+	if (old.fd >= 0)
+		close(old.fd);
 	sfs_special_release(&old);
 	if (rc == 0) {
 		fh->dirty = false;
@@ -436,6 +444,55 @@ int sfs_meta_commit(struct sfs_inode *in, struct sfs_fh *fh, const struct sfs_ke
 	}
 	close(rootfd);
 	return rc;
+}
+
+int sfs_meta_create(struct sfs_inode *p, const struct sfs_attrs *a, const struct sfs_keys *keys,
+		    struct fuse_entry_param *e)
+{
+	unsigned char id[SFS_ID_BYTES];
+	char tmp[SFS_TMPNAME_MAX];
+	struct sfs_ename en;
+	struct stat st;
+	int fd, rc;
+
+	if (p->bad)
+		return -EIO;
+	rc = sfs_fmt_name_encrypt(&en, SFS_METADATA_NAME, p->id, keys);
+	if (rc < 0)
+		return rc;
+	if (fstatat(p->fd, en.backing, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return -EEXIST; /* stored after all (the kernel's entry was stale) */
+	sfs_tree_tmpname(tmp);
+	fd = openat(p->fd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return sfs_neg_errno();
+	/* Unlinked before anything is in it: a crash leaves nothing either. */
+	if (unlinkat(p->fd, tmp, 0) < 0) {
+		rc = sfs_neg_errno();
+		close(fd);
+		return rc;
+	}
+	sfs_crypto_random(id, sizeof(id));
+	rc = sfs_file_init(fd, id, a, keys);
+	if (rc < 0) {
+		close(fd);
+		return rc;
+	}
+	return sfs_make_entry(p, fd, keys, id, a, e); /* the inode keeps fd */
+}
+
+void sfs_meta_closed(struct sfs_inode *in, int fd)
+{
+	struct stat st;
+	int rootfd;
+
+	if (fstat(fd, &st) < 0 || st.st_nlink > 0)
+		return;
+	rootfd = openat(in->sess->cfd, SFS_ROOT_NAME, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd >= 0) {
+		forget_old_name(rootfd);
+		close(rootfd);
+	}
 }
 
 int sfs_meta_check_replacement(struct sfs_inode *root, int fd, const struct sfs_keys *keys)

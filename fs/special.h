@@ -36,6 +36,23 @@ int sfs_meta_truncate(struct sfs_fh *fh, off_t size);
 int sfs_meta_commit(struct sfs_inode *in, struct sfs_fh *fh, const struct sfs_keys *keys);
 
 /*
+ * create of metadata.json where none is stored (a damaged store, or a
+ * session an older build let lose it): a node that is never stored itself
+ * (made and unlinked at once), so nothing is until a valid document
+ * commits under the name. Fills @e. 0 or -errno.
+ */
+int sfs_meta_create(struct sfs_inode *p, const struct sfs_attrs *a, const struct sfs_keys *keys,
+		    struct fuse_entry_param *e);
+
+/*
+ * metadata.json handle @fd flushed (close) or released: if its node is no
+ * longer stored (made by sfs_meta_create and never committed, or replaced
+ * since), the kernel's entry for the name is dropped, so the name shows
+ * what is stored.
+ */
+void sfs_meta_closed(struct sfs_inode *in, int fd);
+
+/*
  * rename over metadata.json: is the source file @fd (backing, read-only) a
  * valid replacement for the document in session root @root? 0 or -EINVAL.
  */

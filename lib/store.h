@@ -167,9 +167,13 @@ bool sfs_store_event_line_ok(const char *line, size_t len);
 
 /*
  * documents.c: is @text a valid metadata.json for session @id replacing @old
- * (NULL if none could be read)? NULL if so, else why not (a static string
- * that never quotes the content), with the JSON error's line in *@line (0 if
- * none).
+ * (NULL if none could be read)? A JSON object; "id" the string @id;
+ * "created" as in @old if @old has one; "created" and "updated" UTC times
+ * ("2025-03-01T12:00:00Z", a fraction of a second and "+00:00" accepted),
+ * "status" and "name" strings, "tags" an array of strings, where present,
+ * unless equal to @old's (what older builds wrote stays valid); other
+ * members free. NULL if so, else why not (a static string that never
+ * quotes the content), with the JSON error's line in *@line (0 if none).
  */
 const char *sfs_store_metadata_check(const char *id, const char *text, size_t len,
 				     const char *old, size_t oldlen, int *line);

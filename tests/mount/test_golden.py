@@ -132,6 +132,26 @@ class GoldenV1Test(unittest.TestCase):
                 self.assertEqual(tree[rel], want[rel], rel)
         self.assertEqual(len(lines), 121)
 
+    def test_metadata_still_valid(self):
+        """Every session's metadata.json, as the older build wrote it, passes
+        this build's rules: written back as it is, and with its status changed."""
+        for sid, s in sorted(self.manifest["sessions"].items()):
+            r = self.e.ctl("unlock", self.where(sid), password=s["password"])
+            self.assertEqual(r.rc, 0, r)
+            md = os.path.join(self.where(sid), "metadata.json")
+            old = sfs.read_file(md)
+            with open(md, "wb") as f:
+                f.write(old)
+            self.assertEqual(sfs.read_file(md), old, sid)
+            doc = json.loads(old)
+            r = sfs.run(["sh", "-c", 'cd "$1" && jq \'.status="paused"\' metadata.json > t && '
+                         'mv t metadata.json', "sh", self.where(sid)])
+            self.assertEqual(r.rc, 0, "%s: %r" % (sid, r))
+            got = json.loads(sfs.read_file(md))  # "updated" may follow the mv's t
+            self.assertEqual({k: v for k, v in got.items() if k != "updated"},
+                             {k: v for k, v in doc.items() if k != "updated"} | {"status": "paused"},
+                             sid)
+
 
 def _aes_here():
     with open("/proc/cpuinfo") as f:

@@ -540,6 +540,228 @@ class SessionFilesTest(unittest.TestCase):
         d = self.check_meta(orig, "paused", "200 rewrites")
         self.assertEqual(d.get("n"), 199)
 
+    # ---- metadata.json never vanishes, never empties -------------------------
+
+    def assertMetaIs(self, before, how):
+        """metadata.json is listed and holds @before (size included: never a
+        0-byte file, not even in the kernel's cached attributes)."""
+        self.assertIn(MD, os.listdir(self.d), how)
+        self.assertEqual(os.stat(self.p(MD)).st_size, len(before), how)
+        self.assertEqual(sfs.read_file(self.p(MD)), before, how)
+
+    def other_fs_file(self, data):
+        """A file outside the mount (another file system): its path."""
+        fd, t = tempfile.mkstemp(prefix="sfs-md-", dir="/tmp")
+        self.addCleanup(lambda: os.path.exists(t) and os.unlink(t))
+        os.write(fd, data)
+        os.close(fd)
+        return t
+
+    def test_metadata_mv_from_other_fs(self):
+        before = sfs.read_file(self.p(MD))
+        orig = self.meta()
+        # jq into /tmp, then mv: mv unlinks the target, then copies. The
+        # unlink is refused (EPERM): mv fails loudly, the document stays.
+        bad = self.other_fs_file(b"")
+        r = sfs.run(["sh", "-c", 'jq \'.id="INC-ffff"\' "$1" > "$2" && mv "$2" "$1"', "sh",
+                     self.p(MD), bad])
+        self.assertNotEqual(r.rc, 0, "mv of a document with another id: %r" % r)
+        self.assertIn("Operation not permitted", r.err)
+        self.assertMetaIs(before, "mv from /tmp, bad id")
+        good = self.other_fs_file(json.dumps(dict(orig, status="completed")).encode())
+        r = sfs.run(["mv", good, self.p(MD)])
+        self.assertNotEqual(r.rc, 0, "mv from another file system: %r" % r)
+        self.assertIn("Operation not permitted", r.err)
+        self.assertMetaIs(before, "mv from /tmp, valid document")
+        self.assertTrue(os.path.exists(good), "mv removed its source after failing")
+        # what README says to do instead: copy it in, or mv within the session
+        r = sfs.run(["cp", good, self.p(MD)])
+        self.assertEqual(r.rc, 0, r)
+        self.check_meta(orig, "completed", "cp from /tmp")
+        sfs.write_file(good, json.dumps(dict(orig, status="paused")))
+        r = sfs.run(["sh", "-c", 'cat "$1" > "$2"', "sh", good, self.p(MD)])
+        self.assertEqual(r.rc, 0, r)
+        self.check_meta(orig, "paused", "cat > metadata.json")
+        r = self.sh('jq \'.status="failed"\' metadata.json > t && mv t metadata.json')
+        self.assertEqual(r.rc, 0, r)
+        self.check_meta(orig, "failed", "jq > t && mv t (in the session)")
+        now = sfs.read_file(self.p(MD))
+        self.remount_unlock()
+        self.assertMetaIs(now, "after remount")
+
+    def test_metadata_never_removed(self):
+        sfs.write_file(self.p("notes.md"), "n\n")
+        before = sfs.read_file(self.p(MD))
+        self.assertErrno(errno.EPERM, os.unlink, self.p(MD))
+        r = self.sh("rm -f metadata.json")
+        self.assertNotEqual(r.rc, 0, r)
+        self.assertIn("Operation not permitted", r.err)
+        self.assertMetaIs(before, "rm")
+        # renamed away, it would be gone just the same
+        os.mkdir(self.p("sub"))
+        for to in ("old.json", "sub/metadata.json", EV):
+            self.assertErrno(errno.EPERM, os.rename, self.p(MD), self.p(to))
+            self.assertMetaIs(before, "rename to %s" % to)
+        self.assertFalse(os.path.exists(self.p("old.json")))
+        os.rename(self.p(MD), self.p(MD))  # onto itself: nothing happens, as anywhere
+        self.assertMetaIs(before, "rename onto itself")
+        # rm -rf of the session stops at both special files
+        r = sfs.run(["rm", "-rf", self.d])
+        self.assertNotEqual(r.rc, 0, "rm -rf of a session succeeded: %r" % r)
+        self.assertEqual(sorted(os.listdir(self.d)), [EV, MD])
+        self.assertMetaIs(before, "rm -rf")
+        self.remount_unlock()
+        self.assertMetaIs(before, "rm -rf, after remount")
+
+    def test_metadata_cut_without_write(self):
+        before = sfs.read_file(self.p(MD))
+        # ftruncate to 0, then close without writing: refused, the old stays
+        fd = os.open(self.p(MD), os.O_WRONLY)
+        os.ftruncate(fd, 0)
+        self.assertErrno(errno.EINVAL, os.close, fd)
+        self.assertMetaIs(before, "ftruncate(0) + close")
+        fd = os.open(self.p(MD), os.O_RDWR)
+        try:
+            os.ftruncate(fd, 0)
+            self.assertErrno(errno.EINVAL, os.fsync, fd)
+            self.assertMetaIs(before, "ftruncate(0) + fsync")
+        finally:
+            try:
+                os.close(fd)
+            except OSError as e:
+                self.assertEqual(e.errno, errno.EINVAL, e)
+        self.assertMetaIs(before, "ftruncate(0) + fsync + close")
+        # O_TRUNC open, close without a write
+        for flags in (os.O_WRONLY | os.O_TRUNC, os.O_RDWR | os.O_TRUNC,
+                      os.O_WRONLY | os.O_CREAT | os.O_TRUNC):
+            fd = os.open(self.p(MD), flags, 0o644)
+            self.assertErrno(errno.EINVAL, os.close, fd)
+            self.assertMetaIs(before, "open(%#o) + close" % flags)
+        self.sh(": > metadata.json")  # sh may ignore the close error; nothing is stored
+        self.assertMetaIs(before, ": > metadata.json")
+        self.remount_unlock()
+        self.assertMetaIs(before, "after remount")
+
+    def test_metadata_rm_then_create(self):
+        before = sfs.read_file(self.p(MD))
+        orig = self.meta()
+        other = json.dumps(dict(orig, created="2001-01-01T00:00:00Z")).encode()
+        self.assertErrno(errno.EPERM, os.unlink, self.p(MD))
+        self.assertErrno(errno.EEXIST, os.open, self.p(MD),
+                         os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(self.p(MD), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.write(fd, other)
+        self.assertErrno(errno.EINVAL, os.close, fd)
+        self.assertMetaIs(before, "rm, then create with another created")
+        t = self.other_fs_file(other)
+        r = sfs.run(["sh", "-c", 'rm -f "$2"; cp "$1" "$2"', "sh", t, self.p(MD)])
+        self.assertNotEqual(r.rc, 0, r)
+        self.assertMetaIs(before, "rm -f; cp with another created")
+        self.remount_unlock()
+        self.assertMetaIs(before, "after remount")
+
+    def test_metadata_types(self):
+        orig = self.meta()
+        before = sfs.read_file(self.p(MD))
+        cases = [("id a number", dict(orig, id=1234)),
+                 ("id an array", dict(orig, id=[self.sid])),
+                 ("created not ISO", dict(orig, created="yesterday")),
+                 ("updated not ISO", dict(orig, updated="2026-01-01 00:00:00")),
+                 ("updated a number", dict(orig, updated=1767225600)),
+                 ("updated not UTC", dict(orig, updated="2026-01-01T00:00:00+02:00")),
+                 ("updated no such day", dict(orig, updated="2026-02-30T00:00:00Z")),
+                 ("tags a string", dict(orig, tags="db,sev2")),
+                 ("tags not strings", dict(orig, tags=["db", 2])),
+                 ("tags nested", dict(orig, tags=[["db"]])),
+                 ("status a number", dict(orig, status=1)),
+                 ("status null", dict(orig, status=None)),
+                 ("name a number", dict(orig, name=5))]
+        for how, doc in cases:
+            data = json.dumps(doc).encode()
+            self.write_meta_expect_einval(data, how)
+            sfs.write_file(self.p("t"), data)
+            r = self.sh("mv t metadata.json")
+            self.assertNotEqual(r.rc, 0, "mv (%s): %r" % (how, r))
+            self.assertMetaIs(before, "mv (%s)" % how)
+            os.unlink(self.p("t"))
+        # users' own members are free; the typed ones take what sessionfs writes
+        doc = dict(orig, status="paused", name="db outage", tags=["db", "sev2"],
+                   updated="2026-03-01T12:00:00.250Z", owner="alice", priority=3,
+                   links=[{"url": "https://x", "n": 1}], extra=None, tagsx=5, counts=[1, 2])
+        with open(self.p(MD), "w") as f:
+            json.dump(doc, f)
+        got = self.check_meta(orig, "paused", "users' own members")
+        for k in ("owner", "priority", "links", "extra", "tagsx", "counts", "tags", "name"):
+            self.assertEqual(got.get(k), doc[k], k)
+        r = self.sh("jq '.tags += [\"p1\"] | .custom = {\"a\": [1, null]}' metadata.json > t && "
+                    "mv t metadata.json")
+        self.assertEqual(r.rc, 0, r)
+        got = self.meta()
+        self.assertEqual((got["tags"], got["custom"]), (["db", "sev2", "p1"], {"a": [1, None]}))
+        # sessionfs's own "updated" refresh still lands, in its format
+        stamp = "2000-01-01T00:00:00Z"
+        r = self.sh("jq '.updated=\"%s\"' metadata.json > t && mv t metadata.json" % stamp)
+        self.assertEqual(r.rc, 0, r)
+        sfs.write_file(self.p("notes.md"), "a change\n")
+        deadline = time.monotonic() + 15
+        while self.meta()["updated"] == stamp:
+            self.assertLess(time.monotonic(), deadline, "updated not refreshed")
+            time.sleep(0.2)
+        self.assertRegex(self.meta()["updated"], sfs.ISO_Z_RE)
+        self.check_meta(orig, "paused", "after the refresh")
+
+    def test_metadata_missing_is_made_whole(self):
+        """A session whose metadata.json is not stored (an older build let rm
+        take it): a create stores nothing until a valid document commits."""
+        orig = self.meta()
+        # a size no other backing file has: 80-byte header + text + 40
+        pad = dict(orig, pad="p" * 1500)
+        with open(self.p(MD), "w") as f:
+            json.dump(pad, f)
+        size = len(sfs.read_file(self.p(MD)))
+        self.e.lock(self.m, self.sid)
+        root = os.path.join(self.e.store, "sessions", self.sid, "root")
+        hits = [n for n in os.listdir(root) if os.path.getsize(os.path.join(root, n))
+                == 80 + size + 40]
+        self.assertEqual(len(hits), 1, hits)
+        os.unlink(os.path.join(root, hits[0]))
+        self.e.unlock(self.m, self.sid)
+        self.assertNotIn(MD, os.listdir(self.d))
+        names = set(os.listdir(root))
+        # a refused create leaves no file, in the mount or the store
+        for how, data in (("another id", dict(orig, id="INC-ffff")),
+                          ("not an object", [1]), ("empty", None)):
+            fd = os.open(self.p(MD), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            if data is not None:
+                os.write(fd, json.dumps(data).encode())
+            self.assertErrno(errno.EINVAL, os.close, fd)
+            self.assertFalse(os.path.exists(self.p(MD)), how)
+            self.assertNotIn(MD, os.listdir(self.d), how)
+            self.assertEqual(set(os.listdir(root)), names, how)
+        # a valid one is stored whole
+        t = self.other_fs_file(json.dumps(dict(orig, status="completed")).encode())
+        r = sfs.run(["cp", t, self.p(MD)])
+        self.assertEqual(r.rc, 0, r)
+        self.check_meta(orig, "completed", "cp into a session without metadata.json")
+        now = sfs.read_file(self.p(MD))
+        self.remount_unlock()
+        self.assertMetaIs(now, "after remount")
+
+    def test_metadata_second_name_refused(self):
+        """A file with a second name renamed over metadata.json would leave
+        that name writing the document unchecked (after a remount the inode
+        is found by either name): EPERM."""
+        before = sfs.read_file(self.p(MD))
+        sfs.write_file(self.p("t"), json.dumps(dict(self.meta(), status="paused")))
+        os.link(self.p("t"), self.p("t2"))
+        with self.assertRaises(OSError) as cm:
+            os.rename(self.p("t"), self.p(MD))
+        self.assertEqual(cm.exception.errno, errno.EPERM, cm.exception)
+        self.assertMetaIs(before, "rename of a file with two names")
+        os.unlink(self.p("t2"))
+        os.rename(self.p("t"), self.p(MD))
+        self.assertEqual(self.meta()["status"], "paused")
+
     def test_persist_lock_unlock_remount(self):
         orig = self.meta()
         r = self.sh("echo '{\"type\":\"note\",\"text\":\"db restarted\"}' >> events.jsonl && "

@@ -250,6 +250,94 @@ static void test_metadata_new(void)
 	free(text);
 }
 
+/* Why @text is refused as session INC-1234's metadata.json replacing @old, or NULL. */
+static const char *meta_why(const char *text, const char *old)
+{
+	int line;
+
+	return sfs_store_metadata_check("INC-1234", text, strlen(text), old, old ? strlen(old) : 0,
+					&line);
+}
+
+/* The members sessionfs writes have its types; users' own members are free. */
+static void test_metadata_types(const char *old)
+{
+	static const char *good[] = {
+		"{\"id\":\"INC-1234\",\"created\":\"2026-01-01T00:00:00Z\",\"updated\":"
+		"\"2026-02-28T23:59:59Z\",\"status\":\"paused\",\"name\":\"db\",\"tags\":[\"a\","
+		"\"b\"]}",
+		"{\"id\":\"INC-1234\",\"created\":\"2026-01-01T00:00:00Z\",\"tags\":[]}",
+		"{\"id\":\"INC-1234\",\"created\":\"2026-01-01T00:00:00Z\",\"updated\":"
+		"\"2024-02-29T12:00:60.123456Z\"}",
+		"{\"id\":\"INC-1234\",\"created\":\"2026-01-01T00:00:00Z\",\"updated\":"
+		"\"2026-03-01T12:00:00+00:00\"}",
+		/* users' own members, of any type */
+		"{\"id\":\"INC-1234\",\"created\":\"2026-01-01T00:00:00Z\",\"owner\":7,\"x\":"
+		"{\"tags\":1},\"labels\":[1,null],\"n\":null}",
+	};
+	static const struct {
+		const char *text, *why;
+	} bad[] = {
+		{"{\"id\":1234,\"created\":\"2026-01-01T00:00:00Z\"}", "\"id\" changed"},
+		{"{\"id\":[\"INC-1234\"],\"created\":\"2026-01-01T00:00:00Z\"}", "\"id\" changed"},
+		{"{\"id\":\"INC-1234\",\"created\":\"2026-01-01T00:00:00Z\",\"updated\":"
+		 "\"yesterday\"}",
+		 "\"updated\" is not a UTC time (2025-03-01T12:00:00Z)"},
+		{"{\"id\":\"INC-1234\",\"created\":\"2026-01-01T00:00:00Z\",\"updated\":"
+		 "1767225600}",
+		 "\"updated\" is not a UTC time (2025-03-01T12:00:00Z)"},
+		{"{\"id\":\"INC-1234\",\"created\":\"2026-01-01T00:00:00Z\",\"updated\":"
+		 "\"2026-01-01T00:00:00\"}",
+		 "\"updated\" is not a UTC time (2025-03-01T12:00:00Z)"},
+		{"{\"id\":\"INC-1234\",\"created\":\"2026-01-01T00:00:00Z\",\"updated\":"
+		 "\"2026-01-01T00:00:00+02:00\"}",
+		 "\"updated\" is not a UTC time (2025-03-01T12:00:00Z)"},
+		{"{\"id\":\"INC-1234\",\"created\":\"2026-01-01T00:00:00Z\",\"updated\":"
+		 "\"2025-02-29T00:00:00Z\"}",
+		 "\"updated\" is not a UTC time (2025-03-01T12:00:00Z)"},
+		{"{\"id\":\"INC-1234\",\"created\":\"2026-01-01T00:00:00Z\",\"updated\":"
+		 "\"2026-13-01T00:00:00Z\"}",
+		 "\"updated\" is not a UTC time (2025-03-01T12:00:00Z)"},
+		{"{\"id\":\"INC-1234\",\"created\":\"2026-01-01T00:00:00Z\",\"updated\":"
+		 "\"2026-01-01T24:00:00Z\"}",
+		 "\"updated\" is not a UTC time (2025-03-01T12:00:00Z)"},
+		{"{\"id\":\"INC-1234\",\"created\":\"2026-01-01T00:00:00Z\",\"updated\":"
+		 "\"2026-01-01T00:00:00.Z\"}",
+		 "\"updated\" is not a UTC time (2025-03-01T12:00:00Z)"},
+		{"{\"id\":\"INC-1234\",\"created\":\"2026-01-01T00:00:00Z\",\"status\":1}",
+		 "\"status\" is not a string"},
+		{"{\"id\":\"INC-1234\",\"created\":\"2026-01-01T00:00:00Z\",\"status\":null}",
+		 "\"status\" is not a string"},
+		{"{\"id\":\"INC-1234\",\"created\":\"2026-01-01T00:00:00Z\",\"name\":[\"x\"]}",
+		 "\"name\" is not a string"},
+		{"{\"id\":\"INC-1234\",\"created\":\"2026-01-01T00:00:00Z\",\"tags\":\"a,b\"}",
+		 "\"tags\" is not an array of strings"},
+		{"{\"id\":\"INC-1234\",\"created\":\"2026-01-01T00:00:00Z\",\"tags\":[\"a\",1]}",
+		 "\"tags\" is not an array of strings"},
+	};
+	/* What an older build (or a user) stored stays acceptable as it is. */
+	const char *legacy = "{\"id\":\"INC-1234\",\"created\":1767225600,\"updated\":\"soon\","
+			     "\"status\":2,\"tags\":\"x\"}";
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		CHECK(meta_why(good[i], old) == NULL);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK_STR(meta_why(bad[i].text, old), bad[i].why);
+	/* With no document to replace, "created" is checked for its type only. */
+	CHECK_STR(meta_why("{\"id\":\"INC-1234\",\"created\":\"1 Jan 2026\"}", NULL),
+		  "\"created\" is not a UTC time (2025-03-01T12:00:00Z)");
+	CHECK(meta_why("{\"id\":\"INC-1234\",\"created\":\"2026-01-01T00:00:00.5Z\"}", NULL) ==
+	      NULL);
+	CHECK(meta_why(legacy, legacy) == NULL);
+	CHECK(meta_why("{\"id\":\"INC-1234\",\"created\":1767225600,\"updated\":\"soon\","
+		       "\"status\":\"paused\",\"tags\":\"x\",\"note\":1}",
+		       legacy) == NULL);
+	CHECK_STR(meta_why("{\"id\":\"INC-1234\",\"created\":1767225600,\"status\":3}", legacy),
+		  "\"status\" is not a string");
+	CHECK_STR(meta_why("{\"id\":\"INC-1234\",\"created\":1767225601}", legacy),
+		  "\"created\" changed");
+}
+
 /* The document rules: event lines and metadata.json replacements. */
 static void test_documents(void)
 {
@@ -282,6 +370,7 @@ static void test_documents(void)
 	/* An old document that cannot be read does not pin "created". */
 	CHECK(sfs_store_metadata_check("INC-1234", "{\"id\":\"INC-1234\"}", 17, "{", 1, &line) ==
 	      NULL);
+	test_metadata_types(old);
 }
 
 int main(void)
