@@ -210,16 +210,22 @@ static void report(const char *id, int rc, const struct sfs_session_report *r,
 		sfs_log(LOG_NOTICE, "%s: events.jsonl converted to the append-only log layout "
 				    "(%llu bytes)",
 			id, (unsigned long long)r->events_migrated);
-	if (r->events_dropped)
+	if (r->events_dropped) {
+		const char *why = "the unacknowledged end of an append a crash interrupted";
+
+		if (r->events_hole)
+			why = "from a hole (zeros) on: appends never fsynced that a power loss "
+			      "left incomplete";
+		else if (r->events_whole)
+			why = "the last append, whose records are whole but fail authentication "
+			      "(damage, not a crash's trace)";
 		add_line(warn, wsz,
 			 "events.jsonl: dropped a torn tail of %llu stored bytes, %s; %llu bytes "
 			 "(%llu lines) remain; its raw bytes are kept as %s/%s/%s/%s",
-			 (unsigned long long)r->events_dropped,
-			 r->events_hole ? "from a hole (zeros) on: appends never fsynced that a "
-					  "power loss left incomplete"
-					: "the unacknowledged end of an append a crash interrupted",
-			 (unsigned long long)ev->size, (unsigned long long)ev->lines,
-			 sfs->store_path, where, id, r->events_kept[0] ? r->events_kept : "?");
+			 (unsigned long long)r->events_dropped, why, (unsigned long long)ev->size,
+			 (unsigned long long)ev->lines, sfs->store_path, where, id,
+			 r->events_kept[0] ? r->events_kept : "?");
+	}
 	if (rc == 0 && r->events_damage.count) {
 		describe_damage(damage, dsz, &r->events_damage);
 		add_line(warn, wsz, "events.jsonl: damaged: %s", damage);

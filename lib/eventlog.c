@@ -361,6 +361,32 @@ static int keep_copy(struct sfs_log *l, uint64_t from, uint64_t to, int dirfd, c
 	return rc;
 }
 
+/*
+ * Do the clear headers of [@from, @to) describe whole records of one or more
+ * appends from plaintext @off on, the last with END ending at @to? Then the
+ * tail is no prefix of a write (what a kill -9 leaves) but whole records
+ * that fail: damage.
+ */
+static bool tail_whole(struct sfs_log *l, uint64_t from, uint64_t to, uint64_t off)
+{
+	uint64_t pos = from;
+
+	for (;;) {
+		unsigned char h[SFS_REC_HDR];
+		struct sfs_rec r;
+
+		pos = sfs_fmt_record_pos(pos);
+		if (pos + SFS_REC_HDR > to ||
+		    sfs_pread_all(l->fd, h, sizeof(h), pos) != SFS_REC_HDR ||
+		    sfs_fmt_record_parse(&r, h, pos) != 0 || r.offset != off)
+			return false;
+		pos += SFS_REC_OVERHEAD + r.len;
+		off += r.len;
+		if (pos >= to)
+			return pos == to && (r.flags & SFS_REC_END);
+	}
+}
+
 int sfs_log_repair(struct sfs_log *l, struct sfs_log_repair *rep, int keep_dirfd,
 		   const char *keep_name)
 {
@@ -419,6 +445,8 @@ int sfs_log_repair(struct sfs_log *l, struct sfs_log_repair *rep, int keep_dirfd
 		damage_of(&rep->damage, first, ndamage);
 		l->bad = first->pos;
 	}
+	if (cut < bsize && !rep->hole)
+		rep->whole = tail_whole(l, cut, bsize, size);
 	if (cut < bsize) {
 		rc = keep_copy(l, cut, bsize, keep_dirfd, keep_name);
 		if (rc < 0)

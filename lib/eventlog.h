@@ -87,6 +87,7 @@ struct sfs_log_repair {
 	uint64_t size;       /* plaintext size the log was cut back to */
 	uint64_t lines; /* ... and its lines */
 	bool hole; /* the cut starts before a hole (zeros) a power loss left */
+	bool whole; /* the cut records were whole but failed: damage, not a crash */
 	bool kept; /* the cut bytes were kept (whenever anything was cut) */
 	uint64_t bad_at; /* backing offset of the first failing record, if any */
 	struct sfs_log_damage damage; /* damage left in place */

@@ -198,6 +198,7 @@ int sfs_store_session_prepare(int cfd, const struct sfs_keys *keys, uint64_t rec
 		rep->events_kept[0] = '\0';
 	rep->events_dropped = r.dropped;
 	rep->events_hole = r.hole;
+	rep->events_whole = r.whole;
 	rep->events_damage = r.damage;
 	/* Damage a read met before, outside what the repair checked. */
 	if (rc == 0 && r.damage.count == 0 && recheck)

@@ -109,6 +109,7 @@ struct sfs_session_report {
 	uint64_t events_migrated; /* ... of that many bytes */
 	uint64_t events_dropped;  /* backing bytes of a torn tail cut off (0: none) */
 	bool events_hole; /* ... from before a hole a power loss left */
+	bool events_whole; /* ... records that were whole but failed (damage) */
 	uint64_t events_bad_at;   /* backing offset of a record that failed, if any */
 	char events_kept[32]; /* container file that keeps the cut bytes ("" none) */
 	struct sfs_log_damage events_damage; /* damage left in place (count 0: none) */

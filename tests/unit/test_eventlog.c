@@ -285,7 +285,7 @@ static void test_crash_cuts(void)
 		CHECK_EQ(sfs_log_repair(&c, &rep, dirfd_, "kept"), 0);
 		CHECK(c.size == sizes[k] && c.end == ends[k]);
 		CHECK(rep.dropped == cut - ends[k] && rep.kept == (rep.dropped > 0));
-		CHECK(rep.damage.count == 0 && !rep.hole);
+		CHECK(rep.damage.count == 0 && !rep.hole && !rep.whole);
 		CHECK(c.lines == model_lines(sizes[k]) && rep.lines == c.lines);
 		/* What was cut is kept, whole, in the documented form. */
 		if (rep.kept)
@@ -604,6 +604,29 @@ static void test_damage_and_torn_tail(void)
 	close(l.fd);
 }
 
+/*
+ * A flipped byte in the log's last record: nothing good follows it, so it is
+ * cut (and kept) like a torn tail, but said to be whole records that fail.
+ */
+static void test_damage_last_record(void)
+{
+	struct sfs_log l;
+	struct sfs_log_repair rep;
+	struct sfs_rec r;
+	uint64_t pos;
+
+	new_log(&l);
+	for (int i = 0; i < 10; i++)
+		do_line(&l, 20 + below(40));
+	pos = nth_record(l.fd, 9, &r);
+	flip(l.fd, pos + SFS_REC_HDR + SFS_SEAL_OVERHEAD);
+	CHECK_EQ(sfs_log_repair(&l, &rep, dirfd_, "kept"), 0);
+	CHECK(rep.dropped == ends[10] - ends[9] && rep.kept && rep.whole && !rep.hole);
+	CHECK(rep.damage.count == 0 && l.size == sizes[9] && l.lines == 9);
+	unlinkat(dirfd_, "kept", 0);
+	close(l.fd);
+}
+
 /* Tampering far from the end: reads fail, never return wrong bytes; nothing is cut. */
 static void test_tamper(void)
 {
@@ -673,6 +696,7 @@ int main(void)
 	test_damage_earlier_frame();
 	test_damage_frame_header();
 	test_damage_and_torn_tail();
+	test_damage_last_record();
 	test_tamper();
 	unlinkat(dirfd_, "log", 0);
 	unlinkat(dirfd_, "cut", 0);
