@@ -133,11 +133,27 @@ static json_t *do_unlock(json_t *req)
 	size_t pwlen = 0;
 	int rc;
 
+	char *warn;
+	json_t *resp, *arr;
+
 	pw = str(req, "password", &pwlen);
 	if (!id || !pw)
 		return fail(-EINVAL);
-	rc = sfs_session_unlock(id, pw, pwlen);
-	return rc < 0 ? fail(rc) : ok();
+	warn = malloc(SFS_WARN_MAX);
+	if (!warn)
+		return fail(-ENOMEM);
+	rc = sfs_session_unlock(id, pw, pwlen, warn, SFS_WARN_MAX);
+	resp = rc < 0 ? fail(rc) : ok();
+	/* What unlock cut or found damaged: one line each, for sessionctl to print. */
+	arr = rc == 0 && warn[0] ? json_array() : NULL;
+	for (char *p = warn, *e; arr && *p; p = e ? e + 1 : p + strlen(p)) {
+		e = strchr(p, '\n');
+		json_array_append_new(arr, json_stringn(p, e ? (size_t)(e - p) : strlen(p)));
+	}
+	if (arr)
+		json_object_set_new(resp, "warnings", arr);
+	free(warn);
+	return resp;
 }
 
 static json_t *do_lock(json_t *req, struct ctl_tx *tx)
@@ -181,17 +197,21 @@ static void list_one(const char *id, int where, void *arg)
 	struct sfs_session *s = sfs_session_find(id);
 	bool locked = true, known = false;
 	struct sfs_events_state ev = {0};
+	char damage[SFS_DAMAGE_MAX] = "";
 	json_t *o;
 
 	if (s) {
 		pthread_rwlock_rdlock(&s->rw);
 		locked = s->keys == NULL;
+		pthread_rwlock_rdlock(&s->ev_rw);
 		if (!locked && s->ev_ok) {
-			pthread_rwlock_rdlock(&s->ev_rw);
 			ev = s->ev;
 			known = true;
-			pthread_rwlock_unlock(&s->ev_rw);
 		}
+		/* Known damage stays listed while locked: the next unlock checks again. */
+		if (!s->deleted)
+			snprintf(damage, sizeof(damage), "%s", s->ev_damage);
+		pthread_rwlock_unlock(&s->ev_rw);
 		pthread_rwlock_unlock(&s->rw);
 	}
 	o = json_pack("{s:s, s:s, s:b}", "id", id, "where",
@@ -205,6 +225,10 @@ static void list_one(const char *id, int where, void *arg)
 	}
 	if (!locked)
 		add_params(o, id, where);
+	if (o && damage[0])
+		json_object_set_new(
+			o, "damaged",
+			json_pack("[{s:s, s:s}]", "file", SFS_EVENTS_NAME, "what", damage));
 	json_array_append_new(arg, o);
 }
 

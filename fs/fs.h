@@ -28,6 +28,8 @@
 #include <sys/stat.h>
 
 #define SFS_CTL_NAME ".sessionfs" /* the control file at the mount root */
+#define SFS_DAMAGE_MAX 512 /* a session's damage text (list), NUL included */
+#define SFS_WARN_MAX 8192 /* what an unlock reports (lines), NUL included */
 
 /* What an inode stands for. */
 enum sfs_kind {
@@ -63,6 +65,10 @@ struct sfs_session {
 	pthread_rwlock_t ev_rw;     /* ev: appends exclusive, reads shared */
 	struct sfs_events_state ev; /* protected by ev_rw */
 	atomic_ullong ev_size;      /* ev.size, for stat without ev_rw */
+	char ev_damage[SFS_DAMAGE_MAX]; /* damage no crash explains, for list ("" none);
+					 * kept through lock, rechecked at unlock;
+					 * protected by ev_rw */
+	uint64_t ev_bad; /* backing offset of that damage (0: none); ev_rw */
 
 	/* metadata.json (special.c) */
 	pthread_mutex_t meta_mu;    /* one replacement at a time */
@@ -203,7 +209,14 @@ void sfs_session_changed(struct sfs_session *s);
 int sfs_session_where(const char *id);
 /* Call @fn for every valid session id in sessions/ (where 0) and archive/ (1). */
 void sfs_session_foreach_id(void (*fn)(const char *id, int where, void *arg), void *arg);
-int sfs_session_unlock(const char *id, const char *pw, size_t pwlen);
+/*
+ * Unlock @id. What unlock cut from or found damaged in the session's files
+ * goes to @warn (@wsz bytes) as lines "FILE: what", one per finding ("" if
+ * none), besides the daemon's log.
+ */
+int sfs_session_unlock(const char *id, const char *pw, size_t pwlen, char *warn, size_t wsz);
+/* A read of @s's events.jsonl met a failing record at backing offset @pos. */
+void sfs_session_damaged(struct sfs_session *s, uint64_t pos);
 int sfs_session_lock(struct sfs_session *s, int *open_files);
 /*
  * Lock @s if it is unlocked and due: no operation for idle_lock (open files

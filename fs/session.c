@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,10 +150,67 @@ void sfs_session_changed(struct sfs_session *s)
 	atomic_compare_exchange_strong(&s->changed_first, &zero, now);
 }
 
-/* Log what preparing @id's tree found (lib/prepare.c). */
-static void report(const char *id, int rc, const struct sfs_session_report *r,
-		   const struct sfs_events_state *ev)
+/* Append a printf'd line to @buf (@sz bytes, NUL-terminated), as far as it fits. */
+static void add_line(char *buf, size_t sz, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void add_line(char *buf, size_t sz, const char *fmt, ...)
 {
+	size_t n = strlen(buf);
+	va_list ap;
+
+	if (n > 0 && n + 1 < sz)
+		buf[n++] = '\n', buf[n] = '\0';
+	va_start(ap, fmt);
+	if (n < sz)
+		vsnprintf(buf + n, sz - n, fmt, ap);
+	va_end(ap);
+}
+
+/* Describe damaged span @d of events.jsonl into @out: what, where, what it means. */
+static void describe_damage(char *out, size_t sz, const struct sfs_log_damage *d)
+{
+	char bytes[96], lines[96];
+
+	if (d->known && d->bounded) {
+		snprintf(bytes, sizeof(bytes), "bytes %llu-%llu", (unsigned long long)d->off,
+			 (unsigned long long)d->end - 1);
+		if (d->line == d->last)
+			snprintf(lines, sizeof(lines), "line %llu", (unsigned long long)d->line);
+		else
+			snprintf(lines, sizeof(lines), "lines %llu-%llu",
+				 (unsigned long long)d->line, (unsigned long long)d->last);
+	} else if (d->bounded) {
+		snprintf(bytes, sizeof(bytes), "bytes before %llu", (unsigned long long)d->end);
+		snprintf(lines, sizeof(lines), "lines up to %llu", (unsigned long long)d->last);
+	} else if (d->known) {
+		snprintf(bytes, sizeof(bytes), "bytes from %llu", (unsigned long long)d->off);
+		snprintf(lines, sizeof(lines), "lines from %llu", (unsigned long long)d->line);
+	} else {
+		snprintf(bytes, sizeof(bytes), "the bytes at stored offset %llu",
+			 (unsigned long long)d->pos);
+		snprintf(lines, sizeof(lines), "lines unknown");
+	}
+	snprintf(out, sz,
+		 "%s (%s) fail authentication at stored offset %llu, damage no crash "
+		 "leaves; left as they are: reads touching them fail with EIO, the rest reads "
+		 "and appends work%s",
+		 bytes, lines, (unsigned long long)d->pos,
+		 d->count > 1 ? "; more damaged spans follow it" : "");
+}
+
+/*
+ * Log what preparing @id's tree found (lib/prepare.c); the findings about
+ * its files also go to @warn (lines, see sfs_session_unlock) and its
+ * damage to @damage ("" none).
+ */
+static void report(const char *id, int rc, const struct sfs_session_report *r,
+		   const struct sfs_events_state *ev, char *warn, size_t wsz, char *damage,
+		   size_t dsz)
+{
+	const char *where = sfs_session_where(id) == 1 ? SFS_ARCHIVE_DIR : SFS_SESSIONS_DIR;
+
+	warn[0] = damage[0] = '\0';
 	if (r->swept > 0)
 		sfs_log(LOG_NOTICE, "%s: removed %d leftovers of an interrupted operation", id,
 			r->swept);
@@ -162,38 +220,79 @@ static void report(const char *id, int rc, const struct sfs_session_report *r,
 		sfs_log(LOG_NOTICE, "%s: events.jsonl converted to the append-only log layout "
 				    "(%llu bytes)",
 			id, (unsigned long long)r->events_migrated);
-	if (r->events_dropped)
-		sfs_log(LOG_WARNING, "%s: events.jsonl: dropped a torn tail of %llu stored bytes, "
-				     "an append a crash interrupted; %llu bytes (%llu events) kept",
-			id, (unsigned long long)r->events_dropped, (unsigned long long)ev->size,
-			(unsigned long long)ev->lines);
-	if (r->events_kept[0])
-		sfs_log(LOG_WARNING, "%s: events.jsonl: the dropped tail followed a record that "
-				     "failed authentication; its raw bytes are kept in the store "
-				     "as %s/%s/%s",
-			id, sfs_session_where(id) == 1 ? SFS_ARCHIVE_DIR : SFS_SESSIONS_DIR, id,
-			r->events_kept);
-	if (rc == -EBADMSG)
-		sfs_log(LOG_ERR, "%s: events.jsonl is damaged (record at stored offset %llu "
-				 "fails authentication) in a way no crash leaves: not repaired; "
-				 "it reads as an I/O error",
-			id, (unsigned long long)r->events_bad_at);
-	else if (rc < 0)
-		sfs_log(LOG_ERR, "%s: events.jsonl cannot be opened: %s", id, strerror(-rc));
+	if (r->events_dropped) {
+		const char *why = "the unacknowledged end of an append a crash interrupted";
+
+		if (r->events_hole)
+			why = "from a hole (zeros) on: appends never fsynced that a power loss "
+			      "left incomplete";
+		else if (r->events_whole)
+			why = "the last append, whose records are whole but fail authentication "
+			      "(damage, not a crash's trace)";
+		add_line(warn, wsz,
+			 "events.jsonl: dropped a torn tail of %llu stored bytes, %s; %llu bytes "
+			 "(%llu lines) remain; its raw bytes are kept as %s/%s/%s/%s",
+			 (unsigned long long)r->events_dropped, why, (unsigned long long)ev->size,
+			 (unsigned long long)ev->lines, sfs->store_path, where, id,
+			 r->events_kept[0] ? r->events_kept : "?");
+	}
+	if (rc == 0 && r->events_damage.count) {
+		describe_damage(damage, dsz, &r->events_damage);
+		add_line(warn, wsz, "events.jsonl: damaged: %s", damage);
+	} else if (rc == -EBADMSG) {
+		snprintf(damage, dsz,
+			 "no complete append in its last %u MiB (the record at stored offset %llu "
+			 "fails authentication), damage no crash leaves: not repaired; it reads as "
+			 "an I/O error and takes no appends",
+			 SFS_LOG_CHECK_WINDOW >> 20, (unsigned long long)r->events_bad_at);
+		add_line(warn, wsz, "events.jsonl: damaged: %s", damage);
+	} else if (rc < 0) {
+		add_line(warn, wsz, "events.jsonl: cannot be opened: %s", strerror(-rc));
+	}
+	/* Each finding to the daemon's log too. */
+	for (const char *p = warn; *p;) {
+		const char *e = strchr(p, '\n');
+		int n = e ? (int)(e - p) : (int)strlen(p);
+
+		sfs_log(rc < 0 ? LOG_ERR : LOG_WARNING, "%s: %.*s", id, n, p);
+		p += n + (e ? 1 : 0);
+	}
 }
 
 /* Make @s's tree ready after unlock or create; called with s->rw held for writing. */
-static void prepare(struct sfs_session *s, int cfd)
+static void prepare(struct sfs_session *s, int cfd, char *warn, size_t wsz)
 {
 	struct sfs_session_report r;
 	struct sfs_events_state ev;
-	int rc = sfs_store_session_prepare(cfd, s->keys, &ev, &r);
+	char damage[SFS_DAMAGE_MAX];
+	uint64_t recheck;
+	int rc;
 
-	report(s->id, rc, &r, &ev);
+	pthread_rwlock_rdlock(&s->ev_rw);
+	recheck = s->ev_bad;
+	pthread_rwlock_unlock(&s->ev_rw);
+	rc = sfs_store_session_prepare(cfd, s->keys, recheck, &ev, &r);
+	report(s->id, rc, &r, &ev, warn, wsz, damage, sizeof(damage));
 	pthread_rwlock_wrlock(&s->ev_rw);
 	s->ev_ok = rc == 0;
 	s->ev = ev;
 	atomic_store(&s->ev_size, ev.size);
+	/* What this unlock found replaces what was known: it rechecked that too. */
+	snprintf(s->ev_damage, sizeof(s->ev_damage), "%s", damage);
+	s->ev_bad = rc == 0 && r.events_damage.count ? r.events_damage.pos : 0;
+	pthread_rwlock_unlock(&s->ev_rw);
+}
+
+void sfs_session_damaged(struct sfs_session *s, uint64_t pos)
+{
+	pthread_rwlock_wrlock(&s->ev_rw);
+	if (!s->ev_damage[0]) {
+		snprintf(s->ev_damage, sizeof(s->ev_damage),
+			 "the record at stored offset %llu fails authentication (a read met it); "
+			 "reads touching it fail with EIO, the rest reads and appends work",
+			 (unsigned long long)pos);
+		s->ev_bad = pos;
+	}
 	pthread_rwlock_unlock(&s->ev_rw);
 }
 
@@ -215,13 +314,14 @@ static bool is_unlocked(struct sfs_session *s, bool renew)
 	return yes;
 }
 
-int sfs_session_unlock(const char *id, const char *pw, size_t pwlen)
+int sfs_session_unlock(const char *id, const char *pw, size_t pwlen, char *warn, size_t wsz)
 {
 	struct sfs_session *s;
 	struct sfs_keys *keys;
 	int cfd, lockfd, rc;
 	bool done;
 
+	warn[0] = '\0';
 	cfd = open_container(id);
 	if (cfd < 0)
 		return cfd;
@@ -245,6 +345,11 @@ int sfs_session_unlock(const char *id, const char *pw, size_t pwlen)
 		 * idle_lock and max_unlock start over.
 		 */
 		done = rc < 0 || is_unlocked(s, true);
+		/* Nothing is checked again: what is known stays said. */
+		pthread_rwlock_rdlock(&s->ev_rw);
+		if (rc == 0 && done && s->ev_damage[0])
+			snprintf(warn, wsz, "events.jsonl: damaged: %s", s->ev_damage);
+		pthread_rwlock_unlock(&s->ev_rw);
 	}
 	if (!done) {
 		rc = sfs_store_session_unlock(cfd, pw, pwlen, &lockfd, &keys);
@@ -258,7 +363,7 @@ int sfs_session_unlock(const char *id, const char *pw, size_t pwlen)
 				s->keys = keys;
 				s->lockfd = lockfd;
 				start_clocks(s);
-				prepare(s, cfd);
+				prepare(s, cfd, warn, wsz);
 			}
 			pthread_rwlock_unlock(&s->rw);
 		}
@@ -435,7 +540,7 @@ int sfs_session_create(const char *id, const char *name, const char *pw, size_t 
 	};
 	struct sfs_session *s;
 	struct sfs_keys *keys = NULL;
-	char gen[SFS_SESSION_ID_MAX + 1];
+	char gen[SFS_SESSION_ID_MAX + 1], warn[SFS_WARN_MAX];
 	int lockfd = -1, rc = -EEXIST, cfd;
 
 	for (int tries = 0; tries < 64 && rc == -EEXIST; tries++) {
@@ -473,7 +578,7 @@ int sfs_session_create(const char *id, const char *name, const char *pw, size_t 
 	s->keys = keys;
 	s->lockfd = lockfd;
 	start_clocks(s);
-	prepare(s, cfd);
+	prepare(s, cfd, warn, sizeof(warn));
 	pthread_rwlock_unlock(&s->rw);
 	close(cfd);
 	snprintf(out_id, SFS_SESSION_ID_MAX + 1, "%s", gen);

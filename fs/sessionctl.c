@@ -657,7 +657,8 @@ static int cmd_unlock(int argc, char **argv)
 	struct sfs_password pw;
 	struct target t;
 	char what[64], prompt[64];
-	json_t *req;
+	json_t *req, *resp, *w;
+	size_t i;
 	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -681,7 +682,14 @@ static int cmd_unlock(int argc, char **argv)
 			pw.len);
 	sfs_password_free(&pw);
 	snprintf(what, sizeof(what), "cannot unlock %s", t.id);
-	return call_at(t.mnt, req, what, NULL);
+	rc = call_at(t.mnt, req, what, &resp);
+	if (rc)
+		return rc;
+	/* Unlocked all the same: what unlock cut or found damaged is a warning, exit 0. */
+	json_array_foreach(json_object_get(resp, "warnings"), i, w)
+		fprintf(stderr, "sessionctl: warning: %s: %s\n", t.id, json_string_value(w));
+	json_decref(resp);
+	return EX_OK;
 }
 
 static int lock_one(const char *mnt, const char *id)
@@ -838,20 +846,29 @@ static int cmd_list(int argc, char **argv)
 			const char *up = json_string_value(json_object_get(s, "updated"));
 			const char *nm = json_string_value(json_object_get(s, "name"));
 			json_t *ev = json_object_get(s, "events"), *sz = json_object_get(s, "events_bytes");
+			json_t *dmg = json_object_get(s, "damaged"), *d;
+			const char *state = json_array_size(dmg) ? "damaged" : "unlocked";
 			char evs[24] = "-", szs[24] = "-";
+			size_t j;
 
 			if (json_is_integer(ev))
 				snprintf(evs, sizeof(evs), "%lld", (long long)json_integer_value(ev));
 			if (json_is_integer(sz))
 				snprintf(szs, sizeof(szs), "%lld", (long long)json_integer_value(sz));
+			if (json_is_true(json_object_get(s, "unlocked_elsewhere")))
+				state = "unlocked elsewhere";
+			else if (json_is_true(json_object_get(s, "locked")))
+				state = "locked";
 			printf("%-20s %-8s %-*s %-9s %-20s %-20s %8s %10s  %s\n",
 			       json_string_value(json_object_get(s, "id")),
-			       json_string_value(json_object_get(s, "where")), sw,
-			       json_is_true(json_object_get(s, "unlocked_elsewhere"))
-				       ? "unlocked elsewhere"
-			       : json_is_true(json_object_get(s, "locked")) ? "locked"
-									    : "unlocked",
-			       st ? st : "-", cr ? cr : "-", up ? up : "-", evs, szs, nm ? nm : "");
+			       json_string_value(json_object_get(s, "where")), sw, state, st ? st : "-",
+			       cr ? cr : "-", up ? up : "-", evs, szs, nm ? nm : "");
+			/* What is damaged, beside the table (the table stays one line each). */
+			json_array_foreach(dmg, j, d)
+				fprintf(stderr, "sessionctl: warning: %s: %s: damaged: %s\n",
+					json_string_value(json_object_get(s, "id")),
+					json_string_value(json_object_get(d, "file")),
+					json_string_value(json_object_get(d, "what")));
 		}
 	}
 	json_decref(resp);

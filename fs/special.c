@@ -133,6 +133,8 @@ ssize_t sfs_events_read(struct sfs_inode *in, struct sfs_fh *fh, char *buf, size
 		snprintf(what, sizeof(what), "event record at stored offset %llu",
 			 (unsigned long long)l.bad);
 		sfs_log_corrupt(in, what, -1);
+		/* list shows it until an unlock finds it gone */
+		sfs_session_damaged(in->sess, l.bad);
 	}
 	return n;
 }

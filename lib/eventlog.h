@@ -6,6 +6,8 @@
  * was written before, so a crash can only tear the append in flight. A read
  * finds its frame by binary search over the frames' first records and opens
  * only the records it returns; size and line count come from the last frame.
+ * A failing record costs only the bytes it held: reads and loads step over
+ * it to the next record that opens.
  * Knows the format and crypto layers and pread/pwrite/ftruncate; nothing of
  * names, JSON, sessions or FUSE. Not thread-safe: the caller serialises
  * appends and repairs; reads may share with each other.
@@ -48,33 +50,81 @@ int sfs_log_create(int fd, const unsigned char id[SFS_ID_BYTES], const struct sf
  * Find end, size and lines of the log in l->fd (whose header the caller has
  * read into l->id) from its last frame: 0, -errno, or -EBADMSG if the log
  * does not end with a whole append (a torn tail: sfs_log_repair mends it).
+ * Failing records before the last one do not stop it.
  */
 int sfs_log_load(struct sfs_log *l);
 
-/* What sfs_log_repair did. */
+/*
+ * A run of zero bytes at least this long inside failing records is what a
+ * write lost in a power loss leaves (a lost disk sector is 512 zero bytes or
+ * more); a healthy log never has one (a frame's unused tail is under 61).
+ */
+#define SFS_LOG_ZERO_RUN 512
+
+/* Bytes before the kept bytes in a kept file: the log's header and a u64 (doc/format.md). */
+#define SFS_LOG_KEPT_HDR (SFS_HDR_BYTES + 8)
+
+/*
+ * A span of records that fail and that no crash explains (damage), left
+ * in place: reads that touch it fail, every other byte reads.
+ */
+struct sfs_log_damage {
+	uint64_t count; /* damaged spans found (0: none); the fields describe the first */
+	uint64_t pos; /* backing offset where it starts */
+	uint64_t next; /* backing offset of the good record after it */
+	bool known; /* its start in the plaintext is known: off, line */
+	bool bounded; /* a good record follows it: end, last */
+	uint64_t off; /* plaintext bytes [off, end) are in it */
+	uint64_t end;
+	uint64_t line; /* it holds (parts of) lines line..last, counting from 1 */
+	uint64_t last;
+};
+
+/* What sfs_log_repair did and found. */
 struct sfs_log_repair {
 	uint64_t dropped;    /* backing bytes cut off the end (0: none) */
+	uint64_t cut_at; /* backing offset of the cut */
 	uint64_t size;       /* plaintext size the log was cut back to */
-	uint64_t bad_at;     /* backing offset of the first bad record, if any */
-	bool kept;           /* good records followed the bad one: the cut bytes were kept */
+	uint64_t lines; /* ... and its lines */
+	bool hole; /* the cut starts before a hole (zeros) a power loss left */
+	bool whole; /* the cut records were whole but failed: damage, not a crash */
+	bool kept; /* the cut bytes were kept (whenever anything was cut) */
+	uint64_t bad_at; /* backing offset of the first failing record, if any */
+	struct sfs_log_damage damage; /* damage left in place */
 };
 
 /*
  * Check the last SFS_LOG_CHECK_WINDOW bytes of the log and cut off what a
- * crash can leave: everything after the last complete append that precedes
- * the first record failing authentication (or the end). A kill -9 leaves a
- * prefix of the last write; a power loss can also leave holes in writes
- * that were never fsynced, with good records after them. Those are cut too
- * (nothing after a hole was acknowledged by fsync), but since bit rot looks
- * the same, the cut bytes are first copied, raw, to a new file @keep_name in
- * directory @keep_dirfd. Then the state is loaded as by sfs_log_load.
- * 0; -EBADMSG when the window holds no complete append at all (damage, not a
- * crash: nothing is cut); -errno.
+ * crash can leave, and only that:
+ *  - the tail after the last complete append (the last END record that
+ *    opens): a kill -9 leaves a prefix of the last write;
+ *  - after a power loss, writes never fsynced can also have lost sectors
+ *    (a run of SFS_LOG_ZERO_RUN zero bytes in a failing span) with good
+ *    records after them: everything from the last complete append before
+ *    such a hole is cut.
+ * The cut bytes are first copied to a new file @keep_name in directory
+ * @keep_dirfd (doc/format.md, "Kept bytes"). A failing span that no crash
+ * explains (no hole, good records of later appends after it) is damage:
+ * it stays as it is, and is described in rep->damage. Then the state is
+ * loaded as by sfs_log_load.
+ * 0; -EBADMSG when the window holds no complete append at all (damage, not
+ * a crash: nothing is cut); -errno.
  */
 int sfs_log_repair(struct sfs_log *l, struct sfs_log_repair *rep, int keep_dirfd,
 		   const char *keep_name);
 
-/* Read up to @len bytes at plaintext @off; bytes read (0 at EOF) or -errno. */
+/*
+ * Check the frame of a loaded log that holds backing offset @pos (and the
+ * one before it) for failing records: 0 with d->count 0 if there are none,
+ * 0 with @d describing the first, or -errno.
+ */
+int sfs_log_check(struct sfs_log *l, uint64_t pos, struct sfs_log_damage *d);
+
+/*
+ * Read up to @len bytes at plaintext @off; bytes read (0 at EOF) or -errno:
+ * -EBADMSG if any byte asked for is in a failing record (the others of the
+ * log read all the same).
+ */
 ssize_t sfs_log_read(struct sfs_log *l, void *buf, size_t len, uint64_t off);
 
 /*

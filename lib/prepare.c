@@ -136,8 +136,8 @@ static int migrate(int rootfd, int old, const unsigned char id[SFS_ID_BYTES],
 	return publish_log(rootfd, tmp, l, backing, true);
 }
 
-int sfs_store_session_prepare(int cfd, const struct sfs_keys *keys, struct sfs_events_state *ev,
-			      struct sfs_session_report *rep)
+int sfs_store_session_prepare(int cfd, const struct sfs_keys *keys, uint64_t recheck,
+			      struct sfs_events_state *ev, struct sfs_session_report *rep)
 {
 	unsigned char dirid[SFS_ID_BYTES], rnd[8];
 	struct sfs_attrs dattrs, a;
@@ -197,6 +197,12 @@ int sfs_store_session_prepare(int cfd, const struct sfs_keys *keys, struct sfs_e
 	if (!r.kept)
 		rep->events_kept[0] = '\0';
 	rep->events_dropped = r.dropped;
+	rep->events_hole = r.hole;
+	rep->events_whole = r.whole;
+	rep->events_damage = r.damage;
+	/* Damage a read met before, outside what the repair checked. */
+	if (rc == 0 && r.damage.count == 0 && recheck)
+		rc = sfs_log_check(&l, recheck, &rep->events_damage);
 	rep->events_bad_at = l.bad;
 	if (rc == 0) {
 		ev->end = l.end;

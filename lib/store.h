@@ -11,6 +11,7 @@
 #define SFS_STORE_H
 
 #include "crypto.h"
+#include "eventlog.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -133,21 +134,26 @@ struct sfs_session_report {
 	bool events_converted;    /* events.jsonl was in the block layout: now a log */
 	uint64_t events_migrated; /* ... of that many bytes */
 	uint64_t events_dropped;  /* backing bytes of a torn tail cut off (0: none) */
+	bool events_hole; /* ... from before a hole a power loss left */
+	bool events_whole; /* ... records that were whole but failed (damage) */
 	uint64_t events_bad_at;   /* backing offset of a record that failed, if any */
-	char events_kept[32];     /* container file that keeps cut bytes ("" none) */
+	char events_kept[32]; /* container file that keeps the cut bytes ("" none) */
+	struct sfs_log_damage events_damage; /* damage left in place (count 0: none) */
 };
 
 /*
  * Make session container @cfd's tree ready after unlock (lib/prepare.c):
- * remove crash leftovers from its root, make or convert events.jsonl, cut a
- * torn tail off it (eventlog.h, sfs_log_repair; bytes that a power loss may
- * have left behind a hole are kept in the container as @rep->events_kept),
- * and return the log's state in @ev so nothing later needs to scan it.
- * 0; -EBADMSG when events.jsonl is damaged in a way no crash leaves
- * (nothing is cut then); -errno.
+ * remove crash leftovers from its root, make or convert events.jsonl, cut
+ * what a crash left at its end (eventlog.h, sfs_log_repair; the cut bytes
+ * are kept in the container as @rep->events_kept), find damage no crash
+ * leaves in its last SFS_LOG_CHECK_WINDOW bytes and, if @recheck is not 0,
+ * in the frame at backing offset @recheck (where a read found damage
+ * before), and return the log's state in @ev so nothing later needs to
+ * scan it. 0; -EBADMSG when events.jsonl is damaged in a way no crash
+ * leaves and it cannot be used (nothing is cut then); -errno.
  */
-int sfs_store_session_prepare(int cfd, const struct sfs_keys *keys, struct sfs_events_state *ev,
-			      struct sfs_session_report *rep);
+int sfs_store_session_prepare(int cfd, const struct sfs_keys *keys, uint64_t recheck,
+			      struct sfs_events_state *ev, struct sfs_session_report *rep);
 
 /*
  * The first metadata.json of a session, as a malloc'd NUL-terminated string

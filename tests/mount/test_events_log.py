@@ -8,8 +8,14 @@ and by looking at the store:
   returned write must survive even without fsync), each writer's lines stay
   in order;
 - a torn tail (the file cut inside a record, as a crash leaves it) is dropped
-  at unlock and logged; a hole followed by good records (what a power loss
-  can leave) is dropped too, its raw bytes kept in the container;
+  at unlock, kept in the container (log header, u64 offset, raw bytes) and
+  reported by `sessionctl unlock`; a hole followed by good records (what a
+  power loss can leave) is dropped and kept too;
+- damage no crash leaves (a flipped byte in a record followed by good records
+  of later appends, in the last frame, an earlier one, or a frame's first
+  record) is not cut: `sessionctl unlock` warns (exit 0), `list` shows the
+  session damaged, reads touching the bad record fail with EIO and every
+  other line reads (`tail -n 6` too), size and count stay, appends work;
 - an append changes only the new tail of the backing file (nothing before it
   is rewritten), so rsync moves only the tail;
 - a 1,000,000-line log (SFS_BIGLOG_LINES) is listed, stat-ed, opened and read
@@ -18,10 +24,12 @@ and by looking at the store:
 - `sessionctl list` shows the event count and size; metadata.json "updated"
   follows changes of the session, and a user's own write is not overridden.
 """
+import errno
 import json
 import os
 import random
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -81,6 +89,41 @@ def events_backing(store, sid):
             found.append(p)
     assert len(found) == 1, "want one log in %s, found %r" % (root, found)
     return found[0]
+
+
+FRAME = 4096
+REC_HDR = 20
+REC_NONCE = 24
+REC_OVERHEAD = 60
+
+
+def records(path):
+    """The records of log @path by their clear headers: [(backing offset,
+    len, flags, plaintext offset, lines)], frames' unused tails skipped."""
+    data = sfs.read_file(path)
+    pos, out = HDR, []
+    while pos < len(data):
+        room = FRAME - (pos - HDR) % FRAME
+        if room < REC_OVERHEAD + 1:
+            pos += room
+            continue
+        ln, fl, off, lines = struct.unpack_from("<HHQQ", data, pos)
+        out.append((pos, ln, fl, off, lines))
+        pos += REC_OVERHEAD + ln
+    return out
+
+
+def flip(path, offset):
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        b = f.read(1)
+        f.seek(offset)
+        f.write(bytes([b[0] ^ 0x01]))
+
+
+def kept_files(store, sid):
+    d = os.path.join(store, "sessions", sid)
+    return sorted(os.path.join(d, n) for n in os.listdir(d) if n.startswith("events.kept-"))
 
 
 def load(path):
@@ -163,8 +206,14 @@ class EventsLogTest(sfs.ForegroundMountTest):
                     if p and p[0] == "ack":
                         acked += [(p[1], int(p[2]) + i) for i in range(int(p[3]))]
             self.remount()
-            self.e.unlock(self.m, sid)
+            u = self.e.unlock(self.m, sid)
             torn_logged += "dropped a torn tail" in self.m.read_log()
+            # a kill -9 leaves only a torn tail: cut, kept, said; never damage
+            self.assertNotIn("damaged", u.err, "round %d" % r)
+            for ln in u.err.splitlines():
+                if "dropped a torn tail" in ln:
+                    name = ln.split(" as ")[-1]
+                    self.assertTrue(os.path.isfile(name), "round %d: %s" % (r, ln))
             data = sfs.read_file(self.events(sid))
             objs = self.check_log(data, "round %d" % r)
             seen = [(o["w"], o["s"]) for o in objs]
@@ -189,9 +238,20 @@ class EventsLogTest(sfs.ForegroundMountTest):
         sid, back = self.locked_log(lines)
         size = os.path.getsize(back)
         os.truncate(back, size - 10)   # inside the last record, as a crash leaves it
-        self.e.unlock(self.m, sid)
+        torn = sfs.read_file(back)
+        cut = records(back)[-1][0]
+        r = self.e.unlock(self.m, sid)
         self.assertEqual(sfs.read_file(self.events(sid)).decode(), "".join(lines[:-1]))
         self.assertIn("dropped a torn tail", self.m.read_log())
+        # the user is told, and the cut bytes are kept: header, u64 offset, bytes
+        kept = kept_files(self.e.store, sid)
+        self.assertEqual(len(kept), 1)
+        self.assertIn("sessionctl: warning: %s: events.jsonl: dropped a torn tail" % sid, r.err)
+        self.assertIn(kept[0], r.err)
+        self.assertEqual(sfs.read_file(kept[0]),
+                         torn[:HDR] + struct.pack("<Q", cut) + torn[cut:])
+        self.assertEqual(os.path.getsize(back), cut)
+        self.assertNotIn("damaged", self.e.list(self.m)[0])
         # the mended log takes appends again, and keeps them
         with open(self.events(sid), "a") as f:
             f.write('{"after":"repair"}\n')
@@ -207,7 +267,7 @@ class EventsLogTest(sfs.ForegroundMountTest):
         with open(back, "r+b") as f:   # a never-written page in the middle of the tail
             f.seek(size - 9000)
             f.write(b"\0" * 4096)
-        self.e.unlock(self.m, sid)
+        r = self.e.unlock(self.m, sid)
         data = sfs.read_file(self.events(sid))
         objs = self.check_log(data, "after the hole")
         self.assertGreater(len(objs), 200)
@@ -216,6 +276,9 @@ class EventsLogTest(sfs.ForegroundMountTest):
                 if n.startswith("events.kept-")]
         self.assertEqual(len(kept), 1, "the cut bytes are kept in the container")
         self.assertIn("raw bytes are kept", self.m.read_log())
+        self.assertIn("power loss", r.err)
+        self.assertIn(kept[0], r.err)
+        self.assertNotIn("damaged", self.e.list(self.m)[0])
 
     def test_append_changes_only_the_tail(self):
         sid = self.e.new(self.m)
@@ -337,6 +400,156 @@ class EventsLogTest(sfs.ForegroundMountTest):
         self.e.lock(self.m, sid)
         self.e.unlock(self.m, sid)
         self.assertGreaterEqual(load(meta)["updated"], t0)
+
+
+class DamageTest(sfs.ForegroundMountTest):
+    """Damage no crash leaves is reported, never cut (issue 13, item 1)."""
+    events = EventsLogTest.events
+    locked_log = EventsLogTest.locked_log
+
+    def unlock_damaged(self, sid, back, line_text):
+        """Unlock @sid after its log @back was damaged: exit 0, a warning that
+        names the file and @line_text, nothing cut or kept."""
+        size = os.path.getsize(back)
+        r = self.e.ctl("unlock", self.m.sdir(sid), password=sfs.PASSWORD)
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn("sessionctl: warning: %s: events.jsonl: damaged:" % sid, r.err)
+        self.assertIn(line_text, r.err)
+        self.assertEqual(os.path.getsize(back), size, "unlock cut the log")
+        self.assertEqual(kept_files(self.e.store, sid), [])
+        self.assertIn("damaged", self.m.read_log())
+        return r
+
+    def check_lines(self, sid, lines, bad):
+        """Line by line: the lines in @bad fail with EIO, every other one reads."""
+        fd = os.open(self.events(sid), os.O_RDONLY)
+        off = 0
+        try:
+            for i, ln in enumerate(lines):
+                b = ln.encode()
+                if i in bad:
+                    with self.assertRaises(OSError, msg="line %d" % (i + 1)) as cm:
+                        os.pread(fd, len(b), off)
+                    self.assertEqual(cm.exception.errno, errno.EIO)
+                else:
+                    self.assertEqual(os.pread(fd, len(b), off), b, "line %d" % (i + 1))
+                off += len(b)
+        finally:
+            os.close(fd)
+
+    def check_listed_damaged(self, sid, nlines, nbytes, line_text):
+        lst = {s["id"]: s for s in self.e.list(self.m)}[sid]
+        self.assertEqual(lst["events"], nlines)
+        self.assertEqual(lst["events_bytes"], nbytes)
+        self.assertEqual(len(lst.get("damaged", [])), 1, lst)
+        self.assertEqual(lst["damaged"][0]["file"], "events.jsonl")
+        self.assertIn(line_text, lst["damaged"][0]["what"])
+        r = self.e.ctl("list", self.m.mnt)
+        self.assertEqual(r.rc, 0, r)
+        row = [ln for ln in r.out.splitlines() if ln.startswith(sid)][0].split()
+        self.assertEqual(row[2], "damaged")
+        self.assertIn("sessionctl: warning: %s: events.jsonl: damaged" % sid, r.err)
+
+    def test_flipped_byte_in_4th_of_10(self):
+        """The issue's reproduction: 10 lines appended one by one, a byte of the
+        4th record flipped while locked."""
+        lines = [json.dumps({"type": "note", "n": i, "text": "line %d" % (i + 1)}) + "\n"
+                 for i in range(10)]
+        text = "".join(lines).encode()
+        sid, back = self.locked_log(lines)
+        recs = records(back)
+        self.assertEqual(len(recs), 10)
+        flip(back, recs[3][0] + REC_HDR + REC_NONCE + recs[3][1] // 2)
+        self.unlock_damaged(sid, back, "(line 4)")
+        path = self.events(sid)
+        self.assertEqual(os.stat(path).st_size, len(text))
+        self.check_lines(sid, lines, {3})
+        # a read over all of it fails (wc -l reads it whole) ...
+        r = sfs.run(["wc", "-l", path])
+        self.assertNotEqual(r.rc, 0, r)
+        self.assertIn("Input/output error", r.err)
+        # ... a read of everything after the damaged line does not (GNU tail
+        # -n 6 reads this 400-byte file in one read, line 4 included: see
+        # test_tail_after_damage for tail)
+        start = sum(len(x) for x in lines[:4])
+        r = sfs.run(["tail", "-c", "+%d" % (start + 1), path])
+        self.assertEqual((r.rc, r.out), (0, "".join(lines[4:])), r)
+        self.check_listed_damaged(sid, 10, len(text), "line 4")
+        # appends work, and count
+        with open(path, "a") as f:
+            f.write('{"after":"damage"}\n')
+        lines.append('{"after":"damage"}\n')
+        self.check_lines(sid, lines, {3})
+        self.check_listed_damaged(sid, 11, len(text) + 19, "line 4")
+        # the next unlock says it again, and still cuts nothing
+        self.e.lock(self.m, sid)
+        lst = {s["id"]: s for s in self.e.list(self.m)}[sid]
+        self.assertTrue(lst["locked"])
+        self.assertIn("line 4", lst["damaged"][0]["what"], "still known while locked")
+        self.unlock_damaged(sid, back, "(line 4)")
+        self.check_lines(sid, lines, {3})
+
+    def test_tail_after_damage(self):
+        """tail -n 6 reads backwards in 8 KiB chunks: with lines long enough
+        that the damaged record is outside those chunks, it shows the last
+        six lines."""
+        lines = [json.dumps({"n": i, "pad": "p" * 2480}) + "\n" for i in range(10)]
+        sid, back = self.locked_log(lines)
+        rec = records(back)[3]
+        ends = [sum(len(x) for x in lines[:i + 1]) for i in range(10)]
+        bad = {i for i in range(10) if ends[i] > rec[3] and ends[i] - len(lines[i]) < rec[3] + rec[1]}
+        self.assertTrue(bad and max(bad) < 4, bad)
+        flip(back, rec[0] + REC_HDR + REC_NONCE + 7)
+        self.unlock_damaged(sid, back, "line %d)" % (max(bad) + 1))
+        r = sfs.run(["tail", "-n", "6", self.events(sid)])
+        self.assertEqual((r.rc, r.out), (0, "".join(lines[4:])), r)
+        self.check_lines(sid, lines, bad)
+
+    def test_damage_in_an_earlier_frame(self):
+        """300 lines, a byte flipped in frame 2: all 300 are counted, 299 read."""
+        lines = [json.dumps({"n": i, "t": "q" * (i % 90)}) + "\n" for i in range(300)]
+        text = "".join(lines).encode()
+        sid, back = self.locked_log(lines)
+        rec = [x for x in records(back) if x[0] > HDR + 2 * FRAME + 500][0]
+        i = [k for k in range(300) if sum(len(x) for x in lines[:k]) == rec[3]][0]
+        flip(back, rec[0] + REC_HDR + REC_NONCE + rec[1] + 3)   # its tag
+        self.unlock_damaged(sid, back, "(line %d)" % (i + 1))
+        self.assertEqual(os.stat(self.events(sid)).st_size, len(text))
+        self.check_lines(sid, lines, {i})
+        r = sfs.run(["tail", "-n", "6", self.events(sid)])
+        self.assertEqual((r.rc, r.out), (0, "".join(lines[-6:])), r)
+        self.check_listed_damaged(sid, 300, len(text), "line %d" % (i + 1))
+
+    def test_damage_in_a_frame_header(self):
+        """A byte of the clear header (its offset field) of a frame's first
+        record, in the middle of a log of about 1,600 frames."""
+        sid = self.e.new(self.m)
+        path = self.events(sid)
+        lines = [json.dumps({"n": i, "pad": "r" * (200 + i * 7919 % 3500)}) + "\n"
+                 for i in range(3400)]
+        with open(path, "a") as f:
+            for ln in lines:
+                f.write(ln)
+                f.flush()
+        self.e.lock(self.m, sid)
+        back = events_backing(self.e.store, sid)
+        nframes = (os.path.getsize(back) - HDR) // FRAME
+        self.assertGreater(nframes, 1500)
+        k = nframes // 2
+        rec = [x for x in records(back) if x[0] == HDR + k * FRAME][0]
+        starts = [sum(len(x) for x in lines[:i]) for i in range(len(lines) + 1)]
+        bad = {i for i in range(len(lines))
+               if starts[i + 1] > rec[3] and starts[i] < rec[3] + rec[1]}
+        flip(back, rec[0] + 4 + 2)     # the offset field
+        self.unlock_damaged(sid, back, "line")
+        text_size = starts[-1]
+        self.assertEqual(os.stat(path).st_size, text_size)
+        self.check_lines(sid, lines, bad)
+        r = sfs.run(["tail", "-n", "6", path])
+        self.assertEqual((r.rc, r.out), (0, "".join(lines[-6:])), r)
+        lst = {s["id"]: s for s in self.e.list(self.m)}[sid]
+        self.assertEqual((lst["events"], lst["events_bytes"]), (len(lines), text_size))
+        self.assertIn("damaged", lst)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ static uint64_t ends[MAX_APPENDS + 1], sizes[MAX_APPENDS + 1];
 static int nappends;
 static char tmpdir[] = "/tmp/sfs-unit-eventlog-XXXXXX";
 static int dirfd_;
+static struct sfs_log l_shared;
 
 static void new_log(struct sfs_log *l)
 {
@@ -70,6 +71,20 @@ static void do_append(struct sfs_log *l, size_t len)
 	ends[nappends] = l->end;
 	sizes[nappends] = msize;
 	CHECK(l->size == msize);
+}
+
+/* Append one line of @len bytes (its newline included), as `echo ... >> events.jsonl` does. */
+static void do_line(struct sfs_log *l, size_t len)
+{
+	REQUIRE(msize + len <= MODEL_MAX && nappends < MAX_APPENDS && len > 0);
+	for (size_t i = 0; i + 1 < len; i++)
+		model[msize + i] = (unsigned char)('a' + below(26));
+	model[msize + len - 1] = '\n';
+	CHECK_EQ(sfs_log_append(l, model + msize, len), 0);
+	msize += len;
+	nappends++;
+	ends[nappends] = l->end;
+	sizes[nappends] = msize;
 }
 
 static void check_read(struct sfs_log *l, uint64_t off, size_t len)
@@ -210,6 +225,27 @@ static int cut_copy(int src, uint64_t cut)
 	return fd;
 }
 
+/* Kept file "kept": the header of log @src, u64 @from, then its bytes [@from, @to). */
+static void check_kept(int src, uint64_t from, uint64_t to)
+{
+	int fd = openat(dirfd_, "kept", O_RDONLY);
+	size_t n = (size_t)(to - from) + SFS_LOG_KEPT_HDR;
+	unsigned char *got = malloc(n + 1), *want = malloc(n);
+	struct stat st;
+
+	REQUIRE(fd >= 0 && got && want);
+	CHECK(fstat(fd, &st) == 0 && (st.st_mode & 0777) == 0600);
+	CHECK_EQ(pread(fd, got, n + 1, 0), n);
+	REQUIRE(pread(src, want, SFS_HDR_BYTES, 0) == SFS_HDR_BYTES);
+	sfs_put_le64(want + SFS_HDR_BYTES, from);
+	REQUIRE(pread(src, want + SFS_LOG_KEPT_HDR, (size_t)(to - from), (off_t)from) ==
+		(ssize_t)(to - from));
+	CHECK_MEM(got, want, n);
+	close(fd);
+	free(got);
+	free(want);
+}
+
 /* The last append that ends at or before backing offset @cut. */
 static int last_before(uint64_t cut)
 {
@@ -248,8 +284,15 @@ static void test_crash_cuts(void)
 			CHECK_EQ(sfs_log_load(&c), -EBADMSG); /* torn: not loadable as is */
 		CHECK_EQ(sfs_log_repair(&c, &rep, dirfd_, "kept"), 0);
 		CHECK(c.size == sizes[k] && c.end == ends[k]);
-		CHECK(rep.dropped == cut - ends[k] && !rep.kept);
-		CHECK(c.lines == model_lines(sizes[k]));
+		CHECK(rep.dropped == cut - ends[k] && rep.kept == (rep.dropped > 0));
+		CHECK(rep.damage.count == 0 && !rep.hole && !rep.whole);
+		CHECK(c.lines == model_lines(sizes[k]) && rep.lines == c.lines);
+		/* What was cut is kept, whole, in the documented form. */
+		if (rep.kept)
+			check_kept(l.fd, ends[k], cut);
+		else
+			CHECK(faccessat(dirfd_, "kept", F_OK, 0) < 0);
+		unlinkat(dirfd_, "kept", 0);
 		{
 			uint64_t keep = msize;
 
@@ -290,11 +333,296 @@ static void test_hole(void)
 	REQUIRE(pwrite(l.fd, zeros, 1000, (off_t)hole) == 1000);
 	CHECK_EQ(sfs_log_repair(&l, &rep, dirfd_, "kept"), 0);
 	CHECK(l.size == sizes[k] && l.end == ends[k]);
-	CHECK(rep.kept && rep.bad_at == ends[k]);
+	CHECK(rep.kept && rep.hole && rep.bad_at == ends[k] && rep.damage.count == 0);
 	CHECK(fstatat(dirfd_, "kept", &st, 0) == 0 &&
-	      (uint64_t)st.st_size == ends[nappends] - ends[k]);
+	      (uint64_t)st.st_size == SFS_LOG_KEPT_HDR + ends[nappends] - ends[k]);
 	msize = sizes[k];
 	check_read(&l, 0, (size_t)msize);
+	unlinkat(dirfd_, "kept", 0);
+	close(l.fd);
+}
+
+/* Backing offset and header of record @n (0-based) of log @fd, walking the clear headers. */
+static uint64_t nth_record(int fd, int n, struct sfs_rec *r)
+{
+	uint64_t pos = SFS_HDR_BYTES;
+
+	for (int i = 0;; i++) {
+		unsigned char h[SFS_REC_HDR];
+
+		pos = sfs_fmt_record_pos(pos);
+		REQUIRE(pread(fd, h, sizeof(h), (off_t)pos) == sizeof(h));
+		REQUIRE(sfs_fmt_record_parse(r, h, pos) == 0);
+		if (i == n)
+			return pos;
+		pos += SFS_REC_OVERHEAD + r->len;
+	}
+}
+
+/*
+ * The last line a damaged span [@off, @end) is reported to touch: the last
+ * that ends in it (newlines before @end), at least the one @off is in.
+ */
+static uint64_t lines_to(uint64_t off, uint64_t end)
+{
+	uint64_t first = model_lines(off) + 1, last = model_lines(end);
+
+	return last > first ? last : first;
+}
+
+static void flip(int fd, uint64_t pos)
+{
+	unsigned char b;
+
+	REQUIRE(pread(fd, &b, 1, (off_t)pos) == 1);
+	b ^= 0x01;
+	REQUIRE(pwrite(fd, &b, 1, (off_t)pos) == 1);
+}
+
+/*
+ * Read the log line by line (and the last six lines in one read, as tail
+ * does): a line reads as the model's bytes, or fails with -EBADMSG exactly
+ * when it shares a byte with plaintext [@bad_off, @bad_end). Then reads of
+ * random spans: right bytes, or -EBADMSG exactly when they touch it.
+ * Lines more than @near bytes from the damage are skipped unless @near is 0.
+ */
+static void check_lines(struct sfs_log *l, uint64_t bad_off, uint64_t bad_end, uint64_t near)
+{
+	uint64_t a = 0, nl = 0, six = msize;
+	ssize_t n;
+
+	for (uint64_t b = 0; b < msize; b++) {
+		if (model[b] != '\n')
+			continue;
+		if (near && (b + near < bad_off || a > bad_end + near)) {
+			a = b + 1;
+			nl++;
+			continue;
+		}
+		n = sfs_log_read(l, buf, (size_t)(b + 1 - a), a);
+		if (b + 1 > bad_off && a < bad_end) {
+			CHECK_EQ(n, -EBADMSG);
+		} else {
+			CHECK_EQ(n, b + 1 - a);
+			if (n == (ssize_t)(b + 1 - a))
+				CHECK_MEM(buf, model + a, (size_t)n);
+		}
+		a = b + 1;
+		nl++;
+	}
+	CHECK(l->lines == nl && l->size == msize);
+	/* The last six lines, in one read. */
+	for (int k = 0; six > 0 && k < 7;)
+		if (model[--six] == '\n' && ++k == 7)
+			six++;
+	if (six >= bad_end) {
+		n = sfs_log_read(l, buf, (size_t)(msize - six), six);
+		CHECK_EQ(n, msize - six);
+		if (n == (ssize_t)(msize - six))
+			CHECK_MEM(buf, model + six, (size_t)n);
+	}
+	for (int i = 0; i < 200; i++) {
+		uint64_t off = below(msize), len = 1 + below(3 * SFS_LOG_FRAME);
+
+		if (len > msize - off)
+			len = msize - off;
+		n = sfs_log_read(l, buf, (size_t)len, off);
+		if (off + len > bad_off && off < bad_end) {
+			CHECK_EQ(n, -EBADMSG);
+		} else {
+			CHECK_EQ(n, len);
+			if (n == (ssize_t)len)
+				CHECK_MEM(buf, model + off, (size_t)len);
+		}
+	}
+}
+
+/*
+ * After damage: repair cuts nothing and keeps nothing, reports the damaged
+ * span (record @rec, plaintext [@off, @end), lines @line..@last), and the
+ * log reads around it, takes appends and loads again with the right size
+ * and count.
+ */
+static void check_damaged(struct sfs_log *l, uint64_t rec, uint64_t off, uint64_t end,
+			  uint64_t line, uint64_t last, uint64_t near)
+{
+	struct sfs_log_repair rep;
+	struct sfs_log_damage d;
+	uint64_t bend = l->end;
+	int before = check_failures;
+
+	CHECK_EQ(sfs_log_repair(l, &rep, dirfd_, "kept"), 0);
+	CHECK(rep.dropped == 0 && !rep.kept && l->end == bend);
+	CHECK(faccessat(dirfd_, "kept", F_OK, 0) < 0);
+	CHECK_EQ(rep.damage.count, 1);
+	CHECK_EQ(rep.damage.pos, rec);
+	CHECK(rep.damage.known && rep.damage.bounded);
+	CHECK_EQ(rep.damage.off, off);
+	CHECK_EQ(rep.damage.end, end);
+	CHECK_EQ(rep.damage.line, line);
+	CHECK_EQ(rep.damage.last, last);
+	CHECK(l->size == msize && l->lines == model_lines(msize));
+	/* The spot is found again, on its own. */
+	CHECK_EQ(sfs_log_check(l, rec, &d), 0);
+	CHECK(d.count == 1 && d.pos == rec && d.off == off && d.end == end);
+	check_lines(l, off, end, near);
+	do_append(l, 1 + below(5000));
+	check_load(l);
+	check_lines(l, off, end, near);
+	/* A frame two past it has nothing to report. */
+	if ((l->end - 1 - SFS_HDR_BYTES) / SFS_LOG_FRAME >
+	    (rec - SFS_HDR_BYTES) / SFS_LOG_FRAME + 1) {
+		CHECK_EQ(sfs_log_check(l, l->end - 1, &d), 0);
+		CHECK_EQ(d.count, 0);
+	}
+	if (check_failures != before) {
+		fprintf(stderr, "damage at stored offset %llu (bytes %llu-%llu)\n",
+			(unsigned long long)rec, (unsigned long long)off, (unsigned long long)end);
+		exit(check_done());
+	}
+}
+
+/* The case: ten lines appended one by one, a byte of the 4th record flipped. */
+static void test_damage_last_frame(void)
+{
+	struct sfs_rec r;
+	uint64_t pos;
+
+	new_log(&l_shared);
+	for (int i = 0; i < 10; i++)
+		do_line(&l_shared, 20 + below(40));
+	pos = nth_record(l_shared.fd, 3, &r);
+	/* Every byte of it in turn: clear header, nonce, payload, tag. */
+	for (uint64_t i = 0; i < SFS_REC_OVERHEAD + r.len; i++) {
+		struct sfs_log l = {.fd = cut_copy(l_shared.fd, l_shared.end), .keys = keys};
+		uint64_t keep = msize;
+		int keepn = nappends;
+
+		memcpy(l.id, l_shared.id, sizeof(l.id));
+		REQUIRE(sfs_log_load(&l) == 0);
+		flip(l.fd, pos + i);
+		/* Loading is not stopped by it: the last record says size and count. */
+		REQUIRE(sfs_log_load(&l) == 0 && l.size == msize && l.lines == 10);
+		check_damaged(&l, pos, sizes[3], sizes[4], 4, 4, 0);
+		close(l.fd);
+		msize = keep;
+		nappends = keepn;
+	}
+	close(l_shared.fd);
+}
+
+/* Damage in an earlier frame: 300 lines, one record of frame 2 flipped. */
+static void test_damage_earlier_frame(void)
+{
+	struct sfs_log l;
+	struct sfs_rec r;
+	uint64_t pos, off;
+	int k = 0;
+
+	new_log(&l);
+	for (int i = 0; i < 300; i++)
+		do_line(&l, 30 + below(150));
+	REQUIRE(l.end > sfs_fmt_frame_offset(8));
+	while (nth_record(l.fd, k, &r) < sfs_fmt_frame_offset(2) + 1000)
+		k++;
+	pos = nth_record(l.fd, k, &r);
+	off = r.offset;
+	flip(l.fd, pos + SFS_REC_HDR + SFS_SEAL_OVERHEAD / 2 + r.len / 2);
+	check_damaged(&l, pos, off, off + r.len, model_lines(off) + 1, lines_to(off, off + r.len),
+		      0);
+	close(l.fd);
+}
+
+/*
+ * The clear header of a frame's first record: a log of about 1,600 frames,
+ * a byte of frame 786's first record header changed (its length, flags,
+ * offset or line count), inside unlock's window.
+ */
+static void test_damage_frame_header(void)
+{
+	static const int bytes[] = {0, 2, 5, 11, 13};
+	struct sfs_log l;
+
+	new_log(&l);
+	while (l.end < sfs_fmt_frame_offset(1600))
+		do_append(&l, 200 + below(3800));
+	for (size_t b = 0; b < sizeof(bytes) / sizeof(bytes[0]); b++) {
+		struct sfs_log c = {.fd = cut_copy(l.fd, l.end), .keys = keys};
+		uint64_t pos = sfs_fmt_frame_offset(786), keep = msize;
+		int keepn = nappends;
+		unsigned char h[SFS_REC_HDR];
+		struct sfs_rec r;
+
+		memcpy(c.id, l.id, sizeof(c.id));
+		REQUIRE(pread(c.fd, h, sizeof(h), (off_t)pos) == sizeof(h));
+		REQUIRE(sfs_fmt_record_parse(&r, h, pos) == 0);
+		REQUIRE(sfs_log_load(&c) == 0);
+		flip(c.fd, pos + (uint64_t)bytes[b]);
+		/* Every line once; around the damage for the other bytes. */
+		check_damaged(&c, pos, r.offset, r.offset + r.len, model_lines(r.offset) + 1,
+			      lines_to(r.offset, r.offset + r.len), b == 0 ? 0 : 64 * 4096);
+		close(c.fd);
+		msize = keep;
+		nappends = keepn;
+	}
+	close(l.fd);
+}
+
+/*
+ * Damage and a torn tail together: the damage stays, the tail (and only
+ * it) is cut and kept.
+ */
+static void test_damage_and_torn_tail(void)
+{
+	struct sfs_log l, c = {.keys = keys};
+	struct sfs_log_repair rep;
+	struct sfs_rec r;
+	uint64_t pos, cut;
+	int k;
+
+	new_log(&l);
+	for (int i = 0; i < 60; i++)
+		do_append(&l, 10 + below(300));
+	k = nappends;
+	do_append(&l, 2 * SFS_REC_MAX);
+	cut = ends[k] + SFS_REC_MAX + 100; /* inside the big append's second record */
+	pos = nth_record(l.fd, 7, &r);
+	c.fd = cut_copy(l.fd, cut);
+	memcpy(c.id, l.id, sizeof(c.id));
+	flip(c.fd, pos + 30);
+	CHECK_EQ(sfs_log_load(&c), -EBADMSG);
+	CHECK_EQ(sfs_log_repair(&c, &rep, dirfd_, "kept"), 0);
+	CHECK(rep.dropped == cut - ends[k] && rep.kept && !rep.hole && rep.cut_at == ends[k]);
+	CHECK(rep.damage.count == 1 && rep.damage.pos == pos && rep.damage.off == r.offset);
+	CHECK(c.end == ends[k] && c.size == sizes[k]);
+	check_kept(l.fd, ends[k], cut);
+	unlinkat(dirfd_, "kept", 0);
+	msize = sizes[k];
+	nappends = k;
+	check_lines(&c, r.offset, r.offset + r.len, 0);
+	close(c.fd);
+	close(l.fd);
+}
+
+/*
+ * A flipped byte in the log's last record: nothing good follows it, so it is
+ * cut (and kept) like a torn tail, but said to be whole records that fail.
+ */
+static void test_damage_last_record(void)
+{
+	struct sfs_log l;
+	struct sfs_log_repair rep;
+	struct sfs_rec r;
+	uint64_t pos;
+
+	new_log(&l);
+	for (int i = 0; i < 10; i++)
+		do_line(&l, 20 + below(40));
+	pos = nth_record(l.fd, 9, &r);
+	flip(l.fd, pos + SFS_REC_HDR + SFS_SEAL_OVERHEAD);
+	CHECK_EQ(sfs_log_repair(&l, &rep, dirfd_, "kept"), 0);
+	CHECK(rep.dropped == ends[10] - ends[9] && rep.kept && rep.whole && !rep.hole);
+	CHECK(rep.damage.count == 0 && l.size == sizes[9] && l.lines == 9);
 	unlinkat(dirfd_, "kept", 0);
 	close(l.fd);
 }
@@ -364,6 +692,11 @@ int main(void)
 	test_model();
 	test_crash_cuts();
 	test_hole();
+	test_damage_last_frame();
+	test_damage_earlier_frame();
+	test_damage_frame_header();
+	test_damage_and_torn_tail();
+	test_damage_last_record();
 	test_tamper();
 	unlinkat(dirfd_, "log", 0);
 	unlinkat(dirfd_, "cut", 0);

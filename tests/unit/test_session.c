@@ -309,7 +309,7 @@ static void test_prepare(void)
 	events_name(rootfd, keys, &en);
 
 	/* A fresh session: nothing to do, an empty log. */
-	CHECK_EQ(sfs_store_session_prepare(cfd, keys, &ev, &rep), 0);
+	CHECK_EQ(sfs_store_session_prepare(cfd, keys, 0, &ev, &rep), 0);
 	CHECK(ev.size == 0 && ev.lines == 0 && ev.end == SFS_HDR_BYTES);
 	CHECK(!rep.events_created && !rep.events_converted && rep.swept == 0);
 
@@ -322,7 +322,7 @@ static void test_prepare(void)
 	REQUIRE(sfs_file_init(f.fd, f.id, &fa, keys) == 0);
 	REQUIRE(sfs_file_write(&f, old, strlen(old), 0) == (ssize_t)strlen(old));
 	close(f.fd);
-	CHECK_EQ(sfs_store_session_prepare(cfd, keys, &ev, &rep), 0);
+	CHECK_EQ(sfs_store_session_prepare(cfd, keys, 0, &ev, &rep), 0);
 	CHECK(rep.events_converted && rep.events_migrated == strlen(old));
 	CHECK(ev.size == strlen(old) && ev.lines == 2);
 	check_log_text(rootfd, en.backing, keys, old);
@@ -336,7 +336,7 @@ static void test_prepare(void)
 	REQUIRE(fd >= 0);
 	close(fd);
 	REQUIRE(mkdirat(rootfd, ".sfs-gone-0011223344556677", 0700) == 0); /* a retired dir */
-	CHECK_EQ(sfs_store_session_prepare(cfd, keys, &ev, &rep), 0);
+	CHECK_EQ(sfs_store_session_prepare(cfd, keys, 0, &ev, &rep), 0);
 	CHECK_EQ(rep.swept, 4);
 	CHECK(fstatat(rootfd, ".sfs-new-0011223344556677", &st, 0) < 0 && errno == ENOENT);
 	CHECK(fstatat(rootfd, ".sfs-gone-0011223344556677", &st, 0) < 0 && errno == ENOENT);
@@ -354,13 +354,18 @@ static void test_prepare(void)
 		REQUIRE(ftruncate(fd, (off_t)l.end - 3) == 0);
 	}
 	close(fd);
-	CHECK_EQ(sfs_store_session_prepare(cfd, keys, &ev, &rep), 0);
+	CHECK_EQ(sfs_store_session_prepare(cfd, keys, 0, &ev, &rep), 0);
 	CHECK(rep.events_dropped == 8 + SFS_REC_OVERHEAD - 3 && ev.size == strlen(old));
-	CHECK(rep.events_kept[0] == '\0');
+	CHECK(rep.events_damage.count == 0 && !rep.events_hole);
+	/* ...and what was cut is kept in the container: the log's header, a u64, the bytes. */
+	CHECK(strncmp(rep.events_kept, "events.kept-", 12) == 0 && strlen(rep.events_kept) == 28);
+	CHECK(fstatat(cfd, rep.events_kept, &st, 0) == 0 && (st.st_mode & 0777) == 0600 &&
+	      (uint64_t)st.st_size == SFS_LOG_KEPT_HDR + rep.events_dropped);
+	unlinkat(cfd, rep.events_kept, 0);
 
 	/* A missing events.jsonl is made, empty. */
 	REQUIRE(unlinkat(rootfd, en.backing, 0) == 0);
-	CHECK_EQ(sfs_store_session_prepare(cfd, keys, &ev, &rep), 0);
+	CHECK_EQ(sfs_store_session_prepare(cfd, keys, 0, &ev, &rep), 0);
 	CHECK(rep.events_created && ev.size == 0);
 	CHECK(fstatat(rootfd, en.backing, &st, 0) == 0 && st.st_size == SFS_HDR_BYTES);
 
