@@ -250,6 +250,12 @@ void sfs_log_corrupt(const struct sfs_inode *in, const char *what, long long blo
  * cached name; only from a thread that holds no lock and serves no request.
  */
 void sfs_meta_refresh(struct sfs_session *s, bool force, bool notify);
+/*
+ * special.c: at lock (s->rw held for writing), wipe and drop the plaintext
+ * that @s's open special files hold (an unterminated events line, a
+ * metadata.json being written); those file handles then fail with EIO.
+ */
+void sfs_special_forget(struct sfs_session *s);
 
 /* ctl.c: the control file */
 void sfs_ctl_open(fuse_req_t req, struct fuse_file_info *fi);

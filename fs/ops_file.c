@@ -313,8 +313,10 @@ static int special_commit(struct sfs_inode *in, struct sfs_fh *fh)
 	const struct sfs_keys *keys;
 	int rc;
 
-	if (in->special == SFS_SP_NONE || (!fh->dirty && fh->len == 0))
+	if (in->special == SFS_SP_NONE || (!fh->dirty && fh->len == 0 && !fh->lost))
 		return 0;
+	if (fh->lost)
+		return -EIO; /* a lock wiped what it held (special.c) */
 	rc = sfs_session_enter(in->sess, &keys);
 	if (rc < 0)
 		return rc;

@@ -259,6 +259,7 @@ int sfs_session_unlock(const char *id, const char *pw, size_t pwlen)
 static void drop_keys(struct sfs_session *s)
 {
 	s->ev_ok = false;
+	sfs_special_forget(s);
 	sfs_keys_free(s->keys);
 	s->keys = NULL;
 	sfs_store_session_release(s->lockfd);

@@ -140,6 +140,13 @@ char *sfs_store_metadata_set_updated(const char *text, size_t len, const char *w
 bool sfs_store_event_line_ok(const char *line, size_t len);
 
 /*
+ * documents.c: from now on every block jansson frees in this process (parsed
+ * documents, their strings, its parse and dump buffers) is wiped first, as
+ * documents carry plaintext. For the daemon; call before any other jansson use.
+ */
+void sfs_store_json_wipe(void);
+
+/*
  * documents.c: is @text a valid metadata.json for session @id replacing @old
  * (NULL if none could be read)? NULL if so, else why not (a static string
  * that never quotes the content), with the JSON error's line in *@line (0 if
