@@ -222,7 +222,8 @@ void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (in->special == SFS_SP_META && fh_of(fi)->buf) {
 		/* A writer reads its own unsaved document. */
 		n = sfs_meta_read(fh_of(fi), buf, size, off);
-	} else if (in->attrs.kind == SFS_KIND_LOG) {
+	} else if (in->special == SFS_SP_EVENTS || in->attrs.kind == SFS_KIND_LOG) {
+		/* Only through the log: another file under that name is damage (EIO). */
 		n = sfs_events_read(in, fh_of(fi), buf, size, off, f.keys);
 	} else {
 		f.fd = fh_of(fi)->fd;

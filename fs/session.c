@@ -148,10 +148,6 @@ static void report(const char *id, int rc, const struct sfs_session_report *r,
 			r->swept);
 	if (r->events_created)
 		sfs_log(LOG_NOTICE, "%s: events.jsonl was missing: made an empty one", id);
-	if (r->events_converted)
-		sfs_log(LOG_NOTICE, "%s: events.jsonl converted to the append-only log layout "
-				    "(%llu bytes)",
-			id, (unsigned long long)r->events_migrated);
 	if (r->events_dropped)
 		sfs_log(LOG_WARNING, "%s: events.jsonl: dropped a torn tail of %llu stored bytes, "
 				     "an append a crash interrupted; %llu bytes (%llu events) kept",
@@ -168,6 +164,11 @@ static void report(const char *id, int rc, const struct sfs_session_report *r,
 				 "fails authentication) in a way no crash leaves: not repaired; "
 				 "it reads as an I/O error",
 			id, (unsigned long long)r->events_bad_at);
+	else if (rc == -EUCLEAN)
+		sfs_log(LOG_ERR, "%s: events.jsonl is not an event log (its header says node kind "
+				 "%d, as when another file is copied over it in the store): left "
+				 "untouched; it reads as an I/O error",
+			id, r->events_kind);
 	else if (rc < 0)
 		sfs_log(LOG_ERR, "%s: events.jsonl cannot be opened: %s", id, strerror(-rc));
 }

@@ -104,8 +104,7 @@ struct sfs_events_state {
 struct sfs_session_report {
 	int swept;                /* crash leftovers removed from the session root */
 	bool events_created;      /* events.jsonl was missing: an empty one was made */
-	bool events_converted;    /* events.jsonl was in the block layout: now a log */
-	uint64_t events_migrated; /* ... of that many bytes */
+	int events_kind;          /* -EUCLEAN: the node kind events.jsonl has instead of a log's */
 	uint64_t events_dropped;  /* backing bytes of a torn tail cut off (0: none) */
 	uint64_t events_bad_at;   /* backing offset of a record that failed, if any */
 	char events_kept[32];     /* container file that keeps cut bytes ("" none) */
@@ -113,12 +112,13 @@ struct sfs_session_report {
 
 /*
  * Make session container @cfd's tree ready after unlock (lib/prepare.c):
- * remove crash leftovers from its root, make or convert events.jsonl, cut a
- * torn tail off it (eventlog.h, sfs_log_repair; bytes that a power loss may
- * have left behind a hole are kept in the container as @rep->events_kept),
- * and return the log's state in @ev so nothing later needs to scan it.
- * 0; -EBADMSG when events.jsonl is damaged in a way no crash leaves
- * (nothing is cut then); -errno.
+ * remove crash leftovers from its root, make events.jsonl if it is missing,
+ * cut a torn tail off it (eventlog.h, sfs_log_repair; bytes that a power
+ * loss may have left behind a hole are kept in the container as
+ * @rep->events_kept), and return the log's state in @ev so nothing later
+ * needs to scan it. 0; -EBADMSG when events.jsonl is damaged in a way no
+ * crash leaves (nothing is cut then); -EUCLEAN when events.jsonl is not a
+ * log at all (another file copied over it; left untouched); -errno.
  */
 int sfs_store_session_prepare(int cfd, const struct sfs_keys *keys, struct sfs_events_state *ev,
 			      struct sfs_session_report *rep);
