@@ -211,6 +211,10 @@ int sfs_session_passwd(const char *id, const char *old, size_t oldlen, const cha
 int sfs_loop_run(int max_threads);
 /* Called every second: a reader stuck on one request passes its place on. */
 void sfs_loop_watch(void);
+/* The request being served handled plaintext: the stack is wiped after it. */
+void sfs_loop_plaintext(void);
+/* Wipe the stack below the caller (32 KiB), where its callees left their locals. */
+void sfs_wipe_stack(void);
 
 /* notify.c: cache invalidation from a separate thread. */
 int sfs_notify_start(void);

@@ -264,6 +264,7 @@ int sfs_events_flush(struct sfs_inode *in, struct sfs_fh *fh, const struct sfs_k
 		return -EIO;
 	if (fh->len == 0)
 		return 0;
+	sfs_loop_plaintext();
 	if (!sfs_store_event_line_ok(fh->buf, fh->len)) {
 		sfs_log(LOG_NOTICE, "%s: events.jsonl: refused an unterminated line that is not "
 				    "a JSON object",
@@ -298,6 +299,7 @@ static int load_whole(struct sfs_fh *fh, int fd, const struct sfs_keys *keys,
 
 	if (!attrs)
 		attrs = &a;
+	sfs_loop_plaintext();
 	rc = sfs_file_read_header(fd, f.id, attrs, keys);
 	if (rc == 0 && !S_ISREG(attrs->mode))
 		rc = -EINVAL; /* a FIFO, device or long symlink is no document */
@@ -491,6 +493,7 @@ int sfs_meta_commit(struct sfs_inode *in, struct sfs_fh *fh, const struct sfs_ke
 		return -EIO;
 	if (!fh->dirty)
 		return 0;
+	sfs_loop_plaintext();
 	pthread_mutex_lock(&in->mu);
 	attrs = in->attrs;
 	pthread_mutex_unlock(&in->mu);
@@ -593,6 +596,7 @@ void sfs_meta_refresh(struct sfs_session *s, bool force, bool notify)
 		return; /* locked: the change was written when it locked */
 	sfs_utc_format(when, sizeof(when), (time_t)t);
 	rc = set_updated(s, when, keys, notify ? &rootfd : NULL);
+	sfs_wipe_stack(); /* the notifier thread serves no request: wipe here */
 	sfs_session_leave(s);
 	if (rc < 0) {
 		sfs_log(LOG_NOTICE, "%s: metadata.json: cannot refresh \"updated\": %s", s->id,
