@@ -28,9 +28,10 @@
  * Once a request is served, its bytes are wiped from the thread's receive
  * buffer (a WRITE carries plaintext, a control request a password, and the
  * buffer would keep them until a later request as long overwrote them), and
- * so is the stack its callees used if they handled plaintext. The receive buffers (libfuse's, one per
- * thread, about 1 MiB; never a pipe: without a write_buf op libfuse does
- * not splice) are kept out of core dumps (MADV_DONTDUMP).
+ * so is the stack its callees used if they handled plaintext. The receive
+ * buffers (libfuse's, one per thread, about 1 MiB; never a pipe: without a
+ * write_buf op libfuse does not splice) are kept out of core dumps
+ * (MADV_DONTDUMP).
  *
  * Caveats: a quick request delays the ones queued behind it (they would
  * have run on the other CPU); a busy client costs up to SPIN_NS of CPU per
