@@ -248,6 +248,10 @@ int sfs_session_hold(const char *id, int where, int *lockfd);
 int sfs_loop_run(int max_threads);
 /* Called every second: a reader stuck on one request passes its place on. */
 void sfs_loop_watch(void);
+/* The request being served handled plaintext: the stack is wiped after it. */
+void sfs_loop_plaintext(void);
+/* Wipe the stack below the caller (32 KiB), where its callees left their locals. */
+void sfs_wipe_stack(void);
 
 /* notify.c: cache invalidation from a separate thread. */
 int sfs_notify_start(void);
@@ -310,6 +314,12 @@ void sfs_log_corrupt(const struct sfs_inode *in, const char *what, long long blo
  * cached name; only from a thread that holds no lock and serves no request.
  */
 void sfs_meta_refresh(struct sfs_session *s, bool force, bool notify);
+/*
+ * special.c: at lock (s->rw held for writing), wipe and drop the plaintext
+ * that @s's open special files hold (an unterminated events line, a
+ * metadata.json being written); those file handles then fail with EIO.
+ */
+void sfs_special_forget(struct sfs_session *s);
 
 /* ctl.c: the control file */
 void sfs_ctl_open(fuse_req_t req, struct fuse_file_info *fi);

@@ -257,7 +257,8 @@ static double parse_duration(const char *s)
 }
 
 /*
- * No core dumps (they would hold keys), and room for many open inodes: every
+ * No core dumps (they would hold keys), freed JSON wiped (documents are
+ * plaintext), and room for many open inodes: every
  * inode the kernel holds costs one descriptor, and the kernel forgets them
  * only under memory pressure, so an untar of a large tree needs as many
  * descriptors as it has nodes. Root may raise the hard limit up to
@@ -271,6 +272,7 @@ static void harden(void)
 
 	setrlimit(RLIMIT_CORE, &rl);
 	prctl(PR_SET_DUMPABLE, 0);
+	sfs_store_json_wipe(); /* parsed documents carry plaintext */
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
 		return;
 	f = fopen("/proc/sys/fs/nr_open", "re");

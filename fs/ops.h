@@ -24,6 +24,9 @@ struct sfs_fh {
 				   * the unterminated tail of an events.jsonl line */
 	size_t len, cap;
 	bool dirty;               /* metadata.json: buf differs from the stored document */
+	bool lost;                /* a lock wiped what buf held: writes and close fail (EIO) */
+	struct sfs_fh *held_prev, *held_next; /* special.c: handles whose buf is in use */
+	bool held;
 };
 
 /* State of one open directory. */

@@ -238,7 +238,8 @@ void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (in->special == SFS_SP_META && fh_of(fi)->buf) {
 		/* A writer reads its own unsaved document. */
 		n = sfs_meta_read(fh_of(fi), buf, size, off);
-	} else if (in->attrs.kind == SFS_KIND_LOG) {
+	} else if (in->special == SFS_SP_EVENTS || in->attrs.kind == SFS_KIND_LOG) {
+		/* Only through the log: another file under that name is damage (EIO). */
 		n = sfs_events_read(in, fh_of(fi), buf, size, off, f.keys);
 	} else {
 		f.fd = fh_of(fi)->fd;
@@ -328,8 +329,10 @@ static int special_commit(struct sfs_inode *in, struct sfs_fh *fh)
 	const struct sfs_keys *keys;
 	int rc;
 
-	if (in->special == SFS_SP_NONE || (!fh->dirty && fh->len == 0))
+	if (in->special == SFS_SP_NONE || (!fh->dirty && fh->len == 0 && !fh->lost))
 		return 0;
+	if (fh->lost)
+		return -EIO; /* a lock wiped what it held (special.c) */
 	rc = sfs_session_enter(in->sess, &keys);
 	if (rc < 0)
 		return rc;

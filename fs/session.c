@@ -216,10 +216,6 @@ static void report(const char *id, int rc, const struct sfs_session_report *r,
 			r->swept);
 	if (r->events_created)
 		sfs_log(LOG_NOTICE, "%s: events.jsonl was missing: made an empty one", id);
-	if (r->events_converted)
-		sfs_log(LOG_NOTICE, "%s: events.jsonl converted to the append-only log layout "
-				    "(%llu bytes)",
-			id, (unsigned long long)r->events_migrated);
 	if (r->events_dropped) {
 		const char *why = "the unacknowledged end of an append a crash interrupted";
 
@@ -246,6 +242,12 @@ static void report(const char *id, int rc, const struct sfs_session_report *r,
 			 "an I/O error and takes no appends",
 			 SFS_LOG_CHECK_WINDOW >> 20, (unsigned long long)r->events_bad_at);
 		add_line(warn, wsz, "events.jsonl: damaged: %s", damage);
+	} else if (rc == -EUCLEAN) {
+		add_line(warn, wsz,
+			 "events.jsonl: not an event log (its header says node kind %d, as when "
+			 "another file is copied over it in the store): left untouched; it reads "
+			 "as an I/O error",
+			 r->events_kind);
 	} else if (rc < 0) {
 		add_line(warn, wsz, "events.jsonl: cannot be opened: %s", strerror(-rc));
 	}
@@ -381,6 +383,7 @@ int sfs_session_unlock(const char *id, const char *pw, size_t pwlen, char *warn,
 static void drop_keys(struct sfs_session *s)
 {
 	s->ev_ok = false;
+	sfs_special_forget(s);
 	sfs_keys_free(s->keys);
 	s->keys = NULL;
 	sfs_store_session_release(s->lockfd);

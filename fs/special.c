@@ -15,6 +15,11 @@
  * is logged. It is never removed or renamed away (ops_ns.c: EPERM); a
  * create where none is stored stores nothing until a valid document
  * commits.
+ *
+ * Both keep plaintext in their file handle's buffer: bytes a buffer no
+ * longer uses are wiped at once, the buffer when the file is released, and
+ * at lock every open handle's (sfs_special_forget): what a handle held then
+ * is lost, and its writes and close fail with EIO from then on.
  */
 #include "special.h"
 #include "eventlog.h"
@@ -32,6 +37,46 @@
 
 #define META_MAX (1u << 20)    /* largest metadata.json */
 #define PENDING_MAX (1u << 20) /* longest unterminated events line */
+
+/* File handles of the mount's sessions whose buffer is in use (fh->held). */
+static pthread_mutex_t held_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct sfs_fh *held;
+
+/* Put @fh (of a session) on the list of handles that hold plaintext. */
+static void hold(struct sfs_fh *fh)
+{
+	pthread_mutex_lock(&held_mu);
+	fh->held_prev = NULL;
+	fh->held_next = held;
+	if (held)
+		held->held_prev = fh;
+	held = fh;
+	fh->held = true;
+	pthread_mutex_unlock(&held_mu);
+}
+
+/* Take @fh off that list; called with held_mu held. */
+static void unhold(struct sfs_fh *fh)
+{
+	if (fh->held_prev)
+		fh->held_prev->held_next = fh->held_next;
+	else
+		held = fh->held_next;
+	if (fh->held_next)
+		fh->held_next->held_prev = fh->held_prev;
+	fh->held = false;
+}
+
+/* Wipe and free @fh's buffer. */
+static void drop_buf(struct sfs_fh *fh)
+{
+	if (fh->buf) {
+		sodium_memzero(fh->buf, fh->cap);
+		free(fh->buf);
+	}
+	fh->buf = NULL;
+	fh->len = fh->cap = 0;
+}
 
 enum sfs_special sfs_special_of(const struct sfs_inode *parent, const char *name)
 {
@@ -67,17 +112,39 @@ static int reserve(struct sfs_fh *fh, size_t need, size_t max)
 	}
 	fh->buf = n;
 	fh->cap = cap;
+	if (fh->sess && !fh->held)
+		hold(fh);
 	return 0;
 }
 
 void sfs_special_release(struct sfs_fh *fh)
 {
-	if (fh->buf) {
-		sodium_memzero(fh->buf, fh->cap);
-		free(fh->buf);
+	if (!fh->sess) {
+		drop_buf(fh); /* a handle of our own, never on the list */
+		return;
 	}
-	fh->buf = NULL;
-	fh->len = fh->cap = 0;
+	/* Under held_mu: a lock may be wiping this very buffer. */
+	pthread_mutex_lock(&held_mu);
+	if (fh->held)
+		unhold(fh);
+	drop_buf(fh);
+	pthread_mutex_unlock(&held_mu);
+}
+
+void sfs_special_forget(struct sfs_session *s)
+{
+	pthread_mutex_lock(&held_mu);
+	for (struct sfs_fh *fh = held, *next; fh; fh = next) {
+		next = fh->held_next;
+		if (fh->sess != s)
+			continue;
+		if (fh->len > 0 || fh->dirty)
+			fh->lost = true;
+		fh->dirty = false;
+		unhold(fh);
+		drop_buf(fh);
+	}
+	pthread_mutex_unlock(&held_mu);
 }
 
 /* The log behind events.jsonl @in open as @fh; called with s->ev_rw held. */
@@ -147,6 +214,8 @@ ssize_t sfs_events_write(struct sfs_inode *in, struct sfs_fh *fh, const char *bu
 	uint64_t fsize;
 	int rc = 0;
 
+	if (fh->lost)
+		return -EIO;
 	pthread_rwlock_wrlock(&s->ev_rw);
 	fsize = s->ev.size;
 	/* The end is the stored size, or past the tail this file still holds. */
@@ -179,9 +248,11 @@ ssize_t sfs_events_write(struct sfs_inode *in, struct sfs_fh *fh, const char *bu
 	if (rc < 0) {
 		/* Nothing of this write is kept; an earlier tail stays pending. */
 		fh->len = rc == -EINVAL ? 0 : old;
+		sodium_memzero(fh->buf + fh->len, old + size - fh->len);
 		goto out;
 	}
 	memmove(fh->buf, fh->buf + end, fh->len - end);
+	sodium_memzero(fh->buf + fh->len - end, end); /* the lines now stored */
 	fh->len -= end;
 	if (fh->len > PENDING_MAX)
 		rc = -EFBIG;
@@ -194,12 +265,16 @@ int sfs_events_flush(struct sfs_inode *in, struct sfs_fh *fh, const struct sfs_k
 {
 	int rc;
 
+	if (fh->lost)
+		return -EIO;
 	if (fh->len == 0)
 		return 0;
+	sfs_loop_plaintext();
 	if (!sfs_store_event_line_ok(fh->buf, fh->len)) {
 		sfs_log(LOG_NOTICE, "%s: events.jsonl: refused an unterminated line that is not "
 				    "a JSON object",
 			in->sess->id);
+		sodium_memzero(fh->buf, fh->len);
 		fh->len = 0;
 		return -EINVAL;
 	}
@@ -210,6 +285,7 @@ int sfs_events_flush(struct sfs_inode *in, struct sfs_fh *fh, const struct sfs_k
 	pthread_rwlock_wrlock(&in->sess->ev_rw);
 	rc = append(in, fh, fh->buf, fh->len, keys);
 	pthread_rwlock_unlock(&in->sess->ev_rw);
+	sodium_memzero(fh->buf, fh->len);
 	fh->len = 0;
 	return rc;
 }
@@ -228,6 +304,7 @@ static int load_whole(struct sfs_fh *fh, int fd, const struct sfs_keys *keys,
 
 	if (!attrs)
 		attrs = &a;
+	sfs_loop_plaintext();
 	rc = sfs_file_read_header(fd, f.id, attrs, keys);
 	if (rc == 0 && !S_ISREG(attrs->mode))
 		rc = -EINVAL; /* a FIFO, device or long symlink is no document */
@@ -264,6 +341,8 @@ ssize_t sfs_meta_write(struct sfs_fh *fh, const char *buf, size_t size, off_t of
 	size_t end = (size_t)off + size;
 	int rc;
 
+	if (fh->lost)
+		return -EIO;
 	if (off < 0 || (uint64_t)off > META_MAX)
 		return -EFBIG;
 	rc = reserve(fh, end, META_MAX);
@@ -290,12 +369,14 @@ ssize_t sfs_meta_read(struct sfs_fh *fh, char *buf, size_t size, off_t off)
 
 int sfs_meta_truncate(struct sfs_fh *fh, off_t size)
 {
-	int rc = reserve(fh, (size_t)size + 1, META_MAX);
+	int rc = fh->lost ? -EIO : reserve(fh, (size_t)size + 1, META_MAX);
 
 	if (rc < 0)
 		return rc;
 	if ((size_t)size > fh->len)
 		memset(fh->buf + fh->len, 0, (size_t)size - fh->len);
+	else
+		sodium_memzero(fh->buf + size, fh->len - (size_t)size);
 	fh->len = (size_t)size;
 	fh->dirty = true;
 	return 0;
@@ -414,8 +495,11 @@ int sfs_meta_commit(struct sfs_inode *in, struct sfs_fh *fh, const struct sfs_ke
 	struct sfs_attrs attrs;
 	int rootfd, rc;
 
+	if (fh->lost)
+		return -EIO;
 	if (!fh->dirty)
 		return 0;
+	sfs_loop_plaintext();
 	pthread_mutex_lock(&in->mu);
 	attrs = in->attrs;
 	pthread_mutex_unlock(&in->mu);
@@ -572,6 +656,7 @@ void sfs_meta_refresh(struct sfs_session *s, bool force, bool notify)
 		return; /* locked: the change was written when it locked */
 	sfs_utc_format(when, sizeof(when), (time_t)t);
 	rc = set_updated(s, when, keys, notify ? &rootfd : NULL);
+	sfs_wipe_stack(); /* the notifier thread serves no request: wipe here */
 	sfs_session_leave(s);
 	if (rc < 0) {
 		sfs_log(LOG_NOTICE, "%s: metadata.json: cannot refresh \"updated\": %s", s->id,

@@ -9,7 +9,24 @@
 #include "store.h"
 
 #include <jansson.h>
+#include <malloc.h>
+#include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* jansson's free: wipe the whole block (its usable size: jansson passes none). */
+static void wipe_free(void *p)
+{
+	if (!p)
+		return;
+	sodium_memzero(p, malloc_usable_size(p));
+	free(p);
+}
+
+void sfs_store_json_wipe(void)
+{
+	json_set_alloc_funcs(malloc, wipe_free);
+}
 
 bool sfs_store_event_line_ok(const char *line, size_t len)
 {

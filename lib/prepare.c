@@ -1,8 +1,8 @@
 /*
  * prepare.c - what unlocking a session does to its tree before anyone uses
  * it: find events.jsonl and mend what a crash left at its end (eventlog.c),
- * convert an events.jsonl written in the block layout by an earlier build,
- * make it if it is missing, and remove crash leftovers from the session
+ * refuse one that is not a log (another file copied over it), make it if
+ * it is missing, and remove crash leftovers from the session
  * root (and temporaries from its .sfsx, xattr.c). The result is the log's
  * state, so that no later open or stat of events.jsonl reads the log.
  *
@@ -95,47 +95,6 @@ static int publish_log(int rootfd, const char *tmp, struct sfs_log *l, const cha
 	return rc;
 }
 
-/*
- * Convert @old (an events.jsonl in the block layout, header read into
- * @id/@attrs) to a log with the same content, replacing it atomically.
- * On success @l is the new log.
- */
-static int migrate(int rootfd, int old, const unsigned char id[SFS_ID_BYTES],
-		   const struct sfs_attrs *attrs, const char *backing, struct sfs_log *l,
-		   const struct sfs_keys *keys, uint64_t *bytes)
-{
-	struct sfs_file f = {.fd = old, .keys = keys};
-	char tmp[SFS_TMPNAME_MAX];
-	size_t chunk = 1u << 20;
-	char *buf = malloc(chunk);
-	int rc;
-
-	memcpy(f.id, id, SFS_ID_BYTES);
-	rc = buf ? sfs_file_size(old, &f.size) : -ENOMEM;
-	if (rc == 0)
-		rc = new_log(rootfd, tmp, l, attrs, keys);
-	if (rc < 0) {
-		free(buf);
-		return rc;
-	}
-	for (uint64_t off = 0; rc == 0 && off < f.size;) {
-		ssize_t n = sfs_file_read(&f, buf, chunk, off);
-
-		rc = n < 0 ? (int)n : n == 0 ? -EIO : sfs_log_append(l, buf, (size_t)n);
-		off += n > 0 ? (uint64_t)n : 0;
-	}
-	if (buf)
-		sodium_memzero(buf, chunk);
-	free(buf);
-	if (rc < 0) {
-		close(l->fd);
-		unlinkat(rootfd, tmp, 0);
-		return rc;
-	}
-	*bytes = f.size;
-	return publish_log(rootfd, tmp, l, backing, true);
-}
-
 int sfs_store_session_prepare(int cfd, const struct sfs_keys *keys, uint64_t recheck,
 			      struct sfs_events_state *ev, struct sfs_session_report *rep)
 {
@@ -174,18 +133,15 @@ int sfs_store_session_prepare(int cfd, const struct sfs_keys *keys, uint64_t rec
 		goto out;
 	} else {
 		rc = sfs_file_read_header(l.fd, l.id, &a, keys);
-		if (rc == 0 && a.kind == SFS_KIND_BLOCKS) {
-			int old = l.fd;
-
-			a.kind = SFS_KIND_LOG;
-			rc = migrate(rootfd, old, l.id, &a, en.backing, &l, keys,
-				     &rep->events_migrated);
-			close(old);
-			if (rc < 0) {
-				l.fd = -1;
-				goto out;
-			}
-			rep->events_converted = true;
+		/*
+		 * Only a log is events.jsonl. Any other kind is another file of
+		 * the session copied over it (doc/format.md "Older stores": no
+		 * store ever held events.jsonl in another layout): damage, left
+		 * as it is, never converted.
+		 */
+		if (rc == 0 && a.kind != SFS_KIND_LOG) {
+			rep->events_kind = a.kind;
+			rc = -EUCLEAN;
 		}
 		if (rc < 0)
 			goto out;

@@ -131,8 +131,7 @@ struct sfs_events_state {
 struct sfs_session_report {
 	int swept;                /* crash leftovers removed from the session root */
 	bool events_created;      /* events.jsonl was missing: an empty one was made */
-	bool events_converted;    /* events.jsonl was in the block layout: now a log */
-	uint64_t events_migrated; /* ... of that many bytes */
+	int events_kind;          /* -EUCLEAN: the node kind events.jsonl has instead of a log's */
 	uint64_t events_dropped;  /* backing bytes of a torn tail cut off (0: none) */
 	bool events_hole; /* ... from before a hole a power loss left */
 	bool events_whole; /* ... records that were whole but failed (damage) */
@@ -143,14 +142,17 @@ struct sfs_session_report {
 
 /*
  * Make session container @cfd's tree ready after unlock (lib/prepare.c):
- * remove crash leftovers from its root, make or convert events.jsonl, cut
+ * remove crash leftovers from its root, make events.jsonl if it is
+ * missing, cut
  * what a crash left at its end (eventlog.h, sfs_log_repair; the cut bytes
  * are kept in the container as @rep->events_kept), find damage no crash
  * leaves in its last SFS_LOG_CHECK_WINDOW bytes and, if @recheck is not 0,
  * in the frame at backing offset @recheck (where a read found damage
  * before), and return the log's state in @ev so nothing later needs to
  * scan it. 0; -EBADMSG when events.jsonl is damaged in a way no crash
- * leaves and it cannot be used (nothing is cut then); -errno.
+ * leaves and it cannot be used (nothing is cut then); -EUCLEAN when
+ * events.jsonl is not a log at all (another file copied over it; left
+ * untouched); -errno.
  */
 int sfs_store_session_prepare(int cfd, const struct sfs_keys *keys, uint64_t recheck,
 			      struct sfs_events_state *ev, struct sfs_session_report *rep);
@@ -170,6 +172,13 @@ char *sfs_store_metadata_set_updated(const char *text, size_t len, const char *w
 
 /* documents.c: is @line (without its newline) one JSON object? */
 bool sfs_store_event_line_ok(const char *line, size_t len);
+
+/*
+ * documents.c: from now on every block jansson frees in this process (parsed
+ * documents, their strings, its parse and dump buffers) is wiped first, as
+ * documents carry plaintext. For the daemon; call before any other jansson use.
+ */
+void sfs_store_json_wipe(void);
 
 /*
  * documents.c: is @text a valid metadata.json for session @id replacing @old

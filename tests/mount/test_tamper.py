@@ -1,5 +1,6 @@
 """Tampering with the store is detected: EIO and a log line, never wrong bytes."""
 import errno
+import json
 import os
 import unittest
 
@@ -198,6 +199,87 @@ class TamperTest(unittest.TestCase):
         with open(e_path, "rb") as f:
             self.assertNotEqual(f.read(HDR)[8:24], x_header[8:24], "E still has X's id")
         self.assertEqual(sfs.read_file(os.path.join(d, "bystander.txt")), b"still fine\n")
+
+
+class EventsNotALogTest(unittest.TestCase):
+    """Another file of the session copied over events.jsonl's backing file (by
+    someone who can write the store) is damage: unlock leaves it untouched and
+    says so, events.jsonl reads and appends as EIO, the rest of the session
+    works. It is never turned into a log, whatever its lines are."""
+
+    def setUp(self):
+        self.e = sfs.Env()
+        self.addCleanup(self.e.cleanup)
+        self.m = self.e.mount(foreground=True)
+        self.sid = self.e.new(self.m)
+        self.d = self.m.sdir(self.sid)
+        self.root = os.path.join(self.e.store, "sessions", self.sid, "root")
+
+    def backing_of_kind(self, kind, size=None):
+        """The one backing file in the session root with that node kind (clear
+        header bytes 6..7) and, if given, that size."""
+        hits = []
+        for n in os.listdir(self.root):
+            p = os.path.join(self.root, n)
+            if not os.path.isfile(p) or n.startswith("."):
+                continue
+            with open(p, "rb") as f:
+                hdr = f.read(8)
+            if hdr[:4] == b"SFSF" and int.from_bytes(hdr[6:8], "little") == kind and (
+                    size is None or os.path.getsize(p) == size):
+                hits.append(p)
+        self.assertEqual(len(hits), 1, hits)
+        return hits[0]
+
+    def copy_over_events(self, content):
+        sfs.write_file(os.path.join(self.d, "notes.txt"), content)
+        self.e.lock(self.m, self.sid)
+        src = self.backing_of_kind(0, backing_size(len(content)))
+        dst = self.backing_of_kind(1)
+        with open(src, "rb") as f:
+            data = f.read()
+        with open(dst, "wb") as f:  # what cp SRC DST does
+            f.write(data)
+        return dst, data
+
+    def check_refused(self, dst, data, content):
+        log_before = len(self.m.read_log())
+        self.e.unlock(self.m, self.sid)  # the session unlocks...
+        ev = os.path.join(self.d, "events.jsonl")
+        with self.assertRaises(OSError) as cm:  # ...but its events.jsonl is damage
+            sfs.read_file(ev)
+        self.assertEqual(cm.exception.errno, errno.EIO)
+        with self.assertRaises(OSError) as cm:
+            with open(ev, "ab") as f:
+                f.write(b'{"type":"note"}\n')
+        self.assertEqual(cm.exception.errno, errno.EIO)
+        r = sfs.run(["cat", ev])
+        self.assertNotEqual(r.rc, 0)
+        self.assertNotIn(content.strip(), r.out)
+        # the rest of the session is fine
+        self.assertEqual(sfs.read_file(os.path.join(self.d, "notes.txt")), content.encode())
+        self.assertEqual(json.loads(sfs.read_file(os.path.join(self.d, "metadata.json")))["id"],
+                         self.sid)
+        # the daemon says which file and what is wrong with it
+        log = self.m.read_log()[log_before:]
+        self.assertRegex(log, r"%s: events\.jsonl is not an event log" % self.sid, log)
+        # and the file is left exactly as it was
+        with open(dst, "rb") as f:
+            self.assertEqual(f.read(), data)
+
+    def test_not_json_over_events(self):
+        content = "not json\n"
+        dst, data = self.copy_over_events(content)
+        self.check_refused(dst, data, content)
+        # a second unlock does not take it either
+        self.e.lock(self.m, self.sid)
+        self.check_refused(dst, data, content)
+
+    def test_json_lines_over_events(self):
+        """Valid lines make no difference: the file is still not the session's log."""
+        content = '{"type":"forged","text":"never logged"}\n'
+        dst, data = self.copy_over_events(content)
+        self.check_refused(dst, data, content)
 
 
 class TamperXChaChaTest(TamperTest):

@@ -3,7 +3,8 @@
  * lock, encrypted root with metadata.json and events.jsonl), unlock with
  * right and wrong passwords, the busy lock, release, and passwd; and what
  * unlock prepares (lib/prepare.c): crash leftovers swept, a missing
- * events.jsonl made, an old block-layout one converted, a torn tail cut;
+ * events.jsonl made, one that is not a log refused untouched, a torn tail
+ * cut;
  * and how a directory is retired before removal (lib/tree.c).
  */
 #include "check.h"
@@ -311,9 +312,12 @@ static void test_prepare(void)
 	/* A fresh session: nothing to do, an empty log. */
 	CHECK_EQ(sfs_store_session_prepare(cfd, keys, 0, &ev, &rep), 0);
 	CHECK(ev.size == 0 && ev.lines == 0 && ev.end == SFS_HDR_BYTES);
-	CHECK(!rep.events_created && !rep.events_converted && rep.swept == 0);
+	CHECK(!rep.events_created && rep.swept == 0);
 
-	/* An events.jsonl in the block layout (an earlier build) becomes a log, same text. */
+	/*
+	 * An events.jsonl in the block layout (another file copied over it) is
+	 * refused and left as it is, even with valid lines: never converted.
+	 */
 	REQUIRE(unlinkat(rootfd, en.backing, 0) == 0);
 	f.fd = openat(rootfd, en.backing, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	REQUIRE(f.fd >= 0);
@@ -321,9 +325,35 @@ static void test_prepare(void)
 	memset(f.id, 7, sizeof(f.id));
 	REQUIRE(sfs_file_init(f.fd, f.id, &fa, keys) == 0);
 	REQUIRE(sfs_file_write(&f, old, strlen(old), 0) == (ssize_t)strlen(old));
+	REQUIRE(fstat(f.fd, &st) == 0);
+	{
+		unsigned char before[256], after[256];
+		size_t n = (size_t)st.st_size;
+
+		REQUIRE(n <= sizeof(before) && pread(f.fd, before, n, 0) == (ssize_t)n);
+		CHECK_EQ(sfs_store_session_prepare(cfd, keys, 0, &ev, &rep), -EUCLEAN);
+		CHECK(rep.events_kind == SFS_KIND_BLOCKS && !rep.events_created);
+		REQUIRE(fstat(f.fd, &st) == 0);
+		CHECK_EQ((size_t)st.st_size, n);
+		CHECK(pread(f.fd, after, n, 0) == (ssize_t)n);
+		CHECK_MEM(after, before, n);
+	}
 	close(f.fd);
+
+	/* A log of those lines in its place is taken as it is. */
+	REQUIRE(unlinkat(rootfd, en.backing, 0) == 0);
+	{
+		struct sfs_log l = {.keys = keys, .end = SFS_HDR_BYTES};
+
+		fa.kind = SFS_KIND_LOG;
+		l.fd = openat(rootfd, en.backing, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		REQUIRE(l.fd >= 0);
+		memset(l.id, 8, sizeof(l.id));
+		REQUIRE(sfs_log_create(l.fd, l.id, &fa, keys) == 0);
+		REQUIRE(sfs_log_append(&l, old, strlen(old)) == 0);
+		close(l.fd);
+	}
 	CHECK_EQ(sfs_store_session_prepare(cfd, keys, 0, &ev, &rep), 0);
-	CHECK(rep.events_converted && rep.events_migrated == strlen(old));
 	CHECK(ev.size == strlen(old) && ev.lines == 2);
 	check_log_text(rootfd, en.backing, keys, old);
 
