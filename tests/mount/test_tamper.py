@@ -244,7 +244,9 @@ class EventsNotALogTest(unittest.TestCase):
 
     def check_refused(self, dst, data, content):
         log_before = len(self.m.read_log())
-        self.e.unlock(self.m, self.sid)  # the session unlocks...
+        r = self.e.unlock(self.m, self.sid)  # the session unlocks...
+        # ...and sessionctl tells the user, not only the daemon's log
+        self.assertRegex(r.err, r"warning: %s: events\.jsonl: not an event log" % self.sid, r)
         ev = os.path.join(self.d, "events.jsonl")
         with self.assertRaises(OSError) as cm:  # ...but its events.jsonl is damage
             sfs.read_file(ev)
@@ -262,7 +264,7 @@ class EventsNotALogTest(unittest.TestCase):
                          self.sid)
         # the daemon says which file and what is wrong with it
         log = self.m.read_log()[log_before:]
-        self.assertRegex(log, r"%s: events\.jsonl is not an event log" % self.sid, log)
+        self.assertRegex(log, r"%s: events\.jsonl: not an event log" % self.sid, log)
         # and the file is left exactly as it was
         with open(dst, "rb") as f:
             self.assertEqual(f.read(), data)
