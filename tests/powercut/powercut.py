@@ -131,8 +131,8 @@ class Cleanup:
             what, fn = self.steps.pop()
             try:
                 fn()
-            except Exception as e:  # keep cleaning up
-                print("powercut: cleanup: %s: %s" % (what, e), file=sys.stderr)
+            except BaseException as e:  # keep cleaning up, whatever happens
+                print("powercut: cleanup: %s: %r" % (what, e), file=sys.stderr)
 
 
 def losetup(path, direct=False):
@@ -149,6 +149,9 @@ def detach(dev):
 
 
 def unmount(path):
+    """umount @path, retrying while busy; lazily as a last resort (a busy loop
+    device is then detached by the kernel once the last user lets go:
+    `losetup -d` of a busy device sets its autoclear flag)."""
     for _ in range(20):
         if not os.path.ismount(path):
             return
@@ -156,6 +159,7 @@ def unmount(path):
             return
         time.sleep(0.25)
     sh(["umount", "-l", path], check=False)
+    raise RuntimeError("%s was busy: unmounted lazily" % path)
 
 
 def fsync_path(path):
@@ -516,9 +520,14 @@ class Harness:
         self.writers.start()
 
     def stop_mount(self, m):
+        """Unmount a sessionfs (lazily if busy) and make sure its daemon is gone."""
         if m.mounted or (m.proc is not None and m.proc.poll() is None):
-            if not m.stop():
-                raise RuntimeError("fusermount3 -u %s failed" % m.mnt)
+            clean = m.stop()
+            if m.proc is not None and m.proc.poll() is None:
+                m.proc.kill()
+                m.proc.wait()
+            if not clean:
+                raise RuntimeError("fusermount3 -u %s failed: unmounted lazily" % m.mnt)
 
     # --- one snapshot ------------------------------------------------------
     def snapshot(self, k):
@@ -621,6 +630,8 @@ class Harness:
         for c in ["mount"] + ALL_CHECKS:
             if c == "race":
                 line = "%d reverts seen (live, no crash)" % race
+            elif c == "unread" and c not in self.checks:
+                line = "not run (name it in --checks)"
             else:
                 line = "failed in %d of %d snapshots" % (per.get(c, 0), n)
             enforced = c == "mount" or c in self.checks
@@ -698,14 +709,31 @@ class Checker:
                         continue
                     got = f.read(size)
             except OSError as e:
-                self.fail("append", "%s: the first %d bytes (fsynced): %s" % (
-                    rel, size, os.strerror(e.errno)))
+                self.fail("append", "%s: the first %d bytes (fsynced): %s%s" % (
+                    rel, size, os.strerror(e.errno), self._first_bad(rel, size)))
                 continue
             if got != self.w.append_pattern[:size]:
                 bad = next(i for i in range(len(got)) if got[i] != self.w.append_pattern[i]) \
                     if len(got) == size else len(got)
                 self.fail("append", "%s: the first %d bytes (fsynced) differ at byte %d"
                           % (rel, size, bad))
+
+    def _first_bad(self, rel, size):
+        """Where reading the first @size bytes of @rel fails, block by block."""
+        try:
+            fd = os.open(self.p(rel), os.O_RDONLY)
+        except OSError:
+            return ""
+        try:
+            for off in range(0, size, 4096):
+                try:
+                    os.pread(fd, 4096, off)
+                except OSError as e:
+                    return " at byte %d (block %d of %d fsynced)" % (
+                        off, off // 4096, (size + 4095) // 4096)
+        finally:
+            os.close(fd)
+        return ""
 
     def c_events(self):
         acked = {n for n, _ in snapshot_items(self.w.events, self.t0)}
@@ -955,9 +983,15 @@ def run(argv):
         print("powercut: skipped: %s" % e, flush=True)
         return SKIP
     finally:
-        h.cleanup()
-        for s, fn in old.items():
-            signal.signal(s, fn)
+        # no second signal interrupts the cleanup: loop devices, mounts and
+        # images would be left behind
+        signal.pthread_sigmask(signal.SIG_BLOCK, list(old) + [signal.SIGINT])
+        try:
+            h.cleanup()
+        finally:
+            for s, fn in old.items():
+                signal.signal(s, fn)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, list(old) + [signal.SIGINT])
 
 
 if __name__ == "__main__":
