@@ -66,9 +66,9 @@ root, no free loop device, no mkfs.xfs or no reflink), 2 on usage errors.
 
 Usage (tests/powercut/run is this script):
   tests/powercut/run [--snapshots N] [--checks a,b|all] [--seed S]
-                     [--first SECONDS] [--gap MIN,MAX]
+                     [--first SECONDS] [--gap MIN,MAX] [--rate OPS]
 CI runs a short version through tests/mount/test_powercut.py (3 snapshots);
-the long mode is `tests/powercut/run --snapshots 50` (about 10 minutes).
+the long mode is `tests/powercut/run --snapshots 50` (about 5 minutes).
 Binaries come from $SFS_BUILD (default: build/ of this checkout).
 """
 import argparse
@@ -218,9 +218,10 @@ def kmin_kmax(ops, t0, t1):
 class Writers:
     """The writer threads and what they acknowledged (all in this process)."""
 
-    def __init__(self, sdir, seed):
+    def __init__(self, sdir, seed, rate):
         self.sdir = sdir
         self.seed = seed
+        self.rate = rate          # operations a second of each namespace writer
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.errors = []          # (time, writer, text): a writer's call failed
@@ -275,8 +276,12 @@ class Writers:
                 with self.lock:
                     self.errors.append((time.monotonic(), name, repr(e)))
 
-    def _nap(self, rnd):
-        time.sleep(rnd.uniform(0, 0.02))
+    def _nap(self, rnd, fast=False):
+        """Pause so that the writer averages self.rate operations a second
+        (five times that for appends, events and metadata.json, which add no
+        nodes): the session must stay far below the daemon's descriptor
+        limit (one per node the kernel caches; 20000 on some machines)."""
+        time.sleep(rnd.uniform(0, 2.0 / (self.rate * (5 if fast else 1))))
 
     def w_files(self, rnd):
         i = 0
@@ -310,7 +315,7 @@ class Writers:
                     os.fsync(fd)
                     op.ack()
                     self.append_ops.append(((k, size), op))
-                self._nap(rnd)
+                self._nap(rnd, fast=True)
         finally:
             os.close(fd)
 
@@ -327,7 +332,7 @@ class Writers:
                 op.ack()
                 self.events.append((n, op))
                 n += 1
-                self._nap(rnd)
+                self._nap(rnd, fast=True)
         finally:
             os.close(fd)
 
@@ -419,7 +424,7 @@ class Writers:
             os.rename(self.d("meta.tmp"), self.d("metadata.json"))
             op.ack()
             self.metas.append((g, op))
-            time.sleep(rnd.uniform(0, 0.05))
+            self._nap(rnd, fast=True)
 
 
 def _done_op():
@@ -513,7 +518,7 @@ class Harness:
         if r.rc != 0:
             raise RuntimeError("sessionctl new: %r" % r)
         self.sid = r.out.strip()
-        self.writers = Writers(self.live.sdir(self.sid), self.args.seed)
+        self.writers = Writers(self.live.sdir(self.sid), self.args.seed, self.args.rate)
         self.writers.prepare()
         sh(["sync", "-f", self.ext4])   # the base state is durable; writers do the rest
         self.cl.push("stop the writers", self.writers.halt)
@@ -959,6 +964,10 @@ def parse_args(argv):
                     help="comma-separated checks to enforce (default: $SFS_POWERCUT_CHECKS, "
                     "else all but 'unread'; 'all' adds it; 'none' enforces none)")
     ap.add_argument("--seed", default=os.environ.get("SFS_POWERCUT_SEED", "20261204"))
+    ap.add_argument("--rate", type=float, default=4.0,
+                    help="operations a second of each namespace writer (appends, events "
+                    "and metadata.json: five times that); the nodes they make must stay "
+                    "well below the daemon's descriptor limit over the whole run")
     ap.add_argument("--verbose", type=int, default=4, metavar="N",
                     help="failures printed per check and snapshot (the rest are counted)")
     ap.add_argument("--first", type=float, default=4.0,
