@@ -66,7 +66,10 @@ root, no free loop device, no mkfs.xfs or no reflink), 2 on usage errors.
 
 Usage (tests/powercut/run is this script):
   tests/powercut/run [--snapshots N] [--checks a,b|all] [--seed S]
-                     [--first SECONDS] [--gap MIN,MAX] [--rate OPS]
+                     [--first SECONDS] [--gap MIN,MAX] [--rate OPS] [--native]
+`--native` is the control: the same writers and checks in a plain directory of
+the ext4, without sessionfs; every check must pass there (they ask nothing
+ext4 does not give), which shows the harness itself finds no false failures.
 CI runs a short version through tests/mount/test_powercut.py (3 snapshots);
 the long mode is `tests/powercut/run --snapshots 50` (about 5 minutes).
 Binaries come from $SFS_BUILD (default: build/ of this checkout).
@@ -227,18 +230,17 @@ class Writers:
         self.errors = []          # (time, writer, text): a writer's call failed
         self.race = []            # (time, text): metadata.json reverted, no crash
         self.files = []           # (name, size, Op)
-        self.append_ops = []      # (size after the fsync, Op)
+        self.append_ops = []      # ((file number, size at the fsync), Op)
         self.append_pattern = os.urandom(1 << 20)
         self.append_file = "app-%d.dat"
         self.events = []          # (n, Op)
         self.newdirs = []         # (dir, [(name, size)], Op) ack after all fsyncs
         self.longs = []           # (name, size, Op)
         self.renames = []         # (i, unlink?, [Op create, Op rename, Op unlink])
-        self.versions = []        # (v, Op) of the long-named rename target
+        self.versions = []        # (v, size, Op) of the long-named rename target
         self.metas = []           # (gen, Op)
         self.threads = []
         self.rt_name = "T" * 230  # the long-named file the rename writer replaces
-        self.counts = {}
 
     def d(self, *p):
         return os.path.join(self.sdir, *p)
@@ -504,21 +506,31 @@ class Harness:
         os.mkdir(self.ext4)
         sh(["mount", "-t", "ext4", edev, self.ext4])
         self.cl.push("umount " + self.ext4, lambda: unmount(self.ext4))
-        store = os.path.join(self.ext4, "store")
-        sfs.mkfs(store)
-        self.pwfile = os.path.join(self.tmp, "pw")
-        fd = os.open(self.pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        os.write(fd, (sfs.PASSWORD + "\n").encode())
-        os.close(fd)
-        self.live = sfs.Mount(store, os.path.join(self.tmp, "live"), foreground=True,
-                              logdir=self.tmp)
-        self.cl.push("unmount the live store", lambda: self.stop_mount(self.live))
-        self.live.start()
-        r = sfs.run([sfs.SESSIONCTL, "new", "--password-file", self.pwfile, self.live.mnt])
-        if r.rc != 0:
-            raise RuntimeError("sessionctl new: %r" % r)
-        self.sid = r.out.strip()
-        self.writers = Writers(self.live.sdir(self.sid), self.args.seed, self.args.rate)
+        if self.args.native:
+            # the control: the same writers and checks on ext4 itself
+            self.sid = "INC-0000"
+            wdir = os.path.join(self.ext4, "native")
+            os.mkdir(wdir)
+            with open(os.path.join(wdir, "metadata.json"), "w") as f:
+                json.dump({"id": self.sid}, f)
+            open(os.path.join(wdir, "events.jsonl"), "w").close()
+        else:
+            store = os.path.join(self.ext4, "store")
+            sfs.mkfs(store)
+            self.pwfile = os.path.join(self.tmp, "pw")
+            fd = os.open(self.pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.write(fd, (sfs.PASSWORD + "\n").encode())
+            os.close(fd)
+            self.live = sfs.Mount(store, os.path.join(self.tmp, "live"), foreground=True,
+                                  logdir=self.tmp)
+            self.cl.push("unmount the live store", lambda: self.stop_mount(self.live))
+            self.live.start()
+            r = sfs.run([sfs.SESSIONCTL, "new", "--password-file", self.pwfile, self.live.mnt])
+            if r.rc != 0:
+                raise RuntimeError("sessionctl new: %r" % r)
+            self.sid = r.out.strip()
+            wdir = self.live.sdir(self.sid)
+        self.writers = Writers(wdir, self.args.seed, self.args.rate)
         self.writers.prepare()
         sh(["sync", "-f", self.ext4])   # the base state is durable; writers do the rest
         self.cl.push("stop the writers", self.writers.halt)
@@ -584,6 +596,10 @@ class Harness:
         os.makedirs(emnt, exist_ok=True)
         sh(["mount", "-t", "ext4", dev, emnt])
         self.cl.push("umount " + emnt, lambda: unmount(emnt))
+        if self.args.native:
+            Checker(self.writers, os.path.join(emnt, "native"), self.sid, t0, t1, fails,
+                    "unread" in self.checks).run()
+            return
         m = sfs.Mount(os.path.join(emnt, "store"), os.path.join(self.tmp, "snap-mnt"),
                       foreground=True, logdir=self.tmp)
         self.cl.push("unmount the snapshot store", lambda: self.stop_mount(m))
@@ -600,8 +616,9 @@ class Harness:
     def main(self):
         self.preflight()
         self.setup()
-        self.log("store on ext4 (direct I/O) on XFS in %s; session %s; writers running"
-                 % (self.tmp, self.sid))
+        self.log("%s on ext4 (direct I/O) on XFS in %s; session %s; writers running"
+                 % ("native directory (--native)" if self.args.native else "store",
+                    self.tmp, self.sid))
         time.sleep(self.args.first)
         for k in range(1, self.args.snapshots + 1):
             if k > 1:
@@ -968,6 +985,10 @@ def parse_args(argv):
                     help="operations a second of each namespace writer (appends, events "
                     "and metadata.json: five times that); the nodes they make must stay "
                     "well below the daemon's descriptor limit over the whole run")
+    ap.add_argument("--native", action="store_true",
+                    help="the control run: writers and checks in a plain directory of "
+                    "the ext4, no sessionfs (every check must pass: they ask only what "
+                    "ext4 gives)")
     ap.add_argument("--verbose", type=int, default=4, metavar="N",
                     help="failures printed per check and snapshot (the rest are counted)")
     ap.add_argument("--first", type=float, default=4.0,
