@@ -7,6 +7,11 @@
  * Lock order: fs->sess_mu before session->unlock_mu before session->rw before
  * session->meta_mu before
  * session->ev_rw before inode->io before inode->mu before fs->itable_mu.
+ * meta_mu is held by every replacement of a session's metadata.json, each
+ * reading the stored document under it (special.c: a commit, the refresh of
+ * "updated"; ops_ns.c: a rename over it, which holds the source file's
+ * inode->io under it), so none writes back a document older than one
+ * already replaced.
  * The per-node xattr locks (ops_xattr.c) are taken last, with no inode lock
  * but a regular file's inode->io (its id changes under io: fileio.h).
  */
@@ -71,7 +76,8 @@ struct sfs_session {
 	uint64_t ev_bad; /* backing offset of that damage (0: none); ev_rw */
 
 	/* metadata.json (special.c) */
-	pthread_mutex_t meta_mu;    /* one replacement at a time */
+	pthread_mutex_t meta_mu;    /* one replacement at a time: commit, refresh,
+				     * rename over it (lock order above) */
 	atomic_llong changed;       /* UTC seconds of the last change not yet in
 				     * metadata.json's "updated" (0: none) */
 	atomic_llong changed_first; /* UTC seconds of the oldest such change */

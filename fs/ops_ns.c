@@ -124,17 +124,109 @@ static void over_dir_done(struct sfs_inode *np, const char *to, const char *gone
 			to);
 }
 
-static int rename_node(struct sfs_inode *p, const char *name, struct sfs_inode *np,
-		       const char *newname, unsigned int flags, const struct sfs_keys *keys)
+/* The rename itself, names encrypted and checked: @sp_to is what the new name makes the node. */
+static int rename_entry(struct sfs_inode *p, const struct sfs_ename *from, struct sfs_inode *np,
+			const struct sfs_ename *to, unsigned int flags, enum sfs_special sp_to)
 {
 	char gone[SFS_TMPNAME_MAX] = "";
 	struct sfs_xattr_victim xv = {0};
-	struct sfs_ename from, to;
+	struct stat st;
 	int rc;
 
-	enum sfs_special sp_from = sfs_special_of(p, name), sp_to = sfs_special_of(np, newname);
+	if (!(flags & RENAME_EXCHANGE)) {
+		rc = sfs_tree_name_add(np->fd, to);
+		if (rc < 0)
+			return rc;
+	}
+	if (!flags) {
+		/* A node renamed over may lose its last link, and its attributes with it. */
+		sfs_xattr_victim(np, to->backing, &xv);
+		if (xv.armed && fstatat(p->fd, from->backing, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    st.st_dev == xv.dev && st.st_ino == xv.ino)
+			xv.armed = false; /* renamed over itself: nothing goes */
+		rc = over_dir_prepare(p, from->backing, np, to->backing, gone);
+		if (rc < 0)
+			return rc;
+	}
+	rc = renameat2(p->fd, from->backing, np->fd, to->backing, flags) < 0 ? sfs_neg_errno() : 0;
+	over_dir_done(np, to->backing, gone, rc < 0);
+	if (rc < 0)
+		return rc;
+	sfs_xattr_gone(p->sess, &xv);
+	if (!(flags & RENAME_EXCHANGE) && (p != np || strcmp(from->backing, to->backing) != 0))
+		sfs_tree_name_del(p->fd, from);
+	/* The moved inode now is (or no longer is) a special file. */
+	if (fstatat(np->fd, to->backing, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		sfs_inode_set_special(st.st_dev, st.st_ino,
+				      S_ISREG(st.st_mode) ? sp_to : SFS_SP_NONE);
+	return 0;
+}
+
+/*
+ * A file renamed over metadata.json (jq ... > t && mv t metadata.json):
+ * under the session's meta_mu, which every other replacement of the
+ * document holds (special.c: commits and the refresh of "updated"), so none
+ * of them writes back a document read before this rename; and with the
+ * source's inode io held for writing, so no write changes it between the
+ * check and the rename. The source must be a valid document for the
+ * session (special.c). As ext4's auto_da_alloc does for a replace by
+ * rename, its content is made durable (fsync) before the rename and the
+ * rename after it (fsync of the directory): a power cut leaves the old
+ * document or the new one, whether or not the user's tool synced anything.
+ */
+static int rename_over_meta(struct sfs_inode *p, const struct sfs_ename *from, struct sfs_inode *np,
+			    const struct sfs_ename *to, unsigned int flags,
+			    const struct sfs_keys *keys)
+{
+	struct sfs_session *s = np->sess;
+	struct sfs_inode *src = NULL;
 	struct stat st;
-	int fd;
+	int fd, rc;
+
+	pthread_mutex_lock(&s->meta_mu);
+	fd = openat(p->fd, from->backing, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	rc = fd < 0 ? sfs_neg_errno() : 0;
+	if (rc == 0 && fstat(fd, &st) < 0)
+		rc = sfs_neg_errno();
+	if (rc == 0 && !S_ISREG(st.st_mode))
+		rc = -EINVAL;
+	if (rc == 0) {
+		src = sfs_inode_find(st.st_dev, st.st_ino);
+		if (src)
+			pthread_rwlock_wrlock(&src->io);
+		rc = sfs_meta_check_replacement(np, fd, keys);
+	}
+	if (rc == 0 && st.st_nlink > 1)
+		rc = -EPERM; /* its other name would write the document unchecked */
+	/*
+	 * Refused: EPERM, as for events.jsonl. EINVAL, which a write of such
+	 * a document gets, means "into a subdirectory of itself" to rename(2)
+	 * callers: mv would say that.
+	 */
+	if (rc == -EINVAL)
+		rc = -EPERM;
+	if (rc == 0 && fsync(fd) < 0)
+		rc = sfs_neg_errno();
+	if (fd >= 0)
+		close(fd);
+	if (rc == 0)
+		rc = rename_entry(p, from, np, to, flags, SFS_SP_META);
+	if (rc == 0)
+		rc = sfs_fsync_dirfd(np->fd);
+	if (src) {
+		pthread_rwlock_unlock(&src->io);
+		sfs_inode_unref(src, 1);
+	}
+	pthread_mutex_unlock(&s->meta_mu);
+	return rc;
+}
+
+static int rename_node(struct sfs_inode *p, const char *name, struct sfs_inode *np,
+		       const char *newname, unsigned int flags, const struct sfs_keys *keys)
+{
+	enum sfs_special sp_from = sfs_special_of(p, name), sp_to = sfs_special_of(np, newname);
+	struct sfs_ename from, to;
+	int rc;
 
 	if (p->bad || np->bad)
 		return -EIO;
@@ -152,50 +244,9 @@ static int rename_node(struct sfs_inode *p, const char *name, struct sfs_inode *
 	if (rc < 0)
 		return rc;
 	/* A file renamed over metadata.json must be a valid document for it. */
-	if (sp_to == SFS_SP_META) {
-		fd = openat(p->fd, from.backing, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0)
-			return sfs_neg_errno();
-		rc = fstat(fd, &st) == 0 && S_ISREG(st.st_mode)
-			     ? sfs_meta_check_replacement(np, fd, keys)
-			     : -EINVAL;
-		close(fd);
-		if (rc == 0 && st.st_nlink > 1)
-			rc = -EPERM; /* its other name would write the document unchecked */
-		/*
-		 * Refused: EPERM, as for events.jsonl. EINVAL, which a write of
-		 * such a document gets, means "into a subdirectory of itself"
-		 * to rename(2) callers: mv would say that.
-		 */
-		if (rc < 0)
-			return rc == -EINVAL ? -EPERM : rc;
-	}
-	if (!(flags & RENAME_EXCHANGE)) {
-		rc = sfs_tree_name_add(np->fd, &to);
-		if (rc < 0)
-			return rc;
-	}
-	if (!flags) {
-		/* A node renamed over may lose its last link, and its attributes with it. */
-		sfs_xattr_victim(np, to.backing, &xv);
-		if (xv.armed && fstatat(p->fd, from.backing, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    st.st_dev == xv.dev && st.st_ino == xv.ino)
-			xv.armed = false; /* renamed over itself: nothing goes */
-		rc = over_dir_prepare(p, from.backing, np, to.backing, gone);
-		if (rc < 0)
-			return rc;
-	}
-	rc = renameat2(p->fd, from.backing, np->fd, to.backing, flags) < 0 ? sfs_neg_errno() : 0;
-	over_dir_done(np, to.backing, gone, rc < 0);
-	if (rc < 0)
-		return rc;
-	sfs_xattr_gone(p->sess, &xv);
-	if (!(flags & RENAME_EXCHANGE) && (p != np || strcmp(from.backing, to.backing) != 0))
-		sfs_tree_name_del(p->fd, &from);
-	/* The moved inode now is (or no longer is) a special file. */
-	if (fstatat(np->fd, to.backing, &st, AT_SYMLINK_NOFOLLOW) == 0)
-		sfs_inode_set_special(st.st_dev, st.st_ino, S_ISREG(st.st_mode) ? sp_to : SFS_SP_NONE);
-	return 0;
+	if (sp_to == SFS_SP_META)
+		return rename_over_meta(p, &from, np, &to, flags, keys);
+	return rename_entry(p, &from, np, &to, flags, sp_to);
 }
 
 void sfs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,

@@ -12,7 +12,10 @@
  * unchanged, the members sessionfs writes of their types) and replaced
  * atomically: new file, fsync, rename over, fsync of the directory. A
  * refused document leaves the old one, and the reason (never the content)
- * is logged. It is never removed or renamed away (ops_ns.c: EPERM); a
+ * is logged. A file renamed over it (ops_ns.c) is checked here too, and
+ * fsynced before that rename. Every replacement, and the refresh of
+ * "updated", holds the session's meta_mu and reads the stored document
+ * under it: none writes back an older one. It is never removed or renamed away (ops_ns.c: EPERM); a
  * create where none is stored stores nothing until a valid document
  * commits.
  *
@@ -605,7 +608,12 @@ int sfs_meta_check_replacement(struct sfs_inode *root, int fd, const struct sfs_
 	return rc;
 }
 
-/* Set "updated" to @when in @s's metadata.json; 0 or -errno. Called inside the session. */
+/*
+ * Set "updated" to @when in @s's metadata.json; 0 or -errno. Called inside
+ * the session. The document is read and replaced under meta_mu, which a
+ * commit and a rename over metadata.json hold too: what is written back is
+ * the current document, never one a rename has replaced meanwhile.
+ */
 static int set_updated(struct sfs_session *s, const char *when, const struct sfs_keys *keys,
 		       int *rootfd_out)
 {

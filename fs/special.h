@@ -55,6 +55,8 @@ void sfs_meta_closed(struct sfs_inode *in, int fd);
 /*
  * rename over metadata.json: is the source file @fd (backing, read-only) a
  * valid replacement for the document in session root @root? 0 or -EINVAL.
+ * Called with the session's meta_mu held (the stored document it reads
+ * must stay the one the rename replaces).
  */
 int sfs_meta_check_replacement(struct sfs_inode *root, int fd, const struct sfs_keys *keys);
 

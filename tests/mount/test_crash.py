@@ -20,8 +20,12 @@ What must hold after every crash (PRODUCT.md, doc/format.md "Crash behaviour"):
   one documented middle state, and every name with its header, and it can be
   removed with rm -rf; of `sessionctl new`, `passwd` and `delete`, a session
   that is whole under exactly one password, or absent; of a metadata.json
-  rewrite, the old or the new document; of an events.jsonl append, the line
-  whole or not at all.
+  rewrite or a `mv t metadata.json`, the old or the new document; of an
+  events.jsonl append, the line whole or not at all;
+- every path that replaces metadata.json (mv over it, cp, a write in place,
+  the refresh of "updated") fsyncs the new document before the rename and
+  the session root after it (MetadataSyncOrderTest, from strace -y of the
+  daemon), so a power cut too leaves the old or the new document.
 
 The kill moments are random but seeded (SFS_CRASH_SEED, default 20240611);
 SFS_CRASH_ROUNDS raises the number of rounds of the file-writer test (10; the
@@ -31,6 +35,7 @@ import errno
 import json
 import os
 import random
+import re
 import signal
 import stat
 import subprocess
@@ -806,6 +811,37 @@ class CrashStepTest(CrashBase):
 
         self.kill_each_step("metadata", prepare, argv, after_crash, after_done)
 
+    def test_metadata_mv(self):
+        """`jq ... > t && mv t metadata.json`: a crash at any step of the
+        rename leaves the old document (t still there) or the new one."""
+        def prepare(k):
+            sid = self.session_with_file()
+            d = self.m.sdir(sid)
+            doc = json.loads(sfs.read_file(os.path.join(d, "metadata.json")))
+            sfs.write_file(os.path.join(d, "t"), json.dumps(dict(doc, name="moved %d" % k)))
+            return sid, doc["name"], "moved %d" % k
+
+        def name_of(sid):
+            return json.loads(sfs.read_file(os.path.join(self.m.sdir(sid), "metadata.json")))["name"]
+
+        def after_crash(ctx, what):
+            sid, old, new = ctx
+            self.e.unlock(self.m, sid)
+            self.check_whole(sid, what)
+            got = name_of(sid)
+            self.assertIn(got, (old, new), what)
+            self.assertEqual(os.path.exists(os.path.join(self.m.sdir(sid), "t")), got == old,
+                             what)
+            return "old document" if got == old else "new document"
+
+        def after_done(ctx):
+            self.assertEqual(name_of(ctx[0]), ctx[2])
+
+        self.kill_each_step("metadata-mv", prepare,
+                            lambda ctx: ["mv", os.path.join(self.m.sdir(ctx[0]), "t"),
+                                         os.path.join(self.m.sdir(ctx[0]), "metadata.json")],
+                            after_crash, after_done)
+
     def test_events_append(self):
         """`echo LINE >> events.jsonl`: the line is there whole, or not at all."""
         line = '{"type":"note","text":"step"}\n'
@@ -882,6 +918,135 @@ class CrashStepTest(CrashBase):
     def test_link_long(self):
         self.run_steps("link-long")
 
+
+class MetadataSyncOrderTest(sfs.ForegroundMountTest):
+    """Every path that replaces metadata.json makes the new document durable
+    before the name points at it, and the name after (doc/format.md "Crash
+    behaviour"), so a power cut leaves the old or the new document whatever
+    the user's tool synced: `jq ... > t && mv t metadata.json` (the daemon
+    fsyncs t's backing file before the rename: t was never synced by the
+    user), `cp t metadata.json` and a write in place (commit: new file,
+    fsync, rename), and the daemon's refresh of "updated". Checked on the
+    daemon's own calls, traced with strace -y: in each thread, every rename
+    onto metadata.json's backing name follows an fsync of the renamed file
+    and is followed by an fsync of the session root. (A power cut itself is
+    the harness's to show.)"""
+
+    def setUp(self):
+        if subprocess.run(["strace", "-V"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode != 0:
+            self.skipTest("strace is not installed (.ci/deps installs it)")
+        super().setUp()
+        self.sid = self.e.new(self.m)
+        self.d = self.m.sdir(self.sid)
+        self.md = os.path.join(self.d, "metadata.json")
+        self.root = os.path.realpath(os.path.join(self.e.store, "sessions", self.sid, "root"))
+
+    def traced(self, name, action):
+        """Run @action with the daemon's fsyncs and renames traced: the calls,
+        per thread, as ("fsync", path) and ("rename", from path, to path)."""
+        log = self.e.path("strace-%s.log" % name)
+        st = subprocess.Popen(["strace", "-f", "-y", "-p", str(self.m.proc.pid), "-o", log,
+                               "-e", "trace=fsync,fdatasync,rename,renameat,renameat2"],
+                              stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        line = st.stderr.readline()
+        if "attached" not in line:
+            st.kill()
+            st.wait()
+            st.stderr.close()
+            self.fail("strace did not attach: %r" % line)
+        try:
+            action()
+        finally:
+            st.terminate()
+            st.wait(timeout=30)
+            st.stderr.close()
+        calls = {}
+        fsync_re = re.compile(r'^(\d+) +f(?:data)?sync\(\d+<([^>]*)>')
+        rename_re = re.compile(r'^(\d+) +renameat2?\(\d+<([^>]*)>, "([^"]*)", \d+<([^>]*)>, '
+                               r'"([^"]*)"')
+        with open(log) as f:
+            for x in f:
+                m = fsync_re.match(x)
+                if m:
+                    calls.setdefault(m.group(1), []).append(("fsync", m.group(2)))
+                    continue
+                m = rename_re.match(x)
+                if m:
+                    calls.setdefault(m.group(1), []).append(
+                        ("rename", os.path.join(m.group(2), m.group(3)),
+                         os.path.join(m.group(4), m.group(5))))
+        return calls
+
+    def check_order(self, calls, what):
+        """Every rename onto a name in the session root is the document's
+        (nothing else renames there in these tests): fsync of its source
+        before, of the root after. The number of such renames."""
+        n = 0
+        for pid, seq in calls.items():
+            for i, c in enumerate(seq):
+                if c[0] != "rename" or os.path.dirname(c[2]) != self.root:
+                    continue
+                n += 1
+                before = [x for x in seq[:i] if x[0] == "rename"]
+                start = seq.index(before[-1]) + 1 if before else 0
+                self.assertIn(("fsync", c[1]), seq[start:i],
+                              "%s: the document %s was renamed over metadata.json "
+                              "unsynced; thread %s: %r" % (what, c[1], pid, seq))
+                after = [x for x in seq[i + 1:] if x[0] == "rename"]
+                end = seq.index(after[0], i + 1) if after else len(seq)
+                self.assertIn(("fsync", self.root), seq[i + 1:end],
+                              "%s: the session root was not synced after the rename; "
+                              "thread %s: %r" % (what, pid, seq))
+        return n
+
+    def doc(self, **kw):
+        return json.dumps(dict(json.loads(sfs.read_file(self.md)), **kw)) + "\n"
+
+    def test_mv_over_metadata(self):
+        t = os.path.join(self.d, "t")
+        sfs.write_file(t, self.doc(status="paused"))  # no fsync, as jq > t
+        calls = self.traced("mv", lambda: self.assertEqual(
+            sfs.run(["mv", t, self.md]).rc, 0))
+        self.assertEqual(self.check_order(calls, "mv t metadata.json"), 1, calls)
+        self.assertEqual(json.loads(sfs.read_file(self.md))["status"], "paused")
+
+    def test_mv_from_subdirectory(self):
+        os.mkdir(os.path.join(self.d, "sub"))
+        t = os.path.join(self.d, "sub", "t")
+        sfs.write_file(t, self.doc(status="completed"))
+        calls = self.traced("mv-sub", lambda: os.rename(t, self.md))
+        self.assertEqual(self.check_order(calls, "mv sub/t metadata.json"), 1, calls)
+        self.assertEqual(json.loads(sfs.read_file(self.md))["status"], "completed")
+
+    def test_cp_and_write_in_place(self):
+        t = self.e.path("t.json")  # outside the mount
+        with open(t, "w") as f:
+            f.write(self.doc(status="failed"))
+        calls = self.traced("cp", lambda: self.assertEqual(
+            sfs.run(["cp", t, self.md]).rc, 0))
+        self.assertGreaterEqual(self.check_order(calls, "cp t metadata.json"), 1, calls)
+        new = self.doc(status="active", note="in place")
+        calls = self.traced("write", lambda: sfs.write_file(self.md, new))
+        self.assertGreaterEqual(self.check_order(calls, "a write in place"), 1, calls)
+        self.assertEqual(json.loads(sfs.read_file(self.md)).get("note"), "in place")
+
+    def test_updated_refresh(self):
+        def updated():
+            return json.loads(sfs.read_file(self.md))["updated"]
+
+        def change_and_wait(what):
+            before = updated()
+            time.sleep(1.1)  # a later second for "updated" to take
+            sfs.write_file(os.path.join(self.d, "x"), what)
+            deadline = time.monotonic() + 15
+            while updated() == before:
+                self.assertLess(time.monotonic(), deadline, "updated not refreshed")
+                time.sleep(0.1)
+
+        change_and_wait("a change\n")  # the session's creation settled too
+        calls = self.traced("refresh", lambda: change_and_wait("another change\n"))
+        self.assertGreaterEqual(self.check_order(calls, "the refresh of updated"), 1, calls)
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--writer":

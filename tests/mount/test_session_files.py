@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -761,6 +762,105 @@ class SessionFilesTest(unittest.TestCase):
         os.unlink(self.p("t2"))
         os.rename(self.p("t"), self.p(MD))
         self.assertEqual(self.meta()["status"], "paused")
+
+    def test_metadata_rename_never_reverted_by_refresh(self):
+        """A rename over metadata.json while the daemon refreshes "updated"
+        (a second after changes settle): the refresh must never write back
+        the document it read before the rename returned. Each round appends
+        an event, lets the session settle, and renames a document with a new
+        marker over metadata.json the moment the refresh's new file shows in
+        the store (so the refresh has read the old document and not yet
+        renamed its own); once the refresh is done, metadata.json must hold
+        the rename's marker, with a refreshed "updated". SFS_RACE_ROUNDS
+        (default 6)."""
+        orig = self.meta()
+        rounds = int(os.environ.get("SFS_RACE_ROUNDS", "6"))
+        root = os.path.join(self.e.store, "sessions", self.sid, "root")
+
+        def refreshing():
+            return any(n.startswith(".sfs-meta-") for n in os.listdir(root))
+
+        for mark in range(1, rounds + 1):
+            sfs.write_file(self.p("t"), json.dumps(dict(orig, mark=mark)))
+            for attempt in range(4):
+                # a change for the refresh (one may have started already, for t)
+                with open(self.p(EV), "a") as f:
+                    f.write('{"type":"note","text":"round %d"}\n' % mark)
+                deadline = time.monotonic() + 3
+                while not refreshing() and time.monotonic() < deadline:
+                    pass
+                if refreshing():
+                    break
+            else:
+                self.fail("round %d: no refresh of updated seen" % mark)
+            # the refresh has read the document and not yet renamed its own
+            os.rename(self.p("t"), self.p(MD))
+            self.assertEqual(self.meta().get("mark"), mark, "round %d: right after the rename"
+                             % mark)
+            deadline = time.monotonic() + 5
+            while refreshing():
+                self.assertLess(time.monotonic(), deadline, "round %d: refresh stuck" % mark)
+                time.sleep(0.001)
+            self.assertEqual(self.meta().get("mark"), mark, "round %d: the refresh of updated "
+                             "wrote back the document the rename replaced" % mark)
+        # and the refresh the renames are due settles on the last one
+        end = time.monotonic() + 3
+        while time.monotonic() < end:
+            self.assertEqual(self.meta().get("mark"), rounds, "after the last refresh")
+            time.sleep(0.1)
+        self.assertRegex(self.meta()["updated"], sfs.ISO_Z_RE)
+        self.check_meta(orig, orig["status"], "after the races")
+
+    def test_metadata_rename_storm_never_reverted(self):
+        """`mv t metadata.json` in a storm while events are appended: the
+        refresh of "updated" (every five seconds while changes go on) must
+        never write back a document older than a rename that has returned.
+        metadata.json is read just before each next rename, so a reverted
+        document is seen; after the storm, while the last refresh settles, it
+        holds the last marker. SFS_RACE_SECONDS (default 8)."""
+        orig = self.meta()
+        secs = float(os.environ.get("SFS_RACE_SECONDS", "8"))
+        stop = threading.Event()
+        appended = [0]
+
+        def appender():
+            fd = os.open(self.p(EV), os.O_WRONLY | os.O_APPEND)
+            try:
+                while not stop.is_set():
+                    os.write(fd, b'{"type":"note","text":"tick %d"}\n' % appended[0])
+                    appended[0] += 1
+                    time.sleep(0.01)
+            finally:
+                os.close(fd)
+
+        th = threading.Thread(target=appender)
+        th.start()
+        stale = []
+        mark = 1
+        try:
+            sfs.write_file(self.p("t"), json.dumps(dict(orig, mark=mark)))
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < secs:
+                os.rename(self.p("t"), self.p(MD))
+                sfs.write_file(self.p("t"), json.dumps(dict(orig, mark=mark + 1)))
+                got = self.meta().get("mark")
+                if got != mark:
+                    stale.append((mark, got))
+                mark += 1
+        finally:
+            stop.set()
+            th.join()
+        last = mark - 1
+        self.assertGreater(appended[0], 10)
+        self.assertEqual(stale, [], "after %d renames, metadata.json held an older "
+                         "rename's marker (rename, found)" % last)
+        end = time.monotonic() + 3
+        while time.monotonic() < end:
+            self.assertEqual(self.meta().get("mark"), last, "a refresh after the storm "
+                             "reverted the last rename")
+            time.sleep(0.1)
+        self.assertRegex(self.meta()["updated"], sfs.ISO_Z_RE)
+        self.check_meta(orig, orig["status"], "after the storm")
 
     def test_persist_lock_unlock_remount(self):
         orig = self.meta()
