@@ -8,10 +8,13 @@
  * Knows the session functions of the daemon; no crypto, no format.
  */
 #include "fs.h"
+#include "special.h"
+#include "store.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
@@ -192,6 +195,27 @@ static json_t *do_lock_all(struct ctl_tx *tx)
 	return json_pack("{s:b, s:i, s:i}", "ok", 1, "sessions", count, "open_files", total);
 }
 
+/*
+ * The members of unlocked session @s's metadata.json that list shows, read
+ * by the daemon (not through the mount: a list is no use of the session and
+ * must not hold off idle_lock). Nothing if it cannot be read.
+ */
+static void add_metadata(json_t *o, struct sfs_session *s)
+{
+	json_t *sum;
+	size_t len;
+	char *text;
+
+	if (!o || !s || sfs_meta_peek(s, &text, &len) < 0)
+		return;
+	sum = sfs_store_metadata_summary(text, len);
+	sodium_memzero(text, len);
+	free(text);
+	if (sum)
+		json_object_update(o, sum);
+	json_decref(sum);
+}
+
 static void list_one(const char *id, int where, void *arg)
 {
 	struct sfs_session *s = sfs_session_find(id);
@@ -223,8 +247,10 @@ static void list_one(const char *id, int where, void *arg)
 		json_object_set_new(o, "events", json_integer((json_int_t)ev.lines));
 		json_object_set_new(o, "events_bytes", json_integer((json_int_t)ev.size));
 	}
-	if (!locked)
+	if (!locked) {
 		add_params(o, id, where);
+		add_metadata(o, s);
+	}
 	if (o && damage[0])
 		json_object_set_new(
 			o, "damaged",

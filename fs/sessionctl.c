@@ -749,24 +749,6 @@ static int cmd_lock(int argc, char **argv)
 	return rc;
 }
 
-/* For an unlocked session, its metadata.json read through the proven mount (or NULL). */
-static json_t *read_metadata(const struct mount *m, const char *where, const char *id)
-{
-	char path[PATH_MAX];
-	json_t *doc;
-	int fd;
-
-	if (!where || !id || strchr(where, '/') || strchr(id, '/'))
-		return NULL;
-	snprintf(path, sizeof(path), "%s/%s/metadata.json", where, id);
-	fd = openat(m->fd, path, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
-	doc = json_loadfd(fd, 0, NULL);
-	close(fd);
-	return doc;
-}
-
 static int cmd_list(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -795,29 +777,12 @@ static int cmd_list(int argc, char **argv)
 		mount_close(&m);
 		return rc;
 	}
+	/*
+	 * status, name, created and updated come with the reply: the daemon
+	 * reads them, as reading metadata.json through the mount would count as
+	 * a use of the session and hold off its idle_lock.
+	 */
 	arr = json_object_get(resp, "sessions");
-	json_array_foreach(arr, i, s) {
-		const char *id = json_string_value(json_object_get(s, "id"));
-		const char *where = json_string_value(json_object_get(s, "where"));
-		json_t *meta;
-
-		if (json_is_true(json_object_get(s, "locked")))
-			continue;
-		meta = read_metadata(&m, where, id);
-		if (!json_is_object(meta)) {
-			json_decref(meta);
-			continue;
-		}
-		for (const char **k = (const char *[]){"status", "name", "created", "updated",
-						      NULL};
-		     *k; k++) {
-			json_t *v = json_object_get(meta, *k);
-
-			if (v)
-				json_object_set(s, *k, v);
-		}
-		json_decref(meta);
-	}
 	mount_close(&m);
 	if (as_json) {
 		char *text = json_dumps(arr, JSON_INDENT(2));

@@ -650,6 +650,44 @@ static int set_updated(struct sfs_session *s, const char *when, const struct sfs
 	return rc;
 }
 
+int sfs_meta_peek(struct sfs_session *s, char **text, size_t *len)
+{
+	struct sfs_fh doc = {.fd = -1};
+	unsigned char dirid[SFS_ID_BYTES];
+	const struct sfs_keys *keys;
+	int rootfd, rc;
+
+	*text = NULL;
+	*len = 0;
+	rc = sfs_session_enter_quiet(s, &keys);
+	if (rc < 0)
+		return rc;
+	rootfd = open_root(s, dirid, keys);
+	rc = rootfd < 0 ? rootfd : 0;
+	if (rc == 0) {
+		pthread_mutex_lock(&s->meta_mu);
+		doc.fd = open_stored(rootfd, dirid, keys);
+		rc = doc.fd < 0 ? doc.fd : load_whole(&doc, doc.fd, keys, NULL);
+		pthread_mutex_unlock(&s->meta_mu);
+		close(rootfd);
+	}
+	sfs_session_leave(s);
+	if (rc == 0) {
+		*text = malloc(doc.len + 1);
+		if (*text) {
+			memcpy(*text, doc.buf, doc.len);
+			(*text)[doc.len] = '\0';
+			*len = doc.len;
+		} else {
+			rc = -ENOMEM;
+		}
+	}
+	if (doc.fd >= 0)
+		close(doc.fd);
+	sfs_special_release(&doc); /* wipes the buffer */
+	return rc;
+}
+
 void sfs_meta_refresh(struct sfs_session *s, bool force, bool notify)
 {
 	long long t = atomic_load(&s->changed), first = atomic_load(&s->changed_first);

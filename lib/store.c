@@ -255,6 +255,23 @@ char *sfs_store_metadata_set_updated(const char *text, size_t len, const char *w
 	return out;
 }
 
+json_t *sfs_store_metadata_summary(const char *text, size_t len)
+{
+	static const char *const keys[] = {"status", "name", "created", "updated"};
+	json_t *doc = json_loadb(text, len, 0, NULL), *out = NULL;
+
+	if (json_is_object(doc))
+		out = json_object();
+	for (size_t i = 0; out && i < sizeof(keys) / sizeof(keys[0]); i++) {
+		json_t *v = json_object_get(doc, keys[i]);
+
+		if (json_is_string(v))
+			json_object_set(out, keys[i], v);
+	}
+	json_decref(doc);
+	return out;
+}
+
 /* Create an encrypted regular file @name in the encrypted directory @dirfd. */
 static int create_file(int dirfd, const unsigned char dirid[SFS_ID_BYTES], const char *name,
 		       const char *data, const struct sfs_attrs *attrs,

@@ -170,6 +170,14 @@ char *sfs_store_metadata_new(const char *id, const char *name);
  */
 char *sfs_store_metadata_set_updated(const char *text, size_t len, const char *when);
 
+/*
+ * What `sessionctl list` shows of a session from @text (a metadata.json of
+ * @len bytes): its "status", "name", "created" and "updated" members that
+ * are strings, as a JSON object (caller decrefs), or NULL if @text is not a
+ * JSON object (or on ENOMEM).
+ */
+struct json_t *sfs_store_metadata_summary(const char *text, size_t len);
+
 /* documents.c: is @line (without its newline) one JSON object? */
 bool sfs_store_event_line_ok(const char *line, size_t len);
 

@@ -355,6 +355,27 @@ class AutoLockTest(unittest.TestCase):
             time.sleep(0.2)
         self.assertGreaterEqual(time.monotonic(), t0 + 1.99)
 
+    def test_sessionctl_list_is_no_use_of_a_session(self):
+        # watch sessionctl list: a status bar polling the list still lets the
+        # sessions go idle, and shows their status and name while unlocked
+        m = self.e.mount(opts="idle_lock=2s")
+        t0 = time.monotonic()  # before the unlock
+        sid = self.e.new(m, name="watched")
+        deadline = t0 + 2 + LATE
+        seen_unlocked = False
+        while True:
+            r = self.e.ctl("list", "--json", m.mnt)
+            self.assertEqual(r.rc, 0, r)
+            row = [s for s in json.loads(r.out) if s["id"] == sid][0]
+            if row["locked"]:
+                break
+            seen_unlocked = True
+            self.assertEqual((row["status"], row["name"]), ("active", "watched"), row)
+            self.assertLess(time.monotonic(), deadline, "kept unlocked by sessionctl list")
+            time.sleep(0.2)
+        self.assertTrue(seen_unlocked)
+        self.assertGreaterEqual(time.monotonic(), t0 + 1.99)
+
     def test_max_unlock_locks_a_busy_reader(self):
         # tail -f: a read and a stat every 0.3 s is no idle session, but
         # max_unlock locks it all the same, and the reader's next read fails
