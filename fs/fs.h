@@ -12,6 +12,8 @@
  * "updated"; ops_ns.c: a rename over it, which holds the source file's
  * inode->io under it), so none writes back a document older than one
  * already replaced.
+ * ops_file.c's all_mu (the list of open file handles) is a leaf: nothing is
+ * taken under it but, at exit only, special.c's held_mu.
  * The per-node xattr locks (ops_xattr.c) are taken last, with no inode lock
  * but a regular file's inode->io (its id changes under io: fileio.h).
  */
@@ -336,5 +338,12 @@ void sfs_ctl_release(fuse_req_t req, struct fuse_file_info *fi);
 
 /* The operation tables (ops_*.c), gathered in ops.c. */
 extern const struct fuse_lowlevel_ops sfs_ops;
+
+/*
+ * Free the file handles whose RELEASE never came: the kernel drops the
+ * RELEASE of a handle closed just before an unmount tears the connection
+ * down. Their buffers are wiped. Called once the session loop has ended.
+ */
+void sfs_fh_reap_all(void);
 
 #endif

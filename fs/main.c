@@ -483,6 +483,8 @@ out_signals:
 out_destroy:
 	fuse_session_destroy(sfs->se);
 out:
+	/* Handles whose RELEASE the unmount dropped: their buffers are wiped. */
+	sfs_fh_reap_all();
 	/* Every key is wiped here, whatever ended the loop. */
 	sfs_session_lock_all_final();
 	if (sfs->itable)

@@ -27,6 +27,7 @@ struct sfs_fh {
 	bool lost;                /* a lock wiped what buf held: writes and close fail (EIO) */
 	struct sfs_fh *held_prev, *held_next; /* special.c: handles whose buf is in use */
 	bool held;
+	struct sfs_fh *all_prev, *all_next; /* ops_file.c: every handle not yet released */
 };
 
 /* State of one open directory. */

@@ -32,6 +32,45 @@ static struct sfs_fh *fh_of(struct fuse_file_info *fi)
  * (metadata.json's document, an unterminated events line). Ordinary writes
  * reached the store before their WRITE was answered.
  */
+/* Every handle not yet released; all_mu is a leaf lock, held for a moment. */
+static struct sfs_fh *all_head;
+static pthread_mutex_t all_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void all_add(struct sfs_fh *fh)
+{
+	pthread_mutex_lock(&all_mu);
+	fh->all_next = all_head;
+	if (all_head)
+		all_head->all_prev = fh;
+	all_head = fh;
+	pthread_mutex_unlock(&all_mu);
+}
+
+static void all_del(struct sfs_fh *fh)
+{
+	pthread_mutex_lock(&all_mu);
+	if (fh->all_prev)
+		fh->all_prev->all_next = fh->all_next;
+	else
+		all_head = fh->all_next;
+	if (fh->all_next)
+		fh->all_next->all_prev = fh->all_prev;
+	pthread_mutex_unlock(&all_mu);
+}
+
+void sfs_fh_reap_all(void)
+{
+	pthread_mutex_lock(&all_mu);
+	while (all_head) {
+		struct sfs_fh *fh = all_head;
+
+		all_head = fh->all_next;
+		sfs_special_release(fh);
+		free(fh);
+	}
+	pthread_mutex_unlock(&all_mu);
+}
+
 static int fh_new(struct sfs_inode *in, int fd, struct fuse_file_info *fi)
 {
 	struct sfs_fh *fh = calloc(1, sizeof(*fh));
@@ -42,6 +81,7 @@ static int fh_new(struct sfs_inode *in, int fd, struct fuse_file_info *fi)
 	}
 	fh->fd = fd;
 	fh->sess = in->sess;
+	all_add(fh);
 	atomic_fetch_add(&in->sess->open_files, 1);
 	atomic_fetch_add(&in->opens, 1);
 	fi->fh = (uintptr_t)fh;
@@ -69,6 +109,7 @@ static void fh_free(struct sfs_inode *in, struct fuse_file_info *fi)
 	if (atomic_fetch_sub(&in->opens, 1) == 1)
 		sfs_xattr_last_close(in); /* an unlinked file's attributes go now */
 	sfs_inode_rwfd_put(in, fh->fd);
+	all_del(fh);
 	free(fh);
 }
 

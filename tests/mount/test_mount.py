@@ -59,6 +59,24 @@ class MountTest(unittest.TestCase):
         r = e.ctl("list", mnt)
         self.assertEqual(r.rc, 0, r)
 
+    def test_files_closed_after_a_lazy_unmount(self):
+        # fusermount3 -u -z with files open: their RELEASE never reaches the
+        # daemon (the kernel tears the connection down first). The daemon
+        # must still free and wipe their handles and exit 0 (the ASan build's
+        # leak check made it exit 1).
+        e = self.env()
+        m = e.mount(foreground=True)
+        sid = e.new(m)
+        fds = [os.open(os.path.join(m.sdir(sid), "f%d" % k), os.O_CREAT | os.O_RDWR)
+               for k in range(5)]
+        os.write(fds[0], b"written before the unmount")
+        r = sfs.run(["fusermount3", "-u", "-z", m.mnt])
+        self.assertEqual(r.rc, 0, r)
+        for fd in fds:
+            os.close(fd)
+        m.proc.wait(timeout=sfs.TIMEOUT)
+        self.assertEqual(m.proc.returncode, 0, m.read_log())
+
     def test_control_file_hidden(self):
         e = self.env()
         m = e.mount()
