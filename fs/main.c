@@ -113,23 +113,6 @@ static void log_setid_ignored(void)
 			dev ? "dev" : "", dev && suid ? "," : "", suid ? "suid" : "");
 }
 
-/* Undo mountinfo's octal escapes (\040 for a space) in place. */
-static void unescape(char *s)
-{
-	char *out = s;
-
-	for (; *s; s++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-		    s[3] >= '0' && s[3] <= '7') {
-			*out++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
-			s += 3;
-		} else {
-			*out++ = *s;
-		}
-	}
-	*out = '\0';
-}
-
 /*
  * Is a sessionfs mounted on @dir already? A second mount would stack on it
  * and hide it: lock --all would reach only the upper one, and the lower
@@ -149,7 +132,7 @@ static bool sessionfs_on(const char *dir)
 		if (!sep || sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1 ||
 		    sscanf(sep + 3, "%63s", type) != 1)
 			continue;
-		unescape(mnt);
+		sfs_mountinfo_unescape(mnt);
 		found = strcmp(mnt, real) == 0 && strcmp(type, "fuse.sessionfs") == 0;
 	}
 	if (f)

@@ -243,11 +243,11 @@ static void report(const char *id, int rc, const struct sfs_session_report *r,
 			 SFS_LOG_CHECK_WINDOW >> 20, (unsigned long long)r->events_bad_at);
 		add_line(warn, wsz, "events.jsonl: damaged: %s", damage);
 	} else if (rc == -EUCLEAN) {
-		add_line(warn, wsz,
-			 "events.jsonl: not an event log (its header says node kind %d, as when "
-			 "another file is copied over it in the store): left untouched; it reads "
-			 "as an I/O error",
+		snprintf(damage, dsz,
+			 "not an event log (its header says node kind %d, as when another file is "
+			 "copied over it in the store): left untouched; it reads as an I/O error",
 			 r->events_kind);
+		add_line(warn, wsz, "events.jsonl: %s", damage);
 	} else if (rc < 0) {
 		add_line(warn, wsz, "events.jsonl: cannot be opened: %s", strerror(-rc));
 	}

@@ -126,23 +126,6 @@ static int not_mount(const char *arg, const char *fmt, ...)
 	return EX_NOTMOUNT;
 }
 
-/* Undo mountinfo's octal escapes (\040 space, \011, \012, \134) in place. */
-static void unescape(char *s)
-{
-	char *o = s;
-
-	for (; *s; s++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-		    s[3] >= '0' && s[3] <= '7') {
-			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-			s += 3;
-		} else {
-			*o++ = *s;
-		}
-	}
-	*o = '\0';
-}
-
 /* What the kernel's mount table says of one mount. */
 struct mount_entry {
 	char fstype[64];
@@ -184,8 +167,8 @@ static int find_mount(const char *path, dev_t dev, uint64_t mnt_id, struct mount
 		if (n < 6 || !super || sscanf(field[0], "%llu", &id) != 1 ||
 		    sscanf(field[2], "%u:%u", &maj, &min) != 2)
 			continue;
-		unescape(field[3]);
-		unescape(field[4]);
+		sfs_mountinfo_unescape(field[3]);
+		sfs_mountinfo_unescape(field[4]);
 		if (maj != major(dev) || min != minor(dev) || strcmp(field[4], path) != 0 ||
 		    (mnt_id && id != mnt_id))
 			continue;

@@ -37,6 +37,9 @@ int sfs_fsync_dirfd(int dirfd);
 /* Is @s a valid session id: "INC-" and 4 to 16 lowercase hex digits? */
 bool sfs_id_valid(const char *s);
 
+/* Undo the octal escapes of /proc/self/mountinfo (\040 a space, \011, \012, \134) in place. */
+void sfs_mountinfo_unescape(char *s);
+
 /* Current UTC time as "YYYY-MM-DDTHH:MM:SSZ" into @buf (at least 21 bytes). */
 void sfs_utc_now(char *buf, size_t len);
 /* The same for time @t. */

@@ -258,6 +258,10 @@ class EventsNotALogTest(unittest.TestCase):
         r = sfs.run(["cat", ev])
         self.assertNotEqual(r.rc, 0)
         self.assertNotIn(content.strip(), r.out)
+        # list shows the session damaged, naming the file
+        row = [x for x in self.e.list(self.m) if x["id"] == self.sid][0]
+        self.assertEqual([d["file"] for d in row.get("damaged", [])], ["events.jsonl"], row)
+        self.assertIn("not an event log", row["damaged"][0]["what"])
         # the rest of the session is fine
         self.assertEqual(sfs.read_file(os.path.join(self.d, "notes.txt")), content.encode())
         self.assertEqual(json.loads(sfs.read_file(os.path.join(self.d, "metadata.json")))["id"],

@@ -373,6 +373,19 @@ static void test_documents(void)
 	test_metadata_types(old);
 }
 
+/* mountinfo's escapes, as the kernel writes them (fs/proc_namespace.c: " \t\n\\"). */
+static void test_mountinfo_unescape(void)
+{
+	char a[] = "/tmp/a\\040b\\011c\\012d\\134e", b[] = "\\04x\\8\\", c[] = "";
+
+	sfs_mountinfo_unescape(a);
+	CHECK(strcmp(a, "/tmp/a b\tc\nd\\e") == 0);
+	sfs_mountinfo_unescape(b); /* not escapes: left as they are */
+	CHECK(strcmp(b, "\\04x\\8\\") == 0);
+	sfs_mountinfo_unescape(c);
+	CHECK(c[0] == '\0');
+}
+
 int main(void)
 {
 	REQUIRE(sfs_crypto_init() == 0);
@@ -382,6 +395,7 @@ int main(void)
 	test_ids();
 	test_metadata_new();
 	test_documents();
+	test_mountinfo_unescape();
 	CHECK_EQ(sfs_remove_tree(AT_FDCWD, top), 0);
 	return check_done();
 }
