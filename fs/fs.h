@@ -110,6 +110,8 @@ struct sfs_inode {
 	enum sfs_special special; /* what its name at the session root makes it */
 	atomic_int opens;         /* open file handles */
 	atomic_bool written;      /* written since its last open (ops_file.c, keep_cache) */
+	atomic_bool tail_checked; /* regular file: its tail record was looked at since
+				   * the mount (ops_file.c, fileio.h "Tail records") */
 
 	pthread_rwlock_t io;      /* content: readers share, writers exclusive */
 };
@@ -261,6 +263,9 @@ void sfs_loop_plaintext(void);
 /* Wipe the stack below the caller (32 KiB), where its callees left their locals. */
 void sfs_wipe_stack(void);
 
+/* An O_PATH descriptor of session @s's root in the store (its tree), or -errno. */
+int sfs_session_rootfd(struct sfs_session *s);
+
 /* notify.c: cache invalidation from a separate thread. */
 int sfs_notify_start(void);
 void sfs_notify_stop(void);
@@ -304,6 +309,13 @@ struct sfs_renewal {
 	bool copied; /* attributes copied to new_id */
 };
 void sfs_node_file_begin(struct sfs_inode *in, struct sfs_file *f, struct sfs_renewal *rn);
+/*
+ * Put back regular file @in's last block from its tail record if a crash
+ * tore it (fileio.h "Tail records"), once per inode and mount, and log it.
+ * The caller holds in->io for writing, or in->mu while loading the inode
+ * (nothing uses it yet). 1 if the file changed, 0 if not, or -errno.
+ */
+int sfs_node_check_tail(struct sfs_inode *in, const struct sfs_keys *keys);
 void sfs_node_file_end(struct sfs_inode *in, const struct sfs_file *f, struct sfs_renewal *rn);
 /*
  * ops_xattr.c: the renewal hook of content calls (struct sfs_file.renew, @arg a struct

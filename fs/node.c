@@ -74,6 +74,7 @@ static int load_locked(struct sfs_inode *in, const struct sfs_keys *keys)
 {
 	char target[PATH_MAX];
 	struct stat st;
+	uint64_t plain;
 	int fd, rc;
 
 	switch (in->type) {
@@ -85,13 +86,25 @@ static int load_locked(struct sfs_inode *in, const struct sfs_keys *keys)
 		if (fd < 0)
 			return fd;
 		/* An empty backing file has no header: this version never writes one. */
-		if (fstat(fd, &st) == 0 && st.st_size == 0)
+		if (fstat(fd, &st) < 0)
+			rc = sfs_neg_errno();
+		else if (st.st_size == 0)
 			rc = -EBADMSG;
 		else
 			rc = sfs_file_read_header(fd, in->id, &in->attrs, keys);
 		if (fd != in->fd)
 			close(fd);
-		return rc < 0 ? rc : check_type(in->type, &in->attrs);
+		if (rc == 0)
+			rc = check_type(in->type, &in->attrs);
+		/*
+		 * A size no file has (a crash during a write): its tail record
+		 * goes back before anyone sees the size (ops_file.c does the
+		 * other cases at the first open). Nothing uses the inode yet.
+		 */
+		if (rc == 0 && S_ISREG(in->attrs.mode) && in->attrs.kind != SFS_KIND_LOG &&
+		    sfs_fmt_plain_size((uint64_t)st.st_size, &plain) < 0)
+			sfs_node_check_tail(in, keys);
+		return rc;
 	case S_IFLNK:
 		rc = sfs_symlink_read_short(in->fd, target, keys);
 		if (rc < 0)
@@ -331,4 +344,46 @@ void sfs_node_file_end(struct sfs_inode *in, const struct sfs_file *f, struct sf
 		memcpy(in->id, f->id, SFS_ID_BYTES);
 	pthread_mutex_unlock(&in->mu);
 	sfs_xattr_renewed(rn, moved);
+}
+
+int sfs_node_check_tail(struct sfs_inode *in, const struct sfs_keys *keys)
+{
+	struct sfs_file f = {.fd = in->fd, .keys = keys};
+	char link[64], path[PATH_MAX];
+	uint64_t was, now;
+	ssize_t n;
+	int rc, rootfd;
+
+	if (atomic_exchange(&in->tail_checked, true) || in->attrs.kind == SFS_KIND_LOG)
+		return 0;
+	memcpy(f.id, in->id, SFS_ID_BYTES);
+	f.sparse = in->attrs.kind == SFS_KIND_SPARSE;
+	if (!in->fd_rw)
+		f.fd = sfs_reopen(in, O_RDWR);
+	if (f.fd < 0)
+		return f.fd;
+	rootfd = sfs_session_rootfd(in->sess);
+	rc = sfs_file_recover_tail(&f, rootfd, &was, &now);
+	if (rootfd >= 0)
+		close(rootfd);
+	if (f.fd != in->fd)
+		close(f.fd);
+	if (rc <= 0)
+		return rc;
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", in->fd);
+	n = readlink(link, path, sizeof(path) - 1);
+	path[n > 0 ? n : 0] = '\0';
+	if (was == UINT64_MAX)
+		sfs_log(LOG_WARNING,
+			"%s: file %s: its size was one no file has (a crash during a write); "
+			"the block its last fsync left was put back from its tail record and "
+			"the bytes after it, never fsynced, cut: now %llu bytes",
+			in->sess->id, path, (unsigned long long)now);
+	else
+		sfs_log(LOG_WARNING,
+			"%s: file %s: its last block failed authentication (a crash during a "
+			"write); the block its last fsync left was put back from its tail "
+			"record and the bytes after it, never fsynced, cut: %llu -> %llu bytes",
+			in->sess->id, path, (unsigned long long)was, (unsigned long long)now);
+	return 1;
 }

@@ -223,6 +223,16 @@ void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			rc = truncate_all(in, fd, keys);
 			if (rc == 0)
 				rc = sfs_kill_setid_node(req, in, fd, true, keys);
+		} else if (fd >= 0) {
+			rc = 0;
+			if (in->special == SFS_SP_NONE && !atomic_load(&in->tail_checked)) {
+				pthread_rwlock_wrlock(&in->io);
+				rc = sfs_node_check_tail(in, keys);
+				pthread_rwlock_unlock(&in->io);
+			}
+			rc = rc < 0 ? rc : fd;
+			if (rc > 0)
+				atomic_store(&in->written, true); /* drop cached pages */
 		} else
 			rc = fd;
 		if (rc >= 0)
@@ -417,10 +427,35 @@ void sfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_err(req, 0);
 }
 
+/*
+ * Before an fsync of regular file @in: record its last block if partial
+ * (fileio.h "Tail records"), so that no later write can tear bytes this
+ * fsync acknowledges. 1 if the record changed, 0 if not, or -errno.
+ */
+static int keep_tail(struct sfs_inode *in, int fd)
+{
+	unsigned char id[SFS_ID_BYTES];
+	uint64_t size;
+	int rc, rootfd;
+
+	rootfd = sfs_session_rootfd(in->sess);
+	pthread_rwlock_rdlock(&in->io);
+	pthread_mutex_lock(&in->mu);
+	memcpy(id, in->id, SFS_ID_BYTES);
+	pthread_mutex_unlock(&in->mu);
+	rc = sfs_file_size(fd, &size);
+	if (rc == 0)
+		rc = sfs_file_keep_tail(fd, size, rootfd, id);
+	pthread_rwlock_unlock(&in->io);
+	if (rootfd >= 0)
+		close(rootfd);
+	return rc == -EBADMSG ? 0 : rc; /* a size no file has: reads say so */
+}
+
 void sfs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	struct sfs_inode *in = sfs_inode_of(ino);
-	int fd, rc = 0;
+	int fd, rc = 0, tail = 0;
 
 	if (in->kind == SFS_K_CTL) {
 		fuse_reply_err(req, 0);
@@ -429,7 +464,12 @@ void sfs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file
 	fd = fh_of(fi)->fd;
 	if (in->special == SFS_SP_META)
 		rc = sfs_errno_out(special_commit(in, fh_of(fi)));
-	if (rc == 0 && (datasync ? fdatasync(fd) : fsync(fd)) < 0)
+	else if (in->special == SFS_SP_NONE && in->attrs.kind != SFS_KIND_LOG)
+		tail = keep_tail(in, fd);
+	if (tail < 0)
+		rc = sfs_errno_out(tail);
+	/* A changed tail record is an extended attribute: fdatasync may leave it out. */
+	if (rc == 0 && (datasync && tail == 0 ? fdatasync(fd) : fsync(fd)) < 0)
 		rc = errno;
 	fuse_reply_err(req, rc);
 }

@@ -1,7 +1,8 @@
 /*
  * ops_xattr.c - FUSE operations on extended attributes (-o xattr):
- * getxattr, setxattr, listxattr, removexattr; and dropping a node's
- * attributes when its last link goes.
+ * getxattr, setxattr, listxattr, removexattr; and dropping what the store
+ * keeps beside a node under its id when its last link goes (its attributes,
+ * a file's tail file: lib/fileio.h "Tail records").
  *
  * Only "user." attributes exist, on the files and directories of unlocked
  * sessions, sealed per node by lib/xattr.c (names kept without the prefix).
@@ -61,12 +62,6 @@ static bool is_user(const char *name)
 }
 
 /* The session root of @s (the tree's backing directory): an O_PATH fd or -errno. */
-static int open_root(struct sfs_session *s)
-{
-	int fd = openat(s->cfd, SFS_ROOT_NAME, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-
-	return fd < 0 ? sfs_neg_errno() : fd;
-}
 
 /*
  * The id under which @in's attributes are stored: 0; -EIO its header is
@@ -109,7 +104,7 @@ static void io_unlock(struct sfs_inode *in)
 static int load(struct sfs_inode *in, const unsigned char id[SFS_ID_BYTES],
 		const struct sfs_keys *keys, struct sfs_xattrs *x)
 {
-	int rootfd = open_root(in->sess), rc;
+	int rootfd = sfs_session_rootfd(in->sess), rc;
 
 	if (rootfd < 0)
 		return rootfd;
@@ -208,7 +203,7 @@ static int modify(struct sfs_inode *in, const char *name, const char *value, siz
 	/* A removed directory keeps no attributes (its blob went with it). */
 	if (in->type == S_IFDIR && fstat(in->fd, &st) == 0 && st.st_nlink == 0)
 		return -ENOENT;
-	rootfd = open_root(in->sess);
+	rootfd = sfs_session_rootfd(in->sess);
 	if (rootfd < 0)
 		return rootfd;
 	mu = xmu_of(id);
@@ -320,12 +315,42 @@ void sfs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 }
 
 /* Has any node of @s ever had attributes (does its root hold .sfsx)? */
+/* Does the session root of @s hold the directory @dir? */
+static bool session_has(struct sfs_session *s, const char *dir)
+{
+	char path[sizeof(SFS_ROOT_NAME) + 16];
+
+	snprintf(path, sizeof(path), "%s/%s", SFS_ROOT_NAME, dir);
+	return faccessat(s->cfd, path, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* Has session @s extended attributes stored? */
 static bool session_has_xattrs(struct sfs_session *s)
 {
-	char path[sizeof(SFS_ROOT_NAME) + sizeof(SFS_XATTR_DIR)];
+	return session_has(s, SFS_XATTR_DIR);
+}
 
-	snprintf(path, sizeof(path), "%s/%s", SFS_ROOT_NAME, SFS_XATTR_DIR);
-	return faccessat(s->cfd, path, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+/* Has session @s tail files (fileio.h), which removed files leave unless dropped? */
+static bool session_has_tails(struct sfs_session *s)
+{
+	return session_has(s, SFS_TAIL_DIR);
+}
+
+/* Remove the tail file of file id @id, if any: its file is gone or has a new id. */
+static void drop_tail(struct sfs_session *s, const unsigned char id[SFS_ID_BYTES])
+{
+	int rootfd, rc;
+
+	if (!session_has_tails(s))
+		return;
+	rootfd = sfs_session_rootfd(s);
+	if (rootfd < 0)
+		return;
+	rc = sfs_file_drop_tail_file(rootfd, id);
+	close(rootfd);
+	if (rc < 0)
+		sfs_log(LOG_WARNING, "%s: cannot remove the tail file of a removed file: %s", s->id,
+			strerror(-rc));
 }
 
 void sfs_xattr_victim(struct sfs_inode *p, const char *backing, struct sfs_xattr_victim *v)
@@ -336,7 +361,9 @@ void sfs_xattr_victim(struct sfs_inode *p, const char *backing, struct sfs_xattr
 	int fd;
 
 	memset(v, 0, sizeof(*v));
-	if (!session_has_xattrs(p->sess) || fstatat(p->fd, backing, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	/* Tail files go with their file too (fileio.h "Tail records"). */
+	if ((!session_has_xattrs(p->sess) && !session_has_tails(p->sess)) ||
+	    fstatat(p->fd, backing, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return;
 	if (S_ISREG(st.st_mode) && st.st_nlink == 1) {
 		n = sfs_read_small(p->fd, backing, hdr, sizeof(hdr));
@@ -359,7 +386,7 @@ void sfs_xattr_victim(struct sfs_inode *p, const char *backing, struct sfs_xattr
 static void drop(struct sfs_session *s, const unsigned char id[SFS_ID_BYTES])
 {
 	pthread_mutex_t *mu = xmu_of(id);
-	int rootfd = open_root(s), rc;
+	int rootfd = sfs_session_rootfd(s), rc;
 
 	if (rootfd < 0)
 		return;
@@ -379,6 +406,9 @@ void sfs_xattr_gone(struct sfs_session *s, const struct sfs_xattr_victim *v)
 
 	if (!v->armed)
 		return;
+	/* A tail record matters only for a crash; a file unlinked has none to survive. */
+	if (v->file)
+		drop_tail(s, v->id);
 	/*
 	 * An open file keeps its attributes until its last close (getxattr
 	 * through the open descriptor still works, as on ext4). The kernel
@@ -398,10 +428,11 @@ void sfs_xattr_last_close(struct sfs_inode *in)
 	unsigned char id[SFS_ID_BYTES];
 	struct stat st;
 
-	if (!sfs->opts.xattr || in->type != S_IFREG || fstat(in->fd, &st) < 0 || st.st_nlink > 0 ||
-	    node_id(in, id) < 0)
+	if (in->type != S_IFREG || fstat(in->fd, &st) < 0 || st.st_nlink > 0 || node_id(in, id) < 0)
 		return;
-	drop(in->sess, id);
+	drop_tail(in->sess, id); /* an fsync after the unlink may have made one */
+	if (sfs->opts.xattr)
+		drop(in->sess, id);
 }
 
 int sfs_xattr_renew(const struct sfs_file *f, const unsigned char new_id[SFS_ID_BYTES], void *arg)
@@ -415,7 +446,7 @@ int sfs_xattr_renew(const struct sfs_file *f, const unsigned char new_id[SFS_ID_
 	memcpy(rn->new_id, new_id, SFS_ID_BYTES);
 	if (!session_has_xattrs(s))
 		return 0;
-	rootfd = open_root(s);
+	rootfd = sfs_session_rootfd(s);
 	if (rootfd < 0)
 		return rootfd;
 	mu = xmu_of(f->id);
@@ -440,6 +471,8 @@ int sfs_xattr_renew(const struct sfs_file *f, const unsigned char new_id[SFS_ID_
 
 void sfs_xattr_renewed(const struct sfs_renewal *rn, bool moved)
 {
+	if (moved)
+		drop_tail(rn->in->sess, rn->old_id); /* a record under the old id is stale */
 	if (rn->copied)
 		drop(rn->in->sess, moved ? rn->old_id : rn->new_id);
 }

@@ -681,3 +681,10 @@ int sfs_session_hold(const char *id, int where, int *lockfd)
 		rc = 0;
 	return rc;
 }
+
+int sfs_session_rootfd(struct sfs_session *s)
+{
+	int fd = openat(s->cfd, SFS_ROOT_NAME, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	return fd < 0 ? sfs_neg_errno() : fd;
+}

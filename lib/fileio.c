@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -653,4 +654,291 @@ int sfs_file_seek(const struct sfs_file *f, uint64_t off, int whence, uint64_t *
 	}
 	*pos = f->size;
 	return 0;
+}
+
+/*
+ * Tail records (fileio.h). The attribute's value, one of:
+ *   inline:  u8 1 | u64 block number | the block as stored (41..4135 bytes)
+ *   in file: u8 2 | u64 block number | u8 slot | u16 stored length | the
+ *            block's nonce (24): the block is in slot @slot of the tail file
+ * A tail file holds two slots of TAIL_SLOT bytes: u64 block number | u16
+ * stored length | the block as stored, zero-padded to SFS_CBLOCK. A new
+ * record goes to the slot the attribute does not name, so the one it names
+ * is never being written.
+ */
+#define TAIL_XATTR "user.sfs.tail"
+#define TAIL_INLINE 1
+#define TAIL_IN_FILE 2
+#define TAIL_HDR 9
+#define TAIL_MAX (TAIL_HDR + SFS_CBLOCK)
+#define TAIL_PTR (TAIL_HDR + 1 + 2 + SFS_NONCE_BYTES)
+#define TAIL_SLOT_HDR 10
+#define TAIL_SLOT (TAIL_SLOT_HDR + SFS_CBLOCK)
+
+static bool no_user_xattrs(int err)
+{
+	return err == ENOTSUP || err == EOPNOTSUPP;
+}
+
+static int drop_tail(int fd)
+{
+	if (fremovexattr(fd, TAIL_XATTR) == 0)
+		return 1;
+	return errno == ENODATA || no_user_xattrs(errno) ? 0 : sfs_neg_errno();
+}
+
+/* The name of @id's tail file in the tail directory: 32 hex digits. */
+static void tail_name(const unsigned char id[SFS_ID_BYTES], char name[2 * SFS_ID_BYTES + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < SFS_ID_BYTES; i++) {
+		name[2 * i] = hex[id[i] >> 4];
+		name[2 * i + 1] = hex[id[i] & 15];
+	}
+	name[2 * SFS_ID_BYTES] = '\0';
+}
+
+/* The tail directory in @rootfd, made (and made durable) if @make. fd or -errno. */
+static int tail_dir(int rootfd, bool make)
+{
+	int fd = openat(rootfd, SFS_TAIL_DIR, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int rc;
+
+	if (fd >= 0 || errno != ENOENT || !make)
+		return fd >= 0 ? fd : sfs_neg_errno();
+	if (mkdirat(rootfd, SFS_TAIL_DIR, 0700) < 0 && errno != EEXIST)
+		return sfs_neg_errno();
+	rc = sfs_fsync_dirfd(rootfd);
+	if (rc < 0)
+		return rc;
+	fd = openat(rootfd, SFS_TAIL_DIR, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	return fd >= 0 ? fd : sfs_neg_errno();
+}
+
+int sfs_file_drop_tail_file(int rootfd, const unsigned char id[SFS_ID_BYTES])
+{
+	char name[sizeof(SFS_TAIL_DIR) + 2 * SFS_ID_BYTES + 1];
+
+	memcpy(name, SFS_TAIL_DIR "/", sizeof(SFS_TAIL_DIR));
+	tail_name(id, name + sizeof(SFS_TAIL_DIR));
+	if (unlinkat(rootfd, name, 0) < 0)
+		return errno == ENOENT || errno == ENOTDIR ? 0 : sfs_neg_errno();
+	/* The last one takes the directory with it (keep_tail_in_file makes it again). */
+	if (unlinkat(rootfd, SFS_TAIL_DIR, AT_REMOVEDIR) < 0 && errno != ENOTEMPTY &&
+	    errno != EEXIST && errno != ENOENT)
+		return sfs_neg_errno();
+	return 1;
+}
+
+bool sfs_file_has_tail_files(int rootfd)
+{
+	return faccessat(rootfd, SFS_TAIL_DIR, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/*
+ * The record @rec (@clen stored bytes after TAIL_HDR) did not fit in the
+ * attribute: write it to the free slot of @id's tail file in @taildir, make
+ * it durable, then point the attribute at it. 1 or -errno.
+ */
+static int keep_tail_in_file(int fd, unsigned char *rec, size_t clen, int rootfd,
+			     const unsigned char id[SFS_ID_BYTES])
+{
+	unsigned char ptr[TAIL_PTR], slot[TAIL_SLOT] = {0};
+	char name[2 * SFS_ID_BYTES + 1];
+	ssize_t n = fgetxattr(fd, TAIL_XATTR, ptr, sizeof(ptr));
+	int k = n == TAIL_PTR && ptr[0] == TAIL_IN_FILE && ptr[TAIL_HDR] == 0 ? 1 : 0;
+	bool created = false;
+	int taildir, tfd = -1, rc = 0;
+
+	tail_name(id, name);
+	/* Three tries: the last tail file's removal may take the directory meanwhile. */
+	for (int i = 0; i < 3 && tfd < 0; i++) {
+		taildir = tail_dir(rootfd, true);
+		if (taildir < 0)
+			return taildir;
+		tfd = openat(taildir, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+			     0600);
+		if (tfd >= 0)
+			created = true;
+		else if (errno == EEXIST)
+			tfd = openat(taildir, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+		rc = tfd < 0 ? sfs_neg_errno() : 0;
+		if (tfd < 0)
+			close(taildir);
+		if (rc < 0 && rc != -ENOENT)
+			return rc;
+	}
+	if (tfd < 0)
+		return rc;
+	memcpy(slot, rec + 1, 8);
+	slot[8] = (unsigned char)(clen & 0xff);
+	slot[9] = (unsigned char)(clen >> 8);
+	memcpy(slot + TAIL_SLOT_HDR, rec + TAIL_HDR, clen);
+	rc = sfs_pwrite_all(tfd, slot, sizeof(slot), (uint64_t)k * TAIL_SLOT);
+	if (rc == 0 && (created ? fsync(tfd) : fdatasync(tfd)) < 0)
+		rc = sfs_neg_errno();
+	close(tfd);
+	if (rc == 0 && created)
+		rc = sfs_fsync_dirfd(taildir);
+	close(taildir);
+	if (rc < 0)
+		return rc;
+	ptr[0] = TAIL_IN_FILE;
+	memcpy(ptr + 1, rec + 1, 8);
+	ptr[TAIL_HDR] = (unsigned char)k;
+	ptr[TAIL_HDR + 1] = slot[8];
+	ptr[TAIL_HDR + 2] = slot[9];
+	memcpy(ptr + TAIL_HDR + 3, rec + TAIL_HDR, SFS_NONCE_BYTES);
+	if (fsetxattr(fd, TAIL_XATTR, ptr, sizeof(ptr), 0) < 0)
+		return no_user_xattrs(errno) ? 0 : sfs_neg_errno();
+	return 1;
+}
+
+int sfs_file_keep_tail(int fd, uint64_t size, int rootfd, const unsigned char id[SFS_ID_BYTES])
+{
+	unsigned char rec[TAIL_MAX];
+	uint64_t b = size / SFS_BLOCK;
+	size_t clen = (size_t)(size % SFS_BLOCK) + SFS_SEAL_OVERHEAD;
+	int rc;
+
+	if (size % SFS_BLOCK == 0)
+		return drop_tail(fd);
+	rec[0] = TAIL_INLINE;
+	sfs_put_le64(rec + 1, b);
+	rc = (int)sfs_pread_all(fd, rec + TAIL_HDR, clen, sfs_fmt_block_offset(b));
+	if (rc >= 0 && (size_t)rc < clen)
+		rc = -EBADMSG; /* the file shrank under us: the caller's lock forbids it */
+	if (rc < 0)
+		return rc;
+	if (fsetxattr(fd, TAIL_XATTR, rec, TAIL_HDR + clen, 0) == 0)
+		return 1;
+	if (no_user_xattrs(errno))
+		return 0;
+	if (errno != ENOSPC && errno != E2BIG && errno != ERANGE)
+		return sfs_neg_errno();
+	/* Too large for the backing file system's attributes (ext4: one block). */
+	if (rootfd >= 0)
+		rc = keep_tail_in_file(fd, rec, clen, rootfd, id);
+	if (rootfd < 0 || rc < 0) {
+		int drc = drop_tail(fd); /* no record beats a stale one */
+
+		return rc < 0 ? rc : drc;
+	}
+	return rc;
+}
+
+/*
+ * Read @f's tail record into @rec (the inline form): its stored length, 0
+ * if there is none this version can use, or -errno.
+ */
+static ssize_t load_tail(struct sfs_file *f, int rootfd, unsigned char *rec)
+{
+	unsigned char slot[TAIL_SLOT];
+	char name[2 * SFS_ID_BYTES + 1];
+	ssize_t n = fgetxattr(f->fd, TAIL_XATTR, rec, TAIL_MAX);
+	size_t clen;
+	int taildir, tfd;
+
+	if (n < 0)
+		return errno == ENODATA || no_user_xattrs(errno) ? 0 : sfs_neg_errno();
+	if (rec[0] == TAIL_INLINE && (size_t)n > TAIL_HDR + SFS_SEAL_OVERHEAD && n < TAIL_MAX)
+		return n - TAIL_HDR;
+	if (rec[0] != TAIL_IN_FILE || n != TAIL_PTR || rec[TAIL_HDR] > 1 || rootfd < 0)
+		return 0; /* not a record this version writes: never used */
+	clen = rec[TAIL_HDR + 1] | (size_t)rec[TAIL_HDR + 2] << 8;
+	taildir = tail_dir(rootfd, false);
+	if (taildir < 0)
+		return taildir == -ENOENT ? 0 : taildir;
+	tail_name(f->id, name);
+	tfd = openat(taildir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	close(taildir);
+	if (tfd < 0)
+		return errno == ENOENT ? 0 : sfs_neg_errno();
+	n = sfs_pread_all(tfd, slot, sizeof(slot), (uint64_t)rec[TAIL_HDR] * TAIL_SLOT);
+	close(tfd);
+	if (n < 0)
+		return n;
+	/* The slot must be the one the attribute names: same block, length and nonce. */
+	if (n != TAIL_SLOT || memcmp(slot, rec + 1, 8) != 0 || slot[8] != rec[TAIL_HDR + 1] ||
+	    slot[9] != rec[TAIL_HDR + 2] || clen <= SFS_SEAL_OVERHEAD || clen >= SFS_CBLOCK ||
+	    memcmp(slot + TAIL_SLOT_HDR, rec + TAIL_HDR + 3, SFS_NONCE_BYTES) != 0)
+		return 0;
+	memcpy(rec + TAIL_HDR, slot + TAIL_SLOT_HDR, clen);
+	return (ssize_t)clen;
+}
+/* Does block @b of @f, @len bytes as stored at @c, open (or read as a hole)? */
+static bool block_opens(const struct sfs_file *f, const unsigned char *c, size_t len, uint64_t b,
+			unsigned char *plain)
+{
+	struct sfs_blockkey bk;
+	int rc;
+
+	if (len <= SFS_SEAL_OVERHEAD)
+		return false;
+	if (sfs_fmt_blockkey_init_open(&bk, f->id, f->keys, c, 1) < 0)
+		return false;
+	rc = sfs_fmt_block_open_at(plain, c, len, b, &bk, 0);
+	sfs_fmt_blockkey_done(&bk);
+	return rc == 0;
+}
+
+int sfs_file_recover_tail(struct sfs_file *f, int rootfd, uint64_t *was, uint64_t *now)
+{
+	unsigned char rec[TAIL_MAX], stored[SFS_CBLOCK], plain[SFS_BLOCK];
+	uint64_t b, off, psize;
+	size_t clen, slen;
+	ssize_t n = load_tail(f, rootfd, rec);
+	struct stat st;
+	bool valid;
+	int rc = 0;
+
+	if (n <= 0)
+		return (int)n;
+	b = sfs_get_le64(rec + 1);
+	clen = (size_t)n;
+	if (b > (UINT64_MAX - SFS_HDR_BYTES) / SFS_CBLOCK - 1 ||
+	    !block_opens(f, rec + TAIL_HDR, clen, b, plain))
+		goto out; /* stale (another id) or damaged: left alone */
+	if (fstat(f->fd, &st) < 0) {
+		rc = sfs_neg_errno();
+		goto out;
+	}
+	off = sfs_fmt_block_offset(b);
+	if ((uint64_t)st.st_size <= off)
+		goto out; /* the block is gone: cut since */
+	valid = sfs_fmt_plain_size((uint64_t)st.st_size, &psize) == 0;
+	if (valid) {
+		slen = (uint64_t)st.st_size - off < SFS_CBLOCK
+			       ? (size_t)((uint64_t)st.st_size - off)
+			       : SFS_CBLOCK;
+		n = sfs_pread_all(f->fd, stored, slen, off);
+		if (n < 0) {
+			rc = (int)n;
+			goto out;
+		}
+		/*
+		 * As recorded, rewritten whole since, or a hole punched since (a
+		 * crash cannot zero a block that was on disk before it).
+		 */
+		if ((size_t)n == slen &&
+		    ((slen == clen && memcmp(stored, rec + TAIL_HDR, clen) == 0) ||
+		     (f->sparse && all_zero(stored, slen)) ||
+		     block_opens(f, stored, slen, b, plain)))
+			goto out;
+	}
+	rc = sfs_pwrite_all(f->fd, rec + TAIL_HDR, clen, off);
+	if (rc == 0 && ftruncate(f->fd, (off_t)(off + clen)) < 0)
+		rc = sfs_neg_errno();
+	if (rc == 0 && fsync(f->fd) < 0)
+		rc = sfs_neg_errno();
+	if (rc == 0) {
+		*was = valid ? psize : UINT64_MAX;
+		*now = b * SFS_BLOCK + clen - SFS_SEAL_OVERHEAD;
+		f->size = *now;
+		rc = 1;
+	}
+out:
+	sodium_memzero(plain, sizeof(plain));
+	return rc;
 }

@@ -113,4 +113,52 @@ int sfs_file_fallocate(struct sfs_file *f, int mode, uint64_t off, uint64_t len)
  */
 int sfs_file_seek(const struct sfs_file *f, uint64_t off, int whence, uint64_t *pos);
 
+/*
+ * Tail records (doc/format.md "Tail record"). A write that extends a file
+ * whose last block is partial rewrites that block in place, and a power cut
+ * can tear it: bytes an earlier fsync acknowledged would then fail
+ * authentication with the rest of the block. So before the fsync of a file
+ * whose size is not a whole number of blocks, sfs_file_keep_tail() copies
+ * the stored last block (sealed, as stored) into the backing file's extended
+ * attribute "user.sfs.tail", or, where the backing file system's attributes
+ * cannot hold it (ext4 keeps one block of them), into a tail file named
+ * after the file id in the tail directory SFS_TAIL_DIR of a directory the
+ * caller gives (the session root), the attribute pointing at it; at a whole
+ * number of blocks it removes the record. sfs_file_recover_tail() (the
+ * first open after a mount) puts the recorded block back when the stored one
+ * fails authentication or the size is one no file has, and cuts what
+ * follows it: only bytes no fsync acknowledged. Neither needs the
+ * plaintext; the record opens only under the file's id and the block's
+ * number, so a stale one (another id, another block) is never used. A tail
+ * file outlives its file unless the caller drops it when the file goes
+ * (sfs_file_drop_tail_file) or its id changes.
+ */
+#define SFS_TAIL_DIR ".sfstail"
+
+/*
+ * Record (or, at a block boundary, drop) the tail of @fd, a file of @size
+ * plaintext bytes and id @id; a record too large for an attribute goes to
+ * the tail directory in @rootfd (-1: none, and the record is dropped). 1 if
+ * the attribute changed (the caller must fsync(2), not fdatasync), 0 if
+ * nothing changed (no record to drop, or a backing file system without user
+ * extended attributes), or -errno.
+ */
+int sfs_file_keep_tail(int fd, uint64_t size, int rootfd, const unsigned char id[SFS_ID_BYTES]);
+
+/*
+ * After a crash: if @f (fd, id, keys, sparse set) has a tail record (tail
+ * files under @rootfd) whose block opens, and the stored block fails
+ * authentication or the backing size is one no file has, write the recorded
+ * block back, cut the file after it and fsync. 1 if it did (*@was: the
+ * plaintext size before, or UINT64_MAX if it had none; *@now: after), 0 if
+ * nothing was needed or no usable record exists, or -errno.
+ */
+int sfs_file_recover_tail(struct sfs_file *f, int rootfd, uint64_t *was, uint64_t *now);
+
+/* Does @rootfd hold a tail directory (so removed files may leave tail files)? */
+bool sfs_file_has_tail_files(int rootfd);
+
+/* Remove the tail file of file id @id under @rootfd: 1, 0 if none, or -errno. */
+int sfs_file_drop_tail_file(int rootfd, const unsigned char id[SFS_ID_BYTES]);
+
 #endif

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #define MAX_SIZE (3u << 20)
@@ -728,6 +729,110 @@ static void test_id_poisoning(void)
 	close(x.fd);
 }
 
+/*
+ * Tail records (fileio.h): for tails of 1, 1000, 3900, 4050 and 4095 bytes
+ * (inline or, where the attribute block of /tmp's file system is too small,
+ * in the tail file), an fsync point, an append that tears the block (old
+ * bytes up to a page boundary over the new ones), recovery: the fsynced
+ * bytes exactly, cut there. An intact append is never cut; a record of
+ * another id is never used; a record at a block boundary is dropped.
+ */
+static void fill_bytes(unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (unsigned char)rnd();
+}
+
+static void test_tail(void)
+{
+	static const size_t tails[] = {1, 1000, 3900, 4050, 4095};
+	char dir[] = "/tmp/sfs-unit-tail-XXXXXX";
+	unsigned char old[SFS_CBLOCK], got[3 * SFS_BLOCK];
+	uint64_t was, now, size;
+	struct sfs_file f;
+	int taildir;
+
+	REQUIRE(mkdtemp(dir));
+	taildir = open(dir, O_RDONLY | O_DIRECTORY);
+	REQUIRE(taildir >= 0);
+	for (size_t t = 0; t < sizeof(tails) / sizeof(tails[0]); t++) {
+		size_t synced = SFS_BLOCK + tails[t], clen = tails[t] + SFS_SEAL_OVERHEAD;
+		uint64_t off = sfs_fmt_block_offset(1), cut = (off / 4096 + 1) * 4096 - off;
+
+		new_file(&f, (unsigned char)(0x70 + t));
+		fill_bytes(buf, 3 * SFS_BLOCK);
+		CHECK_EQ(sfs_file_write(&f, buf, synced, 0), (ssize_t)synced);
+		CHECK_EQ(sfs_file_keep_tail(f.fd, f.size, taildir, f.id), 1);
+		CHECK_EQ(pread(f.fd, old, clen, (off_t)off), (ssize_t)clen);
+		/* Nothing to do while the stored block is the recorded one. */
+		CHECK_EQ(sfs_file_recover_tail(&f, taildir, &was, &now), 0);
+		/* An append that reaches the disk whole is kept. */
+		CHECK_EQ(sfs_file_write(&f, buf + synced, 2 * SFS_BLOCK + 7 - synced, synced),
+			 (ssize_t)(2 * SFS_BLOCK + 7 - synced));
+		CHECK_EQ(sfs_file_recover_tail(&f, taildir, &was, &now), 0);
+		/* Torn: the fsynced block's bytes up to a page boundary over the new ones. */
+		CHECK_EQ(pwrite(f.fd, old, cut < clen ? cut : clen, (off_t)off),
+			 (ssize_t)(cut < clen ? cut : clen));
+		CHECK_EQ(sfs_file_size(f.fd, &size), 0);
+		f.size = size;
+		CHECK_EQ(sfs_file_read(&f, got, sizeof(got), 0), -EBADMSG);
+		CHECK_EQ(sfs_file_recover_tail(&f, taildir, &was, &now), 1);
+		CHECK_EQ(was, 2 * SFS_BLOCK + 7);
+		CHECK_EQ(now, synced);
+		CHECK_EQ(sfs_file_size(f.fd, &size), 0);
+		CHECK_EQ(size, synced);
+		CHECK_EQ(sfs_file_read(&f, got, sizeof(got), 0), (ssize_t)synced);
+		CHECK(memcmp(got, buf, synced) == 0);
+		/* A size no file has (cut inside a block's overhead) goes back too. */
+		CHECK_EQ(sfs_file_write(&f, buf + synced, 2 * SFS_BLOCK + 7 - synced, synced),
+			 (ssize_t)(2 * SFS_BLOCK + 7 - synced));
+		CHECK_EQ(ftruncate(f.fd, (off_t)(sfs_fmt_block_offset(2) + 20)), 0);
+		CHECK_EQ(sfs_file_recover_tail(&f, taildir, &was, &now), 1);
+		CHECK_EQ(was, UINT64_MAX);
+		CHECK_EQ(now, synced);
+		/* Under another id, the record opens under nothing: never used. */
+		CHECK_EQ(pwrite(f.fd, old, 10, (off_t)off + 30), 10);
+		CHECK_EQ(pwrite(f.fd, "xx", 2, (off_t)off + 30), 2);
+		f.id[0] ^= 1;
+		CHECK_EQ(sfs_file_recover_tail(&f, taildir, &was, &now), 0);
+		f.id[0] ^= 1;
+		CHECK_EQ(sfs_file_recover_tail(&f, taildir, &was, &now), 1);
+		/* At a block boundary the record goes. */
+		CHECK_EQ(sfs_file_write(&f, buf + synced, 2 * SFS_BLOCK - synced, synced),
+			 (ssize_t)(2 * SFS_BLOCK - synced));
+		CHECK_EQ(sfs_file_keep_tail(f.fd, f.size, taildir, f.id), 1);
+		CHECK_EQ(sfs_file_keep_tail(f.fd, f.size, taildir, f.id), 0);
+		CHECK_EQ(pwrite(f.fd, "xx", 2, (off_t)off + 30), 2);
+		CHECK_EQ(sfs_file_recover_tail(&f, taildir, &was, &now), 0);
+		close(f.fd);
+	}
+	/*
+	 * Without a directory for tail files, a record too large for an
+	 * attribute is dropped: no record rather than the stale one before.
+	 */
+	new_file(&f, 0x7f);
+	fill_bytes(buf, 2 * SFS_BLOCK);
+	CHECK_EQ(sfs_file_write(&f, buf, SFS_BLOCK + 100, 0), SFS_BLOCK + 100);
+	CHECK_EQ(sfs_file_keep_tail(f.fd, f.size, -1, f.id), 1);
+	CHECK_EQ(sfs_file_write(&f, buf + SFS_BLOCK + 100, 3995, SFS_BLOCK + 100), 3995);
+	CHECK_EQ(sfs_file_keep_tail(f.fd, f.size, -1, f.id), 1);
+	{
+		ssize_t n = fgetxattr(f.fd, "user.sfs.tail", got, sizeof(got));
+
+		CHECK(n == 9 + 4095 + SFS_SEAL_OVERHEAD || (n < 0 && errno == ENODATA));
+	}
+	close(f.fd);
+	/* Each tail file goes with its file (the caller's job), then the directory is empty. */
+	for (size_t t = 0; t < sizeof(tails) / sizeof(tails[0]); t++) {
+		memset(f.id, (unsigned char)(0x70 + t), sizeof(f.id));
+		CHECK(sfs_file_drop_tail_file(taildir, f.id) >= 0);
+		CHECK_EQ(sfs_file_drop_tail_file(taildir, f.id), 0);
+	}
+	CHECK(!sfs_file_has_tail_files(taildir));
+	close(taildir);
+	CHECK_EQ(rmdir(dir), 0);
+}
+
 int main(void)
 {
 	check_rng = 0x5eed5eed12345678ull;
@@ -742,6 +847,7 @@ int main(void)
 	test_fuzz();
 	test_sparse();
 	test_id_poisoning();
+	test_tail();
 	/* The same with the content blocks of AES-256-GCM with derived keys (cipher 3). */
 	if (sfs_cipher_available(SFS_CIPHER_AESGCM_DERIVED)) {
 		unsigned char master[32];
@@ -755,6 +861,7 @@ int main(void)
 		test_nonces();
 		test_fuzz();
 		test_id_poisoning();
+		test_tail();
 	}
 	free(model);
 	free(buf);
