@@ -33,8 +33,8 @@ if [[ ! -f $build/build.ninja ]]; then
 fi
 ninja -C "$build" >/dev/null
 SESSIONFS=$build/fs/sessionfs
-SESSIONCTL=$build/fs/sessionctl
-MKFS=$build/mkfs/mkfs.sessionfs
+SESSIONCTL=$build/cli/sessionctl
+MKFS=$build/cli/mkfs.sessionfs
 for b in "$SESSIONFS" "$SESSIONCTL" "$MKFS"; do
 	[[ -x $b ]] || die "$b was not built"
 done

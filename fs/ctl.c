@@ -5,9 +5,13 @@
  * the JSON response that read(2) returns. Only the mounting user and root
  * may open it. Passwords are wiped from the request buffer and from jansson
  * (which frees through a wiping allocator) as soon as they are used.
+ * The protocol's words (ops, members, codes) are lib/proto.h's: the
+ * handlers below are found through one table, and what a request must carry
+ * is checked from proto.h's before a handler runs.
  * Knows the session functions of the daemon; no crypto, no format.
  */
 #include "fs.h"
+#include "proto.h"
 #include "special.h"
 #include "store.h"
 
@@ -20,7 +24,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
-#define CTL_REQUEST_MAX 65536
+#define CTL_REQUEST_MAX SFS_PROTO_REQUEST_MAX
 
 /* One transaction. */
 struct ctl_tx {
@@ -30,48 +34,19 @@ struct ctl_tx {
 	uint64_t ticket; /* invalidations the response waits for; 0 none */
 };
 
+/* The failed response for negative errno @rc (code and text: lib/proto.c). */
 static json_t *fail(int rc)
 {
-	const char *code = "io", *msg = NULL;
+	const char *text;
+	enum sfs_proto_err code = sfs_proto_err_from_errno(rc, &text);
 
-	switch (rc) {
-	case -EKEYREJECTED:
-		code = "wrong-password", msg = "wrong password";
-		break;
-	case -ENOENT:
-		code = "no-such-session", msg = "no such session";
-		break;
-	case -EBUSY:
-		code = "busy", msg = "the session is unlocked by another mount of this store";
-		break;
-	case -EACCES:
-		code = "locked", msg = "the session is locked";
-		break;
-	case -EEXIST:
-		code = "exists", msg = "a session with that id already exists";
-		break;
-	case -EINVAL:
-		code = "invalid", msg = "invalid request";
-		break;
-	case -EUCLEAN:
-		code = "unsupported", msg = "the session's key file is damaged or not sessionfs's";
-		break;
-	case -EPROTONOSUPPORT:
-		code = "unsupported", msg = "the session's key file has a newer format";
-		break;
-	case -ENOTSUP:
-		code = "unsupported",
-		msg = "the session's content cipher (AES-256-GCM) needs AES-NI, which this CPU "
-		      "or libsodium lacks";
-		break;
-	}
-	return json_pack("{s:b, s:s, s:s}", "ok", 0, "code", code, "error",
-			 msg ? msg : strerror(-rc));
+	return json_pack("{s:b, s:s, s:s}", SFS_PROTO_F_OK, 0, SFS_PROTO_F_CODE,
+			 sfs_proto_err_name(code), SFS_PROTO_F_ERROR, text);
 }
 
 static json_t *ok(void)
 {
-	return json_pack("{s:b}", "ok", 1);
+	return json_pack("{s:b}", SFS_PROTO_F_OK, 1);
 }
 
 /* A string member, or NULL; its length in *len if asked. */
@@ -85,6 +60,15 @@ static const char *str(json_t *req, const char *key, size_t *len)
 		*len = json_string_length(v);
 	return json_string_value(v);
 }
+
+/* The members a request carries that proto.h's SFS_PROTO_TAKES_* name, checked. */
+struct ctl_args {
+	const char *session; /* SFS_PROTO_TAKES_SESSION: a valid session id */
+	const char *password; /* SFS_PROTO_TAKES_PASSWORD */
+	size_t password_len;
+	const char *new_password; /* SFS_PROTO_TAKES_NEW_PASSWORD: not empty */
+	size_t new_password_len;
+};
 
 /*
  * Add how session @id (in sessions/ or archive/ by @where) keeps its key to
@@ -105,47 +89,49 @@ static void add_params(json_t *o, const char *id, int where)
 	close(cfd);
 	if (rc < 0)
 		return;
-	json_object_set_new(o, "kdf", json_string(p.kdf ? sfs_kdf_level_name(p.kdf) : "custom"));
-	json_object_set_new(o, "opslimit", json_integer((json_int_t)p.opslimit));
-	json_object_set_new(o, "memlimit", json_integer((json_int_t)p.memlimit));
-	json_object_set_new(o, "cipher", json_string(sfs_cipher_name(p.cipher)));
+	json_object_set_new(o, SFS_PROTO_F_KDF,
+			    json_string(p.kdf ? sfs_kdf_level_name(p.kdf) : SFS_PROTO_KDF_CUSTOM));
+	json_object_set_new(o, SFS_PROTO_F_OPSLIMIT, json_integer((json_int_t)p.opslimit));
+	json_object_set_new(o, SFS_PROTO_F_MEMLIMIT, json_integer((json_int_t)p.memlimit));
+	json_object_set_new(o, SFS_PROTO_F_CIPHER, json_string(sfs_cipher_name(p.cipher)));
 }
 
-static json_t *do_new(json_t *req)
+static json_t *do_hello(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
+{
+	(void)req, (void)a, (void)tx;
+	return json_pack("{s:b, s:s, s:s}", SFS_PROTO_F_OK, 1, SFS_PROTO_F_VERSION, SFS_VERSION,
+			 SFS_PROTO_F_STORE, sfs->store_path);
+}
+
+static json_t *do_new(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
 {
 	char id[SFS_SESSION_ID_MAX + 1];
-	const char *pw, *name = str(req, "name", NULL), *want = str(req, "id", NULL);
-	size_t pwlen = 0;
+	const char *name = str(req, SFS_PROTO_F_NAME, NULL), *want = str(req, SFS_PROTO_F_ID, NULL);
 	json_t *resp;
 	int rc;
 
-	pw = str(req, "password", &pwlen);
-	if (!pw || pwlen == 0 || (want && !sfs_id_valid(want)))
+	(void)tx;
+	if (want && !sfs_id_valid(want))
 		return fail(-EINVAL);
-	rc = sfs_session_create(want, name ? name : "", pw, pwlen, id);
+	rc = sfs_session_create(want, name ? name : "", a->password, a->password_len, id);
 	if (rc < 0)
 		return fail(rc);
-	resp = json_pack("{s:b, s:s}", "ok", 1, "id", id);
+	resp = json_pack("{s:b, s:s}", SFS_PROTO_F_OK, 1, SFS_PROTO_F_ID, id);
 	add_params(resp, id, sfs_session_where(id));
 	return resp;
 }
 
-static json_t *do_unlock(json_t *req)
+static json_t *do_unlock(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
 {
-	const char *id = str(req, "session", NULL), *pw;
-	size_t pwlen = 0;
-	int rc;
-
 	char *warn;
 	json_t *resp, *arr;
+	int rc;
 
-	pw = str(req, "password", &pwlen);
-	if (!id || !pw)
-		return fail(-EINVAL);
+	(void)req, (void)tx;
 	warn = malloc(SFS_WARN_MAX);
 	if (!warn)
 		return fail(-ENOMEM);
-	rc = sfs_session_unlock(id, pw, pwlen, warn, SFS_WARN_MAX);
+	rc = sfs_session_unlock(a->session, a->password, a->password_len, warn, SFS_WARN_MAX);
 	resp = rc < 0 ? fail(rc) : ok();
 	/* What unlock cut or found damaged: one line each, for sessionctl to print. */
 	arr = rc == 0 && warn[0] ? json_array() : NULL;
@@ -154,33 +140,32 @@ static json_t *do_unlock(json_t *req)
 		json_array_append_new(arr, json_stringn(p, e ? (size_t)(e - p) : strlen(p)));
 	}
 	if (arr)
-		json_object_set_new(resp, "warnings", arr);
+		json_object_set_new(resp, SFS_PROTO_F_WARNINGS, arr);
 	free(warn);
 	return resp;
 }
 
-static json_t *do_lock(json_t *req, struct ctl_tx *tx)
+static json_t *do_lock(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
 {
-	const char *id = str(req, "session", NULL);
 	struct sfs_session *s;
 	int open_files = 0;
 
-	if (!id)
-		return fail(-EINVAL);
-	if (!sfs_id_valid(id) || sfs_session_where(id) < 0)
+	(void)req;
+	if (sfs_session_where(a->session) < 0)
 		return fail(-ENOENT);
-	s = sfs_session_find(id);
+	s = sfs_session_find(a->session);
 	if (s) {
 		sfs_session_lock(s, &open_files);
 		tx->ticket = sfs_notify_session(s);
 	}
-	return json_pack("{s:b, s:i}", "ok", 1, "open_files", open_files);
+	return json_pack("{s:b, s:i}", SFS_PROTO_F_OK, 1, SFS_PROTO_F_OPEN_FILES, open_files);
 }
 
-static json_t *do_lock_all(struct ctl_tx *tx)
+static json_t *do_lock_all(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
 {
 	int total = 0, count = 0;
 
+	(void)req, (void)a;
 	pthread_mutex_lock(&sfs->sess_mu);
 	for (struct sfs_session *s = sfs->sessions; s; s = s->next) {
 		int n;
@@ -192,7 +177,8 @@ static json_t *do_lock_all(struct ctl_tx *tx)
 		tx->ticket = sfs_notify_session(s);
 	}
 	pthread_mutex_unlock(&sfs->sess_mu);
-	return json_pack("{s:b, s:i, s:i}", "ok", 1, "sessions", count, "open_files", total);
+	return json_pack("{s:b, s:i, s:i}", SFS_PROTO_F_OK, 1, SFS_PROTO_F_SESSIONS, count,
+			 SFS_PROTO_F_OPEN_FILES, total);
 }
 
 /*
@@ -238,93 +224,105 @@ static void list_one(const char *id, int where, void *arg)
 		pthread_rwlock_unlock(&s->ev_rw);
 		pthread_rwlock_unlock(&s->rw);
 	}
-	o = json_pack("{s:s, s:s, s:b}", "id", id, "where",
-		      where ? SFS_ARCHIVE_DIR : SFS_SESSIONS_DIR, "locked", locked);
+	o = json_pack("{s:s, s:s, s:b}", SFS_PROTO_F_ID, id, SFS_PROTO_F_WHERE,
+		      where ? SFS_ARCHIVE_DIR : SFS_SESSIONS_DIR, SFS_PROTO_F_LOCKED, locked);
 	if (o && locked && sfs_session_elsewhere(id, where))
-		json_object_set_new(o, "unlocked_elsewhere", json_true());
+		json_object_set_new(o, SFS_PROTO_F_UNLOCKED_ELSEWHERE, json_true());
 	/* Counted by the log itself: no scan of events.jsonl. */
 	if (o && known) {
-		json_object_set_new(o, "events", json_integer((json_int_t)ev.lines));
-		json_object_set_new(o, "events_bytes", json_integer((json_int_t)ev.size));
+		json_object_set_new(o, SFS_PROTO_F_EVENTS, json_integer((json_int_t)ev.lines));
+		json_object_set_new(o, SFS_PROTO_F_EVENTS_BYTES, json_integer((json_int_t)ev.size));
 	}
 	if (!locked) {
 		add_params(o, id, where);
 		add_metadata(o, s);
 	}
 	if (o && damage[0])
-		json_object_set_new(
-			o, "damaged",
-			json_pack("[{s:s, s:s}]", "file", SFS_EVENTS_NAME, "what", damage));
+		json_object_set_new(o, SFS_PROTO_F_DAMAGED,
+				    json_pack("[{s:s, s:s}]", SFS_PROTO_F_FILE, SFS_EVENTS_NAME,
+					      SFS_PROTO_F_WHAT, damage));
 	json_array_append_new(arg, o);
 }
 
-static json_t *do_list(void)
+static json_t *do_list(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
 {
 	json_t *arr = json_array();
 
+	(void)req, (void)a, (void)tx;
 	if (!arr)
 		return NULL;
 	sfs_session_foreach_id(list_one, arr);
-	return json_pack("{s:b, s:o}", "ok", 1, "sessions", arr);
+	return json_pack("{s:b, s:o}", SFS_PROTO_F_OK, 1, SFS_PROTO_F_SESSIONS, arr);
 }
 
-static json_t *do_passwd(json_t *req)
+static json_t *do_passwd(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
 {
-	const char *id = str(req, "session", NULL), *old, *newpw;
-	size_t oldlen = 0, newlen = 0;
 	int rc;
 
-	old = str(req, "password", &oldlen);
-	newpw = str(req, "new_password", &newlen);
-	if (!id || !old || !newpw || newlen == 0)
-		return fail(-EINVAL);
-	if (!sfs_id_valid(id))
-		return fail(-ENOENT);
-	rc = sfs_session_passwd(id, old, oldlen, newpw, newlen);
+	(void)req, (void)tx;
+	rc = sfs_session_passwd(a->session, a->password, a->password_len, a->new_password,
+				a->new_password_len);
 	return rc < 0 ? fail(rc) : ok();
 }
 
-static json_t *do_delete(json_t *req, struct ctl_tx *tx)
+static json_t *do_delete(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
 {
-	const char *id = str(req, "session", NULL);
 	struct sfs_session *s;
 	int rc;
 
-	if (!id)
-		return fail(-EINVAL);
-	if (!sfs_id_valid(id))
-		return fail(-ENOENT);
-	rc = sfs_session_delete(id);
-	s = sfs_session_find(id);
+	(void)req;
+	rc = sfs_session_delete(a->session);
+	s = sfs_session_find(a->session);
 	if (rc == 0 && s)
 		tx->ticket = sfs_notify_session(s);
 	return rc < 0 ? fail(rc) : ok();
 }
 
+/*
+ * One handler per op of lib/proto.h. A handler runs once dispatch has
+ * checked the members the op takes (sfs_proto_op_takes) into @a; it reads
+ * any optional member from @req itself, and sets tx->ticket when the
+ * response must wait for cache invalidations. It returns the response, or
+ * NULL when out of memory.
+ */
+typedef json_t *ctl_handler(json_t *req, const struct ctl_args *a, struct ctl_tx *tx);
+
+static ctl_handler *const handlers[SFS_PROTO_OPS] = {
+	[SFS_PROTO_OP_HELLO] = do_hello,       [SFS_PROTO_OP_NEW] = do_new,
+	[SFS_PROTO_OP_UNLOCK] = do_unlock,     [SFS_PROTO_OP_LOCK] = do_lock,
+	[SFS_PROTO_OP_LOCK_ALL] = do_lock_all, [SFS_PROTO_OP_LIST] = do_list,
+	[SFS_PROTO_OP_PASSWD] = do_passwd,     [SFS_PROTO_OP_DELETE] = do_delete,
+};
+
+/*
+ * Find the op's handler and the members the op takes: any missing (or not
+ * a string, or a password to set that is empty) is invalid; then a session
+ * id no session can have is no-such-session.
+ */
 static json_t *dispatch(json_t *req, struct ctl_tx *tx)
 {
-	const char *op = str(req, "op", NULL);
+	int op = sfs_proto_op_find(str(req, SFS_PROTO_F_OP, NULL));
+	struct ctl_args a = {0};
+	unsigned int takes;
 
-	if (!op)
+	if (op < 0 || !handlers[op])
 		return fail(-EINVAL);
-	if (strcmp(op, "hello") == 0)
-		return json_pack("{s:b, s:s, s:s}", "ok", 1, "version", SFS_VERSION, "store",
-				 sfs->store_path);
-	if (strcmp(op, "new") == 0)
-		return do_new(req);
-	if (strcmp(op, "unlock") == 0)
-		return do_unlock(req);
-	if (strcmp(op, "lock") == 0)
-		return do_lock(req, tx);
-	if (strcmp(op, "lock_all") == 0)
-		return do_lock_all(tx);
-	if (strcmp(op, "list") == 0)
-		return do_list();
-	if (strcmp(op, "passwd") == 0)
-		return do_passwd(req);
-	if (strcmp(op, "delete") == 0)
-		return do_delete(req, tx);
-	return fail(-EINVAL);
+	takes = sfs_proto_op_takes((enum sfs_proto_op)op);
+	if (takes & SFS_PROTO_TAKES_SESSION)
+		a.session = str(req, SFS_PROTO_F_SESSION, NULL);
+	if (takes & SFS_PROTO_TAKES_PASSWORD)
+		a.password = str(req, SFS_PROTO_F_PASSWORD, &a.password_len);
+	if (takes & SFS_PROTO_TAKES_NEW_PASSWORD)
+		a.new_password = str(req, SFS_PROTO_F_NEW_PASSWORD, &a.new_password_len);
+	if (((takes & SFS_PROTO_TAKES_SESSION) && !a.session) ||
+	    ((takes & SFS_PROTO_TAKES_PASSWORD) && !a.password) ||
+	    ((takes & SFS_PROTO_SETS_PASSWORD) && a.password_len == 0) ||
+	    ((takes & SFS_PROTO_TAKES_NEW_PASSWORD) &&
+	     (!a.new_password || a.new_password_len == 0)))
+		return fail(-EINVAL);
+	if ((takes & SFS_PROTO_TAKES_SESSION) && !sfs_id_valid(a.session))
+		return fail(-ENOENT);
+	return handlers[op](req, &a, tx);
 }
 
 void sfs_ctl_open(fuse_req_t req, struct fuse_file_info *fi)

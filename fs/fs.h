@@ -25,6 +25,7 @@
 
 #include "crypto.h"
 #include "format.h"
+#include "proto.h"
 #include "store.h"
 #include "util.h"
 
@@ -34,7 +35,6 @@
 #include <stdbool.h>
 #include <sys/stat.h>
 
-#define SFS_CTL_NAME ".sessionfs" /* the control file at the mount root */
 #define SFS_DAMAGE_MAX 512 /* a session's damage text (list), NUL included */
 #define SFS_WARN_MAX 8192 /* what an unlock reports (lines), NUL included */
 

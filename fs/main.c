@@ -4,6 +4,7 @@
  * All wiring happens here: the store, the fixed inodes, the notifier thread,
  * the multi-threaded FUSE loop, and the wipe of every key at unmount.
  */
+#include "exitcode.h"
 #include "fs.h"
 
 #include <errno.h>
@@ -18,17 +19,6 @@
 #include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
-
-/* Exit codes (doc/exit-codes.md). */
-enum {
-	EXIT_OK = 0,
-	EXIT_FAIL = 1,
-	EXIT_USAGE = 2,
-	EXIT_NOSTORE = 3,
-	EXIT_NEWER = 4,
-	EXIT_MOUNT = 5,
-	EXIT_BUSY = 6,
-};
 
 struct sfs_fs *sfs;
 static struct sfs_fs the_fs;
@@ -133,7 +123,7 @@ static bool sessionfs_on(const char *dir)
 		    sscanf(sep + 3, "%63s", type) != 1)
 			continue;
 		sfs_mountinfo_unescape(mnt);
-		found = strcmp(mnt, real) == 0 && strcmp(type, "fuse.sessionfs") == 0;
+		found = strcmp(mnt, real) == 0 && strcmp(type, SFS_PROTO_FSTYPE) == 0;
 	}
 	if (f)
 		fclose(f);
@@ -211,13 +201,13 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 		why = strerror(ENOTDIR);
 	if (why) {
 		fprintf(stderr, "sessionfs: cannot mount on %s: %s\n", arg, why);
-		o->mountpoint_bad = EXIT_MOUNT;
+		o->mountpoint_bad = SFS_EXIT_FS_MOUNT;
 	} else if (sessionfs_on(arg)) {
 		fprintf(stderr,
 			"sessionfs: cannot mount on %s: a sessionfs is mounted there "
 			"already (unmount it first with fusermount3 -u)\n",
 			arg);
-		o->mountpoint_bad = EXIT_BUSY;
+		o->mountpoint_bad = SFS_EXIT_FS_BUSY;
 	}
 	return 1;
 }
@@ -294,9 +284,10 @@ static int setup(const char *store)
 	rc = sfs_store_open(store, &sfs->storefd, &sfs->cfg, why, sizeof(why));
 	if (rc < 0) {
 		fprintf(stderr, "sessionfs: cannot mount %s: %s\n", store, why);
-		return rc == -EPROTONOSUPPORT ? EXIT_NEWER
-		       : (rc == -ENOENT || rc == -ENOTDIR || rc == -EUCLEAN) ? EXIT_NOSTORE
-									    : EXIT_FAIL;
+		if (rc == -EPROTONOSUPPORT)
+			return SFS_EXIT_FS_NEWER;
+		return rc == -ENOENT || rc == -ENOTDIR || rc == -EUCLEAN ? SFS_EXIT_FS_NO_STORE
+									 : SFS_EXIT_FAIL;
 	}
 	if (!sfs_cipher_available(sfs->cfg.cipher)) {
 		sfs_log(LOG_NOTICE,
@@ -310,7 +301,7 @@ static int setup(const char *store)
 	if (sfs->topfd[0] < 0 || sfs->topfd[1] < 0) {
 		fprintf(stderr, "sessionfs: cannot open %s/sessions or archive: %s\n", store,
 			strerror(errno));
-		return EXIT_NOSTORE;
+		return SFS_EXIT_FS_NO_STORE;
 	}
 	sfs->owner = getuid();
 	sfs->owner_gid = getgid();
@@ -323,9 +314,9 @@ static int setup(const char *store)
 	pthread_mutex_init(&sfs->sess_mu, NULL);
 	if (sfs_itable_init() < 0) {
 		fprintf(stderr, "sessionfs: out of memory\n");
-		return EXIT_FAIL;
+		return SFS_EXIT_FAIL;
 	}
-	return EXIT_OK;
+	return SFS_EXIT_OK;
 }
 
 static int serve(struct fuse_cmdline_opts *cmd)
@@ -336,7 +327,7 @@ static int serve(struct fuse_cmdline_opts *cmd)
 	rc = sfs_notify_start();
 	if (rc < 0) {
 		sfs_log(LOG_ERR, "cannot start the notifier thread: %s", strerror(-rc));
-		return EXIT_FAIL;
+		return SFS_EXIT_FAIL;
 	}
 	if (cmd->singlethread) {
 		rc = fuse_session_loop(sfs->se);
@@ -353,7 +344,7 @@ static int serve(struct fuse_cmdline_opts *cmd)
 		fuse_loop_cfg_destroy(config);
 	}
 	sfs_notify_stop();
-	return rc == 0 ? EXIT_OK : EXIT_FAIL;
+	return rc == 0 ? SFS_EXIT_OK : SFS_EXIT_FAIL;
 }
 
 int main(int argc, char **argv)
@@ -361,7 +352,7 @@ int main(int argc, char **argv)
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct fuse_cmdline_opts cmd = {0};
 	char *store = NULL, *fsname = NULL, *optstr = NULL;
-	int rc = EXIT_USAGE;
+	int rc = SFS_EXIT_USAGE;
 	bool add_dp;
 
 	sfs = &the_fs;
@@ -378,12 +369,12 @@ int main(int argc, char **argv)
 		usage(stdout);
 		fuse_cmdline_help();
 		fuse_lowlevel_help();
-		rc = EXIT_OK;
+		rc = SFS_EXIT_OK;
 		goto out;
 	}
 	if (cmd.show_version) {
 		printf("sessionfs %s (libfuse %s)\n", SFS_VERSION, fuse_pkgversion());
-		rc = EXIT_OK;
+		rc = SFS_EXIT_OK;
 		goto out;
 	}
 	if (!sfs->opts.store || !cmd.mountpoint) {
@@ -403,7 +394,7 @@ int main(int argc, char **argv)
 			sfs->opts.max_unlock_str);
 		goto out;
 	}
-	rc = EXIT_FAIL;
+	rc = SFS_EXIT_FAIL;
 	if (sfs_crypto_init() < 0) {
 		fprintf(stderr, "sessionfs: cannot initialise libsodium\n");
 		goto out;
@@ -412,9 +403,9 @@ int main(int argc, char **argv)
 	harden();
 	store = realpath(sfs->opts.store, NULL);
 	rc = setup(store ? store : sfs->opts.store);
-	if (rc != EXIT_OK)
+	if (rc != SFS_EXIT_OK)
 		goto out;
-	rc = EXIT_FAIL;
+	rc = SFS_EXIT_FAIL;
 	/*
 	 * sessionfs checks no permission itself: with allow_other alone, any
 	 * user could read any file of an unlocked session. The kernel checks
@@ -444,13 +435,13 @@ int main(int argc, char **argv)
 		/* libfuse said which: an unknown or malformed option (or no memory). */
 		fprintf(stderr, "sessionfs: cannot mount %s: bad options (see sessionfs --help)\n",
 			sfs->store_path);
-		rc = EXIT_USAGE;
+		rc = SFS_EXIT_USAGE;
 		goto out;
 	}
 	if (fuse_set_signal_handlers(sfs->se) != 0)
 		goto out_destroy;
 	if (fuse_session_mount(sfs->se, cmd.mountpoint) != 0) {
-		rc = EXIT_MOUNT;
+		rc = SFS_EXIT_FS_MOUNT;
 		goto out_signals;
 	}
 	sfs_log_init(cmd.foreground);

@@ -150,7 +150,7 @@ int sfs_node_stat(struct sfs_inode *in, struct stat *st)
 
 	if (in->kind == SFS_K_CTL) {
 		memset(st, 0, sizeof(*st));
-		st->st_mode = S_IFREG | 0600;
+		st->st_mode = S_IFREG | SFS_PROTO_CTL_MODE;
 		st->st_nlink = 1;
 		st->st_uid = sfs->owner;
 		st->st_gid = sfs->owner_gid;

@@ -328,7 +328,7 @@ static int lookup_fixed(const char *name, struct fuse_entry_param *e)
 		in = &sfs->top[0];
 	else if (strcmp(name, SFS_ARCHIVE_DIR) == 0)
 		in = &sfs->top[1];
-	else if (strcmp(name, SFS_CTL_NAME) == 0)
+	else if (strcmp(name, SFS_PROTO_CTL_FILE) == 0)
 		in = &sfs->ctl;
 	else
 		return -ENOENT;

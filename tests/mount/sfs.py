@@ -7,7 +7,7 @@ ordinary file system calls, and unmounts and removes everything afterwards,
 failure or not.
 
 Binaries come from the build directory named by $SFS_BUILD (default
-/work/main/build): fs/sessionfs, fs/sessionctl, mkfs/mkfs.sessionfs.
+/work/main/build): fs/sessionfs, cli/sessionctl, cli/mkfs.sessionfs.
 Every subprocess runs with a timeout so that a hung mount fails the test
 instead of hanging CI; a watchdog dumps the stacks and exits if a whole test
 file hangs inside a file system call.
@@ -26,8 +26,8 @@ import unittest
 
 BUILD = os.environ.get("SFS_BUILD", "/work/main/build")
 SESSIONFS = os.path.join(BUILD, "fs", "sessionfs")
-SESSIONCTL = os.path.join(BUILD, "fs", "sessionctl")
-MKFS = os.path.join(BUILD, "mkfs", "mkfs.sessionfs")
+SESSIONCTL = os.path.join(BUILD, "cli", "sessionctl")
+MKFS = os.path.join(BUILD, "cli", "mkfs.sessionfs")
 
 # Extra sessionfs arguments for every mount, for debugging (e.g. "-s" to run
 # the daemon single-threaded). Empty by default: the tests test the default.

@@ -109,5 +109,81 @@ class LargeResponseTest(unittest.TestCase):
         self.assertEqual(len(r.out.splitlines()), SESSIONS + 1)
 
 
+
+class RequestCheckTest(unittest.TestCase):
+    """What the daemon answers a request that lacks what its op takes, or names
+    no session (doc/control.md, "Requests"): each request on its own open of
+    the control file, the response's code and text checked. Pins the checks
+    fs/ctl.c makes from lib/proto.h before a handler runs."""
+
+    INVALID = ("invalid", "invalid request")
+    NOSUCH = ("no-such-session", "no such session")
+
+    @classmethod
+    def setUpClass(cls):
+        cls.e = sfs.Env()
+        cls.m = cls.e.mount()
+        cls.sid = cls.e.new(cls.m)
+        cls.e.lock(cls.m, cls.sid)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.e.cleanup()
+
+    def ask(self, req):
+        fd = os.open(os.path.join(self.m.mnt, ".sessionfs"), os.O_RDWR)
+        try:
+            data = req if isinstance(req, bytes) else json.dumps(req).encode()
+            self.assertEqual(os.write(fd, data), len(data))
+            return json.loads(os.read(fd, 1 << 20))
+        finally:
+            os.close(fd)
+
+    def expect(self, req, want):
+        resp = self.ask(req)
+        self.assertEqual((resp.get("ok"), resp.get("code"), resp.get("error")),
+                         (False,) + want, req)
+
+    def test_not_a_request(self):
+        for req in (b"[]", b'"list"', b"{", {}, {"op": 5}, {"op": None}, {"op": "nope"},
+                    {"op": "LIST"}, {"session": self.sid}):
+            self.expect(req, self.INVALID)
+
+    def test_missing_or_wrong_members(self):
+        sid = self.sid
+        for req in ({"op": "new"}, {"op": "new", "password": ""},
+                    {"op": "new", "password": 5}, {"op": "new", "password": "p", "id": "bad"},
+                    {"op": "unlock"}, {"op": "unlock", "session": sid},
+                    {"op": "unlock", "password": "p"},
+                    {"op": "unlock", "session": 7, "password": "p"},
+                    {"op": "lock"}, {"op": "lock", "session": ["x"]},
+                    {"op": "passwd", "session": sid, "password": "p"},
+                    {"op": "passwd", "session": sid, "password": "p", "new_password": ""},
+                    {"op": "passwd", "session": sid, "new_password": "n"},
+                    {"op": "passwd", "password": "p", "new_password": "n"},
+                    {"op": "delete"}, {"op": "delete", "session": False}):
+            self.expect(req, self.INVALID)
+
+    def test_no_such_session(self):
+        for sid in ("INC-0000", "x", "../sessions", "INC-ABCD", ""):
+            self.expect({"op": "unlock", "session": sid, "password": "p"}, self.NOSUCH)
+            self.expect({"op": "unlock", "session": sid, "password": ""}, self.NOSUCH)
+            self.expect({"op": "lock", "session": sid}, self.NOSUCH)
+            self.expect({"op": "passwd", "session": sid, "password": "p",
+                         "new_password": "n"}, self.NOSUCH)
+            self.expect({"op": "delete", "session": sid}, self.NOSUCH)
+
+    def test_wrong_password_and_the_rest(self):
+        self.expect({"op": "unlock", "session": self.sid, "password": "wrong"},
+                    ("wrong-password", "wrong password"))
+        resp = self.ask({"op": "hello", "ignored": 1})
+        self.assertIs(resp.get("ok"), True)
+        self.assertEqual(resp.get("store"), self.m.store)
+        self.assertEqual(self.ask({"op": "lock", "session": self.sid}),
+                         {"ok": True, "open_files": 0})
+        resp = self.ask({"op": "lock_all", "session": 5})
+        self.assertEqual((resp.get("ok"), resp.get("open_files")), (True, 0))
+
+
 if __name__ == "__main__":
     sfs.main()

@@ -5,6 +5,7 @@
  * format beyond the names of KDF levels and ciphers.
  */
 #include "crypto.h"
+#include "exitcode.h"
 #include "store.h"
 
 #include <errno.h>
@@ -12,14 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Exit codes (doc/exit-codes.md). */
-enum {
-	EXIT_OK = 0,
-	EXIT_FAIL = 1,
-	EXIT_USAGE = 2,
-	EXIT_EXISTS = 3, /* already a store, or not empty */
-};
 
 static void usage(FILE *out)
 {
@@ -60,7 +53,7 @@ int main(int argc, char **argv)
 					"mkfs.sessionfs: bad --kdf '%s': want interactive, "
 					"moderate or sensitive\n",
 					optarg);
-				return EXIT_USAGE;
+				return SFS_EXIT_USAGE;
 			}
 			break;
 		case 'c':
@@ -70,21 +63,21 @@ int main(int argc, char **argv)
 					"mkfs.sessionfs: bad --cipher '%s': want auto, aes256gcm "
 					"or xchacha20poly1305\n",
 					optarg);
-				return EXIT_USAGE;
+				return SFS_EXIT_USAGE;
 			}
 			break;
 		case 'h':
 			usage(stdout);
-			return EXIT_OK;
+			return SFS_EXIT_OK;
 		case 'V':
 			printf("mkfs.sessionfs %s\n", SFS_VERSION);
-			return EXIT_OK;
+			return SFS_EXIT_OK;
 		default:
 			fprintf(stderr,
 				"mkfs.sessionfs: unknown option or missing argument in '%s' (see "
 				"mkfs.sessionfs --help)\n",
 				argv[optind - 1]);
-			return EXIT_USAGE;
+			return SFS_EXIT_USAGE;
 		}
 	}
 	if (optind != argc - 1) {
@@ -92,11 +85,11 @@ int main(int argc, char **argv)
 			"mkfs.sessionfs: want one argument, STORE; got %d (see mkfs.sessionfs "
 			"--help)\n",
 			argc - optind);
-		return EXIT_USAGE;
+		return SFS_EXIT_USAGE;
 	}
 	if (sfs_crypto_init() < 0) {
 		fprintf(stderr, "mkfs.sessionfs: cannot initialise libsodium\n");
-		return EXIT_FAIL;
+		return SFS_EXIT_FAIL;
 	}
 	if (!cipher)
 		cipher = sfs_cipher_available(SFS_CIPHER_AESGCM_DERIVED) ? SFS_CIPHER_AESGCM_DERIVED
@@ -104,8 +97,8 @@ int main(int argc, char **argv)
 	rc = sfs_store_create(argv[optind], kdf, cipher, why, sizeof(why));
 	if (rc < 0) {
 		fprintf(stderr, "mkfs.sessionfs: %s\n", why);
-		return (rc == -EEXIST || rc == -ENOTEMPTY || rc == -ENOTDIR) ? EXIT_EXISTS
-									      : EXIT_FAIL;
+		return (rc == -EEXIST || rc == -ENOTEMPTY || rc == -ENOTDIR) ? SFS_EXIT_MKFS_EXISTS
+									     : SFS_EXIT_FAIL;
 	}
 	printf("mkfs.sessionfs: made an empty store in %s (kdf %s, cipher %s)\n", argv[optind],
 	       sfs_kdf_level_name(kdf), sfs_cipher_name(cipher));
@@ -114,5 +107,5 @@ int main(int argc, char **argv)
 			"mkfs.sessionfs: note: this CPU cannot run %s; sessions made here will "
 			"use xchacha20poly1305\n",
 			sfs_cipher_name(cipher));
-	return EXIT_OK;
+	return SFS_EXIT_OK;
 }

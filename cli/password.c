@@ -182,8 +182,7 @@ static int from_tty(struct sfs_password *pw, const char *prompt, int confirm)
 	return rc;
 }
 
-int sfs_password_read(struct sfs_password *pw, const char *file, const char *prompt,
-		      int confirm)
+int sfs_password_read(struct sfs_password *pw, const char *file, const char *prompt, int confirm)
 {
 	int rc, fd;
 

@@ -12,7 +12,7 @@
 #define SFS_PASSWORD_MAX 4096
 
 struct sfs_password {
-	char *buf;  /* sodium_malloc'd, NUL-terminated */
+	char *buf; /* sodium_malloc'd, NUL-terminated */
 	size_t len;
 };
 
@@ -22,8 +22,7 @@ struct sfs_password {
  * -EINVAL empty; -EMSGSIZE too long; -EKEYREJECTED the two entries differ;
  * other -errno reading the file.
  */
-int sfs_password_read(struct sfs_password *pw, const char *file, const char *prompt,
-		      int confirm);
+int sfs_password_read(struct sfs_password *pw, const char *file, const char *prompt, int confirm);
 
 void sfs_password_free(struct sfs_password *pw);
 

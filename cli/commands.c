@@ -1,0 +1,382 @@
+/*
+ * commands.c - what each sessionctl command does once sessionctl.c has
+ * opened it (options read, operands checked, mount proven, passwords
+ * read), and the table of commands with what each takes.
+ *
+ * A new command is a run function here and a row in sfs_cli_commands, its
+ * op a row in lib/proto.c and a handler in fs/ctl.c. Knows the protocol's
+ * words (lib/proto.h) and the output formats; nothing of crypto or the store
+ * format.
+ */
+#include "sessionctl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* The value of member @key of @o: a string or NULL, an integer or 0. */
+static const char *get_str(json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+static long long get_int(json_t *o, const char *key)
+{
+	return (long long)json_integer_value(json_object_get(o, key));
+}
+
+/*
+ * Say on stderr how the new session in @resp is protected: the store's
+ * sessionfs.conf chose its cost and cipher and is not authenticated, so a
+ * downgrade must be visible. Standard output keeps the id alone.
+ */
+static void say_protection(json_t *resp)
+{
+	const char *id = get_str(resp, SFS_PROTO_F_ID);
+	const char *kdf = get_str(resp, SFS_PROTO_F_KDF);
+	const char *cipher = get_str(resp, SFS_PROTO_F_CIPHER);
+	json_t *ops = json_object_get(resp, SFS_PROTO_F_OPSLIMIT);
+	json_t *mem = json_object_get(resp, SFS_PROTO_F_MEMLIMIT);
+	long long mib;
+
+	if (!id || !kdf || !cipher || !json_is_integer(ops) || !json_is_integer(mem))
+		return; /* an older daemon */
+	if (strcmp(cipher, "aes256gcm") == 0)
+		cipher = "AES-256-GCM";
+	else if (strcmp(cipher, "xchacha20poly1305") == 0)
+		cipher = "XChaCha20-Poly1305";
+	mib = (long long)(json_integer_value(mem) >> 20);
+	fprintf(stderr, "sessionctl: %s: Argon2id %s (opslimit %lld, memlimit %lld MiB), %s\n", id,
+		kdf, (long long)json_integer_value(ops), mib, cipher);
+}
+
+static int check_new(struct cmd *c)
+{
+	if (c->id && !sfs_id_valid(c->id))
+		return die(SFS_EXIT_USAGE,
+			   "bad --id '%s': want INC- and 4 to 16 lowercase hex digits", c->id);
+	return SFS_EXIT_OK;
+}
+
+static int run_new(struct cmd *c)
+{
+	json_t *req, *resp;
+	int rc;
+
+	req = json_pack("{s:s, s:s%, s:s}", SFS_PROTO_F_OP, sfs_proto_op_name(SFS_PROTO_OP_NEW),
+			SFS_PROTO_F_PASSWORD, c->pw.buf, c->pw.len, SFS_PROTO_F_NAME,
+			c->name ? c->name : "");
+	sfs_password_free(&c->pw);
+	if (req && c->id)
+		json_object_set_new(req, SFS_PROTO_F_ID, json_string(c->id));
+	rc = call_at(c->mnt, req, "cannot create a session", &resp);
+	if (rc)
+		return rc;
+	printf("%s\n", get_str(resp, SFS_PROTO_F_ID));
+	fflush(stdout);
+	say_protection(resp);
+	json_decref(resp);
+	return SFS_EXIT_OK;
+}
+
+static int run_unlock(struct cmd *c)
+{
+	char what[64];
+	json_t *req, *resp, *w;
+	size_t i;
+	int rc;
+
+	req = json_pack("{s:s, s:s, s:s%}", SFS_PROTO_F_OP, sfs_proto_op_name(SFS_PROTO_OP_UNLOCK),
+			SFS_PROTO_F_SESSION, c->t.id, SFS_PROTO_F_PASSWORD, c->pw.buf, c->pw.len);
+	sfs_password_free(&c->pw);
+	snprintf(what, sizeof(what), "cannot unlock %s", c->t.id);
+	rc = call_at(c->mnt, req, what, &resp);
+	if (rc)
+		return rc;
+	/* Unlocked all the same: what unlock cut or found damaged is a warning, exit 0. */
+	json_array_foreach(json_object_get(resp, SFS_PROTO_F_WARNINGS), i, w)
+		fprintf(stderr, "sessionctl: warning: %s: %s\n", c->t.id, json_string_value(w));
+	json_decref(resp);
+	return SFS_EXIT_OK;
+}
+
+static int lock_one(const char *mnt, const char *id)
+{
+	char what[64];
+	json_t *resp;
+	int rc;
+
+	snprintf(what, sizeof(what), "cannot lock %s", id);
+	rc = call_at(mnt,
+		     json_pack("{s:s, s:s}", SFS_PROTO_F_OP, sfs_proto_op_name(SFS_PROTO_OP_LOCK),
+			       SFS_PROTO_F_SESSION, id),
+		     what, &resp);
+	if (rc)
+		return rc;
+	printf("%s: locked (%lld open files)\n", id, get_int(resp, SFS_PROTO_F_OPEN_FILES));
+	json_decref(resp);
+	return SFS_EXIT_OK;
+}
+
+static int check_lock(struct cmd *c)
+{
+	if (c->all && c->nargs != 1)
+		return die(SFS_EXIT_USAGE, "%s: wrong number of arguments (see sessionctl --help)",
+			   c->argv0);
+	return SFS_EXIT_OK;
+}
+
+static int run_lock(struct cmd *c)
+{
+	struct target t;
+	json_t *resp;
+	int rc = SFS_EXIT_OK;
+
+	if (c->all) {
+		rc = call_at(c->args[0],
+			     json_pack("{s:s}", SFS_PROTO_F_OP,
+				       sfs_proto_op_name(SFS_PROTO_OP_LOCK_ALL)),
+			     "cannot lock", &resp);
+		if (rc)
+			return rc;
+		printf("locked %lld sessions (%lld open files)\n",
+		       get_int(resp, SFS_PROTO_F_SESSIONS), get_int(resp, SFS_PROTO_F_OPEN_FILES));
+		json_decref(resp);
+		return SFS_EXIT_OK;
+	}
+	/* Each SESSIONDIR on its own: a failure is reported and the rest still locked. */
+	for (int i = 0; i < c->nargs; i++) {
+		int r = resolve(c->args[i], &t);
+
+		if (r == SFS_EXIT_OK)
+			r = lock_one(t.mnt, t.id);
+		if (r && !rc)
+			rc = r;
+	}
+	return rc;
+}
+
+/* list's table: one line per session, and its damage on stderr. */
+static void print_table(json_t *arr)
+{
+	/* STATE is wide enough for "unlocked elsewhere" only when a row says so. */
+	int sw = 8;
+	json_t *s;
+	size_t i;
+
+	json_array_foreach(arr, i, s)
+	{
+		if (json_is_true(json_object_get(s, SFS_PROTO_F_UNLOCKED_ELSEWHERE)))
+			sw = 18;
+	}
+	printf("%-20s %-8s %-*s %-9s %-20s %-20s %8s %10s  %s\n", "ID", "WHERE", sw, "STATE",
+	       "STATUS", "CREATED", "UPDATED", "EVENTS", "SIZE", "NAME");
+	json_array_foreach(arr, i, s)
+	{
+		const char *st = get_str(s, SFS_PROTO_F_STATUS);
+		const char *cr = get_str(s, SFS_PROTO_F_CREATED);
+		const char *up = get_str(s, SFS_PROTO_F_UPDATED);
+		const char *nm = get_str(s, SFS_PROTO_F_NAME);
+		json_t *ev = json_object_get(s, SFS_PROTO_F_EVENTS);
+		json_t *sz = json_object_get(s, SFS_PROTO_F_EVENTS_BYTES);
+		json_t *dmg = json_object_get(s, SFS_PROTO_F_DAMAGED), *d;
+		const char *state = json_array_size(dmg) ? "damaged" : "unlocked";
+		char evs[24] = "-", szs[24] = "-";
+		size_t j;
+
+		if (json_is_integer(ev))
+			snprintf(evs, sizeof(evs), "%lld", (long long)json_integer_value(ev));
+		if (json_is_integer(sz))
+			snprintf(szs, sizeof(szs), "%lld", (long long)json_integer_value(sz));
+		if (json_is_true(json_object_get(s, SFS_PROTO_F_UNLOCKED_ELSEWHERE)))
+			state = "unlocked elsewhere";
+		else if (json_is_true(json_object_get(s, SFS_PROTO_F_LOCKED)))
+			state = "locked";
+		printf("%-20s %-8s %-*s %-9s %-20s %-20s %8s %10s  %s\n",
+		       get_str(s, SFS_PROTO_F_ID), get_str(s, SFS_PROTO_F_WHERE), sw, state,
+		       st ? st : "-", cr ? cr : "-", up ? up : "-", evs, szs, nm ? nm : "");
+		/* What is damaged, beside the table (the table stays one line each). */
+		json_array_foreach(dmg, j, d)
+			fprintf(stderr, "sessionctl: warning: %s: %s: damaged: %s\n",
+				get_str(s, SFS_PROTO_F_ID), get_str(d, SFS_PROTO_F_FILE),
+				get_str(d, SFS_PROTO_F_WHAT));
+	}
+}
+
+static int run_list(struct cmd *c)
+{
+	json_t *resp, *arr;
+	int rc;
+
+	rc = call(&c->m, json_pack("{s:s}", SFS_PROTO_F_OP, sfs_proto_op_name(SFS_PROTO_OP_LIST)),
+		  "cannot list sessions", &resp);
+	mount_close(&c->m);
+	if (rc)
+		return rc;
+	/*
+	 * status, name, created and updated come with the reply: the daemon
+	 * reads them, as reading metadata.json through the mount would count as
+	 * a use of the session and hold off its idle_lock.
+	 */
+	arr = json_object_get(resp, SFS_PROTO_F_SESSIONS);
+	if (c->json) {
+		char *text = json_dumps(arr, JSON_INDENT(2));
+		json_free_t f;
+
+		if (text)
+			printf("%s\n", text);
+		/* json_dumps allocates through jansson's allocator: free it there. */
+		json_get_alloc_funcs(NULL, &f);
+		f(text);
+	} else {
+		print_table(arr);
+	}
+	json_decref(resp);
+	return SFS_EXIT_OK;
+}
+
+static int check_passwd(struct cmd *c)
+{
+	/* Each is read from the first line of its file: one standard input cannot give both. */
+	if (c->pwfile && c->newfile && strcmp(c->pwfile, "-") == 0 && strcmp(c->newfile, "-") == 0)
+		return die(SFS_EXIT_USAGE,
+			   "%s: --password-file and --new-password-file cannot both be "
+			   "- (standard input)",
+			   c->argv0);
+	return SFS_EXIT_OK;
+}
+
+static int run_passwd(struct cmd *c)
+{
+	char what[64];
+	json_t *req;
+
+	req = json_pack("{s:s, s:s, s:s%, s:s%}", SFS_PROTO_F_OP,
+			sfs_proto_op_name(SFS_PROTO_OP_PASSWD), SFS_PROTO_F_SESSION, c->t.id,
+			SFS_PROTO_F_PASSWORD, c->pw.buf, c->pw.len, SFS_PROTO_F_NEW_PASSWORD,
+			c->newpw.buf, c->newpw.len);
+	sfs_password_free(&c->pw);
+	sfs_password_free(&c->newpw);
+	snprintf(what, sizeof(what), "cannot change the password of %s", c->t.id);
+	return call_at(c->mnt, req, what, NULL);
+}
+
+/* Ask "y" on the terminal; 1 yes, 0 no or no terminal. */
+static int confirm(const char *id)
+{
+	char ans[16] = "";
+	FILE *tty = fopen("/dev/tty", "r+");
+
+	if (!tty)
+		return 0;
+	fprintf(tty, "Delete session %s and all its files? [y/N] ", id);
+	fflush(tty);
+	if (!fgets(ans, sizeof(ans), tty))
+		ans[0] = '\0';
+	fclose(tty);
+	return ans[0] == 'y' || ans[0] == 'Y';
+}
+
+static int run_delete(struct cmd *c)
+{
+	char what[64], path[PATH_MAX];
+	struct stat st;
+	int rc = SFS_EXIT_OK;
+
+	snprintf(path, sizeof(path), "%s/%s/metadata.json", c->t.where, c->t.id);
+	snprintf(what, sizeof(what), "cannot delete %s", c->t.id);
+	/* A locked session's files cannot be looked up: say so before asking. */
+	if (fstatat(c->m.fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == EACCES)
+		rc = die(SFS_EXIT_CTL_LOCKED, "%s: the session is locked (unlock it first)", what);
+	mount_close(&c->m);
+	if (rc)
+		return rc;
+	if (!c->yes && !confirm(c->t.id))
+		return die(SFS_EXIT_CTL_CANCELLED, "%s: not confirmed (use --yes)", what);
+	return call_at(c->mnt,
+		       json_pack("{s:s, s:s}", SFS_PROTO_F_OP,
+				 sfs_proto_op_name(SFS_PROTO_OP_DELETE), SFS_PROTO_F_SESSION,
+				 c->t.id),
+		       what, NULL);
+}
+
+/* Each command's options; --password is listed only to be refused with a reason. */
+static const struct option new_opts[] = {
+	{"name", required_argument, NULL, OPT_NAME},
+	{"id", required_argument, NULL, OPT_ID},
+	{"password-file", required_argument, NULL, OPT_PASSWORD_FILE},
+	{"password", optional_argument, NULL, OPT_PASSWORD},
+	{"help", no_argument, NULL, OPT_HELP},
+	{NULL, 0, NULL, 0},
+};
+static const struct option unlock_opts[] = {
+	{"password-file", required_argument, NULL, OPT_PASSWORD_FILE},
+	{"password", optional_argument, NULL, OPT_PASSWORD},
+	{"help", no_argument, NULL, OPT_HELP},
+	{NULL, 0, NULL, 0},
+};
+static const struct option lock_opts[] = {
+	{"all", no_argument, NULL, OPT_ALL},
+	{"help", no_argument, NULL, OPT_HELP},
+	{NULL, 0, NULL, 0},
+};
+static const struct option list_opts[] = {
+	{"json", no_argument, NULL, OPT_JSON},
+	{"help", no_argument, NULL, OPT_HELP},
+	{NULL, 0, NULL, 0},
+};
+static const struct option passwd_opts[] = {
+	{"password-file", required_argument, NULL, OPT_PASSWORD_FILE},
+	{"password", optional_argument, NULL, OPT_PASSWORD},
+	{"new-password-file", required_argument, NULL, OPT_NEW_PASSWORD_FILE},
+	{"help", no_argument, NULL, OPT_HELP},
+	{NULL, 0, NULL, 0},
+};
+static const struct option delete_opts[] = {
+	{"yes", no_argument, NULL, OPT_YES},
+	{"help", no_argument, NULL, OPT_HELP},
+	{NULL, 0, NULL, 0},
+};
+
+const struct command sfs_cli_commands[] = {
+	{.name = "new",
+	 .shortopts = "h",
+	 .opts = new_opts,
+	 .takes = CMD_MOUNTPOINT | CMD_PASSWORD | CMD_CONFIRM,
+	 .prompt = "New session password: ",
+	 .check = check_new,
+	 .run = run_new},
+	{.name = "unlock",
+	 .shortopts = "h",
+	 .opts = unlock_opts,
+	 .takes = CMD_SESSIONDIR | CMD_PASSWORD,
+	 .prompt = "Password for %s: ",
+	 .run = run_unlock},
+	{.name = "lock",
+	 .shortopts = "h",
+	 .opts = lock_opts,
+	 .takes = CMD_MANY,
+	 .check = check_lock,
+	 .run = run_lock},
+	{.name = "list",
+	 .shortopts = "h",
+	 .opts = list_opts,
+	 .takes = CMD_MOUNTPOINT,
+	 .run = run_list},
+	{.name = "passwd",
+	 .shortopts = "h",
+	 .opts = passwd_opts,
+	 .takes = CMD_SESSIONDIR | CMD_PASSWORD | CMD_NEW_PASSWORD,
+	 .prompt = "Current password for %s: ",
+	 .check = check_passwd,
+	 .run = run_passwd},
+	{.name = "delete",
+	 .shortopts = "hy",
+	 .opts = delete_opts,
+	 .takes = CMD_SESSIONDIR,
+	 .run = run_delete},
+};
+const size_t sfs_cli_ncommands = sizeof(sfs_cli_commands) / sizeof(sfs_cli_commands[0]);

@@ -1,0 +1,117 @@
+/*
+ * sessionctl.h - what the parts of sessionctl share: a proven mount, a
+ * session named on the command line, the opened command (options,
+ * arguments, mount, passwords) and the request calls.
+ *
+ * sessionctl.c opens every command the same way (cmd_open); commands.c
+ * holds what each one then does; mount.c proves mounts and finds sessions;
+ * client.c sends requests. None knows crypto or the store format; the
+ * protocol's words are lib/proto.h's. Functions that return an int return
+ * an exit code (lib/exitcode.h) after saying why on stderr.
+ */
+#ifndef SFS_SESSIONCTL_H
+#define SFS_SESSIONCTL_H
+
+#include "exitcode.h"
+#include "password.h"
+#include "proto.h"
+#include "util.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+/* A mount proven to be served by a sessionfs daemon of the caller or root. */
+struct mount {
+	int fd; /* O_PATH descriptor of the mount's root directory; -1 none */
+	dev_t dev; /* the mount's device */
+	uid_t owner; /* who mounted it (the kernel's user_id=): the caller or 0 */
+	const char *arg; /* the path as given, for messages */
+};
+
+/* A session named on the command line. */
+struct target {
+	char mnt[PATH_MAX];
+	char id[SFS_SESSION_ID_MAX + 1];
+	const char *where; /* "sessions" or "archive" */
+};
+
+/*
+ * A command as cmd_open leaves it: its options read, its arguments
+ * checked, the mount proven and passwords read, as its struct command says.
+ */
+struct cmd {
+	/* Options (those the command takes). */
+	const char *name, *id; /* new --name, --id */
+	const char *pwfile, *newfile; /* --password-file, --new-password-file */
+	bool all, json, yes; /* lock --all, list --json, delete --yes */
+	/* Arguments. */
+	char **args; /* the operands */
+	int nargs;
+	const char *mnt; /* the mountpoint: the operand, or the session's */
+	struct target t; /* the session, for a command on a SESSIONDIR */
+	struct mount m; /* the proven mount; already closed if a password was read */
+	struct sfs_password pw, newpw; /* buf NULL when not read */
+	char *argv0; /* the command's name, for messages */
+};
+
+/* What a command's operands are (struct command.takes). */
+#define CMD_MOUNTPOINT 0x1u /* one MOUNTPOINT: proven into c->m */
+#define CMD_SESSIONDIR 0x2u /* one SESSIONDIR: found into c->t, its mount proven */
+#define CMD_MANY 0x4u /* one or more, which the command resolves itself */
+#define CMD_PASSWORD 0x8u /* reads c->pw (--password-file or the prompt) */
+#define CMD_CONFIRM 0x10u /* ...asking it twice on a terminal */
+#define CMD_NEW_PASSWORD 0x20u /* reads c->newpw too (--new-password-file), asked twice */
+
+/* getopt_long vals of every command's options (struct command.opts). */
+enum {
+	OPT_HELP = 'h',
+	OPT_YES = 'y',
+	OPT_NAME = 256,
+	OPT_ID,
+	OPT_PASSWORD_FILE,
+	OPT_PASSWORD, /* --password: refused, passwords are never arguments */
+	OPT_NEW_PASSWORD_FILE,
+	OPT_ALL,
+	OPT_JSON,
+};
+
+/* One sessionctl command. */
+struct command {
+	const char *name;
+	const char *shortopts; /* for getopt_long: "h" and any short option */
+	const struct option *opts; /* its long options, vals as in cmd_open */
+	unsigned int takes; /* CMD_* bits */
+	const char *prompt; /* for c->pw; "%s" is the session id */
+	int (*check)(struct cmd *c); /* its own checks of options and operands, or NULL */
+	int (*run)(struct cmd *c); /* what it does once opened */
+};
+
+/* The commands (commands.c), and sessionctl's usage (sessionctl.c). */
+extern const struct command sfs_cli_commands[];
+extern const size_t sfs_cli_ncommands;
+void usage(FILE *out);
+
+/* Messages: "sessionctl: ...", and "sessionctl: ARG: not a sessionfs mount: ...". */
+int die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int not_mount(const char *arg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* mount.c: prove the mount at @arg and hold it (mount_close it); find a session. */
+int mount_open(const char *arg, struct mount *m);
+void mount_close(struct mount *m);
+int ctl_open(const struct mount *m); /* the control file's fd, or an exit code negated */
+int resolve(const char *arg, struct target *t);
+
+/*
+ * client.c: send @req (consumed; NULL is out of memory) over the proven
+ * mount @m, or over the mount at @mnt proven right before it goes; on
+ * success SFS_EXIT_OK with the response in *resp if asked, on a failed
+ * response the exit code its code maps to after "sessionctl: WHAT: error".
+ */
+int call(const struct mount *m, json_t *req, const char *what, json_t **resp);
+int call_at(const char *mnt, json_t *req, const char *what, json_t **resp);
+
+#endif

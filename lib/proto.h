@@ -1,0 +1,123 @@
+/*
+ * proto.h - the control protocol's one definition (doc/control.md): the
+ * control file, the ops and what each takes, the names of request and
+ * response members, the error codes with their errno mapping both ways and
+ * sessionctl's exit code for each.
+ *
+ * The daemon (fs/ctl.c) answers with these words and sessionctl (cli/)
+ * speaks them; a new op or code is added here first. Knows no FUSE, no
+ * JSON library, no session: names and numbers only.
+ */
+#ifndef SFS_PROTO_H
+#define SFS_PROTO_H
+
+#include "exitcode.h"
+
+/* The control file at the root of a mount, as the daemon shows it. */
+#define SFS_PROTO_CTL_FILE ".sessionfs"
+#define SFS_PROTO_CTL_MODE 0600
+#define SFS_PROTO_FSTYPE "fuse.sessionfs" /* the mount table's type of a mount */
+#define SFS_PROTO_REQUEST_MAX 65536 /* bytes of one request, in one write(2) */
+
+/* Members of a request (a JSON object). */
+#define SFS_PROTO_F_OP "op" /* the op's name: always */
+#define SFS_PROTO_F_SESSION "session" /* a session id */
+#define SFS_PROTO_F_PASSWORD "password" /* the session's (new: to be) password */
+#define SFS_PROTO_F_NEW_PASSWORD "new_password" /* passwd: the password to set */
+#define SFS_PROTO_F_NAME "name" /* new: the session's name (optional) */
+#define SFS_PROTO_F_ID "id" /* new: the id wanted (optional); also in responses */
+
+/* Members of a response (a JSON object). */
+#define SFS_PROTO_F_OK "ok" /* true, or false with code and error */
+#define SFS_PROTO_F_CODE "code" /* a failure's code: sfs_proto_err_name() */
+#define SFS_PROTO_F_ERROR "error" /* a failure's text, for people */
+#define SFS_PROTO_F_VERSION "version"
+#define SFS_PROTO_F_STORE "store"
+#define SFS_PROTO_F_KDF "kdf" /* a KDF level's name, or SFS_PROTO_KDF_CUSTOM */
+#define SFS_PROTO_F_OPSLIMIT "opslimit"
+#define SFS_PROTO_F_MEMLIMIT "memlimit"
+#define SFS_PROTO_F_CIPHER "cipher"
+#define SFS_PROTO_F_WARNINGS "warnings"
+#define SFS_PROTO_F_OPEN_FILES "open_files"
+#define SFS_PROTO_F_SESSIONS "sessions" /* lock_all: a count; list: the array */
+#define SFS_PROTO_F_WHERE "where" /* list: SFS_SESSIONS_DIR or SFS_ARCHIVE_DIR */
+#define SFS_PROTO_F_LOCKED "locked"
+#define SFS_PROTO_F_UNLOCKED_ELSEWHERE "unlocked_elsewhere"
+#define SFS_PROTO_F_EVENTS "events"
+#define SFS_PROTO_F_EVENTS_BYTES "events_bytes"
+#define SFS_PROTO_F_DAMAGED "damaged" /* list: [{file, what}] */
+#define SFS_PROTO_F_FILE "file"
+#define SFS_PROTO_F_WHAT "what"
+/* list also has metadata.json's "status", "name", "created", "updated" (lib/store.h). */
+#define SFS_PROTO_F_STATUS "status"
+#define SFS_PROTO_F_CREATED "created"
+#define SFS_PROTO_F_UPDATED "updated"
+
+#define SFS_PROTO_KDF_CUSTOM "custom" /* a cost no KDF level has */
+
+/* The ops, in doc/control.md's order. */
+enum sfs_proto_op {
+	SFS_PROTO_OP_HELLO,
+	SFS_PROTO_OP_NEW,
+	SFS_PROTO_OP_UNLOCK,
+	SFS_PROTO_OP_LOCK,
+	SFS_PROTO_OP_LOCK_ALL,
+	SFS_PROTO_OP_LIST,
+	SFS_PROTO_OP_PASSWD,
+	SFS_PROTO_OP_DELETE,
+	SFS_PROTO_OPS /* how many */
+};
+
+/*
+ * What a request of an op must carry besides "op" (sfs_proto_op_takes). A
+ * member that is missing or not a string makes the request invalid; so does
+ * an empty password that is to be set.
+ */
+#define SFS_PROTO_TAKES_SESSION 0x1u /* "session"; no id a session can have: no-such-session */
+#define SFS_PROTO_TAKES_PASSWORD 0x2u /* "password" */
+#define SFS_PROTO_TAKES_NEW_PASSWORD 0x4u /* "new_password", not empty */
+#define SFS_PROTO_SETS_PASSWORD 0x8u /* "password" becomes the session's: not empty */
+
+/* The op's name on the wire ("lock_all"); NULL for no op. */
+const char *sfs_proto_op_name(enum sfs_proto_op op);
+
+/* The op named @name (NULL is fine), or -EINVAL. */
+int sfs_proto_op_find(const char *name);
+
+/* SFS_PROTO_TAKES_* and SFS_PROTO_SETS_* bits of @op; 0 for no op. */
+unsigned int sfs_proto_op_takes(enum sfs_proto_op op);
+
+/* The codes of a failed response. */
+enum sfs_proto_err {
+	SFS_PROTO_ERR_IO, /* "io": anything else; the text says what */
+	SFS_PROTO_ERR_WRONG_PASSWORD, /* "wrong-password" */
+	SFS_PROTO_ERR_NO_SUCH_SESSION, /* "no-such-session" */
+	SFS_PROTO_ERR_BUSY, /* "busy": unlocked by another mount of the store */
+	SFS_PROTO_ERR_LOCKED, /* "locked" */
+	SFS_PROTO_ERR_EXISTS, /* "exists" */
+	SFS_PROTO_ERR_INVALID, /* "invalid": a malformed request */
+	SFS_PROTO_ERR_PERMISSION, /* "permission": not sent by this daemon, understood */
+	SFS_PROTO_ERR_UNSUPPORTED, /* "unsupported": a key file or cipher this cannot use */
+	SFS_PROTO_ERRS /* how many */
+};
+
+/* The code's name on the wire ("no-such-session"); "io" for no code. */
+const char *sfs_proto_err_name(enum sfs_proto_err err);
+
+/* The code named @name; SFS_PROTO_ERR_IO for NULL or a name it does not know. */
+enum sfs_proto_err sfs_proto_err_find(const char *name);
+
+/*
+ * The code the daemon answers a handler's negative errno @rc with, and in
+ * *text (if not NULL) the text it sends: fixed for the errnos the protocol
+ * knows, strerror(-rc) for others (code "io").
+ */
+enum sfs_proto_err sfs_proto_err_from_errno(int rc, const char **text);
+
+/* The negative errno a code stands for (-EIO for io and no code). */
+int sfs_proto_err_errno(enum sfs_proto_err err);
+
+/* sessionctl's exit code for a failure with this code (SFS_EXIT_FAIL for io). */
+enum sfs_exit sfs_proto_err_exit(enum sfs_proto_err err);
+
+#endif
