@@ -21,7 +21,8 @@ static int parse(const char *text, size_t len)
 
 static void test_objects(void)
 {
-	const char *unlock = "{\"op\":\"unlock\",\"session\":\"INC-0001\",\"password\":\"p\\u00e9\"}";
+	const char *unlock =
+		"{\"op\":\"unlock\",\"session\":\"INC-0001\",\"password\":\"p\\u00e9\"}";
 	json_t *req;
 
 	CHECK_EQ(P("{\"op\":\"hello\"}"), 0);
@@ -41,12 +42,12 @@ static void test_refused(void)
 	CHECK_EQ(P("\"op\""), -EINVAL);
 	CHECK_EQ(P("42"), -EINVAL);
 	CHECK_EQ(P("null"), -EINVAL);
-	CHECK_EQ(P("{\"op\":\"list\"}{}"), -EINVAL);  /* two requests */
-	CHECK_EQ(P("{\"op\":\"list\"} x"), -EINVAL);  /* trailing garbage */
-	CHECK_EQ(P("{\"op\":\"list\""), -EINVAL);     /* cut */
+	CHECK_EQ(P("{\"op\":\"list\"}{}"), -EINVAL); /* two requests */
+	CHECK_EQ(P("{\"op\":\"list\"} x"), -EINVAL); /* trailing garbage */
+	CHECK_EQ(P("{\"op\":\"list\""), -EINVAL); /* cut */
 	CHECK_EQ(P("{\"op\":\"a\\u0000b\"}"), -EINVAL); /* a NUL inside a string */
 	CHECK_EQ(parse("{\"op\":\"list\"}\0", 15), -EINVAL); /* a NUL byte after it */
-	CHECK_EQ(P("{\"op\":\"\xff\"}"), -EINVAL);    /* not UTF-8 */
+	CHECK_EQ(P("{\"op\":\"\xff\"}"), -EINVAL); /* not UTF-8 */
 }
 
 static void test_size(void)
