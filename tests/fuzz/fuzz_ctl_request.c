@@ -41,6 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 static void seeds(void)
 {
+	/* clang-format off */
 	static const char *reqs[] = {
 		"{\"op\":\"hello\"}",
 		"{\"op\":\"list\"}\n",
@@ -49,11 +50,11 @@ static void seeds(void)
 		"{\"op\":\"unlock\",\"session\":\"INC-0001\",\"password\":\"secret\"}",
 		"{\"op\":\"lock\",\"session\":\"INC-0001\"}",
 		"{\"op\":\"lock_all\"}",
-		"{\"op\":\"passwd\",\"session\":\"INC-0001\",\"password\":\"a\",\"new_password\":"
-		"\"b\"}",
+		"{\"op\":\"passwd\",\"session\":\"INC-0001\",\"password\":\"a\",\"new_password\":\"b\"}",
 		"{\"op\":\"delete\",\"session\":\"INC-0001\"}",
 		"                    {\"op\":\"list\"}",
 	};
+	/* clang-format on */
 
 	for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++)
 		fz_seed(reqs[i], strlen(reqs[i]));
