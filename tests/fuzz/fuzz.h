@@ -18,6 +18,7 @@
 #define SFS_FUZZ_H
 
 #include "crypto.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -131,13 +132,8 @@ static char fz_dir_path[64];
 
 static inline void fz_dir_remove(void)
 {
-	char cmd[96];
-
-	if (fz_dir_path[0] && strstr(fz_dir_path, "/sfs-fuzz.")) {
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fz_dir_path);
-		if (system(cmd) != 0)
-			fprintf(stderr, "fuzz: could not remove %s\n", fz_dir_path);
-	}
+	if (fz_dir_path[0] && sfs_remove_tree(AT_FDCWD, fz_dir_path) < 0)
+		fprintf(stderr, "fuzz: could not remove %s\n", fz_dir_path);
 }
 
 static inline int fz_dir(void)
