@@ -10,6 +10,7 @@
  * is checked from proto.h's before a handler runs.
  * Knows the session functions of the daemon; no crypto, no format.
  */
+#include "ctl_request.h"
 #include "fs.h"
 #include "proto.h"
 #include "special.h"
@@ -23,8 +24,6 @@
 #include <string.h>
 #include <syslog.h>
 #include <unistd.h>
-
-#define CTL_REQUEST_MAX SFS_PROTO_REQUEST_MAX
 
 /* One transaction. */
 struct ctl_tx {
@@ -348,18 +347,18 @@ void sfs_ctl_write(fuse_req_t req, const char *buf, size_t size, off_t off,
 		   struct fuse_file_info *fi)
 {
 	struct ctl_tx *tx = (struct ctl_tx *)(uintptr_t)fi->fh;
-	json_error_t err;
 	json_t *rq, *resp;
+	int rc;
 
-	if (size > CTL_REQUEST_MAX || tx->resp) {
+	if (size > SFS_CTL_REQUEST_MAX || tx->resp) {
 		sodium_memzero((char *)buf, size);
 		fuse_reply_err(req, tx->resp ? EBUSY : EFBIG);
 		return;
 	}
-	rq = json_loadb(buf, size, 0, &err);
+	rc = sfs_ctl_request_parse(buf, size, &rq);
 	/* The request buffer is libfuse's, and ours to wipe: it may hold a password. */
 	sodium_memzero((char *)buf, size);
-	resp = rq && json_is_object(rq) ? dispatch(rq, tx) : fail(-EINVAL);
+	resp = rc == 0 ? dispatch(rq, tx) : fail(rc == -ENOMEM ? -ENOMEM : -EINVAL);
 	json_decref(rq);
 	tx->base = off + (off_t)size;
 	tx->len = resp ? json_dumpb(resp, NULL, 0, JSON_COMPACT) : 0;

@@ -408,6 +408,24 @@ int sfs_fmt_record_open(unsigned char *out, const struct sfs_rec *r, const unsig
 			       sizeof(ad), keys->content);
 }
 
+/*
+ * base64url (no padding) of @enc into @bin of @cap bytes, *@len bytes: 0, or
+ * -EBADMSG unless @enc is the one canonical encoding of what it decodes to
+ * (decode, re-encode, compare). libsodium 1.0.18 reads every byte >= 0x80 as
+ * '_': without this, one sealed name would have several backing names.
+ */
+static int b64_decode(unsigned char *bin, size_t cap, const char *enc, size_t *len)
+{
+	char again[sodium_base64_ENCODED_LEN(SFS_SYMLINK_MAX + SFS_SEAL_OVERHEAD, B64)];
+	size_t enclen = strlen(enc);
+
+	if (sodium_base642bin(bin, cap, enc, enclen, NULL, len, NULL, B64) != 0 ||
+	    sodium_base64_ENCODED_LEN(*len, B64) != enclen + 1 || enclen + 1 > sizeof(again))
+		return -EBADMSG;
+	sodium_bin2base64(again, sizeof(again), bin, *len, B64);
+	return memcmp(again, enc, enclen) == 0 ? 0 : -EBADMSG;
+}
+
 int sfs_fmt_symlink_encode(char *out, size_t outsize, const char *target,
 			   const struct sfs_keys *keys)
 {
@@ -429,9 +447,7 @@ int sfs_fmt_symlink_decode(char *out, size_t outsize, const char *enc,
 	unsigned char sealed[SFS_SYMLINK_MAX + SFS_SEAL_OVERHEAD];
 	size_t len;
 
-	if (sodium_base642bin(sealed, sizeof(sealed), enc, strlen(enc), NULL, &len, NULL, B64) !=
-		    0 ||
-	    len <= SFS_SEAL_OVERHEAD)
+	if (b64_decode(sealed, sizeof(sealed), enc, &len) != 0 || len <= SFS_SEAL_OVERHEAD)
 		return -EBADMSG;
 	if (len - SFS_SEAL_OVERHEAD + 1 > outsize)
 		return -ENAMETOOLONG;
@@ -479,9 +495,7 @@ int sfs_fmt_name_decrypt(char out[SFS_NAME_MAX + 1], const char *encoded,
 	unsigned char sealed[SFS_SIV_BYTES + SFS_NAME_MAX];
 	size_t len;
 
-	if (sodium_base642bin(sealed, sizeof(sealed), encoded, strlen(encoded), NULL, &len, NULL,
-			      B64) != 0 ||
-	    len <= SFS_SIV_BYTES)
+	if (b64_decode(sealed, sizeof(sealed), encoded, &len) != 0 || len <= SFS_SIV_BYTES)
 		return -EBADMSG;
 	if (sfs_crypto_name_open((unsigned char *)out, sealed, len, dirid, keys) != 0)
 		return -EBADMSG;

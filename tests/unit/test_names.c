@@ -6,6 +6,7 @@
 #include "format.h"
 
 #include <errno.h>
+#include <limits.h>
 
 static struct sfs_keys *keys;
 static unsigned char dirid[SFS_ID_BYTES], dirid2[SFS_ID_BYTES];
@@ -178,6 +179,53 @@ static void test_symlinks(void)
 	CHECK_EQ(sfs_fmt_symlink_decode(out, sizeof(out), "", keys), -EBADMSG);
 }
 
+/*
+ * libsodium 1.0.18's base64url decoder reads every byte >= 0x80 as '_' (and
+ * ignores none): an encoded name or symlink target with such a byte in the
+ * place of a '_' decodes to the same sealed bytes. Were it accepted, someone
+ * who can write the store could give one entry a second backing name (a
+ * copy of a long name's sidecar with the byte changed, named after its
+ * hash) and the same name would show twice in one directory. Only the one
+ * canonical encoding decodes.
+ */
+static void test_canonical(void)
+{
+	char name[SFS_NAME_MAX + 1], out[SFS_NAME_MAX + 1], full[SFS_ENAME_MAX + 2], enc[4096];
+	char target[PATH_MAX];
+	struct sfs_ename en;
+	char *u = NULL;
+
+	/* A long name whose encoding has a '_' (base64url of random bytes: soon found). */
+	for (unsigned seed = 0; !u && seed < 1000; seed++) {
+		make_name(name, 200, seed);
+		REQUIRE(sfs_fmt_name_encrypt(&en, name, dirid, keys) == 0);
+		u = strchr(en.full, '_');
+	}
+	REQUIRE(u && en.is_long);
+	CHECK_EQ(sfs_fmt_name_decrypt(out, en.full, dirid, keys), 0);
+	snprintf(full, sizeof(full), "%s", en.full);
+	full[u - en.full] = (char)0x80;
+	CHECK_EQ(sfs_fmt_name_decrypt(out, full, dirid, keys), -EBADMSG);
+	full[u - en.full] = (char)0xff;
+	CHECK_EQ(sfs_fmt_name_decrypt(out, full, dirid, keys), -EBADMSG);
+	/* Other bytes base64url has no place for, where the decoder might skip them. */
+	snprintf(full, sizeof(full), "%s=", en.full);
+	CHECK_EQ(sfs_fmt_name_decrypt(out, full, dirid, keys), -EBADMSG);
+	snprintf(full, sizeof(full), " %s", en.full);
+	CHECK_EQ(sfs_fmt_name_decrypt(out, full, dirid, keys), -EBADMSG);
+
+	/* The same for a symlink target. */
+	u = NULL;
+	for (unsigned seed = 0; !u && seed < 1000; seed++) {
+		make_name(target, 100, seed);
+		REQUIRE(sfs_fmt_symlink_encode(enc, sizeof(enc), target, keys) == 0);
+		u = strchr(enc, '_');
+	}
+	REQUIRE(u);
+	*u = (char)0x80;
+	CHECK_EQ(sfs_fmt_symlink_decode(target, sizeof(target), enc, keys), -EBADMSG);
+}
+
 int main(void)
 {
 	keys = fixed_keys();
@@ -190,6 +238,7 @@ int main(void)
 	test_tamper();
 	test_classes();
 	test_symlinks();
+	test_canonical();
 	sfs_keys_free(keys);
 	return check_done();
 }
