@@ -13,7 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
-static int write_header(int dirfd, int flags, const unsigned char id[SFS_ID_BYTES],
+/* Write the header of @dirfd; with @sync, fsync it before the close. */
+static int write_header(int dirfd, int flags, bool sync, const unsigned char id[SFS_ID_BYTES],
 			const struct sfs_attrs *attrs, const struct sfs_keys *keys)
 {
 	unsigned char hdr[SFS_HDR_BYTES];
@@ -24,6 +25,8 @@ static int write_header(int dirfd, int flags, const unsigned char id[SFS_ID_BYTE
 	if (fd < 0)
 		return sfs_neg_errno();
 	rc = sfs_pwrite_all(fd, hdr, sizeof(hdr), 0);
+	if (rc == 0 && sync && fsync(fd) < 0)
+		rc = sfs_neg_errno();
 	if (close(fd) < 0 && rc == 0)
 		rc = sfs_neg_errno();
 	return rc;
@@ -32,13 +35,32 @@ static int write_header(int dirfd, int flags, const unsigned char id[SFS_ID_BYTE
 int sfs_tree_dir_init(int dirfd, const unsigned char id[SFS_ID_BYTES],
 		      const struct sfs_attrs *attrs, const struct sfs_keys *keys)
 {
-	return write_header(dirfd, O_CREAT | O_EXCL, id, attrs, keys);
+	/*
+	 * The header's bytes, then the directory's entry for it: on ext4 the
+	 * first fsync commits both, the second finds nothing left to do.
+	 */
+	int rc = write_header(dirfd, O_CREAT | O_EXCL, true, id, attrs, keys);
+
+	return rc < 0 ? rc : sfs_fsync_dirfd(dirfd);
+}
+
+int sfs_tree_dir_sync(int dirfd)
+{
+	int fd = openat(dirfd, SFS_DIRHDR_NAME, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	int rc = 0;
+
+	if (fd < 0)
+		return sfs_neg_errno();
+	if (fsync(fd) < 0)
+		rc = sfs_neg_errno();
+	close(fd);
+	return rc < 0 ? rc : sfs_fsync_dirfd(dirfd);
 }
 
 int sfs_tree_dir_store(int dirfd, const unsigned char id[SFS_ID_BYTES],
 		       const struct sfs_attrs *attrs, const struct sfs_keys *keys)
 {
-	return write_header(dirfd, 0, id, attrs, keys);
+	return write_header(dirfd, 0, false, id, attrs, keys);
 }
 
 int sfs_tree_dir_load(int dirfd, unsigned char id[SFS_ID_BYTES], struct sfs_attrs *attrs,
@@ -60,21 +82,44 @@ static void sidecar_name(char out[SFS_NAME_MAX + 8], const char *backing)
 	snprintf(out, SFS_NAME_MAX + 8, "%s%s", backing, SFS_SIDECAR_SUFFIX);
 }
 
+/*
+ * A sidecar is never rewritten in place: one that already holds the name
+ * (a rename onto an existing entry, a second link) stays as it is; any
+ * other is written whole under an internal name, fsynced, renamed over,
+ * and the rename fsynced, so that it is durable before the caller
+ * publishes the node that needs it, and a crash at any point leaves the
+ * old sidecar or the new one (or an internal leftover), never a torn one.
+ */
 int sfs_tree_name_add(int dirfd, const struct sfs_ename *en)
 {
-	char side[SFS_NAME_MAX + 8];
+	char side[SFS_NAME_MAX + 8], tmp[SFS_TMPNAME_MAX], old[SFS_ENAME_MAX];
+	size_t len;
+	ssize_t n;
 	int fd, rc;
 
 	if (!en->is_long)
 		return 0;
 	sidecar_name(side, en->backing);
-	fd = openat(dirfd, side, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	len = strlen(en->full);
+	n = sfs_read_small(dirfd, side, old, sizeof(old));
+	if (n == (ssize_t)len && memcmp(old, en->full, len) == 0)
+		return 0;
+	sfs_tree_tmpname(tmp);
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return sfs_neg_errno();
-	rc = sfs_pwrite_all(fd, en->full, strlen(en->full), 0);
+	rc = sfs_pwrite_all(fd, en->full, len, 0);
+	if (rc == 0 && fsync(fd) < 0)
+		rc = sfs_neg_errno();
 	if (close(fd) < 0 && rc == 0)
 		rc = sfs_neg_errno();
-	return rc;
+	if (rc == 0 && renameat(dirfd, tmp, dirfd, side) < 0)
+		rc = sfs_neg_errno();
+	if (rc < 0) {
+		unlinkat(dirfd, tmp, 0);
+		return rc;
+	}
+	return sfs_fsync_dirfd(dirfd);
 }
 
 int sfs_tree_name_del(int dirfd, const struct sfs_ename *en)
