@@ -13,9 +13,10 @@
 #include <stdbool.h>
 
 /*
- * Write the header of a new directory @dirfd (created by the caller) and
- * make it durable (fsync of the header, then of @dirfd), so that the
- * caller may publish the directory under its name. 0 or -errno.
+ * Write the header of a new directory @dirfd (created by the caller), and
+ * its copy in the xattr user.sfsdir, so that the caller may publish the
+ * directory under its name: a power cut that keeps the name keeps the copy
+ * (without user xattrs: the header and @dirfd are fsynced). 0 or -errno.
  */
 int sfs_tree_dir_init(int dirfd, const unsigned char id[SFS_ID_BYTES],
 		      const struct sfs_attrs *attrs, const struct sfs_keys *keys);
@@ -23,7 +24,10 @@ int sfs_tree_dir_init(int dirfd, const unsigned char id[SFS_ID_BYTES],
 /* fsync a directory's header, then the directory itself (fsyncdir). 0 or -errno. */
 int sfs_tree_dir_sync(int dirfd);
 
-/* Read a directory's header: 0, -errno, or -EBADMSG (missing, tampered or foreign). */
+/*
+ * Read a directory's header (from its copy if a power cut left .sfsdir
+ * short or zeroed): 0, -errno, or -EBADMSG (missing, tampered or foreign).
+ */
 int sfs_tree_dir_load(int dirfd, unsigned char id[SFS_ID_BYTES], struct sfs_attrs *attrs,
 		      const struct sfs_keys *keys);
 
