@@ -112,6 +112,9 @@ struct sfs_inode {
 	atomic_bool written;      /* written since its last open (ops_file.c, keep_cache) */
 	atomic_bool tail_checked; /* regular file: its tail record was looked at since
 				   * the mount (ops_file.c, fileio.h "Tail records") */
+	atomic_bool name_new; /* created or renamed by this daemon and its name not yet
+			       * fsynced: the next fsync (fsyncdir) of the node fsyncs
+			       * the backing directory that holds it (sfs_sync_name) */
 
 	pthread_rwlock_t io;      /* content: readers share, writers exclusive */
 };
@@ -199,8 +202,11 @@ int sfs_inode_open(int dirfd, const char *name, mode_t type);
 struct sfs_inode *sfs_inode_find(dev_t dev, ino_t ino);
 /* FUSE inode number of backing node (@dev, @ino) if it has an inode, else 0. */
 fuse_ino_t sfs_inode_number(dev_t dev, ino_t ino);
-/* Mark the inode of backing node (@dev, @ino), if known, as @sp (after a rename). */
-void sfs_inode_set_special(dev_t dev, ino_t ino, enum sfs_special sp);
+/*
+ * After a rename: mark the inode of backing node (@dev, @ino), if known, as
+ * @sp, and its name as not yet durable (name_new).
+ */
+void sfs_inode_renamed(dev_t dev, ino_t ino, enum sfs_special sp);
 /* Call @fn for every inode of @sess, under the table lock (fn must not block). */
 void sfs_inode_foreach(struct sfs_session *sess, void (*fn)(struct sfs_inode *, void *),
 		       void *arg);

@@ -305,13 +305,15 @@ void sfs_itable_destroy(void)
 	pthread_mutex_unlock(&reap_mu);
 }
 
-void sfs_inode_set_special(dev_t dev, ino_t ino, enum sfs_special sp)
+void sfs_inode_renamed(dev_t dev, ino_t ino, enum sfs_special sp)
 {
 	pthread_mutex_lock(&sfs->itable_mu);
 	for (struct sfs_inode *in = sfs->itable[bucket(dev, ino, sfs->itable_size)]; in;
 	     in = in->hnext)
-		if (in->bdev == dev && in->bino == ino)
+		if (in->bdev == dev && in->bino == ino) {
 			in->special = sp;
+			atomic_store(&in->name_new, true);
+		}
 	pthread_mutex_unlock(&sfs->itable_mu);
 }
 

@@ -42,6 +42,16 @@ int sfs_errno_out(int rc);
 void sfs_reply_err(fuse_req_t req, int rc);
 
 /*
+ * The node of entry @e was just created (or linked) under a name that is
+ * not durable yet; sfs_sync_name, at an fsync or fsyncdir of the node
+ * (backing descriptor @fd), makes it so the first time: an fsync of the
+ * backing directory that holds the node, as ext4 commits a new file's
+ * entry with its first fsync. 0 or -errno.
+ */
+void sfs_name_is_new(const struct fuse_entry_param *e);
+int sfs_sync_name(struct sfs_inode *in, int fd);
+
+/*
  * Fill @e for the node just created or found at @fd (taken over) in session
  * directory @parent. @attrs and @id, if not NULL, are the new node's (no
  * header read needed). 0 or -errno.

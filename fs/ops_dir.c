@@ -278,11 +278,20 @@ void sfs_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	struct sfs_dh *dh = (struct sfs_dh *)(uintptr_t)fi->fh;
 	int rc = 0;
 
+	(void)datasync; /* a directory's entries are its data */
 	if (in->kind != SFS_K_ROOT)
-		rc = -dh_dir(in, dh);
-	if (rc == 0 && dh->d && (datasync ? fdatasync(dirfd(dh->d)) : fsync(dirfd(dh->d))) < 0)
-		rc = errno;
-	fuse_reply_err(req, rc);
+		rc = dh_dir(in, dh);
+	/*
+	 * Its entries, and its header (attributes a chmod rewrote in place:
+	 * a new directory's was made durable before it was published); the
+	 * first time for a new directory, also its own name.
+	 */
+	if (rc == 0 && dh->d)
+		rc = sfs_in_session(in) ? sfs_tree_dir_sync(dirfd(dh->d))
+					: sfs_fsync_dirfd(dirfd(dh->d));
+	if (rc == 0 && in->kind == SFS_K_NODE)
+		rc = sfs_sync_name(in, dirfd(dh->d));
+	fuse_reply_err(req, rc < 0 ? sfs_errno_out(rc) : 0);
 }
 
 static int do_mkdir(fuse_req_t req, struct sfs_inode *p, const char *name, mode_t mode,
@@ -303,7 +312,11 @@ static int do_mkdir(fuse_req_t req, struct sfs_inode *p, const char *name, mode_
 	rc = sfs_tree_name_add(p->fd, &en);
 	if (rc < 0)
 		return rc;
-	/* Built under an internal name, header first, then published. */
+	/*
+	 * Built under an internal name, its header durable (tree.h), then
+	 * published: a power cut never leaves the name on a directory
+	 * without its header.
+	 */
 	sfs_tree_tmpname(tmp);
 	if (mkdirat(p->fd, tmp, 0700) < 0) {
 		rc = sfs_neg_errno();
@@ -323,7 +336,10 @@ static int do_mkdir(fuse_req_t req, struct sfs_inode *p, const char *name, mode_
 			sfs_tree_name_del(p->fd, &en);
 		return rc;
 	}
-	return sfs_make_entry(p, fd, keys, id, &a, e);
+	rc = sfs_make_entry(p, fd, keys, id, &a, e);
+	if (rc == 0)
+		sfs_name_is_new(e);
+	return rc;
 }
 
 void sfs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)

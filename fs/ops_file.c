@@ -471,6 +471,9 @@ void sfs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file
 	/* A changed tail record is an extended attribute: fdatasync may leave it out. */
 	if (rc == 0 && (datasync && tail == 0 ? fdatasync(fd) : fsync(fd)) < 0)
 		rc = errno;
+	/* A new name: durable with the file's first fsync, as on ext4. */
+	if (rc == 0 && in->kind == SFS_K_NODE)
+		rc = sfs_errno_out(sfs_sync_name(in, fd));
 	fuse_reply_err(req, rc);
 }
 

@@ -63,6 +63,8 @@ int sfs_make_filenode(struct sfs_inode *p, const char *name, const struct sfs_at
 	if (rc < 0) {
 		unlinkat(p->fd, en.backing, 0);
 		sfs_tree_name_del(p->fd, &en);
+	} else {
+		sfs_name_is_new(e);
 	}
 	return rc;
 }

@@ -214,6 +214,23 @@ int sfs_make_entry(struct sfs_inode *parent, int fd, const struct sfs_keys *keys
 	return finish_entry(in, keys, id, attrs, e);
 }
 
+void sfs_name_is_new(const struct fuse_entry_param *e)
+{
+	atomic_store(&sfs_inode_of(e->ino)->name_new, true);
+}
+
+int sfs_sync_name(struct sfs_inode *in, int fd)
+{
+	int rc;
+
+	if (!atomic_load(&in->name_new))
+		return 0;
+	rc = sfs_fsync_parent(fd);
+	if (rc == 0)
+		atomic_store(&in->name_new, false);
+	return rc;
+}
+
 int sfs_entry_at(struct sfs_inode *parent, int dirfd, const char *backing,
 		 const struct sfs_keys *keys, struct fuse_entry_param *e)
 {

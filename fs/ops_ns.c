@@ -155,10 +155,9 @@ static int rename_entry(struct sfs_inode *p, const struct sfs_ename *from, struc
 	sfs_xattr_gone(p->sess, &xv);
 	if (!(flags & RENAME_EXCHANGE) && (p != np || strcmp(from->backing, to->backing) != 0))
 		sfs_tree_name_del(p->fd, from);
-	/* The moved inode now is (or no longer is) a special file. */
+	/* The moved inode is (or no longer is) a special file; its new name is not durable. */
 	if (fstatat(np->fd, to->backing, &st, AT_SYMLINK_NOFOLLOW) == 0)
-		sfs_inode_set_special(st.st_dev, st.st_ino,
-				      S_ISREG(st.st_mode) ? sp_to : SFS_SP_NONE);
+		sfs_inode_renamed(st.st_dev, st.st_ino, S_ISREG(st.st_mode) ? sp_to : SFS_SP_NONE);
 	return 0;
 }
 
@@ -316,6 +315,8 @@ void sfs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const cha
 	if (rc == 0) {
 		fd = openat(np->fd, en.backing, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 		rc = fd < 0 ? sfs_neg_errno() : sfs_make_entry(np, fd, keys, NULL, NULL, &e);
+		if (rc == 0)
+			sfs_name_is_new(&e);
 	}
 	if (rc == 0)
 		sfs_session_changed(np->sess);
@@ -363,7 +364,10 @@ static int do_symlink(fuse_req_t req, const char *link, struct sfs_inode *p, con
 	fd = openat(p->fd, en.backing, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return sfs_neg_errno();
-	return sfs_make_entry(p, fd, keys, NULL, NULL, e);
+	rc = sfs_make_entry(p, fd, keys, NULL, NULL, e);
+	if (rc == 0)
+		sfs_name_is_new(e);
+	return rc;
 }
 
 void sfs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)

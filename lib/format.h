@@ -44,6 +44,7 @@
 #define SFS_LONGNAME_PREFIX '~'                  /* backing name of a long name */
 #define SFS_SIDECAR_SUFFIX ".n"                  /* file holding a long name */
 #define SFS_DIRHDR_NAME ".sfsdir"                /* a directory's header file */
+#define SFS_DIRHDR_XATTR "user.sfsdir" /* its copy, set at mkdir (tree.c) */
 #define SFS_ENAME_MAX 512                        /* longest encoded name + NUL */
 
 /* What a node header says the node is. */

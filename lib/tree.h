@@ -12,11 +12,22 @@
 
 #include <stdbool.h>
 
-/* Write the header of a new directory @dirfd (created by the caller). 0 or -errno. */
+/*
+ * Write the header of a new directory @dirfd (created by the caller), and
+ * its copy in the xattr user.sfsdir, so that the caller may publish the
+ * directory under its name: a power cut that keeps the name keeps the copy
+ * (without user xattrs: the header and @dirfd are fsynced). 0 or -errno.
+ */
 int sfs_tree_dir_init(int dirfd, const unsigned char id[SFS_ID_BYTES],
 		      const struct sfs_attrs *attrs, const struct sfs_keys *keys);
 
-/* Read a directory's header: 0, -errno, or -EBADMSG (missing, tampered or foreign). */
+/* fsync a directory's header, then the directory itself (fsyncdir). 0 or -errno. */
+int sfs_tree_dir_sync(int dirfd);
+
+/*
+ * Read a directory's header (from its copy if a power cut left .sfsdir
+ * short or zeroed): 0, -errno, or -EBADMSG (missing, tampered or foreign).
+ */
 int sfs_tree_dir_load(int dirfd, unsigned char id[SFS_ID_BYTES], struct sfs_attrs *attrs,
 		      const struct sfs_keys *keys);
 
@@ -63,7 +74,11 @@ int sfs_tree_dir_retire(int dirfd, const char *backing, char *gone);
 int sfs_tree_dir_unretire(int dirfd, const char *gone, const char *backing);
 int sfs_tree_dir_reap(int dirfd, const char *gone);
 
-/* Before a node is created under a long name: write its sidecar. 0 or -errno. */
+/*
+ * Before a node is created under a long name: make its sidecar durable
+ * (new file, fsync, rename over, fsync of @dirfd; nothing if the sidecar
+ * already holds the name). 0 or -errno.
+ */
 int sfs_tree_name_add(int dirfd, const struct sfs_ename *en);
 
 /* After a node under a long name is gone: remove its sidecar. 0 or -errno. */

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -76,6 +77,35 @@ int sfs_fsync_dirfd(int dirfd)
 	if (fsync(fd) < 0)
 		rc = sfs_neg_errno();
 	close(fd);
+	return rc;
+}
+
+int sfs_fsync_parent(int fd)
+{
+	char link[64], path[PATH_MAX];
+	struct stat st;
+	ssize_t n;
+	char *slash;
+	int dfd, rc = 0;
+
+	/* The kernel knows where the node is now, after any rename. */
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, path, sizeof(path) - 1);
+	if (n < 0)
+		return sfs_neg_errno();
+	path[n] = '\0';
+	if (fstat(fd, &st) < 0)
+		return sfs_neg_errno();
+	slash = strrchr(path, '/');
+	if (st.st_nlink == 0 || path[0] != '/' || !slash)
+		return 0; /* unlinked: no name to keep */
+	*slash = '\0';
+	dfd = open(slash == path ? "/" : path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return sfs_neg_errno();
+	if (fsync(dfd) < 0)
+		rc = sfs_neg_errno();
+	close(dfd);
 	return rc;
 }
 

@@ -34,6 +34,13 @@ int sfs_write_atomic(int dirfd, const char *name, const void *data, size_t len);
 /* fsync a directory given as a descriptor (O_PATH is fine). 0 or -errno. */
 int sfs_fsync_dirfd(int dirfd);
 
+/*
+ * fsync the directory that holds backing node @fd now (its name there
+ * becomes durable; O_PATH is fine): 0 also when @fd has no name left.
+ * 0 or -errno.
+ */
+int sfs_fsync_parent(int fd);
+
 /* Is @s a valid session id: "INC-" and 4 to 16 lowercase hex digits? */
 bool sfs_id_valid(const char *s);
 

@@ -1,12 +1,19 @@
 /*
  * test_names.c - encrypted names (short, long with sidecar, limits, tamper),
- * backing name classes, and symlink target encoding.
+ * backing name classes, symlink target encoding, and a directory header's
+ * copy in its xattr (tree.c).
  */
 #include "check.h"
 #include "format.h"
+#include "tree.h"
+#include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
 
 static struct sfs_keys *keys;
 static unsigned char dirid[SFS_ID_BYTES], dirid2[SFS_ID_BYTES];
@@ -226,6 +233,58 @@ static void test_canonical(void)
 	CHECK_EQ(sfs_fmt_symlink_decode(target, sizeof(target), enc, keys), -EBADMSG);
 }
 
+/*
+ * A new directory's header is also in its xattr user.sfsdir; a .sfsdir that
+ * a power cut left empty, short or zeroed is read from there (issue 14);
+ * one that is whole but wrong, or with no copy to fall back on, is damaged.
+ */
+static void test_dir_header_copy(void)
+{
+	char tmpl[] = "/tmp/sfs-names-XXXXXX";
+	unsigned char id[SFS_ID_BYTES], got[SFS_ID_BYTES], zero[SFS_HDR_BYTES] = {0};
+	struct sfs_attrs a = {.mode = S_IFDIR | 0750, .uid = 1000, .gid = 100}, ga;
+	int dfd, fd;
+
+	CHECK(mkdtemp(tmpl) != NULL);
+	dfd = open(tmpl, O_PATH | O_DIRECTORY);
+	CHECK(dfd >= 0);
+	memset(id, 0x5a, sizeof(id));
+	CHECK_EQ(sfs_tree_dir_init(dfd, id, &a, keys), 0);
+	if (getxattr(tmpl, SFS_DIRHDR_XATTR, NULL, 0) < 0 && errno == EOPNOTSUPP) {
+		fprintf(stderr, "test_dir_header_copy: no user xattrs in /tmp: skipped\n");
+		sfs_remove_tree(AT_FDCWD, tmpl);
+		close(dfd);
+		return;
+	}
+	CHECK_EQ(getxattr(tmpl, SFS_DIRHDR_XATTR, NULL, 0), SFS_HDR_BYTES);
+	/* empty, then zeroed: the copy */
+	fd = openat(dfd, SFS_DIRHDR_NAME, O_WRONLY | O_TRUNC);
+	CHECK(fd >= 0);
+	CHECK_EQ(sfs_tree_dir_load(dfd, got, &ga, keys), 0);
+	CHECK_MEM(got, id, sizeof(id));
+	CHECK_EQ(ga.mode, a.mode);
+	CHECK_EQ(sfs_pwrite_all(fd, zero, sizeof(zero), 0), 0);
+	close(fd);
+	CHECK_EQ(sfs_tree_dir_load(dfd, got, &ga, keys), 0);
+	CHECK_MEM(got, id, sizeof(id));
+	/* a whole .sfsdir wins over the copy: a chmod rewrites it alone */
+	a.mode = S_IFDIR | 0700;
+	CHECK_EQ(sfs_tree_dir_store(dfd, id, &a, keys), 0);
+	CHECK_EQ(sfs_tree_dir_load(dfd, got, &ga, keys), 0);
+	CHECK_EQ(ga.mode, S_IFDIR | 0700);
+	/* whole but tampered: damaged, no fallback */
+	fd = openat(dfd, SFS_DIRHDR_NAME, O_WRONLY);
+	CHECK_EQ(sfs_pwrite_all(fd, "X", 1, 40), 0);
+	close(fd);
+	CHECK_EQ(sfs_tree_dir_load(dfd, got, &ga, keys), -EBADMSG);
+	/* empty and no copy (a store from before the copy, damaged): damaged */
+	CHECK_EQ(truncate(strcat(strcpy((char[64]){0}, tmpl), "/" SFS_DIRHDR_NAME), 0), 0);
+	CHECK_EQ(removexattr(tmpl, SFS_DIRHDR_XATTR), 0);
+	CHECK_EQ(sfs_tree_dir_load(dfd, got, &ga, keys), -EBADMSG);
+	close(dfd);
+	CHECK_EQ(sfs_remove_tree(AT_FDCWD, tmpl), 0);
+}
+
 int main(void)
 {
 	keys = fixed_keys();
@@ -239,6 +298,7 @@ int main(void)
 	test_classes();
 	test_symlinks();
 	test_canonical();
+	test_dir_header_copy();
 	sfs_keys_free(keys);
 	return check_done();
 }
