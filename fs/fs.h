@@ -322,6 +322,15 @@ void sfs_node_file_begin(struct sfs_inode *in, struct sfs_file *f, struct sfs_re
  * (nothing uses it yet). 1 if the file changed, 0 if not, or -errno.
  */
 int sfs_node_check_tail(struct sfs_inode *in, const struct sfs_keys *keys);
+/*
+ * Regular file @in (no special file) read as damaged because its backing
+ * file is empty: the name of a file created right before a crash reached the
+ * disk (the publishing rename is journaled metadata) and its header did not
+ * (data, written back later). Give it a header: an empty file, mode 0600,
+ * owned by the mounting user, and log it. 1 if it did, 0 if @in is not such
+ * a file, or -errno.
+ */
+int sfs_node_headerless(struct sfs_inode *in, const struct sfs_keys *keys);
 void sfs_node_file_end(struct sfs_inode *in, const struct sfs_file *f, struct sfs_renewal *rn);
 /*
  * ops_xattr.c: the renewal hook of content calls (struct sfs_file.renew, @arg a struct

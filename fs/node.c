@@ -387,3 +387,50 @@ int sfs_node_check_tail(struct sfs_inode *in, const struct sfs_keys *keys)
 			in->sess->id, path, (unsigned long long)was, (unsigned long long)now);
 	return 1;
 }
+
+int sfs_node_headerless(struct sfs_inode *in, const struct sfs_keys *keys)
+{
+	struct sfs_attrs a = {S_IFREG | 0600, sfs->owner, sfs->owner_gid, 0, SFS_KIND_BLOCKS};
+	unsigned char id[SFS_ID_BYTES];
+	char link[64], path[PATH_MAX];
+	struct stat st;
+	int fd, rc = 0;
+	ssize_t n;
+
+	if (in->type != S_IFREG)
+		return 0;
+	pthread_mutex_lock(&in->mu);
+	if (!in->bad || !in->loaded)
+		goto out;
+	fd = in->fd_rw ? in->fd : sfs_reopen(in, O_RDWR);
+	if (fd < 0) {
+		rc = fd;
+		goto out;
+	}
+	if (fstat(fd, &st) < 0)
+		rc = sfs_neg_errno();
+	else if (st.st_size == 0) {
+		sfs_crypto_random(id, sizeof(id));
+		rc = sfs_file_init(fd, id, &a, keys);
+		if (rc == 0) {
+			memcpy(in->id, id, SFS_ID_BYTES);
+			in->attrs = a;
+			in->bad = false;
+			rc = 1;
+		}
+	}
+	if (fd != in->fd)
+		close(fd);
+out:
+	pthread_mutex_unlock(&in->mu);
+	if (rc == 1) {
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", in->fd);
+		n = readlink(link, path, sizeof(path) - 1);
+		path[n > 0 ? n : 0] = '\0';
+		sfs_log(LOG_WARNING,
+			"%s: file %s had no header (created right before a crash, its header "
+			"never reached the disk): it is now an empty file, mode 0600",
+			in->sess->id, path);
+	}
+	return rc;
+}

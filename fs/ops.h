@@ -73,7 +73,8 @@ int sfs_lookup_node(struct sfs_inode *parent, const char *name, const struct sfs
 		    struct fuse_entry_param *e);
 
 /* After an entry for @name in @parent: mark a special file, uncached. */
-void sfs_mark_special(struct sfs_inode *parent, const char *name, struct fuse_entry_param *e);
+void sfs_mark_special(struct sfs_inode *parent, const char *name, const struct sfs_keys *keys,
+		      struct fuse_entry_param *e);
 
 /* Enter @in's session and load @in's header: 0 or -errno (session left on error). */
 int sfs_enter_node(struct sfs_inode *in, const struct sfs_keys **keys);

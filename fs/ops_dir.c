@@ -153,7 +153,7 @@ static void plus_entry(struct sfs_inode *in, DIR *d, const struct dirent *de, co
 	if (in->kind == SFS_K_TOP || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
 		return;
 	if (sfs_entry_at(in, dirfd(d), de->d_name, keys, e) == 0)
-		sfs_mark_special(in, name, e);
+		sfs_mark_special(in, name, keys, e);
 	else
 		memset(e, 0, sizeof(*e));
 }

@@ -152,7 +152,7 @@ static int do_create(fuse_req_t req, struct sfs_inode *p, const char *name, mode
 		rc = sfs_make_filenode(p, name, &a, NULL, 0, keys, e);
 	if (rc < 0)
 		return rc;
-	sfs_mark_special(p, name, e);
+	sfs_mark_special(p, name, keys, e);
 	in = sfs_inode_of(e->ino);
 	fd = sfs_inode_rwfd_get(in);
 	rc = fd < 0 ? fd : fh_new(in, fd, fi);

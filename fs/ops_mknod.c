@@ -124,7 +124,7 @@ void sfs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 	if (rc == 0) {
 		rc = do_mknod(req, p, name, mode, rdev, keys, &e);
 		if (rc == 0) {
-			sfs_mark_special(p, name, &e);
+			sfs_mark_special(p, name, keys, &e);
 			sfs_session_changed(p->sess);
 		}
 		sfs_session_leave(p->sess);

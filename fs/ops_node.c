@@ -261,15 +261,18 @@ int sfs_lookup_node(struct sfs_inode *parent, const char *name, const struct sfs
 		return rc;
 	rc = sfs_entry_at(parent, parent->fd, en.backing, keys, e);
 	if (rc == 0)
-		sfs_mark_special(parent, name, e);
+		sfs_mark_special(parent, name, keys, e);
 	return rc;
 }
 
-void sfs_mark_special(struct sfs_inode *parent, const char *name, struct fuse_entry_param *e)
+void sfs_mark_special(struct sfs_inode *parent, const char *name, const struct sfs_keys *keys,
+		      struct fuse_entry_param *e)
 {
 	struct sfs_inode *in = sfs_inode_of(e->ino);
 
 	in->special = sfs_node_type(in) == S_IFREG ? sfs_special_of(parent, name) : SFS_SP_NONE;
+	if (in->bad && in->special == SFS_SP_NONE && sfs_node_headerless(in, keys) > 0)
+		sfs_node_stat(in, &e->attr);
 	/*
 	 * A replaced metadata.json must be looked up again: never cached.
 	 * events.jsonl is never replaced (renames over it are refused), so its
