@@ -188,6 +188,8 @@ void sfs_inode_release_space(dev_t dev, ino_t ino);
  */
 int sfs_inode_rwfd_get(struct sfs_inode *in);
 void sfs_inode_rwfd_put(struct sfs_inode *in, int fd);
+/* A new descriptor of @in's backing node opened with @flags (through /proc/self/fd), or -errno. */
+int sfs_reopen(const struct sfs_inode *in, int flags);
 /*
  * Open backing node @name in directory @dirfd, of type @type (st_mode from
  * fstatat), for an inode: read-write if it is a regular file (so that
@@ -278,7 +280,6 @@ int sfs_node_load(struct sfs_inode *in, const struct sfs_keys *keys);
 int sfs_node_stat(struct sfs_inode *in, struct stat *st);
 int sfs_node_store_attrs(struct sfs_inode *in, const struct sfs_attrs *a, int fd,
 			 const struct sfs_keys *keys);
-int sfs_reopen(const struct sfs_inode *in, int flags);
 /*
  * The type of @in as the mount shows it: its header's, once loaded (a
  * backing regular file may be a FIFO, socket, device node or long symlink).
