@@ -68,10 +68,11 @@ struct sfs_session {
 	atomic_llong unlocked_at; /* monotonic ms of the last unlock (max_unlock) */
 
 	/* events.jsonl (special.c), known from unlock on without reading the log */
-	bool ev_ok;                 /* ev is valid; protected by rw (set at unlock) */
+	bool ev_ok; /* ev is open and valid; protected by rw (set at unlock) */
 	pthread_rwlock_t ev_rw;     /* ev: appends exclusive, reads shared */
-	struct sfs_events_state ev; /* protected by ev_rw */
-	atomic_ullong ev_size;      /* ev.size, for stat without ev_rw */
+	struct sfs_log ev; /* the log, open from unlock to lock (fd -1 else); its one
+			    * position, moved by appends in place; protected by
+			    * ev_rw, but ev.size (atomic) is read by stat without */
 	char ev_damage[SFS_DAMAGE_MAX]; /* damage no crash explains, for list ("" none);
 					 * kept through lock, rechecked at unlock;
 					 * protected by ev_rw */

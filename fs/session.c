@@ -114,6 +114,7 @@ struct sfs_session *sfs_session_get(const char *id, int cfd)
 	pthread_mutex_init(&s->meta_mu, NULL);
 	pthread_mutex_init(&s->unlock_mu, NULL);
 	s->lockfd = -1;
+	s->ev.fd = -1;
 	start_clocks(s);
 	s->next = sfs->sessions;
 	sfs->sessions = s;
@@ -205,8 +206,7 @@ static void describe_damage(char *out, size_t sz, const struct sfs_log_damage *d
  * damage to @damage ("" none).
  */
 static void report(const char *id, int rc, const struct sfs_session_report *r,
-		   const struct sfs_events_state *ev, char *warn, size_t wsz, char *damage,
-		   size_t dsz)
+		   const struct sfs_log *ev, char *warn, size_t wsz, char *damage, size_t dsz)
 {
 	const char *where = sfs_session_where(id) == 1 ? SFS_ARCHIVE_DIR : SFS_SESSIONS_DIR;
 
@@ -265,7 +265,7 @@ static void report(const char *id, int rc, const struct sfs_session_report *r,
 static void prepare(struct sfs_session *s, int cfd, char *warn, size_t wsz)
 {
 	struct sfs_session_report r;
-	struct sfs_events_state ev;
+	struct sfs_log ev;
 	char damage[SFS_DAMAGE_MAX];
 	uint64_t recheck;
 	int rc;
@@ -276,9 +276,9 @@ static void prepare(struct sfs_session *s, int cfd, char *warn, size_t wsz)
 	rc = sfs_store_session_prepare(cfd, s->keys, recheck, &ev, &r);
 	report(s->id, rc, &r, &ev, warn, wsz, damage, sizeof(damage));
 	pthread_rwlock_wrlock(&s->ev_rw);
+	sfs_log_close(&s->ev); /* none open: a lock closed it (drop_keys) */
 	s->ev_ok = rc == 0;
 	s->ev = ev;
-	atomic_store(&s->ev_size, ev.size);
 	/* What this unlock found replaces what was known: it rechecked that too. */
 	snprintf(s->ev_damage, sizeof(s->ev_damage), "%s", damage);
 	s->ev_bad = rc == 0 && r.events_damage.count ? r.events_damage.pos : 0;
@@ -383,6 +383,9 @@ int sfs_session_unlock(const char *id, const char *pw, size_t pwlen, char *warn,
 static void drop_keys(struct sfs_session *s)
 {
 	s->ev_ok = false;
+	pthread_rwlock_wrlock(&s->ev_rw);
+	sfs_log_close(&s->ev);
+	pthread_rwlock_unlock(&s->ev_rw);
 	sfs_special_forget(s);
 	sfs_keys_free(s->keys);
 	s->keys = NULL;

@@ -150,67 +150,57 @@ void sfs_special_forget(struct sfs_session *s)
 	pthread_mutex_unlock(&held_mu);
 }
 
-/* The log behind events.jsonl @in open as @fh; called with s->ev_rw held. */
-static int log_of(struct sfs_inode *in, struct sfs_fh *fh, const struct sfs_keys *keys,
-		  struct sfs_log *l)
+/*
+ * The session's log (s->ev, which unlock opened) if events.jsonl @in is
+ * that log, else NULL; called with s->ev_rw held.
+ */
+static struct sfs_log *log_of(struct sfs_inode *in)
 {
 	struct sfs_session *s = in->sess;
 
 	/* Only the log unlock prepared; another file by this name is stale or foreign. */
 	if (!s->ev_ok || in->attrs.kind != SFS_KIND_LOG ||
 	    sodium_memcmp(in->id, s->ev.id, SFS_ID_BYTES) != 0)
-		return -EIO;
-	*l = (struct sfs_log){.fd = fh->fd, .keys = keys, .end = s->ev.end, .size = s->ev.size,
-			      .lines = s->ev.lines};
-	memcpy(l->id, s->ev.id, SFS_ID_BYTES);
-	return 0;
+		return NULL;
+	return &s->ev;
 }
 
 /* Append @len bytes of whole lines to events.jsonl; called with s->ev_rw held for writing. */
-static int append(struct sfs_inode *in, struct sfs_fh *fh, const char *data, size_t len,
-		  const struct sfs_keys *keys)
+static int append(struct sfs_inode *in, const char *data, size_t len)
 {
-	struct sfs_session *s = in->sess;
-	struct sfs_log l;
-	int rc = log_of(in, fh, keys, &l);
+	struct sfs_log *l = log_of(in);
+	int rc = l ? sfs_log_append(l, data, len) : -EIO;
 
-	if (rc == 0)
-		rc = sfs_log_append(&l, data, len);
 	if (rc < 0)
 		return rc;
-	s->ev.end = l.end;
-	s->ev.size = l.size;
-	s->ev.lines = l.lines;
-	atomic_store(&s->ev_size, l.size);
-	sfs_session_changed(s);
+	sfs_session_changed(in->sess);
 	return 0;
 }
 
-ssize_t sfs_events_read(struct sfs_inode *in, struct sfs_fh *fh, char *buf, size_t size,
-			off_t off, const struct sfs_keys *keys)
+ssize_t sfs_events_read(struct sfs_inode *in, char *buf, size_t size, off_t off)
 {
-	struct sfs_log l;
+	const struct sfs_log *l;
+	uint64_t bad = 0;
 	ssize_t n;
 
 	pthread_rwlock_rdlock(&in->sess->ev_rw);
-	n = log_of(in, fh, keys, &l);
-	if (n == 0)
-		n = sfs_log_read(&l, buf, size, (uint64_t)off);
+	l = log_of(in);
+	n = l ? sfs_log_pread(l, buf, size, (uint64_t)off, &bad) : -EIO;
 	pthread_rwlock_unlock(&in->sess->ev_rw);
 	if (n == -EBADMSG) {
 		char what[64];
 
 		snprintf(what, sizeof(what), "event record at stored offset %llu",
-			 (unsigned long long)l.bad);
+			 (unsigned long long)bad);
 		sfs_log_corrupt(in, what, -1);
 		/* list shows it until an unlock finds it gone */
-		sfs_session_damaged(in->sess, l.bad);
+		sfs_session_damaged(in->sess, bad);
 	}
 	return n;
 }
 
 ssize_t sfs_events_write(struct sfs_inode *in, struct sfs_fh *fh, const char *buf, size_t size,
-			 off_t off, bool appending, const struct sfs_keys *keys)
+			 off_t off, bool appending)
 {
 	struct sfs_session *s = in->sess;
 	size_t old = fh->len, start = 0, end;
@@ -247,7 +237,7 @@ ssize_t sfs_events_write(struct sfs_inode *in, struct sfs_fh *fh, const char *bu
 		start = i + 1;
 	}
 	if (rc == 0 && end > 0)
-		rc = append(in, fh, fh->buf, end, keys);
+		rc = append(in, fh->buf, end);
 	if (rc < 0) {
 		/* Nothing of this write is kept; an earlier tail stays pending. */
 		fh->len = rc == -EINVAL ? 0 : old;
@@ -264,7 +254,7 @@ out:
 	return rc < 0 ? rc : (ssize_t)size;
 }
 
-int sfs_events_flush(struct sfs_inode *in, struct sfs_fh *fh, const struct sfs_keys *keys)
+int sfs_events_flush(struct sfs_inode *in, struct sfs_fh *fh)
 {
 	int rc;
 
@@ -286,7 +276,7 @@ int sfs_events_flush(struct sfs_inode *in, struct sfs_fh *fh, const struct sfs_k
 		return rc;
 	fh->buf[fh->len++] = '\n';
 	pthread_rwlock_wrlock(&in->sess->ev_rw);
-	rc = append(in, fh, fh->buf, fh->len, keys);
+	rc = append(in, fh->buf, fh->len);
 	pthread_rwlock_unlock(&in->sess->ev_rw);
 	sodium_memzero(fh->buf, fh->len);
 	fh->len = 0;
