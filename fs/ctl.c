@@ -188,11 +188,17 @@ static json_t *do_lock_all(json_t *req, const struct ctl_args *a, struct ctl_tx 
  */
 static void add_metadata(json_t *o, struct sfs_session *s)
 {
+	const struct sfs_keys *keys;
 	json_t *sum;
 	size_t len;
 	char *text;
+	int rc;
 
-	if (!o || !s || sfs_meta_peek(s, &text, &len) < 0)
+	if (!o || !s || sfs_session_enter_quiet(s, &keys) < 0)
+		return;
+	rc = sfs_meta_peek(s, keys, &text, &len);
+	sfs_session_leave(s);
+	if (rc < 0)
 		return;
 	sum = sfs_store_metadata_summary(text, len);
 	sodium_memzero(text, len);

@@ -7,6 +7,8 @@
  * its files runs inside sfs_session_enter/leave (a read lock), so lock (the
  * write lock) waits for operations in flight and then wipes the keys.
  * Knows nothing of the control protocol or JSON.
+ * Direction: this file calls special.c (the special files' part of a lock,
+ * and of refreshing "updated"), never the reverse.
  */
 #include "fs.h"
 
@@ -143,12 +145,33 @@ int sfs_session_enter(struct sfs_session *s, const struct sfs_keys **keys)
 	return rc;
 }
 
-void sfs_session_changed(struct sfs_session *s)
+void sfs_session_refresh(struct sfs_session *s, bool force, bool notify)
 {
-	long long now = (long long)time(NULL), zero = 0;
+	long long t = atomic_load(&s->changed), first = atomic_load(&s->changed_first);
+	long long now = (long long)time(NULL);
+	const struct sfs_keys *keys;
+	char when[32];
+	int rootfd = -1, rc;
 
-	atomic_store(&s->changed, now);
-	atomic_compare_exchange_strong(&s->changed_first, &zero, now);
+	if (t == 0 || (!force && now - t < 1 && now - first < 5))
+		return;
+	if (sfs_session_enter_quiet(s, &keys) < 0)
+		return; /* locked: the change was written when it locked */
+	sfs_utc_format(when, sizeof(when), (time_t)t);
+	rc = sfs_meta_set_updated(s, when, keys, notify ? &rootfd : NULL);
+	sfs_wipe_stack(); /* the notifier thread serves no request: wipe here */
+	sfs_session_leave(s);
+	if (rc < 0) {
+		sfs_log(LOG_NOTICE, "%s: metadata.json: cannot refresh \"updated\": %s", s->id,
+			strerror(-rc));
+		if (rc != -EINVAL)
+			return; /* try again at the next tick */
+	}
+	/* Done with everything up to @t; a change since stays pending. */
+	if (atomic_compare_exchange_strong(&s->changed, &t, 0))
+		atomic_store(&s->changed_first, 0);
+	if (rootfd >= 0)
+		sfs_meta_forget_name(rootfd);
 }
 
 /* Append a printf'd line to @buf (@sz bytes, NUL-terminated), as far as it fits. */
@@ -285,19 +308,6 @@ static void prepare(struct sfs_session *s, int cfd, char *warn, size_t wsz)
 	pthread_rwlock_unlock(&s->ev_rw);
 }
 
-void sfs_session_damaged(struct sfs_session *s, uint64_t pos)
-{
-	pthread_rwlock_wrlock(&s->ev_rw);
-	if (!s->ev_damage[0]) {
-		snprintf(s->ev_damage, sizeof(s->ev_damage),
-			 "the record at stored offset %llu fails authentication (a read met it); "
-			 "reads touching it fail with EIO, the rest reads and appends work",
-			 (unsigned long long)pos);
-		s->ev_bad = pos;
-	}
-	pthread_rwlock_unlock(&s->ev_rw);
-}
-
 void sfs_session_leave(struct sfs_session *s)
 {
 	pthread_rwlock_unlock(&s->rw);
@@ -402,7 +412,7 @@ int sfs_session_lock(struct sfs_session *s, int *open_files)
 	 * every cached name of the session anyway, and the callers may hold
 	 * sess_mu or serve a request.
 	 */
-	sfs_meta_refresh(s, true, false);
+	sfs_session_refresh(s, true, false);
 	pthread_rwlock_wrlock(&s->rw);
 	was = s->keys != NULL;
 	if (was)
@@ -437,7 +447,7 @@ bool sfs_session_expire(struct sfs_session *s)
 
 	if (!is_unlocked(s, false) || due(s, now_ms()) == NOT_DUE)
 		return false;
-	sfs_meta_refresh(s, true, false); /* as sfs_session_lock */
+	sfs_session_refresh(s, true, false); /* as sfs_session_lock */
 	pthread_rwlock_wrlock(&s->rw);
 	/* The operations in flight are done now, and have moved last_used. */
 	if (s->keys)

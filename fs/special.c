@@ -23,6 +23,10 @@
  * longer uses are wiped at once, the buffer when the file is released, and
  * at lock every open handle's (sfs_special_forget): what a handle held then
  * is lost, and its writes and close fail with EIO from then on.
+ *
+ * Direction: session.c calls this file (at lock, and to refresh "updated"
+ * inside a session it entered); this file calls no function of session.c,
+ * it only uses the struct sfs_session its callers entered.
  */
 #include "special.h"
 #include "eventlog.h"
@@ -165,6 +169,28 @@ static struct sfs_log *log_of(struct sfs_inode *in)
 	return &s->ev;
 }
 
+void sfs_session_changed(struct sfs_session *s)
+{
+	long long now = (long long)time(NULL), zero = 0;
+
+	atomic_store(&s->changed, now);
+	atomic_compare_exchange_strong(&s->changed_first, &zero, now);
+}
+
+/* A read of @s's events.jsonl met a failing record at backing offset @pos: list says so. */
+static void note_damage(struct sfs_session *s, uint64_t pos)
+{
+	pthread_rwlock_wrlock(&s->ev_rw);
+	if (!s->ev_damage[0]) {
+		snprintf(s->ev_damage, sizeof(s->ev_damage),
+			 "the record at stored offset %llu fails authentication (a read met it); "
+			 "reads touching it fail with EIO, the rest reads and appends work",
+			 (unsigned long long)pos);
+		s->ev_bad = pos;
+	}
+	pthread_rwlock_unlock(&s->ev_rw);
+}
+
 /* Append @len bytes of whole lines to events.jsonl; called with s->ev_rw held for writing. */
 static int append(struct sfs_inode *in, const char *data, size_t len)
 {
@@ -194,7 +220,7 @@ ssize_t sfs_events_read(struct sfs_inode *in, char *buf, size_t size, off_t off)
 			 (unsigned long long)bad);
 		sfs_log_corrupt(in, what, -1);
 		/* list shows it until an unlock finds it gone */
-		sfs_session_damaged(in->sess, bad);
+		note_damage(in->sess, bad);
 	}
 	return n;
 }
@@ -599,13 +625,12 @@ int sfs_meta_check_replacement(struct sfs_inode *root, int fd, const struct sfs_
 }
 
 /*
- * Set "updated" to @when in @s's metadata.json; 0 or -errno. Called inside
- * the session. The document is read and replaced under meta_mu, which a
- * commit and a rename over metadata.json hold too: what is written back is
- * the current document, never one a rename has replaced meanwhile.
+ * The document is read and replaced under meta_mu, which a commit and a
+ * rename over metadata.json hold too: what is written back is the current
+ * document, never one a rename has replaced meanwhile.
  */
-static int set_updated(struct sfs_session *s, const char *when, const struct sfs_keys *keys,
-		       int *rootfd_out)
+int sfs_meta_set_updated(struct sfs_session *s, const char *when, const struct sfs_keys *keys,
+			 int *rootfd_out)
 {
 	struct sfs_fh doc = {.fd = -1};
 	unsigned char dirid[SFS_ID_BYTES];
@@ -640,18 +665,14 @@ static int set_updated(struct sfs_session *s, const char *when, const struct sfs
 	return rc;
 }
 
-int sfs_meta_peek(struct sfs_session *s, char **text, size_t *len)
+int sfs_meta_peek(struct sfs_session *s, const struct sfs_keys *keys, char **text, size_t *len)
 {
 	struct sfs_fh doc = {.fd = -1};
 	unsigned char dirid[SFS_ID_BYTES];
-	const struct sfs_keys *keys;
 	int rootfd, rc;
 
 	*text = NULL;
 	*len = 0;
-	rc = sfs_session_enter_quiet(s, &keys);
-	if (rc < 0)
-		return rc;
 	rootfd = open_root(s, dirid, keys);
 	rc = rootfd < 0 ? rootfd : 0;
 	if (rc == 0) {
@@ -661,7 +682,6 @@ int sfs_meta_peek(struct sfs_session *s, char **text, size_t *len)
 		pthread_mutex_unlock(&s->meta_mu);
 		close(rootfd);
 	}
-	sfs_session_leave(s);
 	if (rc == 0) {
 		*text = malloc(doc.len + 1);
 		if (*text) {
@@ -678,33 +698,8 @@ int sfs_meta_peek(struct sfs_session *s, char **text, size_t *len)
 	return rc;
 }
 
-void sfs_meta_refresh(struct sfs_session *s, bool force, bool notify)
+void sfs_meta_forget_name(int rootfd)
 {
-	long long t = atomic_load(&s->changed), first = atomic_load(&s->changed_first);
-	long long now = (long long)time(NULL);
-	const struct sfs_keys *keys;
-	char when[32];
-	int rootfd = -1, rc;
-
-	if (t == 0 || (!force && now - t < 1 && now - first < 5))
-		return;
-	if (sfs_session_enter_quiet(s, &keys) < 0)
-		return; /* locked: the change was written when it locked */
-	sfs_utc_format(when, sizeof(when), (time_t)t);
-	rc = set_updated(s, when, keys, notify ? &rootfd : NULL);
-	sfs_wipe_stack(); /* the notifier thread serves no request: wipe here */
-	sfs_session_leave(s);
-	if (rc < 0) {
-		sfs_log(LOG_NOTICE, "%s: metadata.json: cannot refresh \"updated\": %s", s->id,
-			strerror(-rc));
-		if (rc != -EINVAL)
-			return; /* try again at the next tick */
-	}
-	/* Done with everything up to @t; a change since stays pending. */
-	if (atomic_compare_exchange_strong(&s->changed, &t, 0))
-		atomic_store(&s->changed_first, 0);
-	if (rootfd >= 0) {
-		forget_old_name(rootfd);
-		close(rootfd);
-	}
+	forget_old_name(rootfd);
+	close(rootfd);
 }

@@ -58,12 +58,12 @@ void sfs_meta_closed(struct sfs_inode *in, int fd);
  * must stay the one the rename replaces).
  */
 /*
- * The stored metadata.json of unlocked session @s, for `list`: a malloc'd
- * copy of its plaintext in *@text (*@len bytes; the caller wipes and frees
- * it). Read without counting as a use of the session (idle_lock): looking
- * at the list is no work in the session. 0, -EACCES if @s is locked, -errno.
+ * The stored metadata.json of session @s, for `list`: a malloc'd copy of
+ * its plaintext in *@text (*@len bytes; the caller wipes and frees it).
+ * Called inside the session (@keys from sfs_session_enter_quiet: looking
+ * at the list is no work in the session, idle_lock). 0 or -errno.
  */
-int sfs_meta_peek(struct sfs_session *s, char **text, size_t *len);
+int sfs_meta_peek(struct sfs_session *s, const struct sfs_keys *keys, char **text, size_t *len);
 
 int sfs_meta_check_replacement(struct sfs_inode *root, int fd, const struct sfs_keys *keys);
 
