@@ -331,8 +331,8 @@ void sfs_log_corrupt(const struct sfs_inode *in, const char *what, long long blo
  * change for a second, or changes for five. @notify: then drop the kernel's
  * cached name; only from a thread that holds no lock and serves no request.
  */
-void sfs_session_refresh(struct sfs_session *s, bool force, bool notify);
-/* special.c: something in @s changed (metadata.json's "updated" follows, sfs_session_refresh). */
+void sfs_meta_refresh(struct sfs_session *s, bool force, bool notify);
+/* special.c: something in @s changed (metadata.json's "updated" follows, sfs_meta_refresh). */
 void sfs_session_changed(struct sfs_session *s);
 /*
  * special.c: set "updated" to @when in @s's metadata.json, inside the

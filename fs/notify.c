@@ -103,7 +103,7 @@ static void refresh_check(void)
 			todo[n++] = s;
 	pthread_mutex_unlock(&sfs->sess_mu);
 	for (size_t i = 0; i < n; i++)
-		sfs_session_refresh(todo[i], false, true);
+		sfs_meta_refresh(todo[i], false, true);
 }
 
 static void *loop(void *arg)

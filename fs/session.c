@@ -145,7 +145,7 @@ int sfs_session_enter(struct sfs_session *s, const struct sfs_keys **keys)
 	return rc;
 }
 
-void sfs_session_refresh(struct sfs_session *s, bool force, bool notify)
+void sfs_meta_refresh(struct sfs_session *s, bool force, bool notify)
 {
 	long long t = atomic_load(&s->changed), first = atomic_load(&s->changed_first);
 	long long now = (long long)time(NULL);
@@ -412,7 +412,7 @@ int sfs_session_lock(struct sfs_session *s, int *open_files)
 	 * every cached name of the session anyway, and the callers may hold
 	 * sess_mu or serve a request.
 	 */
-	sfs_session_refresh(s, true, false);
+	sfs_meta_refresh(s, true, false);
 	pthread_rwlock_wrlock(&s->rw);
 	was = s->keys != NULL;
 	if (was)
@@ -447,7 +447,7 @@ bool sfs_session_expire(struct sfs_session *s)
 
 	if (!is_unlocked(s, false) || due(s, now_ms()) == NOT_DUE)
 		return false;
-	sfs_session_refresh(s, true, false); /* as sfs_session_lock */
+	sfs_meta_refresh(s, true, false); /* as sfs_session_lock */
 	pthread_rwlock_wrlock(&s->rw);
 	/* The operations in flight are done now, and have moved last_used. */
 	if (s->keys)
