@@ -187,11 +187,17 @@ static json_t *do_lock_all(json_t *req, const struct ctl_args *a, struct ctl_tx 
  */
 static void add_metadata(json_t *o, struct sfs_session *s)
 {
+	const struct sfs_keys *keys;
 	json_t *sum;
 	size_t len;
 	char *text;
+	int rc;
 
-	if (!o || !s || sfs_meta_peek(s, &text, &len) < 0)
+	if (!o || !s || sfs_session_enter_quiet(s, &keys) < 0)
+		return;
+	rc = sfs_meta_peek(s, keys, &text, &len);
+	sfs_session_leave(s);
+	if (rc < 0)
 		return;
 	sum = sfs_store_metadata_summary(text, len);
 	sodium_memzero(text, len);
@@ -205,7 +211,7 @@ static void list_one(const char *id, int where, void *arg)
 {
 	struct sfs_session *s = sfs_session_find(id);
 	bool locked = true, known = false;
-	struct sfs_events_state ev = {0};
+	uint64_t events = 0, bytes = 0;
 	char damage[SFS_DAMAGE_MAX] = "";
 	json_t *o;
 
@@ -214,7 +220,8 @@ static void list_one(const char *id, int where, void *arg)
 		locked = s->keys == NULL;
 		pthread_rwlock_rdlock(&s->ev_rw);
 		if (!locked && s->ev_ok) {
-			ev = s->ev;
+			events = s->ev.lines;
+			bytes = s->ev.size;
 			known = true;
 		}
 		/* Known damage stays listed while locked: the next unlock checks again. */
@@ -229,8 +236,8 @@ static void list_one(const char *id, int where, void *arg)
 		json_object_set_new(o, SFS_PROTO_F_UNLOCKED_ELSEWHERE, json_true());
 	/* Counted by the log itself: no scan of events.jsonl. */
 	if (o && known) {
-		json_object_set_new(o, SFS_PROTO_F_EVENTS, json_integer((json_int_t)ev.lines));
-		json_object_set_new(o, SFS_PROTO_F_EVENTS_BYTES, json_integer((json_int_t)ev.size));
+		json_object_set_new(o, SFS_PROTO_F_EVENTS, json_integer((json_int_t)events));
+		json_object_set_new(o, SFS_PROTO_F_EVENTS_BYTES, json_integer((json_int_t)bytes));
 	}
 	if (!locked) {
 		add_params(o, id, where);

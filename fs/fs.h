@@ -68,10 +68,11 @@ struct sfs_session {
 	atomic_llong unlocked_at; /* monotonic ms of the last unlock (max_unlock) */
 
 	/* events.jsonl (special.c), known from unlock on without reading the log */
-	bool ev_ok;                 /* ev is valid; protected by rw (set at unlock) */
+	bool ev_ok; /* ev is open and valid; protected by rw (set at unlock) */
 	pthread_rwlock_t ev_rw;     /* ev: appends exclusive, reads shared */
-	struct sfs_events_state ev; /* protected by ev_rw */
-	atomic_ullong ev_size;      /* ev.size, for stat without ev_rw */
+	struct sfs_log ev; /* the log, open from unlock to lock (fd -1 else); its one
+			    * position, moved by appends in place; protected by
+			    * ev_rw, but ev.size (atomic) is read by stat without */
 	char ev_damage[SFS_DAMAGE_MAX]; /* damage no crash explains, for list ("" none);
 					 * kept through lock, rechecked at unlock;
 					 * protected by ev_rw */
@@ -191,6 +192,8 @@ void sfs_inode_release_space(dev_t dev, ino_t ino);
  */
 int sfs_inode_rwfd_get(struct sfs_inode *in);
 void sfs_inode_rwfd_put(struct sfs_inode *in, int fd);
+/* A new descriptor of @in's backing node opened with @flags (through /proc/self/fd), or -errno. */
+int sfs_reopen(const struct sfs_inode *in, int flags);
 /*
  * Open backing node @name in directory @dirfd, of type @type (st_mode from
  * fstatat), for an inode: read-write if it is a regular file (so that
@@ -219,8 +222,6 @@ int sfs_session_enter(struct sfs_session *s, const struct sfs_keys **keys);
 /* The same, for the daemon's own work: does not count as use for idle_lock. */
 int sfs_session_enter_quiet(struct sfs_session *s, const struct sfs_keys **keys);
 void sfs_session_leave(struct sfs_session *s);
-/* Something in @s changed (metadata.json's "updated" follows, see special.c). */
-void sfs_session_changed(struct sfs_session *s);
 /* Where a session's container is: 0 sessions/, 1 archive/, -ENOENT. */
 int sfs_session_where(const char *id);
 /* Call @fn for every valid session id in sessions/ (where 0) and archive/ (1). */
@@ -231,8 +232,6 @@ void sfs_session_foreach_id(void (*fn)(const char *id, int where, void *arg), vo
  * none), besides the daemon's log.
  */
 int sfs_session_unlock(const char *id, const char *pw, size_t pwlen, char *warn, size_t wsz);
-/* A read of @s's events.jsonl met a failing record at backing offset @pos. */
-void sfs_session_damaged(struct sfs_session *s, uint64_t pos);
 int sfs_session_lock(struct sfs_session *s, int *open_files);
 /*
  * Lock @s if it is unlocked and due: no operation for idle_lock (open files
@@ -284,7 +283,6 @@ int sfs_node_load(struct sfs_inode *in, const struct sfs_keys *keys);
 int sfs_node_stat(struct sfs_inode *in, struct stat *st);
 int sfs_node_store_attrs(struct sfs_inode *in, const struct sfs_attrs *a, int fd,
 			 const struct sfs_keys *keys);
-int sfs_reopen(const struct sfs_inode *in, int flags);
 /*
  * The type of @in as the mount shows it: its header's, once loaded (a
  * backing regular file may be a FIFO, socket, device node or long symlink).
@@ -343,12 +341,28 @@ void sfs_xattr_renewed(const struct sfs_renewal *rn, bool moved);
 void sfs_log_corrupt(const struct sfs_inode *in, const char *what, long long block);
 
 /*
- * special.c: write the time of @s's last change into its metadata.json
+ * session.c: write the time of @s's last change into its metadata.json
  * "updated" if a change is pending and (unless @force) has settled: no
  * change for a second, or changes for five. @notify: then drop the kernel's
  * cached name; only from a thread that holds no lock and serves no request.
  */
 void sfs_meta_refresh(struct sfs_session *s, bool force, bool notify);
+/* special.c: something in @s changed (metadata.json's "updated" follows, sfs_meta_refresh). */
+void sfs_session_changed(struct sfs_session *s);
+/*
+ * special.c: set "updated" to @when in @s's metadata.json, inside the
+ * session (@keys its keys); 0, -EINVAL if the stored document is no object,
+ * -errno. On success, if @rootfd_out is not NULL, the session root for
+ * sfs_meta_forget_name once the caller holds no lock.
+ */
+int sfs_meta_set_updated(struct sfs_session *s, const char *when, const struct sfs_keys *keys,
+			 int *rootfd_out);
+/*
+ * special.c: drop the kernel's cached name metadata.json in session root
+ * @rootfd (and its attributes), and close @rootfd. Only from a thread that
+ * holds no lock and serves no request.
+ */
+void sfs_meta_forget_name(int rootfd);
 /*
  * special.c: at lock (s->rw held for writing), wipe and drop the plaintext
  * that @s's open special files hold (an unterminated events line, a

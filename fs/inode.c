@@ -4,7 +4,9 @@
  * The address of an inode is its FUSE inode number, so hard links share one
  * inode; lookup adds a reference, forget drops it, zero frees. The fixed
  * inodes (root, sessions/, archive/, the control file) live in struct sfs_fs
- * and are never freed. Knows nothing of crypto or requests.
+ * and are never freed. Knows nothing of crypto or requests, and calls no
+ * other file of fs/ but log.c: node.c and the ops call this one, never the
+ * reverse.
  */
 #include "fs.h"
 
@@ -16,6 +18,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <syslog.h>
 
 _Static_assert(sizeof(fuse_ino_t) >= sizeof(uintptr_t), "inode numbers must hold pointers");
@@ -261,6 +264,16 @@ struct sfs_inode *sfs_inode_find(dev_t dev, ino_t ino)
 		}
 	pthread_mutex_unlock(&sfs->itable_mu);
 	return in;
+}
+
+int sfs_reopen(const struct sfs_inode *in, int flags)
+{
+	char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", in->fd);
+	fd = open(path, flags | O_CLOEXEC);
+	return fd < 0 ? sfs_neg_errno() : fd;
 }
 
 int sfs_inode_rwfd_get(struct sfs_inode *in)

@@ -4,7 +4,8 @@
  *
  * Backing timestamps, link counts and sizes are the store's; mode, owner and
  * group come from the sealed header. Knows the core library; replies to no
- * request.
+ * request. Calls the inode table (inode.c: sfs_reopen, sfs_ino_of), which
+ * never calls back into this file.
  */
 #include "fs.h"
 #include "fileio.h"
@@ -19,16 +20,6 @@
 #include <string.h>
 #include <syslog.h>
 #include <unistd.h>
-
-int sfs_reopen(const struct sfs_inode *in, int flags)
-{
-	char path[64];
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", in->fd);
-	fd = open(path, flags | O_CLOEXEC);
-	return fd < 0 ? sfs_neg_errno() : fd;
-}
 
 void sfs_log_corrupt(const struct sfs_inode *in, const char *what, long long block)
 {
@@ -189,7 +180,7 @@ int sfs_node_stat(struct sfs_inode *in, struct stat *st)
 		st->st_size = (off_t)in->linklen;
 	if (in->type == S_IFREG && in->attrs.kind == SFS_KIND_LOG) {
 		/* events.jsonl: the size unlock found, kept by every append; no read. */
-		st->st_size = (off_t)atomic_load(&in->sess->ev_size);
+		st->st_size = (off_t)atomic_load(&in->sess->ev.size);
 		pthread_mutex_unlock(&in->mu);
 		return 0;
 	}

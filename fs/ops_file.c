@@ -291,7 +291,7 @@ void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		n = sfs_meta_read(fh_of(fi), buf, size, off);
 	} else if (in->special == SFS_SP_EVENTS || in->attrs.kind == SFS_KIND_LOG) {
 		/* Only through the log: another file under that name is damage (EIO). */
-		n = sfs_events_read(in, fh_of(fi), buf, size, off, f.keys);
+		n = sfs_events_read(in, buf, size, off);
 	} else {
 		f.fd = fh_of(fi)->fd;
 		pthread_rwlock_rdlock(&in->io);
@@ -332,8 +332,7 @@ void sfs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, 
 	if (in->special != SFS_SP_NONE) {
 		n = in->special == SFS_SP_META
 			    ? sfs_meta_write(fh_of(fi), buf, size, off)
-			    : sfs_events_write(in, fh_of(fi), buf, size, off, fi->flags & O_APPEND,
-					       f.keys);
+			    : sfs_events_write(in, fh_of(fi), buf, size, off, fi->flags & O_APPEND);
 		sfs_session_leave(in->sess);
 		if (n < 0)
 			sfs_reply_err(req, (int)n);
@@ -390,7 +389,7 @@ static int special_commit(struct sfs_inode *in, struct sfs_fh *fh)
 	if (in->special == SFS_SP_META)
 		rc = fh->dirty ? sfs_meta_commit(in, fh, keys) : 0;
 	else
-		rc = sfs_events_flush(in, fh, keys);
+		rc = sfs_events_flush(in, fh);
 	sfs_session_leave(in->sess);
 	return rc;
 }

@@ -7,6 +7,8 @@
  * its files runs inside sfs_session_enter/leave (a read lock), so lock (the
  * write lock) waits for operations in flight and then wipes the keys.
  * Knows nothing of the control protocol or JSON.
+ * Direction: this file calls special.c (the special files' part of a lock,
+ * and of refreshing "updated"), never the reverse.
  */
 #include "fs.h"
 
@@ -114,6 +116,7 @@ struct sfs_session *sfs_session_get(const char *id, int cfd)
 	pthread_mutex_init(&s->meta_mu, NULL);
 	pthread_mutex_init(&s->unlock_mu, NULL);
 	s->lockfd = -1;
+	s->ev.fd = -1;
 	start_clocks(s);
 	s->next = sfs->sessions;
 	sfs->sessions = s;
@@ -142,12 +145,33 @@ int sfs_session_enter(struct sfs_session *s, const struct sfs_keys **keys)
 	return rc;
 }
 
-void sfs_session_changed(struct sfs_session *s)
+void sfs_meta_refresh(struct sfs_session *s, bool force, bool notify)
 {
-	long long now = (long long)time(NULL), zero = 0;
+	long long t = atomic_load(&s->changed), first = atomic_load(&s->changed_first);
+	long long now = (long long)time(NULL);
+	const struct sfs_keys *keys;
+	char when[32];
+	int rootfd = -1, rc;
 
-	atomic_store(&s->changed, now);
-	atomic_compare_exchange_strong(&s->changed_first, &zero, now);
+	if (t == 0 || (!force && now - t < 1 && now - first < 5))
+		return;
+	if (sfs_session_enter_quiet(s, &keys) < 0)
+		return; /* locked: the change was written when it locked */
+	sfs_utc_format(when, sizeof(when), (time_t)t);
+	rc = sfs_meta_set_updated(s, when, keys, notify ? &rootfd : NULL);
+	sfs_wipe_stack(); /* the notifier thread serves no request: wipe here */
+	sfs_session_leave(s);
+	if (rc < 0) {
+		sfs_log(LOG_NOTICE, "%s: metadata.json: cannot refresh \"updated\": %s", s->id,
+			strerror(-rc));
+		if (rc != -EINVAL)
+			return; /* try again at the next tick */
+	}
+	/* Done with everything up to @t; a change since stays pending. */
+	if (atomic_compare_exchange_strong(&s->changed, &t, 0))
+		atomic_store(&s->changed_first, 0);
+	if (rootfd >= 0)
+		sfs_meta_forget_name(rootfd);
 }
 
 /* Append a printf'd line to @buf (@sz bytes, NUL-terminated), as far as it fits. */
@@ -205,8 +229,7 @@ static void describe_damage(char *out, size_t sz, const struct sfs_log_damage *d
  * damage to @damage ("" none).
  */
 static void report(const char *id, int rc, const struct sfs_session_report *r,
-		   const struct sfs_events_state *ev, char *warn, size_t wsz, char *damage,
-		   size_t dsz)
+		   const struct sfs_log *ev, char *warn, size_t wsz, char *damage, size_t dsz)
 {
 	const char *where = sfs_session_where(id) == 1 ? SFS_ARCHIVE_DIR : SFS_SESSIONS_DIR;
 
@@ -265,7 +288,7 @@ static void report(const char *id, int rc, const struct sfs_session_report *r,
 static void prepare(struct sfs_session *s, int cfd, char *warn, size_t wsz)
 {
 	struct sfs_session_report r;
-	struct sfs_events_state ev;
+	struct sfs_log ev;
 	char damage[SFS_DAMAGE_MAX];
 	uint64_t recheck;
 	int rc;
@@ -276,25 +299,12 @@ static void prepare(struct sfs_session *s, int cfd, char *warn, size_t wsz)
 	rc = sfs_store_session_prepare(cfd, s->keys, recheck, &ev, &r);
 	report(s->id, rc, &r, &ev, warn, wsz, damage, sizeof(damage));
 	pthread_rwlock_wrlock(&s->ev_rw);
+	sfs_log_close(&s->ev); /* none open: a lock closed it (drop_keys) */
 	s->ev_ok = rc == 0;
 	s->ev = ev;
-	atomic_store(&s->ev_size, ev.size);
 	/* What this unlock found replaces what was known: it rechecked that too. */
 	snprintf(s->ev_damage, sizeof(s->ev_damage), "%s", damage);
 	s->ev_bad = rc == 0 && r.events_damage.count ? r.events_damage.pos : 0;
-	pthread_rwlock_unlock(&s->ev_rw);
-}
-
-void sfs_session_damaged(struct sfs_session *s, uint64_t pos)
-{
-	pthread_rwlock_wrlock(&s->ev_rw);
-	if (!s->ev_damage[0]) {
-		snprintf(s->ev_damage, sizeof(s->ev_damage),
-			 "the record at stored offset %llu fails authentication (a read met it); "
-			 "reads touching it fail with EIO, the rest reads and appends work",
-			 (unsigned long long)pos);
-		s->ev_bad = pos;
-	}
 	pthread_rwlock_unlock(&s->ev_rw);
 }
 
@@ -383,6 +393,9 @@ int sfs_session_unlock(const char *id, const char *pw, size_t pwlen, char *warn,
 static void drop_keys(struct sfs_session *s)
 {
 	s->ev_ok = false;
+	pthread_rwlock_wrlock(&s->ev_rw);
+	sfs_log_close(&s->ev);
+	pthread_rwlock_unlock(&s->ev_rw);
 	sfs_special_forget(s);
 	sfs_keys_free(s->keys);
 	s->keys = NULL;

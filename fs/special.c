@@ -23,6 +23,10 @@
  * longer uses are wiped at once, the buffer when the file is released, and
  * at lock every open handle's (sfs_special_forget): what a handle held then
  * is lost, and its writes and close fail with EIO from then on.
+ *
+ * Direction: session.c calls this file (at lock, and to refresh "updated"
+ * inside a session it entered); this file calls no function of session.c,
+ * it only uses the struct sfs_session its callers entered.
  */
 #include "special.h"
 #include "eventlog.h"
@@ -150,67 +154,79 @@ void sfs_special_forget(struct sfs_session *s)
 	pthread_mutex_unlock(&held_mu);
 }
 
-/* The log behind events.jsonl @in open as @fh; called with s->ev_rw held. */
-static int log_of(struct sfs_inode *in, struct sfs_fh *fh, const struct sfs_keys *keys,
-		  struct sfs_log *l)
+/*
+ * The session's log (s->ev, which unlock opened) if events.jsonl @in is
+ * that log, else NULL; called with s->ev_rw held.
+ */
+static struct sfs_log *log_of(struct sfs_inode *in)
 {
 	struct sfs_session *s = in->sess;
 
 	/* Only the log unlock prepared; another file by this name is stale or foreign. */
 	if (!s->ev_ok || in->attrs.kind != SFS_KIND_LOG ||
 	    sodium_memcmp(in->id, s->ev.id, SFS_ID_BYTES) != 0)
-		return -EIO;
-	*l = (struct sfs_log){.fd = fh->fd, .keys = keys, .end = s->ev.end, .size = s->ev.size,
-			      .lines = s->ev.lines};
-	memcpy(l->id, s->ev.id, SFS_ID_BYTES);
-	return 0;
+		return NULL;
+	return &s->ev;
+}
+
+void sfs_session_changed(struct sfs_session *s)
+{
+	long long now = (long long)time(NULL), zero = 0;
+
+	atomic_store(&s->changed, now);
+	atomic_compare_exchange_strong(&s->changed_first, &zero, now);
+}
+
+/* A read of @s's events.jsonl met a failing record at backing offset @pos: list says so. */
+static void note_damage(struct sfs_session *s, uint64_t pos)
+{
+	pthread_rwlock_wrlock(&s->ev_rw);
+	if (!s->ev_damage[0]) {
+		snprintf(s->ev_damage, sizeof(s->ev_damage),
+			 "the record at stored offset %llu fails authentication (a read met it); "
+			 "reads touching it fail with EIO, the rest reads and appends work",
+			 (unsigned long long)pos);
+		s->ev_bad = pos;
+	}
+	pthread_rwlock_unlock(&s->ev_rw);
 }
 
 /* Append @len bytes of whole lines to events.jsonl; called with s->ev_rw held for writing. */
-static int append(struct sfs_inode *in, struct sfs_fh *fh, const char *data, size_t len,
-		  const struct sfs_keys *keys)
+static int append(struct sfs_inode *in, const char *data, size_t len)
 {
-	struct sfs_session *s = in->sess;
-	struct sfs_log l;
-	int rc = log_of(in, fh, keys, &l);
+	struct sfs_log *l = log_of(in);
+	int rc = l ? sfs_log_append(l, data, len) : -EIO;
 
-	if (rc == 0)
-		rc = sfs_log_append(&l, data, len);
 	if (rc < 0)
 		return rc;
-	s->ev.end = l.end;
-	s->ev.size = l.size;
-	s->ev.lines = l.lines;
-	atomic_store(&s->ev_size, l.size);
-	sfs_session_changed(s);
+	sfs_session_changed(in->sess);
 	return 0;
 }
 
-ssize_t sfs_events_read(struct sfs_inode *in, struct sfs_fh *fh, char *buf, size_t size,
-			off_t off, const struct sfs_keys *keys)
+ssize_t sfs_events_read(struct sfs_inode *in, char *buf, size_t size, off_t off)
 {
-	struct sfs_log l;
+	const struct sfs_log *l;
+	uint64_t bad = 0;
 	ssize_t n;
 
 	pthread_rwlock_rdlock(&in->sess->ev_rw);
-	n = log_of(in, fh, keys, &l);
-	if (n == 0)
-		n = sfs_log_read(&l, buf, size, (uint64_t)off);
+	l = log_of(in);
+	n = l ? sfs_log_pread(l, buf, size, (uint64_t)off, &bad) : -EIO;
 	pthread_rwlock_unlock(&in->sess->ev_rw);
 	if (n == -EBADMSG) {
 		char what[64];
 
 		snprintf(what, sizeof(what), "event record at stored offset %llu",
-			 (unsigned long long)l.bad);
+			 (unsigned long long)bad);
 		sfs_log_corrupt(in, what, -1);
 		/* list shows it until an unlock finds it gone */
-		sfs_session_damaged(in->sess, l.bad);
+		note_damage(in->sess, bad);
 	}
 	return n;
 }
 
 ssize_t sfs_events_write(struct sfs_inode *in, struct sfs_fh *fh, const char *buf, size_t size,
-			 off_t off, bool appending, const struct sfs_keys *keys)
+			 off_t off, bool appending)
 {
 	struct sfs_session *s = in->sess;
 	size_t old = fh->len, start = 0, end;
@@ -247,7 +263,7 @@ ssize_t sfs_events_write(struct sfs_inode *in, struct sfs_fh *fh, const char *bu
 		start = i + 1;
 	}
 	if (rc == 0 && end > 0)
-		rc = append(in, fh, fh->buf, end, keys);
+		rc = append(in, fh->buf, end);
 	if (rc < 0) {
 		/* Nothing of this write is kept; an earlier tail stays pending. */
 		fh->len = rc == -EINVAL ? 0 : old;
@@ -264,7 +280,7 @@ out:
 	return rc < 0 ? rc : (ssize_t)size;
 }
 
-int sfs_events_flush(struct sfs_inode *in, struct sfs_fh *fh, const struct sfs_keys *keys)
+int sfs_events_flush(struct sfs_inode *in, struct sfs_fh *fh)
 {
 	int rc;
 
@@ -286,7 +302,7 @@ int sfs_events_flush(struct sfs_inode *in, struct sfs_fh *fh, const struct sfs_k
 		return rc;
 	fh->buf[fh->len++] = '\n';
 	pthread_rwlock_wrlock(&in->sess->ev_rw);
-	rc = append(in, fh, fh->buf, fh->len, keys);
+	rc = append(in, fh->buf, fh->len);
 	pthread_rwlock_unlock(&in->sess->ev_rw);
 	sodium_memzero(fh->buf, fh->len);
 	fh->len = 0;
@@ -609,13 +625,12 @@ int sfs_meta_check_replacement(struct sfs_inode *root, int fd, const struct sfs_
 }
 
 /*
- * Set "updated" to @when in @s's metadata.json; 0 or -errno. Called inside
- * the session. The document is read and replaced under meta_mu, which a
- * commit and a rename over metadata.json hold too: what is written back is
- * the current document, never one a rename has replaced meanwhile.
+ * The document is read and replaced under meta_mu, which a commit and a
+ * rename over metadata.json hold too: what is written back is the current
+ * document, never one a rename has replaced meanwhile.
  */
-static int set_updated(struct sfs_session *s, const char *when, const struct sfs_keys *keys,
-		       int *rootfd_out)
+int sfs_meta_set_updated(struct sfs_session *s, const char *when, const struct sfs_keys *keys,
+			 int *rootfd_out)
 {
 	struct sfs_fh doc = {.fd = -1};
 	unsigned char dirid[SFS_ID_BYTES];
@@ -650,18 +665,14 @@ static int set_updated(struct sfs_session *s, const char *when, const struct sfs
 	return rc;
 }
 
-int sfs_meta_peek(struct sfs_session *s, char **text, size_t *len)
+int sfs_meta_peek(struct sfs_session *s, const struct sfs_keys *keys, char **text, size_t *len)
 {
 	struct sfs_fh doc = {.fd = -1};
 	unsigned char dirid[SFS_ID_BYTES];
-	const struct sfs_keys *keys;
 	int rootfd, rc;
 
 	*text = NULL;
 	*len = 0;
-	rc = sfs_session_enter_quiet(s, &keys);
-	if (rc < 0)
-		return rc;
 	rootfd = open_root(s, dirid, keys);
 	rc = rootfd < 0 ? rootfd : 0;
 	if (rc == 0) {
@@ -671,7 +682,6 @@ int sfs_meta_peek(struct sfs_session *s, char **text, size_t *len)
 		pthread_mutex_unlock(&s->meta_mu);
 		close(rootfd);
 	}
-	sfs_session_leave(s);
 	if (rc == 0) {
 		*text = malloc(doc.len + 1);
 		if (*text) {
@@ -688,33 +698,8 @@ int sfs_meta_peek(struct sfs_session *s, char **text, size_t *len)
 	return rc;
 }
 
-void sfs_meta_refresh(struct sfs_session *s, bool force, bool notify)
+void sfs_meta_forget_name(int rootfd)
 {
-	long long t = atomic_load(&s->changed), first = atomic_load(&s->changed_first);
-	long long now = (long long)time(NULL);
-	const struct sfs_keys *keys;
-	char when[32];
-	int rootfd = -1, rc;
-
-	if (t == 0 || (!force && now - t < 1 && now - first < 5))
-		return;
-	if (sfs_session_enter_quiet(s, &keys) < 0)
-		return; /* locked: the change was written when it locked */
-	sfs_utc_format(when, sizeof(when), (time_t)t);
-	rc = set_updated(s, when, keys, notify ? &rootfd : NULL);
-	sfs_wipe_stack(); /* the notifier thread serves no request: wipe here */
-	sfs_session_leave(s);
-	if (rc < 0) {
-		sfs_log(LOG_NOTICE, "%s: metadata.json: cannot refresh \"updated\": %s", s->id,
-			strerror(-rc));
-		if (rc != -EINVAL)
-			return; /* try again at the next tick */
-	}
-	/* Done with everything up to @t; a change since stays pending. */
-	if (atomic_compare_exchange_strong(&s->changed, &t, 0))
-		atomic_store(&s->changed_first, 0);
-	if (rootfd >= 0) {
-		forget_old_name(rootfd);
-		close(rootfd);
-	}
+	forget_old_name(rootfd);
+	close(rootfd);
 }

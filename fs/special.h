@@ -14,14 +14,13 @@ enum sfs_special sfs_special_of(const struct sfs_inode *parent, const char *name
 
 /* events.jsonl: append the complete lines of @buf; @size or -errno (EINVAL, EPERM). */
 ssize_t sfs_events_write(struct sfs_inode *in, struct sfs_fh *fh, const char *buf, size_t size,
-			 off_t off, bool append, const struct sfs_keys *keys);
+			 off_t off, bool append);
 
 /* events.jsonl: read at any offset; bytes or -errno (EIO when a record fails). */
-ssize_t sfs_events_read(struct sfs_inode *in, struct sfs_fh *fh, char *buf, size_t size,
-			off_t off, const struct sfs_keys *keys);
+ssize_t sfs_events_read(struct sfs_inode *in, char *buf, size_t size, off_t off);
 
 /* events.jsonl at close: store a pending unterminated line (with a newline) or refuse it. */
-int sfs_events_flush(struct sfs_inode *in, struct sfs_fh *fh, const struct sfs_keys *keys);
+int sfs_events_flush(struct sfs_inode *in, struct sfs_fh *fh);
 
 /* metadata.json opened for writing: start its buffer (empty if @trunc). */
 int sfs_meta_open(struct sfs_inode *in, struct sfs_fh *fh, bool trunc,
@@ -59,12 +58,12 @@ void sfs_meta_closed(struct sfs_inode *in, int fd);
  * must stay the one the rename replaces).
  */
 /*
- * The stored metadata.json of unlocked session @s, for `list`: a malloc'd
- * copy of its plaintext in *@text (*@len bytes; the caller wipes and frees
- * it). Read without counting as a use of the session (idle_lock): looking
- * at the list is no work in the session. 0, -EACCES if @s is locked, -errno.
+ * The stored metadata.json of session @s, for `list`: a malloc'd copy of
+ * its plaintext in *@text (*@len bytes; the caller wipes and frees it).
+ * Called inside the session (@keys from sfs_session_enter_quiet: looking
+ * at the list is no work in the session, idle_lock). 0 or -errno.
  */
-int sfs_meta_peek(struct sfs_session *s, char **text, size_t *len);
+int sfs_meta_peek(struct sfs_session *s, const struct sfs_keys *keys, char **text, size_t *len);
 
 int sfs_meta_check_replacement(struct sfs_inode *root, int fd, const struct sfs_keys *keys);
 

@@ -490,7 +490,7 @@ int sfs_log_check(struct sfs_log *l, uint64_t pos, struct sfs_log_damage *d)
 }
 
 /* Index of the last frame whose first record starts at or before plaintext @off. */
-static int find_frame(struct sfs_log *l, uint64_t off, uint64_t *frame)
+static int find_frame(const struct sfs_log *l, uint64_t off, uint64_t *frame, uint64_t *bad)
 {
 	uint64_t lo = 0, hi = frame_of(l->end - 1);
 
@@ -503,7 +503,7 @@ static int find_frame(struct sfs_log *l, uint64_t off, uint64_t *frame)
 		if (n < 0)
 			return (int)n;
 		if ((size_t)n < sizeof(h) || sfs_fmt_record_parse(&r, h, pos) != 0) {
-			l->bad = pos;
+			*bad = pos;
 			return -EBADMSG;
 		}
 		if (r.offset <= off)
@@ -516,7 +516,8 @@ static int find_frame(struct sfs_log *l, uint64_t off, uint64_t *frame)
 }
 
 /* The fast read: clear headers steer, the chain of records must hold from the frame found. */
-static ssize_t read_chained(struct sfs_log *l, void *buf, size_t len, uint64_t off)
+static ssize_t read_chained(const struct sfs_log *l, void *buf, size_t len, uint64_t off,
+			    uint64_t *bad)
 {
 	struct cursor c = {.l = l, .limit = l->end};
 	unsigned char *plain = NULL;
@@ -526,7 +527,7 @@ static ssize_t read_chained(struct sfs_log *l, void *buf, size_t len, uint64_t o
 	int rc;
 
 	want_end = off + len;
-	rc = find_frame(l, off, &frame);
+	rc = find_frame(l, off, &frame, bad);
 	if (rc < 0)
 		return rc;
 	/* Sized to the request: the frame before @off and the records up to its end. */
@@ -566,7 +567,7 @@ static ssize_t read_chained(struct sfs_log *l, void *buf, size_t len, uint64_t o
 		pos += SFS_REC_OVERHEAD + r.len;
 	}
 	if (rc == -EBADMSG)
-		l->bad = pos;
+		*bad = pos;
 out:
 	if (plain)
 		sodium_memzero(plain, SFS_REC_MAX);
@@ -581,7 +582,8 @@ out:
  * records that open, each copied to its authenticated offset. Bytes no
  * such record holds (a failing span) make the read fail.
  */
-static ssize_t read_robust(struct sfs_log *l, void *buf, size_t len, uint64_t off)
+static ssize_t read_robust(const struct sfs_log *l, void *buf, size_t len, uint64_t off,
+			   uint64_t *bad)
 {
 	/* Small windows for the search, one sized to the request for the walk. */
 	struct cursor c = {.l = l, .limit = l->end, .cap = 2 * SFS_LOG_FRAME};
@@ -621,7 +623,7 @@ static ssize_t read_robust(struct sfs_log *l, void *buf, size_t len, uint64_t of
 	c.cap = wcap;
 	c.len = 0;
 	if (!found) {
-		l->bad = SFS_HDR_BYTES;
+		*bad = SFS_HDR_BYTES;
 		rc = -EBADMSG;
 		goto out;
 	}
@@ -631,7 +633,7 @@ static ssize_t read_robust(struct sfs_log *l, void *buf, size_t len, uint64_t of
 		if (rc == -EBADMSG) {
 			uint64_t at;
 
-			l->bad = pos;
+			*bad = pos;
 			rc = rec_next_good(&c, pos + 1, 0, 0, &r, plain, &at);
 			if (rc == -ENODATA)
 				rc = -EBADMSG;
@@ -663,25 +665,38 @@ out:
 	return rc < 0 ? rc : (ssize_t)(cur - off);
 }
 
-ssize_t sfs_log_read(struct sfs_log *l, void *buf, size_t len, uint64_t off)
+ssize_t sfs_log_pread(const struct sfs_log *l, void *buf, size_t len, uint64_t off, uint64_t *bad)
 {
+	uint64_t size = l->size;
 	ssize_t n;
 
-	if (off >= l->size || len == 0)
+	if (off >= size || len == 0)
 		return 0;
-	if (len > l->size - off)
-		len = (size_t)(l->size - off);
-	n = read_chained(l, buf, len, off);
+	if (len > size - off)
+		len = (size_t)(size - off);
+	n = read_chained(l, buf, len, off, bad);
 	/* A failing record on the way: look again, around it. */
 	if (n == -EBADMSG)
-		n = read_robust(l, buf, len, off);
+		n = read_robust(l, buf, len, off, bad);
 	return n;
+}
+
+ssize_t sfs_log_read(struct sfs_log *l, void *buf, size_t len, uint64_t off)
+{
+	return sfs_log_pread(l, buf, len, off, &l->bad);
+}
+
+void sfs_log_close(struct sfs_log *l)
+{
+	if (l->fd >= 0)
+		close(l->fd);
+	l->fd = -1;
 }
 
 int sfs_log_append(struct sfs_log *l, const void *buf, size_t len)
 {
 	const unsigned char *in = buf;
-	uint64_t pos = l->end, lines = l->lines, total;
+	uint64_t pos = l->end, lines = l->lines, size = l->size, total;
 	unsigned char *out;
 	size_t done = 0;
 	int rc;
@@ -704,7 +719,7 @@ int sfs_log_append(struct sfs_log *l, const void *buf, size_t len)
 	if (!out)
 		return -ENOMEM;
 	for (pos = l->end, done = 0; done < len;) {
-		struct sfs_rec r = {.offset = l->size + done, .lines = lines};
+		struct sfs_rec r = {.offset = size + done, .lines = lines};
 
 		pos = sfs_fmt_record_pos(pos);
 		r.len = (uint16_t)sfs_fmt_record_room(pos);
@@ -737,7 +752,7 @@ int sfs_log_append(struct sfs_log *l, const void *buf, size_t len)
 		return rc;
 	}
 	l->end += total;
-	l->size += len;
 	l->lines = lines;
+	l->size = size + len; /* last: what a stat that takes no lock reads */
 	return 0;
 }

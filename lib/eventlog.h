@@ -9,8 +9,13 @@
  * A failing record costs only the bytes it held: reads and loads step over
  * it to the next record that opens.
  * Knows the format and crypto layers and pread/pwrite/ftruncate; nothing of
- * names, JSON, sessions or FUSE. Not thread-safe: the caller serialises
- * appends and repairs; reads may share with each other.
+ * names, JSON, sessions or FUSE.
+ *
+ * A struct sfs_log is the one copy of an open log's position: an append
+ * moves it in place. It is not locked: the caller serialises appends,
+ * loads and repairs, and lets reads (sfs_log_pread, which writes nothing
+ * into the log) share with each other. Only l->size may also be read with
+ * no lock at all (atomic_load: what a stat shows).
  *
  * Errors: -errno of the backing filesystem, or -EBADMSG when a record fails
  * authentication or is not where the chain of records says (its backing
@@ -21,6 +26,7 @@
 
 #include "format.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -31,13 +37,13 @@
  */
 #define SFS_LOG_CHECK_WINDOW (4u << 20)
 
-/* An open log. */
+/* An open log and where it ends. */
 struct sfs_log {
-	int fd;                         /* backing file, read-write */
+	int fd; /* backing file, read-write (-1: none open) */
 	unsigned char id[SFS_ID_BYTES]; /* file id from its header */
 	const struct sfs_keys *keys;
 	uint64_t end;   /* backing bytes in use (the next record goes at or after it) */
-	uint64_t size;  /* plaintext bytes */
+	_Atomic uint64_t size; /* plaintext bytes; readable without the caller's lock */
 	uint64_t lines; /* newlines, i.e. complete lines */
 	uint64_t bad;   /* backing offset of the last record that failed */
 };
@@ -128,11 +134,20 @@ int sfs_log_check(struct sfs_log *l, uint64_t pos, struct sfs_log_damage *d);
 ssize_t sfs_log_read(struct sfs_log *l, void *buf, size_t len, uint64_t off);
 
 /*
+ * The same read for readers that share @l: nothing is written into it, and
+ * the backing offset of a record that failed goes to *@bad instead.
+ */
+ssize_t sfs_log_pread(const struct sfs_log *l, void *buf, size_t len, uint64_t off, uint64_t *bad);
+
+/*
  * Append @len bytes (whole lines, the caller's rule) as the records of one
  * append, with one pwrite after the last record. Space is reserved first,
  * and a failed write is cut off again, so on error nothing was appended.
  * 0 or -errno.
  */
 int sfs_log_append(struct sfs_log *l, const void *buf, size_t len);
+
+/* Close l->fd (if open) and set it to -1; the state stays what was last known. */
+void sfs_log_close(struct sfs_log *l);
 
 #endif

@@ -3,8 +3,9 @@
  * it: find events.jsonl and mend what a crash left at its end (eventlog.c),
  * refuse one that is not a log (another file copied over it), make it if
  * it is missing, and remove crash leftovers from the session
- * root (and temporaries from its .sfsx, xattr.c). The result is the log's
- * state, so that no later open or stat of events.jsonl reads the log.
+ * root (and temporaries from its .sfsx, xattr.c). The result is the open
+ * log with its state, so that no later open or stat of events.jsonl reads
+ * the log.
  *
  * Store layer: knows the tree, eventlog, fileio, format and crypto layers;
  * nothing of FUSE or the control protocol. Runs while the caller holds the
@@ -96,18 +97,18 @@ static int publish_log(int rootfd, const char *tmp, struct sfs_log *l, const cha
 }
 
 int sfs_store_session_prepare(int cfd, const struct sfs_keys *keys, uint64_t recheck,
-			      struct sfs_events_state *ev, struct sfs_session_report *rep)
+			      struct sfs_log *ev, struct sfs_session_report *rep)
 {
+	struct sfs_log *l = ev;
 	unsigned char dirid[SFS_ID_BYTES], rnd[8];
 	struct sfs_attrs dattrs, a;
-	struct sfs_log l = {.fd = -1, .keys = keys};
 	struct sfs_log_repair r;
 	char tmp[SFS_TMPNAME_MAX], hex[17];
 	struct sfs_ename en;
 	int rootfd, rc;
 
 	memset(rep, 0, sizeof(*rep));
-	memset(ev, 0, sizeof(*ev));
+	*l = (struct sfs_log){.fd = -1, .keys = keys};
 	rootfd = openat(cfd, SFS_ROOT_NAME, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
 		return sfs_neg_errno();
@@ -117,22 +118,22 @@ int sfs_store_session_prepare(int cfd, const struct sfs_keys *keys, uint64_t rec
 	if (rc < 0)
 		goto out;
 	rep->swept = sweep(rootfd) + sfs_xattr_sweep(rootfd);
-	l.fd = openat(rootfd, en.backing, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-	if (l.fd < 0 && errno == ENOENT) {
+	l->fd = openat(rootfd, en.backing, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (l->fd < 0 && errno == ENOENT) {
 		a = (struct sfs_attrs){S_IFREG | 0600, dattrs.uid, dattrs.gid, 0, SFS_KIND_LOG};
-		rc = new_log(rootfd, tmp, &l, &a, keys);
+		rc = new_log(rootfd, tmp, l, &a, keys);
 		if (rc == 0)
-			rc = publish_log(rootfd, tmp, &l, en.backing, false);
+			rc = publish_log(rootfd, tmp, l, en.backing, false);
 		if (rc < 0) {
-			l.fd = -1;
+			l->fd = -1;
 			goto out;
 		}
 		rep->events_created = true;
-	} else if (l.fd < 0) {
+	} else if (l->fd < 0) {
 		rc = sfs_neg_errno();
 		goto out;
 	} else {
-		rc = sfs_file_read_header(l.fd, l.id, &a, keys);
+		rc = sfs_file_read_header(l->fd, l->id, &a, keys);
 		/*
 		 * Only a log is events.jsonl. Any other kind is another file of
 		 * the session copied over it (doc/format.md "Older stores": no
@@ -149,7 +150,7 @@ int sfs_store_session_prepare(int cfd, const struct sfs_keys *keys, uint64_t rec
 	sfs_crypto_random(rnd, sizeof(rnd));
 	sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
 	snprintf(rep->events_kept, sizeof(rep->events_kept), "events.kept-%s", hex);
-	rc = sfs_log_repair(&l, &r, cfd, rep->events_kept);
+	rc = sfs_log_repair(l, &r, cfd, rep->events_kept);
 	if (!r.kept)
 		rep->events_kept[0] = '\0';
 	rep->events_dropped = r.dropped;
@@ -158,17 +159,15 @@ int sfs_store_session_prepare(int cfd, const struct sfs_keys *keys, uint64_t rec
 	rep->events_damage = r.damage;
 	/* Damage a read met before, outside what the repair checked. */
 	if (rc == 0 && r.damage.count == 0 && recheck)
-		rc = sfs_log_check(&l, recheck, &rep->events_damage);
-	rep->events_bad_at = l.bad;
-	if (rc == 0) {
-		ev->end = l.end;
-		ev->size = l.size;
-		ev->lines = l.lines;
-		memcpy(ev->id, l.id, SFS_ID_BYTES);
-	}
+		rc = sfs_log_check(l, recheck, &rep->events_damage);
+	rep->events_bad_at = l->bad;
 out:
-	if (l.fd >= 0)
-		close(l.fd);
+	if (rc < 0) {
+		uint64_t bad = l->bad;
+
+		sfs_log_close(l);
+		*l = (struct sfs_log){.fd = -1, .keys = keys, .bad = bad}; /* no state */
+	}
 	close(rootfd);
 	return rc;
 }

@@ -119,14 +119,6 @@ int sfs_store_session_trylock(int cfd, int *lockfd);
  */
 int sfs_store_session_held(int cfd);
 
-/* events.jsonl as unlock found it: where the log ends, its size and lines. */
-struct sfs_events_state {
-	unsigned char id[SFS_ID_BYTES]; /* the log's file id */
-	uint64_t end;                   /* backing bytes in use */
-	uint64_t size;                  /* plaintext bytes */
-	uint64_t lines;                 /* complete lines, i.e. events */
-};
-
 /* What sfs_store_session_prepare found and mended, for the daemon to log. */
 struct sfs_session_report {
 	int swept;                /* crash leftovers removed from the session root */
@@ -148,14 +140,15 @@ struct sfs_session_report {
  * are kept in the container as @rep->events_kept), find damage no crash
  * leaves in its last SFS_LOG_CHECK_WINDOW bytes and, if @recheck is not 0,
  * in the frame at backing offset @recheck (where a read found damage
- * before), and return the log's state in @ev so nothing later needs to
- * scan it. 0; -EBADMSG when events.jsonl is damaged in a way no crash
+ * before), and leave the log open in @ev, its state loaded, so nothing
+ * later needs to scan it (the caller closes it, sfs_log_close; on error
+ * ev->fd is -1). 0; -EBADMSG when events.jsonl is damaged in a way no crash
  * leaves and it cannot be used (nothing is cut then); -EUCLEAN when
  * events.jsonl is not a log at all (another file copied over it; left
  * untouched); -errno.
  */
 int sfs_store_session_prepare(int cfd, const struct sfs_keys *keys, uint64_t recheck,
-			      struct sfs_events_state *ev, struct sfs_session_report *rep);
+			      struct sfs_log *ev, struct sfs_session_report *rep);
 
 /*
  * The first metadata.json of a session, as a malloc'd NUL-terminated string

@@ -673,6 +673,43 @@ static void test_tamper(void)
 	close(l.fd);
 }
 
+/*
+ * The log is one object its appends move in place, and readers that share
+ * it (sfs_log_pread) write nothing into it: a failing record's offset goes
+ * to the reader. sfs_log_close keeps the state.
+ */
+static void test_shared_reads(void)
+{
+	struct sfs_log l, before;
+	const struct sfs_log *shared = &l;
+	uint64_t bad = 0, end;
+	unsigned char c;
+
+	new_log(&l);
+	for (int i = 0; i < 40; i++)
+		do_append(&l, 1 + below(3000));
+	CHECK(l.end > SFS_HDR_BYTES && l.size == msize && l.lines == model_lines(msize));
+	CHECK_EQ(atomic_load(&l.size), msize);
+	memcpy(&before, &l, sizeof(l));
+	CHECK_EQ(sfs_log_pread(shared, buf, 5000, 1000, &bad), 5000);
+	CHECK_MEM(buf, model + 1000, 5000);
+	CHECK_MEM(&l, &before, sizeof(l));
+	/* A flipped byte in the first record: the reader learns where, the log does not change. */
+	REQUIRE(pread(l.fd, &c, 1, SFS_HDR_BYTES + SFS_REC_HDR + 1) == 1);
+	c ^= 0x20;
+	REQUIRE(pwrite(l.fd, &c, 1, SFS_HDR_BYTES + SFS_REC_HDR + 1) == 1);
+	CHECK_EQ(sfs_log_pread(shared, buf, 10, 0, &bad), -EBADMSG);
+	CHECK(bad >= SFS_HDR_BYTES && bad < l.end);
+	CHECK_MEM(&l, &before, sizeof(l));
+	CHECK_EQ(sfs_log_read(&l, buf, 10, 0), -EBADMSG);
+	CHECK_EQ(l.bad, bad);
+	end = l.end;
+	sfs_log_close(&l);
+	CHECK(l.fd == -1 && l.end == end && l.size == msize);
+	sfs_log_close(&l); /* twice is harmless */
+	CHECK_EQ(l.fd, -1);
+}
+
 int main(void)
 {
 	unsigned char master[SFS_KEY_BYTES];
@@ -698,6 +735,7 @@ int main(void)
 	test_damage_and_torn_tail();
 	test_damage_last_record();
 	test_tamper();
+	test_shared_reads();
 	unlinkat(dirfd_, "log", 0);
 	unlinkat(dirfd_, "cut", 0);
 	rmdir(tmpdir);

@@ -297,7 +297,7 @@ static void test_prepare(void)
 	const char *old = "{\"a\":1}\n{\"b\":2}\n";
 	struct sfs_file f = {0};
 	struct sfs_session_report rep;
-	struct sfs_events_state ev;
+	struct sfs_log ev;
 	struct sfs_keys *keys;
 	struct sfs_ename en;
 	int lock, cfd, rootfd, fd;
@@ -312,6 +312,7 @@ static void test_prepare(void)
 	/* A fresh session: nothing to do, an empty log. */
 	CHECK_EQ(sfs_store_session_prepare(cfd, keys, 0, &ev, &rep), 0);
 	CHECK(ev.size == 0 && ev.lines == 0 && ev.end == SFS_HDR_BYTES);
+	sfs_log_close(&ev); /* prepare leaves the log open */
 	CHECK(!rep.events_created && rep.swept == 0);
 
 	/*
@@ -355,6 +356,7 @@ static void test_prepare(void)
 	}
 	CHECK_EQ(sfs_store_session_prepare(cfd, keys, 0, &ev, &rep), 0);
 	CHECK(ev.size == strlen(old) && ev.lines == 2);
+	sfs_log_close(&ev);
 	check_log_text(rootfd, en.backing, keys, old);
 
 	/* Crash leftovers in the root are swept; other internal names are not touched. */
@@ -368,6 +370,7 @@ static void test_prepare(void)
 	REQUIRE(mkdirat(rootfd, ".sfs-gone-0011223344556677", 0700) == 0); /* a retired dir */
 	CHECK_EQ(sfs_store_session_prepare(cfd, keys, 0, &ev, &rep), 0);
 	CHECK_EQ(rep.swept, 4);
+	sfs_log_close(&ev);
 	CHECK(fstatat(rootfd, ".sfs-new-0011223344556677", &st, 0) < 0 && errno == ENOENT);
 	CHECK(fstatat(rootfd, ".sfs-gone-0011223344556677", &st, 0) < 0 && errno == ENOENT);
 	CHECK(fstatat(rootfd, SFS_DIRHDR_NAME, &st, 0) == 0);
@@ -387,6 +390,7 @@ static void test_prepare(void)
 	CHECK_EQ(sfs_store_session_prepare(cfd, keys, 0, &ev, &rep), 0);
 	CHECK(rep.events_dropped == 8 + SFS_REC_OVERHEAD - 3 && ev.size == strlen(old));
 	CHECK(rep.events_damage.count == 0 && !rep.events_hole);
+	sfs_log_close(&ev);
 	/* ...and what was cut is kept in the container: the log's header, a u64, the bytes. */
 	CHECK(strncmp(rep.events_kept, "events.kept-", 12) == 0 && strlen(rep.events_kept) == 28);
 	CHECK(fstatat(cfd, rep.events_kept, &st, 0) == 0 && (st.st_mode & 0777) == 0600 &&
@@ -397,6 +401,7 @@ static void test_prepare(void)
 	REQUIRE(unlinkat(rootfd, en.backing, 0) == 0);
 	CHECK_EQ(sfs_store_session_prepare(cfd, keys, 0, &ev, &rep), 0);
 	CHECK(rep.events_created && ev.size == 0);
+	sfs_log_close(&ev);
 	CHECK(fstatat(rootfd, en.backing, &st, 0) == 0 && st.st_size == SFS_HDR_BYTES);
 
 	close(rootfd);
