@@ -60,7 +60,7 @@ struct sfs_session {
 	int cfd; /* O_PATH of the container; follows renames;
 		  * replaced (a deleted session's id taken
 		  * again) only with rw held for writing */
-	bool deleted;          /* protected by rw */
+	atomic_bool deleted; /* written under rw held for writing */
 	atomic_int open_files; /* open file handles inside the session */
 	atomic_llong last_used; /* monotonic ms of the last operation (idle_lock) */
 	atomic_llong unlocked_at; /* monotonic ms of the last unlock (max_unlock) */

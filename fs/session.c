@@ -135,13 +135,10 @@ static void session_free(struct sfs_session *s)
 /* A new session took deleted session @s's id: @s follows container @cfd from now on. */
 static void revive(struct sfs_session *s, int cfd)
 {
-	bool deleted;
 	int fd;
 
-	pthread_rwlock_rdlock(&s->rw);
-	deleted = s->deleted;
-	pthread_rwlock_unlock(&s->rw);
-	if (!deleted)
+	/* Every lookup of the session comes here: no lock unless it was deleted. */
+	if (!atomic_load(&s->deleted))
 		return;
 	fd = dup(cfd);
 	if (fd < 0)
