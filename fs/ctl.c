@@ -165,8 +165,8 @@ static json_t *do_lock_all(json_t *req, const struct ctl_args *a, struct ctl_tx 
 	int total = 0, count = 0;
 
 	(void)req, (void)a;
-	pthread_mutex_lock(&sfs->sess_mu);
-	for (struct sfs_session *s = sfs->sessions; s; s = s->next) {
+	/* Each lock (a metadata.json refresh, fsynced) runs outside sess_mu. */
+	for (struct sfs_session *s = sfs_session_first(); s; s = s->next) {
 		int n;
 
 		if (sfs_session_lock(s, &n) == 0) {
@@ -175,7 +175,6 @@ static json_t *do_lock_all(json_t *req, const struct ctl_args *a, struct ctl_tx 
 		}
 		tx->ticket = sfs_notify_session(s);
 	}
-	pthread_mutex_unlock(&sfs->sess_mu);
 	return json_pack("{s:b, s:i, s:i}", SFS_PROTO_F_OK, 1, SFS_PROTO_F_SESSIONS, count,
 			 SFS_PROTO_F_OPEN_FILES, total);
 }

@@ -4,18 +4,13 @@
  *
  * This layer (fs/) is the only one that includes fuse_lowlevel.h. It turns
  * the core library's negative errnos into FUSE replies, after logging them.
- * Lock order: fs->sess_mu before session->unlock_mu before session->rw before
- * session->meta_mu before
- * session->ev_rw before inode->io before inode->mu before fs->itable_mu.
- * meta_mu is held by every replacement of a session's metadata.json, each
- * reading the stored document under it (special.c: a commit, the refresh of
- * "updated"; ops_ns.c: a rename over it, which holds the source file's
- * inode->io under it), so none writes back a document older than one
- * already replaced.
- * ops_file.c's all_mu (the list of open file handles) is a leaf: nothing is
- * taken under it but, at exit only, special.c's held_mu.
- * The per-node xattr locks (ops_xattr.c) are taken last, with no inode lock
- * but a regular file's inode->io (its id changes under io: fileio.h).
+ * Locks: doc/locking.md is the one statement of every lock of the daemon
+ * and the core library, what each protects and what may be taken under
+ * it, in order: session->unlock_mu, session->rw, session->meta_mu,
+ * session->ev_rw, inode->io, inode->mu, session->xattr_mu, fs->itable_mu,
+ * then the leaves (fs->sess_mu, held_mu, all_mu, reap_mu, notify.c's mu,
+ * loop.c's L.mu, lib/'s gcm_lock and parallel.c's mu). No global lock is
+ * held across I/O that waits on the disk. A new lock goes there first.
  */
 #ifndef SFS_FS_H
 #define SFS_FS_H
@@ -37,6 +32,7 @@
 
 #define SFS_DAMAGE_MAX 512 /* a session's damage text (list), NUL included */
 #define SFS_WARN_MAX 8192 /* what an unlock reports (lines), NUL included */
+#define SFS_XATTR_STRIPES 16 /* attribute locks per session (ops_xattr.c) */
 
 /* What an inode stands for. */
 enum sfs_kind {
@@ -61,8 +57,10 @@ struct sfs_session {
 	pthread_mutex_t unlock_mu; /* one unlock at a time (held through its KDF) */
 	struct sfs_keys *keys; /* NULL while locked; protected by rw */
 	int lockfd;            /* busy lock while unlocked; protected by rw */
-	int cfd;               /* O_PATH of the container; follows renames */
-	bool deleted;          /* protected by rw */
+	int cfd; /* O_PATH of the container; follows renames;
+		  * replaced (a deleted session's id taken
+		  * again) only with rw held for writing */
+	atomic_bool deleted; /* written under rw held for writing */
 	atomic_int open_files; /* open file handles inside the session */
 	atomic_llong last_used; /* monotonic ms of the last operation (idle_lock) */
 	atomic_llong unlocked_at; /* monotonic ms of the last unlock (max_unlock) */
@@ -79,12 +77,15 @@ struct sfs_session {
 	uint64_t ev_bad; /* backing offset of that damage (0: none); ev_rw */
 
 	/* metadata.json (special.c) */
-	pthread_mutex_t meta_mu;    /* one replacement at a time: commit, refresh,
-				     * rename over it (lock order above) */
+	pthread_mutex_t meta_mu; /* one replacement at a time: commit, refresh,
+				  * rename over it (doc/locking.md) */
 	atomic_llong changed;       /* UTC seconds of the last change not yet in
 				     * metadata.json's "updated" (0: none) */
 	atomic_llong changed_first; /* UTC seconds of the oldest such change */
-	struct sfs_session *next; /* registry chain; protected by fs->sess_mu */
+	/* user.* attributes (ops_xattr.c): a node's load-change-store, by its id */
+	pthread_mutex_t xattr_mu[SFS_XATTR_STRIPES];
+	struct sfs_session *next; /* registry chain: set before the session is
+				   * linked in (under fs->sess_mu), then fixed */
 };
 
 /* One inode. Its address is its FUSE inode number (the root is FUSE_ROOT_ID). */
@@ -108,7 +109,9 @@ struct sfs_inode {
 	bool fresh_id; /* regular file: id just drawn (fileio.h); under io */
 	struct sfs_attrs attrs;   /* mode (with type), uid, gid, rdev */
 	uint64_t linklen;         /* symlinks: plaintext target length */
-	enum sfs_special special; /* what its name at the session root makes it */
+	_Atomic(enum sfs_special) special; /* what its name at the session root makes
+					    * it: set at lookup and after a rename,
+					    * read with no lock */
 	atomic_int opens;         /* open file handles */
 	atomic_bool written;      /* written since its last open (ops_file.c, keep_cache) */
 	atomic_bool tail_checked; /* regular file: its tail record was looked at since
@@ -214,9 +217,21 @@ void sfs_inode_renamed(dev_t dev, ino_t ino, enum sfs_special sp);
 void sfs_inode_foreach(struct sfs_session *sess, void (*fn)(struct sfs_inode *, void *),
 		       void *arg);
 
-/* session.c */
+/*
+ * session.c. sess_mu guards the registry only (find, insert): no session
+ * work runs under it.
+ *
+ * The session @id, registered now with container @cfd (duplicated) if it
+ * is not known yet (a deleted one follows @cfd from now on); with @cfd -1,
+ * as sfs_session_find. NULL if unknown or on ENOMEM.
+ */
 struct sfs_session *sfs_session_get(const char *id, int cfd);
 struct sfs_session *sfs_session_find(const char *id);
+/*
+ * The registry's first session; walk the rest through ->next with no lock
+ * held (sessions are linked whole and never unlinked before unmount).
+ */
+struct sfs_session *sfs_session_first(void);
 /* Enter an operation on an unlocked session: 0 with keys, or -EACCES (locked). */
 int sfs_session_enter(struct sfs_session *s, const struct sfs_keys **keys);
 /* The same, for the daemon's own work: does not count as use for idle_lock. */
@@ -288,6 +303,8 @@ int sfs_node_store_attrs(struct sfs_inode *in, const struct sfs_attrs *a, int fd
  * backing regular file may be a FIFO, socket, device node or long symlink).
  */
 mode_t sfs_node_type(struct sfs_inode *in);
+/* Is @in an append-only log (its header's kind, read under in->mu)? */
+bool sfs_node_is_log(struct sfs_inode *in);
 /* The target of symlink @in (either form) into @out: 0, -EINVAL not a symlink, -errno. */
 int sfs_node_readlink(struct sfs_inode *in, char out[PATH_MAX], const struct sfs_keys *keys);
 /*

@@ -70,7 +70,7 @@ static struct {
 	pthread_mutex_t mu;
 	pthread_cond_t cond;    /* threads waiting for the reader's place */
 	sem_t ended;            /* posted when a thread sees the session end */
-	bool active;            /* the loop runs (sfs_loop_watch has work) */
+	atomic_bool active; /* the loop runs (sfs_loop_watch has work); no lock */
 	bool exiting;           /* protected by mu, as everything below */
 	bool taken;             /* a thread holds the reader's place */
 	unsigned long term;     /* counts changes of hands of the place */
@@ -362,7 +362,7 @@ static void *worker_main(void *arg)
 
 void sfs_loop_watch(void)
 {
-	if (!L.active)
+	if (!atomic_load(&L.active))
 		return;
 	pthread_mutex_lock(&L.mu);
 	if (L.taken && L.busy_since && now_ms() - L.busy_since >= STUCK_MS)

@@ -287,8 +287,13 @@ int sfs_node_store_attrs(struct sfs_inode *in, const struct sfs_attrs *a, int fd
 			fd = own = sfs_reopen(in, O_WRONLY);
 		/* A header rewrite is chmod/chown: ctime changes, mtime must not. */
 		rc = fd < 0 ? fd : fstat(fd, &st) < 0 ? sfs_neg_errno() : 0;
-		if (rc == 0)
-			rc = sfs_file_write_header(fd, in->id, a, keys);
+		if (rc == 0) {
+			/* The kind now (io held): a write may have changed it since @a was read. */
+			struct sfs_attrs cur = *a;
+
+			cur.kind = in->attrs.kind;
+			rc = sfs_file_write_header(fd, in->id, &cur, keys);
+		}
 		if (rc == 0)
 			futimens(fd, (struct timespec[2]){st.st_atim, st.st_mtim});
 		if (own >= 0)
@@ -299,12 +304,27 @@ int sfs_node_store_attrs(struct sfs_inode *in, const struct sfs_attrs *a, int fd
 			rc = sfs_neg_errno();
 		break;
 	}
-	if (rc == 0)
-		in->attrs = *a;
+	if (rc == 0) {
+		/* Not the kind: content calls change it, under io held for writing. */
+		in->attrs.mode = a->mode;
+		in->attrs.uid = a->uid;
+		in->attrs.gid = a->gid;
+		in->attrs.rdev = a->rdev;
+	}
 	pthread_mutex_unlock(&in->mu);
 	if (in->type == S_IFREG)
 		pthread_rwlock_unlock(&in->io);
 	return rc;
+}
+
+bool sfs_node_is_log(struct sfs_inode *in)
+{
+	bool log;
+
+	pthread_mutex_lock(&in->mu);
+	log = in->attrs.kind == SFS_KIND_LOG;
+	pthread_mutex_unlock(&in->mu);
+	return log;
 }
 
 void sfs_node_file_begin(struct sfs_inode *in, struct sfs_file *f, struct sfs_renewal *rn)

@@ -67,43 +67,29 @@ static void run(struct sfs_session *s)
 /*
  * -o idle_lock and max_unlock: lock every unlocked session that is due
  * (sfs_session_expire), with every guarantee of sessionctl lock. Runs in
- * this thread, outside any request, so it may notify directly.
+ * this thread, outside any request, so it may notify directly; holds no
+ * lock while a session locks (its metadata.json refresh is fsynced).
  */
 static void idle_check(void)
 {
-	struct sfs_session *idle[64];
-	size_t n = 0;
-
 	if (sfs->opts.idle_lock <= 0 && sfs->opts.max_unlock <= 0)
 		return;
-	pthread_mutex_lock(&sfs->sess_mu);
-	for (struct sfs_session *s = sfs->sessions; s && n < 64; s = s->next)
+	for (struct sfs_session *s = sfs_session_first(); s; s = s->next)
 		if (sfs_session_expire(s))
-			idle[n++] = s;
-	pthread_mutex_unlock(&sfs->sess_mu);
-	for (size_t i = 0; i < n; i++)
-		run(idle[i]);
+			run(s);
 }
 
 /*
  * Write settled changes into each session's metadata.json "updated"
- * (special.c). The registry only grows until unmount, so the sessions
- * stay valid after sess_mu is dropped; no lock is held while refreshing.
+ * (special.c). No lock is held while refreshing (sfs_session_first).
  */
 static void refresh_check(void)
 {
-	struct sfs_session *todo[256];
-	size_t n = 0;
-
 	if (fuse_session_exited(sfs->se))
 		return; /* unmounted: the store is the user's again */
-	pthread_mutex_lock(&sfs->sess_mu);
-	for (struct sfs_session *s = sfs->sessions; s && n < 256; s = s->next)
+	for (struct sfs_session *s = sfs_session_first(); s; s = s->next)
 		if (atomic_load(&s->changed) != 0)
-			todo[n++] = s;
-	pthread_mutex_unlock(&sfs->sess_mu);
-	for (size_t i = 0; i < n; i++)
-		sfs_meta_refresh(todo[i], false, true);
+			sfs_meta_refresh(s, false, true);
 }
 
 static void *loop(void *arg)

@@ -215,8 +215,7 @@ void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		bool writing = (fi->flags & O_ACCMODE) != O_RDONLY;
 
 		fd = sfs_inode_rwfd_get(in);
-		if (fd >= 0 && trunc &&
-		    (in->special == SFS_SP_EVENTS || in->attrs.kind == SFS_KIND_LOG))
+		if (fd >= 0 && trunc && (in->special == SFS_SP_EVENTS || sfs_node_is_log(in)))
 			rc = -EPERM; /* append-only */
 		/* libfuse asks for atomic O_TRUNC: the open truncates (metadata.json: at commit). */
 		else if (fd >= 0 && trunc && in->special == SFS_SP_NONE) {
@@ -289,7 +288,7 @@ void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (in->special == SFS_SP_META && fh_of(fi)->buf) {
 		/* A writer reads its own unsaved document. */
 		n = sfs_meta_read(fh_of(fi), buf, size, off);
-	} else if (in->special == SFS_SP_EVENTS || in->attrs.kind == SFS_KIND_LOG) {
+	} else if (in->special == SFS_SP_EVENTS || sfs_node_is_log(in)) {
 		/* Only through the log: another file under that name is damage (EIO). */
 		n = sfs_events_read(in, buf, size, off);
 	} else {
@@ -340,7 +339,7 @@ void sfs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, 
 			fuse_reply_write(req, (size_t)n);
 		return;
 	}
-	if (in->attrs.kind == SFS_KIND_LOG) {
+	if (sfs_node_is_log(in)) {
 		sfs_session_leave(in->sess);
 		sfs_reply_err(req, -EPERM); /* a log only takes appends, as events.jsonl */
 		return;
@@ -463,7 +462,7 @@ void sfs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file
 	fd = fh_of(fi)->fd;
 	if (in->special == SFS_SP_META)
 		rc = sfs_errno_out(special_commit(in, fh_of(fi)));
-	else if (in->special == SFS_SP_NONE && in->attrs.kind != SFS_KIND_LOG)
+	else if (in->special == SFS_SP_NONE && !sfs_node_is_log(in))
 		tail = keep_tail(in, fd);
 	if (tail < 0)
 		rc = sfs_errno_out(tail);
@@ -506,7 +505,7 @@ void sfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t
 	if (!enter_file(req, in, in->kind == SFS_K_CTL ? EOPNOTSUPP : EISDIR, &f.keys))
 		return;
 	/* events.jsonl and logs grow by appends only; metadata.json is replaced whole. */
-	if (in->special != SFS_SP_NONE || in->attrs.kind == SFS_KIND_LOG) {
+	if (in->special != SFS_SP_NONE || sfs_node_is_log(in)) {
 		sfs_session_leave(in->sess);
 		fuse_reply_err(req, in->special == SFS_SP_META ? EOPNOTSUPP : EPERM);
 		return;
@@ -556,7 +555,7 @@ void sfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	}
 	if (!enter_file(req, in, EINVAL, &f.keys))
 		return;
-	if (in->special != SFS_SP_NONE || in->attrs.kind == SFS_KIND_LOG) {
+	if (in->special != SFS_SP_NONE || sfs_node_is_log(in)) {
 		rc = sfs_node_stat(in, &st);
 		f.size = rc < 0 ? 0 : (uint64_t)st.st_size;
 	} else {

@@ -13,9 +13,9 @@
  * operation replies ENOSYS, which the kernel remembers for the mount: it
  * never asks again, so ls -l and writes pay nothing.
  *
- * A node's read-modify-write runs under one of XMU_STRIPES mutexes picked
- * by its id; it is taken inside an operation (session->rw held for
- * reading), after inode->mu is released, and nothing is taken under it.
+ * A node's read-modify-write runs under one of its session's
+ * SFS_XATTR_STRIPES mutexes (session->xattr_mu), picked by its id; the lock
+ * order is doc/locking.md's.
  */
 #include "ops.h"
 #include "fileio.h"
@@ -33,21 +33,14 @@
 
 #define USER_PREFIX "user."
 #define USER_PREFIX_LEN (sizeof(USER_PREFIX) - 1)
-#define XMU_STRIPES 64
-
-static pthread_mutex_t xmu[XMU_STRIPES];
-static pthread_once_t xmu_once = PTHREAD_ONCE_INIT;
-
-static void xmu_init(void)
+/*
+ * The lock of node @id's attributes in session @s: held from a blob's load
+ * to its store (written and fsynced), so one per session and stripe, never
+ * shared with another session.
+ */
+static pthread_mutex_t *xmu_of(struct sfs_session *s, const unsigned char id[SFS_ID_BYTES])
 {
-	for (int i = 0; i < XMU_STRIPES; i++)
-		pthread_mutex_init(&xmu[i], NULL);
-}
-
-static pthread_mutex_t *xmu_of(const unsigned char id[SFS_ID_BYTES])
-{
-	pthread_once(&xmu_once, xmu_init);
-	return &xmu[id[0] % XMU_STRIPES];
+	return &s->xattr_mu[id[0] % SFS_XATTR_STRIPES];
 }
 
 /*
@@ -206,7 +199,7 @@ static int modify(struct sfs_inode *in, const char *name, const char *value, siz
 	rootfd = sfs_session_rootfd(in->sess);
 	if (rootfd < 0)
 		return rootfd;
-	mu = xmu_of(id);
+	mu = xmu_of(in->sess, id);
 	pthread_mutex_lock(mu);
 	rc = sfs_xattr_load(rootfd, id, keys, &x);
 	if (rc == 0 && value)
@@ -385,7 +378,7 @@ void sfs_xattr_victim(struct sfs_inode *p, const char *backing, struct sfs_xattr
 /* Remove node @id's blob from session @s. */
 static void drop(struct sfs_session *s, const unsigned char id[SFS_ID_BYTES])
 {
-	pthread_mutex_t *mu = xmu_of(id);
+	pthread_mutex_t *mu = xmu_of(s, id);
 	int rootfd = sfs_session_rootfd(s), rc;
 
 	if (rootfd < 0)
@@ -449,7 +442,7 @@ int sfs_xattr_renew(const struct sfs_file *f, const unsigned char new_id[SFS_ID_
 	rootfd = sfs_session_rootfd(s);
 	if (rootfd < 0)
 		return rootfd;
-	mu = xmu_of(f->id);
+	mu = xmu_of(s, f->id);
 	pthread_mutex_lock(mu);
 	rc = sfs_xattr_load(rootfd, f->id, f->keys, &x);
 	pthread_mutex_unlock(mu);
@@ -458,7 +451,7 @@ int sfs_xattr_renew(const struct sfs_file *f, const unsigned char new_id[SFS_ID_
 		sfs_log_corrupt(rn->in, "extended attributes (left under the file's old id)", -1);
 		rc = 0;
 	} else if (rc == 0 && x.count > 0) {
-		mu = xmu_of(new_id);
+		mu = xmu_of(s, new_id);
 		pthread_mutex_lock(mu);
 		rc = sfs_xattr_store(rootfd, new_id, f->keys, &x);
 		pthread_mutex_unlock(mu);

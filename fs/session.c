@@ -48,6 +48,21 @@ static struct sfs_session *find_locked(const char *id)
 	return NULL;
 }
 
+struct sfs_session *sfs_session_first(void)
+{
+	struct sfs_session *s;
+
+	/*
+	 * A session is linked in whole, its next already set, under sess_mu,
+	 * and neither unlinked nor freed before unmount: taking the head under
+	 * the lock is enough to walk the chain from it without the lock.
+	 */
+	pthread_mutex_lock(&sfs->sess_mu);
+	s = sfs->sessions;
+	pthread_mutex_unlock(&sfs->sess_mu);
+	return s;
+}
+
 struct sfs_session *sfs_session_find(const char *id)
 {
 	struct sfs_session *s;
@@ -78,33 +93,18 @@ static int open_container(const char *id)
 	return fd < 0 ? sfs_neg_errno() : fd;
 }
 
-struct sfs_session *sfs_session_get(const char *id, int cfd)
+/* A new session @id on container @cfd (duplicated), not yet in the registry; NULL on error. */
+static struct sfs_session *session_new(const char *id, int cfd)
 {
-	struct sfs_session *s;
+	struct sfs_session *s = calloc(1, sizeof(*s));
 	pthread_rwlockattr_t attr;
 
-	pthread_mutex_lock(&sfs->sess_mu);
-	s = find_locked(id);
-	if (s && s->deleted && cfd >= 0) {
-		/* A new session took a deleted one's id: refresh its container. */
-		int fd = dup(cfd);
-
-		if (fd >= 0) {
-			close(s->cfd);
-			s->cfd = fd;
-			s->deleted = false;
-		}
-	}
-	if (s || cfd < 0)
-		goto out;
-	s = calloc(1, sizeof(*s));
 	if (!s)
-		goto out;
+		return NULL;
 	s->cfd = dup(cfd);
 	if (s->cfd < 0) {
 		free(s);
-		s = NULL;
-		goto out;
+		return NULL;
 	}
 	snprintf(s->id, sizeof(s->id), "%s", id);
 	pthread_rwlockattr_init(&attr);
@@ -115,13 +115,78 @@ struct sfs_session *sfs_session_get(const char *id, int cfd)
 	pthread_rwlockattr_destroy(&attr);
 	pthread_mutex_init(&s->meta_mu, NULL);
 	pthread_mutex_init(&s->unlock_mu, NULL);
+	for (int i = 0; i < SFS_XATTR_STRIPES; i++)
+		pthread_mutex_init(&s->xattr_mu[i], NULL);
 	s->lockfd = -1;
 	s->ev.fd = -1;
 	start_clocks(s);
-	s->next = sfs->sessions;
-	sfs->sessions = s;
-out:
+	return s;
+}
+
+static void session_free(struct sfs_session *s)
+{
+	pthread_rwlock_destroy(&s->rw);
+	pthread_rwlock_destroy(&s->ev_rw);
+	pthread_mutex_destroy(&s->meta_mu);
+	pthread_mutex_destroy(&s->unlock_mu);
+	for (int i = 0; i < SFS_XATTR_STRIPES; i++)
+		pthread_mutex_destroy(&s->xattr_mu[i]);
+	close(s->cfd);
+	free(s);
+}
+
+/* A new session took deleted session @s's id: @s follows container @cfd from now on. */
+static void revive(struct sfs_session *s, int cfd)
+{
+	int fd;
+
+	/* Every lookup of the session comes here: no lock unless it was deleted. */
+	if (!atomic_load(&s->deleted))
+		return;
+	fd = dup(cfd);
+	if (fd < 0)
+		return;
+	pthread_rwlock_wrlock(&s->rw);
+	if (s->deleted) {
+		/* No operation is inside @s now: none is using the old descriptor. */
+		close(s->cfd);
+		s->cfd = fd;
+		s->deleted = false;
+	} else {
+		close(fd);
+	}
+	pthread_rwlock_unlock(&s->rw);
+}
+
+struct sfs_session *sfs_session_get(const char *id, int cfd)
+{
+	struct sfs_session *s, *fresh = NULL;
+
+	s = sfs_session_find(id);
+	if (s) {
+		if (cfd >= 0)
+			revive(s, cfd);
+		return s;
+	}
+	if (cfd < 0)
+		return NULL;
+	/* Made outside sess_mu, which guards nothing but the registry. */
+	fresh = session_new(id, cfd);
+	if (!fresh)
+		return NULL;
+	pthread_mutex_lock(&sfs->sess_mu);
+	s = find_locked(id);
+	if (!s) {
+		fresh->next = sfs->sessions;
+		sfs->sessions = s = fresh;
+		fresh = NULL;
+	}
 	pthread_mutex_unlock(&sfs->sess_mu);
+	if (fresh) {
+		/* Another thread registered @id meanwhile: that one is it. */
+		session_free(fresh);
+		revive(s, cfd);
+	}
 	return s;
 }
 
@@ -409,8 +474,8 @@ int sfs_session_lock(struct sfs_session *s, int *open_files)
 
 	/*
 	 * The last change goes into "updated" first. No notify: lock drops
-	 * every cached name of the session anyway, and the callers may hold
-	 * sess_mu or serve a request.
+	 * every cached name of the session anyway, and the callers serve a
+	 * request or are the notifier's timed work.
 	 */
 	sfs_meta_refresh(s, true, false);
 	pthread_rwlock_wrlock(&s->rw);
@@ -467,8 +532,14 @@ bool sfs_session_expire(struct sfs_session *s)
 
 void sfs_session_lock_all_final(void)
 {
+	struct sfs_session *s, *next;
+
+	/* The request loop and the notifier have ended: nothing else runs. */
 	pthread_mutex_lock(&sfs->sess_mu);
-	for (struct sfs_session *s = sfs->sessions, *next; s; s = next) {
+	s = sfs->sessions;
+	sfs->sessions = NULL;
+	pthread_mutex_unlock(&sfs->sess_mu);
+	for (; s; s = next) {
 		next = s->next;
 		/*
 		 * No metadata.json refresh here: the mount is gone, and whoever
@@ -479,15 +550,8 @@ void sfs_session_lock_all_final(void)
 		if (s->keys)
 			drop_keys(s);
 		pthread_rwlock_unlock(&s->rw);
-		pthread_rwlock_destroy(&s->rw);
-		pthread_rwlock_destroy(&s->ev_rw);
-		pthread_mutex_destroy(&s->meta_mu);
-		pthread_mutex_destroy(&s->unlock_mu);
-		close(s->cfd);
-		free(s);
+		session_free(s);
 	}
-	sfs->sessions = NULL;
-	pthread_mutex_unlock(&sfs->sess_mu);
 }
 
 void sfs_session_foreach_id(void (*fn)(const char *id, int where, void *arg), void *arg)

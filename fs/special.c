@@ -163,8 +163,7 @@ static struct sfs_log *log_of(struct sfs_inode *in)
 	struct sfs_session *s = in->sess;
 
 	/* Only the log unlock prepared; another file by this name is stale or foreign. */
-	if (!s->ev_ok || in->attrs.kind != SFS_KIND_LOG ||
-	    sodium_memcmp(in->id, s->ev.id, SFS_ID_BYTES) != 0)
+	if (!s->ev_ok || !sfs_node_is_log(in) || sodium_memcmp(in->id, s->ev.id, SFS_ID_BYTES) != 0)
 		return NULL;
 	return &s->ev;
 }
@@ -593,7 +592,10 @@ void sfs_meta_closed(struct sfs_inode *in, int fd)
 
 	if (fstat(fd, &st) < 0 || st.st_nlink > 0)
 		return;
+	/* Outside the session, which may be locked: s->cfd is read under s->rw. */
+	pthread_rwlock_rdlock(&in->sess->rw);
 	rootfd = openat(in->sess->cfd, SFS_ROOT_NAME, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	pthread_rwlock_unlock(&in->sess->rw);
 	if (rootfd >= 0) {
 		forget_old_name(rootfd);
 		close(rootfd);

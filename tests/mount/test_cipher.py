@@ -214,9 +214,11 @@ def qemu_problem():
     if not shutil.which(QEMU[0]):
         return "qemu-x86_64 is not installed (package qemu-user; .ci/deps installs it)"
     with open(sfs.SESSIONFS, "rb") as f:
-        if b"__asan_init" in f.read():
-            # ASan reserves terabytes of shadow memory, which qemu-user cannot map
-            return "an ASan build does not run under qemu-user (the plain build runs these)"
+        exe = f.read()
+        if b"__asan_init" in exe or b"__tsan_init" in exe:
+            # ASan and TSan reserve terabytes of shadow memory, which qemu-user cannot map
+            return ("a sanitizer build does not run under qemu-user (the plain build runs "
+                    "these)")
     return None
 
 

@@ -332,6 +332,19 @@ while True:
 """
 
 
+def tsan_signal_problem():
+    """Why a signal at sessionctl's prompt cannot be tested in this build, or None.
+    ThreadSanitizer runs a signal's handler only at the process's next call
+    it intercepts; the prompt's handlers are SA_RESTART, so the kernel
+    restarts the read() the signal interrupted and the handler never runs
+    while the prompt waits (a limit of the sanitizer, not of sessionctl: the
+    plain and ASan builds run these tests)."""
+    with open(sfs.SESSIONCTL, "rb") as f:
+        if b"__tsan_init" in f.read():
+            return "a ThreadSanitizer build defers signal handlers past a restarted read()"
+    return None
+
+
 class PromptTest(unittest.TestCase):
     """sessionctl at a password prompt on a pseudo-terminal."""
 
@@ -360,7 +373,13 @@ class PromptTest(unittest.TestCase):
         self.assertTrue(wait_echo(slave, False), "echo never went off at the prompt")
         return p, master, slave
 
+    def end_signal(self):
+        """What ends a sessionctl at its prompt once a test is done with it."""
+        return signal.SIGKILL if tsan_signal_problem() else signal.SIGTERM
+
     def check_signal(self, sig, key=None):
+        if tsan_signal_problem():
+            self.skipTest(tsan_signal_problem())
         p, master, slave = self.prompt()
         if key:
             os.write(master, key)
@@ -385,6 +404,8 @@ class PromptTest(unittest.TestCase):
     def test_ctrl_z_then_fg(self):
         """Stopped with echo on; continued in the foreground, echo is off
         again and the prompt is repeated; the password then unlocks."""
+        if tsan_signal_problem():
+            self.skipTest(tsan_signal_problem())
         master, slave = os.openpty()
         rep_r, rep_w = os.pipe()
         cmd_r, cmd_w = os.pipe()
@@ -426,7 +447,7 @@ class PromptTest(unittest.TestCase):
         with open("/proc/%d/limits" % p.pid) as f:
             core = [l.split() for l in f if l.startswith("Max core file size")]
         self.assertEqual(core[0][4:6], ["0", "0"], core)
-        os.kill(p.pid, signal.SIGTERM)
+        os.kill(p.pid, self.end_signal())
         p.wait(timeout=10)
 
     def test_not_dumpable(self):
@@ -455,7 +476,7 @@ class PromptTest(unittest.TestCase):
         # (/proc/PID itself keeps the euid whatever the dumpable flag.)
         self.assertEqual(os.stat("/proc/%d/status" % p.pid).st_uid, 0,
                          "sessionctl (nobody) at a prompt is dumpable")
-        os.kill(p.pid, signal.SIGTERM)
+        os.kill(p.pid, self.end_signal())
         p.wait(timeout=10)
 
 

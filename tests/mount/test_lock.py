@@ -447,5 +447,74 @@ print("never failed", ok, flush=True)
         seen = self.wait_locked(m, sid, t1 + 3 + LATE, "max_unlock=3s after a re-unlock")
         self.assertGreaterEqual(seen, t1 + 2.99)
 
+class RegistryStallTest(unittest.TestCase):
+    """The session registry's mutex (sess_mu) guards the registry only: while
+    sessionctl lock --all writes one session's metadata.json "updated" (a
+    new file and its directory, each fsync held here by strace for DELAY s),
+    another session is looked up, listed and read at once. Before, lock
+    --all held the registry's mutex across each session's whole lock, and
+    every lookup of any other session waited for those fsyncs. (Not through
+    sessionctl: the kernel serialises writes to the control file.)"""
+
+    DELAY = 5  # seconds strace holds each fsync of the daemon
+
+    def setUp(self):
+        if subprocess.run(["strace", "-V"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode != 0:
+            self.skipTest("strace is not installed (.ci/deps installs it)")
+        self.e = sfs.Env()
+        self.addCleanup(self.e.cleanup)
+        self.m = self.e.mount(foreground=True)
+
+    def test_lock_all_does_not_hold_up_another_session(self):
+        other = self.e.new(self.m)
+        sfs.write_file(os.path.join(self.m.sdir(other), "other.txt"), "other\n")
+        busy = self.e.new(self.m)
+        notes = os.path.join(self.m.sdir(busy), "notes.md")
+        sfs.write_file(notes, "before\n")
+        # The notifier writes what these left pending into "updated", and the
+        # kernel's names of the sessions (1 s) expire: the next is a lookup.
+        time.sleep(2.5)
+        log = self.e.path("strace-stall.log")
+        st = subprocess.Popen(["strace", "-f", "-p", str(self.m.proc.pid), "-o", log,
+                               "-e", "trace=fsync",
+                               "-e", "inject=fsync:delay_exit=%dms" % (self.DELAY * 1000)],
+                              stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        line = st.stderr.readline()
+        lock_all = None
+        try:
+            self.assertIn("attached", line, "strace did not attach")
+            # A change "updated" does not have yet (no fsync on the way), then lock --all.
+            with open(notes, "r+") as f:
+                f.write("after\n")
+            lock_all = subprocess.Popen([sfs.SESSIONCTL, "lock", "--all", self.m.mnt],
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 30
+            while True:
+                with open(log) as f:
+                    if "(DELAYED)" in f.read():
+                        break
+                self.assertIsNone(lock_all.poll(), "lock --all ended without an fsync")
+                self.assertLess(time.monotonic(), deadline, "no fsync of lock --all was held")
+                time.sleep(0.01)
+            t0 = time.monotonic()
+            self.assertTrue(stat.S_ISDIR(os.stat(self.m.sdir(other)).st_mode))
+            self.assertIsNone(lock_all.poll(), "another session's lookup waited for lock "
+                              "--all (%.1f s)" % (time.monotonic() - t0))
+            self.assertIn("other.txt", os.listdir(self.m.sdir(other)))
+            self.assertEqual(sfs.read_file(os.path.join(self.m.sdir(other), "other.txt")),
+                             b"other\n")
+            took = time.monotonic() - t0
+            self.assertIsNone(lock_all.poll(),
+                              "another session's reads waited for lock --all (%.1f s)" % took)
+            self.assertLess(took, self.DELAY)
+        finally:
+            st.terminate()
+            st.wait()
+            st.stderr.close()
+            if lock_all is not None:
+                self.assertEqual(lock_all.wait(timeout=60), 0)
+
 if __name__ == "__main__":
     sfs.main()

@@ -3,7 +3,7 @@
 PROCS processes (SFS_STRESS_PROCS, default 6, at least 4; every third one
 runs as another user, uid 4242 or 65534) hammer one unlocked session of a
 mount made with -o allow_other,default_permissions for SECONDS
-(SFS_STRESS_SECONDS, default 60; tests/run sets 20 for the asan build).
+(SFS_STRESS_SECONDS, default 60; tests/run sets 20 for the asan and tsan builds).
 SFS_STRESS_SEED picks the workers' seeds (printed, to reproduce a run).
 
 Each process works on
