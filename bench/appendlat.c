@@ -85,7 +85,8 @@ int main(int argc, char **argv)
 	double sum = 0;
 	for (long i = 0; i < n; i++) {
 		/* {"type":"bench","seq":123,"text":"xxx...x"}\n, exactly size bytes */
-		int head = snprintf(line, size + 1, "{\"type\":\"bench\",\"seq\":%ld,\"text\":\"", i);
+		int head =
+			snprintf(line, size + 1, "{\"type\":\"bench\",\"seq\":%ld,\"text\":\"", i);
 		long pad = size - head - 3;
 		memset(line + head, 'x', pad);
 		memcpy(line + head + pad, "\"}\n", 3);

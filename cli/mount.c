@@ -26,7 +26,7 @@
 /* What the kernel's mount table says of one mount. */
 struct mount_entry {
 	char fstype[64];
-	bool whole; /* it mounts the root of its file system, not a part */
+	bool whole;	   /* it mounts the root of its file system, not a part */
 	long long user_id; /* -1 if the super options name none */
 };
 

@@ -26,9 +26,9 @@
 
 /* A mount proven to be served by a sessionfs daemon of the caller or root. */
 struct mount {
-	int fd; /* O_PATH descriptor of the mount's root directory; -1 none */
-	dev_t dev; /* the mount's device */
-	uid_t owner; /* who mounted it (the kernel's user_id=): the caller or 0 */
+	int fd;		 /* O_PATH descriptor of the mount's root directory; -1 none */
+	dev_t dev;	 /* the mount's device */
+	uid_t owner;	 /* who mounted it (the kernel's user_id=): the caller or 0 */
 	const char *arg; /* the path as given, for messages */
 };
 
@@ -45,25 +45,25 @@ struct target {
  */
 struct cmd {
 	/* Options (those the command takes). */
-	const char *name, *id; /* new --name, --id */
+	const char *name, *id;	      /* new --name, --id */
 	const char *pwfile, *newfile; /* --password-file, --new-password-file */
-	bool all, json, yes; /* lock --all, list --json, delete --yes */
+	bool all, json, yes;	      /* lock --all, list --json, delete --yes */
 	/* Arguments. */
 	char **args; /* the operands */
 	int nargs;
-	const char *mnt; /* the mountpoint: the operand, or the session's */
-	struct target t; /* the session, for a command on a SESSIONDIR */
-	struct mount m; /* the proven mount; already closed if a password was read */
+	const char *mnt;	       /* the mountpoint: the operand, or the session's */
+	struct target t;	       /* the session, for a command on a SESSIONDIR */
+	struct mount m;		       /* the proven mount; already closed if a password was read */
 	struct sfs_password pw, newpw; /* buf NULL when not read */
-	char *argv0; /* the command's name, for messages */
+	char *argv0;		       /* the command's name, for messages */
 };
 
 /* What a command's operands are (struct command.takes). */
-#define CMD_MOUNTPOINT 0x1u /* one MOUNTPOINT: proven into c->m */
-#define CMD_SESSIONDIR 0x2u /* one SESSIONDIR: found into c->t, its mount proven */
-#define CMD_MANY 0x4u /* one or more, which the command resolves itself */
-#define CMD_PASSWORD 0x8u /* reads c->pw (--password-file or the prompt) */
-#define CMD_CONFIRM 0x10u /* ...asking it twice on a terminal */
+#define CMD_MOUNTPOINT 0x1u    /* one MOUNTPOINT: proven into c->m */
+#define CMD_SESSIONDIR 0x2u    /* one SESSIONDIR: found into c->t, its mount proven */
+#define CMD_MANY 0x4u	       /* one or more, which the command resolves itself */
+#define CMD_PASSWORD 0x8u      /* reads c->pw (--password-file or the prompt) */
+#define CMD_CONFIRM 0x10u      /* ...asking it twice on a terminal */
 #define CMD_NEW_PASSWORD 0x20u /* reads c->newpw too (--new-password-file), asked twice */
 
 /* getopt_long vals of every command's options (struct command.opts). */
@@ -82,12 +82,12 @@ enum {
 /* One sessionctl command. */
 struct command {
 	const char *name;
-	const char *shortopts; /* for getopt_long: "h" and any short option */
-	const struct option *opts; /* its long options, vals as in cmd_open */
-	unsigned int takes; /* CMD_* bits */
-	const char *prompt; /* for c->pw; "%s" is the session id */
+	const char *shortopts;	     /* for getopt_long: "h" and any short option */
+	const struct option *opts;   /* its long options, vals as in cmd_open */
+	unsigned int takes;	     /* CMD_* bits */
+	const char *prompt;	     /* for c->pw; "%s" is the session id */
 	int (*check)(struct cmd *c); /* its own checks of options and operands, or NULL */
-	int (*run)(struct cmd *c); /* what it does once opened */
+	int (*run)(struct cmd *c);   /* what it does once opened */
 };
 
 /* The commands (commands.c), and sessionctl's usage (sessionctl.c). */

@@ -27,9 +27,9 @@
 
 /* One transaction. */
 struct ctl_tx {
-	char *resp;      /* JSON response, NUL-terminated; NULL before the request */
+	char *resp; /* JSON response, NUL-terminated; NULL before the request */
 	size_t len;
-	off_t base;      /* file offset the request's write ended at */
+	off_t base;	 /* file offset the request's write ended at */
 	uint64_t ticket; /* invalidations the response waits for; 0 none */
 };
 
@@ -62,7 +62,7 @@ static const char *str(json_t *req, const char *key, size_t *len)
 
 /* The members a request carries that proto.h's SFS_PROTO_TAKES_* name, checked. */
 struct ctl_args {
-	const char *session; /* SFS_PROTO_TAKES_SESSION: a valid session id */
+	const char *session;  /* SFS_PROTO_TAKES_SESSION: a valid session id */
 	const char *password; /* SFS_PROTO_TAKES_PASSWORD */
 	size_t password_len;
 	const char *new_password; /* SFS_PROTO_TAKES_NEW_PASSWORD: not empty */

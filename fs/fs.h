@@ -30,8 +30,8 @@
 #include <stdbool.h>
 #include <sys/stat.h>
 
-#define SFS_DAMAGE_MAX 512 /* a session's damage text (list), NUL included */
-#define SFS_WARN_MAX 8192 /* what an unlock reports (lines), NUL included */
+#define SFS_DAMAGE_MAX 512   /* a session's damage text (list), NUL included */
+#define SFS_WARN_MAX 8192    /* what an unlock reports (lines), NUL included */
 #define SFS_XATTR_STRIPES 16 /* attribute locks per session (ops_xattr.c) */
 
 /* What an inode stands for. */
@@ -53,33 +53,33 @@ enum sfs_special {
 /* One session as the daemon knows it. Never freed before unmount. */
 struct sfs_session {
 	char id[SFS_SESSION_ID_MAX + 1];
-	pthread_rwlock_t rw;   /* read: an operation using keys; write: lock/unlock */
+	pthread_rwlock_t rw;	   /* read: an operation using keys; write: lock/unlock */
 	pthread_mutex_t unlock_mu; /* one unlock at a time (held through its KDF) */
-	struct sfs_keys *keys; /* NULL while locked; protected by rw */
-	int lockfd;            /* busy lock while unlocked; protected by rw */
-	int cfd; /* O_PATH of the container; follows renames;
-		  * replaced (a deleted session's id taken
-		  * again) only with rw held for writing */
-	atomic_bool deleted; /* written under rw held for writing */
-	atomic_int open_files; /* open file handles inside the session */
-	atomic_llong last_used; /* monotonic ms of the last operation (idle_lock) */
-	atomic_llong unlocked_at; /* monotonic ms of the last unlock (max_unlock) */
+	struct sfs_keys *keys;	   /* NULL while locked; protected by rw */
+	int lockfd;		   /* busy lock while unlocked; protected by rw */
+	int cfd;		   /* O_PATH of the container; follows renames;
+				    * replaced (a deleted session's id taken
+				    * again) only with rw held for writing */
+	atomic_bool deleted;	   /* written under rw held for writing */
+	atomic_int open_files;	   /* open file handles inside the session */
+	atomic_llong last_used;	   /* monotonic ms of the last operation (idle_lock) */
+	atomic_llong unlocked_at;  /* monotonic ms of the last unlock (max_unlock) */
 
 	/* events.jsonl (special.c), known from unlock on without reading the log */
-	bool ev_ok; /* ev is open and valid; protected by rw (set at unlock) */
-	pthread_rwlock_t ev_rw;     /* ev: appends exclusive, reads shared */
-	struct sfs_log ev; /* the log, open from unlock to lock (fd -1 else); its one
-			    * position, moved by appends in place; protected by
-			    * ev_rw, but ev.size (atomic) is read by stat without */
+	bool ev_ok;			/* ev is open and valid; protected by rw (set at unlock) */
+	pthread_rwlock_t ev_rw;		/* ev: appends exclusive, reads shared */
+	struct sfs_log ev;		/* the log, open from unlock to lock (fd -1 else); its one
+					 * position, moved by appends in place; protected by
+					 * ev_rw, but ev.size (atomic) is read by stat without */
 	char ev_damage[SFS_DAMAGE_MAX]; /* damage no crash explains, for list ("" none);
 					 * kept through lock, rechecked at unlock;
 					 * protected by ev_rw */
-	uint64_t ev_bad; /* backing offset of that damage (0: none); ev_rw */
+	uint64_t ev_bad;		/* backing offset of that damage (0: none); ev_rw */
 
 	/* metadata.json (special.c) */
-	pthread_mutex_t meta_mu; /* one replacement at a time: commit, refresh,
-				  * rename over it (doc/locking.md) */
-	atomic_llong changed;       /* UTC seconds of the last change not yet in
+	pthread_mutex_t meta_mu;    /* one replacement at a time: commit, refresh,
+				     * rename over it (doc/locking.md) */
+	atomic_llong changed;	    /* UTC seconds of the last change not yet in
 				     * metadata.json's "updated" (0: none) */
 	atomic_llong changed_first; /* UTC seconds of the oldest such change */
 	/* user.* attributes (ops_xattr.c): a node's load-change-store, by its id */
@@ -91,76 +91,76 @@ struct sfs_session {
 /* One inode. Its address is its FUSE inode number (the root is FUSE_ROOT_ID). */
 struct sfs_inode {
 	enum sfs_kind kind;
-	int fd;                   /* descriptor of the backing node (-1 for CTL): O_PATH,
-				   * or read-write for a regular file (fd_rw) */
-	bool fd_rw;               /* fd is read-write: file handles use it */
-	dev_t bdev;               /* backing identity, the table's key */
+	int fd;	    /* descriptor of the backing node (-1 for CTL): O_PATH,
+		     * or read-write for a regular file (fd_rw) */
+	bool fd_rw; /* fd is read-write: file handles use it */
+	dev_t bdev; /* backing identity, the table's key */
 	ino_t bino;
-	mode_t type;              /* backing: S_IFDIR, S_IFREG (file node) or S_IFLNK */
+	mode_t type;		  /* backing: S_IFDIR, S_IFREG (file node) or S_IFLNK */
 	struct sfs_session *sess; /* SESSION and NODE only */
-	uint64_t nlookup;         /* protected by fs->itable_mu */
+	uint64_t nlookup;	  /* protected by fs->itable_mu */
 	struct sfs_inode *hnext;  /* hash chain; protected by fs->itable_mu */
 
-	pthread_mutex_t mu;       /* protects the fields below */
-	bool loaded;              /* id and attrs read from the header */
-	bool bad;                 /* header failed authentication: content is EIO */
-	unsigned char id[SFS_ID_BYTES]; /* file id or directory id; a regular file's
-					 * changes only with io also held for writing */
-	bool fresh_id; /* regular file: id just drawn (fileio.h); under io */
-	struct sfs_attrs attrs;   /* mode (with type), uid, gid, rdev */
-	uint64_t linklen;         /* symlinks: plaintext target length */
+	pthread_mutex_t mu;		   /* protects the fields below */
+	bool loaded;			   /* id and attrs read from the header */
+	bool bad;			   /* header failed authentication: content is EIO */
+	unsigned char id[SFS_ID_BYTES];	   /* file id or directory id; a regular file's
+					    * changes only with io also held for writing */
+	bool fresh_id;			   /* regular file: id just drawn (fileio.h); under io */
+	struct sfs_attrs attrs;		   /* mode (with type), uid, gid, rdev */
+	uint64_t linklen;		   /* symlinks: plaintext target length */
 	_Atomic(enum sfs_special) special; /* what its name at the session root makes
 					    * it: set at lookup and after a rename,
 					    * read with no lock */
-	atomic_int opens;         /* open file handles */
-	atomic_bool written;      /* written since its last open (ops_file.c, keep_cache) */
+	atomic_int opens;		   /* open file handles */
+	atomic_bool written;	  /* written since its last open (ops_file.c, keep_cache) */
 	atomic_bool tail_checked; /* regular file: its tail record was looked at since
 				   * the mount (ops_file.c, fileio.h "Tail records") */
-	atomic_bool name_new; /* created or renamed by this daemon and its name not yet
-			       * fsynced: the next fsync (fsyncdir) of the node fsyncs
-			       * the backing directory that holds it (sfs_sync_name) */
+	atomic_bool name_new;	  /* created or renamed by this daemon and its name not yet
+				   * fsynced: the next fsync (fsyncdir) of the node fsyncs
+				   * the backing directory that holds it (sfs_sync_name) */
 
-	pthread_rwlock_t io;      /* content: readers share, writers exclusive */
+	pthread_rwlock_t io; /* content: readers share, writers exclusive */
 };
 
 /* Mount options (-o ...). */
 struct sfs_opts {
-	char *store;       /* STORE argument */
-	double idle_lock;  /* seconds; 0 = never */
-	char *idle_str;    /* idle_lock=DURATION as given */
-	int idle_waits;    /* -o idle_waits_for_close: an open file holds off idle_lock */
-	double max_unlock; /* seconds; 0 = no limit */
-	char *max_unlock_str; /* max_unlock=DURATION as given */
-	int mountpoint_seen; /* MOUNTPOINT given (a third argument is a usage error) */
-	int mountpoint_bad; /* 0, or the exit code of a MOUNTPOINT refused (main.c) */
-	int xattr;         /* -o xattr: user.* extended attributes (ops_xattr.c) */
-	int allow_other;    /* -o allow_other: implies default_permissions */
+	char *store;		 /* STORE argument */
+	double idle_lock;	 /* seconds; 0 = never */
+	char *idle_str;		 /* idle_lock=DURATION as given */
+	int idle_waits;		 /* -o idle_waits_for_close: an open file holds off idle_lock */
+	double max_unlock;	 /* seconds; 0 = no limit */
+	char *max_unlock_str;	 /* max_unlock=DURATION as given */
+	int mountpoint_seen;	 /* MOUNTPOINT given (a third argument is a usage error) */
+	int mountpoint_bad;	 /* 0, or the exit code of a MOUNTPOINT refused (main.c) */
+	int xattr;		 /* -o xattr: user.* extended attributes (ops_xattr.c) */
+	int allow_other;	 /* -o allow_other: implies default_permissions */
 	int default_permissions; /* given, or implied by allow_other */
 };
 
 /* The mount. */
 struct sfs_fs {
 	struct fuse_session *se;
-	int storefd;                  /* O_PATH of STORE */
-	int topfd[2];                 /* O_PATH of sessions/ and archive/ */
+	int storefd;  /* O_PATH of STORE */
+	int topfd[2]; /* O_PATH of sessions/ and archive/ */
 	const char *store_path;
 	struct sfs_store_config cfg;
 	struct sfs_opts opts;
-	uid_t owner;                  /* the mounting user */
+	uid_t owner; /* the mounting user */
 	gid_t owner_gid;
-	double timeout;               /* entry and attribute cache timeout */
+	double timeout; /* entry and attribute cache timeout */
 
 	struct sfs_inode root, top[2], ctl;
 
 	pthread_mutex_t itable_mu;
-	struct sfs_inode **itable;    /* hash buckets; protected by itable_mu */
+	struct sfs_inode **itable; /* hash buckets; protected by itable_mu */
 	size_t itable_size;
 	size_t itable_count;
 
 	pthread_mutex_t sess_mu;
 	struct sfs_session *sessions; /* protected by sess_mu */
 
-	pthread_t notifier;           /* sends cache invalidations; see notify.c */
+	pthread_t notifier; /* sends cache invalidations; see notify.c */
 };
 
 extern struct sfs_fs *sfs;
@@ -214,8 +214,7 @@ fuse_ino_t sfs_inode_number(dev_t dev, ino_t ino);
  */
 void sfs_inode_renamed(dev_t dev, ino_t ino, enum sfs_special sp);
 /* Call @fn for every inode of @sess, under the table lock (fn must not block). */
-void sfs_inode_foreach(struct sfs_session *sess, void (*fn)(struct sfs_inode *, void *),
-		       void *arg);
+void sfs_inode_foreach(struct sfs_session *sess, void (*fn)(struct sfs_inode *, void *), void *arg);
 
 /*
  * session.c. sess_mu guards the registry only (find, insert): no session
@@ -327,7 +326,7 @@ struct sfs_renewal {
 	struct sfs_inode *in;
 	unsigned char old_id[SFS_ID_BYTES]; /* the id before the calls */
 	unsigned char new_id[SFS_ID_BYTES]; /* the id the hook was told of */
-	bool copied; /* attributes copied to new_id */
+	bool copied;			    /* attributes copied to new_id */
 };
 void sfs_node_file_begin(struct sfs_inode *in, struct sfs_file *f, struct sfs_renewal *rn);
 /*

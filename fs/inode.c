@@ -83,9 +83,9 @@ static void grow(void)
  */
 static pthread_mutex_t reap_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t reap_cond = PTHREAD_COND_INITIALIZER;
-static int *reap_fds;       /* protected by reap_mu, as the rest */
+static int *reap_fds; /* protected by reap_mu, as the rest */
 static size_t reap_n, reap_cap;
-static int reaper = -1;     /* -1: not started, 0: cannot start, 1: running */
+static int reaper = -1; /* -1: not started, 0: cannot start, 1: running */
 
 static void *reaper_main(void *unused)
 {
@@ -287,8 +287,7 @@ void sfs_inode_rwfd_put(struct sfs_inode *in, int fd)
 		close(fd);
 }
 
-void sfs_inode_foreach(struct sfs_session *sess, void (*fn)(struct sfs_inode *, void *),
-		       void *arg)
+void sfs_inode_foreach(struct sfs_session *sess, void (*fn)(struct sfs_inode *, void *), void *arg)
 {
 	pthread_mutex_lock(&sfs->itable_mu);
 	for (size_t i = 0; i < sfs->itable_size; i++)

@@ -55,11 +55,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DEFAULT_THREADS 10      /* as libfuse's multi-threaded loop */
-#define LARGE_IO (128u << 10)   /* reads and writes above this are handed off */
-#define STUCK_MS 1000           /* sfs_loop_watch: a reader busy this long passes */
-#define SPIN_NS 20000           /* the reader polls this long before it sleeps */
-#define STACK_WIPE (32u << 10)  /* stack wiped below the loop after a request */
+#define DEFAULT_THREADS 10     /* as libfuse's multi-threaded loop */
+#define LARGE_IO (128u << 10)  /* reads and writes above this are handed off */
+#define STUCK_MS 1000	       /* sfs_loop_watch: a reader busy this long passes */
+#define SPIN_NS 20000	       /* the reader polls this long before it sleeps */
+#define STACK_WIPE (32u << 10) /* stack wiped below the loop after a request */
 
 struct worker {
 	pthread_t thread;
@@ -68,14 +68,14 @@ struct worker {
 
 static struct {
 	pthread_mutex_t mu;
-	pthread_cond_t cond;    /* threads waiting for the reader's place */
-	sem_t ended;            /* posted when a thread sees the session end */
-	atomic_bool active; /* the loop runs (sfs_loop_watch has work); no lock */
-	bool exiting;           /* protected by mu, as everything below */
-	bool taken;             /* a thread holds the reader's place */
-	unsigned long term;     /* counts changes of hands of the place */
-	long long busy_since;   /* ms the reader began serving a request; 0: reading */
-	int waiting;            /* threads waiting for the place */
+	pthread_cond_t cond;  /* threads waiting for the reader's place */
+	sem_t ended;	      /* posted when a thread sees the session end */
+	atomic_bool active;   /* the loop runs (sfs_loop_watch has work); no lock */
+	bool exiting;	      /* protected by mu, as everything below */
+	bool taken;	      /* a thread holds the reader's place */
+	unsigned long term;   /* counts changes of hands of the place */
+	long long busy_since; /* ms the reader began serving a request; 0: reading */
+	int waiting;	      /* threads waiting for the place */
 	int threads, max_threads;
 	struct worker *workers;
 	int error;

@@ -45,11 +45,14 @@ enum {
  */
 static struct {
 	bool allow_dev, allow_suid; /* -o sfs_allow_dev, -o sfs_allow_suid */
-	bool nodev, nosuid; /* -o nodev, -o nosuid: always honoured */
-	bool saw_dev, saw_suid; /* -o dev, -o suid: ignored */
+	bool nodev, nosuid;	    /* -o nodev, -o nosuid: always honoured */
+	bool saw_dev, saw_suid;	    /* -o dev, -o suid: ignored */
 } setid;
 
-#define SFS_OPT(t, p, v) {t, offsetof(struct sfs_opts, p), v}
+#define SFS_OPT(t, p, v)                                                                           \
+	{                                                                                          \
+		t, offsetof(struct sfs_opts, p), v                                                 \
+	}
 static const struct fuse_opt sfs_opt_spec[] = {
 	SFS_OPT("idle_lock=%s", idle_str, 0),
 	SFS_OPT("idle_waits_for_close", idle_waits, 1),
@@ -427,8 +430,7 @@ int main(int argc, char **argv)
 	    (add_dp && fuse_opt_add_opt(&optstr, "default_permissions") < 0) ||
 	    fuse_opt_add_opt(&optstr, setid.allow_dev ? "dev" : "nodev") < 0 ||
 	    fuse_opt_add_opt(&optstr, setid.allow_suid ? "suid" : "nosuid") < 0 ||
-	    fuse_opt_add_arg(&args, "-o") < 0 ||
-	    fuse_opt_add_arg(&args, optstr) < 0)
+	    fuse_opt_add_arg(&args, "-o") < 0 || fuse_opt_add_arg(&args, optstr) < 0)
 		goto out;
 	sfs->se = fuse_session_new(&args, &sfs_ops, sizeof(sfs_ops), NULL);
 	if (!sfs->se) {

@@ -120,9 +120,11 @@ int sfs_node_load(struct sfs_inode *in, const struct sfs_keys *keys)
 	if (!in->loaded) {
 		rc = load_locked(in, keys);
 		if (rc == -EBADMSG || rc == -EUCLEAN || rc == -EPROTONOSUPPORT) {
-			sfs_log_corrupt(in, in->type == S_IFDIR ? "directory header" : "header", -1);
+			sfs_log_corrupt(in, in->type == S_IFDIR ? "directory header" : "header",
+					-1);
 			in->bad = true;
-			in->attrs = (struct sfs_attrs){in->type | 0600, sfs->owner, sfs->owner_gid, 0, 0};
+			in->attrs = (struct sfs_attrs){in->type | 0600, sfs->owner, sfs->owner_gid,
+						       0, 0};
 			if (in->type == S_IFDIR)
 				in->attrs.mode |= 0100;
 			rc = 0;

@@ -26,8 +26,8 @@ struct job {
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static struct job *head, **tail = &head; /* protected by mu */
-static uint64_t issued, done;            /* protected by mu */
-static bool stopping, started;           /* protected by mu */
+static uint64_t issued, done;		 /* protected by mu */
+static bool stopping, started;		 /* protected by mu */
 
 struct collect {
 	fuse_ino_t *inos;

@@ -18,13 +18,13 @@
 
 /* State of one open regular file inside a session. */
 struct sfs_fh {
-	int fd;                   /* backing file, read-write */
+	int fd; /* backing file, read-write */
 	struct sfs_session *sess;
-	char *buf;                /* special files: metadata.json being written, or
-				   * the unterminated tail of an events.jsonl line */
+	char *buf; /* special files: metadata.json being written, or
+		    * the unterminated tail of an events.jsonl line */
 	size_t len, cap;
-	bool dirty;               /* metadata.json: buf differs from the stored document */
-	bool lost;                /* a lock wiped what buf held: writes and close fail (EIO) */
+	bool dirty; /* metadata.json: buf differs from the stored document */
+	bool lost;  /* a lock wiped what buf held: writes and close fail (EIO) */
 	struct sfs_fh *held_prev, *held_next; /* special.c: handles whose buf is in use */
 	bool held;
 	struct sfs_fh *all_prev, *all_next; /* ops_file.c: every handle not yet released */
@@ -32,7 +32,7 @@ struct sfs_fh {
 
 /* State of one open directory. */
 struct sfs_dh {
-	DIR *d;        /* backing directory stream (NULL for the mount root) */
+	DIR *d; /* backing directory stream (NULL for the mount root) */
 };
 
 /* A positive errno for a reply: authentication failures become EIO. */
@@ -150,15 +150,13 @@ void sfs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
 void sfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		   struct fuse_file_info *fi);
 void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		 struct fuse_file_info *fi);
+void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
 void sfs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		  struct fuse_file_info *fi);
 void sfs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void sfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void sfs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
-void sfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
-		  struct fuse_file_info *fi);
+void sfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi);
 void sfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
 		      struct fuse_file_info *fi);
 

@@ -217,7 +217,8 @@ void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fd = sfs_inode_rwfd_get(in);
 		if (fd >= 0 && trunc && (in->special == SFS_SP_EVENTS || sfs_node_is_log(in)))
 			rc = -EPERM; /* append-only */
-		/* libfuse asks for atomic O_TRUNC: the open truncates (metadata.json: at commit). */
+		/* libfuse asks for atomic O_TRUNC: the open truncates (metadata.json: at commit).
+		 */
 		else if (fd >= 0 && trunc && in->special == SFS_SP_NONE) {
 			rc = truncate_all(in, fd, keys);
 			if (rc == 0)
@@ -260,8 +261,7 @@ void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
  * page behind that was read just before it. Once replied, @in may be
  * forgotten and freed at any moment: only its session (never freed) is used.
  */
-void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		 struct fuse_file_info *fi)
+void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct sfs_inode *in = sfs_inode_of(ino);
 	struct sfs_file f = {.fd = -1};
@@ -522,7 +522,7 @@ void sfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t
 	 * file's own times move only where sfs_file_fallocate touched it.
 	 */
 	if (rc == 0 && futimens(f.fd, (struct timespec[2]){{.tv_nsec = UTIME_OMIT},
-							     {.tv_nsec = UTIME_NOW}}) < 0)
+							   {.tv_nsec = UTIME_NOW}}) < 0)
 		rc = sfs_neg_errno();
 	sfs_node_file_end(in, &f, &rn);
 	pthread_rwlock_unlock(&in->io);
@@ -540,8 +540,7 @@ void sfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t
  * (sfs_file_seek); every other node is data from 0 to its size. Never
  * ENOSYS: that would turn the op off for the whole mount.
  */
-void sfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
-		  struct fuse_file_info *fi)
+void sfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
 {
 	struct sfs_inode *in = sfs_inode_of(ino);
 	struct sfs_file f = {.fd = -1};

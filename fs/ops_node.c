@@ -314,8 +314,7 @@ static int lookup_session(struct sfs_inode *top, const char *name, struct fuse_e
 	if (cfd < 0)
 		return sfs_neg_errno();
 	if (faccessat(cfd, SFS_KEY_NAME, F_OK, AT_SYMLINK_NOFOLLOW) < 0 ||
-	    (rfd = openat(cfd, SFS_ROOT_NAME, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) <
-		    0) {
+	    (rfd = openat(cfd, SFS_ROOT_NAME, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
 		close(cfd);
 		return -ENOENT;
 	}
@@ -547,7 +546,8 @@ static int setattr_node(fuse_req_t req, struct sfs_inode *in, struct stat *attr,
 		if (in->special == SFS_SP_EVENTS)
 			rc = -EPERM; /* append-only */
 		else if (in->special == SFS_SP_META)
-			rc = fi ? sfs_meta_truncate((struct sfs_fh *)(uintptr_t)fi->fh, attr->st_size)
+			rc = fi ? sfs_meta_truncate((struct sfs_fh *)(uintptr_t)fi->fh,
+						    attr->st_size)
 				: -EINVAL; /* a cut document is no document */
 		else
 			rc = set_size(in, attr->st_size, fi, keys);

@@ -222,8 +222,8 @@ static int modify(struct sfs_inode *in, const char *name, const char *value, siz
  * Set (@value not NULL) or remove user attribute @name of @ino and reply;
  * @outside is the answer where nothing is stored (outside sessions).
  */
-static void change(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
-		   size_t size, int flags, int outside)
+static void change(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
+		   int flags, int outside)
 {
 	struct sfs_inode *in = sfs_inode_of(ino);
 	const struct sfs_keys *keys;

@@ -599,15 +599,15 @@ static void random_id(char *out, size_t n_existing)
 	char hex[17];
 	int width = SFS_ID_HEX_MIN;
 
-	while (width < SFS_ID_HEX_MAX && (double)(n_existing + 1) * 16.0 > (double)(1ull << (4 * width)))
+	while (width < SFS_ID_HEX_MAX &&
+	       (double)(n_existing + 1) * 16.0 > (double)(1ull << (4 * width)))
 		width++;
 	sfs_crypto_random(rnd, sizeof(rnd));
 	sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
 	snprintf(out, SFS_SESSION_ID_MAX + 1, "INC-%.*s", width, hex);
 }
 
-int sfs_session_create(const char *id, const char *name, const char *pw, size_t pwlen,
-		       char *out_id)
+int sfs_session_create(const char *id, const char *name, const char *pw, size_t pwlen, char *out_id)
 {
 	struct sfs_new_session ns = {
 		.name = name,

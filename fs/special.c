@@ -253,8 +253,9 @@ ssize_t sfs_events_write(struct sfs_inode *in, struct sfs_fh *fh, const char *bu
 		if (fh->buf[i] != '\n')
 			continue;
 		if (!sfs_store_event_line_ok(fh->buf + start, i - start)) {
-			sfs_log(LOG_NOTICE, "%s: events.jsonl: refused a line that is not a JSON "
-					    "object",
+			sfs_log(LOG_NOTICE,
+				"%s: events.jsonl: refused a line that is not a JSON "
+				"object",
 				s->id);
 			rc = -EINVAL;
 			break;
@@ -289,8 +290,9 @@ int sfs_events_flush(struct sfs_inode *in, struct sfs_fh *fh)
 		return 0;
 	sfs_loop_plaintext();
 	if (!sfs_store_event_line_ok(fh->buf, fh->len)) {
-		sfs_log(LOG_NOTICE, "%s: events.jsonl: refused an unterminated line that is not "
-				    "a JSON object",
+		sfs_log(LOG_NOTICE,
+			"%s: events.jsonl: refused an unterminated line that is not "
+			"a JSON object",
 			in->sess->id);
 		sodium_memzero(fh->buf, fh->len);
 		fh->len = 0;
@@ -339,8 +341,7 @@ static int load_whole(struct sfs_fh *fh, int fd, const struct sfs_keys *keys,
 	return 0;
 }
 
-int sfs_meta_open(struct sfs_inode *in, struct sfs_fh *fh, bool trunc,
-		  const struct sfs_keys *keys)
+int sfs_meta_open(struct sfs_inode *in, struct sfs_fh *fh, bool trunc, const struct sfs_keys *keys)
 {
 	int rc;
 
@@ -404,8 +405,7 @@ int sfs_meta_truncate(struct sfs_fh *fh, off_t size)
  * Is @text a valid metadata.json for session @id replacing @old (NULL if
  * none could be read)? 0 or -EINVAL after logging why (never the content).
  */
-static int validate(const char *id, const char *text, size_t len, const char *old,
-		    size_t oldlen)
+static int validate(const char *id, const char *text, size_t len, const char *old, size_t oldlen)
 {
 	int line;
 	const char *why = sfs_store_metadata_check(id, text, len, old, oldlen, &line);

@@ -23,8 +23,7 @@ ssize_t sfs_events_read(struct sfs_inode *in, char *buf, size_t size, off_t off)
 int sfs_events_flush(struct sfs_inode *in, struct sfs_fh *fh);
 
 /* metadata.json opened for writing: start its buffer (empty if @trunc). */
-int sfs_meta_open(struct sfs_inode *in, struct sfs_fh *fh, bool trunc,
-		  const struct sfs_keys *keys);
+int sfs_meta_open(struct sfs_inode *in, struct sfs_fh *fh, bool trunc, const struct sfs_keys *keys);
 
 /* metadata.json writes, reads and truncates on the buffer of @fh. */
 ssize_t sfs_meta_write(struct sfs_fh *fh, const char *buf, size_t size, off_t off);

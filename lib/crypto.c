@@ -234,8 +234,8 @@ int sfs_crypto_name_open(unsigned char *out, const unsigned char *in, size_t inl
  * page, so a size that is a multiple of 16 keeps the states 16-byte aligned.
  */
 struct sfs_gcm {
-	struct sfs_gcm *next;             /* pool link while unused */
-	size_t cls;                       /* pool class: gcm_class[cls] states */
+	struct sfs_gcm *next;		  /* pool link while unused */
+	size_t cls;			  /* pool class: gcm_class[cls] states */
 	unsigned char key[SFS_KEY_BYTES]; /* a key being expanded, wiped at once */
 	crypto_aead_aes256gcm_state state[];
 };

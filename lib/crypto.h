@@ -14,13 +14,13 @@
 #include <stdint.h>
 #include <sodium.h>
 
-#define SFS_KEY_BYTES 32                                           /* every key */
-#define SFS_SALT_BYTES crypto_pwhash_SALTBYTES                     /* 16 */
+#define SFS_KEY_BYTES 32					     /* every key */
+#define SFS_SALT_BYTES crypto_pwhash_SALTBYTES			     /* 16 */
 #define SFS_NONCE_BYTES crypto_aead_xchacha20poly1305_ietf_NPUBBYTES /* 24 */
-#define SFS_TAG_BYTES crypto_aead_xchacha20poly1305_ietf_ABYTES    /* 16 */
-#define SFS_SEAL_OVERHEAD (SFS_NONCE_BYTES + SFS_TAG_BYTES)        /* 40 */
-#define SFS_ID_BYTES 16                                            /* file and dir ids */
-#define SFS_SIV_BYTES 16                                           /* name tag */
+#define SFS_TAG_BYTES crypto_aead_xchacha20poly1305_ietf_ABYTES	     /* 16 */
+#define SFS_SEAL_OVERHEAD (SFS_NONCE_BYTES + SFS_TAG_BYTES)	     /* 40 */
+#define SFS_ID_BYTES 16						     /* file and dir ids */
+#define SFS_SIV_BYTES 16					     /* name tag */
 
 /* Argon2id cost levels, as mkfs.sessionfs --kdf names them. */
 enum sfs_kdf_level {
@@ -34,8 +34,8 @@ enum sfs_kdf_level {
  * other seal (headers, names, event records, xattrs) is XChaCha20-Poly1305.
  */
 enum sfs_cipher {
-	SFS_CIPHER_XCHACHA = 1,        /* XChaCha20-Poly1305 under the content key */
-	SFS_CIPHER_AESGCM = 2,         /* legacy: AES-256-GCM under a key of each file's own */
+	SFS_CIPHER_XCHACHA = 1,	       /* XChaCha20-Poly1305 under the content key */
+	SFS_CIPHER_AESGCM = 2,	       /* legacy: AES-256-GCM under a key of each file's own */
 	SFS_CIPHER_AESGCM_DERIVED = 3, /* AES-256-GCM under a key per file and nonce half */
 };
 
@@ -52,7 +52,7 @@ struct sfs_keys {
 	unsigned char gcm[SFS_KEY_BYTES];      /* AES-GCM keys' parent ("sfsgcmfk", or
 						* "sfsgcmnk" for derived seal keys), all
 						* zero in an XChaCha session */
-	enum sfs_cipher cipher;                /* how content blocks are sealed */
+	enum sfs_cipher cipher;		       /* how content blocks are sealed */
 };
 
 /* Initialise libsodium. Call once before anything else; 0 or -EIO. */

@@ -129,8 +129,8 @@ static const char *bad_type(json_t *doc, json_t *prev, const char *key)
 	return NULL;
 }
 
-const char *sfs_store_metadata_check(const char *id, const char *text, size_t len,
-				     const char *old, size_t oldlen, int *line)
+const char *sfs_store_metadata_check(const char *id, const char *text, size_t len, const char *old,
+				     size_t oldlen, int *line)
 {
 	static const char *const typed[] = {"created", "updated", "status", "name", "tags"};
 	json_error_t err;

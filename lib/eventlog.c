@@ -24,10 +24,10 @@
 struct cursor {
 	const struct sfs_log *l;
 	unsigned char *buf; /* cap bytes */
-	size_t cap;         /* at least one frame, at most CHUNK */
-	uint64_t start;     /* backing offset of buf[0] */
-	size_t len;         /* valid bytes in buf */
-	uint64_t limit;     /* nothing at or past it is read */
+	size_t cap;	    /* at least one frame, at most CHUNK */
+	uint64_t start;	    /* backing offset of buf[0] */
+	size_t len;	    /* valid bytes in buf */
+	uint64_t limit;	    /* nothing at or past it is read */
 };
 
 /* Point @p at @n bytes at backing @pos: 0, -EBADMSG if the file ends first, or -errno. */
@@ -147,20 +147,20 @@ static int has_zero_run(struct cursor *c, uint64_t from, uint64_t to, bool *yes)
 
 /* A run of backing bytes where records fail, between good ones (or the walk's ends). */
 struct span {
-	uint64_t pos, next; /* failing bytes [pos, next) */
-	bool known; /* the good record before it was seen: off, lines */
+	uint64_t pos, next;  /* failing bytes [pos, next) */
+	bool known;	     /* the good record before it was seen: off, lines */
 	uint64_t off, lines; /* plaintext offset and lines where it starts */
-	bool followed; /* a good record follows it: next_off, next_lines */
+	bool followed;	     /* a good record follows it: next_off, next_lines */
 	uint64_t next_off, next_lines;
-	bool zeros; /* it holds a run of zeros: a write a power loss lost */
+	bool zeros;			   /* it holds a run of zeros: a write a power loss lost */
 	uint64_t end_at, size, size_lines; /* the last complete append before it (end_at 0: none) */
 };
 
 /* What a walk over records found. */
 struct walk {
-	uint64_t end_at; /* backing end of the last good END record (0: none) */
-	uint64_t size; /* plaintext size after that record */
-	uint64_t lines; /* lines after that record */
+	uint64_t end_at;    /* backing end of the last good END record (0: none) */
+	uint64_t size;	    /* plaintext size after that record */
+	uint64_t lines;	    /* lines after that record */
 	struct span *spans; /* failing spans, in order */
 	size_t nspans, cap;
 };
@@ -401,7 +401,7 @@ int sfs_log_repair(struct sfs_log *l, struct sfs_log_repair *rep, int keep_dirfd
 	if (bsize == SFS_HDR_BYTES)
 		return sfs_log_load(l);
 	from = bsize - SFS_HDR_BYTES > SFS_LOG_CHECK_WINDOW ? bsize - SFS_LOG_CHECK_WINDOW
-							     : SFS_HDR_BYTES;
+							    : SFS_HDR_BYTES;
 	from = sfs_fmt_frame_offset(frame_of(from));
 	rc = walk(l, from, bsize, &w);
 	if (rc < 0)

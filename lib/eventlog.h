@@ -39,13 +39,13 @@
 
 /* An open log and where it ends. */
 struct sfs_log {
-	int fd; /* backing file, read-write (-1: none open) */
+	int fd;				/* backing file, read-write (-1: none open) */
 	unsigned char id[SFS_ID_BYTES]; /* file id from its header */
 	const struct sfs_keys *keys;
-	uint64_t end;   /* backing bytes in use (the next record goes at or after it) */
+	uint64_t end;	       /* backing bytes in use (the next record goes at or after it) */
 	_Atomic uint64_t size; /* plaintext bytes; readable without the caller's lock */
-	uint64_t lines; /* newlines, i.e. complete lines */
-	uint64_t bad;   /* backing offset of the last record that failed */
+	uint64_t lines;	       /* newlines, i.e. complete lines */
+	uint64_t bad;	       /* backing offset of the last record that failed */
 };
 
 /* Write the header of a new, empty log (kind SFS_KIND_LOG) to empty file @fd; 0 or -errno. */
@@ -76,11 +76,11 @@ int sfs_log_load(struct sfs_log *l);
  */
 struct sfs_log_damage {
 	uint64_t count; /* damaged spans found (0: none); the fields describe the first */
-	uint64_t pos; /* backing offset where it starts */
-	uint64_t next; /* backing offset of the good record after it */
-	bool known; /* its start in the plaintext is known: off, line */
-	bool bounded; /* a good record follows it: end, last */
-	uint64_t off; /* plaintext bytes [off, end) are in it */
+	uint64_t pos;	/* backing offset where it starts */
+	uint64_t next;	/* backing offset of the good record after it */
+	bool known;	/* its start in the plaintext is known: off, line */
+	bool bounded;	/* a good record follows it: end, last */
+	uint64_t off;	/* plaintext bytes [off, end) are in it */
 	uint64_t end;
 	uint64_t line; /* it holds (parts of) lines line..last, counting from 1 */
 	uint64_t last;
@@ -88,14 +88,14 @@ struct sfs_log_damage {
 
 /* What sfs_log_repair did and found. */
 struct sfs_log_repair {
-	uint64_t dropped;    /* backing bytes cut off the end (0: none) */
-	uint64_t cut_at; /* backing offset of the cut */
-	uint64_t size;       /* plaintext size the log was cut back to */
-	uint64_t lines; /* ... and its lines */
-	bool hole; /* the cut starts before a hole (zeros) a power loss left */
-	bool whole; /* the cut records were whole but failed: damage, not a crash */
-	bool kept; /* the cut bytes were kept (whenever anything was cut) */
-	uint64_t bad_at; /* backing offset of the first failing record, if any */
+	uint64_t dropped; /* backing bytes cut off the end (0: none) */
+	uint64_t cut_at;  /* backing offset of the cut */
+	uint64_t size;	  /* plaintext size the log was cut back to */
+	uint64_t lines;	  /* ... and its lines */
+	bool hole;	  /* the cut starts before a hole (zeros) a power loss left */
+	bool whole;	  /* the cut records were whole but failed: damage, not a crash */
+	bool kept;	  /* the cut bytes were kept (whenever anything was cut) */
+	uint64_t bad_at;  /* backing offset of the first failing record, if any */
 	struct sfs_log_damage damage; /* damage left in place */
 };
 

@@ -73,7 +73,7 @@ int sfs_file_read_header(int fd, unsigned char id[SFS_ID_BYTES], struct sfs_attr
 	if (n < 0)
 		return (int)n;
 	return sfs_fmt_header_unpack(hdr, (size_t)n, SFS_MAGIC_FILE, id, attrs, keys) ? -EBADMSG
-										       : 0;
+										      : 0;
 }
 
 int sfs_file_write_header(int fd, const unsigned char id[SFS_ID_BYTES],
@@ -133,14 +133,14 @@ static int claim_id(struct sfs_file *f)
 /* A run of blocks sealed or opened by sfs_par_for, one block per iteration. */
 struct run {
 	const struct sfs_file *f;
-	struct sfs_blockkey bk;    /* the file's block key for this run */
-	uint64_t first;            /* block number of iteration 0 */
-	unsigned char *plain;      /* block i at plain + i * SFS_BLOCK */
-	unsigned char *cipher;     /* block i at cipher + i * SFS_CBLOCK */
-	size_t last_len;           /* bytes of the last block (plaintext when sealing,
-				    * sealed when opening); the others are whole */
+	struct sfs_blockkey bk; /* the file's block key for this run */
+	uint64_t first;		/* block number of iteration 0 */
+	unsigned char *plain;	/* block i at plain + i * SFS_BLOCK */
+	unsigned char *cipher;	/* block i at cipher + i * SFS_CBLOCK */
+	size_t last_len;	/* bytes of the last block (plaintext when sealing,
+				 * sealed when opening); the others are whole */
 	size_t n;
-	atomic_size_t bad;         /* opening: lowest block that failed (n: none) */
+	atomic_size_t bad;	     /* opening: lowest block that failed (n: none) */
 	const unsigned char *nonces; /* sealing: block i's fresh nonce at i * 24 */
 };
 

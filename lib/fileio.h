@@ -20,15 +20,15 @@
 
 /* What the caller knows of an open file. */
 struct sfs_file {
-	int fd;                            /* backing file, open read-write */
-	unsigned char id[SFS_ID_BYTES];    /* file id from its header */
-	uint64_t size;                     /* plaintext size; updated by write/truncate */
-	const struct sfs_keys *keys;       /* the session's keys */
-	uint64_t bad_block;                /* last block that failed authentication */
-	bool sparse;                       /* header kind SFS_KIND_SPARSE: may hold holes.
-					    * Set by the caller from the header; set by
-					    * calls that made the file sparse (the caller
-					    * then updates what it keeps of the header) */
+	int fd;				/* backing file, open read-write */
+	unsigned char id[SFS_ID_BYTES]; /* file id from its header */
+	uint64_t size;			/* plaintext size; updated by write/truncate */
+	const struct sfs_keys *keys;	/* the session's keys */
+	uint64_t bad_block;		/* last block that failed authentication */
+	bool sparse;			/* header kind SFS_KIND_SPARSE: may hold holes.
+					 * Set by the caller from the header; set by
+					 * calls that made the file sparse (the caller
+					 * then updates what it keeps of the header) */
 	/*
 	 * @id was drawn at random for this file by the caller, or by a renewal,
 	 * and nothing is sealed under it yet: its first content needs no new id.

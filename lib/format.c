@@ -441,8 +441,7 @@ int sfs_fmt_symlink_encode(char *out, size_t outsize, const char *target,
 	return 0;
 }
 
-int sfs_fmt_symlink_decode(char *out, size_t outsize, const char *enc,
-			   const struct sfs_keys *keys)
+int sfs_fmt_symlink_decode(char *out, size_t outsize, const char *enc, const struct sfs_keys *keys)
 {
 	unsigned char sealed[SFS_SYMLINK_MAX + SFS_SEAL_OVERHEAD];
 	size_t len;
@@ -451,9 +450,8 @@ int sfs_fmt_symlink_decode(char *out, size_t outsize, const char *enc,
 		return -EBADMSG;
 	if (len - SFS_SEAL_OVERHEAD + 1 > outsize)
 		return -ENAMETOOLONG;
-	if (sfs_crypto_open((unsigned char *)out, sealed, len,
-			    (const unsigned char *)symlink_ad, sizeof(symlink_ad) - 1,
-			    keys->meta) != 0)
+	if (sfs_crypto_open((unsigned char *)out, sealed, len, (const unsigned char *)symlink_ad,
+			    sizeof(symlink_ad) - 1, keys->meta) != 0)
 		return -EBADMSG;
 	out[len - SFS_SEAL_OVERHEAD] = '\0';
 	return 0;

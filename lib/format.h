@@ -40,17 +40,17 @@
 #define SFS_CBLOCK (SFS_BLOCK + SFS_SEAL_OVERHEAD) /* 4136 */
 
 /* Names */
-#define SFS_NAME_MAX 255                         /* plaintext bytes, as ext4 */
-#define SFS_LONGNAME_PREFIX '~'                  /* backing name of a long name */
-#define SFS_SIDECAR_SUFFIX ".n"                  /* file holding a long name */
-#define SFS_DIRHDR_NAME ".sfsdir"                /* a directory's header file */
+#define SFS_NAME_MAX 255	       /* plaintext bytes, as ext4 */
+#define SFS_LONGNAME_PREFIX '~'	       /* backing name of a long name */
+#define SFS_SIDECAR_SUFFIX ".n"	       /* file holding a long name */
+#define SFS_DIRHDR_NAME ".sfsdir"      /* a directory's header file */
 #define SFS_DIRHDR_XATTR "user.sfsdir" /* its copy, set at mkdir (tree.c) */
-#define SFS_ENAME_MAX 512                        /* longest encoded name + NUL */
+#define SFS_ENAME_MAX 512	       /* longest encoded name + NUL */
 
 /* What a node header says the node is. */
 enum sfs_node_magic {
 	SFS_MAGIC_FILE, /* "SFSF": regular file (and later, special files) */
-	SFS_MAGIC_DIR,  /* "SFSD": a directory's .sfsdir */
+	SFS_MAGIC_DIR,	/* "SFSD": a directory's .sfsdir */
 };
 
 /* What a regular file's content is (node header bytes 6..7, authenticated). */
@@ -157,11 +157,11 @@ int sfs_fmt_plain_size(uint64_t backing, uint64_t *plain);
 #define SFS_RUN_MAX SFS_GCM_SET_MAX
 struct sfs_blockkey {
 	const struct sfs_keys *keys;
-	unsigned char id[SFS_ID_BYTES]; /* the file's id, bound to every block */
-	struct sfs_gcm *gcm;            /* AES-256-GCM sessions only */
-	bool derived;                   /* cipher 3: keys by nonce half */
+	unsigned char id[SFS_ID_BYTES];	  /* the file's id, bound to every block */
+	struct sfs_gcm *gcm;		  /* AES-256-GCM sessions only */
+	bool derived;			  /* cipher 3: keys by nonce half */
 	unsigned char half[SFS_GCM_HALF]; /* cipher 3, sealing: the run's half */
-	uint16_t slot[SFS_RUN_MAX];     /* cipher 3, opening: block i's key */
+	uint16_t slot[SFS_RUN_MAX];	  /* cipher 3, opening: block i's key */
 };
 
 /* For sealing a run: 0 or -ENOMEM. */
@@ -216,16 +216,16 @@ int sfs_fmt_block_open1(unsigned char *out, const unsigned char *in, size_t inle
 #define SFS_LOG_FRAME 4096
 #define SFS_REC_HDR 20
 #define SFS_REC_OVERHEAD (SFS_REC_HDR + SFS_SEAL_OVERHEAD) /* 60 */
-#define SFS_REC_MIN (SFS_REC_OVERHEAD + 1)                 /* smallest record */
-#define SFS_REC_MAX (SFS_LOG_FRAME - SFS_REC_OVERHEAD)      /* payload of a full frame */
-#define SFS_REC_END 0x0001 /* flag: the last record of one append */
+#define SFS_REC_MIN (SFS_REC_OVERHEAD + 1)		   /* smallest record */
+#define SFS_REC_MAX (SFS_LOG_FRAME - SFS_REC_OVERHEAD)	   /* payload of a full frame */
+#define SFS_REC_END 0x0001				   /* flag: the last record of one append */
 
 /* A record's clear header. */
 struct sfs_rec {
-	uint16_t len;    /* payload bytes, 1..SFS_REC_MAX */
-	uint16_t flags;  /* SFS_REC_END, or 0 */
+	uint16_t len;	 /* payload bytes, 1..SFS_REC_MAX */
+	uint16_t flags;	 /* SFS_REC_END, or 0 */
 	uint64_t offset; /* plaintext offset of the payload's first byte */
-	uint64_t lines;  /* newlines in the log before @offset */
+	uint64_t lines;	 /* newlines in the log before @offset */
 };
 
 /* Backing offset of log frame @k. */
@@ -265,8 +265,8 @@ int sfs_fmt_record_open(unsigned char *out, const struct sfs_rec *r, const unsig
 #define SFS_SYMLINK_MAX 3000
 int sfs_fmt_symlink_encode(char *out, size_t outsize, const char *target,
 			   const struct sfs_keys *keys);
-int sfs_fmt_symlink_decode(char *out, size_t outsize, const char *enc,
-			   const struct sfs_keys *keys) __attribute__((warn_unused_result));
+int sfs_fmt_symlink_decode(char *out, size_t outsize, const char *enc, const struct sfs_keys *keys)
+	__attribute__((warn_unused_result));
 
 /*
  * The encrypted form of one name in a directory: @backing is the name used
@@ -294,8 +294,8 @@ bool sfs_fmt_longname_matches(const char *backing, const char *full);
 
 /* Classes of backing names in an encrypted directory. */
 enum sfs_name_class {
-	SFS_NAME_SHORT,    /* base64url of an encrypted name */
-	SFS_NAME_LONG,     /* "~" + hash; its name is in the sidecar */
+	SFS_NAME_SHORT,	   /* base64url of an encrypted name */
+	SFS_NAME_LONG,	   /* "~" + hash; its name is in the sidecar */
 	SFS_NAME_SIDECAR,  /* "~hash.n" */
 	SFS_NAME_INTERNAL, /* ".", "..", .sfsdir and anything else not a node */
 };

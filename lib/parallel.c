@@ -16,25 +16,25 @@
 #include <stdbool.h>
 #include <unistd.h>
 
-#define CHUNK 4       /* iterations taken at once (4 blocks: 16 KiB) */
-#define MIN_ITERS 16  /* smaller loops are not worth a wakeup */
+#define CHUNK 4	     /* iterations taken at once (4 blocks: 16 KiB) */
+#define MIN_ITERS 16 /* smaller loops are not worth a wakeup */
 #define MAX_HELPERS 3
 
 struct job {
 	void (*fn)(size_t i, void *arg);
 	void *arg;
 	size_t n;
-	atomic_size_t next;    /* first iteration nobody took yet */
-	int helping;           /* helpers inside this job; protected by mu */
+	atomic_size_t next; /* first iteration nobody took yet */
+	int helping;	    /* helpers inside this job; protected by mu */
 };
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t work = PTHREAD_COND_INITIALIZER;  /* a job was offered */
-static pthread_cond_t idle = PTHREAD_COND_INITIALIZER;  /* a helper left a job */
-static struct job *offered; /* protected by mu */
-static unsigned long gen;   /* counts offers; protected by mu */
-static int helpers;         /* started; set once */
+static pthread_cond_t work = PTHREAD_COND_INITIALIZER; /* a job was offered */
+static pthread_cond_t idle = PTHREAD_COND_INITIALIZER; /* a helper left a job */
+static struct job *offered;			       /* protected by mu */
+static unsigned long gen;			       /* counts offers; protected by mu */
+static int helpers;				       /* started; set once */
 
 /* Take and run chunks of @j until none is left. */
 static void run_chunks(struct job *j)

@@ -17,19 +17,19 @@
 #define SFS_PROTO_CTL_FILE ".sessionfs"
 #define SFS_PROTO_CTL_MODE 0600
 #define SFS_PROTO_FSTYPE "fuse.sessionfs" /* the mount table's type of a mount */
-#define SFS_PROTO_REQUEST_MAX 65536 /* bytes of one request, in one write(2) */
+#define SFS_PROTO_REQUEST_MAX 65536	  /* bytes of one request, in one write(2) */
 
 /* Members of a request (a JSON object). */
-#define SFS_PROTO_F_OP "op" /* the op's name: always */
-#define SFS_PROTO_F_SESSION "session" /* a session id */
-#define SFS_PROTO_F_PASSWORD "password" /* the session's (new: to be) password */
+#define SFS_PROTO_F_OP "op"			/* the op's name: always */
+#define SFS_PROTO_F_SESSION "session"		/* a session id */
+#define SFS_PROTO_F_PASSWORD "password"		/* the session's (new: to be) password */
 #define SFS_PROTO_F_NEW_PASSWORD "new_password" /* passwd: the password to set */
-#define SFS_PROTO_F_NAME "name" /* new: the session's name (optional) */
+#define SFS_PROTO_F_NAME "name"			/* new: the session's name (optional) */
 #define SFS_PROTO_F_ID "id" /* new: the id wanted (optional); also in responses */
 
 /* Members of a response (a JSON object). */
-#define SFS_PROTO_F_OK "ok" /* true, or false with code and error */
-#define SFS_PROTO_F_CODE "code" /* a failure's code: sfs_proto_err_name() */
+#define SFS_PROTO_F_OK "ok"	  /* true, or false with code and error */
+#define SFS_PROTO_F_CODE "code"	  /* a failure's code: sfs_proto_err_name() */
 #define SFS_PROTO_F_ERROR "error" /* a failure's text, for people */
 #define SFS_PROTO_F_VERSION "version"
 #define SFS_PROTO_F_STORE "store"
@@ -40,7 +40,7 @@
 #define SFS_PROTO_F_WARNINGS "warnings"
 #define SFS_PROTO_F_OPEN_FILES "open_files"
 #define SFS_PROTO_F_SESSIONS "sessions" /* lock_all: a count; list: the array */
-#define SFS_PROTO_F_WHERE "where" /* list: SFS_SESSIONS_DIR or SFS_ARCHIVE_DIR */
+#define SFS_PROTO_F_WHERE "where"	/* list: SFS_SESSIONS_DIR or SFS_ARCHIVE_DIR */
 #define SFS_PROTO_F_LOCKED "locked"
 #define SFS_PROTO_F_UNLOCKED_ELSEWHERE "unlocked_elsewhere"
 #define SFS_PROTO_F_EVENTS "events"
@@ -73,10 +73,10 @@ enum sfs_proto_op {
  * member that is missing or not a string makes the request invalid; so does
  * an empty password that is to be set.
  */
-#define SFS_PROTO_TAKES_SESSION 0x1u /* "session"; no id a session can have: no-such-session */
-#define SFS_PROTO_TAKES_PASSWORD 0x2u /* "password" */
+#define SFS_PROTO_TAKES_SESSION 0x1u	  /* "session"; no id a session can have: no-such-session */
+#define SFS_PROTO_TAKES_PASSWORD 0x2u	  /* "password" */
 #define SFS_PROTO_TAKES_NEW_PASSWORD 0x4u /* "new_password", not empty */
-#define SFS_PROTO_SETS_PASSWORD 0x8u /* "password" becomes the session's: not empty */
+#define SFS_PROTO_SETS_PASSWORD 0x8u	  /* "password" becomes the session's: not empty */
 
 /* The op's name on the wire ("lock_all"); NULL for no op. */
 const char *sfs_proto_op_name(enum sfs_proto_op op);
@@ -89,16 +89,16 @@ unsigned int sfs_proto_op_takes(enum sfs_proto_op op);
 
 /* The codes of a failed response. */
 enum sfs_proto_err {
-	SFS_PROTO_ERR_IO, /* "io": anything else; the text says what */
-	SFS_PROTO_ERR_WRONG_PASSWORD, /* "wrong-password" */
+	SFS_PROTO_ERR_IO,	       /* "io": anything else; the text says what */
+	SFS_PROTO_ERR_WRONG_PASSWORD,  /* "wrong-password" */
 	SFS_PROTO_ERR_NO_SUCH_SESSION, /* "no-such-session" */
-	SFS_PROTO_ERR_BUSY, /* "busy": unlocked by another mount of the store */
-	SFS_PROTO_ERR_LOCKED, /* "locked" */
-	SFS_PROTO_ERR_EXISTS, /* "exists" */
-	SFS_PROTO_ERR_INVALID, /* "invalid": a malformed request */
-	SFS_PROTO_ERR_PERMISSION, /* "permission": not sent by this daemon, understood */
-	SFS_PROTO_ERR_UNSUPPORTED, /* "unsupported": a key file or cipher this cannot use */
-	SFS_PROTO_ERRS /* how many */
+	SFS_PROTO_ERR_BUSY,	       /* "busy": unlocked by another mount of the store */
+	SFS_PROTO_ERR_LOCKED,	       /* "locked" */
+	SFS_PROTO_ERR_EXISTS,	       /* "exists" */
+	SFS_PROTO_ERR_INVALID,	       /* "invalid": a malformed request */
+	SFS_PROTO_ERR_PERMISSION,      /* "permission": not sent by this daemon, understood */
+	SFS_PROTO_ERR_UNSUPPORTED,     /* "unsupported": a key file or cipher this cannot use */
+	SFS_PROTO_ERRS		       /* how many */
 };
 
 /* The code's name on the wire ("no-such-session"); "io" for no code. */

@@ -130,8 +130,7 @@ int sfs_store_create(const char *path, enum sfs_kdf_level kdf, enum sfs_cipher c
 	rc = sfs_write_atomic(fd, SFS_CONF_NAME, text, strlen(text));
 	free(text);
 	if (rc < 0)
-		fail(why, whylen, rc, "cannot write %s/%s: %s", path, SFS_CONF_NAME,
-		     strerror(-rc));
+		fail(why, whylen, rc, "cannot write %s/%s: %s", path, SFS_CONF_NAME, strerror(-rc));
 out:
 	close(fd);
 	return rc;
@@ -158,10 +157,9 @@ static int check_config(json_t *conf, struct sfs_store_config *cfg, char *why, s
 			    version, SFS_FORMAT_VERSION);
 	if (version < 1)
 		return fail(why, whylen, -EUCLEAN, "bad store format version %d", version);
-	json_array_foreach(features, i, f)
-		return fail(why, whylen, -EPROTONOSUPPORT,
-			    "store uses feature '%s', unknown to this sessionfs",
-			    json_is_string(f) ? json_string_value(f) : "?");
+	json_array_foreach(features, i, f) return fail(
+		why, whylen, -EPROTONOSUPPORT, "store uses feature '%s', unknown to this sessionfs",
+		json_is_string(f) ? json_string_value(f) : "?");
 	if (bs != SFS_BLOCK)
 		return fail(why, whylen, -EPROTONOSUPPORT, "unsupported block size %d", bs);
 	cfg->version = version;
@@ -274,8 +272,7 @@ json_t *sfs_store_metadata_summary(const char *text, size_t len)
 
 /* Create an encrypted regular file @name in the encrypted directory @dirfd. */
 static int create_file(int dirfd, const unsigned char dirid[SFS_ID_BYTES], const char *name,
-		       const char *data, const struct sfs_attrs *attrs,
-		       const struct sfs_keys *keys)
+		       const char *data, const struct sfs_attrs *attrs, const struct sfs_keys *keys)
 {
 	struct sfs_ename en;
 	struct sfs_file f = {.keys = keys};

@@ -29,9 +29,9 @@
 
 /* What sessionfs.conf says. */
 struct sfs_store_config {
-	int version;                /* format version, SFS_FORMAT_VERSION */
-	enum sfs_kdf_level kdf;     /* default Argon2id cost for new sessions */
-	enum sfs_cipher cipher;     /* content cipher for new sessions (where the CPU can) */
+	int version;		/* format version, SFS_FORMAT_VERSION */
+	enum sfs_kdf_level kdf; /* default Argon2id cost for new sessions */
+	enum sfs_cipher cipher; /* content cipher for new sessions (where the CPU can) */
 };
 
 /*
@@ -51,13 +51,13 @@ int sfs_store_open(const char *path, int *storefd, struct sfs_store_config *cfg,
 
 /* What a new session starts with. */
 struct sfs_new_session {
-	const char *id;        /* a valid, unused session id */
-	const char *name;      /* its name, "" for none */
-	const char *password;  /* its password (not NUL-terminated necessarily) */
+	const char *id;	      /* a valid, unused session id */
+	const char *name;     /* its name, "" for none */
+	const char *password; /* its password (not NUL-terminated necessarily) */
 	size_t pwlen;
 	enum sfs_kdf_level kdf;
 	enum sfs_cipher cipher; /* how its content blocks are sealed; must be available */
-	uid_t uid;             /* owner of the session root and its first files */
+	uid_t uid;		/* owner of the session root and its first files */
 	gid_t gid;
 };
 
@@ -121,14 +121,14 @@ int sfs_store_session_held(int cfd);
 
 /* What sfs_store_session_prepare found and mended, for the daemon to log. */
 struct sfs_session_report {
-	int swept;                /* crash leftovers removed from the session root */
-	bool events_created;      /* events.jsonl was missing: an empty one was made */
-	int events_kind;          /* -EUCLEAN: the node kind events.jsonl has instead of a log's */
-	uint64_t events_dropped;  /* backing bytes of a torn tail cut off (0: none) */
-	bool events_hole; /* ... from before a hole a power loss left */
-	bool events_whole; /* ... records that were whole but failed (damage) */
-	uint64_t events_bad_at;   /* backing offset of a record that failed, if any */
-	char events_kept[32]; /* container file that keeps the cut bytes ("" none) */
+	int swept;		 /* crash leftovers removed from the session root */
+	bool events_created;	 /* events.jsonl was missing: an empty one was made */
+	int events_kind;	 /* -EUCLEAN: the node kind events.jsonl has instead of a log's */
+	uint64_t events_dropped; /* backing bytes of a torn tail cut off (0: none) */
+	bool events_hole;	 /* ... from before a hole a power loss left */
+	bool events_whole;	 /* ... records that were whole but failed (damage) */
+	uint64_t events_bad_at;	 /* backing offset of a record that failed, if any */
+	char events_kept[32];	 /* container file that keeps the cut bytes ("" none) */
 	struct sfs_log_damage events_damage; /* damage left in place (count 0: none) */
 };
 
@@ -191,8 +191,8 @@ void sfs_store_json_wipe(void);
  * members free. NULL if so, else why not (a static string that never
  * quotes the content), with the JSON error's line in *@line (0 if none).
  */
-const char *sfs_store_metadata_check(const char *id, const char *text, size_t len,
-				     const char *old, size_t oldlen, int *line);
+const char *sfs_store_metadata_check(const char *id, const char *text, size_t len, const char *old,
+				     size_t oldlen, int *line);
 
 /*
  * Make jansson wipe every block it frees (requests carry passwords). Call

@@ -105,8 +105,7 @@ int sfs_tree_dir_load(int dirfd, unsigned char id[SFS_ID_BYTES], struct sfs_attr
 			return err == ENODATA || err == EOPNOTSUPP || err == ERANGE ? -EBADMSG
 										    : -err;
 	}
-	return sfs_fmt_header_unpack(hdr, (size_t)n, SFS_MAGIC_DIR, id, attrs, keys) ? -EBADMSG
-										      : 0;
+	return sfs_fmt_header_unpack(hdr, (size_t)n, SFS_MAGIC_DIR, id, attrs, keys) ? -EBADMSG : 0;
 }
 
 static void sidecar_name(char out[SFS_NAME_MAX + 8], const char *backing)

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define SFS_ID_HEX_MIN 4  /* INC- followed by at least 4 lowercase hex digits */
+#define SFS_ID_HEX_MIN 4 /* INC- followed by at least 4 lowercase hex digits */
 #define SFS_ID_HEX_MAX 16
 #define SFS_SESSION_ID_MAX (4 + SFS_ID_HEX_MAX)
 

@@ -20,16 +20,16 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define SFS_XATTR_DIR ".sfsx"          /* in a session root: one blob per node */
+#define SFS_XATTR_DIR ".sfsx" /* in a session root: one blob per node */
 #define SFS_XATTR_VERSION 1
-#define SFS_XATTR_HDR_BYTES 6           /* "SFSX" | u16 version */
-#define SFS_XATTR_AD_BYTES (SFS_XATTR_HDR_BYTES + SFS_ID_BYTES) /* header || node id */
+#define SFS_XATTR_HDR_BYTES 6					     /* "SFSX" | u16 version */
+#define SFS_XATTR_AD_BYTES (SFS_XATTR_HDR_BYTES + SFS_ID_BYTES)	     /* header || node id */
 #define SFS_XATTR_OVERHEAD (SFS_XATTR_HDR_BYTES + SFS_SEAL_OVERHEAD) /* 46 */
 
-#define SFS_XATTR_NAME_MAX 255          /* bytes of one name (u8 on disk) */
-#define SFS_XATTR_VALUE_MAX 65536       /* bytes of one value, as Linux's XATTR_SIZE_MAX */
+#define SFS_XATTR_NAME_MAX 255		 /* bytes of one name (u8 on disk) */
+#define SFS_XATTR_VALUE_MAX 65536	 /* bytes of one value, as Linux's XATTR_SIZE_MAX */
 #define SFS_XATTR_PLAIN_MAX (128 * 1024) /* packed plaintext of one node: count and entries */
-#define SFS_XATTR_LIST_MAX 65536        /* a listxattr reply, as Linux's XATTR_LIST_MAX */
+#define SFS_XATTR_LIST_MAX 65536	 /* a listxattr reply, as Linux's XATTR_LIST_MAX */
 
 /* Flags of sfs_xattr_set(), as setxattr(2)'s. */
 #define SFS_XATTR_CREATE 1  /* fail with -EEXIST if the name exists */
@@ -43,8 +43,8 @@
  */
 struct sfs_xattrs {
 	unsigned char *plain; /* NULL when empty */
-	size_t len;           /* bytes of plain in use */
-	uint32_t count;       /* entries */
+	size_t len;	      /* bytes of plain in use */
+	uint32_t count;	      /* entries */
 };
 
 /* Wipe and free @x's buffer and make it the empty set again. */
@@ -65,8 +65,8 @@ int sfs_xattr_get(const struct sfs_xattrs *x, const char *name, const unsigned c
  * SFS_XATTR_PLAIN_MAX or their list SFS_XATTR_LIST_MAX (with @prefix_len
  * bytes of prefix per name); -ENOMEM. @x is unchanged on error.
  */
-int sfs_xattr_set(struct sfs_xattrs *x, const char *name, const void *value, size_t len,
-		  int flags, size_t prefix_len);
+int sfs_xattr_set(struct sfs_xattrs *x, const char *name, const void *value, size_t len, int flags,
+		  size_t prefix_len);
 
 /* Remove @name: 0 or -ENODATA. */
 int sfs_xattr_del(struct sfs_xattrs *x, const char *name);

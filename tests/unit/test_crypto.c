@@ -120,7 +120,7 @@ static void test_seal_open(void)
 	check_flip(sealed, len, 0, ad, sizeof(ad), key); /* nonce */
 	check_flip(sealed, len, SFS_NONCE_BYTES - 1, ad, sizeof(ad), key);
 	check_flip(sealed, len, SFS_NONCE_BYTES + 3, ad, sizeof(ad), key); /* ciphertext */
-	check_flip(sealed, len, len - 1, ad, sizeof(ad), key); /* tag */
+	check_flip(sealed, len, len - 1, ad, sizeof(ad), key);		   /* tag */
 	check_flip(sealed, len, len - SFS_TAG_BYTES, ad, sizeof(ad), key);
 
 	memset(out, 0xee, sizeof(out));

@@ -42,12 +42,12 @@ static void test_refused(void)
 	CHECK_EQ(P("\"op\""), -EINVAL);
 	CHECK_EQ(P("42"), -EINVAL);
 	CHECK_EQ(P("null"), -EINVAL);
-	CHECK_EQ(P("{\"op\":\"list\"}{}"), -EINVAL); /* two requests */
-	CHECK_EQ(P("{\"op\":\"list\"} x"), -EINVAL); /* trailing garbage */
-	CHECK_EQ(P("{\"op\":\"list\""), -EINVAL); /* cut */
-	CHECK_EQ(P("{\"op\":\"a\\u0000b\"}"), -EINVAL); /* a NUL inside a string */
+	CHECK_EQ(P("{\"op\":\"list\"}{}"), -EINVAL);	     /* two requests */
+	CHECK_EQ(P("{\"op\":\"list\"} x"), -EINVAL);	     /* trailing garbage */
+	CHECK_EQ(P("{\"op\":\"list\""), -EINVAL);	     /* cut */
+	CHECK_EQ(P("{\"op\":\"a\\u0000b\"}"), -EINVAL);	     /* a NUL inside a string */
 	CHECK_EQ(parse("{\"op\":\"list\"}\0", 15), -EINVAL); /* a NUL byte after it */
-	CHECK_EQ(P("{\"op\":\"\xff\"}"), -EINVAL); /* not UTF-8 */
+	CHECK_EQ(P("{\"op\":\"\xff\"}"), -EINVAL);	     /* not UTF-8 */
 }
 
 static void test_size(void)

@@ -131,10 +131,9 @@ static void test_arithmetic(void)
  * open it (the format is a promise). Master key 0x00..0x1f, file id 0x42 x16,
  * record {len 14, END, offset 4096, lines 7}, payload "{\"type\":\"x\"}\n" + 'A'.
  */
-static const char vector_hex[] =
-	"0e0001000010000000000000070000000000000073b4fc4238d2417d4212d163"
-	"f8f2994e9da46d8caeca05f17918e05f6f69cdc4826ca2250c460e4e5f1f23fc"
-	"ebefb6a3a1dfd8f8c851";
+static const char vector_hex[] = "0e0001000010000000000000070000000000000073b4fc4238d2417d4212d163"
+				 "f8f2994e9da46d8caeca05f17918e05f6f69cdc4826ca2250c460e4e5f1f23fc"
+				 "ebefb6a3a1dfd8f8c851";
 
 static void test_vector(void)
 {
@@ -270,7 +269,8 @@ static void test_crash_cuts(void)
 		do_append(&l, 1 + below(i % 5 == 0 ? 6000 : 200));
 	for (int t = 0; t < 400; t++) {
 		/* Every byte of the big append's records, then random points. */
-		uint64_t cut = t < 150 ? first + below(l.end - first) : SFS_HDR_BYTES + below(l.end);
+		uint64_t cut =
+			t < 150 ? first + below(l.end - first) : SFS_HDR_BYTES + below(l.end);
 		struct sfs_log c = {.keys = keys};
 		struct sfs_log_repair rep;
 		int k = last_before(cut);

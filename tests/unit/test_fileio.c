@@ -74,7 +74,8 @@ static void check_seek(struct sfs_file *f)
 		if (rc == 0)
 			CHECK(pos >= off && pos <= msize &&
 			      (pos == msize ||
-			       model_zero(pos, pos + SFS_BLOCK < msize ? pos + SFS_BLOCK : msize)) &&
+			       model_zero(pos,
+					  pos + SFS_BLOCK < msize ? pos + SFS_BLOCK : msize)) &&
 			      (f->sparse || pos == msize));
 	}
 	CHECK_EQ(sfs_file_seek(f, msize, SEEK_DATA, &pos), -ENXIO);
@@ -214,11 +215,12 @@ static void test_model(void)
 			do_truncate(&f, below(msize / SFS_BLOCK + 2) * SFS_BLOCK);
 		} else if (r < 78) {
 			what = "punch a hole";
-			do_fallocate(&f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, below(msize + 10),
-				     1 + below(12 * SFS_BLOCK));
+			do_fallocate(&f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				     below(msize + 10), 1 + below(12 * SFS_BLOCK));
 		} else if (r < 80) {
 			what = "zero a range";
-			do_fallocate(&f, FALLOC_FL_ZERO_RANGE | (below(2) ? FALLOC_FL_KEEP_SIZE : 0),
+			do_fallocate(&f,
+				     FALLOC_FL_ZERO_RANGE | (below(2) ? FALLOC_FL_KEEP_SIZE : 0),
 				     below(msize + 10), 1 + below(12 * SFS_BLOCK));
 		} else if (r < 82) {
 			what = "allocate";
@@ -428,7 +430,8 @@ static void test_sparse(void)
 	do_fallocate(&f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 10 * SFS_BLOCK + 1,
 		     40 * SFS_BLOCK);
 	verify(&f, 5, "punch 40 blocks");
-	CHECK(allocated(f.fd) + 37 * SFS_BLOCK <= full); /* 39 stored blocks, cut to whole fs blocks */
+	CHECK(allocated(f.fd) + 37 * SFS_BLOCK <=
+	      full); /* 39 stored blocks, cut to whole fs blocks */
 	/* ...and to EOF, the partial last block included. */
 	do_fallocate(&f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 60 * SFS_BLOCK,
 		     10 * SFS_BLOCK);

@@ -431,7 +431,7 @@ static void test_retire(void)
 	REQUIRE(fd >= 0);
 	touch(fd, SFS_DIRHDR_NAME);
 	touch(fd, ".sfs-new-0011223344556677"); /* a node never published */
-	touch(fd, "~QUJD.n"); /* a sidecar whose node is gone */
+	touch(fd, "~QUJD.n");			/* a sidecar whose node is gone */
 	REQUIRE(mkdirat(fd, ".sfs-gone-8899aabbccddeeff", 0700) == 0); /* with its header */
 	{
 		int g = openat(fd, ".sfs-gone-8899aabbccddeeff", O_PATH | O_DIRECTORY | O_CLOEXEC);

@@ -342,8 +342,8 @@ static void test_metadata_types(const char *old)
 static void test_documents(void)
 {
 	static const char *good[] = {"{}", "{\"type\":\"note\"}", " {\"a\": [1, {\"b\": null}]} "};
-	static const char *bad[] = {"", "[]", "1", "\"x\"", "null", "{", "{} {}", "{\"a\":1}x",
-				    "{\"a\":\"\\ud800\"}"};
+	static const char *bad[] = {
+		"", "[]", "1", "\"x\"", "null", "{", "{} {}", "{\"a\":1}x", "{\"a\":\"\\ud800\"}"};
 	const char *old = "{\"id\":\"INC-1234\",\"created\":\"2026-01-01T00:00:00Z\"}";
 	int line;
 
