@@ -21,14 +21,22 @@
 #include <syslog.h>
 #include <unistd.h>
 
-void sfs_log_corrupt(const struct sfs_inode *in, const char *what, long long block)
+/* Where @in's backing node is now, for the log ("" if unknown). */
+static void backing_path(const struct sfs_inode *in, char path[PATH_MAX])
 {
-	char link[64], path[PATH_MAX];
+	char link[64];
 	ssize_t n;
 
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", in->fd);
-	n = readlink(link, path, sizeof(path) - 1);
+	n = readlink(link, path, PATH_MAX - 1);
 	path[n > 0 ? n : 0] = '\0';
+}
+
+void sfs_log_corrupt(const struct sfs_inode *in, const char *what, long long block)
+{
+	char path[PATH_MAX];
+
+	backing_path(in, path);
 	if (block >= 0)
 		sfs_log(LOG_ERR, "%s: corrupt file %s: block %lld failed authentication",
 			in->sess ? in->sess->id : "?", path, block);
@@ -362,9 +370,8 @@ void sfs_node_file_end(struct sfs_inode *in, const struct sfs_file *f, struct sf
 int sfs_node_check_tail(struct sfs_inode *in, const struct sfs_keys *keys)
 {
 	struct sfs_file f = {.fd = in->fd, .keys = keys};
-	char link[64], path[PATH_MAX];
+	char path[PATH_MAX];
 	uint64_t was, now;
-	ssize_t n;
 	int rc, rootfd;
 
 	if (atomic_exchange(&in->tail_checked, true) || in->attrs.kind == SFS_KIND_LOG)
@@ -383,9 +390,7 @@ int sfs_node_check_tail(struct sfs_inode *in, const struct sfs_keys *keys)
 		close(f.fd);
 	if (rc <= 0)
 		return rc;
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", in->fd);
-	n = readlink(link, path, sizeof(path) - 1);
-	path[n > 0 ? n : 0] = '\0';
+	backing_path(in, path);
 	if (was == UINT64_MAX)
 		sfs_log(LOG_WARNING,
 			"%s: file %s: its size was one no file has (a crash during a write); "
@@ -405,10 +410,9 @@ int sfs_node_headerless(struct sfs_inode *in, const struct sfs_keys *keys)
 {
 	struct sfs_attrs a = {S_IFREG | 0600, sfs->owner, sfs->owner_gid, 0, SFS_KIND_BLOCKS};
 	unsigned char id[SFS_ID_BYTES];
-	char link[64], path[PATH_MAX];
+	char path[PATH_MAX];
 	struct stat st;
 	int fd, rc = 0;
-	ssize_t n;
 
 	if (in->type != S_IFREG)
 		return 0;
@@ -437,9 +441,7 @@ int sfs_node_headerless(struct sfs_inode *in, const struct sfs_keys *keys)
 out:
 	pthread_mutex_unlock(&in->mu);
 	if (rc == 1) {
-		snprintf(link, sizeof(link), "/proc/self/fd/%d", in->fd);
-		n = readlink(link, path, sizeof(path) - 1);
-		path[n > 0 ? n : 0] = '\0';
+		backing_path(in, path);
 		sfs_log(LOG_WARNING,
 			"%s: file %s had no header (created right before a crash, its header "
 			"never reached the disk): it is now an empty file, mode 0600",

@@ -271,7 +271,7 @@ void sfs_mark_special(struct sfs_inode *parent, const char *name, const struct s
 	struct sfs_inode *in = sfs_inode_of(e->ino);
 
 	in->special = sfs_node_type(in) == S_IFREG ? sfs_special_of(parent, name) : SFS_SP_NONE;
-	if (in->bad && in->special == SFS_SP_NONE && sfs_node_headerless(in, keys) > 0)
+	if (in->special == SFS_SP_NONE && sfs_node_headerless(in, keys) > 0)
 		sfs_node_stat(in, &e->attr);
 	/*
 	 * A replaced metadata.json must be looked up again: never cached.

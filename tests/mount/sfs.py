@@ -324,6 +324,18 @@ class ForegroundMountTest(unittest.TestCase):
         return self.m
 
 
+def backing_of(store, sid, path):
+    """The backing file, in session SID's root in STORE, of the node at PATH in the
+    mount (the mount shows backing inode numbers); asserts there is exactly one."""
+    ino = os.stat(path).st_ino
+    root = os.path.join(store, "sessions", sid, "root")
+    hits = [os.path.join(root, n) for n in os.listdir(root)
+            if os.lstat(os.path.join(root, n)).st_ino == ino]
+    if len(hits) != 1:
+        raise AssertionError("backing files of inode %d in %s: %r" % (ino, root, hits))
+    return hits[0]
+
+
 def sha256_file(path):
     import hashlib
     h = hashlib.sha256()

@@ -142,12 +142,7 @@ class TamperTest(unittest.TestCase):
 
     def backing_of(self, name):
         """The backing file of NAME in the session's root (the mount keeps backing inode numbers)."""
-        ino = os.stat(os.path.join(self.m.sdir(self.sid), name)).st_ino
-        root = os.path.join(self.e.store, "sessions", self.sid, "root")
-        hits = [os.path.join(root, n) for n in os.listdir(root)
-                if os.lstat(os.path.join(root, n)).st_ino == ino]
-        self.assertEqual(len(hits), 1, hits)
-        return hits[0]
+        return sfs.backing_of(self.e.store, self.sid, os.path.join(self.m.sdir(self.sid), name))
 
     def test_file_id_poisoning(self):
         """X's header copied over an empty file E: E's content must not be sealed under X's id.

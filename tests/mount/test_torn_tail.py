@@ -45,12 +45,7 @@ class TornTailTest(unittest.TestCase):
 
     def backing(self):
         """The backing file of app.log (its inode number is the backing one)."""
-        ino = os.stat(self.path).st_ino
-        root = os.path.join(self.e.store, "sessions", self.sid, "root")
-        hits = [os.path.join(root, n) for n in os.listdir(root)
-                if os.lstat(os.path.join(root, n)).st_ino == ino]
-        self.assertEqual(len(hits), 1, hits)
-        return hits[0]
+        return sfs.backing_of(self.e.store, self.sid, self.path)
 
     def append(self, fd, upto, fsync):
         size = os.fstat(fd).st_size
@@ -200,10 +195,7 @@ class TornTailTest(unittest.TestCase):
             f.write(self.data[:self.SYNCED])
             f.flush()
             os.fsync(f.fileno())
-        ino = os.stat(other).st_ino
-        root = os.path.join(self.e.store, "sessions", self.sid, "root")
-        other_backing = [os.path.join(root, n) for n in os.listdir(root)
-                         if os.lstat(os.path.join(root, n)).st_ino == ino][0]
+        other_backing = sfs.backing_of(self.e.store, self.sid, other)
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o644)
         self.append(fd, self.SYNCED, True)
         backing = self.backing()
@@ -321,12 +313,7 @@ class HeaderlessFileTest(unittest.TestCase):
         self.sid = self.e.new(self.m)
 
     def empty_backing(self, name):
-        ino = os.stat(os.path.join(self.m.sdir(self.sid), name)).st_ino
-        root = os.path.join(self.e.store, "sessions", self.sid, "root")
-        hits = [os.path.join(root, n) for n in os.listdir(root)
-                if os.lstat(os.path.join(root, n)).st_ino == ino]
-        self.assertEqual(len(hits), 1, hits)
-        return hits[0]
+        return sfs.backing_of(self.e.store, self.sid, os.path.join(self.m.sdir(self.sid), name))
 
     def test_lookup_and_listing(self):
         d = self.m.sdir(self.sid)
