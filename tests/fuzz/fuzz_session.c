@@ -46,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct sfs_attrs da = {.mode = 040700}, fa = {.mode = 0100600, .kind = SFS_KIND_LOG};
 	struct fz f = {data, size};
 	struct sfs_session_params params;
-	struct sfs_events_state ev, ev2;
+	struct sfs_log ev, ev2;
 	struct sfs_session_report rep, rep2;
 	unsigned char hdr[SFS_HDR_BYTES];
 	struct sfs_ename en;
@@ -193,6 +193,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FZ_ASSERT(sfs_store_session_prepare(cfd, keys, 0, &ev2, &rep2) == 0);
 		FZ_ASSERT(rep2.swept == 0 && !rep2.events_created && rep2.events_dropped == 0);
 		FZ_ASSERT(ev2.end == ev.end && ev2.size == ev.size && ev2.lines == ev.lines);
+		sfs_log_close(&ev2); /* prepare leaves the log open */
+		sfs_log_close(&ev);
 	}
 	close(rootfd);
 	close(cfd);
