@@ -36,11 +36,11 @@
 
 /* What an inode stands for. */
 enum sfs_kind {
-	SFS_K_ROOT,    /* the mount root */
-	SFS_K_TOP,     /* sessions/ or archive/ */
-	SFS_K_CTL,     /* the control file */
-	SFS_K_SESSION, /* MNT/sessions/ID: the root of a session's tree */
-	SFS_K_NODE,    /* anything inside a session */
+	SFS_INODE_ROOT,	   /* the mount root */
+	SFS_INODE_TOP,	   /* sessions/ or archive/ */
+	SFS_INODE_CTL,	   /* the control file */
+	SFS_INODE_SESSION, /* MNT/sessions/ID: the root of a session's tree */
+	SFS_INODE_NODE,	   /* anything inside a session */
 };
 
 /* The session root's special files (special.c). */
@@ -167,7 +167,7 @@ extern struct sfs_fs *sfs;
 
 /* Logging: to stderr in the foreground, to syslog when daemonised. */
 void sfs_log_init(bool foreground);
-void sfs_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sfs_syslog(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* inode.c */
 struct sfs_inode *sfs_inode_of(fuse_ino_t ino);
@@ -349,11 +349,12 @@ void sfs_node_file_end(struct sfs_inode *in, const struct sfs_file *f, struct sf
 /*
  * ops_xattr.c: the renewal hook of content calls (struct sfs_file.renew, @arg a struct
  * sfs_renewal): copy the file's attributes to its new id before its header
- * names it. sfs_xattr_renewed() then drops the copy that is not in use: the
+ * names it. sfs_node_xattr_renewed() then drops the copy that is not in use: the
  * old one once the id changed (@moved), else the new one.
  */
-int sfs_xattr_renew(const struct sfs_file *f, const unsigned char new_id[SFS_ID_BYTES], void *arg);
-void sfs_xattr_renewed(const struct sfs_renewal *rn, bool moved);
+int sfs_node_xattr_renew(const struct sfs_file *f, const unsigned char new_id[SFS_ID_BYTES],
+			 void *arg);
+void sfs_node_xattr_renewed(const struct sfs_renewal *rn, bool moved);
 void sfs_log_corrupt(const struct sfs_inode *in, const char *what, long long block);
 
 /*

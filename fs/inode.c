@@ -221,7 +221,7 @@ void sfs_inode_unref(struct sfs_inode *in, uint64_t n)
 {
 	struct sfs_inode **pp;
 
-	if (in->kind == SFS_K_ROOT || in->kind == SFS_K_TOP || in->kind == SFS_K_CTL)
+	if (in->kind == SFS_INODE_ROOT || in->kind == SFS_INODE_TOP || in->kind == SFS_INODE_CTL)
 		return;
 	pthread_mutex_lock(&sfs->itable_mu);
 	if (in->nlookup > n) {
@@ -357,7 +357,7 @@ void sfs_inode_release_space(dev_t dev, ino_t ino)
 		return;
 	/* Down to the header: should anyone still reach it, it reads as empty. */
 	if (ftruncate(fd, SFS_HDR_BYTES) < 0)
-		sfs_log(LOG_WARNING, "cannot free the space of an unlinked file: %s",
-			strerror(errno));
+		sfs_syslog(LOG_WARNING, "cannot free the space of an unlinked file: %s",
+			   strerror(errno));
 	close(fd);
 }

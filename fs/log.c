@@ -126,7 +126,7 @@ static void to_file(const char *fmt, va_list ap)
 	}
 }
 
-void sfs_log(int prio, const char *fmt, ...)
+void sfs_syslog(int prio, const char *fmt, ...)
 {
 	va_list ap;
 

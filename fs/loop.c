@@ -145,7 +145,7 @@ static bool is_slow(const struct fuse_buf *buf)
 	case FUSE_RELEASE:
 		/* metadata.json's commit fsyncs and notifies the kernel */
 		ino = sfs_inode_of(in->nodeid);
-		return ino->kind == SFS_K_NODE && ino->special == SFS_SP_META;
+		return ino->kind == SFS_INODE_NODE && ino->special == SFS_SP_META;
 	case FUSE_READ:
 		return buf->size >= sizeof(*in) + sizeof(struct fuse_read_in) &&
 		       ((const struct fuse_read_in *)(in + 1))->size > LARGE_IO;
@@ -165,7 +165,7 @@ static bool is_slow(const struct fuse_buf *buf)
 	case FUSE_RENAME2:
 		/* mv sessions/ID archive/ fsyncs both directories */
 		ino = sfs_inode_of(in->nodeid);
-		return ino->kind == SFS_K_TOP;
+		return ino->kind == SFS_INODE_TOP;
 	}
 	return false;
 }
@@ -183,8 +183,8 @@ static void no_dump(void *mem)
 
 	end = (end + page - 1) & ~(page - 1);
 	if (madvise((void *)start, end - start, MADV_DONTDUMP) < 0)
-		sfs_log(LOG_WARNING, "cannot keep a request buffer out of core dumps: %s",
-			strerror(errno));
+		sfs_syslog(LOG_WARNING, "cannot keep a request buffer out of core dumps: %s",
+			   strerror(errno));
 }
 
 /*
@@ -269,7 +269,7 @@ static void spawn(void)
 	rc = pthread_create(&w->thread, NULL, worker_main, w);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0) {
-		sfs_log(LOG_ERR, "cannot start a request thread: %s", strerror(rc));
+		sfs_syslog(LOG_ERR, "cannot start a request thread: %s", strerror(rc));
 		free(w);
 		return;
 	}

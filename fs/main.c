@@ -100,10 +100,10 @@ static void log_setid_ignored(void)
 	bool suid = setid.saw_suid && !setid.allow_suid;
 
 	if (dev || suid)
-		sfs_log(LOG_NOTICE,
-			"ignored -o %s%s%s (mount(8)'s defaults): sessionfs mounts nodev,nosuid "
-			"unless given -o sfs_allow_dev or -o sfs_allow_suid",
-			dev ? "dev" : "", dev && suid ? "," : "", suid ? "suid" : "");
+		sfs_syslog(LOG_NOTICE,
+			   "ignored -o %s%s%s (mount(8)'s defaults): sessionfs mounts nodev,nosuid "
+			   "unless given -o sfs_allow_dev or -o sfs_allow_suid",
+			   dev ? "dev" : "", dev && suid ? "," : "", suid ? "suid" : "");
 }
 
 /*
@@ -271,7 +271,7 @@ static void fixed_inode(struct sfs_inode *in, enum sfs_kind kind, int fd)
 {
 	in->kind = kind;
 	in->fd = fd;
-	in->type = kind == SFS_K_CTL ? S_IFREG : S_IFDIR;
+	in->type = kind == SFS_INODE_CTL ? S_IFREG : S_IFDIR;
 	in->nlookup = 1;
 	pthread_mutex_init(&in->mu, NULL);
 	pthread_rwlock_init(&in->io, NULL);
@@ -293,10 +293,10 @@ static int setup(const char *store)
 									 : SFS_EXIT_FAIL;
 	}
 	if (!sfs_cipher_available(sfs->cfg.cipher)) {
-		sfs_log(LOG_NOTICE,
-			"the store makes %s sessions, which this CPU cannot run: new sessions "
-			"made by this mount use xchacha20poly1305",
-			sfs_cipher_name(sfs->cfg.cipher));
+		sfs_syslog(LOG_NOTICE,
+			   "the store makes %s sessions, which this CPU cannot run: new sessions "
+			   "made by this mount use xchacha20poly1305",
+			   sfs_cipher_name(sfs->cfg.cipher));
 		sfs->cfg.cipher = SFS_CIPHER_XCHACHA;
 	}
 	sfs->topfd[0] = openat(sfs->storefd, SFS_SESSIONS_DIR, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -309,10 +309,10 @@ static int setup(const char *store)
 	sfs->owner = getuid();
 	sfs->owner_gid = getgid();
 	sfs->timeout = 1.0;
-	fixed_inode(&sfs->root, SFS_K_ROOT, sfs->storefd);
-	fixed_inode(&sfs->top[0], SFS_K_TOP, sfs->topfd[0]);
-	fixed_inode(&sfs->top[1], SFS_K_TOP, sfs->topfd[1]);
-	fixed_inode(&sfs->ctl, SFS_K_CTL, -1);
+	fixed_inode(&sfs->root, SFS_INODE_ROOT, sfs->storefd);
+	fixed_inode(&sfs->top[0], SFS_INODE_TOP, sfs->topfd[0]);
+	fixed_inode(&sfs->top[1], SFS_INODE_TOP, sfs->topfd[1]);
+	fixed_inode(&sfs->ctl, SFS_INODE_CTL, -1);
 	pthread_mutex_init(&sfs->itable_mu, NULL);
 	pthread_mutex_init(&sfs->sess_mu, NULL);
 	if (sfs_itable_init() < 0) {
@@ -329,7 +329,7 @@ static int serve(struct fuse_cmdline_opts *cmd)
 
 	rc = sfs_notify_start();
 	if (rc < 0) {
-		sfs_log(LOG_ERR, "cannot start the notifier thread: %s", strerror(-rc));
+		sfs_syslog(LOG_ERR, "cannot start the notifier thread: %s", strerror(-rc));
 		return SFS_EXIT_FAIL;
 	}
 	if (cmd->singlethread) {
@@ -449,8 +449,8 @@ int main(int argc, char **argv)
 	sfs_log_init(cmd.foreground);
 	/* The mount is ready before the parent returns; threads start after the fork. */
 	fuse_daemonize(cmd.foreground);
-	sfs_log(LOG_INFO, "mounted %s on %s (%s,%s)", sfs->store_path, cmd.mountpoint,
-		setid.allow_dev ? "dev" : "nodev", setid.allow_suid ? "suid" : "nosuid");
+	sfs_syslog(LOG_INFO, "mounted %s on %s (%s,%s)", sfs->store_path, cmd.mountpoint,
+		   setid.allow_dev ? "dev" : "nodev", setid.allow_suid ? "suid" : "nosuid");
 	log_setid_ignored();
 	rc = serve(&cmd);
 	fuse_session_unmount(sfs->se);

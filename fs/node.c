@@ -38,11 +38,11 @@ void sfs_log_corrupt(const struct sfs_inode *in, const char *what, long long blo
 
 	backing_path(in, path);
 	if (block >= 0)
-		sfs_log(LOG_ERR, "%s: corrupt file %s: block %lld failed authentication",
-			in->sess ? in->sess->id : "?", path, block);
+		sfs_syslog(LOG_ERR, "%s: corrupt file %s: block %lld failed authentication",
+			   in->sess ? in->sess->id : "?", path, block);
 	else
-		sfs_log(LOG_ERR, "%s: corrupt %s: %s failed authentication",
-			in->sess ? in->sess->id : "?", path, what);
+		sfs_syslog(LOG_ERR, "%s: corrupt %s: %s failed authentication",
+			   in->sess ? in->sess->id : "?", path, what);
 }
 
 /*
@@ -122,7 +122,7 @@ int sfs_node_load(struct sfs_inode *in, const struct sfs_keys *keys)
 {
 	int rc = 0;
 
-	if (in->kind != SFS_K_SESSION && in->kind != SFS_K_NODE)
+	if (in->kind != SFS_INODE_SESSION && in->kind != SFS_INODE_NODE)
 		return 0;
 	pthread_mutex_lock(&in->mu);
 	if (!in->loaded) {
@@ -149,7 +149,7 @@ int sfs_node_stat(struct sfs_inode *in, struct stat *st)
 	uint64_t plain;
 	mode_t type;
 
-	if (in->kind == SFS_K_CTL) {
+	if (in->kind == SFS_INODE_CTL) {
 		memset(st, 0, sizeof(*st));
 		st->st_mode = S_IFREG | SFS_PROTO_CTL_MODE;
 		st->st_nlink = 1;
@@ -165,7 +165,7 @@ int sfs_node_stat(struct sfs_inode *in, struct stat *st)
 	 * and rsync -H rely on that). The mount root and sessions/ and
 	 * archive/ are the daemon's own, numbered as readdir of the root says.
 	 */
-	if (in->kind == SFS_K_ROOT || in->kind == SFS_K_TOP) {
+	if (in->kind == SFS_INODE_ROOT || in->kind == SFS_INODE_TOP) {
 		st->st_ino = sfs_ino_of(in);
 		st->st_mode = S_IFDIR | 0755;
 		st->st_uid = sfs->owner;
@@ -349,7 +349,7 @@ void sfs_node_file_begin(struct sfs_inode *in, struct sfs_file *f, struct sfs_re
 	memset(rn, 0, sizeof(*rn));
 	rn->in = in;
 	memcpy(rn->old_id, f->id, SFS_ID_BYTES);
-	f->renew = sfs_xattr_renew;
+	f->renew = sfs_node_xattr_renew;
 	f->renew_arg = rn;
 }
 
@@ -364,7 +364,7 @@ void sfs_node_file_end(struct sfs_inode *in, const struct sfs_file *f, struct sf
 	if (moved)
 		memcpy(in->id, f->id, SFS_ID_BYTES);
 	pthread_mutex_unlock(&in->mu);
-	sfs_xattr_renewed(rn, moved);
+	sfs_node_xattr_renewed(rn, moved);
 }
 
 int sfs_node_check_tail(struct sfs_inode *in, const struct sfs_keys *keys)
@@ -392,17 +392,17 @@ int sfs_node_check_tail(struct sfs_inode *in, const struct sfs_keys *keys)
 		return rc;
 	backing_path(in, path);
 	if (was == UINT64_MAX)
-		sfs_log(LOG_WARNING,
-			"%s: file %s: its size was one no file has (a crash during a write); "
-			"the block its last fsync left was put back from its tail record and "
-			"the bytes after it, never fsynced, cut: now %llu bytes",
-			in->sess->id, path, (unsigned long long)now);
+		sfs_syslog(LOG_WARNING,
+			   "%s: file %s: its size was one no file has (a crash during a write); "
+			   "the block its last fsync left was put back from its tail record and "
+			   "the bytes after it, never fsynced, cut: now %llu bytes",
+			   in->sess->id, path, (unsigned long long)now);
 	else
-		sfs_log(LOG_WARNING,
-			"%s: file %s: its last block failed authentication (a crash during a "
-			"write); the block its last fsync left was put back from its tail "
-			"record and the bytes after it, never fsynced, cut: %llu -> %llu bytes",
-			in->sess->id, path, (unsigned long long)was, (unsigned long long)now);
+		sfs_syslog(LOG_WARNING,
+			   "%s: file %s: its last block failed authentication (a crash during a "
+			   "write); the block its last fsync left was put back from its tail "
+			   "record and the bytes after it, never fsynced, cut: %llu -> %llu bytes",
+			   in->sess->id, path, (unsigned long long)was, (unsigned long long)now);
 	return 1;
 }
 
@@ -442,10 +442,10 @@ out:
 	pthread_mutex_unlock(&in->mu);
 	if (rc == 1) {
 		backing_path(in, path);
-		sfs_log(LOG_WARNING,
-			"%s: file %s had no header (created right before a crash, its header "
-			"never reached the disk): it is now an empty file, mode 0600",
-			in->sess->id, path);
+		sfs_syslog(LOG_WARNING,
+			   "%s: file %s had no header (created right before a crash, its header "
+			   "never reached the disk): it is now an empty file, mode 0600",
+			   in->sess->id, path);
 	}
 	return rc;
 }

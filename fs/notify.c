@@ -172,7 +172,7 @@ uint64_t sfs_notify_session(struct sfs_session *s)
 		pthread_cond_broadcast(&cond);
 	} else {
 		done = t; /* nothing queued; the lock itself still holds */
-		sfs_log(LOG_ERR, "%s: out of memory: kernel caches not invalidated", s->id);
+		sfs_syslog(LOG_ERR, "%s: out of memory: kernel caches not invalidated", s->id);
 	}
 	pthread_mutex_unlock(&mu);
 	return t;

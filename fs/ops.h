@@ -88,7 +88,7 @@ int sfs_enter_parent(struct sfs_inode *p, const struct sfs_keys **keys);
 /* Is @in a directory inside a session (or a session root)? */
 static inline bool sfs_in_session(const struct sfs_inode *in)
 {
-	return in->kind == SFS_K_SESSION || in->kind == SFS_K_NODE;
+	return in->kind == SFS_INODE_SESSION || in->kind == SFS_INODE_NODE;
 }
 
 /*
@@ -176,7 +176,7 @@ void sfs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 void sfs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 
 /* A node about to lose a name, and whether its attributes go with it. */
-struct sfs_xattr_victim {
+struct sfs_node_xattr_victim {
 	bool armed; /* its last link (a directory's only one) and the session stores attributes */
 	bool file;  /* a regular file: may still be open */
 	dev_t dev;  /* its backing identity */
@@ -189,10 +189,11 @@ struct sfs_xattr_victim {
  * rmdir, or replaced by rename): note its node if that removes its last
  * link. Costs one faccessat when no node of the session has attributes.
  */
-void sfs_xattr_victim(struct sfs_inode *p, const char *backing, struct sfs_xattr_victim *v);
+void sfs_node_xattr_victim(struct sfs_inode *p, const char *backing,
+			   struct sfs_node_xattr_victim *v);
 /* After that removal succeeded: drop the node's attributes, or leave them to its last close. */
-void sfs_xattr_gone(struct sfs_session *s, const struct sfs_xattr_victim *v);
+void sfs_node_xattr_gone(struct sfs_session *s, const struct sfs_node_xattr_victim *v);
 /* After the last file handle of @in is released: drop its attributes if its last link is gone. */
-void sfs_xattr_last_close(struct sfs_inode *in);
+void sfs_node_xattr_last_close(struct sfs_inode *in);
 
 #endif

@@ -43,7 +43,7 @@ void sfs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct sfs_dh *dh;
 	int rc = 0;
 
-	if (in->kind == SFS_K_CTL) {
+	if (in->kind == SFS_INODE_CTL) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
@@ -77,7 +77,7 @@ void sfs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * version, and a lock drops the cache (notify.c). Not the root, whose
 	 * metadata.json the daemon replaces, nor the mount's own directories.
 	 */
-	if (in->kind == SFS_K_NODE)
+	if (in->kind == SFS_INODE_NODE)
 		fi->cache_readdir = fi->keep_cache = 1;
 	fuse_reply_open(req, fi);
 }
@@ -131,12 +131,12 @@ static const char *entry_name(struct sfs_inode *in, DIR *d, const struct dirent 
 
 	if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 		return de->d_name;
-	if (in->kind == SFS_K_TOP)
+	if (in->kind == SFS_INODE_TOP)
 		return sfs_id_valid(de->d_name) ? de->d_name : NULL;
 	rc = sfs_tree_name_read(dirfd(d), de->d_name, in->id, keys, plain);
 	if (rc == -EBADMSG)
-		sfs_log(LOG_ERR, "%s: corrupt name %s in a directory: skipped", in->sess->id,
-			de->d_name);
+		sfs_syslog(LOG_ERR, "%s: corrupt name %s in a directory: skipped", in->sess->id,
+			   de->d_name);
 	return rc == 0 ? plain : NULL;
 }
 
@@ -150,7 +150,7 @@ static void plus_entry(struct sfs_inode *in, DIR *d, const struct dirent *de, co
 		       const struct sfs_keys *keys, struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof(*e));
-	if (in->kind == SFS_K_TOP || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+	if (in->kind == SFS_INODE_TOP || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
 		return;
 	if (sfs_entry_at(in, dirfd(d), de->d_name, keys, e) == 0)
 		sfs_mark_special(in, name, keys, e);
@@ -219,9 +219,9 @@ static void do_readdir(fuse_req_t req, bool plus, fuse_ino_t ino, size_t size, o
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	if (in->kind == SFS_K_ROOT) {
+	if (in->kind == SFS_INODE_ROOT) {
 		fuse_reply_buf(req, buf, root_entries(req, plus, buf, size, off));
-	} else if (in->kind == SFS_K_TOP) {
+	} else if (in->kind == SFS_INODE_TOP) {
 		rc = dh_dir(in, dh);
 		if (rc == 0)
 			rc = list_dir(req, plus, in, dh->d, buf, size, off, NULL, &pos);
@@ -279,7 +279,7 @@ void sfs_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	int rc = 0;
 
 	(void)datasync; /* a directory's entries are its data */
-	if (in->kind != SFS_K_ROOT)
+	if (in->kind != SFS_INODE_ROOT)
 		rc = dh_dir(in, dh);
 	/*
 	 * Its entries, and its header (attributes a chmod rewrote in place:
@@ -289,7 +289,7 @@ void sfs_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	if (rc == 0 && dh->d)
 		rc = sfs_in_session(in) ? sfs_tree_dir_sync(dirfd(dh->d))
 					: sfs_fsync_dirfd(dirfd(dh->d));
-	if (rc == 0 && in->kind == SFS_K_NODE)
+	if (rc == 0 && in->kind == SFS_INODE_NODE)
 		rc = sfs_sync_name(in, dirfd(dh->d));
 	fuse_reply_err(req, rc < 0 ? sfs_errno_out(rc) : 0);
 }
@@ -372,13 +372,13 @@ void sfs_reap_dir(int dirfd, const char *gone)
 	int rc = sfs_tree_dir_reap(dirfd, gone);
 
 	if (rc < 0)
-		sfs_log(LOG_WARNING, "cannot remove the retired directory %s: %s", gone,
-			strerror(-rc));
+		sfs_syslog(LOG_WARNING, "cannot remove the retired directory %s: %s", gone,
+			   strerror(-rc));
 }
 
 static int do_rmdir(struct sfs_inode *p, const char *name, const struct sfs_keys *keys)
 {
-	struct sfs_xattr_victim xv;
+	struct sfs_node_xattr_victim xv;
 	char gone[SFS_TMPNAME_MAX];
 	struct sfs_ename en;
 	struct stat st;
@@ -393,13 +393,13 @@ static int do_rmdir(struct sfs_inode *p, const char *name, const struct sfs_keys
 		return sfs_neg_errno();
 	if (!S_ISDIR(st.st_mode))
 		return -ENOTDIR;
-	sfs_xattr_victim(p, en.backing, &xv);
+	sfs_node_xattr_victim(p, en.backing, &xv);
 	/* Out of the namespace first, whole; then taken apart. */
 	rc = sfs_tree_dir_retire(p->fd, en.backing, gone);
 	if (rc < 0)
 		return rc;
 	sfs_reap_dir(p->fd, gone);
-	sfs_xattr_gone(p->sess, &xv);
+	sfs_node_xattr_gone(p->sess, &xv);
 	sfs_tree_name_del(p->fd, &en);
 	return 0;
 }

@@ -107,7 +107,7 @@ static void fh_free(struct sfs_inode *in, struct fuse_file_info *fi)
 	sfs_special_release(fh);
 	atomic_fetch_sub(&fh->sess->open_files, 1);
 	if (atomic_fetch_sub(&in->opens, 1) == 1)
-		sfs_xattr_last_close(in); /* an unlinked file's attributes go now */
+		sfs_node_xattr_last_close(in); /* an unlinked file's attributes go now */
 	sfs_inode_rwfd_put(in, fh->fd);
 	all_del(fh);
 	free(fh);
@@ -193,11 +193,11 @@ void sfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	const struct sfs_keys *keys;
 	int fd, rc;
 
-	if (in->kind == SFS_K_CTL) {
+	if (in->kind == SFS_INODE_CTL) {
 		sfs_ctl_open(req, fi);
 		return;
 	}
-	if (in->kind != SFS_K_NODE) {
+	if (in->kind != SFS_INODE_NODE) {
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
@@ -270,7 +270,7 @@ void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct 
 	ssize_t n;
 	int rc;
 
-	if (in->kind == SFS_K_CTL) {
+	if (in->kind == SFS_INODE_CTL) {
 		sfs_ctl_read(req, size, off, fi);
 		return;
 	}
@@ -319,7 +319,7 @@ void sfs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, 
 	ssize_t n;
 	int rc;
 
-	if (in->kind == SFS_K_CTL) {
+	if (in->kind == SFS_INODE_CTL) {
 		sfs_ctl_write(req, buf, size, off, fi);
 		return;
 	}
@@ -399,9 +399,9 @@ void sfs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int rc;
 
 	/* Ordinary writes already reached the store; special files commit here. */
-	rc = in->kind == SFS_K_NODE ? sfs_errno_out(special_commit(in, fh_of(fi))) : 0;
+	rc = in->kind == SFS_INODE_NODE ? sfs_errno_out(special_commit(in, fh_of(fi))) : 0;
 	/* Before close returns, not at the release that follows it. */
-	if (in->kind == SFS_K_NODE && in->special == SFS_SP_META)
+	if (in->kind == SFS_INODE_NODE && in->special == SFS_SP_META)
 		sfs_meta_closed(in, fh_of(fi)->fd);
 	fuse_reply_err(req, rc);
 }
@@ -411,14 +411,14 @@ void sfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct sfs_inode *in = sfs_inode_of(ino);
 	struct sfs_fh *fh;
 
-	if (in->kind == SFS_K_CTL) {
+	if (in->kind == SFS_INODE_CTL) {
 		sfs_ctl_release(req, fi);
 		return;
 	}
 	fh = fh_of(fi);
 	if (special_commit(in, fh) < 0)
-		sfs_log(LOG_NOTICE, "%s: a special file's last write was refused at close",
-			in->sess->id);
+		sfs_syslog(LOG_NOTICE, "%s: a special file's last write was refused at close",
+			   in->sess->id);
 	if (in->special == SFS_SP_META)
 		sfs_meta_closed(in, fh->fd);
 	fh_free(in, fi);
@@ -455,7 +455,7 @@ void sfs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file
 	struct sfs_inode *in = sfs_inode_of(ino);
 	int fd, rc = 0, tail = 0;
 
-	if (in->kind == SFS_K_CTL) {
+	if (in->kind == SFS_INODE_CTL) {
 		fuse_reply_err(req, 0);
 		return;
 	}
@@ -470,7 +470,7 @@ void sfs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file
 	if (rc == 0 && (datasync && tail == 0 ? fdatasync(fd) : fsync(fd)) < 0)
 		rc = errno;
 	/* A new name: durable with the file's first fsync, as on ext4. */
-	if (rc == 0 && in->kind == SFS_K_NODE)
+	if (rc == 0 && in->kind == SFS_INODE_NODE)
 		rc = sfs_errno_out(sfs_sync_name(in, fd));
 	fuse_reply_err(req, rc);
 }
@@ -484,7 +484,7 @@ static bool enter_file(fuse_req_t req, struct sfs_inode *in, int other,
 {
 	int rc;
 
-	if (in->kind != SFS_K_NODE) {
+	if (in->kind != SFS_INODE_NODE) {
 		fuse_reply_err(req, other);
 		return false;
 	}
@@ -502,7 +502,7 @@ void sfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t
 	struct sfs_renewal rn;
 	int rc;
 
-	if (!enter_file(req, in, in->kind == SFS_K_CTL ? EOPNOTSUPP : EISDIR, &f.keys))
+	if (!enter_file(req, in, in->kind == SFS_INODE_CTL ? EOPNOTSUPP : EISDIR, &f.keys))
 		return;
 	/* events.jsonl and logs grow by appends only; metadata.json is replaced whole. */
 	if (in->special != SFS_SP_NONE || sfs_node_is_log(in)) {

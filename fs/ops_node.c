@@ -51,7 +51,7 @@ int sfs_enter_node(struct sfs_inode *in, const struct sfs_keys **keys)
 int sfs_enter_parent(struct sfs_inode *p, const struct sfs_keys **keys)
 {
 	if (!sfs_in_session(p))
-		return p->kind == SFS_K_CTL ? -ENOTDIR : -EPERM;
+		return p->kind == SFS_INODE_CTL ? -ENOTDIR : -EPERM;
 	return sfs_enter_node(p, keys);
 }
 
@@ -137,9 +137,9 @@ static double cache_timeout(struct sfs_inode *in)
 	bool loaded;
 
 	switch (in->kind) {
-	case SFS_K_NODE:
+	case SFS_INODE_NODE:
 		return SFS_NODE_TIMEOUT;
-	case SFS_K_SESSION:
+	case SFS_INODE_SESSION:
 		pthread_mutex_lock(&in->mu);
 		loaded = in->loaded;
 		pthread_mutex_unlock(&in->mu);
@@ -152,7 +152,7 @@ static double cache_timeout(struct sfs_inode *in)
 /* The same for attributes alone: the control file and special files keep none. */
 static double attr_timeout(struct sfs_inode *in)
 {
-	return in->kind == SFS_K_CTL || in->special != SFS_SP_NONE ? 0 : cache_timeout(in);
+	return in->kind == SFS_INODE_CTL || in->special != SFS_SP_NONE ? 0 : cache_timeout(in);
 }
 
 static void fill_timeouts(struct fuse_entry_param *e, struct sfs_inode *in)
@@ -208,7 +208,7 @@ int sfs_make_entry(struct sfs_inode *parent, int fd, const struct sfs_keys *keys
 		close(fd);
 		return -EIO; /* nothing of ours */
 	}
-	in = sfs_inode_get(fd, &st, SFS_K_NODE, parent->sess);
+	in = sfs_inode_get(fd, &st, SFS_INODE_NODE, parent->sess);
 	if (!in)
 		return -ENOMEM;
 	return finish_entry(in, keys, id, attrs, e);
@@ -324,7 +324,7 @@ static int lookup_session(struct sfs_inode *top, const char *name, struct fuse_e
 		close(rfd);
 		return s ? sfs_neg_errno() : -ENOMEM;
 	}
-	in = sfs_inode_get(rfd, &st, SFS_K_SESSION, s);
+	in = sfs_inode_get(rfd, &st, SFS_INODE_SESSION, s);
 	if (!in)
 		return -ENOMEM;
 	load_session_root(in);
@@ -364,14 +364,14 @@ void sfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int rc;
 
 	switch (p->kind) {
-	case SFS_K_ROOT:
+	case SFS_INODE_ROOT:
 		rc = lookup_fixed(name, &e);
 		break;
-	case SFS_K_TOP:
+	case SFS_INODE_TOP:
 		rc = lookup_session(p, name, &e);
 		break;
-	case SFS_K_SESSION:
-	case SFS_K_NODE:
+	case SFS_INODE_SESSION:
+	case SFS_INODE_NODE:
 		rc = sfs_enter_node(p, &keys);
 		if (rc == 0) {
 			rc = sfs_lookup_node(p, name, keys, &e);
@@ -408,7 +408,7 @@ void sfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int rc;
 
 	(void)fi;
-	if (in->kind == SFS_K_NODE) {
+	if (in->kind == SFS_INODE_NODE) {
 		/* Nothing inside a locked session is reachable, stat included. */
 		rc = sfs_enter_node(in, &keys);
 		if (rc < 0) {
@@ -418,7 +418,7 @@ void sfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		rc = sfs_node_stat(in, &st);
 		sfs_session_leave(in->sess);
 	} else {
-		if (in->kind == SFS_K_SESSION)
+		if (in->kind == SFS_INODE_SESSION)
 			load_session_root(in);
 		rc = sfs_node_stat(in, &st);
 	}
@@ -568,7 +568,7 @@ void sfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_se
 	struct stat st;
 	int rc;
 
-	if (in->kind == SFS_K_CTL && to_set == FUSE_SET_ATTR_SIZE) {
+	if (in->kind == SFS_INODE_CTL && to_set == FUSE_SET_ATTR_SIZE) {
 		rc = sfs_node_stat(in, &st); /* O_TRUNC of the control file: nothing to do */
 	} else if (!sfs_in_session(in)) {
 		rc = -EPERM;
@@ -597,7 +597,7 @@ void sfs_op_readlink(fuse_req_t req, fuse_ino_t ino)
 	int rc;
 
 	target[0] = '\0';
-	if (in->kind != SFS_K_NODE) {
+	if (in->kind != SFS_INODE_NODE) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}

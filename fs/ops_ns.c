@@ -21,7 +21,7 @@
 void sfs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct sfs_inode *p = sfs_inode_of(parent);
-	struct sfs_xattr_victim xv = {0};
+	struct sfs_node_xattr_victim xv = {0};
 	const struct sfs_keys *keys;
 	struct sfs_ename en;
 	struct stat st;
@@ -42,11 +42,11 @@ void sfs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (rc == 0 && fstatat(p->fd, en.backing, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		rc = sfs_neg_errno();
 	if (rc == 0)
-		sfs_xattr_victim(p, en.backing, &xv);
+		sfs_node_xattr_victim(p, en.backing, &xv);
 	if (rc == 0 && unlinkat(p->fd, en.backing, 0) < 0)
 		rc = sfs_neg_errno();
 	if (rc == 0) {
-		sfs_xattr_gone(p->sess, &xv);
+		sfs_node_xattr_gone(p->sess, &xv);
 		sfs_tree_name_del(p->fd, &en);
 		/*
 		 * A large file's space is freed at once; a small one's when the
@@ -86,8 +86,8 @@ static int move_session(struct sfs_inode *from, const char *name, struct sfs_ino
 		return rc;
 	sfs_fsync_dirfd(from->fd);
 	sfs_fsync_dirfd(to->fd);
-	sfs_log(LOG_INFO, "%s: moved to %s/", name,
-		to == &sfs->top[1] ? SFS_ARCHIVE_DIR : SFS_SESSIONS_DIR);
+	sfs_syslog(LOG_INFO, "%s: moved to %s/", name,
+		   to == &sfs->top[1] ? SFS_ARCHIVE_DIR : SFS_SESSIONS_DIR);
 	return 0;
 }
 
@@ -120,8 +120,8 @@ static void over_dir_done(struct sfs_inode *np, const char *to, const char *gone
 	if (!failed)
 		sfs_reap_dir(np->fd, gone);
 	else if (sfs_tree_dir_unretire(np->fd, gone, to) < 0)
-		sfs_log(LOG_ERR, "cannot put back directory %s as %s after a failed rename", gone,
-			to);
+		sfs_syslog(LOG_ERR, "cannot put back directory %s as %s after a failed rename",
+			   gone, to);
 }
 
 /* The rename itself, names encrypted and checked: @sp_to is what the new name makes the node. */
@@ -129,7 +129,7 @@ static int rename_entry(struct sfs_inode *p, const struct sfs_ename *from, struc
 			const struct sfs_ename *to, unsigned int flags, enum sfs_special sp_to)
 {
 	char gone[SFS_TMPNAME_MAX] = "";
-	struct sfs_xattr_victim xv = {0};
+	struct sfs_node_xattr_victim xv = {0};
 	struct stat st;
 	int rc;
 
@@ -140,7 +140,7 @@ static int rename_entry(struct sfs_inode *p, const struct sfs_ename *from, struc
 	}
 	if (!flags) {
 		/* A node renamed over may lose its last link, and its attributes with it. */
-		sfs_xattr_victim(np, to->backing, &xv);
+		sfs_node_xattr_victim(np, to->backing, &xv);
 		if (xv.armed && fstatat(p->fd, from->backing, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 		    st.st_dev == xv.dev && st.st_ino == xv.ino)
 			xv.armed = false; /* renamed over itself: nothing goes */
@@ -152,7 +152,7 @@ static int rename_entry(struct sfs_inode *p, const struct sfs_ename *from, struc
 	over_dir_done(np, to->backing, gone, rc < 0);
 	if (rc < 0)
 		return rc;
-	sfs_xattr_gone(p->sess, &xv);
+	sfs_node_xattr_gone(p->sess, &xv);
 	if (!(flags & RENAME_EXCHANGE) && (p != np || strcmp(from->backing, to->backing) != 0))
 		sfs_tree_name_del(p->fd, from);
 	/* The moved inode is (or no longer is) a special file; its new name is not durable. */
@@ -257,7 +257,7 @@ void sfs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino
 
 	if (flags & ~(unsigned int)(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
 		rc = -EINVAL;
-	} else if (p->kind == SFS_K_TOP && np->kind == SFS_K_TOP) {
+	} else if (p->kind == SFS_INODE_TOP && np->kind == SFS_INODE_TOP) {
 		rc = move_session(p, name, np, newname, flags);
 	} else if (!sfs_in_session(p) || !sfs_in_session(np)) {
 		rc = (sfs_in_session(p) || sfs_in_session(np)) ? -EXDEV : -EPERM;
@@ -286,8 +286,8 @@ void sfs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const cha
 	char path[64];
 	int fd, rc;
 
-	if (in->kind != SFS_K_NODE || !sfs_in_session(np) || in->sess != np->sess) {
-		fuse_reply_err(req, in->kind == SFS_K_NODE ? EXDEV : EPERM);
+	if (in->kind != SFS_INODE_NODE || !sfs_in_session(np) || in->sess != np->sess) {
+		fuse_reply_err(req, in->kind == SFS_INODE_NODE ? EXDEV : EPERM);
 		return;
 	}
 	/* Directories, and special files under a second name, cannot be linked. */
@@ -360,7 +360,7 @@ static int do_symlink(fuse_req_t req, const char *link, struct sfs_inode *p, con
 	}
 	/* The owner of a symlink is the backing link's (only root may set it). */
 	if (fchownat(p->fd, en.backing, a.uid, a.gid, AT_SYMLINK_NOFOLLOW) < 0 && errno != EPERM)
-		sfs_log(LOG_WARNING, "%s: cannot set a symlink's owner", p->sess->id);
+		sfs_syslog(LOG_WARNING, "%s: cannot set a symlink's owner", p->sess->id);
 	fd = openat(p->fd, en.backing, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return sfs_neg_errno();

@@ -342,11 +342,12 @@ static void drop_tail(struct sfs_session *s, const unsigned char id[SFS_ID_BYTES
 	rc = sfs_file_drop_tail_file(rootfd, id);
 	close(rootfd);
 	if (rc < 0)
-		sfs_log(LOG_WARNING, "%s: cannot remove the tail file of a removed file: %s", s->id,
-			strerror(-rc));
+		sfs_syslog(LOG_WARNING, "%s: cannot remove the tail file of a removed file: %s",
+			   s->id, strerror(-rc));
 }
 
-void sfs_xattr_victim(struct sfs_inode *p, const char *backing, struct sfs_xattr_victim *v)
+void sfs_node_xattr_victim(struct sfs_inode *p, const char *backing,
+			   struct sfs_node_xattr_victim *v)
 {
 	unsigned char hdr[SFS_HDR_BYTES];
 	struct stat st;
@@ -388,12 +389,12 @@ static void drop(struct sfs_session *s, const unsigned char id[SFS_ID_BYTES])
 	pthread_mutex_unlock(mu);
 	close(rootfd);
 	if (rc < 0)
-		sfs_log(LOG_WARNING,
-			"%s: cannot remove the extended attributes of a removed node: %s", s->id,
-			strerror(-rc));
+		sfs_syslog(LOG_WARNING,
+			   "%s: cannot remove the extended attributes of a removed node: %s", s->id,
+			   strerror(-rc));
 }
 
-void sfs_xattr_gone(struct sfs_session *s, const struct sfs_xattr_victim *v)
+void sfs_node_xattr_gone(struct sfs_session *s, const struct sfs_node_xattr_victim *v)
 {
 	fuse_ino_t ino;
 
@@ -416,7 +417,7 @@ void sfs_xattr_gone(struct sfs_session *s, const struct sfs_xattr_victim *v)
 	drop(s, v->id);
 }
 
-void sfs_xattr_last_close(struct sfs_inode *in)
+void sfs_node_xattr_last_close(struct sfs_inode *in)
 {
 	unsigned char id[SFS_ID_BYTES];
 	struct stat st;
@@ -428,7 +429,8 @@ void sfs_xattr_last_close(struct sfs_inode *in)
 		drop(in->sess, id);
 }
 
-int sfs_xattr_renew(const struct sfs_file *f, const unsigned char new_id[SFS_ID_BYTES], void *arg)
+int sfs_node_xattr_renew(const struct sfs_file *f, const unsigned char new_id[SFS_ID_BYTES],
+			 void *arg)
 {
 	struct sfs_renewal *rn = arg;
 	struct sfs_session *s = rn->in->sess;
@@ -462,7 +464,7 @@ int sfs_xattr_renew(const struct sfs_file *f, const unsigned char new_id[SFS_ID_
 	return rc;
 }
 
-void sfs_xattr_renewed(const struct sfs_renewal *rn, bool moved)
+void sfs_node_xattr_renewed(const struct sfs_renewal *rn, bool moved)
 {
 	if (moved)
 		drop_tail(rn->in->sess, rn->old_id); /* a record under the old id is stale */

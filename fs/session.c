@@ -227,8 +227,8 @@ void sfs_meta_refresh(struct sfs_session *s, bool force, bool notify)
 	sfs_wipe_stack(); /* the notifier thread serves no request: wipe here */
 	sfs_session_leave(s);
 	if (rc < 0) {
-		sfs_log(LOG_NOTICE, "%s: metadata.json: cannot refresh \"updated\": %s", s->id,
-			strerror(-rc));
+		sfs_syslog(LOG_NOTICE, "%s: metadata.json: cannot refresh \"updated\": %s", s->id,
+			   strerror(-rc));
 		if (rc != -EINVAL)
 			return; /* try again at the next tick */
 	}
@@ -300,10 +300,10 @@ static void report(const char *id, int rc, const struct sfs_session_report *r,
 
 	warn[0] = damage[0] = '\0';
 	if (r->swept > 0)
-		sfs_log(LOG_NOTICE, "%s: removed %d leftovers of an interrupted operation", id,
-			r->swept);
+		sfs_syslog(LOG_NOTICE, "%s: removed %d leftovers of an interrupted operation", id,
+			   r->swept);
 	if (r->events_created)
-		sfs_log(LOG_NOTICE, "%s: events.jsonl was missing: made an empty one", id);
+		sfs_syslog(LOG_NOTICE, "%s: events.jsonl was missing: made an empty one", id);
 	if (r->events_dropped) {
 		const char *why = "the unacknowledged end of an append a crash interrupted";
 
@@ -344,7 +344,7 @@ static void report(const char *id, int rc, const struct sfs_session_report *r,
 		const char *e = strchr(p, '\n');
 		int n = e ? (int)(e - p) : (int)strlen(p);
 
-		sfs_log(rc < 0 ? LOG_ERR : LOG_WARNING, "%s: %.*s", id, n, p);
+		sfs_syslog(rc < 0 ? LOG_ERR : LOG_WARNING, "%s: %.*s", id, n, p);
 		p += n + (e ? 1 : 0);
 	}
 }
@@ -448,9 +448,9 @@ int sfs_session_unlock(const char *id, const char *pw, size_t pwlen, char *warn,
 	pthread_mutex_unlock(&s->unlock_mu);
 	close(cfd);
 	if (rc == 0)
-		sfs_log(LOG_INFO, "%s: unlocked", id);
+		sfs_syslog(LOG_INFO, "%s: unlocked", id);
 	else if (rc == -EKEYREJECTED)
-		sfs_log(LOG_NOTICE, "%s: unlock refused: wrong password", id);
+		sfs_syslog(LOG_NOTICE, "%s: unlock refused: wrong password", id);
 	return rc;
 }
 
@@ -485,7 +485,7 @@ int sfs_session_lock(struct sfs_session *s, int *open_files)
 	*open_files = atomic_load(&s->open_files);
 	pthread_rwlock_unlock(&s->rw);
 	if (was)
-		sfs_log(LOG_INFO, "%s: locked (%d open files)", s->id, *open_files);
+		sfs_syslog(LOG_INFO, "%s: locked (%d open files)", s->id, *open_files);
 	return was ? 0 : -EALREADY;
 }
 
@@ -522,11 +522,11 @@ bool sfs_session_expire(struct sfs_session *s)
 	open_files = atomic_load(&s->open_files);
 	pthread_rwlock_unlock(&s->rw);
 	if (why == DUE_IDLE)
-		sfs_log(LOG_INFO, "%s: locked after %g s without an operation (%d open files)",
-			s->id, sfs->opts.idle_lock, open_files);
+		sfs_syslog(LOG_INFO, "%s: locked after %g s without an operation (%d open files)",
+			   s->id, sfs->opts.idle_lock, open_files);
 	else if (why == DUE_MAX_UNLOCK)
-		sfs_log(LOG_INFO, "%s: locked after %g s unlocked (max_unlock; %d open files)",
-			s->id, sfs->opts.max_unlock, open_files);
+		sfs_syslog(LOG_INFO, "%s: locked after %g s unlocked (max_unlock; %d open files)",
+			   s->id, sfs->opts.max_unlock, open_files);
 	return why != NOT_DUE;
 }
 
@@ -662,7 +662,7 @@ int sfs_session_create(const char *id, const char *name, const char *pw, size_t 
 	pthread_rwlock_unlock(&s->rw);
 	close(cfd);
 	snprintf(out_id, SFS_SESSION_ID_MAX + 1, "%s", gen);
-	sfs_log(LOG_INFO, "%s: created", gen);
+	sfs_syslog(LOG_INFO, "%s: created", gen);
 	return 0;
 }
 
@@ -698,7 +698,7 @@ int sfs_session_delete(const char *id)
 		sfs_fsync_dirfd(sfs->topfd[w]);
 	}
 	if (rc == 0)
-		sfs_log(LOG_INFO, "%s: deleted", id);
+		sfs_syslog(LOG_INFO, "%s: deleted", id);
 	return rc;
 }
 
@@ -712,7 +712,7 @@ int sfs_session_passwd(const char *id, const char *old, size_t oldlen, const cha
 	rc = sfs_store_session_passwd(cfd, old, oldlen, newpw, newlen);
 	close(cfd);
 	if (rc == 0)
-		sfs_log(LOG_INFO, "%s: password changed", id);
+		sfs_syslog(LOG_INFO, "%s: password changed", id);
 	return rc;
 }
 

@@ -87,7 +87,7 @@ static void drop_buf(struct sfs_fh *fh)
 
 enum sfs_special sfs_special_of(const struct sfs_inode *parent, const char *name)
 {
-	if (parent->kind != SFS_K_SESSION)
+	if (parent->kind != SFS_INODE_SESSION)
 		return SFS_SP_NONE;
 	if (strcmp(name, SFS_METADATA_NAME) == 0)
 		return SFS_SP_META;
@@ -253,10 +253,10 @@ ssize_t sfs_events_write(struct sfs_inode *in, struct sfs_fh *fh, const char *bu
 		if (fh->buf[i] != '\n')
 			continue;
 		if (!sfs_store_event_line_ok(fh->buf + start, i - start)) {
-			sfs_log(LOG_NOTICE,
-				"%s: events.jsonl: refused a line that is not a JSON "
-				"object",
-				s->id);
+			sfs_syslog(LOG_NOTICE,
+				   "%s: events.jsonl: refused a line that is not a JSON "
+				   "object",
+				   s->id);
 			rc = -EINVAL;
 			break;
 		}
@@ -290,10 +290,10 @@ int sfs_events_flush(struct sfs_inode *in, struct sfs_fh *fh)
 		return 0;
 	sfs_loop_plaintext();
 	if (!sfs_store_event_line_ok(fh->buf, fh->len)) {
-		sfs_log(LOG_NOTICE,
-			"%s: events.jsonl: refused an unterminated line that is not "
-			"a JSON object",
-			in->sess->id);
+		sfs_syslog(LOG_NOTICE,
+			   "%s: events.jsonl: refused an unterminated line that is not "
+			   "a JSON object",
+			   in->sess->id);
 		sodium_memzero(fh->buf, fh->len);
 		fh->len = 0;
 		return -EINVAL;
@@ -413,9 +413,9 @@ static int validate(const char *id, const char *text, size_t len, const char *ol
 	if (!why)
 		return 0;
 	if (line > 0)
-		sfs_log(LOG_NOTICE, "%s: metadata.json refused: %s (line %d)", id, why, line);
+		sfs_syslog(LOG_NOTICE, "%s: metadata.json refused: %s (line %d)", id, why, line);
 	else
-		sfs_log(LOG_NOTICE, "%s: metadata.json refused: %s", id, why);
+		sfs_syslog(LOG_NOTICE, "%s: metadata.json refused: %s", id, why);
 	return -EINVAL;
 }
 
@@ -543,7 +543,7 @@ int sfs_meta_commit(struct sfs_inode *in, struct sfs_fh *fh, const struct sfs_ke
 	sfs_special_release(&old);
 	if (rc == 0) {
 		fh->dirty = false;
-		sfs_log(LOG_INFO, "%s: metadata.json replaced", in->sess->id);
+		sfs_syslog(LOG_INFO, "%s: metadata.json replaced", in->sess->id);
 		forget_old_name(rootfd);
 	}
 	close(rootfd);
