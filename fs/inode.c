@@ -9,6 +9,7 @@
  * reverse.
  */
 #include "fs.h"
+#include "fileio.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -344,7 +345,7 @@ fuse_ino_t sfs_inode_number(dev_t dev, ino_t ino)
 
 void sfs_inode_release_space(dev_t dev, ino_t ino)
 {
-	int fd = -1;
+	int fd = -1, rc;
 
 	pthread_mutex_lock(&sfs->itable_mu);
 	for (struct sfs_inode *in = sfs->itable[bucket(dev, ino, sfs->itable_size)]; in;
@@ -356,8 +357,9 @@ void sfs_inode_release_space(dev_t dev, ino_t ino)
 	if (fd < 0)
 		return;
 	/* Down to the header: should anyone still reach it, it reads as empty. */
-	if (ftruncate(fd, SFS_HDR_BYTES) < 0)
+	rc = sfs_file_cut_content(fd);
+	if (rc < 0)
 		sfs_syslog(LOG_WARNING, "cannot free the space of an unlinked file: %s",
-			   strerror(errno));
+			   strerror(-rc));
 	close(fd);
 }

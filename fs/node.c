@@ -101,7 +101,7 @@ static int load_locked(struct sfs_inode *in, const struct sfs_keys *keys)
 		 * other cases at the first open). Nothing uses the inode yet.
 		 */
 		if (rc == 0 && S_ISREG(in->attrs.mode) && in->attrs.kind != SFS_KIND_LOG &&
-		    sfs_fmt_plain_size((uint64_t)st.st_size, &plain) < 0)
+		    sfs_file_plain_size((uint64_t)st.st_size, &plain) < 0)
 			sfs_node_check_tail(in, keys);
 		return rc;
 	case S_IFLNK:
@@ -197,7 +197,7 @@ int sfs_node_stat(struct sfs_inode *in, struct stat *st)
 	pthread_mutex_unlock(&in->mu);
 	if (in->type == S_IFREG) {
 		/* A file's or long symlink target's length; a FIFO, socket or device has none. */
-		sfs_fmt_plain_size((uint64_t)st->st_size, &plain);
+		sfs_file_plain_size((uint64_t)st->st_size, &plain);
 		st->st_size = S_ISREG(type) || S_ISLNK(type) ? (off_t)plain : 0;
 	}
 	return 0;
@@ -255,8 +255,8 @@ unsigned char sfs_node_dtype(int dirfd, const char *backing, unsigned char d_typ
 	 * one of a long target's size a long symlink: any other file is regular
 	 * without a look at its header.
 	 */
-	if (sfs_fmt_plain_size((uint64_t)st.st_size, &plain) < 0 ||
-	    (st.st_size != SFS_HDR_BYTES && !sfs_symlink_long_size(plain)))
+	if (sfs_file_plain_size((uint64_t)st.st_size, &plain) < 0 ||
+	    (!sfs_file_header_only((uint64_t)st.st_size) && !sfs_symlink_long_size(plain)))
 		return DT_REG;
 	fd = openat(dirfd, backing, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)

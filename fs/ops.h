@@ -113,19 +113,26 @@ void sfs_new_owner(fuse_req_t req, struct sfs_inode *parent, struct sfs_attrs *a
 
 /*
  * ops_mknod.c: make file node @name in session directory @p: a backing
- * regular file with a header sealing @a (owner set by the caller) and, for a
- * long symlink, its @len-byte @target; published whole. Fills @e; the new
- * inode keeps the backing file's read-write descriptor. 0 or -errno.
+ * regular file with a header sealing @a (owner set by the caller),
+ * published whole (tree_ops.h). Fills @e; the new inode keeps the backing
+ * file's read-write descriptor. 0 or -errno.
  */
 int sfs_make_filenode(struct sfs_inode *p, const char *name, const struct sfs_attrs *a,
-		      const char *target, size_t len, const struct sfs_keys *keys,
-		      struct fuse_entry_param *e);
+		      const struct sfs_keys *keys, struct fuse_entry_param *e);
 
 /*
- * Remove directory @gone of @dirfd, which sfs_tree_dir_retire took out of
- * the namespace. A failure leaves only an invisible leftover: it is logged.
+ * ops_dir.c: the hooks of a namespace transaction (tree_ops.h) in session
+ * directory @p: note a node losing its last name in @xv (ops_xattr.c), log
+ * what the transaction left behind.
  */
-void sfs_reap_dir(int dirfd, const char *gone);
+struct sfs_tree_hooks;
+struct sfs_node_xattr_victim;
+struct sfs_ns_hook {
+	struct sfs_inode *p;
+	struct sfs_node_xattr_victim *xv;
+};
+void sfs_ns_hooks(struct sfs_tree_hooks *h, struct sfs_ns_hook *arg, struct sfs_inode *p,
+		  struct sfs_node_xattr_victim *xv);
 
 /* Operations, one file per kind. */
 void sfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);

@@ -1,6 +1,7 @@
 /*
  * ops_dir.c - FUSE operations on directories: opendir, readdir,
- * readdirplus, releasedir, fsyncdir, mkdir, rmdir.
+ * readdirplus, releasedir, fsyncdir, mkdir, rmdir; and the hooks every
+ * namespace transaction (tree_ops.h) gets from fs/.
  *
  * The mount root lists sessions/ and archive/; those list session ids; a
  * session directory lists its decrypted names (entries that fail
@@ -10,6 +11,7 @@
  */
 #include "ops.h"
 #include "tree.h"
+#include "tree_ops.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -298,45 +300,16 @@ static int do_mkdir(fuse_req_t req, struct sfs_inode *p, const char *name, mode_
 		    const struct sfs_keys *keys, struct fuse_entry_param *e)
 {
 	struct sfs_attrs a = {.mode = S_IFDIR | (mode & 07777)};
-	unsigned char id[SFS_ID_BYTES];
-	char tmp[SFS_TMPNAME_MAX];
-	struct sfs_ename en;
-	int fd, rc;
+	struct sfs_tree_new n;
+	int rc;
 
 	if (p->bad)
 		return -EIO;
-	rc = sfs_fmt_name_encrypt(&en, name, p->id, keys);
-	if (rc < 0)
-		return rc;
 	sfs_new_owner(req, p, &a);
-	rc = sfs_tree_name_add(p->fd, &en);
+	rc = sfs_tree_mkdir(p->fd, p->id, name, &a, keys, &n);
 	if (rc < 0)
 		return rc;
-	/*
-	 * Built under an internal name, its header durable (tree.h), then
-	 * published: a power cut never leaves the name on a directory
-	 * without its header.
-	 */
-	sfs_tree_tmpname(tmp);
-	if (mkdirat(p->fd, tmp, 0700) < 0) {
-		rc = sfs_neg_errno();
-		sfs_tree_name_del(p->fd, &en);
-		return rc;
-	}
-	fd = openat(p->fd, tmp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	sfs_crypto_random(id, sizeof(id));
-	rc = fd < 0 ? sfs_neg_errno() : sfs_tree_dir_init(fd, id, &a, keys);
-	if (rc == 0)
-		rc = sfs_tree_publish(p->fd, tmp, en.backing);
-	if (rc < 0) {
-		if (fd >= 0)
-			close(fd);
-		sfs_remove_tree(p->fd, tmp);
-		if (rc != -EEXIST)
-			sfs_tree_name_del(p->fd, &en);
-		return rc;
-	}
-	rc = sfs_make_entry(p, fd, keys, id, &a, e);
+	rc = sfs_make_entry(p, n.fd, keys, n.id, &a, e);
 	if (rc == 0)
 		sfs_name_is_new(e);
 	return rc;
@@ -367,41 +340,58 @@ void sfs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 		fuse_reply_entry(req, &e);
 }
 
-void sfs_reap_dir(int dirfd, const char *gone)
+static void hook_victim(void *arg, int dirfd, const char *backing)
 {
-	int rc = sfs_tree_dir_reap(dirfd, gone);
+	struct sfs_ns_hook *h = arg;
 
-	if (rc < 0)
-		sfs_syslog(LOG_WARNING, "cannot remove the retired directory %s: %s", gone,
+	(void)dirfd; /* h->p's */
+	if (h->xv)
+		sfs_node_xattr_victim(h->p, backing, h->xv);
+}
+
+static void hook_warn(void *arg, int what, const char *name, const char *other, int rc)
+{
+	struct sfs_ns_hook *h = arg;
+
+	switch (what) {
+	case SFS_TREE_WARN_REAP:
+		sfs_syslog(LOG_WARNING, "cannot remove the retired directory %s: %s", name,
 			   strerror(-rc));
+		break;
+	case SFS_TREE_WARN_UNRETIRE:
+		sfs_syslog(LOG_ERR, "cannot put back directory %s as %s after a failed rename",
+			   name, other);
+		break;
+	default:
+		sfs_syslog(LOG_WARNING, "%s: cannot set a symlink's owner", h->p->sess->id);
+		break;
+	}
+}
+
+void sfs_ns_hooks(struct sfs_tree_hooks *h, struct sfs_ns_hook *arg, struct sfs_inode *p,
+		  struct sfs_node_xattr_victim *xv)
+{
+	arg->p = p;
+	arg->xv = xv;
+	h->victim = hook_victim;
+	h->warn = hook_warn;
+	h->arg = arg;
 }
 
 static int do_rmdir(struct sfs_inode *p, const char *name, const struct sfs_keys *keys)
 {
-	struct sfs_node_xattr_victim xv;
-	char gone[SFS_TMPNAME_MAX];
-	struct sfs_ename en;
-	struct stat st;
+	struct sfs_node_xattr_victim xv = {0};
+	struct sfs_tree_hooks h;
+	struct sfs_ns_hook arg;
 	int rc;
 
 	if (p->bad)
 		return -EIO;
-	rc = sfs_fmt_name_encrypt(&en, name, p->id, keys);
-	if (rc < 0)
-		return rc;
-	if (fstatat(p->fd, en.backing, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return sfs_neg_errno();
-	if (!S_ISDIR(st.st_mode))
-		return -ENOTDIR;
-	sfs_node_xattr_victim(p, en.backing, &xv);
-	/* Out of the namespace first, whole; then taken apart. */
-	rc = sfs_tree_dir_retire(p->fd, en.backing, gone);
-	if (rc < 0)
-		return rc;
-	sfs_reap_dir(p->fd, gone);
-	sfs_node_xattr_gone(p->sess, &xv);
-	sfs_tree_name_del(p->fd, &en);
-	return 0;
+	sfs_ns_hooks(&h, &arg, p, &xv);
+	rc = sfs_tree_rmdir(p->fd, p->id, name, keys, &h);
+	if (rc == 0)
+		sfs_node_xattr_gone(p->sess, &xv);
+	return rc;
 }
 
 void sfs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)

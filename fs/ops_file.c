@@ -149,7 +149,7 @@ static int do_create(fuse_req_t req, struct sfs_inode *p, const char *name, mode
 	if (sfs_special_of(p, name) == SFS_SP_META)
 		rc = sfs_meta_create(p, &a, keys, e); /* stored only once valid */
 	else
-		rc = sfs_make_filenode(p, name, &a, NULL, 0, keys, e);
+		rc = sfs_make_filenode(p, name, &a, keys, e);
 	if (rc < 0)
 		return rc;
 	sfs_mark_special(p, name, keys, e);

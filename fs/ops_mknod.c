@@ -1,7 +1,7 @@
 /*
  * ops_mknod.c - FUSE mknod: FIFOs, sockets (bind() of an AF_UNIX socket),
  * character and block devices, and regular files made by mknod(2); and the
- * file nodes they share with long symlinks (ops_ns.c).
+ * file nodes they share with regular files made by create (ops_file.c).
  *
  * A file node is a backing regular file (0600, like every store file) whose
  * sealed header says what it is: mode with its type bits, owner, rdev. A
@@ -12,60 +12,27 @@
  */
 #include "ops.h"
 #include "special.h"
-#include "fileio.h"
-#include "symlink.h"
-#include "tree.h"
+#include "tree_ops.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <string.h>
-#include <unistd.h>
 
 int sfs_make_filenode(struct sfs_inode *p, const char *name, const struct sfs_attrs *a,
-		      const char *target, size_t len, const struct sfs_keys *keys,
-		      struct fuse_entry_param *e)
+		      const struct sfs_keys *keys, struct fuse_entry_param *e)
 {
-	unsigned char id[SFS_ID_BYTES];
-	char tmp[SFS_TMPNAME_MAX];
-	struct sfs_ename en;
-	int fd, rc;
+	struct sfs_tree_new n;
+	int rc;
 
 	if (p->bad)
 		return -EIO;
-	rc = sfs_fmt_name_encrypt(&en, name, p->id, keys);
-	if (rc == 0)
-		rc = sfs_tree_name_add(p->fd, &en);
+	rc = sfs_tree_mknod(p->fd, p->id, name, a, keys, &n);
 	if (rc < 0)
 		return rc;
-	/* Built under an internal name, header (and target) first, then published. */
-	sfs_tree_tmpname(tmp);
-	fd = openat(p->fd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		rc = sfs_neg_errno();
-		sfs_tree_name_del(p->fd, &en);
-		return rc;
-	}
-	sfs_crypto_random(id, sizeof(id));
-	rc = sfs_file_init(fd, id, a, keys);
-	if (rc == 0 && target)
-		rc = sfs_symlink_write_long(fd, id, target, len, keys);
-	if (rc == 0)
-		rc = sfs_tree_publish(p->fd, tmp, en.backing);
-	if (rc < 0) {
-		close(fd);
-		unlinkat(p->fd, tmp, 0);
-		if (rc != -EEXIST)
-			sfs_tree_name_del(p->fd, &en);
-		return rc;
-	}
 	/* The new node's inode keeps the read-write descriptor (inode.c). */
-	rc = sfs_make_entry(p, fd, keys, id, a, e);
-	if (rc < 0) {
-		unlinkat(p->fd, en.backing, 0);
-		sfs_tree_name_del(p->fd, &en);
-	} else {
+	rc = sfs_make_entry(p, n.fd, keys, n.id, a, e);
+	if (rc < 0)
+		sfs_tree_undo(p->fd, &n);
+	else
 		sfs_name_is_new(e);
-	}
 	return rc;
 }
 
@@ -110,7 +77,7 @@ static int do_mknod(fuse_req_t req, struct sfs_inode *p, const char *name, mode_
 	/* ext4 keeps a device number for device nodes only. */
 	if (type == S_IFCHR || type == S_IFBLK)
 		a.rdev = (uint32_t)rdev; /* as FUSE carries it: the kernel's 32-bit encoding */
-	return sfs_make_filenode(p, name, &a, NULL, 0, keys, e);
+	return sfs_make_filenode(p, name, &a, keys, e);
 }
 
 void sfs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)

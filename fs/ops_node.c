@@ -251,15 +251,15 @@ int sfs_entry_at(struct sfs_inode *parent, int dirfd, const char *backing,
 int sfs_lookup_node(struct sfs_inode *parent, const char *name, const struct sfs_keys *keys,
 		    struct fuse_entry_param *e)
 {
-	struct sfs_ename en;
+	char backing[SFS_NAME_MAX + 1];
 	int rc;
 
 	if (parent->bad)
 		return -EIO;
-	rc = sfs_fmt_name_encrypt(&en, name, parent->id, keys);
+	rc = sfs_tree_backing(backing, name, parent->id, keys);
 	if (rc < 0)
 		return rc;
-	rc = sfs_entry_at(parent, parent->fd, en.backing, keys, e);
+	rc = sfs_entry_at(parent, parent->fd, backing, keys, e);
 	if (rc == 0)
 		sfs_mark_special(parent, name, keys, e);
 	return rc;

@@ -7,8 +7,7 @@
  */
 #include "ops.h"
 #include "special.h"
-#include "symlink.h"
-#include "tree.h"
+#include "tree_ops.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,7 +22,8 @@ void sfs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct sfs_inode *p = sfs_inode_of(parent);
 	struct sfs_node_xattr_victim xv = {0};
 	const struct sfs_keys *keys;
-	struct sfs_ename en;
+	struct sfs_tree_hooks h;
+	struct sfs_ns_hook arg;
 	struct stat st;
 	int rc;
 
@@ -36,18 +36,14 @@ void sfs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		sfs_reply_err(req, rc);
 		return;
 	}
-	rc = p->bad ? -EIO : sfs_fmt_name_encrypt(&en, name, p->id, keys);
+	sfs_ns_hooks(&h, &arg, p, &xv);
+	rc = p->bad ? -EIO : 0;
 	if (rc == 0 && sfs_special_of(p, name) != SFS_SP_NONE)
 		rc = -EPERM; /* events.jsonl is append-only, metadata.json only replaced */
-	if (rc == 0 && fstatat(p->fd, en.backing, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		rc = sfs_neg_errno();
 	if (rc == 0)
-		sfs_node_xattr_victim(p, en.backing, &xv);
-	if (rc == 0 && unlinkat(p->fd, en.backing, 0) < 0)
-		rc = sfs_neg_errno();
+		rc = sfs_tree_unlink(p->fd, p->id, name, keys, &h, &st);
 	if (rc == 0) {
 		sfs_node_xattr_gone(p->sess, &xv);
-		sfs_tree_name_del(p->fd, &en);
 		/*
 		 * A large file's space is freed at once; a small one's when the
 		 * kernel forgets it, right after (rm -rf of small files spent a
@@ -92,71 +88,27 @@ static int move_session(struct sfs_inode *from, const char *name, struct sfs_ino
 }
 
 /*
- * A directory renamed over another one, which must be empty (-ENOTEMPTY
- * otherwise, as rmdir): the store would refuse to rename over the target's
- * header, and taking the header out in place would show a headerless
- * directory if the daemon died before the rename. So the target is retired
- * whole first (tree.h), then removed after the rename, or put back if it
- * fails. A crash in between leaves the source under its old name and the
- * empty target gone, as if rmdir had run first.
+ * The rename itself (tree_ops.h): @sp_to is what the new name makes the
+ * node. A node renamed over may lose its last link, and its attributes
+ * with it.
  */
-static int over_dir_prepare(struct sfs_inode *p, const char *from, struct sfs_inode *np,
-			    const char *to, char *gone)
+static int rename_entry(struct sfs_inode *p, const char *name, struct sfs_inode *np,
+			const char *newname, unsigned int flags, enum sfs_special sp_to,
+			const struct sfs_keys *keys)
 {
-	struct stat sst, tst;
-
-	gone[0] = '\0';
-	if (fstatat(np->fd, to, &tst, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(tst.st_mode) ||
-	    fstatat(p->fd, from, &sst, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(sst.st_mode) ||
-	    (sst.st_dev == tst.st_dev && sst.st_ino == tst.st_ino))
-		return 0; /* nothing to do, or the store answers as ext4 would */
-	return sfs_tree_dir_retire(np->fd, to, gone);
-}
-
-static void over_dir_done(struct sfs_inode *np, const char *to, const char *gone, bool failed)
-{
-	if (!gone[0])
-		return;
-	if (!failed)
-		sfs_reap_dir(np->fd, gone);
-	else if (sfs_tree_dir_unretire(np->fd, gone, to) < 0)
-		sfs_syslog(LOG_ERR, "cannot put back directory %s as %s after a failed rename",
-			   gone, to);
-}
-
-/* The rename itself, names encrypted and checked: @sp_to is what the new name makes the node. */
-static int rename_entry(struct sfs_inode *p, const struct sfs_ename *from, struct sfs_inode *np,
-			const struct sfs_ename *to, unsigned int flags, enum sfs_special sp_to)
-{
-	char gone[SFS_TMPNAME_MAX] = "";
 	struct sfs_node_xattr_victim xv = {0};
+	struct sfs_tree_hooks h;
+	struct sfs_ns_hook arg;
 	struct stat st;
 	int rc;
 
-	if (!(flags & RENAME_EXCHANGE)) {
-		rc = sfs_tree_name_add(np->fd, to);
-		if (rc < 0)
-			return rc;
-	}
-	if (!flags) {
-		/* A node renamed over may lose its last link, and its attributes with it. */
-		sfs_node_xattr_victim(np, to->backing, &xv);
-		if (xv.armed && fstatat(p->fd, from->backing, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    st.st_dev == xv.dev && st.st_ino == xv.ino)
-			xv.armed = false; /* renamed over itself: nothing goes */
-		rc = over_dir_prepare(p, from->backing, np, to->backing, gone);
-		if (rc < 0)
-			return rc;
-	}
-	rc = renameat2(p->fd, from->backing, np->fd, to->backing, flags) < 0 ? sfs_neg_errno() : 0;
-	over_dir_done(np, to->backing, gone, rc < 0);
+	sfs_ns_hooks(&h, &arg, np, &xv);
+	rc = sfs_tree_rename(p->fd, p->id, name, np->fd, np->id, newname, flags, keys, &h, &st);
 	if (rc < 0)
 		return rc;
 	sfs_node_xattr_gone(p->sess, &xv);
-	if (!(flags & RENAME_EXCHANGE) && (p != np || strcmp(from->backing, to->backing) != 0))
-		sfs_tree_name_del(p->fd, from);
 	/* The moved inode is (or no longer is) a special file; its new name is not durable. */
-	if (fstatat(np->fd, to->backing, &st, AT_SYMLINK_NOFOLLOW) == 0)
+	if (st.st_mode)
 		sfs_inode_renamed(st.st_dev, st.st_ino, S_ISREG(st.st_mode) ? sp_to : SFS_SP_NONE);
 	return 0;
 }
@@ -173,9 +125,8 @@ static int rename_entry(struct sfs_inode *p, const struct sfs_ename *from, struc
  * rename after it (fsync of the directory): a power cut leaves the old
  * document or the new one, whether or not the user's tool synced anything.
  */
-static int rename_over_meta(struct sfs_inode *p, const struct sfs_ename *from, struct sfs_inode *np,
-			    const struct sfs_ename *to, unsigned int flags,
-			    const struct sfs_keys *keys)
+static int rename_over_meta(struct sfs_inode *p, const char *name, struct sfs_inode *np,
+			    const char *newname, unsigned int flags, const struct sfs_keys *keys)
 {
 	struct sfs_session *s = np->sess;
 	struct sfs_inode *src = NULL;
@@ -183,8 +134,8 @@ static int rename_over_meta(struct sfs_inode *p, const struct sfs_ename *from, s
 	int fd, rc;
 
 	pthread_mutex_lock(&s->meta_mu);
-	fd = openat(p->fd, from->backing, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	rc = fd < 0 ? sfs_neg_errno() : 0;
+	fd = sfs_tree_open(p->fd, p->id, name, O_RDONLY, keys);
+	rc = fd < 0 ? fd : 0;
 	if (rc == 0 && fstat(fd, &st) < 0)
 		rc = sfs_neg_errno();
 	if (rc == 0 && !S_ISREG(st.st_mode))
@@ -209,7 +160,7 @@ static int rename_over_meta(struct sfs_inode *p, const struct sfs_ename *from, s
 	if (fd >= 0)
 		close(fd);
 	if (rc == 0)
-		rc = rename_entry(p, from, np, to, flags, SFS_SP_META);
+		rc = rename_entry(p, name, np, newname, flags, SFS_SP_META, keys);
 	if (rc == 0)
 		rc = sfs_fsync_dirfd(np->fd);
 	if (src) {
@@ -224,8 +175,6 @@ static int rename_node(struct sfs_inode *p, const char *name, struct sfs_inode *
 		       const char *newname, unsigned int flags, const struct sfs_keys *keys)
 {
 	enum sfs_special sp_from = sfs_special_of(p, name), sp_to = sfs_special_of(np, newname);
-	struct sfs_ename from, to;
-	int rc;
 
 	if (p->bad || np->bad)
 		return -EIO;
@@ -237,15 +186,10 @@ static int rename_node(struct sfs_inode *p, const char *name, struct sfs_inode *
 		return -EPERM;
 	if ((flags & RENAME_EXCHANGE) && (sp_from != SFS_SP_NONE || sp_to != SFS_SP_NONE))
 		return -EPERM;
-	rc = sfs_fmt_name_encrypt(&from, name, p->id, keys);
-	if (rc == 0)
-		rc = sfs_fmt_name_encrypt(&to, newname, np->id, keys);
-	if (rc < 0)
-		return rc;
 	/* A file renamed over metadata.json must be a valid document for it. */
 	if (sp_to == SFS_SP_META)
-		return rename_over_meta(p, &from, np, &to, flags, keys);
-	return rename_entry(p, &from, np, &to, flags, sp_to);
+		return rename_over_meta(p, name, np, newname, flags, keys);
+	return rename_entry(p, name, np, newname, flags, sp_to, keys);
 }
 
 void sfs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
@@ -282,9 +226,8 @@ void sfs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const cha
 	struct sfs_inode *in = sfs_inode_of(ino), *np = sfs_inode_of(newparent);
 	const struct sfs_keys *keys;
 	struct fuse_entry_param e;
-	struct sfs_ename en;
-	char path[64];
-	int fd, rc;
+	struct sfs_tree_new n;
+	int rc;
 
 	if (in->kind != SFS_INODE_NODE || !sfs_in_session(np) || in->sess != np->sess) {
 		fuse_reply_err(req, in->kind == SFS_INODE_NODE ? EXDEV : EPERM);
@@ -301,20 +244,9 @@ void sfs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const cha
 		sfs_reply_err(req, rc);
 		return;
 	}
-	rc = np->bad ? -EIO : sfs_fmt_name_encrypt(&en, newname, np->id, keys);
-	if (rc == 0)
-		rc = sfs_tree_name_add(np->fd, &en);
+	rc = np->bad ? -EIO : sfs_tree_link(np->fd, np->id, newname, in->fd, keys, &n);
 	if (rc == 0) {
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", in->fd);
-		if (linkat(AT_FDCWD, path, np->fd, en.backing, AT_SYMLINK_FOLLOW) < 0) {
-			rc = sfs_neg_errno();
-			if (rc != -EEXIST)
-				sfs_tree_name_del(np->fd, &en);
-		}
-	}
-	if (rc == 0) {
-		fd = openat(np->fd, en.backing, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		rc = fd < 0 ? sfs_neg_errno() : sfs_make_entry(np, fd, keys, NULL, NULL, &e);
+		rc = sfs_make_entry(np, n.fd, keys, NULL, NULL, &e);
 		if (rc == 0)
 			sfs_name_is_new(&e);
 	}
@@ -331,41 +263,23 @@ static int do_symlink(fuse_req_t req, const char *link, struct sfs_inode *p, con
 		      const struct sfs_keys *keys, struct fuse_entry_param *e)
 {
 	struct sfs_attrs a = {.mode = S_IFLNK | 0777};
-	size_t len = strlen(link);
-	char enc[PATH_MAX];
-	struct sfs_ename en;
-	int fd, rc;
+	struct sfs_tree_hooks h;
+	struct sfs_ns_hook arg;
+	struct sfs_tree_new n;
+	int rc;
 
 	if (p->bad)
 		return -EIO;
-	if (len > SFS_SYMLINK_LONG_MAX)
-		return -ENAMETOOLONG; /* as ext4: the kernel stops longer ones first */
 	sfs_new_owner(req, p, &a);
-	/* A target whose encoding does not fit a backing symlink: a file node. */
-	if (sfs_symlink_is_long(len))
-		return sfs_make_filenode(p, name, &a, link, len, keys, e);
-	rc = sfs_fmt_name_encrypt(&en, name, p->id, keys);
-	if (rc == 0)
-		rc = sfs_fmt_symlink_encode(enc, sizeof(enc), link, keys);
+	sfs_ns_hooks(&h, &arg, p, NULL);
+	rc = sfs_tree_symlink(p->fd, p->id, name, link, &a, keys, &h, &n);
 	if (rc < 0)
 		return rc;
-	rc = sfs_tree_name_add(p->fd, &en);
-	if (rc < 0)
-		return rc;
-	if (symlinkat(enc, p->fd, en.backing) < 0) {
-		rc = sfs_neg_errno();
-		if (rc != -EEXIST)
-			sfs_tree_name_del(p->fd, &en);
-		return rc;
-	}
-	/* The owner of a symlink is the backing link's (only root may set it). */
-	if (fchownat(p->fd, en.backing, a.uid, a.gid, AT_SYMLINK_NOFOLLOW) < 0 && errno != EPERM)
-		sfs_syslog(LOG_WARNING, "%s: cannot set a symlink's owner", p->sess->id);
-	fd = openat(p->fd, en.backing, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return sfs_neg_errno();
-	rc = sfs_make_entry(p, fd, keys, NULL, NULL, e);
-	if (rc == 0)
+	/* A long target's file node: as any new file node (ops_mknod.c). */
+	rc = sfs_make_entry(p, n.fd, keys, n.has_id ? n.id : NULL, n.has_id ? &a : NULL, e);
+	if (rc < 0 && n.has_id)
+		sfs_tree_undo(p->fd, &n);
+	else if (rc == 0)
 		sfs_name_is_new(e);
 	return rc;
 }

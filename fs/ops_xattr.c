@@ -19,6 +19,7 @@
  */
 #include "ops.h"
 #include "fileio.h"
+#include "tree.h"
 #include "xattr.h"
 
 #include <errno.h>
@@ -349,26 +350,16 @@ static void drop_tail(struct sfs_session *s, const unsigned char id[SFS_ID_BYTES
 void sfs_node_xattr_victim(struct sfs_inode *p, const char *backing,
 			   struct sfs_node_xattr_victim *v)
 {
-	unsigned char hdr[SFS_HDR_BYTES];
 	struct stat st;
-	ssize_t n = -1;
-	int fd;
 
 	memset(v, 0, sizeof(*v));
 	/* Tail files go with their file too (fileio.h "Tail records"). */
 	if ((!session_has_xattrs(p->sess) && !session_has_tails(p->sess)) ||
 	    fstatat(p->fd, backing, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return;
-	if (S_ISREG(st.st_mode) && st.st_nlink == 1) {
-		n = sfs_read_small(p->fd, backing, hdr, sizeof(hdr));
-	} else if (S_ISDIR(st.st_mode)) {
-		fd = openat(p->fd, backing, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd >= 0) {
-			n = sfs_read_small(fd, SFS_DIRHDR_NAME, hdr, sizeof(hdr));
-			close(fd);
-		}
-	}
-	if (n < 0 || sfs_fmt_header_id(hdr, (size_t)n, v->id) < 0)
+	if (!(S_ISREG(st.st_mode) && st.st_nlink == 1) && !S_ISDIR(st.st_mode))
+		return;
+	if (sfs_tree_node_id(p->fd, backing, st.st_mode, v->id) < 0)
 		return;
 	v->armed = true;
 	v->file = S_ISREG(st.st_mode);

@@ -58,6 +58,21 @@ int sfs_file_size(int fd, uint64_t *size)
 	return sfs_fmt_plain_size((uint64_t)st.st_size, size) ? -EBADMSG : 0;
 }
 
+int sfs_file_plain_size(uint64_t backing, uint64_t *plain)
+{
+	return sfs_fmt_plain_size(backing, plain) < 0 ? -EBADMSG : 0;
+}
+
+bool sfs_file_header_only(uint64_t backing)
+{
+	return backing == SFS_HDR_BYTES;
+}
+
+int sfs_file_cut_content(int fd)
+{
+	return ftruncate(fd, SFS_HDR_BYTES) < 0 ? sfs_neg_errno() : 0;
+}
+
 int sfs_file_init(int fd, const unsigned char id[SFS_ID_BYTES], const struct sfs_attrs *attrs,
 		  const struct sfs_keys *keys)
 {

@@ -63,6 +63,22 @@ struct sfs_file {
 /* Plaintext size of backing file @fd: 0, -errno or -EBADMSG (a size no valid file has). */
 int sfs_file_size(int fd, uint64_t *size);
 
+/*
+ * Plaintext size of a backing file of @backing bytes (from its stat): 0,
+ * or -EBADMSG for a size no valid file has (a crash during a write).
+ */
+int sfs_file_plain_size(uint64_t backing, uint64_t *plain);
+
+/* Is a backing file of @backing bytes its header alone (no content block)? */
+bool sfs_file_header_only(uint64_t backing);
+
+/*
+ * Cut backing file @fd down to its header: its content's space is freed and
+ * it reads as empty (a file unlinked while someone may still reach it).
+ * 0 or -errno.
+ */
+int sfs_file_cut_content(int fd);
+
 /* Write a fresh header to an empty backing file @fd. 0 or -errno. */
 int sfs_file_init(int fd, const unsigned char id[SFS_ID_BYTES], const struct sfs_attrs *attrs,
 		  const struct sfs_keys *keys);

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -61,14 +62,8 @@ int sfs_tree_dir_init(int dirfd, const unsigned char id[SFS_ID_BYTES],
 
 int sfs_tree_dir_sync(int dirfd)
 {
-	int fd = openat(dirfd, SFS_DIRHDR_NAME, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	int rc = 0;
+	int rc = sfs_fsync_at(dirfd, SFS_DIRHDR_NAME, O_NOFOLLOW);
 
-	if (fd < 0)
-		return sfs_neg_errno();
-	if (fsync(fd) < 0)
-		rc = sfs_neg_errno();
-	close(fd);
 	return rc < 0 ? rc : sfs_fsync_dirfd(dirfd);
 }
 
@@ -163,6 +158,17 @@ int sfs_tree_name_del(int dirfd, const struct sfs_ename *en)
 	if (unlinkat(dirfd, side, 0) < 0 && errno != ENOENT)
 		return sfs_neg_errno();
 	return 0;
+}
+
+int sfs_tree_backing(char out[SFS_NAME_MAX + 1], const char *name,
+		     const unsigned char dirid[SFS_ID_BYTES], const struct sfs_keys *keys)
+{
+	struct sfs_ename en;
+	int rc = sfs_fmt_name_encrypt(&en, name, dirid, keys);
+
+	if (rc == 0)
+		memcpy(out, en.backing, sizeof(en.backing));
+	return rc;
 }
 
 int sfs_tree_name_read(int dirfd, const char *backing, const unsigned char dirid[SFS_ID_BYTES],
@@ -304,4 +310,26 @@ int sfs_tree_dir_reap(int dirfd, const char *gone)
 int sfs_tree_publish(int dirfd, const char *tmp, const char *backing)
 {
 	return renameat2(dirfd, tmp, dirfd, backing, RENAME_NOREPLACE) < 0 ? sfs_neg_errno() : 0;
+}
+
+int sfs_tree_node_id(int dirfd, const char *backing, mode_t type, unsigned char id[SFS_ID_BYTES])
+{
+	unsigned char hdr[SFS_HDR_BYTES];
+	ssize_t n;
+	int fd;
+
+	if (S_ISREG(type)) {
+		n = sfs_read_small(dirfd, backing, hdr, sizeof(hdr));
+	} else if (S_ISDIR(type)) {
+		fd = openat(dirfd, backing, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			return sfs_neg_errno();
+		n = sfs_read_small(fd, SFS_DIRHDR_NAME, hdr, sizeof(hdr));
+		close(fd);
+	} else {
+		return -EINVAL;
+	}
+	if (n < 0)
+		return (int)n;
+	return sfs_fmt_header_id(hdr, (size_t)n, id) < 0 ? -EBADMSG : 0;
 }

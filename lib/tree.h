@@ -11,6 +11,7 @@
 #include "format.h"
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 /*
  * Write the header of a new directory @dirfd (created by the caller), and
@@ -85,11 +86,25 @@ int sfs_tree_name_add(int dirfd, const struct sfs_ename *en);
 int sfs_tree_name_del(int dirfd, const struct sfs_ename *en);
 
 /*
+ * The encrypted (backing) name of @name in directory @dirid (a long
+ * one's hash; its sidecar is sfs_tree_name_add's job). 0, -ENAMETOOLONG or -EINVAL.
+ */
+int sfs_tree_backing(char out[SFS_NAME_MAX + 1], const char *name,
+		     const unsigned char dirid[SFS_ID_BYTES], const struct sfs_keys *keys);
+
+/*
  * Plaintext name of backing entry @backing in directory @dirfd (id @dirid):
  * 0; -ENOENT if the entry is not a node (internal file, sidecar); -EBADMSG if
  * its name fails authentication or its sidecar is missing or foreign.
  */
 int sfs_tree_name_read(int dirfd, const char *backing, const unsigned char dirid[SFS_ID_BYTES],
 		       const struct sfs_keys *keys, char out[SFS_NAME_MAX + 1]);
+
+/*
+ * The node id in the header of entry @backing of @dirfd, a regular file or
+ * a directory (@type, from its stat), unauthenticated: enough to find what
+ * the node left elsewhere. 0, -errno, -EBADMSG (no header of ours).
+ */
+int sfs_tree_node_id(int dirfd, const char *backing, mode_t type, unsigned char id[SFS_ID_BYTES]);
 
 #endif

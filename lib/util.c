@@ -67,9 +67,9 @@ ssize_t sfs_read_small(int dirfd, const char *name, void *buf, size_t cap)
 	return n;
 }
 
-int sfs_fsync_dirfd(int dirfd)
+int sfs_fsync_at(int dirfd, const char *name, int flags)
 {
-	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | flags);
 	int rc = 0;
 
 	if (fd < 0)
@@ -78,6 +78,11 @@ int sfs_fsync_dirfd(int dirfd)
 		rc = sfs_neg_errno();
 	close(fd);
 	return rc;
+}
+
+int sfs_fsync_dirfd(int dirfd)
+{
+	return sfs_fsync_at(dirfd, ".", O_DIRECTORY);
 }
 
 int sfs_fsync_parent(int fd)

@@ -31,6 +31,9 @@ ssize_t sfs_read_small(int dirfd, const char *name, void *buf, size_t cap);
  */
 int sfs_write_atomic(int dirfd, const char *name, const void *data, size_t len);
 
+/* fsync entry @name of @dirfd, opened read-only with @flags added. 0 or -errno. */
+int sfs_fsync_at(int dirfd, const char *name, int flags);
+
 /* fsync a directory given as a descriptor (O_PATH is fine). 0 or -errno. */
 int sfs_fsync_dirfd(int dirfd);
 
