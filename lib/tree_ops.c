@@ -42,39 +42,36 @@ int sfs_tree_open(int dirfd, const unsigned char dirid[SFS_ID_BYTES], const char
 }
 
 /*
- * A file node, built under an internal name, header (and long target)
- * first, then published; the name's sidecar is durable before that.
+ * Every new node is built the same way: its name's sidecar durable first,
+ * the node made under a fresh internal name @tmp (begin_new), then, once
+ * complete (@rc 0), published under its name; if anything failed, the
+ * internal node goes, and the sidecar too unless the name was taken by
+ * another node (-EEXIST) that needs it (end_new).
  */
-static int make_filenode(int dirfd, const unsigned char dirid[SFS_ID_BYTES], const char *name,
-			 const struct sfs_attrs *a, const char *target, size_t len,
-			 const struct sfs_keys *keys, struct sfs_tree_new *out)
+static int begin_new(int dirfd, const unsigned char dirid[SFS_ID_BYTES], const char *name,
+		     const struct sfs_keys *keys, struct sfs_tree_new *out,
+		     char tmp[SFS_TMPNAME_MAX])
 {
-	char tmp[SFS_TMPNAME_MAX];
-	int fd, rc;
+	int rc;
 
 	out->fd = -1;
 	out->has_id = false;
 	rc = sfs_fmt_name_encrypt(&out->en, name, dirid, keys);
 	if (rc == 0)
 		rc = sfs_tree_name_add(dirfd, &out->en);
-	if (rc < 0)
-		return rc;
-	sfs_tree_tmpname(tmp);
-	fd = openat(dirfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		rc = sfs_neg_errno();
-		sfs_tree_name_del(dirfd, &out->en);
-		return rc;
-	}
-	sfs_crypto_random(out->id, sizeof(out->id));
-	rc = sfs_file_init(fd, out->id, a, keys);
-	if (rc == 0 && target)
-		rc = sfs_symlink_write_long(fd, out->id, target, len, keys);
+	if (rc == 0)
+		sfs_tree_tmpname(tmp);
+	return rc;
+}
+
+static int end_new(int dirfd, const char *tmp, int fd, int rc, struct sfs_tree_new *out)
+{
 	if (rc == 0)
 		rc = sfs_tree_publish(dirfd, tmp, out->en.backing);
 	if (rc < 0) {
-		close(fd);
-		unlinkat(dirfd, tmp, 0);
+		if (fd >= 0)
+			close(fd);
+		sfs_remove_tree(dirfd, tmp);
 		if (rc != -EEXIST)
 			sfs_tree_name_del(dirfd, &out->en);
 		return rc;
@@ -82,6 +79,26 @@ static int make_filenode(int dirfd, const unsigned char dirid[SFS_ID_BYTES], con
 	out->fd = fd;
 	out->has_id = true;
 	return 0;
+}
+
+/* A file node: header (and a long symlink's target) first. */
+static int make_filenode(int dirfd, const unsigned char dirid[SFS_ID_BYTES], const char *name,
+			 const struct sfs_attrs *a, const char *target, size_t len,
+			 const struct sfs_keys *keys, struct sfs_tree_new *out)
+{
+	char tmp[SFS_TMPNAME_MAX];
+	int fd, rc = begin_new(dirfd, dirid, name, keys, out, tmp);
+
+	if (rc < 0)
+		return rc;
+	fd = openat(dirfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	rc = fd < 0 ? sfs_neg_errno() : 0;
+	sfs_crypto_random(out->id, sizeof(out->id));
+	if (rc == 0)
+		rc = sfs_file_init(fd, out->id, a, keys);
+	if (rc == 0 && target)
+		rc = sfs_symlink_write_long(fd, out->id, target, len, keys);
+	return end_new(dirfd, tmp, fd, rc, out);
 }
 
 int sfs_tree_mknod(int dirfd, const unsigned char dirid[SFS_ID_BYTES], const char *name,
@@ -97,47 +114,26 @@ void sfs_tree_undo(int dirfd, const struct sfs_tree_new *n)
 	sfs_tree_name_del(dirfd, &n->en);
 }
 
-/*
- * Built under an internal name, its header durable (tree.h), then
- * published: a power cut never leaves the name on a directory without its
- * header.
- */
+/* A directory: its header durable (tree.h) before its name shows it. */
 int sfs_tree_mkdir(int dirfd, const unsigned char dirid[SFS_ID_BYTES], const char *name,
 		   const struct sfs_attrs *attrs, const struct sfs_keys *keys,
 		   struct sfs_tree_new *out)
 {
 	char tmp[SFS_TMPNAME_MAX];
-	int fd, rc;
+	int fd = -1, rc = begin_new(dirfd, dirid, name, keys, out, tmp);
 
-	out->fd = -1;
-	out->has_id = false;
-	rc = sfs_fmt_name_encrypt(&out->en, name, dirid, keys);
-	if (rc == 0)
-		rc = sfs_tree_name_add(dirfd, &out->en);
 	if (rc < 0)
 		return rc;
-	sfs_tree_tmpname(tmp);
-	if (mkdirat(dirfd, tmp, 0700) < 0) {
+	if (mkdirat(dirfd, tmp, 0700) < 0)
 		rc = sfs_neg_errno();
-		sfs_tree_name_del(dirfd, &out->en);
-		return rc;
-	}
-	fd = openat(dirfd, tmp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	sfs_crypto_random(out->id, sizeof(out->id));
-	rc = fd < 0 ? sfs_neg_errno() : sfs_tree_dir_init(fd, out->id, attrs, keys);
 	if (rc == 0)
-		rc = sfs_tree_publish(dirfd, tmp, out->en.backing);
-	if (rc < 0) {
-		if (fd >= 0)
-			close(fd);
-		sfs_remove_tree(dirfd, tmp);
-		if (rc != -EEXIST)
-			sfs_tree_name_del(dirfd, &out->en);
-		return rc;
-	}
-	out->fd = fd;
-	out->has_id = true;
-	return 0;
+		fd = openat(dirfd, tmp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (rc == 0 && fd < 0)
+		rc = sfs_neg_errno();
+	sfs_crypto_random(out->id, sizeof(out->id));
+	if (rc == 0)
+		rc = sfs_tree_dir_init(fd, out->id, attrs, keys);
+	return end_new(dirfd, tmp, fd, rc, out);
 }
 
 /* The name's sidecar first; the link itself (made by @mk) publishes the node whole. */
