@@ -1,9 +1,11 @@
 /*
  * ops_ns.c - FUSE operations on names: unlink, rename, link, symlink.
  *
- * Inside a session every name is re-encrypted for its directory; long names
- * keep their sidecar beside them. Between sessions/ and archive/ a session
- * moves whole under its id. Anything crossing sessions is EXDEV.
+ * Inside a session the store's side of each (name encryption, sidecars,
+ * headers, retire/reap) is a transaction of lib/tree_ops.h; here are the
+ * session files' rules, the inode table and the replies. Between sessions/
+ * and archive/ a session moves whole under its id. Anything crossing
+ * sessions is EXDEV.
  */
 #include "ops.h"
 #include "special.h"
@@ -11,8 +13,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
-#include <stdio.h>
 #include <string.h>
 #include <syslog.h>
 #include <unistd.h>
