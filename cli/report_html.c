@@ -3,12 +3,15 @@
  * HTML file (no network: no external script, style, font or image, and a
  * Content-Security-Policy that forbids any) with the metadata, the counts by
  * type, an inline SVG chart of events over time stacked by type, and the
- * timeline as a table filterable by type (a few lines of inline JS), each
- * event's full JSON in a <details>.
+ * timeline as a table filterable by type, each event's full JSON in a
+ * <details>: the events are JSON data in the page, which a few lines of
+ * inline JS show a page of 500 rows at a time (a browser takes minutes to
+ * lay out 100,000 rows of HTML).
  *
- * Everything from the session is untrusted and goes through esc(): & < > "
- * ' as entities, in text and attributes alike; the script reads only
- * attributes, never inserts markup. Knows only the struct report and HTML.
+ * Everything from the session is untrusted: in markup it goes through esc()
+ * (& < > " ' as entities, in text and attributes alike), in the data through
+ * put_data() (< > & as \u escapes); the script sets text only, never
+ * markup. Knows only the struct report and HTML.
  */
 #include "report.h"
 
@@ -78,15 +81,60 @@ static const char style[] =
 	"code{font-size:12px}svg{max-width:100%;height:auto;border:1px solid #eee}\n"
 	".filter{margin:8px 0}select{font-size:13px}\n";
 
-/* Shows the rows of the type chosen in #f; counts them in #shown. Reads attributes only. */
+/*
+ * Builds the timeline's rows from the #events data, a page at a time (a
+ * browser lays out 100,000 rows for minutes): the rows of the type chosen in
+ * #f, each cell's text set as text (textContent), never as markup, and the
+ * line as written behind a JSON <details>.
+ */
 static const char script[] =
-	"(function(){var f=document.getElementById('f'),rows=document.getElementById('ev')"
-	".tBodies[0].rows,shown=document.getElementById('shown');\n"
-	"function apply(){var v=f.value,n=0;for(var i=0;i<rows.length;i++){"
-	"var on=v===''||rows[i].getAttribute('data-type')===v;"
-	"rows[i].style.display=on?'':'none';if(on)n++}"
-	"shown.textContent=n+' of '+rows.length+' events shown'}\n"
-	"f.addEventListener('change',apply);apply()})();\n";
+	"(function(){var ev=JSON.parse(document.getElementById('events').textContent),"
+	"f=document.getElementById('f'),tb=document.getElementById('ev').tBodies[0],"
+	"shown=document.getElementById('shown'),prev=document.getElementById('prev'),"
+	"next=document.getElementById('next'),PAGE=500,page=0,rows=ev,"
+	"colours=JSON.parse(document.getElementById('colours').textContent);\n"
+	"function cell(tr,cls,text){var c=document.createElement('td');c.className=cls;"
+	"c.textContent=text;tr.appendChild(c);return c}\n"
+	"function row(e){var tr=document.createElement('tr');cell(tr,'n',e[0]);"
+	"cell(tr,'time',e[1]===null?'-':e[1]);var ty=cell(tr,'ty',e[2]),"
+	"sw=document.createElement('span');sw.className='sw';sw.style.background=colours[e[4]];"
+	"ty.insertBefore(sw,ty.firstChild);var s=cell(tr,'sum',e[3]),"
+	"d=document.createElement('details'),su=document.createElement('summary'),"
+	"pre=document.createElement('pre');su.textContent='JSON';pre.textContent=e[5];"
+	"d.appendChild(su);d.appendChild(pre);s.appendChild(d);return tr}\n"
+	"function render(){var v=f.value;rows=v===''?ev:ev.filter(function(e){return e[2]===v});"
+	"var pages=Math.max(1,Math.ceil(rows.length/PAGE));if(page>=pages)page=pages-1;"
+	"if(page<0)page=0;var frag=document.createDocumentFragment(),"
+	"end=Math.min(rows.length,(page+1)*PAGE);for(var i=page*PAGE;i<end;i++)"
+	"frag.appendChild(row(rows[i]));tb.textContent='';tb.appendChild(frag);"
+	"shown.textContent=rows.length+' of '+ev.length+' events'+(pages>1?', page '+(page+1)+"
+	"' of '+pages:'');prev.disabled=page===0;next.disabled=page>=pages-1}\n"
+	"f.addEventListener('change',function(){page=0;render()});"
+	"prev.addEventListener('click',function(){page--;render()});"
+	"next.addEventListener('click',function(){page++;render()});render()})();\n";
+
+/*
+ * @v (consumed) as JSON inside a <script type="application/json">: < > &
+ * as \u escapes (they only occur inside strings), so no "</script>" or
+ * "<!--" of the session's ends or bends the element.
+ */
+static void put_data(FILE *out, json_t *v)
+{
+	char *s = v ? rep_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+
+	for (const char *p = s ? s : "null"; *p; p++) {
+		if (*p == '<')
+			fputs("\\u003c", out);
+		else if (*p == '>')
+			fputs("\\u003e", out);
+		else if (*p == '&')
+			fputs("\\u0026", out);
+		else
+			fputc(*p, out);
+	}
+	free(s);
+	json_decref(v);
+}
 
 static void html_meta(const struct report *r, FILE *out)
 {
@@ -235,34 +283,33 @@ static void html_events(const struct report *r, FILE *out)
 		esc(out, r->types[i].type);
 		fprintf(out, " (%zu)</option>", r->types[i].n);
 	}
-	fputs("</select></label> <span id=\"shown\" class=\"sub\"></span></div>\n"
+	fputs("</select></label> <button id=\"prev\">&larr; previous</button> "
+	      "<button id=\"next\">next &rarr;</button> <span id=\"shown\" class=\"sub\"></span>"
+	      "</div>\n<noscript><p>The timeline table needs JavaScript; the json format has "
+	      "it all.</p></noscript>\n"
 	      "<table id=\"ev\"><thead><tr><th>Line</th><th>Time</th><th>Type</th>"
-	      "<th>Summary</th></tr></thead><tbody>\n",
+	      "<th>Summary</th></tr></thead><tbody></tbody></table>\n"
+	      "<script type=\"application/json\" id=\"colours\">",
 	      out);
+	json_t *c = json_array();
+
+	for (size_t i = 0; c && i <= COLOURS; i++)
+		json_array_append_new(c, json_string(colour[i]));
+	put_data(out, c);
+	/* [line, time or null, type, summary, colour index, the line as written] */
+	fputs("</script>\n<script type=\"application/json\" id=\"events\">[", out);
 	for (size_t i = 0; i < r->nev; i++) {
 		const struct rep_event *e = &r->ev[i];
-		json_t *o = e->json ? json_loads(e->raw, JSON_DECODE_ANY, NULL) : NULL;
-		char *pretty = o ? rep_dumps(o, JSON_INDENT(2) | JSON_ENCODE_ANY) : NULL;
 
-		json_decref(o);
-		fputs("<tr data-type=\"", out);
-		esc(out, e->type);
-		fprintf(out, "\"><td class=\"n\">%zu</td><td class=\"time\">", e->line);
-		esc(out, e->time ? e->time : "-");
-		fprintf(out,
-			"</td><td class=\"ty\"><span class=\"sw\" style=\"background:%s\"></span>",
-			colour[colour_of(r, e->type)]);
-		esc(out, e->type);
-		fputs("</td><td class=\"sum\">", out);
-		esc(out, e->summary);
-		fputs("<details><summary>JSON</summary><pre>", out);
-		esc(out, pretty ? pretty : e->raw);
-		fputs("</pre></details></td></tr>\n", out);
-		free(pretty);
+		if (i)
+			fputs(",\n", out);
+		put_data(out, json_pack("[I, o, s, s, I, s]", (json_int_t)e->line,
+					e->time ? json_string(e->time) : json_null(), e->type,
+					e->summary, (json_int_t)colour_of(r, e->type), e->raw));
 		if (i % 8192 == 0)
 			rep_progress("writing html: %zu of %zu events", i, r->nev);
 	}
-	fputs("</tbody></table>\n", out);
+	fputs("]</script>\n", out);
 }
 
 static void html_files(const struct report *r, FILE *out)

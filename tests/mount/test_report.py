@@ -8,8 +8,10 @@ files in subdirectories;
   every file with its size, mtime and a sha256 equal to hashlib's;
 - md: the tables, | and newlines escaped inside cells;
 - html: self-contained (no http(s):// reference, a Content-Security-Policy
-  forbidding the network), an inline SVG chart, the type filter, each event's
-  JSON in a <details>, every text from the session HTML-escaped;
+  forbidding the network), an inline SVG chart, the type filter, the events
+  as JSON data (each with the line as written) that the page's script shows,
+  every text from the session HTML-escaped in markup and \u003c-escaped in
+  the data (a <script> in an event never becomes one);
 - -o FILE writes there and nothing to stdout; a locked session is the locked
   exit code with one clear error; a bad --format is a usage error.
 """
@@ -143,19 +145,28 @@ class ReportTest(unittest.TestCase):
         self.assertNotRegex(html, r"(src|href)\s*=")
         self.assertIn("Content-Security-Policy", html)
         self.assertIn("default-src 'none'", html)
-        # one script, ours; the session's <script> and other tags are text
+        # one script that runs, ours; two of data; the session's <script> and
+        # other tags are text in the markup and \u003c-escaped in the data
         self.assertEqual(html.count("<script>"), 1)
-        self.assertIn("&lt;script&gt;alert(1)&lt;/script&gt; &amp; done", html)
+        self.assertEqual(html.count('<script type="application/json"'), 2)
+        self.assertEqual(html.count("</script>"), 3)
+        self.assertNotIn("<script>alert", html)
+        self.assertNotIn("<b>time", html)
         self.assertIn("night &lt;i&gt;incident&lt;/i&gt;", html)
-        self.assertIn("bad &lt;b&gt;time&lt;/b&gt;", html)
         self.assertNotIn("<i>incident", html)
         self.assertIn("<svg", html)
         self.assertIn("<rect", html)
         self.assertIn('<select id="f">', html)
         self.assertIn('<option value="tool_use">tool_use (2)</option>', html)
-        self.assertEqual(html.count('<tr data-type="'), len(EVENTS))
-        self.assertEqual(html.count("<details>"), len(EVENTS))
-        self.assertIn("&quot;tool_name&quot;: &quot;Bash&quot;", html)
+        data = re.search(r'<script type="application/json" id="events">(.*?)</script>', html, re.S)
+        rows = json.loads(data.group(1))
+        self.assertEqual([json.loads(row[5]) for row in rows], EVENTS)
+        self.assertEqual([row[0] for row in rows], list(range(1, len(EVENTS) + 1)))
+        self.assertEqual(rows[3][3], "<script>alert(1)</script> & done")
+        self.assertIn("\\u003cscript\\u003ealert(1)\\u003c/script\\u003e \\u0026 done",
+                      data.group(1))
+        self.assertEqual(rows[1][1:4], ["2026-03-01T10:00:05.5Z", "tool_use", "Bash: ls -l"])
+        self.assertIsNone(rows[4][1])
         for path, (size, sha) in self.files_on_mount().items():
             self.assertIn(sha, html)
 
