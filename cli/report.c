@@ -617,12 +617,16 @@ static int read_report(struct report *r, int dfd, const char *what)
 		close(fd);
 	}
 	rc = read_events(r, dfd);
-	if (rc)
+	if (rc) {
+		progress_end();
 		return die(SFS_EXIT_FAIL, "%s: %s: %s", what, SFS_EVENTS_NAME, strerror(-rc));
+	}
 	fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	rc = fd < 0 ? -errno : walk(&w, fd, "", 0);
-	if (rc)
+	if (rc) {
+		progress_end();
 		return die(SFS_EXIT_FAIL, "%s: listing the files: %s", what, strerror(-rc));
+	}
 	qsort(r->files, r->nfiles, sizeof(*r->files), cmp_file);
 	return SFS_EXIT_OK;
 }
@@ -644,6 +648,7 @@ int sfs_report_run(struct cmd *c)
 	rc = read_report(&r, dfd, what);
 	close(dfd);
 	mount_close(&c->m);
+	progress_end();
 	if (rc == SFS_EXIT_OK && c->output && !(out = fopen(c->output, "we")))
 		rc = die(SFS_EXIT_FAIL, "%s: cannot write: %s", c->output, strerror(errno));
 	if (rc == SFS_EXIT_OK) {
@@ -655,11 +660,11 @@ int sfs_report_run(struct cmd *c)
 			wrc = -errno;
 		if (out != stdout && fclose(out) && !wrc)
 			wrc = -errno;
+		progress_end();
 		if (wrc)
 			rc = die(SFS_EXIT_FAIL, "%s: cannot write: %s",
 				 c->output ? c->output : "standard output", strerror(-wrc));
 	}
-	progress_end();
 	if (rc == SFS_EXIT_OK && r.events_err[0])
 		rc = die(SFS_EXIT_FAIL, "%s: %s: %s (the report has the lines before it)", what,
 			 SFS_EVENTS_NAME, r.events_err);
