@@ -573,6 +573,27 @@ int sfs_report_check(struct cmd *c)
 	return SFS_EXIT_OK;
 }
 
+/* Whether the daemon's list says session @id is unlocked by another mount of the store. */
+static bool unlocked_elsewhere(const struct mount *m, const char *id)
+{
+	json_t *resp = NULL, *s;
+	bool yes = false;
+	size_t i;
+
+	if (call(m, json_pack("{s:s}", SFS_PROTO_F_OP, sfs_proto_op_name(SFS_PROTO_OP_LIST)),
+		 "list", &resp) == SFS_EXIT_OK)
+		json_array_foreach(json_object_get(resp, SFS_PROTO_F_SESSIONS), i, s)
+		{
+			const char *sid = json_string_value(json_object_get(s, SFS_PROTO_F_ID));
+
+			if (sid && !strcmp(sid, id))
+				yes = json_is_true(
+					json_object_get(s, SFS_PROTO_F_UNLOCKED_ELSEWHERE));
+		}
+	json_decref(resp);
+	return yes;
+}
+
 /* Open the session directory; an exit code (after saying why) if it cannot be read. */
 static int open_session(struct cmd *c, const char *what, int *dfd)
 {
@@ -590,6 +611,11 @@ static int open_session(struct cmd *c, const char *what, int *dfd)
 	*dfd = -1;
 	switch (e) {
 	case EACCES:
+		if (unlocked_elsewhere(&c->m, c->t.id))
+			return die(SFS_EXIT_CTL_BUSY,
+				   "%s: the session is unlocked by another mount of the store "
+				   "(report it there)",
+				   what);
 		return die(SFS_EXIT_CTL_LOCKED, "%s: the session is locked (unlock it first)",
 			   what);
 	case EBUSY:

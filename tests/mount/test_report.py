@@ -13,7 +13,8 @@ files in subdirectories;
   every text from the session HTML-escaped in markup and \u003c-escaped in
   the data (a <script> in an event never becomes one);
 - -o FILE writes there and nothing to stdout; a locked session is the locked
-  exit code with one clear error; a bad --format is a usage error.
+  exit code with one clear error, one unlocked by another mount of the store
+  the busy one; a bad --format is a usage error.
 """
 import hashlib
 import json
@@ -195,6 +196,14 @@ class ReportTest(unittest.TestCase):
                          ["sessionctl: cannot report %s: the session is locked (unlock it first)"
                           % self.sid])
         self.assertFalse(os.path.exists(out))
+
+    def test_unlocked_elsewhere(self):
+        other = self.e.mount()
+        r = self.e.ctl("report", other.sdir(self.sid))
+        self.assertEqual(r.rc, 6, r)
+        self.assertEqual(r.err.splitlines(),
+                         ["sessionctl: cannot report %s: the session is unlocked by another "
+                          "mount of the store (report it there)" % self.sid])
 
     def test_bad_format(self):
         r = self.report("--format", "pdf")
