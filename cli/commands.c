@@ -340,6 +340,12 @@ static const struct option delete_opts[] = {
 	{"help", no_argument, NULL, OPT_HELP},
 	{NULL, 0, NULL, 0},
 };
+static const struct option report_opts[] = {
+	{"format", required_argument, NULL, OPT_FORMAT},
+	{"output", required_argument, NULL, OPT_OUTPUT},
+	{"help", no_argument, NULL, OPT_HELP},
+	{NULL, 0, NULL, 0},
+};
 
 const struct command sfs_cli_commands[] = {
 	{.name = "new",
@@ -378,5 +384,11 @@ const struct command sfs_cli_commands[] = {
 	 .opts = delete_opts,
 	 .takes = CMD_SESSIONDIR,
 	 .run = run_delete},
+	{.name = "report", /* report.c */
+	 .shortopts = "ho:",
+	 .opts = report_opts,
+	 .takes = CMD_SESSIONDIR,
+	 .check = sfs_report_check,
+	 .run = sfs_report_run},
 };
 const size_t sfs_cli_ncommands = sizeof(sfs_cli_commands) / sizeof(sfs_cli_commands[0]);

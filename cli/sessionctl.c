@@ -1,6 +1,6 @@
 /*
  * sessionctl.c - the sessionctl command: new, unlock, lock, list, passwd,
- * delete, spoken over a mount's control file (doc/control.md).
+ * delete, report, spoken over a mount's control file (doc/control.md).
  *
  * main() finds the command in commands.c's table and opens it here, the
  * same way for all (cmd_open): options, the number of operands, the mount
@@ -60,6 +60,7 @@ void usage(FILE *out)
 	      "  list   [--json] MOUNTPOINT\n"
 	      "  passwd [--password-file F] [--new-password-file F] SESSIONDIR\n"
 	      "  delete [--yes] SESSIONDIR\n"
+	      "  report [--format md|json|html] [-o FILE] SESSIONDIR\n"
 	      "SESSIONDIR is MOUNTPOINT/sessions/INC-xxxx (or archive/INC-xxxx).\n"
 	      "Passwords are asked on the terminal without echo, or read from the first\n"
 	      "line of --password-file F (- for standard input); never from arguments.\n"
@@ -144,6 +145,12 @@ static int cmd_open(const struct command *def, int argc, char **argv, struct cmd
 			break;
 		case OPT_YES:
 			c->yes = true;
+			break;
+		case OPT_FORMAT:
+			c->format = optarg;
+			break;
+		case OPT_OUTPUT:
+			c->output = optarg;
 			break;
 		case OPT_HELP:
 			usage(stdout);

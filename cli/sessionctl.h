@@ -48,6 +48,7 @@ struct cmd {
 	const char *name, *id;	      /* new --name, --id */
 	const char *pwfile, *newfile; /* --password-file, --new-password-file */
 	bool all, json, yes;	      /* lock --all, list --json, delete --yes */
+	const char *format, *output;  /* report --format, -o */
 	/* Arguments. */
 	char **args; /* the operands */
 	int nargs;
@@ -77,6 +78,8 @@ enum {
 	OPT_NEW_PASSWORD_FILE,
 	OPT_ALL,
 	OPT_JSON,
+	OPT_FORMAT,
+	OPT_OUTPUT = 'o',
 };
 
 /* One sessionctl command. */
@@ -94,6 +97,10 @@ struct command {
 extern const struct command sfs_cli_commands[];
 extern const size_t sfs_cli_ncommands;
 void usage(FILE *out);
+
+/* report.c: sessionctl report (its check and run). */
+int sfs_report_check(struct cmd *c);
+int sfs_report_run(struct cmd *c);
 
 /* Messages: "sessionctl: ...", and "sessionctl: ARG: not a sessionfs mount: ...". */
 int die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
