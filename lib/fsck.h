@@ -147,8 +147,12 @@ void sfs_fsck_bytes(struct sfs_fsck *c, uint64_t n);
 int sfs_fsck_container(struct sfs_fsck *c, int parentfd, const char *area, const char *id);
 /* fsck_tree.c: the tree of session @s (s->rootfd open), authenticated if s->keys. */
 int sfs_fsck_tree(struct sfs_fsck_sess *s);
-/* fsck_log.c: the event log in @fd (header read: @id) of session @s at @path. */
+/*
+ * fsck_log.c: the event log in @fd (header read: @id) of session @s, entry
+ * @name of directory @dirfd, at @path (NULL: unknown) or backing @bpath;
+ * @salvage: it is the session's events.jsonl, which a repair may replace.
+ */
 int sfs_fsck_log(struct sfs_fsck_sess *s, int fd, const unsigned char id[SFS_ID_BYTES],
-		 const char *path, const char *bpath);
+		 const char *path, const char *bpath, int dirfd, const char *name, bool salvage);
 
 #endif

@@ -14,7 +14,9 @@
 #include "eventlog.h"
 #include "format.h"
 #include "fsck.h"
+#include "fileio.h"
 #include "store.h"
+#include "tree.h"
 #include "util.h"
 
 #include <errno.h>
@@ -38,22 +40,17 @@ struct walk {
 	uint64_t first_bad_line;
 	uint64_t spans, first_span_pos, first_span_off, first_span_end, first_span_line;
 	uint64_t span_bytes;
+	/* For a salvage: each whole line (with its newline), each lost stretch. */
+	int (*on_line)(struct walk *w, const unsigned char *line, size_t len);
+	int (*on_lost)(struct walk *w, uint64_t from, uint64_t to, uint64_t stored);
+	void *arg;
+	int err;
 };
 
 /* Take @len payload bytes into lines; each whole one is checked. */
 static void take(struct walk *w, const unsigned char *p, size_t len)
 {
 	for (size_t i = 0; i < len; i++) {
-		if (p[i] == '\n') {
-			if (!w->line_cut && w->linelen <= LINE_MAX_CHECKED &&
-			    !sfs_store_event_line_ok((const char *)w->line, w->linelen) &&
-			    w->bad_lines++ == 0)
-				w->first_bad_line = w->lines + 1;
-			w->lines++;
-			w->linelen = 0;
-			w->line_cut = false;
-			continue;
-		}
 		if (w->linelen < LINE_MAX_CHECKED) {
 			if (w->linelen == w->linecap) {
 				size_t cap = w->linecap ? 2 * w->linecap : 4096;
@@ -61,6 +58,7 @@ static void take(struct walk *w, const unsigned char *p, size_t len)
 
 				if (!nl) {
 					w->line_cut = true;
+					w->err = -ENOMEM;
 					continue;
 				}
 				if (w->line) {
@@ -74,6 +72,25 @@ static void take(struct walk *w, const unsigned char *p, size_t len)
 			w->line[w->linelen] = p[i];
 		}
 		w->linelen++;
+		if (p[i] != '\n')
+			continue;
+		if (w->linelen <= LINE_MAX_CHECKED) {
+			bool ok = sfs_store_event_line_ok((const char *)w->line, w->linelen - 1);
+
+			/*
+			 * After a failing span the first line may be the end of a
+			 * line whose start was lost, or a whole line (the span
+			 * ended with an append): a proper suffix of a JSON object
+			 * line is no JSON object, so one that is is kept.
+			 */
+			if (!ok && !w->line_cut && w->bad_lines++ == 0)
+				w->first_bad_line = w->lines + 1;
+			if (w->on_line && w->err == 0 && (ok || !w->line_cut))
+				w->err = w->on_line(w, w->line, w->linelen);
+		}
+		w->lines++;
+		w->linelen = 0;
+		w->line_cut = false;
 	}
 }
 
@@ -92,6 +109,84 @@ static int try_rec(struct walk *w, const unsigned char *fb, size_t flen, uint64_
 		  : (r->offset < w->off || r->lines < w->lines))
 		return 0;
 	return sfs_fmt_record_open(out, r, fb + at, w->id, w->s->keys) == 0;
+}
+
+/*
+ * Walk the log in @fd of @size backing bytes record by record; *@last_end
+ * receives the end of the last END record that opens, *@in_span whether the
+ * walk ended in a failing span. 0 or -errno.
+ */
+static int walk_log(struct walk *w, int fd, uint64_t size, uint64_t *last_end, bool *in_span)
+{
+	unsigned char *fb = malloc(SFS_LOG_FRAME), *out = malloc(SFS_LOG_FRAME);
+	uint64_t span_from = 0;
+	int rc = 0;
+
+	*last_end = SFS_HDR_BYTES;
+	*in_span = false;
+	if (!fb || !out) {
+		free(fb);
+		free(out);
+		return -ENOMEM;
+	}
+	for (uint64_t k = 0; sfs_fmt_frame_offset(k) < size && !sfs_fsck_stop(w->s->c); k++) {
+		uint64_t fpos = sfs_fmt_frame_offset(k);
+		size_t flen = size - fpos < SFS_LOG_FRAME ? (size_t)(size - fpos) : SFS_LOG_FRAME;
+		size_t at = 0;
+
+		if (sfs_pread_all(fd, fb, flen, fpos) != (ssize_t)flen) {
+			rc = -EIO;
+			break;
+		}
+		while (at < flen && sfs_fmt_record_pos(fpos + at) == fpos + at) {
+			struct sfs_rec r;
+
+			if (try_rec(w, fb, flen, fpos, at, &r, out, !*in_span)) {
+				if (*in_span) {
+					/* A failing span ends at the next record that opens. */
+					w->span_bytes += fpos + at - span_from;
+					if (w->spans == 1)
+						w->first_span_end = r.offset;
+					if (w->on_lost && w->err == 0)
+						w->err =
+							w->on_lost(w, w->off - w->linelen, r.offset,
+								   fpos + at - span_from);
+					w->off = r.offset;
+					w->lines = r.lines;
+					w->linelen = 0;
+					w->line_cut = true;
+					*in_span = false;
+				}
+				take(w, out, r.len);
+				sodium_memzero(out, r.len);
+				w->off += r.len;
+				at += (size_t)r.len + SFS_REC_OVERHEAD;
+				if (r.flags & SFS_REC_END)
+					*last_end = fpos + at;
+				continue;
+			}
+			if (!*in_span) {
+				*in_span = true;
+				span_from = fpos + at;
+				if (w->spans++ == 0) {
+					w->first_span_pos = fpos + at;
+					w->first_span_off = w->off;
+					w->first_span_line = w->lines + 1;
+				}
+			}
+			at++;
+		}
+		sfs_fsck_bytes(w->s->c, flen);
+	}
+	sodium_memzero(fb, SFS_LOG_FRAME);
+	free(fb);
+	free(out);
+	if (w->line) {
+		sodium_memzero(w->line, w->linecap);
+		free(w->line);
+		w->line = NULL;
+	}
+	return rc ? rc : w->err;
 }
 
 static int fix_tail(struct sfs_fsck *c, struct sfs_fsck_sess *s, void *arg)
@@ -116,82 +211,164 @@ static int fix_tail(struct sfs_fsck *c, struct sfs_fsck_sess *s, void *arg)
 	return rc;
 }
 
+/* A salvage in progress: the new log and what waits to be appended to it. */
+struct salvage {
+	struct sfs_log nl;
+	unsigned char *buf;
+	size_t len;
+};
+
+#define SALVAGE_CHUNK (512u << 10)
+
+static int salvage_flush(struct salvage *sv)
+{
+	int rc = sfs_log_append(&sv->nl, sv->buf, sv->len);
+
+	sodium_memzero(sv->buf, sv->len);
+	sv->len = 0;
+	return rc;
+}
+
+static int salvage_put(struct salvage *sv, const void *p, size_t len)
+{
+	if (sv->len + len > SALVAGE_CHUNK && sv->len > 0) {
+		int rc = salvage_flush(sv);
+
+		if (rc < 0)
+			return rc;
+	}
+	if (len > SALVAGE_CHUNK)
+		return sfs_log_append(&sv->nl, p, len);
+	memcpy(sv->buf + sv->len, p, len);
+	sv->len += len;
+	return 0;
+}
+
+static int salvage_line(struct walk *w, const unsigned char *line, size_t len)
+{
+	return salvage_put(w->arg, line, len);
+}
+
+/* One marker line for each stretch of the log that could not be read. */
+static int salvage_lost(struct walk *w, uint64_t from, uint64_t to, uint64_t stored)
+{
+	char m[256];
+	int n = snprintf(m, sizeof(m),
+			 "{\"sessionfs\":\"damaged\",\"bytes\":%llu,\"offset\":%llu,"
+			 "\"stored_bytes\":%llu,\"line\":%llu}\n",
+			 (unsigned long long)(to - from), (unsigned long long)from,
+			 (unsigned long long)stored, (unsigned long long)w->lines + 1);
+
+	return salvage_put(w->arg, m, (size_t)n);
+}
+
+/* Where the log to salvage is: its directory (the session root) and backing name. */
+struct salvage_arg {
+	int dirfd;
+	const char *name;
+	const unsigned char *id;
+};
+
+/*
+ * Salvage a damaged log: a new log gets every line that reads, and a marker
+ * line for each stretch that does not; the old log stays, renamed
+ * events.damaged-<16 hex>.jsonl in the session root; then the new log is
+ * renamed over events.jsonl. A crash leaves the old log under its name (and
+ * perhaps a second name too) and at worst a .sfs-new-* file.
+ */
+static int fix_salvage(struct sfs_fsck *c, struct sfs_fsck_sess *s, void *arg)
+{
+	struct salvage_arg *a = arg;
+	struct salvage sv = {.nl = {.fd = -1, .keys = s->keys}};
+	struct walk w = {
+		.s = s, .id = a->id, .on_line = salvage_line, .on_lost = salvage_lost, .arg = &sv};
+	unsigned char dirid[SFS_ID_BYTES], rnd[8];
+	char tmp[SFS_TMPNAME_MAX], keep[64], hex[17];
+	struct sfs_attrs attrs, da;
+	struct sfs_ename en;
+	uint64_t last_end;
+	bool in_span;
+	struct stat st;
+	int fd, rc;
+
+	(void)c;
+	fd = openat(a->dirfd, a->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return sfs_neg_errno();
+	rc = sfs_file_read_header(fd, (unsigned char[SFS_ID_BYTES]){0}, &attrs, s->keys);
+	if (rc == 0)
+		rc = sfs_tree_dir_load(a->dirfd, dirid, &da, s->keys);
+	if (rc == 0 && fstat(fd, &st) < 0)
+		rc = sfs_neg_errno();
+	sv.buf = rc == 0 ? malloc(SALVAGE_CHUNK) : NULL;
+	if (rc == 0 && !sv.buf)
+		rc = -ENOMEM;
+	if (rc < 0)
+		goto out;
+	sfs_tree_tmpname(tmp);
+	sv.nl.fd = openat(a->dirfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (sv.nl.fd < 0) {
+		rc = sfs_neg_errno();
+		goto out;
+	}
+	sfs_crypto_random(sv.nl.id, sizeof(sv.nl.id));
+	sv.nl.end = SFS_HDR_BYTES;
+	rc = sfs_log_create(sv.nl.fd, sv.nl.id, &attrs, s->keys);
+	if (rc == 0)
+		rc = walk_log(&w, fd, (uint64_t)st.st_size, &last_end, &in_span);
+	/* A span at the very end (nothing good after it) is lost too. */
+	if (rc == 0 && in_span && w.err == 0)
+		rc = salvage_lost(&w, w.off - w.linelen, w.off, 0);
+	if (rc == 0 && sv.len)
+		rc = salvage_flush(&sv);
+	if (rc == 0 && fsync(sv.nl.fd) < 0)
+		rc = sfs_neg_errno();
+	/* Keep the old log under a name of its own in the session, then replace. */
+	sfs_crypto_random(rnd, sizeof(rnd));
+	sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
+	snprintf(keep, sizeof(keep), "events.damaged-%s.jsonl", hex);
+	if (rc == 0)
+		rc = sfs_fmt_name_encrypt(&en, keep, dirid, s->keys);
+	if (rc == 0 && linkat(a->dirfd, a->name, a->dirfd, en.backing, 0) < 0)
+		rc = sfs_neg_errno();
+	if (rc == 0 && renameat(a->dirfd, tmp, a->dirfd, a->name) < 0)
+		rc = sfs_neg_errno();
+	if (rc == 0)
+		rc = sfs_fsync_dirfd(a->dirfd);
+	if (rc < 0)
+		unlinkat(a->dirfd, tmp, 0);
+out:
+	if (sv.buf) {
+		sodium_memzero(sv.buf, SALVAGE_CHUNK);
+		free(sv.buf);
+	}
+	if (sv.nl.fd >= 0)
+		close(sv.nl.fd);
+	close(fd);
+	return rc;
+}
+
 int sfs_fsck_log(struct sfs_fsck_sess *s, int fd, const unsigned char id[SFS_ID_BYTES],
-		 const char *path, const char *bpath)
+		 const char *path, const char *bpath, int dirfd, const char *name, bool salvage)
 {
 	const char *where = path ? path : bpath;
-	bool plain = path != NULL;
+	bool plain = path != NULL, in_span;
 	struct walk w = {.s = s, .id = id};
-	unsigned char *fb = malloc(SFS_LOG_FRAME), *out = malloc(SFS_LOG_FRAME);
 	struct sfs_log l = {.fd = fd, .keys = s->keys};
-	uint64_t size, last_end = SFS_HDR_BYTES, good_after_span = 0;
-	bool in_span = false;
+	struct salvage_arg sa = {dirfd, name, id};
+	uint64_t size, last_end;
 	struct stat st;
 	int rc;
 
-	if (!fb || !out || fstat(fd, &st) < 0) {
-		free(fb);
-		free(out);
-		return -ENOMEM;
-	}
+	if (fstat(fd, &st) < 0)
+		return sfs_neg_errno();
 	size = (uint64_t)st.st_size;
 	memcpy(l.id, id, SFS_ID_BYTES);
-	for (uint64_t k = 0; sfs_fmt_frame_offset(k) < size && !sfs_fsck_stop(s->c); k++) {
-		uint64_t fpos = sfs_fmt_frame_offset(k);
-		size_t flen = size - fpos < SFS_LOG_FRAME ? (size_t)(size - fpos) : SFS_LOG_FRAME;
-		size_t at = 0;
-		ssize_t n = sfs_pread_all(fd, fb, flen, fpos);
-
-		if (n != (ssize_t)flen) {
-			sfs_fsck_add_state(s->c, s, where, plain, "io", SFS_FSCK_FAILED, -EIO,
-					   "the event log cannot be read");
-			break;
-		}
-		while (at < flen && sfs_fmt_record_pos(fpos + at) == fpos + at) {
-			struct sfs_rec r;
-
-			if (try_rec(&w, fb, flen, fpos, at, &r, out, !in_span)) {
-				if (in_span) {
-					/* A failing span ends at the next record that opens. */
-					w.span_bytes += fpos + at - w.first_span_pos;
-					if (w.spans == 1) {
-						w.first_span_end = r.offset;
-					}
-					w.off = r.offset;
-					w.lines = r.lines;
-					w.linelen = 0;
-					w.line_cut = true;
-					in_span = false;
-					good_after_span++;
-				}
-				take(&w, out, r.len);
-				sodium_memzero(out, r.len);
-				w.off += r.len;
-				at += (size_t)r.len + SFS_REC_OVERHEAD;
-				if (r.flags & SFS_REC_END) {
-					last_end = fpos + at;
-					good_after_span = 0;
-				}
-				continue;
-			}
-			if (!in_span) {
-				in_span = true;
-				if (w.spans++ == 0) {
-					w.first_span_pos = fpos + at;
-					w.first_span_off = w.off;
-					w.first_span_line = w.lines + 1;
-				}
-			}
-			at++;
-		}
-		sfs_fsck_bytes(s->c, flen);
-	}
-	sodium_memzero(fb, SFS_LOG_FRAME);
-	free(fb);
-	free(out);
-	if (w.line) {
-		sodium_memzero(w.line, w.linecap);
-		free(w.line);
+	rc = walk_log(&w, fd, size, &last_end, &in_span);
+	if (rc < 0) {
+		sfs_fsck_add_state(s->c, s, where, plain, "io", SFS_FSCK_FAILED, rc,
+				   "the event log cannot be read: %s", strerror(-rc));
+		return rc;
 	}
 	if (sfs_fsck_stop(s->c))
 		return 0;
@@ -199,8 +376,6 @@ int sfs_fsck_log(struct sfs_fsck_sess *s, int fd, const unsigned char id[SFS_ID_
 	/* The end: what a crash leaves there is unlock's to cut, and ours with -y. */
 	rc = sfs_log_load(&l);
 	if (rc == -EBADMSG || last_end < size) {
-		uint64_t tail = size - last_end;
-
 		/* A span that only the tail holds is the torn tail, not damage. */
 		if (in_span && w.spans > 0 && w.first_span_pos >= last_end)
 			w.spans--;
@@ -210,13 +385,24 @@ int sfs_fsck_log(struct sfs_fsck_sess *s, int fd, const unsigned char id[SFS_ID_
 			     fix_tail, &l,
 			     "a torn tail: %llu stored bytes after the last complete append (what "
 			     "a crash in the middle of an append leaves)",
-			     (unsigned long long)tail);
+			     (unsigned long long)(size - last_end));
 	} else if (rc < 0) {
 		sfs_fsck_add_state(s->c, s, where, plain, "io", SFS_FSCK_FAILED, rc,
 				   "the event log cannot be loaded: %s", strerror(-rc));
 	}
-	if (w.spans > 0)
-		sfs_fsck_add(s->c, s, where, plain, "log-damage", NULL, NULL, NULL,
+	if (w.spans > 0 && path && strncmp(path, "events.damaged-", 15) == 0)
+		sfs_fsck_add_state(s->c, s, where, plain, "log-damage", SFS_FSCK_NOTE, 0,
+				   "the damaged log a salvage kept: %llu span(s) of records fail "
+				   "authentication; remove it when you no longer need it",
+				   (unsigned long long)w.spans);
+	else if (w.spans > 0)
+		sfs_fsck_add(s->c, s, where, plain, "log-damage",
+			     salvage ? "salvage: a new events.jsonl with every line that reads "
+				       "and one {\"sessionfs\":\"damaged\",...} line for each "
+				       "stretch that does not; the old log is kept as "
+				       "events.damaged-*.jsonl in the session"
+				     : NULL,
+			     salvage ? fix_salvage : NULL, &sa,
 			     "%llu span(s) of records fail authentication, damage no crash leaves "
 			     "(the first at stored offset %llu: plaintext bytes %llu-%llu, from "
 			     "line %llu); reads touching them fail with EIO, the rest reads",
@@ -228,6 +414,5 @@ int sfs_fsck_log(struct sfs_fsck_sess *s, int fd, const unsigned char id[SFS_ID_
 		sfs_fsck_add(s->c, s, where, plain, "log-line", NULL, NULL, NULL,
 			     "%llu line(s) are not one JSON object each (the first is line %llu)",
 			     (unsigned long long)w.bad_lines, (unsigned long long)w.first_bad_line);
-	(void)good_after_span;
 	return 0;
 }

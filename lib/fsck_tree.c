@@ -354,7 +354,8 @@ static void check_file(struct sfs_fsck_sess *s, int dirfd, const char *name, con
 		goto out;
 	}
 	if (a.kind == SFS_KIND_LOG) {
-		sfs_fsck_log(s, fd, id, w->plain, w->bpath);
+		sfs_fsck_log(s, fd, id, w->plain, w->bpath, dirfd, name,
+			     root && plain && strcmp(plain, SFS_EVENTS_NAME) == 0);
 		goto out;
 	}
 	rc = sfs_fmt_plain_size((uint64_t)st->st_size, &psize);

@@ -270,7 +270,23 @@ class FsckTest(unittest.TestCase):
             b = f.read(1)
             f.seek(-1, 1)
             f.write(bytes([b[0] ^ 1]))
-        self.left("log-damage")
+        self.repaired("log-damage")
+        m = self.e.mount(foreground=True)
+        self.e.unlock(m, self.sid)
+        d = m.sdir(self.sid)
+        with open(os.path.join(d, "events.jsonl")) as f:
+            lines = [json.loads(ln) for ln in f.read().splitlines()]
+        # the first append (40 lines, one record) is lost: one marker stands for it
+        self.assertEqual(len(lines), 81)
+        self.assertEqual(lines[0]["sessionfs"], "damaged")
+        self.assertGreater(lines[0]["bytes"], 0)
+        self.assertEqual([x["i"] for x in lines[1:]], [1] * 40 + [2] * 40)
+        old = [n for n in os.listdir(d) if n.startswith("events.damaged-")]
+        self.assertEqual(len(old), 1)
+        with open(os.path.join(d, "events.jsonl"), "a") as f:
+            f.write('{"type":"note","after":"salvage"}\n')
+        self.e.assert_umount(m)
+        self.fsck("-n", expect=CLEAN)
 
     # --- the event log's torn tail ---
 
