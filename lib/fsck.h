@@ -143,6 +143,19 @@ void sfs_fsck_add_state(struct sfs_fsck *c, struct sfs_fsck_sess *s, const char 
 bool sfs_fsck_stop(struct sfs_fsck *c);
 void sfs_fsck_bytes(struct sfs_fsck *c, uint64_t n);
 
+/* An entry @name of backing directory @dirfd, for a repair. */
+struct sfs_fsck_entry {
+	int dirfd;
+	const char *name;
+};
+/*
+ * fsck_lost.c: move entry @arg (struct sfs_fsck_entry), whose name does not
+ * decrypt, into the session's lost+found as "#<backing name>" (a repair).
+ */
+int sfs_fsck_lost_found(struct sfs_fsck *c, struct sfs_fsck_sess *s, void *arg);
+/* fsck_meta.c: metadata.json of session @s (keys set) missing or empty: restore it. */
+void sfs_fsck_metadata(struct sfs_fsck_sess *s);
+
 /* fsck_container.c: one session container @name (e.g. "sessions/INC-3f2a") in @parentfd. */
 int sfs_fsck_container(struct sfs_fsck *c, int parentfd, const char *area, const char *id);
 /* fsck_tree.c: the tree of session @s (s->rootfd open), authenticated if s->keys. */

@@ -283,10 +283,7 @@ static void check_metadata(struct sfs_fsck_sess *s, struct sfs_file *f, const st
 	n = sfs_file_read(f, text, f->size, 0);
 	if (n == (ssize_t)f->size) {
 		why = sfs_store_metadata_check(s->id, text, (size_t)n, NULL, 0, &line);
-		if (n == 0)
-			sfs_fsck_add(s->c, s, WHERE(w), "metadata", NULL, NULL, NULL,
-				     "metadata.json is empty");
-		else if (why)
+		if (n > 0 && why)
 			sfs_fsck_add(s->c, s, WHERE(w), "metadata", NULL, NULL, NULL,
 				     "metadata.json breaks its rules: %s (line %d)", why, line);
 	}
@@ -465,10 +462,20 @@ static void check_entry(struct sfs_fsck_sess *s, int fd, const char *name, const
 			snprintf(pp, sizeof(pp), "%s%s%s", ppath, *ppath ? "/" : "", plain);
 			w.plain = pp;
 		} else {
-			sfs_fsck_add(s->c, s, bp, false, "name", NULL, NULL, NULL,
-				     "its name fails authentication (tampered, moved from another "
-				     "directory, or a long name whose sidecar is missing or "
-				     "foreign): it is not listed");
+			struct sfs_fsck_entry ent = {fd, name};
+
+			if (sfs_fsck_add(s->c, s, bp, false, "name",
+					 "move it into the session's lost+found folder as "
+					 "#<backing name>",
+					 sfs_fsck_lost_found, &ent,
+					 "its name fails authentication (tampered, moved from "
+					 "another directory, or a long name whose sidecar is "
+					 "missing or foreign): it is not listed") ==
+			    SFS_FSCK_FIXED) {
+				/* Not walked now: its ids are not known, so no orphan is sure. */
+				s->ids_incomplete = true;
+				return;
+			}
 		}
 		sodium_memzero(plain, sizeof(plain));
 	} else if (sfs_fmt_name_class(name) == SFS_NAME_LONG) {
@@ -595,6 +602,7 @@ int sfs_fsck_tree(struct sfs_fsck_sess *s)
 	check_dir(s, s->rootfd, bp, "", true, 0);
 	if (sfs_fsck_stop(s->c))
 		return 0;
+	sfs_fsck_metadata(s);
 	check_by_id(s, SFS_XATTR_DIR, "the extended attributes");
 	check_by_id(s, SFS_TAIL_DIR, "the tail record");
 	return 0;

@@ -244,7 +244,43 @@ class FsckTest(unittest.TestCase):
         name = os.path.basename(old)
         new = name[:-2] + ("A" if name[-2] != "A" else "B") + name[-1]
         os.rename(old, os.path.join(self.root, new))
-        self.left("name")
+        self.repaired("name")
+        m = self.e.mount(foreground=True, opts="xattr")
+        self.e.unlock(m, self.sid)
+        lf = os.path.join(m.sdir(self.sid), "lost+found")
+        self.assertEqual(os.listdir(lf), ["#" + new[:64]])
+        self.assertEqual(sfs.read_file(os.path.join(lf, "#" + new[:64])), b"# notes\n" * 1000)
+        self.assertEqual(os.getxattr(os.path.join(lf, "#" + new[:64]), "user.origin"),
+                         b"incident")
+        self.assertNotIn("notes.md", os.listdir(m.sdir(self.sid)))
+        self.e.assert_umount(m)
+
+    def test_long_name_sidecar_removed(self):
+        os.unlink(self.back["long"] + ".n")
+        self.left("name", password=False)
+        self.repaired("name")
+
+    def metadata_restored(self):
+        self.repaired("metadata")
+        m = self.e.mount(foreground=True)
+        self.e.unlock(m, self.sid)
+        with open(os.path.join(m.sdir(self.sid), "metadata.json")) as f:
+            doc = json.load(f)
+        self.assertEqual(doc["id"], self.sid)
+        self.assertRegex(doc["created"], sfs.ISO_Z_RE)
+        self.assertEqual(doc["status"], "active")
+        self.e.assert_umount(m)
+
+    def test_metadata_missing(self):
+        meta = [p for p in os.listdir(self.root) if len(p) == 39]
+        self.assertEqual(len(meta), 1)  # metadata.json: 13 bytes, 39 characters
+        os.unlink(os.path.join(self.root, meta[0]))
+        self.metadata_restored()
+
+    def test_metadata_empty(self):
+        meta = [p for p in os.listdir(self.root) if len(p) == 39][0]
+        os.truncate(os.path.join(self.root, meta), 0)
+        self.metadata_restored()
 
     def test_flipped_symlink(self):
         link = [n for n in os.listdir(self.root) if os.path.islink(os.path.join(self.root, n))][0]
