@@ -156,6 +156,9 @@ int sfs_fsck_lost_found(struct sfs_fsck *c, struct sfs_fsck_sess *s, void *arg);
 /* fsck_meta.c: metadata.json of session @s (keys set) missing or empty: restore it. */
 void sfs_fsck_metadata(struct sfs_fsck_sess *s);
 
+/* fsck_log.c: kept file @name of the container (events.kept-*): re-append its lines. */
+void sfs_fsck_kept(struct sfs_fsck_sess *s, const char *name);
+
 /* fsck_container.c: one session container @name (e.g. "sessions/INC-3f2a") in @parentfd. */
 int sfs_fsck_container(struct sfs_fsck *c, int parentfd, const char *area, const char *id);
 /* fsck_tree.c: the tree of session @s (s->rootfd open), authenticated if s->keys. */

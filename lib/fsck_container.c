@@ -130,12 +130,18 @@ static void check_container_entries(struct sfs_fsck_sess *s)
 		    strcmp(nm, SFS_ROOT_NAME) == 0)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", s->name, nm);
+		if (strncmp(nm, "events.kept-", 12) == 0 && strlen(nm) > 9 &&
+		    strcmp(nm + strlen(nm) - 9, ".appended") == 0) {
+			sfs_fsck_add_state(
+				s->c, s, path, false, "kept", SFS_FSCK_NOTE, 0,
+				"bytes an unlock cut off events.jsonl, whose whole lines "
+				"fsck re-appended; remove it when you no longer need it");
+			continue;
+		}
 		if (strncmp(nm, "events.kept-", 12) == 0 &&
-		    fstatat(dirfd(d), nm, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-			sfs_fsck_add_state(s->c, s, path, false, "kept", SFS_FSCK_NOTE, 0,
-					   "%lld bytes an unlock cut off events.jsonl (a torn "
-					   "tail), kept for you to look at; nothing reads them",
-					   (long long)st.st_size);
+		    fstatat(dirfd(d), nm, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+			if (s->rootfd >= 0)
+				sfs_fsck_kept(s, nm);
 			continue;
 		}
 		sfs_fsck_add_state(s->c, s, path, false, "unknown", SFS_FSCK_NOTE, 0,
@@ -198,16 +204,17 @@ int sfs_fsck_container(struct sfs_fsck *c, int parentfd, const char *area, const
 		goto out;
 	if (rc == 0 && c->password && c->password(c->arg, id, &pw, &pwlen) == 1)
 		unlock(&s, pw, pwlen, path);
-	check_container_entries(&s);
 	snprintf(path, sizeof(path), "%s/%s", s.name, SFS_ROOT_NAME);
 	s.rootfd = openat(s.cfd, SFS_ROOT_NAME, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (s.rootfd < 0) {
+	if (s.rootfd < 0)
 		sfs_fsck_add(c, &s, path, false, "layout", NULL, NULL, NULL,
 			     "the session root is missing or not a directory: the session "
 			     "cannot be opened");
-		goto out;
-	}
-	sfs_fsck_tree(&s);
+	else
+		sfs_fsck_tree(&s);
+	/* After the tree: a torn tail cut now is re-appended in the same run. */
+	if (!sfs_fsck_stop(c))
+		check_container_entries(&s);
 out:
 	if (s.rootfd >= 0)
 		close(s.rootfd);

@@ -45,6 +45,12 @@ struct walk {
 	int (*on_lost)(struct walk *w, uint64_t from, uint64_t to, uint64_t stored);
 	void *arg;
 	int err;
+	/* A kept file (doc/format.md "Kept bytes"): backing bytes from @start on are at
+	 * file offset + @shift, and the chain's first offset is not known (@loose). */
+	uint64_t start;
+	int64_t shift;
+	bool loose;
+	bool only_valid; /* on_line only for lines that are JSON objects */
 };
 
 /* Take @len payload bytes into lines; each whole one is checked. */
@@ -85,7 +91,7 @@ static void take(struct walk *w, const unsigned char *p, size_t len)
 			 */
 			if (!ok && !w->line_cut && w->bad_lines++ == 0)
 				w->first_bad_line = w->lines + 1;
-			if (w->on_line && w->err == 0 && (ok || !w->line_cut))
+			if (w->on_line && w->err == 0 && (ok || (!w->line_cut && !w->only_valid)))
 				w->err = w->on_line(w, w->line, w->linelen);
 		}
 		w->lines++;
@@ -129,20 +135,29 @@ static int walk_log(struct walk *w, int fd, uint64_t size, uint64_t *last_end, b
 		free(out);
 		return -ENOMEM;
 	}
-	for (uint64_t k = 0; sfs_fmt_frame_offset(k) < size && !sfs_fsck_stop(w->s->c); k++) {
+	for (uint64_t k = w->start > SFS_HDR_BYTES ? (w->start - SFS_HDR_BYTES) / SFS_LOG_FRAME : 0;
+	     sfs_fmt_frame_offset(k) < size && !sfs_fsck_stop(w->s->c); k++) {
 		uint64_t fpos = sfs_fmt_frame_offset(k);
 		size_t flen = size - fpos < SFS_LOG_FRAME ? (size_t)(size - fpos) : SFS_LOG_FRAME;
-		size_t at = 0;
+		size_t at = w->start > fpos ? (size_t)(w->start - fpos) : 0;
 
-		if (sfs_pread_all(fd, fb, flen, fpos) != (ssize_t)flen) {
+		if (sfs_pread_all(fd, fb + at, flen - at,
+				  (uint64_t)((int64_t)(fpos + at) + w->shift)) !=
+		    (ssize_t)(flen - at)) {
 			rc = -EIO;
 			break;
 		}
 		while (at < flen && sfs_fmt_record_pos(fpos + at) == fpos + at) {
 			struct sfs_rec r;
 
-			if (try_rec(w, fb, flen, fpos, at, &r, out, !*in_span)) {
-				if (*in_span) {
+			if (try_rec(w, fb, flen, fpos, at, &r, out, !*in_span && !w->loose)) {
+				if (w->loose) {
+					/* The first record of kept bytes sets the chain. */
+					w->off = r.offset;
+					w->lines = r.lines;
+					w->loose = false;
+					*in_span = false;
+				} else if (*in_span) {
 					/* A failing span ends at the next record that opens. */
 					w->span_bytes += fpos + at - span_from;
 					if (w->spans == 1)
@@ -165,7 +180,7 @@ static int walk_log(struct walk *w, int fd, uint64_t size, uint64_t *last_end, b
 					*last_end = fpos + at;
 				continue;
 			}
-			if (!*in_span) {
+			if (!*in_span && !w->loose) {
 				*in_span = true;
 				span_from = fpos + at;
 				if (w->spans++ == 0) {
@@ -415,4 +430,182 @@ int sfs_fsck_log(struct sfs_fsck_sess *s, int fd, const unsigned char id[SFS_ID_
 			     "%llu line(s) are not one JSON object each (the first is line %llu)",
 			     (unsigned long long)w.bad_lines, (unsigned long long)w.first_bad_line);
 	return 0;
+}
+
+/* Lines of a kept file waiting to be appended. */
+struct kept_lines {
+	unsigned char *buf;
+	size_t len, cap;
+	uint64_t count;
+};
+
+static int kept_line(struct walk *w, const unsigned char *line, size_t len)
+{
+	struct kept_lines *k = w->arg;
+
+	if (k->len + len > k->cap) {
+		size_t cap = (k->len + len) * 2;
+		unsigned char *nb = malloc(cap);
+
+		if (!nb)
+			return -ENOMEM;
+		if (k->buf) {
+			memcpy(nb, k->buf, k->len);
+			sodium_memzero(k->buf, k->cap);
+			free(k->buf);
+		}
+		k->buf = nb;
+		k->cap = cap;
+	}
+	memcpy(k->buf + k->len, line, len);
+	k->len += len;
+	k->count++;
+	return 0;
+}
+
+/*
+ * The whole lines that are JSON objects in kept file @fd (of @size bytes),
+ * whose header (read) gives file id @id, into @k. 0 or -errno.
+ */
+static int kept_read(struct sfs_fsck_sess *s, int fd, uint64_t size,
+		     const unsigned char id[SFS_ID_BYTES], struct kept_lines *k)
+{
+	unsigned char f8[8];
+	struct walk w = {.s = s,
+			 .id = id,
+			 .on_line = kept_line,
+			 .arg = k,
+			 .loose = true,
+			 .only_valid = true};
+	uint64_t from, last_end;
+	bool in_span;
+
+	if (size < SFS_LOG_KEPT_HDR || sfs_pread_all(fd, f8, 8, SFS_HDR_BYTES) != 8)
+		return -EBADMSG;
+	from = sfs_get_le64(f8);
+	if (from < SFS_HDR_BYTES || from > UINT64_MAX / 4)
+		return -EBADMSG;
+	w.start = from;
+	w.shift = (int64_t)SFS_LOG_KEPT_HDR - (int64_t)from;
+	return walk_log(&w, fd, from + (size - SFS_LOG_KEPT_HDR), &last_end, &in_span);
+}
+
+struct kept_arg {
+	const char *name;   /* the kept file in the container */
+	const char *events; /* events.jsonl's backing name in the root */
+	unsigned char id[SFS_ID_BYTES];
+};
+
+/* Append the kept file's whole valid lines to events.jsonl, then mark it done. */
+static int fix_kept(struct sfs_fsck *c, struct sfs_fsck_sess *s, void *arg)
+{
+	struct kept_arg *a = arg;
+	struct kept_lines k = {0};
+	struct sfs_log l = {.fd = -1, .keys = s->keys};
+	struct sfs_attrs at;
+	char done[128];
+	struct stat st;
+	int fd, rc;
+
+	(void)c;
+	fd = openat(s->cfd, a->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return sfs_neg_errno();
+	rc = fstat(fd, &st) < 0 ? sfs_neg_errno()
+				: kept_read(s, fd, (uint64_t)st.st_size, a->id, &k);
+	close(fd);
+	if (rc == 0 && k.len > 0) {
+		l.fd = openat(s->rootfd, a->events, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+		rc = l.fd < 0 ? sfs_neg_errno() : sfs_file_read_header(l.fd, l.id, &at, s->keys);
+		if (rc == 0 && at.kind != SFS_KIND_LOG)
+			rc = -EUCLEAN;
+		if (rc == 0)
+			rc = sfs_log_load(&l);
+		/* Whole lines, at most 1 MiB per append. */
+		for (size_t off = 0; rc == 0 && off < k.len;) {
+			size_t n = k.len - off, cut;
+
+			if (n > (1u << 20)) {
+				for (cut = 1u << 20; cut > 0 && k.buf[off + cut - 1] != '\n'; cut--)
+					;
+				n = cut ? cut : n;
+			}
+			rc = sfs_log_append(&l, k.buf + off, n);
+			off += n;
+		}
+		if (rc == 0 && fsync(l.fd) < 0)
+			rc = sfs_neg_errno();
+		sfs_log_close(&l);
+	}
+	if (k.buf) {
+		sodium_memzero(k.buf, k.cap);
+		free(k.buf);
+	}
+	snprintf(done, sizeof(done), "%s.appended", a->name);
+	if (rc == 0 && renameat(s->cfd, a->name, s->cfd, done) < 0)
+		rc = sfs_neg_errno();
+	if (rc == 0)
+		rc = sfs_fsync_dirfd(s->cfd);
+	return rc;
+}
+
+void sfs_fsck_kept(struct sfs_fsck_sess *s, const char *name)
+{
+	struct kept_arg a = {.name = name};
+	unsigned char dirid[SFS_ID_BYTES];
+	struct kept_lines k = {0};
+	struct sfs_attrs at, ra;
+	struct sfs_ename en;
+	struct stat st;
+	char path[256];
+	int fd, rc;
+
+	snprintf(path, sizeof(path), "%s/%s", s->name, name);
+	fd = openat(s->cfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	if (!s->keys) {
+		sfs_fsck_add_state(s->c, s, path, false, "kept", SFS_FSCK_NOTE, 0,
+				   "%lld bytes an unlock cut off events.jsonl (a torn tail); with "
+				   "the password fsck re-appends their whole lines",
+				   (long long)st.st_size);
+		close(fd);
+		return;
+	}
+	rc = sfs_file_read_header(fd, a.id, &at, s->keys);
+	if (rc == 0 && at.kind != SFS_KIND_LOG)
+		rc = -EBADMSG;
+	if (rc == 0)
+		rc = kept_read(s, fd, (uint64_t)st.st_size, a.id, &k);
+	close(fd);
+	if (k.buf) {
+		sodium_memzero(k.buf, k.cap);
+		free(k.buf);
+	}
+	if (rc < 0) {
+		sfs_fsck_add_state(s->c, s, path, false, "kept", SFS_FSCK_NOTE, 0,
+				   "bytes an unlock cut off events.jsonl, which do not read as a "
+				   "kept file of this session: left as they are");
+		return;
+	}
+	if (sfs_tree_dir_load(s->rootfd, dirid, &ra, s->keys) < 0 ||
+	    sfs_fmt_name_encrypt(&en, SFS_EVENTS_NAME, dirid, s->keys) < 0)
+		return;
+	a.events = en.backing;
+	if (k.count == 0) {
+		sfs_fsck_add_state(s->c, s, path, false, "kept", SFS_FSCK_NOTE, 0,
+				   "%lld bytes an unlock or fsck cut off events.jsonl (a torn "
+				   "tail); no whole line in them reads",
+				   (long long)st.st_size);
+		return;
+	}
+	sfs_fsck_add(s->c, s, path, false, "kept",
+		     "append those lines to events.jsonl and rename the file *.appended", fix_kept,
+		     &a,
+		     "bytes an unlock cut off events.jsonl: %llu whole line(s) in them are valid "
+		     "events not in the log",
+		     (unsigned long long)k.count);
 }

@@ -346,6 +346,29 @@ class FsckTest(unittest.TestCase):
         for ln in lines:
             json.loads(ln)
 
+    def test_kept_lines_reappended(self):
+        # a lost sector (zeros) in the second append, as a power loss leaves it: unlock
+        # cuts from there and keeps the second and third appends in events.kept-*
+        with open(self.back["events"], "r+b") as f:
+            f.seek(80 + 1300)
+            f.write(b"\0" * 600)
+        m = self.e.mount(foreground=True)
+        self.e.unlock(m, self.sid)
+        with open(os.path.join(m.sdir(self.sid), "events.jsonl")) as f:
+            self.assertEqual(len(f.read().splitlines()), 40)
+        self.e.assert_umount(m)
+        self.assertEqual(len([n for n in os.listdir(self.cont)
+                              if n.startswith("events.kept-")]), 1)
+        self.fsck("-n", password=False, expect=CLEAN)  # only the key reads them
+        self.repaired("kept")
+        m = self.e.mount(foreground=True)
+        self.e.unlock(m, self.sid)
+        with open(os.path.join(m.sdir(self.sid), "events.jsonl")) as f:
+            lines = [json.loads(ln) for ln in f.read().splitlines()]
+        self.assertEqual([x["i"] for x in lines], [0] * 40 + [2] * 40)
+        self.e.assert_umount(m)
+        self.assertTrue([n for n in os.listdir(self.cont) if n.endswith(".appended")])
+
     # --- a live mount ---
 
     def test_live_mount_skipped(self):
