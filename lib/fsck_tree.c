@@ -215,7 +215,8 @@ good:
 /* Read every byte of regular file @f; report blocks that fail. */
 static void check_content(struct sfs_fsck_sess *s, struct sfs_file *f, const struct where *w)
 {
-	unsigned char *buf = malloc(READ_CHUNK);
+	size_t cap = f->size < READ_CHUNK ? (size_t)f->size : READ_CHUNK;
+	unsigned char *buf = malloc(cap ? cap : 1);
 	uint64_t off = 0, bad = 0, first = 0;
 	ssize_t n;
 
@@ -253,7 +254,7 @@ static void check_content(struct sfs_fsck_sess *s, struct sfs_file *f, const str
 		}
 		sfs_fsck_bytes(s->c, (uint64_t)want + (want + SFS_BLOCK - 1) / SFS_BLOCK * 40);
 	}
-	sodium_memzero(buf, READ_CHUNK);
+	sodium_memzero(buf, cap);
 	free(buf);
 	if (bad)
 		sfs_fsck_add(s->c, s, WHERE(w), "content", NULL, NULL, NULL,
