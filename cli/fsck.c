@@ -32,6 +32,7 @@ struct pwent {
 	const char *file; /* NULL: ask on the terminal */
 	struct sfs_password pw;
 	bool read;
+	bool used; /* a session of that id was found */
 };
 
 struct cli {
@@ -93,7 +94,9 @@ static int get_password(void *arg, const char *id, const char **pw, size_t *len)
 		else if (!cl->pw[i].id)
 			any = &cl->pw[i];
 	}
-	if (!e)
+	if (e)
+		e->used = true;
+	else
 		e = any;
 	if (!e)
 		return 0;
@@ -388,6 +391,14 @@ int main(int argc, char **argv)
 		       elapsed(&cl.start, &end), fixed, left,
 		       c.cancelled ? "; cancelled before the end" : "");
 	}
+	for (int i = 0; rc == 0 && !c.cancelled && i < cl.npw; i++)
+		if (cl.pw[i].id && !cl.pw[i].used) {
+			fprintf(stderr,
+				PROG ": %s: no such session in the store (or it could not be "
+				     "checked)\n",
+				cl.pw[i].id);
+			bits |= SFS_FSCK_EXIT_ERROR;
+		}
 	sfs_fsck_free(&c);
 	for (int i = 0; i < cl.npw; i++)
 		if (cl.pw[i].read)

@@ -148,6 +148,40 @@ class FsckTest(unittest.TestCase):
         self.assertEqual(r.returncode, CLEAN, r.stdout + r.stderr)
         self.assertGreater(json.loads(r.stdout)["bytes_checked"], 3 * 4096)
 
+    def test_no_such_session(self):
+        r = subprocess.run([FSCK, "-n", "--session", "INC-ffff", "--password-file", self.pw,
+                            self.e.store], capture_output=True, text=True)
+        self.assertEqual(r.returncode, ERROR)
+        self.assertIn("INC-ffff: no such session", r.stderr)
+
+    def test_asks_on_a_terminal(self):
+        import pty
+        open(os.path.join(self.root, ".sfs-new-0123456789abcdef"), "w").close()
+        open(os.path.join(self.root, ".sfs-meta-0123456789abcdef"), "w").close()
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execv(FSCK, [FSCK, self.e.store])
+        out, answers = b"", [b"y\n", b"n\n"]
+        while True:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+            if out.count(b"[y/N]") > 2 - len(answers):
+                os.write(fd, answers.pop(0))
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+        self.assertEqual(os.waitstatus_to_exitcode(status), CORRECTED | UNCORRECTED,
+                         out.decode(errors="replace"))
+        self.assertEqual(out.count(b"[y/N]"), 2)
+        left = [n for n in os.listdir(self.root) if n.startswith(".sfs-")]
+        self.assertEqual(len(left), 1)
+        self.fsck("-y", password=False, expect=CORRECTED)
+        self.fsck("-n", password=False, expect=CLEAN)
+
     def test_no_terminal_changes_nothing(self):
         open(os.path.join(self.root, ".sfs-new-0123456789abcdef"), "w").close()
         before = tree_hash(self.e.store)
