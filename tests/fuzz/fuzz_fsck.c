@@ -103,6 +103,17 @@ static void digest(int fd, unsigned char out[32])
 	crypto_generichash_final(&h, out, 32);
 }
 
+/* Write a fuzzer-named file; a name taken by a directory (or under a file) is skipped. */
+static void put(int dirfd, const char *name, const void *data, size_t len)
+{
+	int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+	if (fd < 0)
+		return;
+	if ((len && pwrite(fd, data, len, 0) != (ssize_t)len) || close(fd) < 0)
+		abort();
+}
+
 /* A backing name from fuzzer bytes: the base64url alphabet, '.', '~'. */
 static void raw_name(struct fz *f, char *out, size_t cap)
 {
@@ -165,7 +176,7 @@ static int sealed_file(int dirfd, const unsigned char *dirid, const char *name, 
 		abort();
 	fd = openat(dirfd, en.backing, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
-		abort();
+		return -1; /* a fuzzer-named directory took the name */
 	sfs_crypto_random(id, sizeof(id));
 	if ((kind == SFS_KIND_LOG ? sfs_log_create(fd, id, &a, keys)
 				  : sfs_file_init(fd, id, &a, keys)) < 0)
@@ -231,7 +242,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (strcmp(name, SFS_DIRHDR_NAME) == 0)
 				break;
 			p = fz_chunk(&f, 4 * SFS_BLOCK, &len);
-			fz_put_file(rootfd, name, p, len);
+			put(rootfd, name, p, len);
 			break;
 		case 2: { /* events.jsonl from fuzzer lines */
 			struct sfs_log l = {.keys = keys};
@@ -262,11 +273,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (sub < 0)
 				abort();
 			p = fz_chunk(&f, SFS_HDR_BYTES + 2, &len);
-			fz_put_file(sub, SFS_DIRHDR_NAME, p, len);
+			put(sub, SFS_DIRHDR_NAME, p, len);
 			raw_name(&f, name, 64);
 			if (strcmp(name, SFS_DIRHDR_NAME) != 0) {
 				p = fz_chunk(&f, 200, &len);
-				fz_put_file(sub, name, p, len);
+				put(sub, name, p, len);
 			}
 			close(sub);
 			break;
@@ -282,7 +293,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 				snprintf(path, sizeof(path), "%s/%s", SFS_XATTR_DIR, name);
 				p = fz_chunk(&f, 400, &len);
-				fz_put_file(rootfd, path, p, len);
+				put(rootfd, path, p, len);
 			}
 			break;
 		case 5: /* a sidecar */
@@ -290,7 +301,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			name[0] = '~';
 			strcat(name, ".n");
 			p = fz_chunk(&f, 400, &len);
-			fz_put_file(rootfd, name, p, len);
+			put(rootfd, name, p, len);
 			break;
 		default: /* a leftover */
 			mkdirat(rootfd, ".sfs-gone-0123456789abcdef", 0700);
