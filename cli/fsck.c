@@ -202,9 +202,14 @@ static void progress(void *arg, const struct sfs_fsck_progress *p)
 		return;
 	cl->last = now;
 	t = elapsed(&cl->start, &now);
-	fprintf(stderr, "\r\033[K" PROG ": %u/%u sessions, %.1f MB checked, %.1f MB/s%s%s", p->done,
-		p->sessions, (double)p->bytes / 1e6, t > 0 ? (double)p->bytes / 1e6 / t : 0.0,
-		*p->current ? ", now " : "", p->current);
+	fprintf(stderr, "\r\033[K" PROG ": %u/%u sessions, %.1f of %.1f MB checked, %.1f MB/s",
+		p->done, p->sessions, (double)p->bytes / 1e6, (double)p->total / 1e6,
+		t > 0 ? (double)p->bytes / 1e6 / t : 0.0);
+	if (t > 1 && p->bytes > 0 && p->total > p->bytes)
+		fprintf(stderr, ", %.0f s left",
+			(double)(p->total - p->bytes) * t / (double)p->bytes);
+	if (*p->current)
+		fprintf(stderr, ", now %s", p->current);
 	cl->shown = true;
 }
 
@@ -358,6 +363,7 @@ int main(int argc, char **argv)
 		}
 	}
 	cl.progress = !cl.json && isatty(STDERR_FILENO);
+	c.measure = cl.progress;
 	c.password = get_password;
 	c.ask = ask;
 	c.report = report;

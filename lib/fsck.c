@@ -119,6 +119,33 @@ static int fix_remove(struct sfs_fsck *c, struct sfs_fsck_sess *s, void *arg)
 	return sfs_remove_tree(c->storefd, arg);
 }
 
+/* Backing bytes of regular files below @dirfd/@name (no symlinks followed). */
+static uint64_t tree_bytes(int pfd, const char *name, unsigned depth)
+{
+	int fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+	uint64_t sum = 0;
+	struct stat st;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISREG(st.st_mode))
+			sum += (uint64_t)st.st_size;
+		else if (S_ISDIR(st.st_mode) && depth < 256)
+			sum += tree_bytes(dirfd(d), de->d_name, depth + 1);
+	}
+	closedir(d);
+	return sum;
+}
+
 /* The containers of sessions/ or archive/; how many there are in *@count if @count. */
 static int walk_area(struct sfs_fsck *c, const char *area, bool count_only, unsigned *count)
 {
@@ -160,9 +187,11 @@ static int walk_area(struct sfs_fsck *c, const char *area, bool count_only, unsi
 
 		snprintf(path, sizeof(path), "%s/%s", area, name);
 		if (sfs_id_valid(name)) {
-			if (count_only)
+			if (count_only) {
 				(*count)++;
-			else if (!sfs_fsck_stop(c))
+				if (c->measure)
+					c->prog.total += tree_bytes(dirfd(d), name, 0);
+			} else if (!sfs_fsck_stop(c))
 				sfs_fsck_container(c, dirfd(d), area, name);
 		} else if (count_only) {
 		} else if (strncmp(name, ".new-", 5) == 0) {

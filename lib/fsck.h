@@ -57,6 +57,7 @@ struct sfs_fsck_progress {
 	unsigned sessions;   /* sessions in the store */
 	unsigned done;	     /* sessions finished */
 	uint64_t bytes;	     /* backing bytes read and checked so far */
+	uint64_t total;	     /* backing bytes in the sessions (if c->measure), 0 unknown */
 	const char *current; /* the session being checked ("" none) */
 };
 
@@ -77,6 +78,7 @@ struct sfs_fsck {
 	void (*progress)(void *arg, const struct sfs_fsck_progress *p);
 	void *arg;
 	volatile sig_atomic_t *cancel; /* set (by a signal handler) to stop early; may be NULL */
+	bool measure; /* sum the sessions' sizes first (a stat walk), for prog.total */
 
 	/* Results. */
 	struct sfs_fsck_finding *v;
