@@ -1,0 +1,611 @@
+/*
+ * fsck_log.c - fsck.sessionfs's check of an event log (a kind-1 file,
+ * events.jsonl): every record from the first to the last opened and checked
+ * against the chain (offset and line count follow the record before), every
+ * whole line held to the events.jsonl rule (one JSON object), spans of
+ * records that fail reported with the plaintext bytes and lines they cost,
+ * and a torn tail cut off as unlock cuts it (eventlog.c's sfs_log_repair,
+ * which keeps the bytes in an events.kept-* file of the container).
+ *
+ * Store layer (lib/fsck.h): records are parsed and opened by format.c, the
+ * tail is eventlog.c's; the JSON rule is documents.c's. Nothing of
+ * terminals, JSON output or FUSE. Plaintext is wiped before it is freed.
+ */
+#include "eventlog.h"
+#include "format.h"
+#include "fsck.h"
+#include "fileio.h"
+#include "store.h"
+#include "tree.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define LINE_MAX_CHECKED (4u << 20) /* longer lines are not held to the JSON rule */
+
+struct walk {
+	struct sfs_fsck_sess *s;
+	const unsigned char *id;
+	uint64_t off, lines; /* where the chain stands */
+	unsigned char *line; /* the line being collected */
+	size_t linelen, linecap;
+	bool line_cut;	    /* its start was lost in a failing span */
+	uint64_t bad_lines; /* whole lines that are not JSON objects */
+	uint64_t first_bad_line;
+	uint64_t spans, first_span_pos, first_span_off, first_span_end, first_span_line;
+	uint64_t span_bytes;
+	/* For a salvage: each whole line (with its newline), each lost stretch. */
+	int (*on_line)(struct walk *w, const unsigned char *line, size_t len);
+	int (*on_lost)(struct walk *w, uint64_t from, uint64_t to, uint64_t stored);
+	void *arg;
+	int err;
+	/* A kept file (doc/format.md "Kept bytes"): backing bytes from @start on are at
+	 * file offset + @shift, and the chain's first offset is not known (@loose). */
+	uint64_t start;
+	int64_t shift;
+	bool loose;
+	bool only_valid; /* on_line only for lines that are JSON objects */
+};
+
+/* Take @len payload bytes into lines; each whole one is checked. */
+static void take(struct walk *w, const unsigned char *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (w->linelen < LINE_MAX_CHECKED) {
+			if (w->linelen == w->linecap) {
+				size_t cap = w->linecap ? 2 * w->linecap : 4096;
+				unsigned char *nl = malloc(cap);
+
+				if (!nl) {
+					w->line_cut = true;
+					w->err = -ENOMEM;
+					continue;
+				}
+				if (w->line) {
+					memcpy(nl, w->line, w->linelen);
+					sodium_memzero(w->line, w->linecap);
+					free(w->line);
+				}
+				w->line = nl;
+				w->linecap = cap;
+			}
+			w->line[w->linelen] = p[i];
+		}
+		w->linelen++;
+		if (p[i] != '\n')
+			continue;
+		if (w->linelen <= LINE_MAX_CHECKED) {
+			bool ok = sfs_store_event_line_ok((const char *)w->line, w->linelen - 1);
+
+			/*
+			 * After a failing span the first line may be the end of a
+			 * line whose start was lost, or a whole line (the span
+			 * ended with an append): a proper suffix of a JSON object
+			 * line is no JSON object, so one that is is kept.
+			 */
+			if (!ok && !w->line_cut && w->bad_lines++ == 0)
+				w->first_bad_line = w->lines + 1;
+			if (w->on_line && w->err == 0 && (ok || (!w->line_cut && !w->only_valid)))
+				w->err = w->on_line(w, w->line, w->linelen);
+		}
+		w->lines++;
+		w->linelen = 0;
+		w->line_cut = false;
+	}
+}
+
+/*
+ * Try a record at @at of frame buffer @fb (frame starting at backing @fpos,
+ * @flen bytes): 1 with @r and @out set if it opens and comes at or after the
+ * chain (exactly at it if @exact), else 0.
+ */
+static int try_rec(struct walk *w, const unsigned char *fb, size_t flen, uint64_t fpos, size_t at,
+		   struct sfs_rec *r, unsigned char *out, bool exact)
+{
+	if (flen - at < SFS_REC_MIN || sfs_fmt_record_parse(r, fb + at, fpos + at) < 0 ||
+	    (size_t)r->len + SFS_REC_OVERHEAD > flen - at)
+		return 0;
+	if (exact ? (r->offset != w->off || r->lines != w->lines)
+		  : (r->offset < w->off || r->lines < w->lines))
+		return 0;
+	return sfs_fmt_record_open(out, r, fb + at, w->id, w->s->keys) == 0;
+}
+
+/*
+ * Walk the log in @fd of @size backing bytes record by record; *@last_end
+ * receives the end of the last END record that opens, *@in_span whether the
+ * walk ended in a failing span. 0 or -errno.
+ */
+static int walk_log(struct walk *w, int fd, uint64_t size, uint64_t *last_end, bool *in_span)
+{
+	unsigned char *fb = malloc(SFS_LOG_FRAME), *out = malloc(SFS_LOG_FRAME);
+	uint64_t span_from = 0;
+	int rc = 0;
+
+	*last_end = SFS_HDR_BYTES;
+	*in_span = false;
+	if (!fb || !out) {
+		free(fb);
+		free(out);
+		return -ENOMEM;
+	}
+	for (uint64_t k = w->start > SFS_HDR_BYTES ? (w->start - SFS_HDR_BYTES) / SFS_LOG_FRAME : 0;
+	     sfs_fmt_frame_offset(k) < size && !sfs_fsck_stop(w->s->c); k++) {
+		uint64_t fpos = sfs_fmt_frame_offset(k);
+		size_t flen = size - fpos < SFS_LOG_FRAME ? (size_t)(size - fpos) : SFS_LOG_FRAME;
+		size_t at = w->start > fpos ? (size_t)(w->start - fpos) : 0;
+
+		if (sfs_pread_all(fd, fb + at, flen - at,
+				  (uint64_t)((int64_t)(fpos + at) + w->shift)) !=
+		    (ssize_t)(flen - at)) {
+			rc = -EIO;
+			break;
+		}
+		while (at < flen && sfs_fmt_record_pos(fpos + at) == fpos + at) {
+			struct sfs_rec r;
+
+			if (try_rec(w, fb, flen, fpos, at, &r, out, !*in_span && !w->loose)) {
+				if (w->loose) {
+					/* The first record of kept bytes sets the chain. */
+					w->off = r.offset;
+					w->lines = r.lines;
+					w->loose = false;
+					*in_span = false;
+				} else if (*in_span) {
+					/* A failing span ends at the next record that opens. */
+					w->span_bytes += fpos + at - span_from;
+					if (w->spans == 1)
+						w->first_span_end = r.offset;
+					if (w->on_lost && w->err == 0)
+						w->err =
+							w->on_lost(w, w->off - w->linelen, r.offset,
+								   fpos + at - span_from);
+					w->off = r.offset;
+					w->lines = r.lines;
+					w->linelen = 0;
+					w->line_cut = true;
+					*in_span = false;
+				}
+				take(w, out, r.len);
+				sodium_memzero(out, r.len);
+				w->off += r.len;
+				at += (size_t)r.len + SFS_REC_OVERHEAD;
+				if (r.flags & SFS_REC_END)
+					*last_end = fpos + at;
+				continue;
+			}
+			if (!*in_span && !w->loose) {
+				*in_span = true;
+				span_from = fpos + at;
+				if (w->spans++ == 0) {
+					w->first_span_pos = fpos + at;
+					w->first_span_off = w->off;
+					w->first_span_line = w->lines + 1;
+				}
+			}
+			at++;
+		}
+		sfs_fsck_bytes(w->s->c, flen);
+	}
+	sodium_memzero(fb, SFS_LOG_FRAME);
+	free(fb);
+	free(out);
+	if (w->line) {
+		sodium_memzero(w->line, w->linecap);
+		free(w->line);
+		w->line = NULL;
+	}
+	return rc ? rc : w->err;
+}
+
+static int fix_tail(struct sfs_fsck *c, struct sfs_fsck_sess *s, void *arg)
+{
+	struct sfs_log *l = arg;
+	struct sfs_log_repair rep;
+	unsigned char rnd[8];
+	char hex[17], kept[40], proc[40];
+	int fd, rc;
+
+	(void)c;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", l->fd);
+	fd = open(proc, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return sfs_neg_errno();
+	sfs_crypto_random(rnd, sizeof(rnd));
+	sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
+	snprintf(kept, sizeof(kept), "events.kept-%s", hex);
+	l->fd = fd;
+	rc = sfs_log_repair(l, &rep, s->cfd, kept);
+	close(fd);
+	return rc;
+}
+
+/* A salvage in progress: the new log and what waits to be appended to it. */
+struct salvage {
+	struct sfs_log nl;
+	unsigned char *buf;
+	size_t len;
+};
+
+#define SALVAGE_CHUNK (512u << 10)
+
+static int salvage_flush(struct salvage *sv)
+{
+	int rc = sfs_log_append(&sv->nl, sv->buf, sv->len);
+
+	sodium_memzero(sv->buf, sv->len);
+	sv->len = 0;
+	return rc;
+}
+
+static int salvage_put(struct salvage *sv, const void *p, size_t len)
+{
+	if (sv->len + len > SALVAGE_CHUNK && sv->len > 0) {
+		int rc = salvage_flush(sv);
+
+		if (rc < 0)
+			return rc;
+	}
+	if (len > SALVAGE_CHUNK)
+		return sfs_log_append(&sv->nl, p, len);
+	memcpy(sv->buf + sv->len, p, len);
+	sv->len += len;
+	return 0;
+}
+
+static int salvage_line(struct walk *w, const unsigned char *line, size_t len)
+{
+	return salvage_put(w->arg, line, len);
+}
+
+/* One marker line for each stretch of the log that could not be read. */
+static int salvage_lost(struct walk *w, uint64_t from, uint64_t to, uint64_t stored)
+{
+	char m[256];
+	int n = snprintf(m, sizeof(m),
+			 "{\"sessionfs\":\"damaged\",\"bytes\":%llu,\"offset\":%llu,"
+			 "\"stored_bytes\":%llu,\"line\":%llu}\n",
+			 (unsigned long long)(to - from), (unsigned long long)from,
+			 (unsigned long long)stored, (unsigned long long)w->lines + 1);
+
+	return salvage_put(w->arg, m, (size_t)n);
+}
+
+/* Where the log to salvage is: its directory (the session root) and backing name. */
+struct salvage_arg {
+	int dirfd;
+	const char *name;
+	const unsigned char *id;
+};
+
+/*
+ * Salvage a damaged log: a new log gets every line that reads, and a marker
+ * line for each stretch that does not; the old log stays, renamed
+ * events.damaged-<16 hex>.jsonl in the session root; then the new log is
+ * renamed over events.jsonl. A crash leaves the old log under its name (and
+ * perhaps a second name too) and at worst a .sfs-new-* file.
+ */
+static int fix_salvage(struct sfs_fsck *c, struct sfs_fsck_sess *s, void *arg)
+{
+	struct salvage_arg *a = arg;
+	struct salvage sv = {.nl = {.fd = -1, .keys = s->keys}};
+	struct walk w = {
+		.s = s, .id = a->id, .on_line = salvage_line, .on_lost = salvage_lost, .arg = &sv};
+	unsigned char dirid[SFS_ID_BYTES], rnd[8];
+	char tmp[SFS_TMPNAME_MAX], keep[64], hex[17];
+	struct sfs_attrs attrs, da;
+	struct sfs_ename en;
+	uint64_t last_end;
+	bool in_span;
+	struct stat st;
+	int fd, rc;
+
+	(void)c;
+	fd = openat(a->dirfd, a->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return sfs_neg_errno();
+	rc = sfs_file_read_header(fd, (unsigned char[SFS_ID_BYTES]){0}, &attrs, s->keys);
+	if (rc == 0)
+		rc = sfs_tree_dir_load(a->dirfd, dirid, &da, s->keys);
+	if (rc == 0 && fstat(fd, &st) < 0)
+		rc = sfs_neg_errno();
+	sv.buf = rc == 0 ? malloc(SALVAGE_CHUNK) : NULL;
+	if (rc == 0 && !sv.buf)
+		rc = -ENOMEM;
+	if (rc < 0)
+		goto out;
+	sfs_tree_tmpname(tmp);
+	sv.nl.fd = openat(a->dirfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (sv.nl.fd < 0) {
+		rc = sfs_neg_errno();
+		goto out;
+	}
+	sfs_crypto_random(sv.nl.id, sizeof(sv.nl.id));
+	sv.nl.end = SFS_HDR_BYTES;
+	rc = sfs_log_create(sv.nl.fd, sv.nl.id, &attrs, s->keys);
+	if (rc == 0)
+		rc = walk_log(&w, fd, (uint64_t)st.st_size, &last_end, &in_span);
+	/* A span at the very end (nothing good after it) is lost too. */
+	if (rc == 0 && in_span && w.err == 0)
+		rc = salvage_lost(&w, w.off - w.linelen, w.off, 0);
+	if (rc == 0 && sv.len)
+		rc = salvage_flush(&sv);
+	if (rc == 0 && fsync(sv.nl.fd) < 0)
+		rc = sfs_neg_errno();
+	/* Keep the old log under a name of its own in the session, then replace. */
+	sfs_crypto_random(rnd, sizeof(rnd));
+	sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
+	snprintf(keep, sizeof(keep), "events.damaged-%s.jsonl", hex);
+	if (rc == 0)
+		rc = sfs_fmt_name_encrypt(&en, keep, dirid, s->keys);
+	if (rc == 0 && linkat(a->dirfd, a->name, a->dirfd, en.backing, 0) < 0)
+		rc = sfs_neg_errno();
+	if (rc == 0 && renameat(a->dirfd, tmp, a->dirfd, a->name) < 0)
+		rc = sfs_neg_errno();
+	if (rc == 0)
+		rc = sfs_fsync_dirfd(a->dirfd);
+	if (rc < 0)
+		unlinkat(a->dirfd, tmp, 0);
+out:
+	if (sv.buf) {
+		sodium_memzero(sv.buf, SALVAGE_CHUNK);
+		free(sv.buf);
+	}
+	if (sv.nl.fd >= 0)
+		close(sv.nl.fd);
+	close(fd);
+	return rc;
+}
+
+int sfs_fsck_log(struct sfs_fsck_sess *s, int fd, const unsigned char id[SFS_ID_BYTES],
+		 const char *path, const char *bpath, int dirfd, const char *name, bool salvage)
+{
+	const char *where = path ? path : bpath;
+	bool plain = path != NULL, in_span;
+	struct walk w = {.s = s, .id = id};
+	struct sfs_log l = {.fd = fd, .keys = s->keys};
+	struct salvage_arg sa = {dirfd, name, id};
+	uint64_t size, last_end;
+	struct stat st;
+	int rc;
+
+	if (fstat(fd, &st) < 0)
+		return sfs_neg_errno();
+	size = (uint64_t)st.st_size;
+	memcpy(l.id, id, SFS_ID_BYTES);
+	rc = walk_log(&w, fd, size, &last_end, &in_span);
+	if (rc < 0) {
+		sfs_fsck_add_state(s->c, s, where, plain, "io", SFS_FSCK_FAILED, rc,
+				   "the event log cannot be read: %s", strerror(-rc));
+		return rc;
+	}
+	if (sfs_fsck_stop(s->c))
+		return 0;
+
+	/* The end: what a crash leaves there is unlock's to cut, and ours with -y. */
+	rc = sfs_log_load(&l);
+	if (rc == -EBADMSG || last_end < size) {
+		/* A span that only the tail holds is the torn tail, not damage. */
+		if (in_span && w.spans > 0 && w.first_span_pos >= last_end)
+			w.spans--;
+		sfs_fsck_add(s->c, s, where, plain, "torn-tail",
+			     "cut it off as unlock does, keeping its bytes in an events.kept-* "
+			     "file of the container",
+			     fix_tail, &l,
+			     "a torn tail: %llu stored bytes after the last complete append (what "
+			     "a crash in the middle of an append leaves)",
+			     (unsigned long long)(size - last_end));
+	} else if (rc < 0) {
+		sfs_fsck_add_state(s->c, s, where, plain, "io", SFS_FSCK_FAILED, rc,
+				   "the event log cannot be loaded: %s", strerror(-rc));
+	}
+	if (w.spans > 0 && path && strncmp(path, "events.damaged-", 15) == 0)
+		sfs_fsck_add_state(s->c, s, where, plain, "log-damage", SFS_FSCK_NOTE, 0,
+				   "the damaged log a salvage kept: %llu span(s) of records fail "
+				   "authentication; remove it when you no longer need it",
+				   (unsigned long long)w.spans);
+	else if (w.spans > 0)
+		sfs_fsck_add(s->c, s, where, plain, "log-damage",
+			     salvage ? "salvage: a new events.jsonl with every line that reads "
+				       "and one {\"sessionfs\":\"damaged\",...} line for each "
+				       "stretch that does not; the old log is kept as "
+				       "events.damaged-*.jsonl in the session"
+				     : NULL,
+			     salvage ? fix_salvage : NULL, &sa,
+			     "%llu span(s) of records fail authentication, damage no crash leaves "
+			     "(the first at stored offset %llu: plaintext bytes %llu-%llu, from "
+			     "line %llu); reads touching them fail with EIO, the rest reads",
+			     (unsigned long long)w.spans, (unsigned long long)w.first_span_pos,
+			     (unsigned long long)w.first_span_off,
+			     (unsigned long long)w.first_span_end,
+			     (unsigned long long)w.first_span_line);
+	if (w.bad_lines > 0)
+		sfs_fsck_add(s->c, s, where, plain, "log-line", NULL, NULL, NULL,
+			     "%llu line(s) are not one JSON object each (the first is line %llu)",
+			     (unsigned long long)w.bad_lines, (unsigned long long)w.first_bad_line);
+	return 0;
+}
+
+/* Lines of a kept file waiting to be appended. */
+struct kept_lines {
+	unsigned char *buf;
+	size_t len, cap;
+	uint64_t count;
+};
+
+static int kept_line(struct walk *w, const unsigned char *line, size_t len)
+{
+	struct kept_lines *k = w->arg;
+
+	if (k->len + len > k->cap) {
+		size_t cap = (k->len + len) * 2;
+		unsigned char *nb = malloc(cap);
+
+		if (!nb)
+			return -ENOMEM;
+		if (k->buf) {
+			memcpy(nb, k->buf, k->len);
+			sodium_memzero(k->buf, k->cap);
+			free(k->buf);
+		}
+		k->buf = nb;
+		k->cap = cap;
+	}
+	memcpy(k->buf + k->len, line, len);
+	k->len += len;
+	k->count++;
+	return 0;
+}
+
+/*
+ * The whole lines that are JSON objects in kept file @fd (of @size bytes),
+ * whose header (read) gives file id @id, into @k. 0 or -errno.
+ */
+static int kept_read(struct sfs_fsck_sess *s, int fd, uint64_t size,
+		     const unsigned char id[SFS_ID_BYTES], struct kept_lines *k)
+{
+	unsigned char f8[8];
+	struct walk w = {.s = s,
+			 .id = id,
+			 .on_line = kept_line,
+			 .arg = k,
+			 .loose = true,
+			 .only_valid = true};
+	uint64_t from, last_end;
+	bool in_span;
+
+	if (size < SFS_LOG_KEPT_HDR || sfs_pread_all(fd, f8, 8, SFS_HDR_BYTES) != 8)
+		return -EBADMSG;
+	from = sfs_get_le64(f8);
+	if (from < SFS_HDR_BYTES || from > UINT64_MAX / 4)
+		return -EBADMSG;
+	w.start = from;
+	w.shift = (int64_t)SFS_LOG_KEPT_HDR - (int64_t)from;
+	return walk_log(&w, fd, from + (size - SFS_LOG_KEPT_HDR), &last_end, &in_span);
+}
+
+struct kept_arg {
+	const char *name;   /* the kept file in the container */
+	const char *events; /* events.jsonl's backing name in the root */
+	unsigned char id[SFS_ID_BYTES];
+};
+
+/* Append the kept file's whole valid lines to events.jsonl, then mark it done. */
+static int fix_kept(struct sfs_fsck *c, struct sfs_fsck_sess *s, void *arg)
+{
+	struct kept_arg *a = arg;
+	struct kept_lines k = {0};
+	struct sfs_log l = {.fd = -1, .keys = s->keys};
+	struct sfs_attrs at;
+	char done[128];
+	struct stat st;
+	int fd, rc;
+
+	(void)c;
+	fd = openat(s->cfd, a->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return sfs_neg_errno();
+	rc = fstat(fd, &st) < 0 ? sfs_neg_errno()
+				: kept_read(s, fd, (uint64_t)st.st_size, a->id, &k);
+	close(fd);
+	if (rc == 0 && k.len > 0) {
+		l.fd = openat(s->rootfd, a->events, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+		rc = l.fd < 0 ? sfs_neg_errno() : sfs_file_read_header(l.fd, l.id, &at, s->keys);
+		if (rc == 0 && at.kind != SFS_KIND_LOG)
+			rc = -EUCLEAN;
+		if (rc == 0)
+			rc = sfs_log_load(&l);
+		/* Whole lines, at most 1 MiB per append. */
+		for (size_t off = 0; rc == 0 && off < k.len;) {
+			size_t n = k.len - off, cut;
+
+			if (n > (1u << 20)) {
+				for (cut = 1u << 20; cut > 0 && k.buf[off + cut - 1] != '\n'; cut--)
+					;
+				n = cut ? cut : n;
+			}
+			rc = sfs_log_append(&l, k.buf + off, n);
+			off += n;
+		}
+		if (rc == 0 && fsync(l.fd) < 0)
+			rc = sfs_neg_errno();
+		sfs_log_close(&l);
+	}
+	if (k.buf) {
+		sodium_memzero(k.buf, k.cap);
+		free(k.buf);
+	}
+	snprintf(done, sizeof(done), "%s.appended", a->name);
+	if (rc == 0 && renameat(s->cfd, a->name, s->cfd, done) < 0)
+		rc = sfs_neg_errno();
+	if (rc == 0)
+		rc = sfs_fsync_dirfd(s->cfd);
+	return rc;
+}
+
+void sfs_fsck_kept(struct sfs_fsck_sess *s, const char *name)
+{
+	struct kept_arg a = {.name = name};
+	unsigned char dirid[SFS_ID_BYTES];
+	struct kept_lines k = {0};
+	struct sfs_attrs at, ra;
+	struct sfs_ename en;
+	struct stat st;
+	char path[256];
+	int fd, rc;
+
+	snprintf(path, sizeof(path), "%s/%s", s->name, name);
+	fd = openat(s->cfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	if (!s->keys) {
+		sfs_fsck_add_state(s->c, s, path, false, "kept", SFS_FSCK_NOTE, 0,
+				   "%lld bytes an unlock cut off events.jsonl (a torn tail); with "
+				   "the password fsck re-appends their whole lines",
+				   (long long)st.st_size);
+		close(fd);
+		return;
+	}
+	rc = sfs_file_read_header(fd, a.id, &at, s->keys);
+	if (rc == 0 && at.kind != SFS_KIND_LOG)
+		rc = -EBADMSG;
+	if (rc == 0)
+		rc = kept_read(s, fd, (uint64_t)st.st_size, a.id, &k);
+	close(fd);
+	if (k.buf) {
+		sodium_memzero(k.buf, k.cap);
+		free(k.buf);
+	}
+	if (rc < 0) {
+		sfs_fsck_add_state(s->c, s, path, false, "kept", SFS_FSCK_NOTE, 0,
+				   "bytes an unlock cut off events.jsonl, which do not read as a "
+				   "kept file of this session: left as they are");
+		return;
+	}
+	if (sfs_tree_dir_load(s->rootfd, dirid, &ra, s->keys) < 0 ||
+	    sfs_fmt_name_encrypt(&en, SFS_EVENTS_NAME, dirid, s->keys) < 0)
+		return;
+	a.events = en.backing;
+	if (k.count == 0) {
+		sfs_fsck_add_state(s->c, s, path, false, "kept", SFS_FSCK_NOTE, 0,
+				   "%lld bytes an unlock or fsck cut off events.jsonl (a torn "
+				   "tail); no whole line in them reads",
+				   (long long)st.st_size);
+		return;
+	}
+	sfs_fsck_add(s->c, s, path, false, "kept",
+		     "append those lines to events.jsonl and rename the file *.appended", fix_kept,
+		     &a,
+		     "bytes an unlock cut off events.jsonl: %llu whole line(s) in them are valid "
+		     "events not in the log",
+		     (unsigned long long)k.count);
+}

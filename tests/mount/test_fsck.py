@@ -1,0 +1,430 @@
+"""fsck.sessionfs (issue 16): a store is checked offline, each kind of damage made by
+hand in the unmounted store (flipping, cutting, zeroing, removing, copying files) is
+reported with the right exit bits, repaired with -y where a repair exists, and a
+second -n run is clean or reports exactly what is left. -n changes nothing; a
+session unlocked in a live mount is skipped and never touched.
+"""
+import hashlib
+import json
+import os
+import subprocess
+import unittest
+
+import sfs
+
+FSCK = os.path.join(sfs.BUILD, "cli", "fsck.sessionfs")
+CLEAN, CORRECTED, UNCORRECTED, ERROR, USAGE = 0, 1, 4, 8, 16
+
+
+def tree_hash(root):
+    """A hash of every name, type, size, content, symlink target and user xattr below @root."""
+    h = hashlib.sha256()
+    for dirpath, dnames, fnames in os.walk(root):
+        dnames.sort()
+        for name in sorted(dnames + fnames):
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            h.update(("%s %o %d\n" % (os.path.relpath(p, root), st.st_mode, st.st_size)).encode())
+            if os.path.islink(p):
+                h.update(os.readlink(p).encode())
+            elif os.path.isfile(p):
+                with open(p, "rb") as f:
+                    h.update(f.read())
+            if not os.path.islink(p):
+                for k in sorted(os.listxattr(p)):
+                    h.update(k.encode() + os.getxattr(p, k))
+    return h.hexdigest()
+
+
+class FsckTest(unittest.TestCase):
+    def setUp(self):
+        sfs.need_binaries(FSCK)
+        self.e = sfs.Env()
+        self.addCleanup(self.e.cleanup)
+        self.pw = self.e.pwfile(sfs.PASSWORD)
+        m = self.e.mount(foreground=True, opts="xattr")
+        self.sid = self.e.new(m)
+        d = m.sdir(self.sid)
+        self.paths = {}
+        os.makedirs(os.path.join(d, "data", "logs"))
+        self.paths["app"] = os.path.join(d, "data", "logs", "app.log")
+        sfs.write_file(self.paths["app"], os.urandom(3 * 4096 + 100))
+        self.paths["notes"] = os.path.join(d, "notes.md")
+        sfs.write_file(self.paths["notes"], b"# notes\n" * 1000)
+        self.paths["long"] = os.path.join(d, "L" * 200)
+        sfs.write_file(self.paths["long"], b"long name")
+        self.paths["link"] = os.path.join(d, "link")
+        os.symlink("notes.md", self.paths["link"])
+        os.setxattr(self.paths["notes"], "user.origin", b"incident")
+        self.paths["events"] = os.path.join(d, "events.jsonl")
+        for i in range(3):  # three appends: three END records
+            with open(self.paths["events"], "a") as f:
+                f.write("".join('{"type":"note","i":%d,"j":%d}\n' % (i, j) for j in range(40)))
+        self.back = {k: self.backing(m, k) for k in ("notes", "long", "events")}
+        self.e.assert_umount(m)
+        self.root = os.path.join(self.e.store, "sessions", self.sid, "root")
+        self.cont = os.path.join(self.e.store, "sessions", self.sid)
+
+    def backing(self, m, key):
+        return sfs.backing_of(self.e.store, self.sid, self.paths[key])
+
+    def fsck(self, *args, password=True, expect=None):
+        a = [FSCK] + list(args)
+        if password:
+            a += ["--password-file", self.pw]
+        r = subprocess.run(a + [self.e.store], capture_output=True, text=True,
+                           timeout=sfs.TIMEOUT, stdin=subprocess.DEVNULL)
+        if expect is not None:
+            self.assertEqual(r.returncode, expect, "%s\nstdout: %s\nstderr: %s"
+                             % (a, r.stdout, r.stderr))
+        return r
+
+    def findings(self, *args, password=True):
+        r = self.fsck("-n", "--json", *args, password=password)
+        doc = json.loads(r.stdout)
+        self.assertEqual(doc["exit"], r.returncode)
+        return doc, r.returncode
+
+    def codes(self, password=True):
+        doc, _ = self.findings(password=password)
+        return [f["code"] for f in doc["findings"] if f["state"] != "note"]
+
+    def repaired(self, code, password=True):
+        """-n reports @code (exit 4, store unchanged), -y repairs it (exit 1), -n is clean."""
+        before = tree_hash(self.e.store)
+        self.assertIn(code, self.codes(password))
+        self.fsck("-n", password=password, expect=UNCORRECTED)
+        self.assertEqual(tree_hash(self.e.store), before, "-n changed the store")
+        r = self.fsck("-y", password=password, expect=CORRECTED)
+        self.assertIn("repaired", r.stdout)
+        self.fsck("-n", password=password, expect=CLEAN)
+        self.fsck("-n", password=not password, expect=CLEAN)
+
+    def left(self, code, password=True):
+        """@code is reported and has no repair: -y leaves it, -n after reports it again."""
+        before = tree_hash(self.e.store)
+        self.assertIn(code, self.codes(password))
+        self.fsck("-y", password=password, expect=UNCORRECTED)
+        self.assertEqual(tree_hash(self.e.store), before, "-y changed what it cannot repair")
+        self.assertIn(code, self.codes(password))
+
+    # --- clean ---
+
+    def test_clean(self):
+        self.fsck("-n", password=False, expect=CLEAN)
+        self.fsck("-n", expect=CLEAN)
+        self.fsck("-y", expect=CLEAN)
+        doc, rc = self.findings()
+        self.assertEqual(rc, 0)
+        self.assertEqual(doc["sessions"], 1)
+        self.assertEqual(doc["sessions_done"], 1)
+        self.assertGreater(doc["bytes_checked"], 3 * 4096)
+        self.assertEqual([f for f in doc["findings"] if f["state"] != "note"], [])
+
+    def test_usage(self):
+        self.fsck("-n", "-y", expect=USAGE)
+        r = subprocess.run([FSCK], capture_output=True, text=True)
+        self.assertEqual(r.returncode, USAGE)
+        r = subprocess.run([FSCK, "--help"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("Usage", r.stdout)
+
+    def test_not_a_store(self):
+        r = subprocess.run([FSCK, "-n", self.e.path("nowhere")], capture_output=True,
+                           text=True)
+        self.assertEqual(r.returncode, ERROR)
+        self.assertIn("fsck.sessionfs:", r.stderr)
+
+    def test_wrong_password(self):
+        bad = self.e.pwfile("not the password")
+        r = subprocess.run([FSCK, "-n", "--password-file", bad, self.e.store],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, ERROR, r.stdout + r.stderr)
+        self.assertIn("wrong password", r.stdout)
+
+    def test_session_password(self):
+        r = subprocess.run([FSCK, "-n", "--json", "--session", self.sid, "--password-file",
+                            self.pw, self.e.store], capture_output=True, text=True)
+        self.assertEqual(r.returncode, CLEAN, r.stdout + r.stderr)
+        self.assertGreater(json.loads(r.stdout)["bytes_checked"], 3 * 4096)
+
+    def test_no_such_session(self):
+        r = subprocess.run([FSCK, "-n", "--session", "INC-ffff", "--password-file", self.pw,
+                            self.e.store], capture_output=True, text=True)
+        self.assertEqual(r.returncode, ERROR)
+        self.assertIn("INC-ffff: no such session", r.stderr)
+
+    def test_asks_on_a_terminal(self):
+        import pty
+        open(os.path.join(self.root, ".sfs-new-0123456789abcdef"), "w").close()
+        open(os.path.join(self.root, ".sfs-meta-0123456789abcdef"), "w").close()
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execv(FSCK, [FSCK, self.e.store])
+        out, answers = b"", [b"y\n", b"n\n"]
+        while True:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+            if out.count(b"[y/N]") > 2 - len(answers):
+                os.write(fd, answers.pop(0))
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+        self.assertEqual(os.waitstatus_to_exitcode(status), CORRECTED | UNCORRECTED,
+                         out.decode(errors="replace"))
+        self.assertEqual(out.count(b"[y/N]"), 2)
+        left = [n for n in os.listdir(self.root) if n.startswith(".sfs-")]
+        self.assertEqual(len(left), 1)
+        self.fsck("-y", password=False, expect=CORRECTED)
+        self.fsck("-n", password=False, expect=CLEAN)
+
+    def test_no_terminal_changes_nothing(self):
+        open(os.path.join(self.root, ".sfs-new-0123456789abcdef"), "w").close()
+        before = tree_hash(self.e.store)
+        r = self.fsck(expect=UNCORRECTED)
+        self.assertIn("no terminal", r.stderr)
+        self.assertEqual(tree_hash(self.e.store), before)
+
+    # --- leftovers, without a password ---
+
+    def test_leftovers(self):
+        open(os.path.join(self.root, ".sfs-new-0123456789abcdef"), "w").close()
+        open(os.path.join(self.root, ".sfs-meta-0123456789abcdef"), "w").close()
+        sub = [n for n in os.listdir(self.root)
+               if os.path.isdir(os.path.join(self.root, n)) and not n.startswith(".")][0]
+        os.mkdir(os.path.join(self.root, sub, ".sfs-gone-0123456789abcdef"))
+        os.mkdir(os.path.join(self.e.store, "sessions", ".new-INC-beef-0123456789ab"))
+        self.repaired("leftover", password=False)
+        self.assertFalse(os.path.exists(os.path.join(self.root, ".sfs-new-0123456789abcdef")))
+
+    def test_orphan_sidecar(self):
+        os.unlink(self.back["long"])
+        self.repaired("sidecar", password=False)
+        self.assertFalse(os.path.exists(self.back["long"] + ".n"))
+
+    def test_orphan_xattr_blob(self):
+        sfsx = os.path.join(self.root, ".sfsx")
+        blob = os.listdir(sfsx)[0]
+        with open(os.path.join(sfsx, blob), "rb") as f:
+            data = f.read()
+        sfs.write_file(os.path.join(sfsx, "0" * 32), data)
+        self.repaired("orphan", password=False)
+        self.assertEqual(os.listdir(sfsx), [blob])
+
+    def test_orphan_tail_file(self):
+        tails = os.path.join(self.root, ".sfstail")
+        os.makedirs(tails, exist_ok=True)
+        sfs.write_file(os.path.join(tails, "ab" * 16), b"\0" * 8292)
+        self.repaired("orphan", password=False)
+        self.assertFalse(os.path.exists(os.path.join(tails, "ab" * 16)))
+
+    def test_missing_lock(self):
+        os.unlink(os.path.join(self.cont, "lock"))
+        self.repaired("layout", password=False)
+        self.assertTrue(os.path.isfile(os.path.join(self.cont, "lock")))
+
+    def test_lost_dir_header_has_copy(self):
+        sub = [n for n in os.listdir(self.root)
+               if os.path.isdir(os.path.join(self.root, n)) and not n.startswith(".")][0]
+        hdr = os.path.join(self.root, sub, ".sfsdir")
+        with open(hdr, "r+b") as f:
+            f.write(b"\0" * 80)
+        self.repaired("dirheader", password=True)
+
+    # --- damage that has no repair ---
+
+    def test_key_file_cut(self):
+        with open(os.path.join(self.cont, "key"), "r+b") as f:
+            f.truncate(100)
+        self.left("key", password=False)
+
+    def test_header_zeroed(self):
+        with open(self.back["notes"], "r+b") as f:
+            f.write(b"\0" * 4)
+        self.left("header", password=False)
+
+    def test_cut_inside_block(self):
+        os.truncate(self.back["notes"], 80 + 4136 + 20)  # 20 bytes: no block is that short
+        self.left("size", password=False)
+
+    def test_flipped_content_byte(self):
+        self.fsck("-n", password=False, expect=CLEAN)  # not visible without the key
+        with open(self.back["notes"], "r+b") as f:
+            f.seek(80 + 4136 + 100)
+            b = f.read(1)
+            f.seek(-1, 1)
+            f.write(bytes([b[0] ^ 1]))
+        self.left("content")
+        doc, _ = self.findings()
+        f = [x for x in doc["findings"] if x["code"] == "content"][0]
+        self.assertEqual(f["path"], "notes.md")
+        self.assertTrue(f["path_decrypted"])
+        self.assertIn("block 1", f["what"])
+
+    def test_flipped_header_byte(self):
+        with open(self.back["notes"], "r+b") as f:
+            f.seek(60)
+            b = f.read(1)
+            f.seek(60)
+            f.write(bytes([b[0] ^ 1]))
+        self.left("header")
+
+    def test_flipped_name(self):
+        old = self.back["notes"]
+        name = os.path.basename(old)
+        new = name[:-2] + ("A" if name[-2] != "A" else "B") + name[-1]
+        os.rename(old, os.path.join(self.root, new))
+        self.repaired("name")
+        m = self.e.mount(foreground=True, opts="xattr")
+        self.e.unlock(m, self.sid)
+        lf = os.path.join(m.sdir(self.sid), "lost+found")
+        self.assertEqual(os.listdir(lf), ["#" + new[:64]])
+        self.assertEqual(sfs.read_file(os.path.join(lf, "#" + new[:64])), b"# notes\n" * 1000)
+        self.assertEqual(os.getxattr(os.path.join(lf, "#" + new[:64]), "user.origin"),
+                         b"incident")
+        self.assertNotIn("notes.md", os.listdir(m.sdir(self.sid)))
+        self.e.assert_umount(m)
+
+    def test_long_name_sidecar_removed(self):
+        os.unlink(self.back["long"] + ".n")
+        self.left("name", password=False)
+        self.repaired("name")
+
+    def metadata_restored(self):
+        self.repaired("metadata")
+        m = self.e.mount(foreground=True)
+        self.e.unlock(m, self.sid)
+        with open(os.path.join(m.sdir(self.sid), "metadata.json")) as f:
+            doc = json.load(f)
+        self.assertEqual(doc["id"], self.sid)
+        self.assertRegex(doc["created"], sfs.ISO_Z_RE)
+        self.assertEqual(doc["status"], "active")
+        self.e.assert_umount(m)
+
+    def test_metadata_missing(self):
+        meta = [p for p in os.listdir(self.root) if len(p) == 39]
+        self.assertEqual(len(meta), 1)  # metadata.json: 13 bytes, 39 characters
+        os.unlink(os.path.join(self.root, meta[0]))
+        self.metadata_restored()
+
+    def test_metadata_empty(self):
+        meta = [p for p in os.listdir(self.root) if len(p) == 39][0]
+        os.truncate(os.path.join(self.root, meta), 0)
+        self.metadata_restored()
+
+    def test_flipped_symlink(self):
+        link = [n for n in os.listdir(self.root) if os.path.islink(os.path.join(self.root, n))][0]
+        p = os.path.join(self.root, link)
+        t = os.readlink(p)
+        os.unlink(p)
+        os.symlink(t[:5] + ("A" if t[5] != "A" else "B") + t[6:], p)
+        self.left("symlink")
+
+    def test_flipped_xattr_blob(self):
+        sfsx = os.path.join(self.root, ".sfsx")
+        p = os.path.join(sfsx, os.listdir(sfsx)[0])
+        with open(p, "r+b") as f:
+            f.seek(35)
+            b = f.read(1)
+            f.seek(35)
+            f.write(bytes([b[0] ^ 1]))
+        self.left("xattr")
+
+    def test_event_record_damaged(self):
+        with open(self.back["events"], "r+b") as f:
+            f.seek(80 + 44 + 5)  # the payload of the first record
+            b = f.read(1)
+            f.seek(-1, 1)
+            f.write(bytes([b[0] ^ 1]))
+        self.repaired("log-damage")
+        m = self.e.mount(foreground=True)
+        self.e.unlock(m, self.sid)
+        d = m.sdir(self.sid)
+        with open(os.path.join(d, "events.jsonl")) as f:
+            lines = [json.loads(ln) for ln in f.read().splitlines()]
+        # the first append (40 lines, one record) is lost: one marker stands for it
+        self.assertEqual(len(lines), 81)
+        self.assertEqual(lines[0]["sessionfs"], "damaged")
+        self.assertGreater(lines[0]["bytes"], 0)
+        self.assertEqual([x["i"] for x in lines[1:]], [1] * 40 + [2] * 40)
+        old = [n for n in os.listdir(d) if n.startswith("events.damaged-")]
+        self.assertEqual(len(old), 1)
+        with open(os.path.join(d, "events.jsonl"), "a") as f:
+            f.write('{"type":"note","after":"salvage"}\n')
+        self.e.assert_umount(m)
+        self.fsck("-n", expect=CLEAN)
+
+    # --- the event log's torn tail ---
+
+    def test_torn_tail(self):
+        size = os.path.getsize(self.back["events"])
+        os.truncate(self.back["events"], size - 10)
+        before = tree_hash(self.e.store)
+        self.assertIn("torn-tail", self.codes())
+        self.assertEqual(tree_hash(self.e.store), before)
+        self.fsck("-n", password=False, expect=CLEAN)  # only the key tells
+        self.fsck("-y", expect=CORRECTED)
+        kept = [n for n in os.listdir(self.cont) if n.startswith("events.kept-")]
+        self.assertEqual(len(kept), 1)
+        self.fsck("-n", expect=CLEAN)
+        # what is left reads as two whole appends
+        m = self.e.mount(foreground=True)
+        self.e.unlock(m, self.sid)
+        with open(os.path.join(m.sdir(self.sid), "events.jsonl")) as f:
+            lines = f.read().splitlines()
+        self.assertEqual(len(lines), 80)
+        for ln in lines:
+            json.loads(ln)
+
+    def test_kept_lines_reappended(self):
+        # a lost sector (zeros) in the second append, as a power loss leaves it: unlock
+        # cuts from there and keeps the second and third appends in events.kept-*
+        with open(self.back["events"], "r+b") as f:
+            f.seek(80 + 1300)
+            f.write(b"\0" * 600)
+        m = self.e.mount(foreground=True)
+        self.e.unlock(m, self.sid)
+        with open(os.path.join(m.sdir(self.sid), "events.jsonl")) as f:
+            self.assertEqual(len(f.read().splitlines()), 40)
+        self.e.assert_umount(m)
+        self.assertEqual(len([n for n in os.listdir(self.cont)
+                              if n.startswith("events.kept-")]), 1)
+        self.fsck("-n", password=False, expect=CLEAN)  # only the key reads them
+        self.repaired("kept")
+        m = self.e.mount(foreground=True)
+        self.e.unlock(m, self.sid)
+        with open(os.path.join(m.sdir(self.sid), "events.jsonl")) as f:
+            lines = [json.loads(ln) for ln in f.read().splitlines()]
+        self.assertEqual([x["i"] for x in lines], [0] * 40 + [2] * 40)
+        self.e.assert_umount(m)
+        self.assertTrue([n for n in os.listdir(self.cont) if n.endswith(".appended")])
+
+    # --- a live mount ---
+
+    def test_live_mount_skipped(self):
+        m = self.e.mount(foreground=True)
+        self.e.unlock(m, self.sid)
+        try:
+            before = tree_hash(self.e.store)
+            doc, rc = self.findings()
+            self.assertEqual(rc, UNCORRECTED)
+            self.assertEqual([f["code"] for f in doc["findings"]], ["busy"])
+            self.assertEqual(doc["findings"][0]["state"], "skipped")
+            self.fsck("-y", expect=UNCORRECTED)
+            self.assertEqual(tree_hash(self.e.store), before)
+            # a leftover made now (as a crash of another mount would) stays
+            open(os.path.join(self.root, ".sfs-new-0123456789abcdef"), "w").close()
+            self.fsck("-y", expect=UNCORRECTED)
+            self.assertTrue(os.path.exists(os.path.join(self.root,
+                                                        ".sfs-new-0123456789abcdef")))
+        finally:
+            self.e.assert_umount(m)
+        self.repaired("leftover", password=False)
+
+
+if __name__ == "__main__":
+    unittest.main()
