@@ -20,8 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int sfs_metadata_open(struct sfs_metadata *m, int cfd, const char *sid,
-		      const struct sfs_keys *keys)
+int sfs_metadata_open(struct sfs_metadata *m, int cfd, const char *sid, const struct sfs_keys *keys)
 {
 	struct sfs_attrs a;
 	int rc;
@@ -54,8 +53,8 @@ void sfs_metadata_free(char *text, size_t len)
 	free(text);
 }
 
-int sfs_metadata_read_fd(int fd, const struct sfs_keys *keys, struct sfs_attrs *attrs,
-			 char **text, size_t *len)
+int sfs_metadata_read_fd(int fd, const struct sfs_keys *keys, struct sfs_attrs *attrs, char **text,
+			 size_t *len)
 {
 	struct sfs_file f = {.fd = fd, .keys = keys};
 	struct sfs_attrs a;

@@ -54,8 +54,8 @@ void sfs_metadata_close(struct sfs_metadata *m);
  * file, else -EINVAL) into *@text (*@len bytes, NUL after them), its
  * attributes into *@attrs unless NULL. -EFBIG over SFS_METADATA_MAX; -errno.
  */
-int sfs_metadata_read_fd(int fd, const struct sfs_keys *keys, struct sfs_attrs *attrs,
-			 char **text, size_t *len);
+int sfs_metadata_read_fd(int fd, const struct sfs_keys *keys, struct sfs_attrs *attrs, char **text,
+			 size_t *len);
 
 /* Wipe and free a document given out here. Accepts NULL. */
 void sfs_metadata_free(char *text, size_t len);

@@ -154,8 +154,7 @@ int sfs_container_move(int fromfd, int tofd, const char *id, bool held)
 	return 0;
 }
 
-int sfs_container_passwd(int cfd, const char *old, size_t oldlen, const char *newpw,
-			 size_t newlen)
+int sfs_container_passwd(int cfd, const char *old, size_t oldlen, const char *newpw, size_t newlen)
 {
 	return sfs_store_session_passwd(cfd, old, oldlen, newpw, newlen);
 }

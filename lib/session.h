@@ -120,7 +120,6 @@ int sfs_container_delete(struct sfs_container *c, int topfd);
 int sfs_container_move(int fromfd, int tofd, const char *id, bool held);
 
 /* Re-wrap container @cfd's key under @newpw (store.h, sfs_store_session_passwd). */
-int sfs_container_passwd(int cfd, const char *old, size_t oldlen, const char *newpw,
-			 size_t newlen);
+int sfs_container_passwd(int cfd, const char *old, size_t oldlen, const char *newpw, size_t newlen);
 
 #endif
