@@ -1,14 +1,17 @@
 /*
- * session.c - the daemon's sessions: registry, unlock, lock (also the
- * automatic one of idle_lock and max_unlock), create, delete and passwd, on
- * top of the store layer.
+ * session.c - the daemon's sessions: the registry, the reader/writer lock
+ * around each, idle tracking (idle_lock, max_unlock) and cache
+ * invalidation, over the session layer of lib/ (session.h: the container
+ * opened with its key, its event log; metadata.h: metadata.json), which
+ * does the work of unlock, lock, create, delete, passwd and the refresh of
+ * "updated".
  *
  * A session's keys exist only between unlock and lock; every operation on
  * its files runs inside sfs_session_enter/leave (a read lock), so lock (the
  * write lock) waits for operations in flight and then wipes the keys.
- * Knows nothing of the control protocol or JSON.
- * Direction: this file calls special.c (the special files' part of a lock,
- * and of refreshing "updated"), never the reverse.
+ * Knows nothing of the control protocol, JSON or the store's layout.
+ * Direction: this file calls special.c (the special files' handles at a
+ * lock, the kernel's name of a replaced metadata.json), never the reverse.
  */
 #include "fs.h"
 

@@ -1,32 +1,37 @@
 /*
- * special.c - the rules of a session's metadata.json and events.jsonl.
+ * special.c - the file handles of a session's metadata.json and
+ * events.jsonl: their per-open buffers, and the glue from open, read,
+ * write, truncate and flush to lib/ (metadata.h: the document's rules and
+ * its crash-safe replacement; eventlog.h: the log the session's container
+ * owns, lib/session.h).
  *
  * events.jsonl: writes land at the end; each complete line must be a JSON
  * object or the write fails with EINVAL and none of it is stored; an
  * unterminated tail waits in the open file until its newline (or close).
- * Lines are appended under the inode's write lock, so appenders never
- * interleave.
+ * Lines are appended under the session's ev_rw held for writing, so
+ * appenders never interleave.
  *
  * metadata.json: writes collect in the open file; at flush, fsync or close
- * the document is checked (lib/documents.c: a JSON object, id and created
- * unchanged, the members sessionfs writes of their types) and replaced
- * atomically: new file, fsync, rename over, fsync of the directory. A
- * refused document leaves the old one, and the reason (never the content)
- * is logged. A file renamed over it (ops_ns.c) is checked here too, and
- * fsynced before that rename. Every replacement, and the refresh of
- * "updated", holds the session's meta_mu and reads the stored document
- * under it: none writes back an older one. It is never removed or renamed away (ops_ns.c: EPERM); a
- * create where none is stored stores nothing until a valid document
- * commits.
+ * the document is checked and replaced (sfs_metadata_replace: the rules of
+ * lib/documents.c, then new file, fsync, rename over, fsync of the
+ * directory). A refused document leaves the old one, and the reason (never
+ * the content) is logged. A file renamed over it (ops_ns.c) is checked here
+ * too, and fsynced before that rename. Every replacement holds the
+ * session's meta_mu and reads the stored document under it: none writes
+ * back an older one. It is never removed or renamed away (ops_ns.c:
+ * EPERM); a create where none is stored stores nothing until a valid
+ * document commits.
  *
  * Both keep plaintext in their file handle's buffer: bytes a buffer no
  * longer uses are wiped at once, the buffer when the file is released, and
  * at lock every open handle's (sfs_special_forget): what a handle held then
  * is lost, and its writes and close fail with EIO from then on.
  *
- * Direction: session.c calls this file (at lock, and to refresh "updated"
- * inside a session it entered); this file calls no function of session.c,
- * it only uses the struct sfs_session its callers entered.
+ * Knows no backing name, header or container layout beyond the root's
+ * name: the store's side is lib/'s. Direction: session.c calls this file
+ * (at lock, and to drop the kernel's name of a replaced metadata.json);
+ * this file calls no function of session.c, it only uses the struct
+ * sfs_session its callers entered.
  */
 #include "special.h"
 #include "metadata.h"
