@@ -272,6 +272,13 @@ bool sfs_session_elsewhere(const char *id, int where);
  * another mount has it unlocked; -errno.
  */
 int sfs_session_hold(const char *id, int where, int *lockfd);
+/*
+ * Move session @id from @from (0 sessions/, 1 archive/) to the other top
+ * directory (lib/session.c, sfs_container_move), its busy lock held through
+ * the rename (sfs_session_hold): -EBUSY if another mount has it unlocked,
+ * -EEXIST if the other holds that id, -EPERM for no session id; -errno.
+ */
+int sfs_session_move(const char *id, int from);
 
 /*
  * loop.c: serve requests until unmount with up to @max_threads threads (0:

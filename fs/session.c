@@ -784,6 +784,24 @@ int sfs_session_hold(const char *id, int where, int *lockfd)
 	return rc;
 }
 
+int sfs_session_move(const char *id, int from)
+{
+	int lockfd, rc;
+
+	if (!sfs_id_valid(id))
+		return -EPERM; /* a session's id is its name */
+	rc = sfs_session_hold(id, from, &lockfd);
+	if (rc < 0)
+		return rc;
+	/* Held now: by this mount's unlock, or by @lockfd for the move. */
+	rc = sfs_container_move(sfs->topfd[from], sfs->topfd[!from], id, true);
+	sfs_store_session_release(lockfd);
+	if (rc == 0)
+		sfs_syslog(LOG_INFO, "%s: moved to %s/", id,
+			   from ? SFS_SESSIONS_DIR : SFS_ARCHIVE_DIR);
+	return rc;
+}
+
 int sfs_session_rootfd(struct sfs_session *s)
 {
 	int fd = openat(s->cfd, SFS_ROOT_NAME, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
