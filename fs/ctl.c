@@ -216,11 +216,11 @@ static void list_one(const char *id, int where, void *arg)
 
 	if (s) {
 		pthread_rwlock_rdlock(&s->rw);
-		locked = s->keys == NULL;
+		locked = !sfs_container_is_open(&s->c);
 		pthread_rwlock_rdlock(&s->ev_rw);
-		if (!locked && s->ev_ok) {
-			events = s->ev.lines;
-			bytes = s->ev.size;
+		if (!locked && s->c.ev_ok) {
+			events = s->c.ev.lines;
+			bytes = s->c.ev.size;
 			known = true;
 		}
 		/* Known damage stays listed while locked: the next unlock checks again. */

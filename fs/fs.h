@@ -21,6 +21,7 @@
 #include "crypto.h"
 #include "format.h"
 #include "proto.h"
+#include "session.h"
 #include "store.h"
 #include "util.h"
 
@@ -55,8 +56,6 @@ struct sfs_session {
 	char id[SFS_SESSION_ID_MAX + 1];
 	pthread_rwlock_t rw;	   /* read: an operation using keys; write: lock/unlock */
 	pthread_mutex_t unlock_mu; /* one unlock at a time (held through its KDF) */
-	struct sfs_keys *keys;	   /* NULL while locked; protected by rw */
-	int lockfd;		   /* busy lock while unlocked; protected by rw */
 	int cfd;		   /* O_PATH of the container; follows renames;
 				    * replaced (a deleted session's id taken
 				    * again) only with rw held for writing */
@@ -65,12 +64,16 @@ struct sfs_session {
 	atomic_llong last_used;	   /* monotonic ms of the last operation (idle_lock) */
 	atomic_llong unlocked_at;  /* monotonic ms of the last unlock (max_unlock) */
 
-	/* events.jsonl (special.c), known from unlock on without reading the log */
-	bool ev_ok;			/* ev is open and valid; protected by rw (set at unlock) */
-	pthread_rwlock_t ev_rw;		/* ev: appends exclusive, reads shared */
-	struct sfs_log ev;		/* the log, open from unlock to lock (fd -1 else); its one
-					 * position, moved by appends in place; protected by
-					 * ev_rw, but ev.size (atomic) is read by stat without */
+	/*
+	 * The container opened with its keys (lib/session.h): c.keys (NULL
+	 * while locked), c.lockfd (the busy lock while unlocked) and c.ev_ok
+	 * are protected by rw (written at unlock and lock); c.ev, the event
+	 * log known from unlock on without reading it (its one position,
+	 * moved by appends in place), by ev_rw, but c.ev.size (atomic) is
+	 * read by stat without.
+	 */
+	struct sfs_container c;
+	pthread_rwlock_t ev_rw;		/* c.ev: appends exclusive, reads shared */
 	char ev_damage[SFS_DAMAGE_MAX]; /* damage no crash explains, for list ("" none);
 					 * kept through lock, rechecked at unlock;
 					 * protected by ev_rw */
@@ -269,6 +272,13 @@ bool sfs_session_elsewhere(const char *id, int where);
  * another mount has it unlocked; -errno.
  */
 int sfs_session_hold(const char *id, int where, int *lockfd);
+/*
+ * Move session @id from @from (0 sessions/, 1 archive/) to the other top
+ * directory (lib/session.c, sfs_container_move), its busy lock held through
+ * the rename (sfs_session_hold): -EBUSY if another mount has it unlocked,
+ * -EEXIST if the other holds that id, -EPERM for no session id; -errno.
+ */
+int sfs_session_move(const char *id, int from);
 
 /*
  * loop.c: serve requests until unmount with up to @max_threads threads (0:
@@ -367,13 +377,13 @@ void sfs_meta_refresh(struct sfs_session *s, bool force, bool notify);
 /* special.c: something in @s changed (metadata.json's "updated" follows, sfs_meta_refresh). */
 void sfs_session_changed(struct sfs_session *s);
 /*
- * special.c: set "updated" to @when in @s's metadata.json, inside the
- * session (@keys its keys); 0, -EINVAL if the stored document is no object,
- * -errno. On success, if @rootfd_out is not NULL, the session root for
- * sfs_meta_forget_name once the caller holds no lock.
+ * session.c: the stored metadata.json of session @s, for `list`: a
+ * malloc'd copy of its plaintext in *@text (*@len bytes, NUL after them;
+ * the caller wipes and frees it, sfs_metadata_free). Called inside the
+ * session (@keys from sfs_session_enter_quiet: looking at the list is no
+ * work in the session, idle_lock). 0 or -errno.
  */
-int sfs_meta_set_updated(struct sfs_session *s, const char *when, const struct sfs_keys *keys,
-			 int *rootfd_out);
+int sfs_meta_peek(struct sfs_session *s, const struct sfs_keys *keys, char **text, size_t *len);
 /*
  * special.c: drop the kernel's cached name metadata.json in session root
  * @rootfd (and its attributes), and close @rootfd. Only from a thread that

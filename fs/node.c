@@ -190,7 +190,7 @@ int sfs_node_stat(struct sfs_inode *in, struct stat *st)
 		st->st_size = (off_t)in->linklen;
 	if (in->type == S_IFREG && in->attrs.kind == SFS_KIND_LOG) {
 		/* events.jsonl: the size unlock found, kept by every append; no read. */
-		st->st_size = (off_t)atomic_load(&in->sess->ev.size);
+		st->st_size = (off_t)atomic_load(&in->sess->c.ev.size);
 		pthread_mutex_unlock(&in->mu);
 		return 0;
 	}

@@ -1,14 +1,17 @@
 /*
- * session.c - the daemon's sessions: registry, unlock, lock (also the
- * automatic one of idle_lock and max_unlock), create, delete and passwd, on
- * top of the store layer.
+ * session.c - the daemon's sessions: the registry, the reader/writer lock
+ * around each, idle tracking (idle_lock, max_unlock) and cache
+ * invalidation, over the session layer of lib/ (session.h: the container
+ * opened with its key, its event log; metadata.h: metadata.json), which
+ * does the work of unlock, lock, create, delete, passwd and the refresh of
+ * "updated".
  *
  * A session's keys exist only between unlock and lock; every operation on
  * its files runs inside sfs_session_enter/leave (a read lock), so lock (the
  * write lock) waits for operations in flight and then wipes the keys.
- * Knows nothing of the control protocol or JSON.
- * Direction: this file calls special.c (the special files' part of a lock,
- * and of refreshing "updated"), never the reverse.
+ * Knows nothing of the control protocol, JSON or the store's layout.
+ * Direction: this file calls special.c (the special files' handles at a
+ * lock, the kernel's name of a replaced metadata.json), never the reverse.
  */
 #include "fs.h"
 
@@ -85,12 +88,8 @@ int sfs_session_where(const char *id)
 static int open_container(const char *id)
 {
 	int w = sfs_session_where(id);
-	int fd;
 
-	if (w < 0 || !sfs_id_valid(id))
-		return -ENOENT;
-	fd = openat(sfs->topfd[w], id, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	return fd < 0 ? sfs_neg_errno() : fd;
+	return w < 0 ? -ENOENT : sfs_container_dir(sfs->topfd[w], id);
 }
 
 /* A new session @id on container @cfd (duplicated), not yet in the registry; NULL on error. */
@@ -117,8 +116,7 @@ static struct sfs_session *session_new(const char *id, int cfd)
 	pthread_mutex_init(&s->unlock_mu, NULL);
 	for (int i = 0; i < SFS_XATTR_STRIPES; i++)
 		pthread_mutex_init(&s->xattr_mu[i], NULL);
-	s->lockfd = -1;
-	s->ev.fd = -1;
+	sfs_container_init(&s->c, id);
 	start_clocks(s);
 	return s;
 }
@@ -193,11 +191,11 @@ struct sfs_session *sfs_session_get(const char *id, int cfd)
 int sfs_session_enter_quiet(struct sfs_session *s, const struct sfs_keys **keys)
 {
 	pthread_rwlock_rdlock(&s->rw);
-	if (!s->keys) {
+	if (!sfs_container_is_open(&s->c)) {
 		pthread_rwlock_unlock(&s->rw);
 		return -EACCES;
 	}
-	*keys = s->keys;
+	*keys = s->c.keys;
 	return 0;
 }
 
@@ -207,6 +205,53 @@ int sfs_session_enter(struct sfs_session *s, const struct sfs_keys **keys)
 
 	if (rc == 0)
 		atomic_store(&s->last_used, now_ms());
+	return rc;
+}
+
+/*
+ * Set "updated" to @when in @s's metadata.json, inside the session (@keys
+ * its keys); 0, -EINVAL if the stored document is no object, -errno. The
+ * document is read and replaced under meta_mu, which a commit and a rename
+ * over metadata.json hold too: what is written back is the current
+ * document, never one a rename has replaced meanwhile. On success, if
+ * @rootfd_out is not NULL, the session root for sfs_meta_forget_name once
+ * the caller holds no lock.
+ */
+static int set_updated(struct sfs_session *s, const char *when, const struct sfs_keys *keys,
+		       int *rootfd_out)
+{
+	struct sfs_metadata m;
+	int rc = sfs_metadata_open(&m, s->cfd, s->id, keys);
+
+	if (rc < 0)
+		return rc;
+	sfs_loop_plaintext();
+	pthread_mutex_lock(&s->meta_mu);
+	rc = sfs_metadata_touch(&m, when);
+	pthread_mutex_unlock(&s->meta_mu);
+	if (rc == 0 && rootfd_out) {
+		*rootfd_out = m.rootfd;
+		m.rootfd = -1;
+	}
+	sfs_metadata_close(&m);
+	return rc;
+}
+
+int sfs_meta_peek(struct sfs_session *s, const struct sfs_keys *keys, char **text, size_t *len)
+{
+	struct sfs_metadata m;
+	int rc;
+
+	*text = NULL;
+	*len = 0;
+	rc = sfs_metadata_open(&m, s->cfd, s->id, keys);
+	if (rc < 0)
+		return rc;
+	sfs_loop_plaintext();
+	pthread_mutex_lock(&s->meta_mu);
+	rc = sfs_metadata_peek(&m, text, len, NULL);
+	pthread_mutex_unlock(&s->meta_mu);
+	sfs_metadata_close(&m);
 	return rc;
 }
 
@@ -223,7 +268,7 @@ void sfs_meta_refresh(struct sfs_session *s, bool force, bool notify)
 	if (sfs_session_enter_quiet(s, &keys) < 0)
 		return; /* locked: the change was written when it locked */
 	sfs_utc_format(when, sizeof(when), (time_t)t);
-	rc = sfs_meta_set_updated(s, when, keys, notify ? &rootfd : NULL);
+	rc = set_updated(s, when, keys, notify ? &rootfd : NULL);
 	sfs_wipe_stack(); /* the notifier thread serves no request: wipe here */
 	sfs_session_leave(s);
 	if (rc < 0) {
@@ -361,12 +406,11 @@ static void prepare(struct sfs_session *s, int cfd, char *warn, size_t wsz)
 	pthread_rwlock_rdlock(&s->ev_rw);
 	recheck = s->ev_bad;
 	pthread_rwlock_unlock(&s->ev_rw);
-	rc = sfs_store_session_prepare(cfd, s->keys, recheck, &ev, &r);
+	rc = sfs_container_prepare(&s->c, cfd, recheck, &ev, &r);
 	report(s->id, rc, &r, &ev, warn, wsz, damage, sizeof(damage));
 	pthread_rwlock_wrlock(&s->ev_rw);
-	sfs_log_close(&s->ev); /* none open: a lock closed it (drop_keys) */
-	s->ev_ok = rc == 0;
-	s->ev = ev;
+	/* none open before: a lock closed it (drop_keys) */
+	sfs_container_set_log(&s->c, &ev, rc == 0);
 	/* What this unlock found replaces what was known: it rechecked that too. */
 	snprintf(s->ev_damage, sizeof(s->ev_damage), "%s", damage);
 	s->ev_bad = rc == 0 && r.events_damage.count ? r.events_damage.pos : 0;
@@ -384,7 +428,7 @@ static bool is_unlocked(struct sfs_session *s, bool renew)
 	bool yes;
 
 	pthread_rwlock_rdlock(&s->rw);
-	yes = s->keys != NULL;
+	yes = sfs_container_is_open(&s->c);
 	if (yes && renew)
 		start_clocks(s);
 	pthread_rwlock_unlock(&s->rw);
@@ -393,9 +437,9 @@ static bool is_unlocked(struct sfs_session *s, bool renew)
 
 int sfs_session_unlock(const char *id, const char *pw, size_t pwlen, char *warn, size_t wsz)
 {
+	struct sfs_container_key k = {.lockfd = -1};
 	struct sfs_session *s;
-	struct sfs_keys *keys;
-	int cfd, lockfd, rc;
+	int cfd, rc;
 	bool done;
 
 	warn[0] = '\0';
@@ -429,16 +473,14 @@ int sfs_session_unlock(const char *id, const char *pw, size_t pwlen, char *warn,
 		pthread_rwlock_unlock(&s->ev_rw);
 	}
 	if (!done) {
-		rc = sfs_store_session_unlock(cfd, pw, pwlen, &lockfd, &keys);
+		rc = sfs_container_unlock(cfd, pw, pwlen, &k);
 		if (rc == 0) {
 			pthread_rwlock_wrlock(&s->rw);
-			if (s->keys) {
+			if (sfs_container_is_open(&s->c)) {
 				/* sessionctl new took this id meanwhile: it is unlocked */
-				sfs_keys_free(keys);
-				sfs_store_session_release(lockfd);
+				sfs_container_key_drop(&k);
 			} else {
-				s->keys = keys;
-				s->lockfd = lockfd;
+				sfs_container_open(&s->c, &k);
 				start_clocks(s);
 				prepare(s, cfd, warn, wsz);
 			}
@@ -457,15 +499,11 @@ int sfs_session_unlock(const char *id, const char *pw, size_t pwlen, char *warn,
 /* Wipe the keys of @s and release its busy lock; called with s->rw held for writing. */
 static void drop_keys(struct sfs_session *s)
 {
-	s->ev_ok = false;
 	pthread_rwlock_wrlock(&s->ev_rw);
-	sfs_log_close(&s->ev);
+	sfs_container_close_log(&s->c);
 	pthread_rwlock_unlock(&s->ev_rw);
 	sfs_special_forget(s);
-	sfs_keys_free(s->keys);
-	s->keys = NULL;
-	sfs_store_session_release(s->lockfd);
-	s->lockfd = -1;
+	sfs_container_close(&s->c); /* wipes the keys, gives the busy lock back */
 }
 
 int sfs_session_lock(struct sfs_session *s, int *open_files)
@@ -479,7 +517,7 @@ int sfs_session_lock(struct sfs_session *s, int *open_files)
 	 */
 	sfs_meta_refresh(s, true, false);
 	pthread_rwlock_wrlock(&s->rw);
-	was = s->keys != NULL;
+	was = sfs_container_is_open(&s->c);
 	if (was)
 		drop_keys(s);
 	*open_files = atomic_load(&s->open_files);
@@ -515,7 +553,7 @@ bool sfs_session_expire(struct sfs_session *s)
 	sfs_meta_refresh(s, true, false); /* as sfs_session_lock */
 	pthread_rwlock_wrlock(&s->rw);
 	/* The operations in flight are done now, and have moved last_used. */
-	if (s->keys)
+	if (sfs_container_is_open(&s->c))
 		why = due(s, now_ms());
 	if (why != NOT_DUE)
 		drop_keys(s);
@@ -547,7 +585,7 @@ void sfs_session_lock_all_final(void)
 		 * last second before unmount may be missing from "updated".
 		 */
 		pthread_rwlock_wrlock(&s->rw);
-		if (s->keys)
+		if (sfs_container_is_open(&s->c))
 			drop_keys(s);
 		pthread_rwlock_unlock(&s->rw);
 		session_free(s);
@@ -618,10 +656,10 @@ int sfs_session_create(const char *id, const char *name, const char *pw, size_t 
 		.uid = sfs->owner,
 		.gid = sfs->owner_gid,
 	};
+	struct sfs_container_key k = {.lockfd = -1};
 	struct sfs_session *s;
-	struct sfs_keys *keys = NULL;
 	char gen[SFS_SESSION_ID_MAX + 1], warn[SFS_WARN_MAX];
-	int lockfd = -1, rc = -EEXIST, cfd;
+	int rc = -EEXIST, cfd;
 
 	for (int tries = 0; tries < 64 && rc == -EEXIST; tries++) {
 		if (id) {
@@ -636,7 +674,7 @@ int sfs_session_create(const char *id, const char *name, const char *pw, size_t 
 			rc = -EEXIST;
 		} else {
 			ns.id = gen;
-			rc = sfs_store_session_create(sfs->topfd[0], &ns, &lockfd, &keys);
+			rc = sfs_container_create(sfs->topfd[0], &ns, &k);
 		}
 		if (id)
 			break;
@@ -648,15 +686,13 @@ int sfs_session_create(const char *id, const char *name, const char *pw, size_t 
 	if (!s) {
 		if (cfd >= 0)
 			close(cfd);
-		sfs_keys_free(keys);
-		sfs_store_session_release(lockfd);
+		sfs_container_key_drop(&k);
 		return cfd < 0 ? cfd : -ENOMEM;
 	}
 	pthread_rwlock_wrlock(&s->rw);
-	if (s->keys)
+	if (sfs_container_is_open(&s->c))
 		drop_keys(s);
-	s->keys = keys;
-	s->lockfd = lockfd;
+	sfs_container_open(&s->c, &k);
 	start_clocks(s);
 	prepare(s, cfd, warn, sizeof(warn));
 	pthread_rwlock_unlock(&s->rw);
@@ -669,7 +705,7 @@ int sfs_session_create(const char *id, const char *name, const char *pw, size_t 
 int sfs_session_delete(const char *id)
 {
 	struct sfs_session *s = sfs_session_find(id);
-	char tmp[64];
+	char gone[SFS_CONTAINER_GONE_MAX];
 	int w, rc;
 
 	if (sfs_session_where(id) < 0)
@@ -678,14 +714,13 @@ int sfs_session_delete(const char *id)
 		return -EACCES;
 	pthread_rwlock_wrlock(&s->rw);
 	w = sfs_session_where(id);
-	if (!s->keys) {
+	if (!sfs_container_is_open(&s->c)) {
 		rc = -EACCES;
 	} else if (w < 0) {
 		rc = -ENOENT;
 	} else {
 		/* Move it out of sight while still holding its busy lock. */
-		snprintf(tmp, sizeof(tmp), ".del-%s-%ld", id, (long)getpid());
-		rc = renameat(sfs->topfd[w], id, sfs->topfd[w], tmp) < 0 ? sfs_neg_errno() : 0;
+		rc = sfs_container_delete_begin(sfs->topfd[w], id, gone);
 		if (rc == 0) {
 			drop_keys(s);
 			s->deleted = true;
@@ -693,10 +728,8 @@ int sfs_session_delete(const char *id)
 	}
 	pthread_rwlock_unlock(&s->rw);
 	/* Out of sight and locked: removed without holding up its operations. */
-	if (rc == 0) {
-		rc = sfs_remove_tree(sfs->topfd[w], tmp);
-		sfs_fsync_dirfd(sfs->topfd[w]);
-	}
+	if (rc == 0)
+		rc = sfs_container_delete_end(sfs->topfd[w], gone);
 	if (rc == 0)
 		sfs_syslog(LOG_INFO, "%s: deleted", id);
 	return rc;
@@ -709,19 +742,11 @@ int sfs_session_passwd(const char *id, const char *old, size_t oldlen, const cha
 
 	if (cfd < 0)
 		return cfd;
-	rc = sfs_store_session_passwd(cfd, old, oldlen, newpw, newlen);
+	rc = sfs_container_passwd(cfd, old, oldlen, newpw, newlen);
 	close(cfd);
 	if (rc == 0)
 		sfs_syslog(LOG_INFO, "%s: password changed", id);
 	return rc;
-}
-
-/* Container @id at @where (0 sessions/, 1 archive/): an O_PATH fd or -errno. */
-static int container_at(const char *id, int where)
-{
-	int fd = openat(sfs->topfd[where], id, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-
-	return fd < 0 ? sfs_neg_errno() : fd;
 }
 
 bool sfs_session_elsewhere(const char *id, int where)
@@ -732,7 +757,7 @@ bool sfs_session_elsewhere(const char *id, int where)
 	/* Unlocked here: the busy lock is ours. */
 	if (s && is_unlocked(s, false))
 		return false;
-	cfd = container_at(id, where);
+	cfd = sfs_container_dir(sfs->topfd[where], id);
 	if (cfd < 0)
 		return false;
 	rc = sfs_store_session_held(cfd);
@@ -748,7 +773,7 @@ int sfs_session_hold(const char *id, int where, int *lockfd)
 	*lockfd = -1;
 	if (s && is_unlocked(s, false))
 		return 0;
-	cfd = container_at(id, where);
+	cfd = sfs_container_dir(sfs->topfd[where], id);
 	if (cfd < 0)
 		return cfd;
 	rc = sfs_store_session_trylock(cfd, lockfd);
@@ -756,6 +781,24 @@ int sfs_session_hold(const char *id, int where, int *lockfd)
 	/* Held by an unlock of this mount that finished meanwhile: ours after all. */
 	if (rc == -EBUSY && s && is_unlocked(s, false))
 		rc = 0;
+	return rc;
+}
+
+int sfs_session_move(const char *id, int from)
+{
+	int lockfd, rc;
+
+	if (!sfs_id_valid(id))
+		return -EPERM; /* a session's id is its name */
+	rc = sfs_session_hold(id, from, &lockfd);
+	if (rc < 0)
+		return rc;
+	/* Held now: by this mount's unlock, or by @lockfd for the move. */
+	rc = sfs_container_move(sfs->topfd[from], sfs->topfd[!from], id, true);
+	sfs_store_session_release(lockfd);
+	if (rc == 0)
+		sfs_syslog(LOG_INFO, "%s: moved to %s/", id,
+			   from ? SFS_SESSIONS_DIR : SFS_ARCHIVE_DIR);
 	return rc;
 }
 

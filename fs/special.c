@@ -1,37 +1,40 @@
 /*
- * special.c - the rules of a session's metadata.json and events.jsonl.
+ * special.c - the file handles of a session's metadata.json and
+ * events.jsonl: their per-open buffers, and the glue from open, read,
+ * write, truncate and flush to lib/ (metadata.h: the document's rules and
+ * its crash-safe replacement; eventlog.h: the log the session's container
+ * owns, lib/session.h).
  *
  * events.jsonl: writes land at the end; each complete line must be a JSON
  * object or the write fails with EINVAL and none of it is stored; an
  * unterminated tail waits in the open file until its newline (or close).
- * Lines are appended under the inode's write lock, so appenders never
- * interleave.
+ * Lines are appended under the session's ev_rw held for writing, so
+ * appenders never interleave.
  *
  * metadata.json: writes collect in the open file; at flush, fsync or close
- * the document is checked (lib/documents.c: a JSON object, id and created
- * unchanged, the members sessionfs writes of their types) and replaced
- * atomically: new file, fsync, rename over, fsync of the directory. A
- * refused document leaves the old one, and the reason (never the content)
- * is logged. A file renamed over it (ops_ns.c) is checked here too, and
- * fsynced before that rename. Every replacement, and the refresh of
- * "updated", holds the session's meta_mu and reads the stored document
- * under it: none writes back an older one. It is never removed or renamed away (ops_ns.c: EPERM); a
- * create where none is stored stores nothing until a valid document
- * commits.
+ * the document is checked and replaced (sfs_metadata_replace: the rules of
+ * lib/documents.c, then new file, fsync, rename over, fsync of the
+ * directory). A refused document leaves the old one, and the reason (never
+ * the content) is logged. A file renamed over it (ops_ns.c) is checked here
+ * too, and fsynced before that rename. Every replacement holds the
+ * session's meta_mu and reads the stored document under it: none writes
+ * back an older one. It is never removed or renamed away (ops_ns.c:
+ * EPERM); a create where none is stored stores nothing until a valid
+ * document commits.
  *
  * Both keep plaintext in their file handle's buffer: bytes a buffer no
  * longer uses are wiped at once, the buffer when the file is released, and
  * at lock every open handle's (sfs_special_forget): what a handle held then
  * is lost, and its writes and close fail with EIO from then on.
  *
- * Direction: session.c calls this file (at lock, and to refresh "updated"
- * inside a session it entered); this file calls no function of session.c,
- * it only uses the struct sfs_session its callers entered.
+ * Knows no backing name, header or container layout beyond the root's
+ * name: the store's side is lib/'s. Direction: session.c calls this file
+ * (at lock, and to drop the kernel's name of a replaced metadata.json);
+ * this file calls no function of session.c, it only uses the struct
+ * sfs_session its callers entered.
  */
 #include "special.h"
-#include "eventlog.h"
-#include "fileio.h"
-#include "tree.h"
+#include "metadata.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -42,7 +45,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define META_MAX (1u << 20)    /* largest metadata.json */
 #define PENDING_MAX (1u << 20) /* longest unterminated events line */
 
 /* File handles of the mount's sessions whose buffer is in use (fh->held). */
@@ -155,7 +157,7 @@ void sfs_special_forget(struct sfs_session *s)
 }
 
 /*
- * The session's log (s->ev, which unlock opened) if events.jsonl @in is
+ * The session's log (s->c.ev, which unlock opened) if events.jsonl @in is
  * that log, else NULL; called with s->ev_rw held.
  */
 static struct sfs_log *log_of(struct sfs_inode *in)
@@ -163,9 +165,10 @@ static struct sfs_log *log_of(struct sfs_inode *in)
 	struct sfs_session *s = in->sess;
 
 	/* Only the log unlock prepared; another file by this name is stale or foreign. */
-	if (!s->ev_ok || !sfs_node_is_log(in) || sodium_memcmp(in->id, s->ev.id, SFS_ID_BYTES) != 0)
+	if (!s->c.ev_ok || !sfs_node_is_log(in) ||
+	    sodium_memcmp(in->id, s->c.ev.id, SFS_ID_BYTES) != 0)
 		return NULL;
-	return &s->ev;
+	return &s->c.ev;
 }
 
 void sfs_session_changed(struct sfs_session *s)
@@ -235,7 +238,7 @@ ssize_t sfs_events_write(struct sfs_inode *in, struct sfs_fh *fh, const char *bu
 	if (fh->lost)
 		return -EIO;
 	pthread_rwlock_wrlock(&s->ev_rw);
-	fsize = s->ev.size;
+	fsize = s->c.ev.size;
 	/* The end is the stored size, or past the tail this file still holds. */
 	if (!appending && (uint64_t)off != fsize && (uint64_t)off != fsize + old)
 		rc = -EPERM;
@@ -310,48 +313,28 @@ int sfs_events_flush(struct sfs_inode *in, struct sfs_fh *fh)
 	return rc;
 }
 
-/*
- * Read the whole plaintext of backing file @fd (header checked) into @fh's
- * buffer; its attributes into @attrs unless NULL.
- */
-static int load_whole(struct sfs_fh *fh, int fd, const struct sfs_keys *keys,
-		      struct sfs_attrs *attrs)
-{
-	struct sfs_file f = {.fd = fd, .keys = keys};
-	struct sfs_attrs a;
-	ssize_t n;
-	int rc;
-
-	if (!attrs)
-		attrs = &a;
-	sfs_loop_plaintext();
-	rc = sfs_file_read_header(fd, f.id, attrs, keys);
-	if (rc == 0 && !S_ISREG(attrs->mode))
-		rc = -EINVAL; /* a FIFO, device or long symlink is no document */
-	if (rc == 0)
-		rc = sfs_file_size(fd, &f.size);
-	if (rc == 0)
-		rc = reserve(fh, (size_t)f.size + 1, META_MAX);
-	if (rc < 0)
-		return rc;
-	n = sfs_file_read(&f, fh->buf, (size_t)f.size, 0);
-	if (n < 0)
-		return (int)n;
-	fh->len = (size_t)n;
-	return 0;
-}
-
 int sfs_meta_open(struct sfs_inode *in, struct sfs_fh *fh, bool trunc, const struct sfs_keys *keys)
 {
+	char *text;
+	size_t len;
 	int rc;
 
 	fh->len = 0;
 	fh->dirty = trunc;
 	if (trunc)
-		return reserve(fh, 1, META_MAX);
+		return reserve(fh, 1, SFS_METADATA_MAX);
+	sfs_loop_plaintext();
 	pthread_rwlock_rdlock(&in->io);
-	rc = load_whole(fh, fh->fd, keys, NULL);
+	rc = sfs_metadata_read_fd(fh->fd, keys, NULL, &text, &len);
 	pthread_rwlock_unlock(&in->io);
+	if (rc < 0)
+		return rc;
+	rc = reserve(fh, len + 1, SFS_METADATA_MAX);
+	if (rc == 0) {
+		memcpy(fh->buf, text, len);
+		fh->len = len;
+	}
+	sfs_metadata_free(text, len);
 	return rc;
 }
 
@@ -362,9 +345,9 @@ ssize_t sfs_meta_write(struct sfs_fh *fh, const char *buf, size_t size, off_t of
 
 	if (fh->lost)
 		return -EIO;
-	if (off < 0 || (uint64_t)off > META_MAX)
+	if (off < 0 || (uint64_t)off > SFS_METADATA_MAX)
 		return -EFBIG;
-	rc = reserve(fh, end, META_MAX);
+	rc = reserve(fh, end, SFS_METADATA_MAX);
 	if (rc < 0)
 		return rc;
 	if ((size_t)off > fh->len)
@@ -388,7 +371,7 @@ ssize_t sfs_meta_read(struct sfs_fh *fh, char *buf, size_t size, off_t off)
 
 int sfs_meta_truncate(struct sfs_fh *fh, off_t size)
 {
-	int rc = fh->lost ? -EIO : reserve(fh, (size_t)size + 1, META_MAX);
+	int rc = fh->lost ? -EIO : reserve(fh, (size_t)size + 1, SFS_METADATA_MAX);
 
 	if (rc < 0)
 		return rc;
@@ -401,88 +384,14 @@ int sfs_meta_truncate(struct sfs_fh *fh, off_t size)
 	return 0;
 }
 
-/*
- * Is @text a valid metadata.json for session @id replacing @old (NULL if
- * none could be read)? 0 or -EINVAL after logging why (never the content).
- */
-static int validate(const char *id, const char *text, size_t len, const char *old, size_t oldlen)
+/* Log why session @sid's metadata.json was refused (never the content). */
+static void log_refusal(const char *sid, const struct sfs_metadata_refusal *r)
 {
-	int line;
-	const char *why = sfs_store_metadata_check(id, text, len, old, oldlen, &line);
-
-	if (!why)
-		return 0;
-	if (line > 0)
-		sfs_syslog(LOG_NOTICE, "%s: metadata.json refused: %s (line %d)", id, why, line);
+	if (r->line > 0)
+		sfs_syslog(LOG_NOTICE, "%s: metadata.json refused: %s (line %d)", sid, r->why,
+			   r->line);
 	else
-		sfs_syslog(LOG_NOTICE, "%s: metadata.json refused: %s", id, why);
-	return -EINVAL;
-}
-
-/* The session root of @s: an O_PATH fd and its directory id. */
-static int open_root(struct sfs_session *s, unsigned char dirid[SFS_ID_BYTES],
-		     const struct sfs_keys *keys)
-{
-	struct sfs_attrs a;
-	int fd = openat(s->cfd, SFS_ROOT_NAME, O_PATH | O_DIRECTORY | O_CLOEXEC), rc;
-
-	if (fd < 0)
-		return sfs_neg_errno();
-	rc = sfs_tree_dir_load(fd, dirid, &a, keys);
-	if (rc < 0) {
-		close(fd);
-		return rc;
-	}
-	return fd;
-}
-
-/* The stored metadata.json of session root @rootfd (id @dirid), read-only: an fd or -errno. */
-static int open_stored(int rootfd, const unsigned char dirid[SFS_ID_BYTES],
-		       const struct sfs_keys *keys)
-{
-	struct sfs_ename en;
-	int rc = sfs_fmt_name_encrypt(&en, SFS_METADATA_NAME, dirid, keys), fd;
-
-	if (rc < 0)
-		return rc;
-	fd = openat(rootfd, en.backing, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	return fd < 0 ? sfs_neg_errno() : fd;
-}
-
-/* Write @text as a new file and rename it over metadata.json in @rootfd. */
-static int replace(int rootfd, const unsigned char dirid[SFS_ID_BYTES], const char *text,
-		   size_t len, const struct sfs_attrs *attrs, const struct sfs_keys *keys)
-{
-	struct sfs_file f = {.keys = keys};
-	struct sfs_ename en;
-	char tmp[SFS_TMPNAME_MAX];
-	ssize_t n;
-	int rc;
-
-	rc = sfs_fmt_name_encrypt(&en, SFS_METADATA_NAME, dirid, keys);
-	if (rc < 0)
-		return rc;
-	sfs_tree_internal_name(tmp, SFS_META_PREFIX);
-	f.fd = openat(rootfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (f.fd < 0)
-		return sfs_neg_errno();
-	sfs_crypto_random(f.id, sizeof(f.id));
-	f.fresh = true; /* just drawn: no renewal before its content (fileio.h) */
-	rc = sfs_file_init(f.fd, f.id, attrs, keys);
-	if (rc == 0 && len > 0) {
-		n = sfs_file_write(&f, text, len, 0);
-		rc = n < 0 ? (int)n : 0;
-	}
-	if (rc == 0 && fsync(f.fd) < 0)
-		rc = sfs_neg_errno();
-	close(f.fd);
-	if (rc == 0 && renameat(rootfd, tmp, rootfd, en.backing) < 0)
-		rc = sfs_neg_errno();
-	if (rc < 0) {
-		unlinkat(rootfd, tmp, 0);
-		return rc;
-	}
-	return sfs_fsync_dirfd(rootfd);
+		sfs_syslog(LOG_NOTICE, "%s: metadata.json refused: %s", sid, r->why);
 }
 
 /*
@@ -508,10 +417,11 @@ static void forget_old_name(int rootfd)
 
 int sfs_meta_commit(struct sfs_inode *in, struct sfs_fh *fh, const struct sfs_keys *keys)
 {
-	struct sfs_fh old = {.fd = -1};
-	unsigned char dirid[SFS_ID_BYTES];
+	struct sfs_session *s = in->sess;
+	struct sfs_metadata_refusal why = {0};
+	struct sfs_metadata m;
 	struct sfs_attrs attrs;
-	int rootfd, rc;
+	int rc;
 
 	if (fh->lost)
 		return -EIO;
@@ -521,32 +431,26 @@ int sfs_meta_commit(struct sfs_inode *in, struct sfs_fh *fh, const struct sfs_ke
 	pthread_mutex_lock(&in->mu);
 	attrs = in->attrs;
 	pthread_mutex_unlock(&in->mu);
-	rootfd = open_root(in->sess, dirid, keys);
-	if (rootfd < 0)
-		return rootfd;
+	rc = sfs_metadata_open(&m, s->cfd, s->id, keys);
+	if (rc < 0)
+		return rc;
 	/*
 	 * The document it replaces is the stored one: not necessarily this
 	 * file's (replaced since, or made by a create where none was).
 	 */
-	pthread_mutex_lock(&in->sess->meta_mu);
+	pthread_mutex_lock(&s->meta_mu);
 	pthread_rwlock_wrlock(&in->io);
-	old.fd = open_stored(rootfd, dirid, keys);
-	if (old.fd >= 0 && load_whole(&old, old.fd, keys, NULL) < 0)
-		sfs_special_release(&old);
-	rc = validate(in->sess->id, fh->buf, fh->len, old.buf, old.len);
-	if (rc == 0)
-		rc = replace(rootfd, dirid, fh->buf, fh->len, &attrs, keys);
+	rc = sfs_metadata_replace(&m, fh->buf, fh->len, &attrs, &why);
 	pthread_rwlock_unlock(&in->io);
-	pthread_mutex_unlock(&in->sess->meta_mu);
-	if (old.fd >= 0)
-		close(old.fd);
-	sfs_special_release(&old);
+	pthread_mutex_unlock(&s->meta_mu);
+	if (why.why)
+		log_refusal(s->id, &why);
 	if (rc == 0) {
 		fh->dirty = false;
-		sfs_syslog(LOG_INFO, "%s: metadata.json replaced", in->sess->id);
-		forget_old_name(rootfd);
+		sfs_syslog(LOG_INFO, "%s: metadata.json replaced", s->id);
+		forget_old_name(m.rootfd);
 	}
-	close(rootfd);
+	sfs_metadata_close(&m);
 	return rc;
 }
 
@@ -554,34 +458,14 @@ int sfs_meta_create(struct sfs_inode *p, const struct sfs_attrs *a, const struct
 		    struct fuse_entry_param *e)
 {
 	unsigned char id[SFS_ID_BYTES];
-	char tmp[SFS_TMPNAME_MAX];
-	struct sfs_ename en;
-	struct stat st;
-	int fd, rc;
+	int fd;
 
 	if (p->bad)
 		return -EIO;
-	rc = sfs_fmt_name_encrypt(&en, SFS_METADATA_NAME, p->id, keys);
-	if (rc < 0)
-		return rc;
-	if (fstatat(p->fd, en.backing, &st, AT_SYMLINK_NOFOLLOW) == 0)
-		return -EEXIST; /* stored after all (the kernel's entry was stale) */
-	sfs_tree_tmpname(tmp);
-	fd = openat(p->fd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	/* -EEXIST: stored after all (the kernel's entry was stale) */
+	fd = sfs_metadata_new_unlinked(p->fd, p->id, a, keys, id);
 	if (fd < 0)
-		return sfs_neg_errno();
-	/* Unlinked before anything is in it: a crash leaves nothing either. */
-	if (unlinkat(p->fd, tmp, 0) < 0) {
-		rc = sfs_neg_errno();
-		close(fd);
-		return rc;
-	}
-	sfs_crypto_random(id, sizeof(id));
-	rc = sfs_file_init(fd, id, a, keys);
-	if (rc < 0) {
-		close(fd);
-		return rc;
-	}
+		return fd;
 	return sfs_make_entry(p, fd, keys, id, a, e); /* the inode keeps fd */
 }
 
@@ -604,99 +488,25 @@ void sfs_meta_closed(struct sfs_inode *in, int fd)
 
 int sfs_meta_check_replacement(struct sfs_inode *root, int fd, const struct sfs_keys *keys)
 {
-	struct sfs_fh doc = {.fd = fd}, old = {.fd = -1};
-	unsigned char dirid[SFS_ID_BYTES];
-	int rc, rootfd;
+	struct sfs_session *s = root->sess;
+	struct sfs_metadata_refusal why = {0};
+	struct sfs_metadata m;
+	char *doc;
+	size_t len;
+	int rc;
 
-	rc = load_whole(&doc, fd, keys, NULL);
-	rootfd = rc < 0 ? rc : open_root(root->sess, dirid, keys);
-	if (rootfd >= 0) {
-		old.fd = open_stored(rootfd, dirid, keys);
-		if (old.fd >= 0 && load_whole(&old, old.fd, keys, NULL) < 0)
-			sfs_special_release(&old);
-		rc = validate(root->sess->id, doc.buf, doc.len, old.buf, old.len);
-		if (old.fd >= 0)
-			close(old.fd);
-		close(rootfd);
-	} else {
-		rc = rc < 0 ? rc : rootfd;
-	}
-	sfs_special_release(&doc);
-	sfs_special_release(&old);
-	return rc;
-}
-
-/*
- * The document is read and replaced under meta_mu, which a commit and a
- * rename over metadata.json hold too: what is written back is the current
- * document, never one a rename has replaced meanwhile.
- */
-int sfs_meta_set_updated(struct sfs_session *s, const char *when, const struct sfs_keys *keys,
-			 int *rootfd_out)
-{
-	struct sfs_fh doc = {.fd = -1};
-	unsigned char dirid[SFS_ID_BYTES];
-	struct sfs_attrs attrs;
-	char *text = NULL;
-	int rootfd, rc;
-
-	rootfd = open_root(s, dirid, keys);
-	if (rootfd < 0)
-		return rootfd;
-	pthread_mutex_lock(&s->meta_mu);
-	doc.fd = open_stored(rootfd, dirid, keys);
-	rc = doc.fd < 0 ? doc.fd : load_whole(&doc, doc.fd, keys, &attrs);
+	sfs_loop_plaintext();
+	rc = sfs_metadata_read_fd(fd, keys, NULL, &doc, &len);
+	if (rc < 0)
+		return rc;
+	rc = sfs_metadata_open(&m, s->cfd, s->id, keys);
 	if (rc == 0) {
-		text = sfs_store_metadata_set_updated(doc.buf, doc.len, when);
-		rc = text ? 0 : -EINVAL; /* not an object: leave it to its writer */
+		rc = sfs_metadata_check(&m, doc, len, &why);
+		sfs_metadata_close(&m);
 	}
-	if (rc == 0)
-		rc = replace(rootfd, dirid, text, strlen(text), &attrs, keys);
-	pthread_mutex_unlock(&s->meta_mu);
-	if (doc.fd >= 0)
-		close(doc.fd);
-	sfs_special_release(&doc);
-	if (text) {
-		sodium_memzero(text, strlen(text));
-		free(text);
-	}
-	if (rc == 0 && rootfd_out)
-		*rootfd_out = rootfd;
-	else
-		close(rootfd);
-	return rc;
-}
-
-int sfs_meta_peek(struct sfs_session *s, const struct sfs_keys *keys, char **text, size_t *len)
-{
-	struct sfs_fh doc = {.fd = -1};
-	unsigned char dirid[SFS_ID_BYTES];
-	int rootfd, rc;
-
-	*text = NULL;
-	*len = 0;
-	rootfd = open_root(s, dirid, keys);
-	rc = rootfd < 0 ? rootfd : 0;
-	if (rc == 0) {
-		pthread_mutex_lock(&s->meta_mu);
-		doc.fd = open_stored(rootfd, dirid, keys);
-		rc = doc.fd < 0 ? doc.fd : load_whole(&doc, doc.fd, keys, NULL);
-		pthread_mutex_unlock(&s->meta_mu);
-		close(rootfd);
-	}
-	if (rc == 0) {
-		*text = malloc(doc.len + 1);
-		if (*text) {
-			memcpy(*text, doc.buf, doc.len);
-			(*text)[doc.len] = '\0';
-			*len = doc.len;
-		} else {
-			rc = -ENOMEM;
-		}
-	}
-	if (doc.fd >= 0)
-		close(doc.fd);
-	sfs_special_release(&doc); /* wipes the buffer */
+	if (why.why)
+		log_refusal(s->id, &why);
+	sfs_metadata_free(doc, len);
 	return rc;
 }
 

@@ -56,14 +56,6 @@ void sfs_meta_closed(struct sfs_inode *in, int fd);
  * Called with the session's meta_mu held (the stored document it reads
  * must stay the one the rename replaces).
  */
-/*
- * The stored metadata.json of session @s, for `list`: a malloc'd copy of
- * its plaintext in *@text (*@len bytes; the caller wipes and frees it).
- * Called inside the session (@keys from sfs_session_enter_quiet: looking
- * at the list is no work in the session, idle_lock). 0 or -errno.
- */
-int sfs_meta_peek(struct sfs_session *s, const struct sfs_keys *keys, char **text, size_t *len);
-
 int sfs_meta_check_replacement(struct sfs_inode *root, int fd, const struct sfs_keys *keys);
 
 /* Free what @fh holds for a special file. */

@@ -9,6 +9,7 @@
 #include "eventlog.h"
 #include "fileio.h"
 #include "format.h"
+#include "metadata.h"
 #include "tree.h"
 #include "util.h"
 
@@ -270,32 +271,26 @@ json_t *sfs_store_metadata_summary(const char *text, size_t len)
 	return out;
 }
 
-/* Create an encrypted regular file @name in the encrypted directory @dirfd. */
-static int create_file(int dirfd, const unsigned char dirid[SFS_ID_BYTES], const char *name,
-		       const char *data, const struct sfs_attrs *attrs, const struct sfs_keys *keys)
+/* Create the empty event log events.jsonl in the new session root @dirfd. */
+static int create_log(int dirfd, const unsigned char dirid[SFS_ID_BYTES],
+		      const struct sfs_attrs *attrs, const struct sfs_keys *keys)
 {
 	struct sfs_ename en;
-	struct sfs_file f = {.keys = keys};
-	int rc;
+	unsigned char id[SFS_ID_BYTES];
+	int fd, rc;
 
-	rc = sfs_fmt_name_encrypt(&en, name, dirid, keys);
+	rc = sfs_fmt_name_encrypt(&en, SFS_EVENTS_NAME, dirid, keys);
 	if (rc < 0)
 		return rc;
-	f.fd = openat(dirfd, en.backing, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (f.fd < 0)
+	fd = openat(dirfd, en.backing, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
 		return sfs_neg_errno();
-	sfs_crypto_random(f.id, sizeof(f.id));
-	f.fresh = true; /* just drawn: no renewal before its content (fileio.h) */
-	if (attrs->kind == SFS_KIND_LOG)
-		rc = sfs_log_create(f.fd, f.id, attrs, keys);
-	else
-		rc = sfs_file_init(f.fd, f.id, attrs, keys);
-	if (rc == 0 && data[0])
-		rc = (int)sfs_file_write(&f, data, strlen(data), 0);
-	if (rc >= 0 && fsync(f.fd) < 0)
+	sfs_crypto_random(id, sizeof(id));
+	rc = sfs_log_create(fd, id, attrs, keys);
+	if (rc == 0 && fsync(fd) < 0)
 		rc = sfs_neg_errno();
-	close(f.fd);
-	return rc < 0 ? rc : 0;
+	close(fd);
+	return rc;
 }
 
 /*
@@ -359,7 +354,6 @@ static int populate(int cfd, const struct sfs_new_session *ns, struct sfs_keys *
 	struct sfs_attrs dattrs = {S_IFDIR | 0700, ns->uid, ns->gid, 0, SFS_KIND_BLOCKS};
 	struct sfs_attrs fattrs = {S_IFREG | 0600, ns->uid, ns->gid, 0, SFS_KIND_BLOCKS};
 	uint64_t ops, mem;
-	char *meta = NULL;
 	int rootfd = -1, rc;
 
 	if (!master)
@@ -387,20 +381,16 @@ static int populate(int cfd, const struct sfs_new_session *ns, struct sfs_keys *
 	}
 	sfs_crypto_random(dirid, sizeof(dirid));
 	rc = sfs_tree_dir_init(rootfd, dirid, &dattrs, *keys);
-	meta = sfs_store_metadata_new(ns->id, ns->name);
-	if (rc == 0 && !meta)
-		rc = -ENOMEM;
 	if (rc == 0)
-		rc = create_file(rootfd, dirid, SFS_METADATA_NAME, meta, &fattrs, *keys);
+		rc = sfs_metadata_create(rootfd, dirid, ns->id, ns->name, &fattrs, *keys);
 	fattrs.kind = SFS_KIND_LOG;
 	if (rc == 0)
-		rc = create_file(rootfd, dirid, SFS_EVENTS_NAME, "", &fattrs, *keys);
+		rc = create_log(rootfd, dirid, &fattrs, *keys);
 	if (rc == 0)
 		rc = sfs_fsync_dirfd(rootfd);
 	if (rc == 0)
 		rc = sfs_fsync_dirfd(cfd);
 out:
-	free(meta);
 	if (rootfd >= 0)
 		close(rootfd);
 	if (rc < 0) {

@@ -1,0 +1,109 @@
+/*
+ * metadata.h - a session's metadata.json as one object: read the stored
+ * document (peek), check a new one against it (the rules of documents.c),
+ * replace it crash-safely, set its "updated", make the first one.
+ *
+ * Replacing is the ".sfs-meta-*" protocol: the new document is written
+ * whole under an internal name in the session root, fsynced, renamed over
+ * the stored one, and the root fsynced; a crash leaves the old document or
+ * the new one, and at worst an internal file that the next unlock sweeps
+ * (prepare.c). A refused document changes nothing.
+ *
+ * Store layer: knows the tree, fileio, format and crypto layers and the
+ * document rules; nothing of FUSE, file handles, the control protocol or
+ * logging. Not locked: the caller keeps two replacements (and a read that
+ * decides one) of one session apart (the daemon: doc/locking.md, meta_mu).
+ * Documents are plaintext: every buffer given out is malloc'd, NUL-terminated
+ * and goes back through sfs_metadata_free, which wipes it.
+ */
+#ifndef SFS_METADATA_H
+#define SFS_METADATA_H
+
+#include "format.h"
+
+#include <stddef.h>
+
+/* The largest metadata.json, NUL included: a longer one is -EFBIG. */
+#define SFS_METADATA_MAX (1u << 20)
+
+/* metadata.json of one session, its session root open. */
+struct sfs_metadata {
+	const char *sid;		   /* the session's id (borrowed) */
+	int rootfd;			   /* O_PATH of the session root (owned; -1: none) */
+	unsigned char dirid[SFS_ID_BYTES]; /* the root's directory id */
+	const struct sfs_keys *keys;	   /* the session's keys (borrowed) */
+};
+
+/* Why a document was refused: a static string that never quotes it, and its JSON error line. */
+struct sfs_metadata_refusal {
+	const char *why; /* NULL: not refused */
+	int line;	 /* 0: no line */
+};
+
+/*
+ * Open the metadata of session @sid whose container is @cfd (its root's
+ * header is read with @keys): 0 or -errno (-EBADMSG a foreign or damaged
+ * root). Close with sfs_metadata_close.
+ */
+int sfs_metadata_open(struct sfs_metadata *m, int cfd, const char *sid,
+		      const struct sfs_keys *keys);
+void sfs_metadata_close(struct sfs_metadata *m);
+
+/*
+ * The whole plaintext of backing file @fd (its header checked; a regular
+ * file, else -EINVAL) into *@text (*@len bytes, NUL after them), its
+ * attributes into *@attrs unless NULL. -EFBIG over SFS_METADATA_MAX; -errno.
+ */
+int sfs_metadata_read_fd(int fd, const struct sfs_keys *keys, struct sfs_attrs *attrs, char **text,
+			 size_t *len);
+
+/* Wipe and free a document given out here. Accepts NULL. */
+void sfs_metadata_free(char *text, size_t len);
+
+/* The stored document, as sfs_metadata_read_fd: 0, -ENOENT if none is stored, -errno. */
+int sfs_metadata_peek(const struct sfs_metadata *m, char **text, size_t *len,
+		      struct sfs_attrs *attrs);
+
+/*
+ * Is @text (@len bytes) a valid document to replace the stored one (if it
+ * can be read)? 0, or -EINVAL with @r saying why (lib/documents.c rules).
+ */
+int sfs_metadata_check(const struct sfs_metadata *m, const char *text, size_t len,
+		       struct sfs_metadata_refusal *r);
+
+/*
+ * Check @text as sfs_metadata_check and replace the stored document with
+ * it (a new file of attributes @attrs, see above). 0; -EINVAL refused
+ * (@r says why; the stored document is kept); -errno (kept too).
+ */
+int sfs_metadata_replace(const struct sfs_metadata *m, const char *text, size_t len,
+			 const struct sfs_attrs *attrs, struct sfs_metadata_refusal *r);
+
+/*
+ * Set "updated" to @when (a UTC time) in the stored document, its other
+ * members and attributes kept. 0; -EINVAL if it is no JSON object (left to
+ * its writer); -errno.
+ */
+int sfs_metadata_touch(const struct sfs_metadata *m, const char *when);
+
+/*
+ * A node to be written as metadata.json where none is stored: a new empty
+ * file of @attrs (a new file id into @id) that no name shows (made and
+ * unlinked at once), so nothing is stored until a replace publishes a
+ * valid document. Its read-write descriptor, -EEXIST if a document is
+ * stored, or -errno. Works on session root @rootfd (id @dirid) directly.
+ */
+int sfs_metadata_new_unlinked(int rootfd, const unsigned char dirid[SFS_ID_BYTES],
+			      const struct sfs_attrs *attrs, const struct sfs_keys *keys,
+			      unsigned char id[SFS_ID_BYTES]);
+
+/*
+ * The first metadata.json of session @sid named @name in the new session
+ * root @rootfd (id @dirid): written and fsynced under its name (the
+ * container is not published yet). 0 or -errno.
+ */
+int sfs_metadata_create(int rootfd, const unsigned char dirid[SFS_ID_BYTES], const char *sid,
+			const char *name, const struct sfs_attrs *attrs,
+			const struct sfs_keys *keys);
+
+#endif

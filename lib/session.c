@@ -1,0 +1,160 @@
+/*
+ * session.c - a session container opened with its key (session.h): open
+ * by unlock or create, its event log, its metadata document, close, delete,
+ * move, passwd.
+ *
+ * Store layer: the container's files are store.c's and prepare.c's, the log
+ * eventlog.c's, the document metadata.c's. Knows nothing of FUSE, the
+ * control protocol, the daemon's registry or its locks.
+ */
+#include "session.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+void sfs_container_init(struct sfs_container *c, const char *id)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->id, sizeof(c->id), "%s", id);
+	c->lockfd = -1;
+	c->ev.fd = -1;
+}
+
+int sfs_container_dir(int topfd, const char *id)
+{
+	int fd;
+
+	if (!sfs_id_valid(id))
+		return -ENOENT;
+	fd = openat(topfd, id, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	return fd < 0 ? sfs_neg_errno() : fd;
+}
+
+int sfs_container_unlock(int cfd, const char *pw, size_t pwlen, struct sfs_container_key *k)
+{
+	return sfs_store_session_unlock(cfd, pw, pwlen, &k->lockfd, &k->keys);
+}
+
+int sfs_container_create(int sessionsfd, const struct sfs_new_session *ns,
+			 struct sfs_container_key *k)
+{
+	return sfs_store_session_create(sessionsfd, ns, &k->lockfd, &k->keys);
+}
+
+void sfs_container_key_drop(struct sfs_container_key *k)
+{
+	sfs_keys_free(k->keys); /* wipes them */
+	k->keys = NULL;
+	sfs_store_session_release(k->lockfd);
+	k->lockfd = -1;
+}
+
+void sfs_container_open(struct sfs_container *c, struct sfs_container_key *k)
+{
+	c->keys = k->keys;
+	c->lockfd = k->lockfd;
+	k->keys = NULL;
+	k->lockfd = -1;
+}
+
+bool sfs_container_is_open(const struct sfs_container *c)
+{
+	return c->keys != NULL;
+}
+
+int sfs_container_prepare(const struct sfs_container *c, int cfd, uint64_t recheck,
+			  struct sfs_log *ev, struct sfs_session_report *rep)
+{
+	return sfs_store_session_prepare(cfd, c->keys, recheck, ev, rep);
+}
+
+void sfs_container_set_log(struct sfs_container *c, const struct sfs_log *ev, bool ok)
+{
+	sfs_log_close(&c->ev);
+	c->ev_ok = ok;
+	c->ev = *ev;
+}
+
+void sfs_container_close_log(struct sfs_container *c)
+{
+	c->ev_ok = false;
+	sfs_log_close(&c->ev);
+}
+
+void sfs_container_close(struct sfs_container *c)
+{
+	sfs_container_close_log(c);
+	sfs_keys_free(c->keys); /* wipes them */
+	c->keys = NULL;
+	sfs_store_session_release(c->lockfd);
+	c->lockfd = -1;
+}
+
+int sfs_container_metadata(const struct sfs_container *c, int cfd, struct sfs_metadata *m)
+{
+	m->rootfd = -1;
+	if (!c->keys)
+		return -EACCES;
+	return sfs_metadata_open(m, cfd, c->id, c->keys);
+}
+
+int sfs_container_delete_begin(int topfd, const char *id, char *gone)
+{
+	snprintf(gone, SFS_CONTAINER_GONE_MAX, ".del-%s-%ld", id, (long)getpid());
+	return renameat(topfd, id, topfd, gone) < 0 ? sfs_neg_errno() : 0;
+}
+
+int sfs_container_delete_end(int topfd, const char *gone)
+{
+	int rc = sfs_remove_tree(topfd, gone);
+
+	sfs_fsync_dirfd(topfd);
+	return rc;
+}
+
+int sfs_container_delete(struct sfs_container *c, int topfd)
+{
+	char gone[SFS_CONTAINER_GONE_MAX];
+	int rc;
+
+	if (!c->keys)
+		return -EACCES; /* only its holder may delete it */
+	/* Out of sight while still holding its busy lock, then removed. */
+	rc = sfs_container_delete_begin(topfd, c->id, gone);
+	if (rc < 0)
+		return rc;
+	sfs_container_close(c);
+	return sfs_container_delete_end(topfd, gone);
+}
+
+int sfs_container_move(int fromfd, int tofd, const char *id, bool held)
+{
+	int lockfd = -1, rc, cfd;
+
+	if (!sfs_id_valid(id))
+		return -EINVAL;
+	if (!held) {
+		cfd = sfs_container_dir(fromfd, id);
+		if (cfd < 0)
+			return cfd;
+		rc = sfs_store_session_trylock(cfd, &lockfd);
+		close(cfd);
+		if (rc < 0)
+			return rc;
+	}
+	rc = renameat2(fromfd, id, tofd, id, RENAME_NOREPLACE) < 0 ? sfs_neg_errno() : 0;
+	sfs_store_session_release(lockfd);
+	if (rc < 0)
+		return rc;
+	sfs_fsync_dirfd(fromfd);
+	sfs_fsync_dirfd(tofd);
+	return 0;
+}
+
+int sfs_container_passwd(int cfd, const char *old, size_t oldlen, const char *newpw, size_t newlen)
+{
+	return sfs_store_session_passwd(cfd, old, oldlen, newpw, newlen);
+}

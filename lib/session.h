@@ -1,0 +1,125 @@
+/*
+ * session.h - a session container opened with its key: the stateful
+ * session layer on top of store.h.
+ *
+ * A struct sfs_container is one session as a program that works on the
+ * store sees it: closed (no keys) or open (its keys, its busy lock, its
+ * event log with the state unlock found, and through them its metadata
+ * document, metadata.h). Open it with the password (unlock) or by creating
+ * a new session; close wipes the keys (sodium) and gives the busy lock back.
+ * Delete, move between sessions/ and archive/, and passwd work on the
+ * container in the store.
+ *
+ * Knows the store, prepare, eventlog and metadata layers; nothing of FUSE,
+ * the control protocol, the daemon's registry or its locks. The object is
+ * not locked: the caller keeps its changes apart (the daemon: fs/fs.h's
+ * struct sfs_session, doc/locking.md). The slow part of opening (the key
+ * derivation) is done into a struct sfs_container_key first, outside the
+ * object, so a caller need not hold its lock meanwhile.
+ */
+#ifndef SFS_SESSION_H
+#define SFS_SESSION_H
+
+#include "eventlog.h"
+#include "metadata.h"
+#include "store.h"
+#include "util.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* What opening a container gives: its keys and busy lock, not yet in an object. */
+struct sfs_container_key {
+	struct sfs_keys *keys; /* NULL: none */
+	int lockfd;	       /* -1: none */
+};
+
+/* One session container (see above). */
+struct sfs_container {
+	char id[SFS_SESSION_ID_MAX + 1];
+	struct sfs_keys *keys; /* NULL while closed */
+	int lockfd;	       /* its busy lock while open, else -1 */
+	bool ev_ok;	       /* ev is open and valid (set by sfs_container_set_log) */
+	struct sfs_log ev;     /* events.jsonl from open to close (fd -1 else); its one
+				* position: appends move it in place; the state stays
+				* what was last known after close */
+};
+
+/* A closed container of session @id. */
+void sfs_container_init(struct sfs_container *c, const char *id);
+
+/* O_PATH descriptor of container @id in top directory @topfd (sessions/ or archive/), or -errno. */
+int sfs_container_dir(int topfd, const char *id);
+
+/*
+ * Unlock container @cfd with @pw into @k (the key derivation: up to
+ * seconds). 0; -EKEYREJECTED wrong password (nothing changes); -EBUSY
+ * unlocked by another mount; -errno as sfs_store_session_unlock.
+ */
+int sfs_container_unlock(int cfd, const char *pw, size_t pwlen, struct sfs_container_key *k);
+
+/*
+ * Create session @ns->id in @sessionsfd (store.h, sfs_store_session_create):
+ * it appears whole or not at all, and is unlocked into @k. -EEXIST taken.
+ */
+int sfs_container_create(int sessionsfd, const struct sfs_new_session *ns,
+			 struct sfs_container_key *k);
+
+/* Drop @k unused (wipes the keys, releases the lock). */
+void sfs_container_key_drop(struct sfs_container_key *k);
+
+/* Open closed container @c with @k, which it takes over (@k is emptied). */
+void sfs_container_open(struct sfs_container *c, struct sfs_container_key *k);
+
+/* Is @c open (has keys)? */
+bool sfs_container_is_open(const struct sfs_container *c);
+
+/*
+ * Make open container @c's tree ready (store.h, sfs_store_session_prepare)
+ * into @ev and @rep: its result for sfs_container_set_log. @recheck as
+ * there (a known damage's backing offset, 0 none).
+ */
+int sfs_container_prepare(const struct sfs_container *c, int cfd, uint64_t recheck,
+			  struct sfs_log *ev, struct sfs_session_report *rep);
+
+/* @c's log is now @ev, valid if @ok (the log it had is closed first). */
+void sfs_container_set_log(struct sfs_container *c, const struct sfs_log *ev, bool ok);
+
+/*
+ * Close @c's event log (its state stays known, ev_ok false). Part of
+ * sfs_container_close, for a caller that keeps the log under a lock of its
+ * own.
+ */
+void sfs_container_close_log(struct sfs_container *c);
+
+/* Close @c: close its log, wipe its keys, give back its busy lock. Closed: nothing. */
+void sfs_container_close(struct sfs_container *c);
+
+/* The metadata document of open container @c (whose directory is @cfd): sfs_metadata_open. */
+int sfs_container_metadata(const struct sfs_container *c, int cfd, struct sfs_metadata *m);
+
+/*
+ * Deleting a container, in two steps so that the slow one runs after the
+ * caller's lock: sfs_container_delete_begin renames container @id in
+ * @topfd out of sight (to @gone, ".del-ID-PID", at least
+ * SFS_CONTAINER_GONE_MAX bytes), sfs_container_delete_end removes it and
+ * fsyncs @topfd. The caller closes the container between them (it holds
+ * the busy lock until then). sfs_container_delete does all three.
+ */
+#define SFS_CONTAINER_GONE_MAX 64
+int sfs_container_delete_begin(int topfd, const char *id, char *gone);
+int sfs_container_delete_end(int topfd, const char *gone);
+int sfs_container_delete(struct sfs_container *c, int topfd);
+
+/*
+ * Move container @id from top directory @fromfd to @tofd (sessions/ to
+ * archive/ or back), never over another one (-EEXIST), and fsync both.
+ * Unless @held (the caller has it open: its busy lock is held), the busy
+ * lock is taken for the move: -EBUSY if another mount has it unlocked.
+ */
+int sfs_container_move(int fromfd, int tofd, const char *id, bool held);
+
+/* Re-wrap container @cfd's key under @newpw (store.h, sfs_store_session_passwd). */
+int sfs_container_passwd(int cfd, const char *old, size_t oldlen, const char *newpw, size_t newlen);
+
+#endif

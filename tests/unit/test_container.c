@@ -1,0 +1,319 @@
+/*
+ * test_container.c - the session layer without FUSE (lib/session.c,
+ * lib/metadata.c) on a temporary store, with fixed passwords: create,
+ * close, reopen with the password, a wrong password refused with nothing
+ * changed, the event log kept across close; metadata.json read, a
+ * replacement refused for invalid JSON or a changed id (the old document
+ * kept), a valid one published with no internal file left, "updated"
+ * touched; move to archive/ and back (refused while another holder has
+ * it); passwd; delete.
+ */
+#include "check.h"
+#include "metadata.h"
+#include "session.h"
+#include "store.h"
+#include "tree.h"
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define ID "INC-c0de"
+#define PW "correct horse"
+#define PW2 "battery staple"
+
+static char top[] = "/tmp/sfs-unit-container-XXXXXX";
+static int sessfd = -1, archfd = -1; /* STORE/sessions, STORE/archive */
+
+static bool exists(int dirfd, const char *name)
+{
+	return faccessat(dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* Entries of @dirfd whose name starts with @prefix. */
+static int count_prefixed(int dirfd, const char *prefix)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), n = 0;
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+
+	REQUIRE(d);
+	while ((de = readdir(d)) != NULL)
+		if (strncmp(de->d_name, prefix, strlen(prefix)) == 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* The whole key file of container @cfd, to see that nothing changed it. */
+static size_t read_key(int cfd, unsigned char *buf, size_t cap)
+{
+	int fd = openat(cfd, SFS_KEY_NAME, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	REQUIRE(fd >= 0);
+	n = read(fd, buf, cap);
+	REQUIRE(n > 0);
+	close(fd);
+	return (size_t)n;
+}
+
+/* Member @key of the stored document of @m, as a malloc'd string (NULL if none). */
+static char *stored_member(const struct sfs_metadata *m, const char *key)
+{
+	char *text, *out = NULL;
+	size_t len;
+	json_t *doc, *v;
+
+	REQUIRE(sfs_metadata_peek(m, &text, &len, NULL) == 0);
+	CHECK_EQ(strlen(text), len);
+	doc = json_loadb(text, len, 0, NULL);
+	REQUIRE(doc);
+	v = json_object_get(doc, key);
+	if (json_is_string(v))
+		out = strdup(json_string_value(v));
+	json_decref(doc);
+	sfs_metadata_free(text, len);
+	return out;
+}
+
+/* The stored document of @m with member @key set to @value, dumped. */
+static char *with_member(const struct sfs_metadata *m, const char *key, const char *value)
+{
+	char *text, *out;
+	size_t len;
+	json_t *doc;
+
+	REQUIRE(sfs_metadata_peek(m, &text, &len, NULL) == 0);
+	doc = json_loadb(text, len, 0, NULL);
+	REQUIRE(doc);
+	json_object_set_new(doc, key, json_string(value));
+	out = json_dumps(doc, JSON_INDENT(2));
+	REQUIRE(out);
+	json_decref(doc);
+	sfs_metadata_free(text, len);
+	return out;
+}
+
+/* Open container @cfd with @pw into @c and prepare its tree; 0 or the unlock's -errno. */
+static int open_with(struct sfs_container *c, int cfd, const char *pw)
+{
+	struct sfs_container_key k = {.lockfd = -1};
+	struct sfs_session_report r;
+	struct sfs_log ev;
+	int rc = sfs_container_unlock(cfd, pw, strlen(pw), &k);
+
+	if (rc < 0) {
+		CHECK(k.keys == NULL && k.lockfd == -1);
+		return rc;
+	}
+	sfs_container_open(c, &k);
+	CHECK(k.keys == NULL && k.lockfd == -1);
+	CHECK_EQ(sfs_container_prepare(c, cfd, 0, &ev, &r), 0);
+	sfs_container_set_log(c, &ev, true);
+	return 0;
+}
+
+static void test_metadata(struct sfs_container *c, int cfd)
+{
+	struct sfs_metadata_refusal why;
+	struct sfs_metadata m;
+	struct sfs_attrs a = {S_IFREG | 0600, getuid(), getgid(), 0, SFS_KIND_BLOCKS};
+	unsigned char id[SFS_ID_BYTES];
+	char *before, *after, *doc, *v;
+	size_t blen, alen;
+
+	REQUIRE(sfs_container_metadata(c, cfd, &m) == 0);
+	REQUIRE(sfs_metadata_peek(&m, &before, &blen, NULL) == 0);
+	v = stored_member(&m, "id");
+	CHECK_STR(v, ID);
+	free(v);
+	v = stored_member(&m, "name");
+	CHECK_STR(v, "pager storm");
+	free(v);
+
+	/* Refused: not JSON; the id changed. The stored document stays, byte for byte. */
+	CHECK_EQ(sfs_metadata_replace(&m, "{\"id\": ", 7, &a, &why), -EINVAL);
+	CHECK(why.why != NULL && why.line > 0);
+	doc = with_member(&m, "id", "INC-beef");
+	CHECK_EQ(sfs_metadata_replace(&m, doc, strlen(doc), &a, &why), -EINVAL);
+	CHECK(why.why != NULL);
+	CHECK_EQ(sfs_metadata_check(&m, doc, strlen(doc), &why), -EINVAL);
+	free(doc);
+	doc = with_member(&m, "created", "2001-01-01T00:00:00Z");
+	CHECK_EQ(sfs_metadata_replace(&m, doc, strlen(doc), &a, &why), -EINVAL);
+	free(doc);
+	REQUIRE(sfs_metadata_peek(&m, &after, &alen, NULL) == 0);
+	CHECK_EQ(alen, blen);
+	CHECK(alen == blen && memcmp(after, before, blen) == 0);
+	sfs_metadata_free(after, alen);
+	CHECK_EQ(count_prefixed(m.rootfd, SFS_META_PREFIX), 0);
+
+	/* A valid one is published; nothing of the protocol is left behind. */
+	doc = with_member(&m, "status", "resolved");
+	CHECK_EQ(sfs_metadata_check(&m, doc, strlen(doc), &why), 0);
+	CHECK(why.why == NULL);
+	CHECK_EQ(sfs_metadata_replace(&m, doc, strlen(doc), &a, &why), 0);
+	REQUIRE(sfs_metadata_peek(&m, &after, &alen, NULL) == 0);
+	CHECK_STR(after, doc);
+	sfs_metadata_free(after, alen);
+	free(doc);
+	v = stored_member(&m, "status");
+	CHECK_STR(v, "resolved");
+	free(v);
+	CHECK_EQ(count_prefixed(m.rootfd, SFS_META_PREFIX), 0);
+
+	/* touch: "updated" only; the rest as it was. */
+	CHECK_EQ(sfs_metadata_touch(&m, "2030-01-02T03:04:05Z"), 0);
+	v = stored_member(&m, "updated");
+	CHECK_STR(v, "2030-01-02T03:04:05Z");
+	free(v);
+	v = stored_member(&m, "status");
+	CHECK_STR(v, "resolved");
+	free(v);
+	REQUIRE(sfs_metadata_peek(&m, &after, &alen, NULL) == 0);
+	v = stored_member(&m, "created");
+	CHECK(v && strstr(before, v) != NULL);
+	free(v);
+	sfs_metadata_free(after, alen);
+	CHECK_EQ(count_prefixed(m.rootfd, SFS_META_PREFIX), 0);
+
+	/* A document is stored: no unlinked node for a new one. */
+	CHECK_EQ(sfs_metadata_new_unlinked(m.rootfd, m.dirid, &a, c->keys, id), -EEXIST);
+	sfs_metadata_free(before, blen);
+	sfs_metadata_close(&m);
+	CHECK_EQ(m.rootfd, -1);
+}
+
+static void test_life(void)
+{
+	struct sfs_new_session ns = {
+		.id = ID,
+		.name = "pager storm",
+		.password = PW,
+		.pwlen = strlen(PW),
+		.kdf = SFS_KDF_INTERACTIVE,
+		.cipher = SFS_CIPHER_XCHACHA,
+		.uid = getuid(),
+		.gid = getgid(),
+	};
+	struct sfs_container_key k = {.lockfd = -1};
+	struct sfs_container c;
+	struct sfs_session_report r;
+	struct sfs_metadata m;
+	struct sfs_log ev;
+	unsigned char kf[SFS_KEYFILE_MAX], kf2[SFS_KEYFILE_MAX];
+	size_t kflen;
+	char buf[64];
+	int cfd;
+
+	/* Create: open at once, its log empty. */
+	sfs_container_init(&c, ID);
+	CHECK(!sfs_container_is_open(&c));
+	CHECK_EQ(sfs_container_create(sessfd, &ns, &k), 0);
+	REQUIRE(k.keys && k.lockfd >= 0);
+	sfs_container_open(&c, &k);
+	CHECK(sfs_container_is_open(&c));
+	CHECK_EQ(sfs_container_create(sessfd, &ns, &k), -EEXIST);
+	CHECK(k.keys == NULL && k.lockfd == -1);
+	cfd = sfs_container_dir(sessfd, ID);
+	REQUIRE(cfd >= 0);
+	CHECK_EQ(sfs_container_dir(sessfd, "../x"), -ENOENT);
+	CHECK_EQ(sfs_container_prepare(&c, cfd, 0, &ev, &r), 0);
+	sfs_container_set_log(&c, &ev, true);
+	CHECK(c.ev_ok && c.ev.fd >= 0);
+	CHECK_EQ(c.ev.size, 0);
+	CHECK_EQ(sfs_log_append(&c.ev, "{\"a\":1}\n", 8), 0);
+	test_metadata(&c, cfd);
+
+	/* Close: keys gone, lock given back, the log's state still known. */
+	sfs_container_close(&c);
+	CHECK(!sfs_container_is_open(&c));
+	CHECK(c.keys == NULL && c.lockfd == -1 && c.ev.fd == -1 && !c.ev_ok);
+	CHECK_EQ(c.ev.size, 8);
+	CHECK_EQ(sfs_store_session_held(cfd), 0);
+	CHECK_EQ(sfs_container_metadata(&c, cfd, &m), -EACCES);
+	CHECK_EQ(sfs_container_delete(&c, sessfd), -EACCES);
+	sfs_container_close(&c); /* closed: nothing */
+
+	/* A wrong password: refused, nothing held, nothing changed. */
+	kflen = read_key(cfd, kf, sizeof(kf));
+	CHECK_EQ(open_with(&c, cfd, "hunter2"), -EKEYREJECTED);
+	CHECK(!sfs_container_is_open(&c));
+	CHECK_EQ(sfs_store_session_held(cfd), 0);
+	CHECK_EQ(read_key(cfd, kf2, sizeof(kf2)), kflen);
+	CHECK_MEM(kf2, kf, kflen);
+
+	/* Reopen: the log and the touched document are there. */
+	CHECK_EQ(open_with(&c, cfd, PW), 0);
+	CHECK_EQ(c.ev.size, 8);
+	CHECK_EQ(c.ev.lines, 1);
+	CHECK_EQ(sfs_log_read(&c.ev, buf, sizeof(buf), 0), 8);
+	CHECK_MEM(buf, "{\"a\":1}\n", 8);
+	REQUIRE(sfs_container_metadata(&c, cfd, &m) == 0);
+	{
+		char *v = stored_member(&m, "updated");
+
+		CHECK_STR(v, "2030-01-02T03:04:05Z");
+		free(v);
+	}
+	sfs_metadata_close(&m);
+	/* Open here: a second unlock finds it busy (after the lock's short wait). */
+	CHECK_EQ(sfs_container_unlock(cfd, PW, strlen(PW), &k), -EBUSY);
+
+	/* Move to archive/ while open (its holder moves it), and back. */
+	CHECK_EQ(sfs_container_move(sessfd, archfd, ID, true), 0);
+	CHECK(!exists(sessfd, ID) && exists(archfd, ID));
+	CHECK_EQ(sfs_container_move(archfd, sessfd, ID, false), -EBUSY); /* we hold it */
+	CHECK(exists(archfd, ID));
+	sfs_container_close(&c);
+	CHECK_EQ(sfs_container_move(archfd, sessfd, ID, false), 0);
+	CHECK(exists(sessfd, ID) && !exists(archfd, ID));
+	CHECK_EQ(sfs_store_session_held(cfd), 0);
+	/* Never over another container. */
+	REQUIRE(mkdirat(archfd, ID, 0700) == 0);
+	CHECK_EQ(sfs_container_move(sessfd, archfd, ID, false), -EEXIST);
+	CHECK(exists(sessfd, ID));
+	REQUIRE(unlinkat(archfd, ID, AT_REMOVEDIR) == 0);
+
+	/* passwd: the old password no longer opens it, the new one does. */
+	CHECK_EQ(sfs_container_passwd(cfd, "wrong", 5, PW2, strlen(PW2)), -EKEYREJECTED);
+	CHECK_EQ(sfs_container_passwd(cfd, PW, strlen(PW), PW2, strlen(PW2)), 0);
+	CHECK_EQ(open_with(&c, cfd, PW), -EKEYREJECTED);
+	CHECK_EQ(open_with(&c, cfd, PW2), 0);
+
+	/* Delete: gone whole, nothing left beside it, the object closed. */
+	CHECK_EQ(sfs_container_delete(&c, sessfd), 0);
+	CHECK(!sfs_container_is_open(&c) && c.lockfd == -1);
+	CHECK(!exists(sessfd, ID));
+	CHECK_EQ(count_prefixed(sessfd, ".del-"), 0);
+	CHECK_EQ(count_prefixed(sessfd, ".new-"), 0);
+	close(cfd);
+}
+
+int main(void)
+{
+	struct sfs_store_config cfg;
+	char store[600], why[256];
+	int storefd;
+
+	REQUIRE(sfs_crypto_init() == 0);
+	REQUIRE(mkdtemp(top));
+	snprintf(store, sizeof(store), "%s/store", top);
+	REQUIRE(sfs_store_create(store, SFS_KDF_INTERACTIVE, SFS_CIPHER_XCHACHA, why,
+				 sizeof(why)) == 0);
+	REQUIRE(sfs_store_open(store, &storefd, &cfg, why, sizeof(why)) == 0);
+	sessfd = openat(storefd, SFS_SESSIONS_DIR, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	archfd = openat(storefd, SFS_ARCHIVE_DIR, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	REQUIRE(sessfd >= 0 && archfd >= 0);
+	test_life();
+	close(sessfd);
+	close(archfd);
+	close(storefd);
+	CHECK_EQ(sfs_remove_tree(AT_FDCWD, top), 0);
+	return check_done();
+}
