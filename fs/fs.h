@@ -266,16 +266,9 @@ int sfs_session_passwd(const char *id, const char *old, size_t oldlen, const cha
 /* Is session @id (in sessions/ if @where is 0, archive/ if 1) unlocked by another mount? */
 bool sfs_session_elsewhere(const char *id, int where);
 /*
- * Keep other mounts from unlocking session @id (at @where) while this mount
- * moves it: 0 with *lockfd to give back with sfs_store_session_release (-1
- * if the session is unlocked here, which holds it already); -EBUSY if
- * another mount has it unlocked; -errno.
- */
-int sfs_session_hold(const char *id, int where, int *lockfd);
-/*
  * Move session @id from @from (0 sessions/, 1 archive/) to the other top
  * directory (lib/session.c, sfs_container_move), its busy lock held through
- * the rename (sfs_session_hold): -EBUSY if another mount has it unlocked,
+ * the rename: -EBUSY if another mount has it unlocked,
  * -EEXIST if the other holds that id, -EPERM for no session id; -errno.
  */
 int sfs_session_move(const char *id, int from);

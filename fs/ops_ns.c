@@ -67,24 +67,11 @@ void sfs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 static int move_session(struct sfs_inode *from, const char *name, struct sfs_inode *to,
 			const char *newname, unsigned int flags)
 {
-	int lockfd, rc;
-
 	if (strcmp(name, newname) != 0 || !sfs_id_valid(name) || (flags & RENAME_EXCHANGE))
 		return -EPERM; /* a session's id is its name */
 	if (from == to)
 		return 0;
-	rc = sfs_session_hold(name, from == &sfs->top[1], &lockfd);
-	if (rc < 0)
-		return rc;
-	rc = renameat2(from->fd, name, to->fd, newname, RENAME_NOREPLACE) < 0 ? sfs_neg_errno() : 0;
-	sfs_store_session_release(lockfd);
-	if (rc < 0)
-		return rc;
-	sfs_fsync_dirfd(from->fd);
-	sfs_fsync_dirfd(to->fd);
-	sfs_syslog(LOG_INFO, "%s: moved to %s/", name,
-		   to == &sfs->top[1] ? SFS_ARCHIVE_DIR : SFS_SESSIONS_DIR);
-	return 0;
+	return sfs_session_move(name, from == &sfs->top[1]);
 }
 
 /*

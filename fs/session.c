@@ -765,7 +765,13 @@ bool sfs_session_elsewhere(const char *id, int where)
 	return rc > 0;
 }
 
-int sfs_session_hold(const char *id, int where, int *lockfd)
+/*
+ * Keep other mounts from unlocking session @id (at @where) while this mount
+ * moves it: 0 with *lockfd to give back with sfs_store_session_release (-1
+ * if the session is unlocked here, which holds it already); -EBUSY if
+ * another mount has it unlocked; -errno.
+ */
+static int hold(const char *id, int where, int *lockfd)
 {
 	struct sfs_session *s = sfs_session_find(id);
 	int cfd, rc;
@@ -790,7 +796,7 @@ int sfs_session_move(const char *id, int from)
 
 	if (!sfs_id_valid(id))
 		return -EPERM; /* a session's id is its name */
-	rc = sfs_session_hold(id, from, &lockfd);
+	rc = hold(id, from, &lockfd);
 	if (rc < 0)
 		return rc;
 	/* Held now: by this mount's unlock, or by @lockfd for the move. */
