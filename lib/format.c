@@ -544,3 +544,11 @@ int sfs_fmt_header_id(const unsigned char *in, size_t inlen, unsigned char id[SF
 	memcpy(id, in + 8, SFS_ID_BYTES);
 	return 0;
 }
+
+int sfs_fmt_header_kind(const unsigned char *in, size_t inlen, unsigned int *kind)
+{
+	if (inlen < SFS_HDR_AD_BYTES || memcmp(in, magic_file, 4) != 0)
+		return -EUCLEAN;
+	*kind = sfs_get_le16(in + 6);
+	return 0;
+}

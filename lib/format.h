@@ -316,4 +316,11 @@ uint64_t sfs_get_le64(const unsigned char *p);
  */
 int sfs_fmt_header_id(const unsigned char *in, size_t inlen, unsigned char id[SFS_ID_BYTES]);
 
+/*
+ * The content kind (SFS_KIND_*) in a file header, read without the key as
+ * sfs_fmt_header_id: for a check that needs no password (fsck), never to
+ * trust. 0 or -EUCLEAN (short, no file magic).
+ */
+int sfs_fmt_header_kind(const unsigned char *in, size_t inlen, unsigned int *kind);
+
 #endif

@@ -299,6 +299,7 @@ static void check_file(struct sfs_fsck_sess *s, int dirfd, const char *name, con
 	unsigned char hdr[SFS_HDR_BYTES], id[SFS_ID_BYTES];
 	struct sfs_attrs a;
 	uint64_t psize;
+	unsigned int kind;
 	int fd, rc;
 
 	if (st->st_size == 0) {
@@ -327,8 +328,8 @@ static void check_file(struct sfs_fsck_sess *s, int dirfd, const char *name, con
 	add_id(s, id);
 	sfs_fsck_bytes(s->c, SFS_HDR_BYTES);
 	if (!s->keys) {
-		/* The kind is in the clear (bytes 6..7); only a log has other sizes. */
-		if (sfs_get_le16(hdr + 6) != SFS_KIND_LOG &&
+		/* The kind is in the clear; only a log has other sizes. */
+		if ((sfs_fmt_header_kind(hdr, sizeof(hdr), &kind) < 0 || kind != SFS_KIND_LOG) &&
 		    sfs_fmt_plain_size((uint64_t)st->st_size, &psize) < 0)
 			sfs_fsck_add(s->c, s, WHERE(w), "size", NULL, NULL, NULL,
 				     "a size no file has (%lld bytes: cut inside a block); its "
