@@ -66,6 +66,8 @@ struct report {
 /* report.c: formatting shared by the writers. */
 void rep_iso(char *out, size_t size, double t); /* "2026-01-02T03:04:05Z" (.123 if any) */
 void rep_duration(char *out, size_t size, double seconds); /* "1d 2h 03m 04s", "4.2s" */
+/* The HTML entity for & < > (and " ' if @quotes), NULL for any other @c. */
+const char *rep_entity(char c, bool quotes);
 /* json_dumps into plain malloc memory (free() it): jansson's own frees wipe (lib/store.c). */
 char *rep_dumps(const json_t *v, size_t flags);
 void rep_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -36,25 +36,12 @@ static const char *const colour[COLOURS + 1] = {
 static void esc(FILE *out, const char *s)
 {
 	for (; s && *s; s++) {
-		switch (*s) {
-		case '&':
-			fputs("&amp;", out);
-			break;
-		case '<':
-			fputs("&lt;", out);
-			break;
-		case '>':
-			fputs("&gt;", out);
-			break;
-		case '"':
-			fputs("&quot;", out);
-			break;
-		case '\'':
-			fputs("&#39;", out);
-			break;
-		default:
+		const char *e = rep_entity(*s, true);
+
+		if (e)
+			fputs(e, out);
+		else
 			fputc(*s, out);
-		}
 	}
 }
 

@@ -21,29 +21,14 @@ static void md_cell(FILE *out, const char *s)
 {
 	for (; s && *s; s++) {
 		unsigned char c = (unsigned char)*s;
+		const char *e = rep_entity(*s, false);
 
-		switch (c) {
-		case '|':
-			fputs("\\|", out);
-			break;
-		case '\\':
-			fputs("\\\\", out);
-			break;
-		case '<':
-			fputs("&lt;", out);
-			break;
-		case '>':
-			fputs("&gt;", out);
-			break;
-		case '&':
-			fputs("&amp;", out);
-			break;
-		case '`':
-			fputs("\\`", out);
-			break;
-		default:
+		if (e)
+			fputs(e, out);
+		else if (c == '|' || c == '\\' || c == '`')
+			fprintf(out, "\\%c", c);
+		else
 			fputc(c < 0x20 || c == 0x7f ? ' ' : c, out);
-		}
 	}
 }
 
