@@ -72,6 +72,24 @@ void rep_duration(char *out, size_t size, double sec)
 			 s / 60 % 60, s % 60);
 }
 
+const char *rep_entity(char c, bool quotes)
+{
+	switch (c) {
+	case '&':
+		return "&amp;";
+	case '<':
+		return "&lt;";
+	case '>':
+		return "&gt;";
+	case '"':
+		return quotes ? "&quot;" : NULL;
+	case '\'':
+		return quotes ? "&#39;" : NULL;
+	default:
+		return NULL;
+	}
+}
+
 char *rep_dumps(const json_t *v, size_t flags)
 {
 	json_free_t jfree;

@@ -8,6 +8,9 @@
  * inline JS show a page of 500 rows at a time (a browser takes minutes to
  * lay out 100,000 rows of HTML).
  *
+ * The metadata, the counts by type and the files are walked by
+ * report_table.c through the struct rep_format here (its tables and cells).
+ *
  * Everything from the session is untrusted: in markup it goes through esc()
  * (& < > " ' as entities, in text and attributes alike), in the data through
  * put_data() (< > & as \u escapes); the script sets text only, never
@@ -33,35 +36,13 @@ static const char *const colour[COLOURS + 1] = {
 static void esc(FILE *out, const char *s)
 {
 	for (; s && *s; s++) {
-		switch (*s) {
-		case '&':
-			fputs("&amp;", out);
-			break;
-		case '<':
-			fputs("&lt;", out);
-			break;
-		case '>':
-			fputs("&gt;", out);
-			break;
-		case '"':
-			fputs("&quot;", out);
-			break;
-		case '\'':
-			fputs("&#39;", out);
-			break;
-		default:
-			fputc(*s, out);
-		}
-	}
-}
+		const char *e = rep_entity(*s, true);
 
-/* The colour index of @type: its rank among the types, or COLOURS for the rest. */
-static size_t colour_of(const struct report *r, const char *type)
-{
-	for (size_t i = 0; i < r->ntypes && i < COLOURS; i++)
-		if (r->types[i].type == type || strcmp(r->types[i].type, type) == 0)
-			return i;
-	return COLOURS;
+		if (e)
+			fputs(e, out);
+		else
+			fputc(*s, out);
+	}
 }
 
 static const char style[] =
@@ -136,38 +117,65 @@ static void put_data(FILE *out, json_t *v)
 	json_decref(v);
 }
 
-static void html_meta(const struct report *r, FILE *out)
+/* Cell @i of a row: a row's name as <th>, a type after its colour's swatch. */
+static void html_cell(FILE *out, size_t i, enum rep_cell kind, const char *s, size_t rank)
 {
-	const char *key;
-	json_t *v;
-
-	fputs("<h2>Metadata</h2>\n", out);
-	if (!r->meta) {
-		fputs("<p>metadata.json could not be read: ", out);
-		esc(out, r->meta_err);
-		fputs("</p>\n", out);
+	if (i == 0)
+		fputs("<tr>", out);
+	switch (kind) {
+	case REP_KEY:
+		fputs("<th>", out);
+		esc(out, s);
+		fputs("</th>", out);
 		return;
+	case REP_CODE:
+		fputs("<td><code>", out);
+		esc(out, s);
+		fputs("</code></td>", out);
+		return;
+	case REP_NUM:
+		fputs("<td class=\"n\">", out);
+		break;
+	case REP_TIME:
+		fputs("<td class=\"time\">", out);
+		break;
+	case REP_TYPE:
+		fprintf(out, "<td class=\"ty\"><span class=\"sw\" style=\"background:%s\"></span>",
+			colour[rank < COLOURS ? rank : COLOURS]);
+		break;
+	default:
+		fputs("<td>", out);
 	}
-	fputs("<table>\n", out);
-	json_object_foreach(r->meta, key, v)
-	{
-		char *s = json_is_string(v) ? NULL : rep_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-
-		fputs("<tr><th>", out);
-		esc(out, key);
-		fputs("</th><td>", out);
-		esc(out, s ? s : json_string_value(v));
-		fputs("</td></tr>\n", out);
-		free(s);
-	}
-	fputs("</table>\n", out);
+	esc(out, s);
+	fputs("</td>", out);
 }
+
+static void html_table(FILE *out, const struct rep_col *cols, size_t ncols)
+{
+	fputs("<table><tr>", out);
+	for (size_t i = 0; i < ncols; i++)
+		fprintf(out, "<th>%s</th>", cols[i].head);
+	fputs("</tr>\n", out);
+}
+
+static const struct rep_format html = {
+	.name = "html",
+	.text = esc,
+	.heading = {"<h2>", "</h2>\n"},
+	.para = {"<p>", "</p>\n"},
+	.table = html_table,
+	.cell = html_cell,
+	.ranked = COLOURS,
+	.row_end = "</tr>\n",
+	.table_end = "</table>\n",
+};
 
 static void html_summary(const struct report *r, FILE *out)
 {
 	char a[40], b[40], d[40];
 
-	fputs("<h2>Summary</h2>\n<p>", out);
+	rep_heading(&html, out, "Summary");
+	fputs("<p>", out);
 	fprintf(out, "%zu events (%zu with a time), %zu files.", r->nev, r->ntimed, r->nfiles);
 	if (r->ntimed) {
 		rep_iso(a, sizeof(a), r->first);
@@ -181,17 +189,7 @@ static void html_summary(const struct report *r, FILE *out)
 		fputs("</strong>", out);
 	}
 	fputs("</p>\n", out);
-	if (!r->ntypes)
-		return;
-	fputs("<table><tr><th>Type</th><th>Events</th></tr>\n", out);
-	for (size_t i = 0; i < r->ntypes; i++) {
-		fprintf(out,
-			"<tr><td class=\"ty\"><span class=\"sw\" style=\"background:%s\"></span>",
-			colour[i < COLOURS ? i : COLOURS]);
-		esc(out, r->types[i].type);
-		fprintf(out, "</td><td class=\"n\">%zu</td></tr>\n", r->types[i].n);
-	}
-	fputs("</table>\n", out);
+	rep_types(&html, r, out);
 }
 
 /* Events with a time in BINS bars, each stacked by type (the first COLOURS types, then the rest).
@@ -221,7 +219,7 @@ static int html_chart(const struct report *r, FILE *out)
 		k = nbins == 1 ? 0 : (size_t)((e->t - r->first) / span * (double)nbins);
 		if (k >= nbins)
 			k = nbins - 1;
-		count[k][colour_of(r, e->type)]++;
+		count[k][rep_rank(r, e->type, COLOURS)]++;
 		if (++total[k] > max)
 			max = total[k];
 	}
@@ -303,43 +301,14 @@ static void html_events(const struct report *r, FILE *out)
 
 		if (i)
 			fputs(",\n", out);
-		put_data(out, json_pack("[I, o, s, s, I, s]", (json_int_t)e->line,
-					e->time ? json_string(e->time) : json_null(), e->type,
-					e->summary, (json_int_t)colour_of(r, e->type), e->raw));
+		put_data(out,
+			 json_pack("[I, o, s, s, I, s]", (json_int_t)e->line,
+				   e->time ? json_string(e->time) : json_null(), e->type,
+				   e->summary, (json_int_t)rep_rank(r, e->type, COLOURS), e->raw));
 		if (i % 8192 == 0)
 			rep_progress("writing html: %zu of %zu events", i, r->nev);
 	}
 	fputs("]</script>\n", out);
-}
-
-static void html_files(const struct report *r, FILE *out)
-{
-	char m[40];
-
-	fputs("<h2>Files</h2>\n", out);
-	if (!r->nfiles) {
-		fputs("<p>No files.</p>\n", out);
-		return;
-	}
-	fputs("<table><tr><th>Path</th><th>Size</th><th>Modified</th><th>SHA-256</th></tr>\n", out);
-	for (size_t i = 0; i < r->nfiles; i++) {
-		const struct rep_file *f = &r->files[i];
-
-		rep_iso(m, sizeof(m), (double)f->mtime.tv_sec);
-		fputs("<tr><td>", out);
-		esc(out, f->path);
-		fprintf(out, "</td><td class=\"n\">%lld</td><td class=\"time\">%s</td><td>",
-			(long long)f->size, m);
-		if (f->err) {
-			fputs("(unreadable: ", out);
-			esc(out, strerror(f->err));
-			fputs(")", out);
-		} else {
-			fprintf(out, "<code>%s</code>", f->sha256);
-		}
-		fputs("</td></tr>\n", out);
-	}
-	fputs("</table>\n", out);
 }
 
 int rep_write_html(const struct report *r, FILE *out)
@@ -363,11 +332,11 @@ int rep_write_html(const struct report *r, FILE *out)
 		"</h1>\n<p class=\"sub\">Report of <code>%s/%s</code>, made by "
 		"<code>sessionctl report</code> at %s.</p>\n",
 		r->where, r->id, when);
-	html_meta(r, out);
+	rep_meta(&html, r, out);
 	html_summary(r, out);
 	html_chart(r, out);
 	html_events(r, out);
-	html_files(r, out);
+	rep_files(&html, r, out);
 	fprintf(out, "<script>\n%s</script>\n</body></html>\n", script);
 	return ferror(out) ? -EIO : 0;
 }

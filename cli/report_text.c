@@ -6,8 +6,9 @@
  * Everything from the session is untrusted: in Markdown every such text is
  * one table cell (| escaped, newlines and control characters as spaces, <
  * > & as entities so no HTML gets through); JSON is written by jansson,
- * events.jsonl lines verbatim only when jansson parsed them. Knows only
- * the struct and the two formats.
+ * events.jsonl lines verbatim only when jansson parsed them. The Markdown
+ * sections are walked by report_table.c through the struct rep_format
+ * here. Knows only the struct and the two formats.
  */
 #include "report.h"
 
@@ -20,58 +21,53 @@ static void md_cell(FILE *out, const char *s)
 {
 	for (; s && *s; s++) {
 		unsigned char c = (unsigned char)*s;
+		const char *e = rep_entity(*s, false);
 
-		switch (c) {
-		case '|':
-			fputs("\\|", out);
-			break;
-		case '\\':
-			fputs("\\\\", out);
-			break;
-		case '<':
-			fputs("&lt;", out);
-			break;
-		case '>':
-			fputs("&gt;", out);
-			break;
-		case '&':
-			fputs("&amp;", out);
-			break;
-		case '`':
-			fputs("\\`", out);
-			break;
-		default:
+		if (e)
+			fputs(e, out);
+		else if (c == '|' || c == '\\' || c == '`')
+			fprintf(out, "\\%c", c);
+		else
 			fputc(c < 0x20 || c == 0x7f ? ' ' : c, out);
-		}
 	}
 }
 
-static void md_meta(const struct report *r, FILE *out)
+/* Cell @i of a row: | between cells, a hash as `code`. */
+static void md_table_cell(FILE *out, size_t i, enum rep_cell kind, const char *s, size_t rank)
 {
-	const char *key;
-	json_t *v;
-
-	fputs("## Metadata\n\n", out);
-	if (!r->meta) {
-		fputs("metadata.json could not be read: ", out);
-		md_cell(out, r->meta_err);
-		fputs("\n\n", out);
-		return;
-	}
-	fputs("| Field | Value |\n|---|---|\n", out);
-	json_object_foreach(r->meta, key, v)
-	{
-		char *s = json_is_string(v) ? NULL : rep_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-
-		fputs("| ", out);
-		md_cell(out, key);
-		fputs(" | ", out);
-		md_cell(out, s ? s : json_string_value(v));
-		fputs(" |\n", out);
-		free(s);
-	}
-	fputc('\n', out);
+	(void)rank;
+	fputs(i ? " | " : "| ", out);
+	if (kind == REP_CODE)
+		fputc('`', out);
+	md_cell(out, s);
+	if (kind == REP_CODE)
+		fputc('`', out);
 }
+
+/* After a blank line: the header row, then the alignment row (numbers to the right). */
+static void md_table(FILE *out, const struct rep_col *cols, size_t ncols)
+{
+	fputc('\n', out);
+	for (size_t i = 0; i < ncols; i++)
+		md_table_cell(out, i, REP_TEXT, cols[i].head, 0);
+	fputs(" |\n", out);
+	for (size_t i = 0; i < ncols; i++)
+		fputs(cols[i].kind == REP_NUM ? "|---:" : "|---", out);
+	fputs("|\n", out);
+}
+
+/* Every block starts with the blank line that parts it from what is before it. */
+static const struct rep_format md = {
+	.name = "md",
+	.text = md_cell,
+	.heading = {"\n## ", "\n"},
+	.para = {"\n", "\n"},
+	.table = md_table,
+	.cell = md_table_cell,
+	.ranked = 0,
+	.row_end = " |\n",
+	.table_end = "",
+};
 
 int rep_write_md(const struct report *r, FILE *out)
 {
@@ -79,12 +75,11 @@ int rep_write_md(const struct report *r, FILE *out)
 
 	rep_iso(a, sizeof(a), (double)r->generated);
 	fprintf(out, "# Session %s\n\n", r->id);
-	fprintf(out, "Report of `%s/%s`, made by `sessionctl report` at %s.\n\n", r->where, r->id,
-		a);
-	md_meta(r, out);
+	fprintf(out, "Report of `%s/%s`, made by `sessionctl report` at %s.\n", r->where, r->id, a);
+	rep_meta(&md, r, out);
 
-	fputs("## Summary\n\n", out);
-	fprintf(out, "- Events: %zu (%zu with a time)\n", r->nev, r->ntimed);
+	rep_heading(&md, out, "Summary");
+	fprintf(out, "\n- Events: %zu (%zu with a time)\n", r->nev, r->ntimed);
 	if (r->ntimed) {
 		rep_iso(a, sizeof(a), r->first);
 		rep_iso(b, sizeof(b), r->last);
@@ -94,52 +89,9 @@ int rep_write_md(const struct report *r, FILE *out)
 	fprintf(out, "- Files: %zu\n", r->nfiles);
 	if (r->events_err[0])
 		fprintf(out, "- events.jsonl was not read to its end: %s\n", r->events_err);
-	if (r->ntypes) {
-		fputs("\n| Type | Events |\n|---|---:|\n", out);
-		for (size_t i = 0; i < r->ntypes; i++) {
-			fputs("| ", out);
-			md_cell(out, r->types[i].type);
-			fprintf(out, " | %zu |\n", r->types[i].n);
-		}
-	}
-
-	fputs("\n## Timeline\n\n", out);
-	if (!r->nev)
-		fputs("No events.\n", out);
-	else
-		fputs("| Line | Time | Type | Summary |\n|---:|---|---|---|\n", out);
-	for (size_t i = 0; i < r->nev; i++) {
-		const struct rep_event *e = &r->ev[i];
-
-		fprintf(out, "| %zu | ", e->line);
-		md_cell(out, e->time ? e->time : "-");
-		fputs(" | ", out);
-		md_cell(out, e->type);
-		fputs(" | ", out);
-		md_cell(out, e->summary);
-		fputs(" |\n", out);
-		if (i % 8192 == 0)
-			rep_progress("writing md: %zu of %zu events", i, r->nev);
-	}
-
-	fputs("\n## Files\n\n", out);
-	if (!r->nfiles)
-		fputs("No files.\n", out);
-	else
-		fputs("| Path | Size | Modified | SHA-256 |\n|---|---:|---|---|\n", out);
-	for (size_t i = 0; i < r->nfiles; i++) {
-		const struct rep_file *f = &r->files[i];
-
-		rep_iso(a, sizeof(a), (double)f->mtime.tv_sec);
-		fputs("| ", out);
-		md_cell(out, f->path);
-		fprintf(out, " | %lld | %s | ", (long long)f->size, a);
-		if (f->err)
-			fprintf(out, "(unreadable: %s)", strerror(f->err));
-		else
-			fprintf(out, "`%s`", f->sha256);
-		fputs(" |\n", out);
-	}
+	rep_types(&md, r, out);
+	rep_events(&md, r, out);
+	rep_files(&md, r, out);
 	return ferror(out) ? -EIO : 0;
 }
 
