@@ -29,9 +29,10 @@ if [ -z "$SESSIONFS_HOOK_INNER" ]; then
 	t=${SESSIONFS_HOOK_TIMEOUT:-2}
 	SESSIONFS_HOOK_INNER=1 timeout -k 1 "$t" /bin/sh "$0" "$@"
 	rc=$?
-	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-		echo "$prog: gave up after ${t}s (a hung mount?)" >&2
-	fi
+	case $rc in
+	124 | 137) echo "$prog: gave up after ${t}s (a hung mount?)" >&2 ;;
+	125 | 126 | 127) echo "$prog: timeout $t failed (bad SESSIONFS_HOOK_TIMEOUT?)" >&2 ;;
+	esac
 	exit 0
 fi
 

@@ -404,8 +404,9 @@ class AgentsTest(unittest.TestCase):
         self.assertEqual(len(self.events()), n1)
 
     def test_hook_fails_open(self):
-        """Locked session, no `current`, a dangling `current`, nothing set,
-        the mount gone: exit 0, nothing written anywhere, and it returns."""
+        """Locked session, no `current`, a dangling `current`, nothing set, a
+        bad timeout, the mount gone: exit 0, nothing written anywhere, and it
+        returns."""
         mnt = self.fake_mount(self.sdir)
         n0 = len(self.events())
         self.e.lock(self.m, self.sid)
@@ -425,6 +426,10 @@ class AgentsTest(unittest.TestCase):
         self.assertEqual(r.rc, 0, r)
         r, _ = self.hook({})
         self.assertEqual((r.rc, r.err), (0, ""))
+        r, _ = self.hook({"SESSIONFS_EVENTS": os.path.join(self.sdir, "events.jsonl"),
+                          "SESSIONFS_HOOK_TIMEOUT": "soon"})
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn("bad SESSIONFS_HOOK_TIMEOUT", r.err)
         self.assertEqual(len(self.events()), n0)
 
         self.fake_mount(self.sdir)
