@@ -107,7 +107,8 @@ struct sfs_inode {
 
 	pthread_mutex_t mu;		   /* protects the fields below */
 	bool loaded;			   /* id and attrs read from the header */
-	bool bad;			   /* header failed authentication: content is EIO */
+	atomic_bool bad;		   /* header failed authentication: content is EIO;
+					    * written under mu, read with no lock */
 	unsigned char id[SFS_ID_BYTES];	   /* file id or directory id; a regular file's
 					    * changes only with io also held for writing */
 	bool fresh_id;			   /* regular file: id just drawn (fileio.h); under io */
