@@ -28,7 +28,7 @@ struct sfs_fh {
 	bool lost;  /* a lock wiped what buf held: writes and close fail (EIO) */
 	struct sfs_fh *held_prev, *held_next; /* special.c: handles whose buf is in use */
 	atomic_bool held;		      /* on that list; written under held_mu */
-	struct sfs_fh *all_prev, *all_next; /* ops_file.c: every handle not yet released */
+	struct sfs_fh *all_prev, *all_next;   /* ops_file.c: every handle not yet released */
 };
 
 /* State of one open directory. */
