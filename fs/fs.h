@@ -6,10 +6,11 @@
  * the core library's negative errnos into FUSE replies, after logging them.
  * Locks: doc/locking.md is the one statement of every lock of the daemon
  * and the core library, what each protects and what may be taken under
- * it, in order: session->unlock_mu, session->rw, session->meta_mu,
- * session->ev_rw, inode->io, inode->mu, session->xattr_mu, fs->itable_mu,
- * then the leaves (fs->sess_mu, held_mu, all_mu, reap_mu, notify.c's mu,
- * loop.c's L.mu, lib/'s gcm_lock and parallel.c's mu). No global lock is
+ * it, in order: session->unlock_mu, session->rw, all_mu, held_mu, fh->mu,
+ * session->meta_mu, session->ev_rw, inode->io, inode->mu,
+ * session->xattr_mu, fs->itable_mu, then the leaves (fs->sess_mu,
+ * reap_mu, notify.c's mu, loop.c's L.mu, lib/'s gcm_lock and parallel.c's
+ * mu). No global lock is
  * held across I/O that waits on the disk. A new lock goes there first.
  */
 #ifndef SFS_FS_H
@@ -106,7 +107,8 @@ struct sfs_inode {
 
 	pthread_mutex_t mu;		   /* protects the fields below */
 	bool loaded;			   /* id and attrs read from the header */
-	bool bad;			   /* header failed authentication: content is EIO */
+	atomic_bool bad;		   /* header failed authentication: content is EIO;
+					    * written under mu, read with no lock */
 	unsigned char id[SFS_ID_BYTES];	   /* file id or directory id; a regular file's
 					    * changes only with io also held for writing */
 	bool fresh_id;			   /* regular file: id just drawn (fileio.h); under io */

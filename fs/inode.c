@@ -345,15 +345,26 @@ fuse_ino_t sfs_inode_number(dev_t dev, ino_t ino)
 
 void sfs_inode_release_space(dev_t dev, ino_t ino)
 {
-	int fd = -1, rc;
+	struct sfs_inode *in;
+	int fd, rc;
 
+	/*
+	 * A reference of our own keeps the inode (and its descriptor) while
+	 * the backing file is reopened through /proc outside itable_mu.
+	 */
 	pthread_mutex_lock(&sfs->itable_mu);
-	for (struct sfs_inode *in = sfs->itable[bucket(dev, ino, sfs->itable_size)]; in;
-	     in = in->hnext)
-		if (in->bdev == dev && in->bino == ino && in->type == S_IFREG &&
-		    atomic_load(&in->opens) == 0)
-			fd = in->fd_rw ? dup(in->fd) : sfs_reopen(in, O_WRONLY);
+	for (in = sfs->itable[bucket(dev, ino, sfs->itable_size)]; in; in = in->hnext)
+		if (in->bdev == dev && in->bino == ino)
+			break;
+	if (in && (in->type != S_IFREG || atomic_load(&in->opens) > 0))
+		in = NULL;
+	if (in)
+		in->nlookup++;
 	pthread_mutex_unlock(&sfs->itable_mu);
+	if (!in)
+		return;
+	fd = in->fd_rw ? dup(in->fd) : sfs_reopen(in, O_WRONLY);
+	sfs_inode_unref(in, 1);
 	if (fd < 0)
 		return;
 	/* Down to the header: should anyone still reach it, it reads as empty. */

@@ -68,6 +68,9 @@ static int check_type(mode_t backing, const struct sfs_attrs *a)
 	return -EUCLEAN;
 }
 
+static int check_tail(struct sfs_inode *in, const struct sfs_keys *keys,
+		      const unsigned char id[SFS_ID_BYTES], uint16_t kind);
+
 /* Read the header of @in; called with in->mu held. */
 static int load_locked(struct sfs_inode *in, const struct sfs_keys *keys)
 {
@@ -102,7 +105,7 @@ static int load_locked(struct sfs_inode *in, const struct sfs_keys *keys)
 		 */
 		if (rc == 0 && S_ISREG(in->attrs.mode) && in->attrs.kind != SFS_KIND_LOG &&
 		    sfs_file_plain_size((uint64_t)st.st_size, &plain) < 0)
-			sfs_node_check_tail(in, keys);
+			check_tail(in, keys, in->id, in->attrs.kind);
 		return rc;
 	case S_IFLNK:
 		rc = sfs_symlink_read_short(in->fd, target, keys);
@@ -130,7 +133,7 @@ int sfs_node_load(struct sfs_inode *in, const struct sfs_keys *keys)
 		if (rc == -EBADMSG || rc == -EUCLEAN || rc == -EPROTONOSUPPORT) {
 			sfs_log_corrupt(in, in->type == S_IFDIR ? "directory header" : "header",
 					-1);
-			in->bad = true;
+			atomic_store(&in->bad, true);
 			in->attrs = (struct sfs_attrs){in->type | 0600, sfs->owner, sfs->owner_gid,
 						       0, 0};
 			if (in->type == S_IFDIR)
@@ -367,17 +370,19 @@ void sfs_node_file_end(struct sfs_inode *in, const struct sfs_file *f, struct sf
 	sfs_node_xattr_renewed(rn, moved);
 }
 
-int sfs_node_check_tail(struct sfs_inode *in, const struct sfs_keys *keys)
+/* sfs_node_check_tail of @in, whose id and kind (read under in->mu) are @id and @kind. */
+static int check_tail(struct sfs_inode *in, const struct sfs_keys *keys,
+		      const unsigned char id[SFS_ID_BYTES], uint16_t kind)
 {
 	struct sfs_file f = {.fd = in->fd, .keys = keys};
 	char path[PATH_MAX];
 	uint64_t was, now;
 	int rc, rootfd;
 
-	if (atomic_exchange(&in->tail_checked, true) || in->attrs.kind == SFS_KIND_LOG)
+	if (atomic_exchange(&in->tail_checked, true) || kind == SFS_KIND_LOG)
 		return 0;
-	memcpy(f.id, in->id, SFS_ID_BYTES);
-	f.sparse = in->attrs.kind == SFS_KIND_SPARSE;
+	memcpy(f.id, id, SFS_ID_BYTES);
+	f.sparse = kind == SFS_KIND_SPARSE;
 	if (!in->fd_rw)
 		f.fd = sfs_reopen(in, O_RDWR);
 	if (f.fd < 0)
@@ -406,6 +411,18 @@ int sfs_node_check_tail(struct sfs_inode *in, const struct sfs_keys *keys)
 	return 1;
 }
 
+int sfs_node_check_tail(struct sfs_inode *in, const struct sfs_keys *keys)
+{
+	unsigned char id[SFS_ID_BYTES];
+	uint16_t kind;
+
+	pthread_mutex_lock(&in->mu);
+	memcpy(id, in->id, SFS_ID_BYTES);
+	kind = in->attrs.kind;
+	pthread_mutex_unlock(&in->mu);
+	return check_tail(in, keys, id, kind);
+}
+
 int sfs_node_headerless(struct sfs_inode *in, const struct sfs_keys *keys)
 {
 	struct sfs_attrs a = {S_IFREG | 0600, sfs->owner, sfs->owner_gid, 0, SFS_KIND_BLOCKS};
@@ -414,8 +431,10 @@ int sfs_node_headerless(struct sfs_inode *in, const struct sfs_keys *keys)
 	struct stat st;
 	int fd, rc = 0;
 
-	if (in->type != S_IFREG)
+	if (in->type != S_IFREG || !atomic_load(&in->bad))
 		return 0;
+	/* The id and kind of a loaded regular file change under io held for writing. */
+	pthread_rwlock_wrlock(&in->io);
 	pthread_mutex_lock(&in->mu);
 	if (!in->bad || !in->loaded)
 		goto out;
@@ -432,7 +451,7 @@ int sfs_node_headerless(struct sfs_inode *in, const struct sfs_keys *keys)
 		if (rc == 0) {
 			memcpy(in->id, id, SFS_ID_BYTES);
 			in->attrs = a;
-			in->bad = false;
+			atomic_store(&in->bad, false);
 			rc = 1;
 		}
 	}
@@ -440,6 +459,7 @@ int sfs_node_headerless(struct sfs_inode *in, const struct sfs_keys *keys)
 		close(fd);
 out:
 	pthread_mutex_unlock(&in->mu);
+	pthread_rwlock_unlock(&in->io);
 	if (rc == 1) {
 		backing_path(in, path);
 		sfs_syslog(LOG_WARNING,

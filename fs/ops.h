@@ -20,14 +20,15 @@
 struct sfs_fh {
 	int fd; /* backing file, read-write */
 	struct sfs_session *sess;
-	char *buf; /* special files: metadata.json being written, or
-		    * the unterminated tail of an events.jsonl line */
+	pthread_mutex_t mu; /* the five fields below (special.c; doc/locking.md) */
+	char *buf;	    /* special files: metadata.json being written, or
+			     * the unterminated tail of an events.jsonl line */
 	size_t len, cap;
 	bool dirty; /* metadata.json: buf differs from the stored document */
 	bool lost;  /* a lock wiped what buf held: writes and close fail (EIO) */
 	struct sfs_fh *held_prev, *held_next; /* special.c: handles whose buf is in use */
-	bool held;
-	struct sfs_fh *all_prev, *all_next; /* ops_file.c: every handle not yet released */
+	atomic_bool held;		      /* on that list; written under held_mu */
+	struct sfs_fh *all_prev, *all_next;   /* ops_file.c: every handle not yet released */
 };
 
 /* State of one open directory. */

@@ -66,6 +66,7 @@ void sfs_fh_reap_all(void)
 
 		all_head = fh->all_next;
 		sfs_special_release(fh);
+		pthread_mutex_destroy(&fh->mu);
 		free(fh);
 	}
 	pthread_mutex_unlock(&all_mu);
@@ -81,6 +82,7 @@ static int fh_new(struct sfs_inode *in, int fd, struct fuse_file_info *fi)
 	}
 	fh->fd = fd;
 	fh->sess = in->sess;
+	pthread_mutex_init(&fh->mu, NULL);
 	all_add(fh);
 	atomic_fetch_add(&in->sess->open_files, 1);
 	atomic_fetch_add(&in->opens, 1);
@@ -110,6 +112,7 @@ static void fh_free(struct sfs_inode *in, struct fuse_file_info *fi)
 		sfs_node_xattr_last_close(in); /* an unlinked file's attributes go now */
 	sfs_inode_rwfd_put(in, fh->fd);
 	all_del(fh);
+	pthread_mutex_destroy(&fh->mu);
 	free(fh);
 }
 
@@ -285,13 +288,12 @@ void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct 
 		sfs_reply_err(req, rc);
 		return;
 	}
-	if (in->special == SFS_SP_META && fh_of(fi)->buf) {
-		/* A writer reads its own unsaved document. */
-		n = sfs_meta_read(fh_of(fi), buf, size, off);
-	} else if (in->special == SFS_SP_EVENTS || sfs_node_is_log(in)) {
+	/* A writer of metadata.json reads its own unsaved document (-ENODATA: none). */
+	n = in->special == SFS_SP_META ? sfs_meta_read(fh_of(fi), buf, size, off) : -ENODATA;
+	if (n == -ENODATA && (in->special == SFS_SP_EVENTS || sfs_node_is_log(in))) {
 		/* Only through the log: another file under that name is damage (EIO). */
 		n = sfs_events_read(in, buf, size, off);
-	} else {
+	} else if (n == -ENODATA) {
 		f.fd = fh_of(fi)->fd;
 		pthread_rwlock_rdlock(&in->io);
 		sfs_node_file_begin(in, &f, NULL);
@@ -378,15 +380,15 @@ static int special_commit(struct sfs_inode *in, struct sfs_fh *fh)
 	const struct sfs_keys *keys;
 	int rc;
 
-	if (in->special == SFS_SP_NONE || (!fh->dirty && fh->len == 0 && !fh->lost))
-		return 0;
-	if (fh->lost)
-		return -EIO; /* a lock wiped what it held (special.c) */
+	/* -EIO: a lock wiped what it held (special.c), even with the session locked */
+	rc = in->special == SFS_SP_NONE ? 0 : sfs_special_pending(fh);
+	if (rc <= 0)
+		return rc;
 	rc = sfs_session_enter(in->sess, &keys);
 	if (rc < 0)
 		return rc;
 	if (in->special == SFS_SP_META)
-		rc = fh->dirty ? sfs_meta_commit(in, fh, keys) : 0;
+		rc = sfs_meta_commit(in, fh, keys);
 	else
 		rc = sfs_events_flush(in, fh);
 	sfs_session_leave(in->sess);

@@ -47,20 +47,35 @@
 
 #define PENDING_MAX (1u << 20) /* longest unterminated events line */
 
-/* File handles of the mount's sessions whose buffer is in use (fh->held). */
+/*
+ * File handles of the mount's sessions whose buffer is in use (fh->held).
+ * A handle's buffer and its state (buf, len, cap, dirty, lost) are under
+ * its own fh->mu: requests on one handle may run at once (the kernel
+ * serialises a file's writes, not its reads, nor a close beside them).
+ * held_mu comes before fh->mu (sfs_special_forget takes both), so a
+ * handle goes on the list before its mu is taken (hold), never under it.
+ */
 static pthread_mutex_t held_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct sfs_fh *held;
 
-/* Put @fh (of a session) on the list of handles that hold plaintext. */
+/*
+ * Put @fh (of a session) on the list of handles that hold plaintext, if it
+ * is not there yet; called inside the session (rw read: no lock can take
+ * it off meanwhile), before fh->mu.
+ */
 static void hold(struct sfs_fh *fh)
 {
+	if (!fh->sess || atomic_load(&fh->held))
+		return;
 	pthread_mutex_lock(&held_mu);
-	fh->held_prev = NULL;
-	fh->held_next = held;
-	if (held)
-		held->held_prev = fh;
-	held = fh;
-	fh->held = true;
+	if (!fh->held) {
+		fh->held_prev = NULL;
+		fh->held_next = held;
+		if (held)
+			held->held_prev = fh;
+		held = fh;
+		fh->held = true;
+	}
 	pthread_mutex_unlock(&held_mu);
 }
 
@@ -76,7 +91,7 @@ static void unhold(struct sfs_fh *fh)
 	fh->held = false;
 }
 
-/* Wipe and free @fh's buffer. */
+/* Wipe and free @fh's buffer; called with fh->mu held. */
 static void drop_buf(struct sfs_fh *fh)
 {
 	if (fh->buf) {
@@ -98,7 +113,7 @@ enum sfs_special sfs_special_of(const struct sfs_inode *parent, const char *name
 	return SFS_SP_NONE;
 }
 
-/* Make room for @need bytes in fh->buf. */
+/* Make room for @need bytes in fh->buf; called with fh->mu held, after hold(). */
 static int reserve(struct sfs_fh *fh, size_t need, size_t max)
 {
 	char *n;
@@ -121,23 +136,29 @@ static int reserve(struct sfs_fh *fh, size_t need, size_t max)
 	}
 	fh->buf = n;
 	fh->cap = cap;
-	if (fh->sess && !fh->held)
-		hold(fh);
 	return 0;
 }
 
 void sfs_special_release(struct sfs_fh *fh)
 {
-	if (!fh->sess) {
-		drop_buf(fh); /* a handle of our own, never on the list */
-		return;
-	}
 	/* Under held_mu: a lock may be wiping this very buffer. */
 	pthread_mutex_lock(&held_mu);
 	if (fh->held)
 		unhold(fh);
+	pthread_mutex_lock(&fh->mu);
 	drop_buf(fh);
+	pthread_mutex_unlock(&fh->mu);
 	pthread_mutex_unlock(&held_mu);
+}
+
+int sfs_special_pending(struct sfs_fh *fh)
+{
+	int rc;
+
+	pthread_mutex_lock(&fh->mu);
+	rc = fh->lost ? -EIO : fh->dirty || fh->len > 0;
+	pthread_mutex_unlock(&fh->mu);
+	return rc;
 }
 
 void sfs_special_forget(struct sfs_session *s)
@@ -147,11 +168,13 @@ void sfs_special_forget(struct sfs_session *s)
 		next = fh->held_next;
 		if (fh->sess != s)
 			continue;
+		pthread_mutex_lock(&fh->mu);
 		if (fh->len > 0 || fh->dirty)
 			fh->lost = true;
 		fh->dirty = false;
-		unhold(fh);
 		drop_buf(fh);
+		pthread_mutex_unlock(&fh->mu);
+		unhold(fh);
 	}
 	pthread_mutex_unlock(&held_mu);
 }
@@ -231,12 +254,17 @@ ssize_t sfs_events_write(struct sfs_inode *in, struct sfs_fh *fh, const char *bu
 			 off_t off, bool appending)
 {
 	struct sfs_session *s = in->sess;
-	size_t old = fh->len, start = 0, end;
+	size_t old, start = 0, end;
 	uint64_t fsize;
 	int rc = 0;
 
-	if (fh->lost)
+	hold(fh);
+	pthread_mutex_lock(&fh->mu);
+	if (fh->lost) {
+		pthread_mutex_unlock(&fh->mu);
 		return -EIO;
+	}
+	old = fh->len;
 	pthread_rwlock_wrlock(&s->ev_rw);
 	fsize = s->c.ev.size;
 	/* The end is the stored size, or past the tail this file still holds. */
@@ -280,10 +308,12 @@ ssize_t sfs_events_write(struct sfs_inode *in, struct sfs_fh *fh, const char *bu
 		rc = -EFBIG;
 out:
 	pthread_rwlock_unlock(&s->ev_rw);
+	pthread_mutex_unlock(&fh->mu);
 	return rc < 0 ? rc : (ssize_t)size;
 }
 
-int sfs_events_flush(struct sfs_inode *in, struct sfs_fh *fh)
+/* sfs_events_flush with fh->mu held. */
+static int flush_locked(struct sfs_inode *in, struct sfs_fh *fh)
 {
 	int rc;
 
@@ -301,7 +331,7 @@ int sfs_events_flush(struct sfs_inode *in, struct sfs_fh *fh)
 		fh->len = 0;
 		return -EINVAL;
 	}
-	rc = reserve(fh, fh->len + 1, PENDING_MAX + 1);
+	rc = reserve(fh, fh->len + 1, PENDING_MAX + 1); /* a buffer on the list: len > 0 */
 	if (rc < 0)
 		return rc;
 	fh->buf[fh->len++] = '\n';
@@ -313,7 +343,19 @@ int sfs_events_flush(struct sfs_inode *in, struct sfs_fh *fh)
 	return rc;
 }
 
-int sfs_meta_open(struct sfs_inode *in, struct sfs_fh *fh, bool trunc, const struct sfs_keys *keys)
+int sfs_events_flush(struct sfs_inode *in, struct sfs_fh *fh)
+{
+	int rc;
+
+	pthread_mutex_lock(&fh->mu);
+	rc = flush_locked(in, fh);
+	pthread_mutex_unlock(&fh->mu);
+	return rc;
+}
+
+/* sfs_meta_open with fh->mu held. */
+static int open_locked(struct sfs_inode *in, struct sfs_fh *fh, bool trunc,
+		       const struct sfs_keys *keys)
 {
 	char *text;
 	size_t len;
@@ -338,50 +380,76 @@ int sfs_meta_open(struct sfs_inode *in, struct sfs_fh *fh, bool trunc, const str
 	return rc;
 }
 
+int sfs_meta_open(struct sfs_inode *in, struct sfs_fh *fh, bool trunc, const struct sfs_keys *keys)
+{
+	int rc;
+
+	hold(fh);
+	pthread_mutex_lock(&fh->mu);
+	rc = open_locked(in, fh, trunc, keys);
+	pthread_mutex_unlock(&fh->mu);
+	return rc;
+}
+
 ssize_t sfs_meta_write(struct sfs_fh *fh, const char *buf, size_t size, off_t off)
 {
 	size_t end = (size_t)off + size;
 	int rc;
 
+	hold(fh);
+	pthread_mutex_lock(&fh->mu);
 	if (fh->lost)
-		return -EIO;
-	if (off < 0 || (uint64_t)off > SFS_METADATA_MAX)
-		return -EFBIG;
-	rc = reserve(fh, end, SFS_METADATA_MAX);
-	if (rc < 0)
-		return rc;
-	if ((size_t)off > fh->len)
-		memset(fh->buf + fh->len, 0, (size_t)off - fh->len);
-	memcpy(fh->buf + off, buf, size);
-	if (end > fh->len)
-		fh->len = end;
-	fh->dirty = true;
-	return (ssize_t)size;
+		rc = -EIO;
+	else if (off < 0 || (uint64_t)off > SFS_METADATA_MAX)
+		rc = -EFBIG;
+	else
+		rc = reserve(fh, end, SFS_METADATA_MAX);
+	if (rc == 0) {
+		if ((size_t)off > fh->len)
+			memset(fh->buf + fh->len, 0, (size_t)off - fh->len);
+		memcpy(fh->buf + off, buf, size);
+		if (end > fh->len)
+			fh->len = end;
+		fh->dirty = true;
+	}
+	pthread_mutex_unlock(&fh->mu);
+	return rc < 0 ? rc : (ssize_t)size;
 }
 
 ssize_t sfs_meta_read(struct sfs_fh *fh, char *buf, size_t size, off_t off)
 {
-	if ((size_t)off >= fh->len)
-		return 0;
-	if (size > fh->len - (size_t)off)
-		size = fh->len - (size_t)off;
-	memcpy(buf, fh->buf + off, size);
-	return (ssize_t)size;
+	ssize_t n = 0;
+
+	pthread_mutex_lock(&fh->mu);
+	if (!fh->buf) {
+		n = -ENODATA;
+	} else if ((size_t)off < fh->len) {
+		if (size > fh->len - (size_t)off)
+			size = fh->len - (size_t)off;
+		memcpy(buf, fh->buf + off, size);
+		n = (ssize_t)size;
+	}
+	pthread_mutex_unlock(&fh->mu);
+	return n;
 }
 
 int sfs_meta_truncate(struct sfs_fh *fh, off_t size)
 {
-	int rc = fh->lost ? -EIO : reserve(fh, (size_t)size + 1, SFS_METADATA_MAX);
+	int rc;
 
-	if (rc < 0)
-		return rc;
-	if ((size_t)size > fh->len)
-		memset(fh->buf + fh->len, 0, (size_t)size - fh->len);
-	else
-		sodium_memzero(fh->buf + size, fh->len - (size_t)size);
-	fh->len = (size_t)size;
-	fh->dirty = true;
-	return 0;
+	hold(fh);
+	pthread_mutex_lock(&fh->mu);
+	rc = fh->lost ? -EIO : reserve(fh, (size_t)size + 1, SFS_METADATA_MAX);
+	if (rc == 0) {
+		if ((size_t)size > fh->len)
+			memset(fh->buf + fh->len, 0, (size_t)size - fh->len);
+		else
+			sodium_memzero(fh->buf + size, fh->len - (size_t)size);
+		fh->len = (size_t)size;
+		fh->dirty = true;
+	}
+	pthread_mutex_unlock(&fh->mu);
+	return rc;
 }
 
 /* Log why session @sid's metadata.json was refused (never the content). */
@@ -423,17 +491,22 @@ int sfs_meta_commit(struct sfs_inode *in, struct sfs_fh *fh, const struct sfs_ke
 	struct sfs_attrs attrs;
 	int rc;
 
-	if (fh->lost)
-		return -EIO;
-	if (!fh->dirty)
-		return 0;
+	/* Held throughout: a write on this handle meanwhile waits for the commit. */
+	pthread_mutex_lock(&fh->mu);
+	if (fh->lost || !fh->dirty) {
+		rc = fh->lost ? -EIO : 0;
+		pthread_mutex_unlock(&fh->mu);
+		return rc;
+	}
 	sfs_loop_plaintext();
 	pthread_mutex_lock(&in->mu);
 	attrs = in->attrs;
 	pthread_mutex_unlock(&in->mu);
 	rc = sfs_metadata_open(&m, s->cfd, s->id, keys);
-	if (rc < 0)
+	if (rc < 0) {
+		pthread_mutex_unlock(&fh->mu);
 		return rc;
+	}
 	/*
 	 * The document it replaces is the stored one: not necessarily this
 	 * file's (replaced since, or made by a create where none was).
@@ -443,10 +516,12 @@ int sfs_meta_commit(struct sfs_inode *in, struct sfs_fh *fh, const struct sfs_ke
 	rc = sfs_metadata_replace(&m, fh->buf, fh->len, &attrs, &why);
 	pthread_rwlock_unlock(&in->io);
 	pthread_mutex_unlock(&s->meta_mu);
+	if (rc == 0)
+		fh->dirty = false;
+	pthread_mutex_unlock(&fh->mu);
 	if (why.why)
 		log_refusal(s->id, &why);
 	if (rc == 0) {
-		fh->dirty = false;
 		sfs_syslog(LOG_INFO, "%s: metadata.json replaced", s->id);
 		forget_old_name(m.rootfd);
 	}

@@ -25,7 +25,11 @@ int sfs_events_flush(struct sfs_inode *in, struct sfs_fh *fh);
 /* metadata.json opened for writing: start its buffer (empty if @trunc). */
 int sfs_meta_open(struct sfs_inode *in, struct sfs_fh *fh, bool trunc, const struct sfs_keys *keys);
 
-/* metadata.json writes, reads and truncates on the buffer of @fh. */
+/*
+ * metadata.json writes, reads and truncates on the buffer of @fh, each
+ * under fh->mu. A read gives -ENODATA if @fh holds no document (not open
+ * for writing, or a lock wiped it): the stored one is read instead.
+ */
 ssize_t sfs_meta_write(struct sfs_fh *fh, const char *buf, size_t size, off_t off);
 ssize_t sfs_meta_read(struct sfs_fh *fh, char *buf, size_t size, off_t off);
 int sfs_meta_truncate(struct sfs_fh *fh, off_t size);
@@ -57,6 +61,12 @@ void sfs_meta_closed(struct sfs_inode *in, int fd);
  * must stay the one the rename replaces).
  */
 int sfs_meta_check_replacement(struct sfs_inode *root, int fd, const struct sfs_keys *keys);
+
+/*
+ * Has @fh something for close to commit (1: a metadata.json document, an
+ * unterminated events line) or not (0)? -EIO if a lock wiped what it held.
+ */
+int sfs_special_pending(struct sfs_fh *fh);
 
 /* Free what @fh holds for a special file. */
 void sfs_special_release(struct sfs_fh *fh);

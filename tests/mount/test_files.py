@@ -3,6 +3,7 @@ import errno
 import os
 import random
 import stat
+import threading
 import unittest
 
 import sfs
@@ -302,6 +303,64 @@ class FilesTest(unittest.TestCase):
         self.compare_modes(tree, self.p("tree"))
         self.assertEqual(os.stat(self.p("tree", "notes.md")).st_mtime_ns,
                          1_400_000_000_000_000_000)
+
+    def test_chmod_beside_sparse_changes(self):
+        """chmod in a loop on one thread while another makes a file sparse
+        (truncate up: a hole) and back (truncate to 0 and write: whole
+        blocks). A chmod rewrites the header, whose kind (blocks or sparse)
+        the content calls change: it must store the kind of the moment (a
+        sparse file stored as "blocks" reads its hole as a block failing
+        authentication: EIO). This passes on the code before
+        sfs_node_store_attrs stopped writing back a kind read before it took
+        the file's io lock: the kernel holds a file's inode lock across its
+        setattr and write requests, so that race was not reachable from a
+        client; it fails if a chmod stores a kind other than the file's."""
+        path = self.p("sparse-chmod.bin")
+        head, tail = b"head\n" * 300, b"tail\n" * 100
+        size = 256 << 10
+        want = head + b"\0" * (size - len(head) - len(tail)) + tail
+        rounds = int(os.environ.get("SFS_CHMOD_ROUNDS", "1500"))
+        done = threading.Event()
+        errors, chmods = [], [0]
+
+        def chmodder():
+            while not done.is_set():
+                try:
+                    os.chmod(path, (0o600, 0o640)[chmods[0] % 2])
+                    chmods[0] += 1
+                except OSError as e:
+                    errors.append("chmod: %r" % e)
+                    return
+
+        sfs.write_file(path, b"x")
+        t = threading.Thread(target=chmodder)
+        t.start()
+        try:
+            fd = os.open(path, os.O_RDWR)
+            try:
+                for n in range(rounds):
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, head, 0)  # a new id: whole blocks again
+                    os.ftruncate(fd, size - len(tail))  # a hole: sparse
+                    os.pwrite(fd, tail, size - len(tail))
+                    got = os.pread(fd, size + 1, 0)
+                    if got != want:
+                        errors.append("round %d: read back %d bytes, not what was written"
+                                      % (n, len(got)))
+                        break
+            except OSError as e:
+                errors.append("round %d: %r" % (n, e))
+            finally:
+                os.close(fd)
+        finally:
+            done.set()
+            t.join()
+        self.assertEqual(errors, [])
+        self.assertGreater(chmods[0], 0)
+        self.remount_unlock()
+        self.assertEqual(sfs.read_file(self.p("sparse-chmod.bin")), want)
+        self.assertIn(stat.S_IMODE(os.stat(self.p("sparse-chmod.bin")).st_mode),
+                      (0o600, 0o640))
 
     def compare_modes(self, a, b):
         for root, dirs, files in os.walk(a):

@@ -13,6 +13,7 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -515,6 +516,94 @@ class RegistryStallTest(unittest.TestCase):
             st.stderr.close()
             if lock_all is not None:
                 self.assertEqual(lock_all.wait(timeout=60), 0)
+
+
+class IdleLockStallTest(unittest.TestCase):
+    """The notifier's max_unlock/idle_lock check walks the registry holding
+    none of it: while it locks one session, whose metadata.json "updated"
+    refresh is fsynced (each fsync of the daemon held DELAY s here by
+    strace), another session is looked up, listed and read. Before, the
+    check held the registry's mutex (sess_mu) across each due session's
+    whole lock: the lookup waited for those fsyncs, and returned only after
+    the lock had been logged. The fsync waited for is the lock's own
+    (strace -k: sfs_session_expire on its stack), not the notifier's
+    ordinary refresh of "updated", which never held sess_mu."""
+
+    DELAY = 5  # seconds strace holds each fsync of the daemon
+
+    def setUp(self):
+        if subprocess.run(["strace", "-V"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode != 0:
+            self.skipTest("strace is not installed (.ci/deps installs it)")
+        if subprocess.run(["strace", "-k", "-o", "/dev/null", "true"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode != 0:
+            self.skipTest("this strace has no stack traces (-k)")
+        self.e = sfs.Env()
+        self.addCleanup(self.e.cleanup)
+        self.m = self.e.mount(foreground=True, opts="max_unlock=6s,idle_lock=0")
+
+    def test_max_unlock_does_not_hold_up_another_session(self):
+        busy = self.e.new(self.m)  # due 6 s from now
+        notes = os.path.join(self.m.sdir(busy), "notes.md")
+        sfs.write_file(notes, "before\n")
+        time.sleep(1.5)
+        other = self.e.new(self.m)  # due 1.5 s after busy: the check is busy with busy then
+        sfs.write_file(os.path.join(self.m.sdir(other), "other.txt"), "other\n")
+        # The notifier writes other's change into "updated", and the kernel's
+        # names of the sessions (1 s) expire: the next stat is a lookup.
+        time.sleep(2.5)
+        log = self.e.path("strace-idle.log")
+        st = subprocess.Popen(["strace", "-f", "-k", "-p", str(self.m.proc.pid), "-o", log,
+                               "-e", "trace=fsync",
+                               "-e", "inject=fsync:delay_exit=%dms" % (self.DELAY * 1000)],
+                              stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        line = st.stderr.readline()
+        stop = threading.Event()
+
+        def writer():
+            # Changes until the lock: its refresh of "updated" has one to write.
+            fd = os.open(notes, os.O_WRONLY)
+            try:
+                while not stop.is_set():
+                    os.pwrite(fd, b"after\n", 0)
+                    time.sleep(0.02)
+            except OSError:
+                pass  # locked
+            finally:
+                os.close(fd)
+
+        w = threading.Thread(target=writer)
+        try:
+            self.assertIn("attached", line, "strace did not attach")
+            w.start()
+            deadline = time.monotonic() + 60
+            while True:
+                with open(log) as f:
+                    if "sfs_session_expire" in f.read():
+                        break
+                self.assertLess(time.monotonic(), deadline, "no fsync of the lock was held")
+                time.sleep(0.01)
+            locked = r"%s: locked after 6 s unlocked \(max_unlock" % busy
+            self.assertNotRegex(self.m.read_log(), locked, "locked before its fsync was held")
+            self.assertTrue(stat.S_ISDIR(os.stat(self.m.sdir(other)).st_mode))
+            self.assertNotRegex(self.m.read_log(), locked,
+                                "another session's lookup waited for the lock of a due one")
+            self.assertIn("other.txt", os.listdir(self.m.sdir(other)))
+            self.assertEqual(sfs.read_file(os.path.join(self.m.sdir(other), "other.txt")),
+                             b"other\n")
+            self.assertNotRegex(self.m.read_log(), locked,
+                                "another session's reads waited for the lock of a due one")
+            while not re.search(locked, self.m.read_log()):
+                self.assertLess(time.monotonic(), deadline, "the due session never locked")
+                time.sleep(0.1)
+        finally:
+            stop.set()
+            if w.is_alive():
+                w.join()
+            st.terminate()
+            st.wait()
+            st.stderr.close()
+
 
 if __name__ == "__main__":
     sfs.main()

@@ -6,6 +6,7 @@ ordinary files."""
 import errno
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -540,6 +541,56 @@ class SessionFilesTest(unittest.TestCase):
         self.assertGreater(res["versions"], 1, "the reader never saw a rewrite: %r" % res)
         d = self.check_meta(orig, "paused", "200 rewrites")
         self.assertEqual(d.get("n"), 199)
+
+    def test_metadata_read_beside_growing_write(self):
+        """One open metadata.json, read and written by several threads at
+        once: preads of its unsaved document run beside pwrites that grow
+        it (each past a power of two: its buffer is reallocated), then a
+        valid document is written and closed. The kernel serialises the
+        writes of a file, not its direct_io reads, and reads over 128 KiB
+        run on a thread of their own (loop.c): before the handle had a
+        mutex of its own, a read could copy from the buffer a write had
+        just freed (ASan: heap-use-after-free in sfs_meta_read; TSan: a
+        race on the handle's buf and len)."""
+        orig = self.meta()
+        rounds = int(os.environ.get("SFS_META_GROW_ROUNDS", "25"))
+        errors = []
+        reads = [0]
+        for n in range(rounds):
+            fd = os.open(self.p(MD), os.O_RDWR | os.O_TRUNC)
+            done = threading.Event()
+
+            def reader(seed):
+                rnd = random.Random(seed)
+                try:
+                    while not done.is_set():
+                        os.pread(fd, 1 << rnd.randrange(18, 21), rnd.randrange(0, 1 << 19))
+                        reads[0] += 1
+                except OSError as e:
+                    errors.append("round %d: pread: %r" % (n, e))
+
+            readers = [threading.Thread(target=reader, args=(n * 10 + i,)) for i in range(3)]
+            for t in readers:
+                t.start()
+            try:
+                # Each write ends past the next power of two: the buffer
+                # grows 4 KiB -> 1 MiB, one reallocation per write.
+                for k in range(12, 20):
+                    os.pwrite(fd, b" " * 3000, (1 << k) - 1000)
+                    os.pread(fd, 4096, (1 << k) - 4096)
+            finally:
+                done.set()
+                for t in readers:
+                    t.join()
+            doc = json.dumps(dict(orig, n=n, status="grown"), indent=1).encode()
+            os.pwrite(fd, doc, 0)
+            os.ftruncate(fd, len(doc))
+            self.assertEqual(os.pread(fd, len(doc) + 10, 0), doc, "round %d" % n)
+            os.close(fd)  # commits: the document is valid
+        self.assertEqual(errors, [])
+        self.assertGreater(reads[0], rounds, "the readers hardly ran")
+        d = self.check_meta(orig, "grown", "%d rounds of reads beside growing writes" % rounds)
+        self.assertEqual(d.get("n"), rounds - 1)
 
     # ---- metadata.json never vanishes, never empties -------------------------
 
