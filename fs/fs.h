@@ -23,6 +23,7 @@
 #include "format.h"
 #include "proto.h"
 #include "session.h"
+#include "session_report.h"
 #include "store.h"
 #include "util.h"
 
@@ -32,8 +33,6 @@
 #include <stdbool.h>
 #include <sys/stat.h>
 
-#define SFS_DAMAGE_MAX 512   /* a session's damage text (list), NUL included */
-#define SFS_WARN_MAX 8192    /* what an unlock reports (lines), NUL included */
 #define SFS_XATTR_STRIPES 16 /* attribute locks per session (ops_xattr.c) */
 
 /* What an inode stands for. */
@@ -241,14 +240,14 @@ int sfs_session_enter(struct sfs_session *s, const struct sfs_keys **keys);
 /* The same, for the daemon's own work: does not count as use for idle_lock. */
 int sfs_session_enter_quiet(struct sfs_session *s, const struct sfs_keys **keys);
 void sfs_session_leave(struct sfs_session *s);
-/* Where a session's container is: 0 sessions/, 1 archive/, -ENOENT. */
+/* Where a session's container is: 0 sessions/, 1 archive/, -ENOENT (sfs_container_where). */
 int sfs_session_where(const char *id);
-/* Call @fn for every valid session id in sessions/ (where 0) and archive/ (1). */
+/* Call @fn for every valid session id in sessions/ (where 0) and archive/ (1) (lib/session.c). */
 void sfs_session_foreach_id(void (*fn)(const char *id, int where, void *arg), void *arg);
 /*
  * Unlock @id. What unlock cut from or found damaged in the session's files
  * goes to @warn (@wsz bytes) as lines "FILE: what", one per finding ("" if
- * none), besides the daemon's log.
+ * none; lib/session_report.c's words), besides the daemon's log.
  */
 int sfs_session_unlock(const char *id, const char *pw, size_t pwlen, char *warn, size_t wsz);
 int sfs_session_lock(struct sfs_session *s, int *open_files);
@@ -260,6 +259,10 @@ int sfs_session_lock(struct sfs_session *s, int *open_files);
  */
 bool sfs_session_expire(struct sfs_session *s);
 void sfs_session_lock_all_final(void);
+/*
+ * Create session @id, or with NULL one of a random unused id (lib/session.c,
+ * sfs_container_create_new), and register it unlocked; its id into @out_id.
+ */
 int sfs_session_create(const char *id, const char *name, const char *pw, size_t pwlen,
 		       char *out_id);
 int sfs_session_delete(const char *id);
@@ -365,7 +368,8 @@ void sfs_log_corrupt(const struct sfs_inode *in, const char *what, long long blo
 /*
  * session.c: write the time of @s's last change into its metadata.json
  * "updated" if a change is pending and (unless @force) has settled: no
- * change for a second, or changes for five. @notify: then drop the kernel's
+ * change for a second, or changes for five (lib/metadata.c,
+ * sfs_metadata_touch_due). @notify: then drop the kernel's
  * cached name; only from a thread that holds no lock and serves no request.
  */
 void sfs_meta_refresh(struct sfs_session *s, bool force, bool notify);

@@ -1,24 +1,25 @@
 /*
  * session.c - the daemon's sessions: the registry, the reader/writer lock
- * around each, idle tracking (idle_lock, max_unlock) and cache
- * invalidation, over the session layer of lib/ (session.h: the container
- * opened with its key, its event log; metadata.h: metadata.json), which
- * does the work of unlock, lock, create, delete, passwd and the refresh of
- * "updated".
+ * around each, idle tracking (idle_lock, max_unlock, and when "updated" is
+ * refreshed) and cache invalidation, over the session layer of lib/, which
+ * does the work: session.h (the container opened with its key, its event
+ * log; finding containers, choosing a new id; unlock, lock, create,
+ * delete, move, passwd), metadata.h (metadata.json: touching "updated" and
+ * when it is due), session_report.h (the words of what unlock found and
+ * repaired; this file logs them and hands them to the caller).
  *
  * A session's keys exist only between unlock and lock; every operation on
  * its files runs inside sfs_session_enter/leave (a read lock), so lock (the
  * write lock) waits for operations in flight and then wipes the keys.
- * Knows nothing of the control protocol, JSON or the store's layout.
+ * Knows nothing of the control protocol, JSON, the store's layout or the
+ * text of a finding.
  * Direction: this file calls special.c (the special files' handles at a
  * lock, the kernel's name of a replaced metadata.json), never the reverse.
  */
 #include "fs.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,18 +79,7 @@ struct sfs_session *sfs_session_find(const char *id)
 
 int sfs_session_where(const char *id)
 {
-	for (int w = 0; w < 2; w++)
-		if (faccessat(sfs->topfd[w], id, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
-			return w;
-	return -ENOENT;
-}
-
-/* Open the container of @id wherever it is: an O_PATH fd or -errno. */
-static int open_container(const char *id)
-{
-	int w = sfs_session_where(id);
-
-	return w < 0 ? -ENOENT : sfs_container_dir(sfs->topfd[w], id);
+	return sfs_container_where(sfs->topfd, id);
 }
 
 /* A new session @id on container @cfd (duplicated), not yet in the registry; NULL on error. */
@@ -263,7 +253,7 @@ void sfs_meta_refresh(struct sfs_session *s, bool force, bool notify)
 	char when[32];
 	int rootfd = -1, rc;
 
-	if (t == 0 || (!force && now - t < 1 && now - first < 5))
+	if (!sfs_metadata_touch_due(t, first, now, force))
 		return;
 	if (sfs_session_enter_quiet(s, &keys) < 0)
 		return; /* locked: the change was written when it locked */
@@ -284,114 +274,35 @@ void sfs_meta_refresh(struct sfs_session *s, bool force, bool notify)
 		sfs_meta_forget_name(rootfd);
 }
 
-/* Append a printf'd line to @buf (@sz bytes, NUL-terminated), as far as it fits. */
-static void add_line(char *buf, size_t sz, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void add_line(char *buf, size_t sz, const char *fmt, ...)
+/* Log each line of @text as "ID: line" at @prio. */
+static void log_lines(int prio, const char *id, const char *text)
 {
-	size_t n = strlen(buf);
-	va_list ap;
+	for (const char *p = text; *p;) {
+		const char *e = strchr(p, '\n');
+		int n = e ? (int)(e - p) : (int)strlen(p);
 
-	if (n > 0 && n + 1 < sz)
-		buf[n++] = '\n', buf[n] = '\0';
-	va_start(ap, fmt);
-	if (n < sz)
-		vsnprintf(buf + n, sz - n, fmt, ap);
-	va_end(ap);
-}
-
-/* Describe damaged span @d of events.jsonl into @out: what, where, what it means. */
-static void describe_damage(char *out, size_t sz, const struct sfs_log_damage *d)
-{
-	char bytes[96], lines[96];
-
-	if (d->known && d->bounded) {
-		snprintf(bytes, sizeof(bytes), "bytes %llu-%llu", (unsigned long long)d->off,
-			 (unsigned long long)d->end - 1);
-		if (d->line == d->last)
-			snprintf(lines, sizeof(lines), "line %llu", (unsigned long long)d->line);
-		else
-			snprintf(lines, sizeof(lines), "lines %llu-%llu",
-				 (unsigned long long)d->line, (unsigned long long)d->last);
-	} else if (d->bounded) {
-		snprintf(bytes, sizeof(bytes), "bytes before %llu", (unsigned long long)d->end);
-		snprintf(lines, sizeof(lines), "lines up to %llu", (unsigned long long)d->last);
-	} else if (d->known) {
-		snprintf(bytes, sizeof(bytes), "bytes from %llu", (unsigned long long)d->off);
-		snprintf(lines, sizeof(lines), "lines from %llu", (unsigned long long)d->line);
-	} else {
-		snprintf(bytes, sizeof(bytes), "the bytes at stored offset %llu",
-			 (unsigned long long)d->pos);
-		snprintf(lines, sizeof(lines), "lines unknown");
+		sfs_syslog(prio, "%s: %.*s", id, n, p);
+		p += n + (e ? 1 : 0);
 	}
-	snprintf(out, sz,
-		 "%s (%s) fail authentication at stored offset %llu, damage no crash "
-		 "leaves; left as they are: reads touching them fail with EIO, the rest reads "
-		 "and appends work%s",
-		 bytes, lines, (unsigned long long)d->pos,
-		 d->count > 1 ? "; more damaged spans follow it" : "");
 }
 
 /*
- * Log what preparing @id's tree found (lib/prepare.c); the findings about
- * its files also go to @warn (lines, see sfs_session_unlock) and its
- * damage to @damage ("" none).
+ * Log what preparing @id's tree found (lib/prepare.c, in the words of
+ * lib/session_report.c); the findings about its files also go to @warn
+ * (lines, see sfs_session_unlock) and its damage to @damage ("" none).
  */
 static void report(const char *id, int rc, const struct sfs_session_report *r,
 		   const struct sfs_log *ev, char *warn, size_t wsz, char *damage, size_t dsz)
 {
-	const char *where = sfs_session_where(id) == 1 ? SFS_ARCHIVE_DIR : SFS_SESSIONS_DIR;
+	const char *top = sfs_session_where(id) == 1 ? SFS_ARCHIVE_DIR : SFS_SESSIONS_DIR;
+	char container[PATH_MAX + 64], notes[256];
 
-	warn[0] = damage[0] = '\0';
-	if (r->swept > 0)
-		sfs_syslog(LOG_NOTICE, "%s: removed %d leftovers of an interrupted operation", id,
-			   r->swept);
-	if (r->events_created)
-		sfs_syslog(LOG_NOTICE, "%s: events.jsonl was missing: made an empty one", id);
-	if (r->events_dropped) {
-		const char *why = "the unacknowledged end of an append a crash interrupted";
-
-		if (r->events_hole)
-			why = "from a hole (zeros) on: appends never fsynced that a power loss "
-			      "left incomplete";
-		else if (r->events_whole)
-			why = "the last append, whose records are whole but fail authentication "
-			      "(damage, not a crash's trace)";
-		add_line(warn, wsz,
-			 "events.jsonl: dropped a torn tail of %llu stored bytes, %s; %llu bytes "
-			 "(%llu lines) remain; its raw bytes are kept as %s/%s/%s/%s",
-			 (unsigned long long)r->events_dropped, why, (unsigned long long)ev->size,
-			 (unsigned long long)ev->lines, sfs->store_path, where, id,
-			 r->events_kept[0] ? r->events_kept : "?");
-	}
-	if (rc == 0 && r->events_damage.count) {
-		describe_damage(damage, dsz, &r->events_damage);
-		add_line(warn, wsz, "events.jsonl: damaged: %s", damage);
-	} else if (rc == -EBADMSG) {
-		snprintf(damage, dsz,
-			 "no complete append in its last %u MiB (the record at stored offset %llu "
-			 "fails authentication), damage no crash leaves: not repaired; it reads as "
-			 "an I/O error and takes no appends",
-			 SFS_LOG_CHECK_WINDOW >> 20, (unsigned long long)r->events_bad_at);
-		add_line(warn, wsz, "events.jsonl: damaged: %s", damage);
-	} else if (rc == -EUCLEAN) {
-		snprintf(damage, dsz,
-			 "not an event log (its header says node kind %d, as when another file is "
-			 "copied over it in the store): left untouched; it reads as an I/O error",
-			 r->events_kind);
-		add_line(warn, wsz, "events.jsonl: %s", damage);
-	} else if (rc < 0) {
-		add_line(warn, wsz, "events.jsonl: cannot be opened: %s", strerror(-rc));
-	}
+	sfs_session_report_notes(r, notes, sizeof(notes));
+	log_lines(LOG_NOTICE, id, notes);
+	snprintf(container, sizeof(container), "%s/%s/%s", sfs->store_path, top, id);
+	sfs_session_report_text(rc, r, ev, container, warn, wsz, damage, dsz);
 	/* Each finding to the daemon's log too. */
-	for (const char *p = warn; *p;) {
-		const char *e = strchr(p, '\n');
-		int n = e ? (int)(e - p) : (int)strlen(p);
-
-		sfs_syslog(rc < 0 ? LOG_ERR : LOG_WARNING, "%s: %.*s", id, n, p);
-		p += n + (e ? 1 : 0);
-	}
+	log_lines(rc < 0 ? LOG_ERR : LOG_WARNING, id, warn);
 }
 
 /* Make @s's tree ready after unlock or create; called with s->rw held for writing. */
@@ -443,7 +354,7 @@ int sfs_session_unlock(const char *id, const char *pw, size_t pwlen, char *warn,
 	bool done;
 
 	warn[0] = '\0';
-	cfd = open_container(id);
+	cfd = sfs_container_find(sfs->topfd, id);
 	if (cfd < 0)
 		return cfd;
 	s = sfs_session_get(id, cfd);
@@ -468,8 +379,8 @@ int sfs_session_unlock(const char *id, const char *pw, size_t pwlen, char *warn,
 		done = rc < 0 || is_unlocked(s, true);
 		/* Nothing is checked again: what is known stays said. */
 		pthread_rwlock_rdlock(&s->ev_rw);
-		if (rc == 0 && done && s->ev_damage[0])
-			snprintf(warn, wsz, "events.jsonl: damaged: %s", s->ev_damage);
+		if (rc == 0 && done)
+			sfs_session_report_known(s->ev_damage, warn, wsz);
 		pthread_rwlock_unlock(&s->ev_rw);
 	}
 	if (!done) {
@@ -594,60 +505,12 @@ void sfs_session_lock_all_final(void)
 
 void sfs_session_foreach_id(void (*fn)(const char *id, int where, void *arg), void *arg)
 {
-	for (int w = 0; w < 2; w++) {
-		int fd = openat(sfs->topfd[w], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-		struct dirent *de;
-
-		if (!d) {
-			if (fd >= 0)
-				close(fd);
-			continue;
-		}
-		while ((de = readdir(d)) != NULL)
-			if (sfs_id_valid(de->d_name))
-				fn(de->d_name, w, arg);
-		closedir(d);
-	}
-}
-
-static void count_one(const char *id, int where, void *arg)
-{
-	(void)id;
-	(void)where;
-	(*(size_t *)arg)++;
-}
-
-/* Count sessions in sessions/ and archive/ (for choosing an id width). */
-static size_t count_sessions(void)
-{
-	size_t n = 0;
-
-	sfs_session_foreach_id(count_one, &n);
-	return n;
-}
-
-/*
- * A random unused id: 4 hex digits while the store holds fewer than a
- * sixteenth of that space, wider as it fills, so collisions stay rare.
- */
-static void random_id(char *out, size_t n_existing)
-{
-	unsigned char rnd[8];
-	char hex[17];
-	int width = SFS_ID_HEX_MIN;
-
-	while (width < SFS_ID_HEX_MAX &&
-	       (double)(n_existing + 1) * 16.0 > (double)(1ull << (4 * width)))
-		width++;
-	sfs_crypto_random(rnd, sizeof(rnd));
-	sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
-	snprintf(out, SFS_SESSION_ID_MAX + 1, "INC-%.*s", width, hex);
+	sfs_container_foreach(sfs->topfd, fn, arg);
 }
 
 int sfs_session_create(const char *id, const char *name, const char *pw, size_t pwlen, char *out_id)
 {
-	struct sfs_new_session ns = {
+	const struct sfs_new_session ns = {
 		.name = name,
 		.password = pw,
 		.pwlen = pwlen,
@@ -659,29 +522,13 @@ int sfs_session_create(const char *id, const char *name, const char *pw, size_t 
 	struct sfs_container_key k = {.lockfd = -1};
 	struct sfs_session *s;
 	char gen[SFS_SESSION_ID_MAX + 1], warn[SFS_WARN_MAX];
-	int rc = -EEXIST, cfd;
+	int rc, cfd;
 
-	for (int tries = 0; tries < 64 && rc == -EEXIST; tries++) {
-		if (id) {
-			snprintf(gen, sizeof(gen), "%s", id);
-		} else {
-			random_id(gen, count_sessions());
-		}
-		if (!sfs_id_valid(gen))
-			return -EINVAL;
-		/* An id is taken whether it sits in sessions/ or archive/. */
-		if (sfs_session_where(gen) >= 0) {
-			rc = -EEXIST;
-		} else {
-			ns.id = gen;
-			rc = sfs_container_create(sfs->topfd[0], &ns, &k);
-		}
-		if (id)
-			break;
-	}
+	/* @id, or a random unused one (lib/session.c) */
+	rc = sfs_container_create_new(sfs->topfd, id, &ns, gen, &k);
 	if (rc < 0)
 		return rc;
-	cfd = open_container(gen);
+	cfd = sfs_container_find(sfs->topfd, gen);
 	s = cfd >= 0 ? sfs_session_get(gen, cfd) : NULL;
 	if (!s) {
 		if (cfd >= 0)
@@ -738,7 +585,7 @@ int sfs_session_delete(const char *id)
 int sfs_session_passwd(const char *id, const char *old, size_t oldlen, const char *newpw,
 		       size_t newlen)
 {
-	int cfd = open_container(id), rc;
+	int cfd = sfs_container_find(sfs->topfd, id), rc;
 
 	if (cfd < 0)
 		return cfd;
@@ -810,7 +657,5 @@ int sfs_session_move(const char *id, int from)
 
 int sfs_session_rootfd(struct sfs_session *s)
 {
-	int fd = openat(s->cfd, SFS_ROOT_NAME, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-
-	return fd < 0 ? sfs_neg_errno() : fd;
+	return sfs_container_rootfd(s->cfd);
 }

@@ -1,6 +1,6 @@
 /*
  * metadata.c - a session's metadata.json: read, check, replace crash-safely
- * (metadata.h), set "updated", make the first one.
+ * (metadata.h), set "updated" and say when it is due, make the first one.
  *
  * Store layer: the document rules are documents.c's, the files fileio.c's,
  * the names tree.c's and format.c's. Knows nothing of FUSE, file handles,
@@ -198,6 +198,13 @@ int sfs_metadata_touch(const struct sfs_metadata *m, const char *when)
 	if (text)
 		sfs_metadata_free(text, strlen(text));
 	return rc;
+}
+
+bool sfs_metadata_touch_due(long long last, long long first, long long now, bool force)
+{
+	if (last == 0)
+		return false;
+	return force || now - last >= SFS_METADATA_SETTLE || now - first >= SFS_METADATA_MAX_DELAY;
 }
 
 int sfs_metadata_new_unlinked(int rootfd, const unsigned char dirid[SFS_ID_BYTES],

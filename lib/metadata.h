@@ -1,7 +1,8 @@
 /*
  * metadata.h - a session's metadata.json as one object: read the stored
  * document (peek), check a new one against it (the rules of documents.c),
- * replace it crash-safely, set its "updated", make the first one.
+ * replace it crash-safely, set its "updated" (and say when that is due),
+ * make the first one.
  *
  * Replacing is the ".sfs-meta-*" protocol: the new document is written
  * whole under an internal name in the session root, fsynced, renamed over
@@ -21,6 +22,7 @@
 
 #include "format.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* The largest metadata.json, NUL included: a longer one is -EFBIG. */
@@ -85,6 +87,18 @@ int sfs_metadata_replace(const struct sfs_metadata *m, const char *text, size_t 
  * its writer); -errno.
  */
 int sfs_metadata_touch(const struct sfs_metadata *m, const char *when);
+
+/*
+ * When "updated" is due to be set: changes are pending (the last at
+ * @last, UTC seconds; 0 none pending) and have settled (none for
+ * SFS_METADATA_SETTLE seconds) or have gone on since @first for
+ * SFS_METADATA_MAX_DELAY; with @force whenever one is pending. Is it due
+ * at @now? Decides only: the caller keeps the times and calls
+ * sfs_metadata_touch.
+ */
+#define SFS_METADATA_SETTLE 1
+#define SFS_METADATA_MAX_DELAY 5
+bool sfs_metadata_touch_due(long long last, long long first, long long now, bool force);
 
 /*
  * A node to be written as metadata.json where none is stored: a new empty

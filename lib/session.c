@@ -1,7 +1,8 @@
 /*
  * session.c - a session container opened with its key (session.h): open
  * by unlock or create, its event log, its metadata document, close, delete,
- * move, passwd.
+ * move, passwd; finding containers in a store's top directories, and
+ * choosing a new session's id.
  *
  * Store layer: the container's files are store.c's and prepare.c's, the log
  * eventlog.c's, the document metadata.c's. Knows nothing of FUSE, the
@@ -9,6 +10,7 @@
  */
 #include "session.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -31,6 +33,111 @@ int sfs_container_dir(int topfd, const char *id)
 		return -ENOENT;
 	fd = openat(topfd, id, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	return fd < 0 ? sfs_neg_errno() : fd;
+}
+
+int sfs_container_where(const int topfd[2], const char *id)
+{
+	for (int w = 0; w < 2; w++)
+		if (faccessat(topfd[w], id, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+			return w;
+	return -ENOENT;
+}
+
+int sfs_container_find(const int topfd[2], const char *id)
+{
+	int w = sfs_container_where(topfd, id);
+
+	return w < 0 ? -ENOENT : sfs_container_dir(topfd[w], id);
+}
+
+void sfs_container_foreach(const int topfd[2], void (*fn)(const char *id, int where, void *arg),
+			   void *arg)
+{
+	for (int w = 0; w < 2; w++) {
+		int fd = openat(topfd[w], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+		struct dirent *de;
+
+		if (!d) {
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		while ((de = readdir(d)) != NULL)
+			if (sfs_id_valid(de->d_name))
+				fn(de->d_name, w, arg);
+		closedir(d);
+	}
+}
+
+int sfs_container_rootfd(int cfd)
+{
+	int fd = openat(cfd, SFS_ROOT_NAME, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	return fd < 0 ? sfs_neg_errno() : fd;
+}
+
+int sfs_session_id_width(size_t n)
+{
+	int width = SFS_ID_HEX_MIN;
+
+	while (width < SFS_ID_HEX_MAX && (double)(n + 1) * 16.0 > (double)(1ull << (4 * width)))
+		width++;
+	return width;
+}
+
+void sfs_session_id_random(char *out, size_t n)
+{
+	unsigned char rnd[8];
+	char hex[17];
+
+	sfs_crypto_random(rnd, sizeof(rnd));
+	sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
+	snprintf(out, SFS_SESSION_ID_MAX + 1, "INC-%.*s", sfs_session_id_width(n), hex);
+}
+
+static void count_one(const char *id, int where, void *arg)
+{
+	(void)id;
+	(void)where;
+	(*(size_t *)arg)++;
+}
+
+/* The sessions of the store of @topfd, in sessions/ and archive/. */
+static size_t count_sessions(const int topfd[2])
+{
+	size_t n = 0;
+
+	sfs_container_foreach(topfd, count_one, &n);
+	return n;
+}
+
+int sfs_container_create_new(const int topfd[2], const char *want, const struct sfs_new_session *ns,
+			     char *out_id, struct sfs_container_key *k)
+{
+	struct sfs_new_session one = *ns;
+	char id[SFS_SESSION_ID_MAX + 1];
+	int rc = -EEXIST;
+
+	for (int tries = 0; tries < 64 && rc == -EEXIST; tries++) {
+		if (want)
+			snprintf(id, sizeof(id), "%s", want);
+		else
+			sfs_session_id_random(id, count_sessions(topfd));
+		if (!sfs_id_valid(id))
+			return -EINVAL;
+		if (sfs_container_where(topfd, id) >= 0) {
+			rc = -EEXIST;
+		} else {
+			one.id = id;
+			rc = sfs_container_create(topfd[0], &one, k);
+		}
+		if (want)
+			break;
+	}
+	if (rc == 0)
+		snprintf(out_id, SFS_SESSION_ID_MAX + 1, "%s", id);
+	return rc;
 }
 
 int sfs_container_unlock(int cfd, const char *pw, size_t pwlen, struct sfs_container_key *k)

@@ -8,7 +8,8 @@
  * document, metadata.h). Open it with the password (unlock) or by creating
  * a new session; close wipes the keys (sodium) and gives the busy lock back.
  * Delete, move between sessions/ and archive/, and passwd work on the
- * container in the store.
+ * container in the store; so do finding a container in the store's two
+ * top directories and choosing a new session's id.
  *
  * Knows the store, prepare, eventlog and metadata layers; nothing of FUSE,
  * the control protocol, the daemon's registry or its locks. The object is
@@ -52,6 +53,25 @@ void sfs_container_init(struct sfs_container *c, const char *id);
 int sfs_container_dir(int topfd, const char *id);
 
 /*
+ * A store's containers, given its two top directories: @topfd[0] its
+ * sessions/, @topfd[1] its archive/ ("where" 0 and 1 below).
+ *
+ * sfs_container_where: where entry @id is (0, 1), or -ENOENT; @id is a
+ * name in the top directory, not checked to be a session id.
+ * sfs_container_find: an O_PATH descriptor of container @id wherever it
+ * is, or -errno (-ENOENT none).
+ * sfs_container_foreach: call @fn for every valid session id in sessions/,
+ * then in archive/ (a top directory that cannot be read is skipped).
+ */
+int sfs_container_where(const int topfd[2], const char *id);
+int sfs_container_find(const int topfd[2], const char *id);
+void sfs_container_foreach(const int topfd[2], void (*fn)(const char *id, int where, void *arg),
+			   void *arg);
+
+/* O_PATH descriptor of the session root (its encrypted tree) in container @cfd, or -errno. */
+int sfs_container_rootfd(int cfd);
+
+/*
  * Unlock container @cfd with @pw into @k (the key derivation: up to
  * seconds). 0; -EKEYREJECTED wrong password (nothing changes); -EBUSY
  * unlocked by another mount; -errno as sfs_store_session_unlock.
@@ -64,6 +84,28 @@ int sfs_container_unlock(int cfd, const char *pw, size_t pwlen, struct sfs_conta
  */
 int sfs_container_create(int sessionsfd, const struct sfs_new_session *ns,
 			 struct sfs_container_key *k);
+
+/*
+ * Choosing a new session's id: "INC-" and random hex digits,
+ * SFS_ID_HEX_MIN of them while the store holds fewer than a sixteenth of
+ * that space, more as it fills (at most SFS_ID_HEX_MAX), so that
+ * collisions stay rare. sfs_session_id_width: the digits for a store of
+ * @n sessions; sfs_session_id_random: such an id into @out
+ * (SFS_SESSION_ID_MAX + 1 bytes).
+ */
+int sfs_session_id_width(size_t n);
+void sfs_session_id_random(char *out, size_t n);
+
+/*
+ * Create a session in the store of top directories @topfd (its container
+ * in sessions/) as sfs_container_create, @ns's id ignored: with id @want,
+ * or if @want is NULL with a random one (up to 64 tries). An id is taken
+ * whether it is in sessions/ or archive/. Its id into @out_id
+ * (SFS_SESSION_ID_MAX + 1 bytes). 0; -EINVAL @want is no session id;
+ * -EEXIST taken (for a random id: 64 times); -errno.
+ */
+int sfs_container_create_new(const int topfd[2], const char *want, const struct sfs_new_session *ns,
+			     char *out_id, struct sfs_container_key *k);
 
 /* Drop @k unused (wipes the keys, releases the lock). */
 void sfs_container_key_drop(struct sfs_container_key *k);
