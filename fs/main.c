@@ -271,7 +271,7 @@ static void fixed_inode(struct sfs_inode *in, enum sfs_kind kind, int fd)
 {
 	in->kind = kind;
 	in->fd = fd;
-	in->type = kind == SFS_INODE_CTL ? S_IFREG : S_IFDIR;
+	in->type = kind == SFS_INODE_CTL ? S_IFREG : kind == SFS_INODE_CURRENT ? S_IFLNK : S_IFDIR;
 	in->nlookup = 1;
 	pthread_mutex_init(&in->mu, NULL);
 	pthread_rwlock_init(&in->io, NULL);
@@ -313,6 +313,7 @@ static int setup(const char *store)
 	fixed_inode(&sfs->top[0], SFS_INODE_TOP, sfs->topfd[0]);
 	fixed_inode(&sfs->top[1], SFS_INODE_TOP, sfs->topfd[1]);
 	fixed_inode(&sfs->ctl, SFS_INODE_CTL, -1);
+	fixed_inode(&sfs->current, SFS_INODE_CURRENT, -1);
 	pthread_mutex_init(&sfs->itable_mu, NULL);
 	pthread_mutex_init(&sfs->sess_mu, NULL);
 	if (sfs_itable_init() < 0) {
@@ -356,6 +357,7 @@ int main(int argc, char **argv)
 	struct fuse_cmdline_opts cmd = {0};
 	char *store = NULL, *fsname = NULL, *optstr = NULL;
 	int rc = SFS_EXIT_USAGE;
+	bool mounted = false;
 	bool add_dp;
 
 	sfs = &the_fs;
@@ -452,6 +454,8 @@ int main(int argc, char **argv)
 	sfs_syslog(LOG_INFO, "mounted %s on %s (%s,%s)", sfs->store_path, cmd.mountpoint,
 		   setid.allow_dev ? "dev" : "nodev", setid.allow_suid ? "suid" : "nosuid");
 	log_setid_ignored();
+	mounted = true;
+	sfs_audit("mount", NULL, NULL, NULL);
 	rc = serve(&cmd);
 	fuse_session_unmount(sfs->se);
 out_signals:
@@ -463,6 +467,8 @@ out:
 	sfs_fh_reap_all();
 	/* Every key is wiped here, whatever ended the loop. */
 	sfs_session_lock_all_final();
+	if (mounted)
+		sfs_audit("unmount", NULL, NULL, NULL);
 	if (sfs->itable)
 		sfs_itable_destroy();
 	for (int i = 0; i < 2; i++)
