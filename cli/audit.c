@@ -297,10 +297,12 @@ int sfs_use_run(struct cmd *c)
 	if (c->json && id) {
 		char path[2 * PATH_MAX + 2], *text;
 		json_free_t f;
+		json_t *o;
 
 		snprintf(path, sizeof(path), "%s/%s", mnt, n >= 0 ? target : id);
-		text = json_dumps(json_pack("{s:s, s:s}", SFS_PROTO_F_CURRENT, id, "path", path),
-				  JSON_COMPACT | JSON_SORT_KEYS);
+		o = json_pack("{s:s, s:s}", SFS_PROTO_F_CURRENT, id, "path", path);
+		text = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+		json_decref(o);
 		if (text)
 			printf("%s\n", text);
 		json_get_alloc_funcs(NULL, &f);
