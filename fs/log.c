@@ -155,7 +155,7 @@ void sfs_audit(const char *event, const char *session, const struct sfs_audit_wh
 	struct sfs_audit_who self = {.uid = getuid(), .pid = getpid()};
 	int rc;
 
-	/* No caller: the daemon acted on its own (idle, max_unlock, unmount). */
+	/* No caller: the daemon acted on its own (mount, idle, max_unlock, unmount). */
 	if (!who)
 		who = &self;
 	rc = sfs_audit_write(sfs->storefd, event, session, who, extra);

@@ -357,7 +357,6 @@ int main(int argc, char **argv)
 	struct fuse_cmdline_opts cmd = {0};
 	char *store = NULL, *fsname = NULL, *optstr = NULL;
 	int rc = SFS_EXIT_USAGE;
-	bool mounted = false;
 	bool add_dp;
 
 	sfs = &the_fs;
@@ -454,7 +453,6 @@ int main(int argc, char **argv)
 	sfs_syslog(LOG_INFO, "mounted %s on %s (%s,%s)", sfs->store_path, cmd.mountpoint,
 		   setid.allow_dev ? "dev" : "nodev", setid.allow_suid ? "suid" : "nosuid");
 	log_setid_ignored();
-	mounted = true;
 	sfs_audit("mount", NULL, NULL, NULL);
 	rc = serve(&cmd);
 	fuse_session_unmount(sfs->se);
@@ -467,8 +465,6 @@ out:
 	sfs_fh_reap_all();
 	/* Every key is wiped here, whatever ended the loop. */
 	sfs_session_lock_all_final();
-	if (mounted)
-		sfs_audit("unmount", NULL, NULL, NULL);
 	if (sfs->itable)
 		sfs_itable_destroy();
 	for (int i = 0; i < 2; i++)

@@ -585,7 +585,8 @@ void sfs_session_lock_all_final(void)
 		next = s->next;
 		/*
 		 * No metadata.json refresh here: the mount is gone, and whoever
-		 * unmounted may already be copying the store. A change of the
+		 * unmounted may already be copying the store. Only the audit
+		 * trail gets its line, outside every session. A change of the
 		 * last second before unmount may be missing from "updated".
 		 */
 		pthread_rwlock_wrlock(&s->rw);
@@ -593,6 +594,7 @@ void sfs_session_lock_all_final(void)
 		if (was)
 			drop_keys(s);
 		pthread_rwlock_unlock(&s->rw);
+		/* The one write after an unmount (doc/format.md "Audit trail"). */
 		if (was)
 			sfs_audit_lock(s->id, "unmount", atomic_load(&s->open_files));
 		session_free(s);

@@ -1,7 +1,7 @@
 /*
  * audit.h - the store's audit trail (doc/format.md "Audit trail"): one JSON
  * line per unlock, lock, new, delete, passwd, archive, restore, repair,
- * use, mount and unmount, appended to STORE/audit.jsonl (0600, O_APPEND,
+ * use and mount, appended to STORE/audit.jsonl (0600, O_APPEND,
  * fsynced, under an OFD lock so that several mounts of one store, also over
  * NFS, append whole lines), rotated to audit.jsonl.1 past
  * SFS_AUDIT_ROTATE_BYTES; and the reader of both files for `sessionctl
