@@ -347,6 +347,19 @@ static const struct option report_opts[] = {
 	{NULL, 0, NULL, 0},
 };
 
+static const struct option use_opts[] = {
+	{"none", no_argument, NULL, OPT_NONE},
+	{"json", no_argument, NULL, OPT_JSON},
+	{"help", no_argument, NULL, OPT_HELP},
+	{NULL, 0, NULL, 0},
+};
+static const struct option audit_opts[] = {
+	{"json", no_argument, NULL, OPT_JSON},
+	{"since", required_argument, NULL, OPT_SINCE},
+	{"help", no_argument, NULL, OPT_HELP},
+	{NULL, 0, NULL, 0},
+};
+
 const struct command sfs_cli_commands[] = {
 	{.name = "new",
 	 .shortopts = "h",
@@ -390,5 +403,17 @@ const struct command sfs_cli_commands[] = {
 	 .takes = CMD_SESSIONDIR,
 	 .check = sfs_report_check,
 	 .run = sfs_report_run},
+	{.name = "use", /* audit.c */
+	 .shortopts = "h",
+	 .opts = use_opts,
+	 .takes = CMD_MANY | CMD_OPTIONAL,
+	 .check = sfs_use_check,
+	 .run = sfs_use_run},
+	{.name = "audit", /* audit.c */
+	 .shortopts = "h",
+	 .opts = audit_opts,
+	 .takes = CMD_MANY,
+	 .check = sfs_audit_check,
+	 .run = sfs_audit_run},
 };
 const size_t sfs_cli_ncommands = sizeof(sfs_cli_commands) / sizeof(sfs_cli_commands[0]);

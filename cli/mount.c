@@ -215,7 +215,7 @@ int ctl_open(const struct mount *m)
  * with the control file in it (which only the mounting user and root may
  * open, but anyone may look up)?
  */
-static bool mount_root(const char *dir)
+bool mount_root(const char *dir)
 {
 	char up[PATH_MAX + 4], ctl[PATH_MAX + sizeof(SFS_PROTO_CTL_FILE) + 1];
 	struct stat st, pst;

@@ -49,6 +49,8 @@ struct cmd {
 	const char *pwfile, *newfile; /* --password-file, --new-password-file */
 	bool all, json, yes;	      /* lock --all, list --json, delete --yes */
 	const char *format, *output;  /* report --format, -o */
+	const char *since;	      /* audit --since */
+	bool none;		      /* use --none */
 	/* Arguments. */
 	char **args; /* the operands */
 	int nargs;
@@ -66,6 +68,7 @@ struct cmd {
 #define CMD_PASSWORD 0x8u      /* reads c->pw (--password-file or the prompt) */
 #define CMD_CONFIRM 0x10u      /* ...asking it twice on a terminal */
 #define CMD_NEW_PASSWORD 0x20u /* reads c->newpw too (--new-password-file), asked twice */
+#define CMD_OPTIONAL 0x40u     /* with CMD_MANY: no operand is fine too */
 
 /* getopt_long vals of every command's options (struct command.opts). */
 enum {
@@ -80,6 +83,8 @@ enum {
 	OPT_JSON,
 	OPT_FORMAT,
 	OPT_OUTPUT = 'o',
+	OPT_SINCE = 300,
+	OPT_NONE,
 };
 
 /* One sessionctl command. */
@@ -102,6 +107,12 @@ void usage(FILE *out);
 int sfs_report_check(struct cmd *c);
 int sfs_report_run(struct cmd *c);
 
+/* audit.c: sessionctl audit and sessionctl use (their checks and runs). */
+int sfs_audit_check(struct cmd *c);
+int sfs_audit_run(struct cmd *c);
+int sfs_use_check(struct cmd *c);
+int sfs_use_run(struct cmd *c);
+
 /* Messages: "sessionctl: ...", and "sessionctl: ARG: not a sessionfs mount: ...". */
 int die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int not_mount(const char *arg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -111,6 +122,7 @@ int mount_open(const char *arg, struct mount *m);
 void mount_close(struct mount *m);
 int ctl_open(const struct mount *m); /* the control file's fd, or an exit code negated */
 int resolve(const char *arg, struct target *t);
+bool mount_root(const char *dir); /* does @dir look like a sessionfs mount's root? */
 
 /*
  * client.c: send @req (consumed; NULL is out of memory) over the proven

@@ -67,7 +67,28 @@ struct ctl_args {
 	size_t password_len;
 	const char *new_password; /* SFS_PROTO_TAKES_NEW_PASSWORD: not empty */
 	size_t new_password_len;
+	struct sfs_audit_who who; /* the caller (kernel's uid and pid) and "by" if sent */
 };
+
+/*
+ * Record @event of @session (NULL none) done by the request's caller in the
+ * store's audit trail, with "ok" and on failure the code of negative errno
+ * @rc, and the members of @extra (consumed; NULL none).
+ */
+static void audit(const struct ctl_args *a, const char *event, const char *session, int rc,
+		  json_t *extra)
+{
+	if (!extra)
+		extra = json_object();
+	if (extra) {
+		json_object_set_new(extra, "ok", json_boolean(rc == 0));
+		if (rc < 0)
+			json_object_set_new(extra, "error",
+					    json_string(sfs_proto_err_name(
+						    sfs_proto_err_from_errno(rc, NULL))));
+	}
+	sfs_audit(event, session, &a->who, extra);
+}
 
 /*
  * Add how session @id (in sessions/ or archive/ by @where) keeps its key to
@@ -95,11 +116,21 @@ static void add_params(json_t *o, const char *id, int where)
 	json_object_set_new(o, SFS_PROTO_F_CIPHER, json_string(sfs_cipher_name(p.cipher)));
 }
 
+/* Add "current": the session MOUNTPOINT/current names, if any. */
+static json_t *add_current(json_t *o)
+{
+	char id[SFS_SESSION_ID_MAX + 1];
+
+	if (o && sfs_current_get(id))
+		json_object_set_new(o, SFS_PROTO_F_CURRENT, json_string(id));
+	return o;
+}
+
 static json_t *do_hello(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
 {
 	(void)req, (void)a, (void)tx;
-	return json_pack("{s:b, s:s, s:s}", SFS_PROTO_F_OK, 1, SFS_PROTO_F_VERSION, SFS_VERSION,
-			 SFS_PROTO_F_STORE, sfs->store_path);
+	return add_current(json_pack("{s:b, s:s, s:s}", SFS_PROTO_F_OK, 1, SFS_PROTO_F_VERSION,
+				     SFS_VERSION, SFS_PROTO_F_STORE, sfs->store_path));
 }
 
 static json_t *do_new(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
@@ -113,6 +144,7 @@ static json_t *do_new(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
 	if (want && !sfs_id_valid(want))
 		return fail(-EINVAL);
 	rc = sfs_session_create(want, name ? name : "", a->password, a->password_len, id);
+	audit(a, "new", rc == 0 ? id : want, rc, NULL);
 	if (rc < 0)
 		return fail(rc);
 	resp = json_pack("{s:b, s:s}", SFS_PROTO_F_OK, 1, SFS_PROTO_F_ID, id);
@@ -138,6 +170,10 @@ static json_t *do_unlock(json_t *req, const struct ctl_args *a, struct ctl_tx *t
 		e = strchr(p, '\n');
 		json_array_append_new(arr, json_stringn(p, e ? (size_t)(e - p) : strlen(p)));
 	}
+	audit(a, "unlock", a->session, rc, NULL);
+	/* What unlock cut from events.jsonl or found damaged there: no plaintext. */
+	if (arr)
+		audit(a, "repair", a->session, 0, json_pack("{s:O}", "what", arr));
 	if (arr)
 		json_object_set_new(resp, SFS_PROTO_F_WARNINGS, arr);
 	free(warn);
@@ -154,7 +190,10 @@ static json_t *do_lock(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
 		return fail(-ENOENT);
 	s = sfs_session_find(a->session);
 	if (s) {
-		sfs_session_lock(s, &open_files);
+		if (sfs_session_lock(s, &open_files) == 0)
+			audit(a, "lock", s->id, 0,
+			      json_pack("{s:s, s:i}", "cause", "command", "open_files",
+					open_files));
 		tx->ticket = sfs_notify_session(s);
 	}
 	return json_pack("{s:b, s:i}", SFS_PROTO_F_OK, 1, SFS_PROTO_F_OPEN_FILES, open_files);
@@ -164,7 +203,7 @@ static json_t *do_lock_all(json_t *req, const struct ctl_args *a, struct ctl_tx 
 {
 	int total = 0, count = 0;
 
-	(void)req, (void)a;
+	(void)req;
 	/* Each lock (a metadata.json refresh, fsynced) runs outside sess_mu. */
 	for (struct sfs_session *s = sfs_session_first(); s; s = s->next) {
 		int n;
@@ -172,6 +211,8 @@ static json_t *do_lock_all(json_t *req, const struct ctl_args *a, struct ctl_tx 
 		if (sfs_session_lock(s, &n) == 0) {
 			total += n;
 			count++;
+			audit(a, "lock", s->id, 0,
+			      json_pack("{s:s, s:i}", "cause", "command", "open_files", n));
 		}
 		tx->ticket = sfs_notify_session(s);
 	}
@@ -267,6 +308,7 @@ static json_t *do_passwd(json_t *req, const struct ctl_args *a, struct ctl_tx *t
 	(void)req, (void)tx;
 	rc = sfs_session_passwd(a->session, a->password, a->password_len, a->new_password,
 				a->new_password_len);
+	audit(a, "passwd", a->session, rc, NULL);
 	return rc < 0 ? fail(rc) : ok();
 }
 
@@ -277,10 +319,32 @@ static json_t *do_delete(json_t *req, const struct ctl_args *a, struct ctl_tx *t
 
 	(void)req;
 	rc = sfs_session_delete(a->session);
+	audit(a, "delete", a->session, rc, NULL);
+	if (rc == 0)
+		sfs_current_forget(a->session); /* MOUNTPOINT/current would dangle */
 	s = sfs_session_find(a->session);
 	if (rc == 0 && s)
 		tx->ticket = sfs_notify_session(s);
 	return rc < 0 ? fail(rc) : ok();
+}
+
+/* MOUNTPOINT/current -> the session, locked or not; it must exist. */
+static json_t *do_use(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
+{
+	int rc;
+
+	(void)req, (void)tx;
+	rc = sfs_session_where(a->session) < 0 ? -ENOENT : sfs_current_set(a->session);
+	audit(a, "use", a->session, rc, NULL);
+	return rc < 0 ? fail(rc) : add_current(ok());
+}
+
+static json_t *do_unuse(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
+{
+	(void)req, (void)tx;
+	sfs_current_set(NULL);
+	audit(a, "use", NULL, 0, NULL);
+	return ok();
 }
 
 /*
@@ -297,6 +361,7 @@ static ctl_handler *const handlers[SFS_PROTO_OPS] = {
 	[SFS_PROTO_OP_UNLOCK] = do_unlock,     [SFS_PROTO_OP_LOCK] = do_lock,
 	[SFS_PROTO_OP_LOCK_ALL] = do_lock_all, [SFS_PROTO_OP_LIST] = do_list,
 	[SFS_PROTO_OP_PASSWD] = do_passwd,     [SFS_PROTO_OP_DELETE] = do_delete,
+	[SFS_PROTO_OP_USE] = do_use,	       [SFS_PROTO_OP_UNUSE] = do_unuse,
 };
 
 /*
@@ -304,14 +369,20 @@ static ctl_handler *const handlers[SFS_PROTO_OPS] = {
  * a string, or a password to set that is empty) is invalid; then a session
  * id no session can have is no-such-session.
  */
-static json_t *dispatch(json_t *req, struct ctl_tx *tx)
+static json_t *dispatch(json_t *req, struct ctl_tx *tx, const struct fuse_ctx *ctx)
 {
 	int op = sfs_proto_op_find(str(req, SFS_PROTO_F_OP, NULL));
-	struct ctl_args a = {0};
+	struct ctl_args a = {.who = {.uid = ctx->uid, .pid = ctx->pid}};
 	unsigned int takes;
 
 	if (op < 0 || !handlers[op])
 		return fail(-EINVAL);
+	/* "by" (optional, any op): what acts, as the audit trail shall say. */
+	if (json_object_get(req, SFS_PROTO_F_BY)) {
+		a.who.by = str(req, SFS_PROTO_F_BY, NULL);
+		if (!sfs_audit_by_valid(a.who.by))
+			return fail(-EINVAL);
+	}
 	takes = sfs_proto_op_takes((enum sfs_proto_op)op);
 	if (takes & SFS_PROTO_TAKES_SESSION)
 		a.session = str(req, SFS_PROTO_F_SESSION, NULL);
@@ -364,7 +435,8 @@ void sfs_ctl_write(fuse_req_t req, const char *buf, size_t size, off_t off,
 	rc = sfs_ctl_request_parse(buf, size, &rq);
 	/* The request buffer is libfuse's, and ours to wipe: it may hold a password. */
 	sodium_memzero((char *)buf, size);
-	resp = rc == 0 ? dispatch(rq, tx) : fail(rc == -ENOMEM ? -ENOMEM : -EINVAL);
+	resp = rc == 0 ? dispatch(rq, tx, fuse_req_ctx(req))
+		       : fail(rc == -ENOMEM ? -ENOMEM : -EINVAL);
 	json_decref(rq);
 	tx->base = off + (off_t)size;
 	tx->len = resp ? json_dumpb(resp, NULL, 0, JSON_COMPACT) : 0;

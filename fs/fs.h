@@ -19,6 +19,7 @@
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
 
+#include "audit.h"
 #include "crypto.h"
 #include "format.h"
 #include "proto.h"
@@ -42,6 +43,7 @@ enum sfs_kind {
 	SFS_INODE_CTL,	   /* the control file */
 	SFS_INODE_SESSION, /* MNT/sessions/ID: the root of a session's tree */
 	SFS_INODE_NODE,	   /* anything inside a session */
+	SFS_INODE_CURRENT, /* MNT/current: a symlink the daemon shows (current.c) */
 };
 
 /* The session root's special files (special.c). */
@@ -154,7 +156,7 @@ struct sfs_fs {
 	gid_t owner_gid;
 	double timeout; /* entry and attribute cache timeout */
 
-	struct sfs_inode root, top[2], ctl;
+	struct sfs_inode root, top[2], ctl, current;
 
 	pthread_mutex_t itable_mu;
 	struct sfs_inode **itable; /* hash buckets; protected by itable_mu */
@@ -172,6 +174,17 @@ extern struct sfs_fs *sfs;
 /* Logging: to stderr in the foreground, to syslog when daemonised. */
 void sfs_log_init(bool foreground);
 void sfs_syslog(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * log.c: record @event (of @session, NULL for none) in the store's audit
+ * trail (lib/audit.h), done by @who (NULL: the daemon itself), with the
+ * members of @extra (consumed; NULL none). A failure is logged, never
+ * returned: the audit records what happened, it does not undo it.
+ * sfs_audit_lock: the daemon locked @session by itself, @cause "idle",
+ * "max_unlock" or "unmount". Called with no lock held (it writes and fsyncs).
+ */
+void sfs_audit(const char *event, const char *session, const struct sfs_audit_who *who,
+	       json_t *extra);
+void sfs_audit_lock(const char *session, const char *cause, int open_files);
 
 /* inode.c */
 struct sfs_inode *sfs_inode_of(fuse_ino_t ino);
@@ -395,6 +408,18 @@ void sfs_meta_forget_name(int rootfd);
  * metadata.json being written); those file handles then fail with EIO.
  */
 void sfs_special_forget(struct sfs_session *s);
+
+/*
+ * current.c: MOUNTPOINT/current. Set it to session @id (NULL: none;
+ * -EINVAL for no session id); get the id named (false: none); forget @id
+ * if it is the one named (a deleted session); its target "sessions/ID" or
+ * "archive/ID" (-ENOENT: none); its attributes (-ENOENT: none).
+ */
+int sfs_current_set(const char *id);
+bool sfs_current_get(char id[SFS_SESSION_ID_MAX + 1]);
+void sfs_current_forget(const char *id);
+int sfs_current_target(char *buf, size_t sz);
+int sfs_current_stat(struct stat *st);
 
 /* ctl.c: the control file */
 void sfs_ctl_open(fuse_req_t req, struct fuse_file_info *fi);

@@ -222,7 +222,8 @@ void sfs_inode_unref(struct sfs_inode *in, uint64_t n)
 {
 	struct sfs_inode **pp;
 
-	if (in->kind == SFS_INODE_ROOT || in->kind == SFS_INODE_TOP || in->kind == SFS_INODE_CTL)
+	if (in->kind == SFS_INODE_ROOT || in->kind == SFS_INODE_TOP || in->kind == SFS_INODE_CTL ||
+	    in->kind == SFS_INODE_CURRENT)
 		return;
 	pthread_mutex_lock(&sfs->itable_mu);
 	if (in->nlookup > n) {

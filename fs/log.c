@@ -148,3 +148,25 @@ void sfs_syslog(int prio, const char *fmt, ...)
 	}
 	va_end(ap);
 }
+
+void sfs_audit(const char *event, const char *session, const struct sfs_audit_who *who,
+	       json_t *extra)
+{
+	struct sfs_audit_who self = {.uid = getuid(), .pid = getpid()};
+	int rc;
+
+	/* No caller: the daemon acted on its own (mount, idle, max_unlock, unmount). */
+	if (!who)
+		who = &self;
+	rc = sfs_audit_write(sfs->storefd, event, session, who, extra);
+	if (rc < 0)
+		sfs_syslog(LOG_ERR, "%s/%s: cannot record %s%s%s: %s", sfs->store_path,
+			   SFS_AUDIT_NAME, event, session ? " of " : "", session ? session : "",
+			   strerror(-rc));
+}
+
+void sfs_audit_lock(const char *session, const char *cause, int open_files)
+{
+	sfs_audit("lock", session, NULL,
+		  json_pack("{s:s, s:i}", "cause", cause, "open_files", open_files));
+}

@@ -271,7 +271,7 @@ static void fixed_inode(struct sfs_inode *in, enum sfs_kind kind, int fd)
 {
 	in->kind = kind;
 	in->fd = fd;
-	in->type = kind == SFS_INODE_CTL ? S_IFREG : S_IFDIR;
+	in->type = kind == SFS_INODE_CTL ? S_IFREG : kind == SFS_INODE_CURRENT ? S_IFLNK : S_IFDIR;
 	in->nlookup = 1;
 	pthread_mutex_init(&in->mu, NULL);
 	pthread_rwlock_init(&in->io, NULL);
@@ -313,6 +313,7 @@ static int setup(const char *store)
 	fixed_inode(&sfs->top[0], SFS_INODE_TOP, sfs->topfd[0]);
 	fixed_inode(&sfs->top[1], SFS_INODE_TOP, sfs->topfd[1]);
 	fixed_inode(&sfs->ctl, SFS_INODE_CTL, -1);
+	fixed_inode(&sfs->current, SFS_INODE_CURRENT, -1);
 	pthread_mutex_init(&sfs->itable_mu, NULL);
 	pthread_mutex_init(&sfs->sess_mu, NULL);
 	if (sfs_itable_init() < 0) {
@@ -452,6 +453,7 @@ int main(int argc, char **argv)
 	sfs_syslog(LOG_INFO, "mounted %s on %s (%s,%s)", sfs->store_path, cmd.mountpoint,
 		   setid.allow_dev ? "dev" : "nodev", setid.allow_suid ? "suid" : "nosuid");
 	log_setid_ignored();
+	sfs_audit("mount", NULL, NULL, NULL);
 	rc = serve(&cmd);
 	fuse_session_unmount(sfs->se);
 out_signals:

@@ -160,6 +160,8 @@ int sfs_node_stat(struct sfs_inode *in, struct stat *st)
 		st->st_gid = sfs->owner_gid;
 		return 0;
 	}
+	if (in->kind == SFS_INODE_CURRENT)
+		return sfs_current_stat(st);
 	if (fstat(in->fd, st) < 0)
 		return sfs_neg_errno();
 	/*

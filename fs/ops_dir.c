@@ -107,15 +107,21 @@ static size_t add_entry(fuse_req_t req, char *buf, size_t size, const char *name
 /* The mount root: ".", "..", sessions, archive at offsets 1..4. */
 static size_t root_entries(fuse_req_t req, bool plus, char *buf, size_t size, off_t off)
 {
-	static const char *const names[] = {".", "..", SFS_SESSIONS_DIR, SFS_ARCHIVE_DIR};
+	static const char *const names[] = {".", "..", SFS_SESSIONS_DIR, SFS_ARCHIVE_DIR,
+					    SFS_CURRENT_NAME};
 	struct fuse_entry_param none = {0};
 	struct stat st = {.st_mode = S_IFDIR};
+	char id[SFS_SESSION_ID_MAX + 1];
+	/* current only while `sessionctl use` names a session */
+	off_t count = sfs_current_get(id) ? 5 : 4;
 	size_t pos = 0;
 
-	for (off_t i = off; i < 4; i++) {
+	for (off_t i = off; i < count; i++) {
 		size_t n;
 
-		st.st_ino = i < 2 ? FUSE_ROOT_ID : sfs_ino_of(&sfs->top[i - 2]);
+		st.st_ino =
+			i < 2 ? FUSE_ROOT_ID : sfs_ino_of(i < 4 ? &sfs->top[i - 2] : &sfs->current);
+		st.st_mode = i < 4 ? S_IFDIR : S_IFLNK;
 		n = add_entry(req, buf + pos, size - pos, names[i], &st, plus ? &none : NULL,
 			      i + 1);
 		if (n > size - pos)

@@ -139,6 +139,8 @@ static double cache_timeout(struct sfs_inode *in)
 	switch (in->kind) {
 	case SFS_INODE_NODE:
 		return SFS_NODE_TIMEOUT;
+	case SFS_INODE_CURRENT:
+		return 0; /* sessionctl use changes it: looked up at every walk */
 	case SFS_INODE_SESSION:
 		pthread_mutex_lock(&in->mu);
 		loaded = in->loaded;
@@ -349,6 +351,8 @@ static int lookup_fixed(const char *name, struct fuse_entry_param *e)
 		in = &sfs->top[1];
 	else if (strcmp(name, SFS_PROTO_CTL_FILE) == 0)
 		in = &sfs->ctl;
+	else if (strcmp(name, SFS_CURRENT_NAME) == 0)
+		in = &sfs->current; /* -ENOENT from sfs_node_stat while none is set */
 	else
 		return -ENOENT;
 	e->ino = sfs_ino_of(in);
@@ -597,6 +601,14 @@ void sfs_op_readlink(fuse_req_t req, fuse_ino_t ino)
 	int rc;
 
 	target[0] = '\0';
+	if (in->kind == SFS_INODE_CURRENT) {
+		rc = sfs_current_target(target, sizeof(target));
+		if (rc < 0)
+			sfs_reply_err(req, rc);
+		else
+			fuse_reply_readlink(req, target);
+		return;
+	}
 	if (in->kind != SFS_INODE_NODE) {
 		fuse_reply_err(req, EINVAL);
 		return;

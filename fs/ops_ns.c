@@ -64,14 +64,27 @@ void sfs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
  * not while another mount has it unlocked (EBUSY): its files would move
  * under it. Its busy lock is held through the rename.
  */
-static int move_session(struct sfs_inode *from, const char *name, struct sfs_inode *to,
-			const char *newname, unsigned int flags)
+static int move_session(fuse_req_t req, struct sfs_inode *from, const char *name,
+			struct sfs_inode *to, const char *newname, unsigned int flags)
 {
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct sfs_audit_who who = {.uid = ctx->uid, .pid = ctx->pid};
+	json_t *extra;
+	int rc;
+
 	if (strcmp(name, newname) != 0 || !sfs_id_valid(name) || (flags & RENAME_EXCHANGE))
 		return -EPERM; /* a session's id is its name */
 	if (from == to)
 		return 0;
-	return sfs_session_move(name, from == &sfs->top[1]);
+	rc = sfs_session_move(name, from == &sfs->top[1]);
+	/* Every archive and restore goes to the audit trail, refused ones too. */
+	extra = json_pack("{s:b}", "ok", rc == 0);
+	if (extra && rc < 0)
+		json_object_set_new(
+			extra, "error",
+			json_string(sfs_proto_err_name(sfs_proto_err_from_errno(rc, NULL))));
+	sfs_audit(from == &sfs->top[1] ? "restore" : "archive", name, &who, extra);
+	return rc;
 }
 
 /*
@@ -189,7 +202,7 @@ void sfs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino
 	if (flags & ~(unsigned int)(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
 		rc = -EINVAL;
 	} else if (p->kind == SFS_INODE_TOP && np->kind == SFS_INODE_TOP) {
-		rc = move_session(p, name, np, newname, flags);
+		rc = move_session(req, p, name, np, newname, flags);
 	} else if (!sfs_in_session(p) || !sfs_in_session(np)) {
 		rc = (sfs_in_session(p) || sfs_in_session(np)) ? -EXDEV : -EPERM;
 	} else if (p->sess != np->sess) {

@@ -476,6 +476,8 @@ bool sfs_session_expire(struct sfs_session *s)
 	else if (why == DUE_MAX_UNLOCK)
 		sfs_syslog(LOG_INFO, "%s: locked after %g s unlocked (max_unlock; %d open files)",
 			   s->id, sfs->opts.max_unlock, open_files);
+	if (why != NOT_DUE)
+		sfs_audit_lock(s->id, why == DUE_IDLE ? "idle" : "max_unlock", open_files);
 	return why != NOT_DUE;
 }
 
@@ -489,16 +491,23 @@ void sfs_session_lock_all_final(void)
 	sfs->sessions = NULL;
 	pthread_mutex_unlock(&sfs->sess_mu);
 	for (; s; s = next) {
+		bool was;
+
 		next = s->next;
 		/*
 		 * No metadata.json refresh here: the mount is gone, and whoever
-		 * unmounted may already be copying the store. A change of the
+		 * unmounted may already be copying the store. Only the audit
+		 * trail gets its line, outside every session. A change of the
 		 * last second before unmount may be missing from "updated".
 		 */
 		pthread_rwlock_wrlock(&s->rw);
-		if (sfs_container_is_open(&s->c))
+		was = sfs_container_is_open(&s->c);
+		if (was)
 			drop_keys(s);
 		pthread_rwlock_unlock(&s->rw);
+		/* The one write after an unmount (doc/format.md "Audit trail"). */
+		if (was)
+			sfs_audit_lock(s->id, "unmount", atomic_load(&s->open_files));
 		session_free(s);
 	}
 }

@@ -25,6 +25,8 @@ static const struct {
 	[SFS_PROTO_OP_PASSWD] = {"passwd", SFS_PROTO_TAKES_SESSION | SFS_PROTO_TAKES_PASSWORD |
 						   SFS_PROTO_TAKES_NEW_PASSWORD},
 	[SFS_PROTO_OP_DELETE] = {"delete", SFS_PROTO_TAKES_SESSION},
+	[SFS_PROTO_OP_USE] = {"use", SFS_PROTO_TAKES_SESSION},
+	[SFS_PROTO_OP_UNUSE] = {"unuse", 0},
 };
 
 /* Each code: its name, the errno it stands for, sessionctl's exit code. */

@@ -16,6 +16,7 @@
 /* The control file at the root of a mount, as the daemon shows it. */
 #define SFS_PROTO_CTL_FILE ".sessionfs"
 #define SFS_PROTO_CTL_MODE 0600
+#define SFS_CURRENT_NAME "current"	  /* MOUNTPOINT/current, while `sessionctl use` names one */
 #define SFS_PROTO_FSTYPE "fuse.sessionfs" /* the mount table's type of a mount */
 #define SFS_PROTO_REQUEST_MAX 65536	  /* bytes of one request, in one write(2) */
 
@@ -26,6 +27,7 @@
 #define SFS_PROTO_F_NEW_PASSWORD "new_password" /* passwd: the password to set */
 #define SFS_PROTO_F_NAME "name"			/* new: the session's name (optional) */
 #define SFS_PROTO_F_ID "id" /* new: the id wanted (optional); also in responses */
+#define SFS_PROTO_F_BY "by" /* any op (optional): what acts, for the audit trail ("prune") */
 
 /* Members of a response (a JSON object). */
 #define SFS_PROTO_F_OK "ok"	  /* true, or false with code and error */
@@ -52,6 +54,7 @@
 #define SFS_PROTO_F_STATUS "status"
 #define SFS_PROTO_F_CREATED "created"
 #define SFS_PROTO_F_UPDATED "updated"
+#define SFS_PROTO_F_CURRENT "current" /* hello, use: the session MOUNTPOINT/current names */
 
 #define SFS_PROTO_KDF_CUSTOM "custom" /* a cost no KDF level has */
 
@@ -65,7 +68,9 @@ enum sfs_proto_op {
 	SFS_PROTO_OP_LIST,
 	SFS_PROTO_OP_PASSWD,
 	SFS_PROTO_OP_DELETE,
-	SFS_PROTO_OPS /* how many */
+	SFS_PROTO_OP_USE,   /* MOUNTPOINT/current -> the session */
+	SFS_PROTO_OP_UNUSE, /* no MOUNTPOINT/current */
+	SFS_PROTO_OPS	    /* how many */
 };
 
 /*

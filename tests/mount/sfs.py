@@ -119,6 +119,39 @@ def umount(mnt, proc=None):
     return ok
 
 
+def daemon_pids(store, mnt):
+    """The pids of processes whose arguments end in STORE MNT: the daemon
+    sessionfs forked (under any wrapper)."""
+    want = [os.fsencode(store), os.fsencode(mnt)]
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == os.getpid():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                args = f.read().split(b"\0")[:-1]
+        except OSError:
+            continue
+        if args[-2:] == want:
+            pids.append(int(d))
+    return pids
+
+
+def wait_gone(pids, limit=TIMEOUT):
+    """Wait (a hang guard of @limit seconds, no timing check) until no pid of
+    @pids runs any more (a zombie counts as gone)."""
+    end = time.monotonic() + limit
+    for pid in pids:
+        while time.monotonic() < end:
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                        break
+            except OSError:
+                break
+            time.sleep(0.02)
+
+
 class Mount:
     """One mount of a store. daemon mode (sessionfs returns when ready) or
     foreground (-f, stderr to self.log)."""
@@ -148,6 +181,7 @@ class Mount:
             if not os.path.ismount(self.mnt):
                 raise AssertionError("sessionfs returned 0 but %s is not a mount point"
                                      % self.mnt)
+            self.daemon_pids = daemon_pids(self.store, self.mnt)
             return self
         self.log = os.path.join(self.logdir, "sessionfs-%s.log" % os.path.basename(self.mnt))
         with open(self.log, "ab") as logf:
@@ -174,8 +208,14 @@ class Mount:
 
     def stop(self):
         """Unmount; True if the unmount was clean. For -f, also waits for the
-        daemon and records its exit status in self.proc.returncode."""
-        return umount(self.mnt, self.proc)
+        daemon and records its exit status in self.proc.returncode; for a
+        daemon, waits until it has exited (it appends the audit trail's
+        unmount records after the kernel lets go of the mount, doc/format.md
+        "Audit trail": a test that reads the store next must see it settled)."""
+        ok = umount(self.mnt, self.proc)
+        if ok and not self.foreground:
+            wait_gone(getattr(self, "daemon_pids", []))
+        return ok
 
     @property
     def mounted(self):
