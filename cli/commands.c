@@ -9,6 +9,7 @@
  * format.
  */
 #include "sessionctl.h"
+#include "store.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -303,6 +304,59 @@ static int run_delete(struct cmd *c)
 		       what, NULL);
 }
 
+/* status's STATUS, if given, is one the command sets (lib/store.h). */
+static int check_status(struct cmd *c)
+{
+	if (c->nargs == 2 && !sfs_store_status_known(c->args[1]))
+		return die(SFS_EXIT_USAGE,
+			   "%s: unknown status '%s': want active, paused, completed or failed",
+			   c->argv0, c->args[1]);
+	return SFS_EXIT_OK;
+}
+
+/*
+ * Read the session's status, or set it: the daemon replaces metadata.json
+ * (checked, atomic) with "status" and "updated" set. Prints the status
+ * (an empty line if none is stored), or with --json {"id","status","updated"}.
+ */
+static int run_status(struct cmd *c)
+{
+	const char *set = c->nargs == 2 ? c->args[1] : NULL;
+	char what[96];
+	json_t *req, *resp;
+	int rc;
+
+	mount_close(&c->m);
+	req = json_pack("{s:s, s:s}", SFS_PROTO_F_OP, sfs_proto_op_name(SFS_PROTO_OP_STATUS),
+			SFS_PROTO_F_SESSION, c->t.id);
+	if (req && set)
+		json_object_set_new(req, SFS_PROTO_F_STATUS, json_string(set));
+	snprintf(what, sizeof(what),
+		 set ? "cannot set the status of %s" : "cannot read the status of %s", c->t.id);
+	rc = call_at(c->mnt, req, what, &resp);
+	if (rc)
+		return rc;
+	if (c->json) {
+		json_t *o = json_pack("{s:s}", SFS_PROTO_F_ID, c->t.id);
+
+		if (o) {
+			json_object_set(o, SFS_PROTO_F_STATUS,
+					json_object_get(resp, SFS_PROTO_F_STATUS));
+			json_object_set(o, SFS_PROTO_F_UPDATED,
+					json_object_get(resp, SFS_PROTO_F_UPDATED));
+			json_dumpf(o, stdout, JSON_INDENT(2));
+			putchar('\n');
+		}
+		json_decref(o);
+	} else {
+		const char *st = get_str(resp, SFS_PROTO_F_STATUS);
+
+		printf("%s\n", st ? st : "");
+	}
+	json_decref(resp);
+	return SFS_EXIT_OK;
+}
+
 /* Each command's options; --password is listed only to be refused with a reason. */
 static const struct option new_opts[] = {
 	{"name", required_argument, NULL, OPT_NAME},
@@ -337,6 +391,11 @@ static const struct option passwd_opts[] = {
 };
 static const struct option delete_opts[] = {
 	{"yes", no_argument, NULL, OPT_YES},
+	{"help", no_argument, NULL, OPT_HELP},
+	{NULL, 0, NULL, 0},
+};
+static const struct option status_opts[] = {
+	{"json", no_argument, NULL, OPT_JSON},
 	{"help", no_argument, NULL, OPT_HELP},
 	{NULL, 0, NULL, 0},
 };
@@ -390,5 +449,11 @@ const struct command sfs_cli_commands[] = {
 	 .takes = CMD_SESSIONDIR,
 	 .check = sfs_report_check,
 	 .run = sfs_report_run},
+	{.name = "status",
+	 .shortopts = "h",
+	 .opts = status_opts,
+	 .takes = CMD_SESSIONDIR | CMD_ONE_MORE,
+	 .check = check_status,
+	 .run = run_status},
 };
 const size_t sfs_cli_ncommands = sizeof(sfs_cli_commands) / sizeof(sfs_cli_commands[0]);

@@ -1,6 +1,6 @@
 /*
  * sessionctl.c - the sessionctl command: new, unlock, lock, list, passwd,
- * delete, report, spoken over a mount's control file (doc/control.md).
+ * delete, report, status, spoken over a mount's control file (doc/control.md).
  *
  * main() finds the command in commands.c's table and opens it here, the
  * same way for all (cmd_open): options, the number of operands, the mount
@@ -61,6 +61,7 @@ void usage(FILE *out)
 	      "  passwd [--password-file F] [--new-password-file F] SESSIONDIR\n"
 	      "  delete [--yes] SESSIONDIR\n"
 	      "  report [--format md|json|html] [-o FILE] SESSIONDIR\n"
+	      "  status [--json] SESSIONDIR [active|paused|completed|failed]\n"
 	      "SESSIONDIR is MOUNTPOINT/sessions/INC-xxxx (or archive/INC-xxxx).\n"
 	      "Passwords are asked on the terminal without echo, or read from the first\n"
 	      "line of --password-file F (- for standard input); never from arguments.\n"
@@ -161,7 +162,9 @@ static int cmd_open(const struct command *def, int argc, char **argv, struct cmd
 	}
 	c->args = argv + optind;
 	c->nargs = argc - optind;
-	if ((def->takes & CMD_MANY) ? c->nargs < 1 : c->nargs != 1)
+	if ((def->takes & CMD_MANY)	  ? c->nargs < 1
+	    : (def->takes & CMD_ONE_MORE) ? c->nargs < 1 || c->nargs > 2
+					  : c->nargs != 1)
 		return die(SFS_EXIT_USAGE, "%s: wrong number of arguments (see sessionctl --help)",
 			   argv[0]);
 	if (def->check) {

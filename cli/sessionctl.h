@@ -66,6 +66,7 @@ struct cmd {
 #define CMD_PASSWORD 0x8u      /* reads c->pw (--password-file or the prompt) */
 #define CMD_CONFIRM 0x10u      /* ...asking it twice on a terminal */
 #define CMD_NEW_PASSWORD 0x20u /* reads c->newpw too (--new-password-file), asked twice */
+#define CMD_ONE_MORE 0x40u     /* ...and one more operand, optional (status's STATUS) */
 
 /* getopt_long vals of every command's options (struct command.opts). */
 enum {

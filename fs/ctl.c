@@ -284,6 +284,59 @@ static json_t *do_delete(json_t *req, const struct ctl_args *a, struct ctl_tx *t
 }
 
 /*
+ * Read session @a->session's status, or set it to the request's "status"
+ * (one of sfs_store_statuses) with "updated" moved to now. Either way the
+ * answer has the stored document's "status" and "updated" (absent if not
+ * strings). Setting is a use of the session (idle_lock), reading is not.
+ */
+static json_t *do_status(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
+{
+	const char *set = str(req, SFS_PROTO_F_STATUS, NULL);
+	struct sfs_session *s;
+	const struct sfs_keys *keys;
+	json_t *resp, *sum = NULL;
+	int rootfd = -1, rc;
+	size_t len;
+	char *text;
+
+	(void)tx;
+	if (json_object_get(req, SFS_PROTO_F_STATUS) && !sfs_store_status_known(set))
+		return fail(-EINVAL);
+	if (sfs_session_where(a->session) < 0)
+		return fail(-ENOENT);
+	s = sfs_session_find(a->session);
+	if (!s)
+		return fail(-EACCES); /* never unlocked by this mount */
+	rc = set ? sfs_session_enter(s, &keys) : sfs_session_enter_quiet(s, &keys);
+	if (rc < 0)
+		return fail(rc);
+	if (set)
+		rc = sfs_meta_set_status(s, keys, set, &rootfd);
+	if (rc == 0)
+		rc = sfs_meta_peek(s, keys, &text, &len);
+	sfs_session_leave(s);
+	if (rootfd >= 0)
+		sfs_meta_forget_name(rootfd); /* no lock held, as at a commit's flush */
+	if (rc == -ENOENT)
+		rc = -ENODATA; /* no metadata.json stored: not "no such session" */
+	if (rc < 0)
+		return fail(rc);
+	sum = sfs_store_metadata_summary(text, len);
+	sodium_memzero(text, len);
+	free(text);
+	if (!sum)
+		return fail(-EINVAL);
+	resp = json_pack("{s:b, s:s}", SFS_PROTO_F_OK, 1, SFS_PROTO_F_ID, a->session);
+	if (resp) {
+		json_object_set(resp, SFS_PROTO_F_STATUS, json_object_get(sum, SFS_PROTO_F_STATUS));
+		json_object_set(resp, SFS_PROTO_F_UPDATED,
+				json_object_get(sum, SFS_PROTO_F_UPDATED));
+	}
+	json_decref(sum);
+	return resp;
+}
+
+/*
  * One handler per op of lib/proto.h. A handler runs once dispatch has
  * checked the members the op takes (sfs_proto_op_takes) into @a; it reads
  * any optional member from @req itself, and sets tx->ticket when the
@@ -297,6 +350,7 @@ static ctl_handler *const handlers[SFS_PROTO_OPS] = {
 	[SFS_PROTO_OP_UNLOCK] = do_unlock,     [SFS_PROTO_OP_LOCK] = do_lock,
 	[SFS_PROTO_OP_LOCK_ALL] = do_lock_all, [SFS_PROTO_OP_LIST] = do_list,
 	[SFS_PROTO_OP_PASSWD] = do_passwd,     [SFS_PROTO_OP_DELETE] = do_delete,
+	[SFS_PROTO_OP_STATUS] = do_status,
 };
 
 /*

@@ -378,6 +378,15 @@ void sfs_session_changed(struct sfs_session *s);
  */
 int sfs_meta_peek(struct sfs_session *s, const struct sfs_keys *keys, char **text, size_t *len);
 /*
+ * session.c: set @s's metadata.json "status" to @status and "updated" to
+ * now, read and replaced under meta_mu through the check every new document
+ * passes (sfs_metadata_set_status), inside the session (@keys). 0 with the
+ * session root in *@rootfd_out for sfs_meta_forget_name once the caller
+ * holds no lock; -EINVAL refused (logged), -ENODATA no document, -errno.
+ */
+int sfs_meta_set_status(struct sfs_session *s, const struct sfs_keys *keys, const char *status,
+			int *rootfd_out);
+/*
  * special.c: drop the kernel's cached name metadata.json in session root
  * @rootfd (and its attributes), and close @rootfd. Only from a thread that
  * holds no lock and serves no request.

@@ -255,6 +255,37 @@ int sfs_meta_peek(struct sfs_session *s, const struct sfs_keys *keys, char **tex
 	return rc;
 }
 
+int sfs_meta_set_status(struct sfs_session *s, const struct sfs_keys *keys, const char *status,
+			int *rootfd_out)
+{
+	struct sfs_metadata_refusal why = {0};
+	struct sfs_metadata m;
+	long long now = (long long)time(NULL), t;
+	char when[32];
+	int rc = sfs_metadata_open(&m, s->cfd, s->id, keys);
+
+	if (rc < 0)
+		return rc;
+	sfs_utc_format(when, sizeof(when), (time_t)now);
+	sfs_loop_plaintext();
+	pthread_mutex_lock(&s->meta_mu);
+	rc = sfs_metadata_set_status(&m, status, when, &why);
+	pthread_mutex_unlock(&s->meta_mu);
+	if (why.why)
+		sfs_syslog(LOG_NOTICE, "%s: metadata.json: status not set: %s", s->id, why.why);
+	if (rc == 0) {
+		sfs_syslog(LOG_INFO, "%s: status set to %s", s->id, status);
+		/* "updated" is now: a change pending from before is in it. */
+		t = atomic_load(&s->changed);
+		if (t && t <= now && atomic_compare_exchange_strong(&s->changed, &t, 0))
+			atomic_store(&s->changed_first, 0);
+		*rootfd_out = m.rootfd;
+		m.rootfd = -1;
+	}
+	sfs_metadata_close(&m);
+	return rc;
+}
+
 void sfs_meta_refresh(struct sfs_session *s, bool force, bool notify)
 {
 	long long t = atomic_load(&s->changed), first = atomic_load(&s->changed_first);

@@ -25,6 +25,7 @@ static const struct {
 	[SFS_PROTO_OP_PASSWD] = {"passwd", SFS_PROTO_TAKES_SESSION | SFS_PROTO_TAKES_PASSWORD |
 						   SFS_PROTO_TAKES_NEW_PASSWORD},
 	[SFS_PROTO_OP_DELETE] = {"delete", SFS_PROTO_TAKES_SESSION},
+	[SFS_PROTO_OP_STATUS] = {"status", SFS_PROTO_TAKES_SESSION},
 };
 
 /* Each code: its name, the errno it stands for, sessionctl's exit code. */

@@ -49,7 +49,7 @@
 #define SFS_PROTO_F_FILE "file"
 #define SFS_PROTO_F_WHAT "what"
 /* list also has metadata.json's "status", "name", "created", "updated" (lib/store.h). */
-#define SFS_PROTO_F_STATUS "status"
+#define SFS_PROTO_F_STATUS "status" /* also status: the one to set (optional) */
 #define SFS_PROTO_F_CREATED "created"
 #define SFS_PROTO_F_UPDATED "updated"
 
@@ -65,6 +65,7 @@ enum sfs_proto_op {
 	SFS_PROTO_OP_LIST,
 	SFS_PROTO_OP_PASSWD,
 	SFS_PROTO_OP_DELETE,
+	SFS_PROTO_OP_STATUS,
 	SFS_PROTO_OPS /* how many */
 };
 

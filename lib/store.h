@@ -164,12 +164,30 @@ char *sfs_store_metadata_new(const char *id, const char *name);
 char *sfs_store_metadata_set_updated(const char *text, size_t len, const char *when);
 
 /*
+ * @text (a metadata.json of @len bytes) with "status" set to @status and
+ * "updated" to @when, as sfs_store_metadata_set_updated: a malloc'd string
+ * or NULL (not a JSON object, or ENOMEM).
+ */
+char *sfs_store_metadata_set_status(const char *text, size_t len, const char *status,
+				    const char *when);
+
+/*
  * What `sessionctl list` shows of a session from @text (a metadata.json of
  * @len bytes): its "status", "name", "created" and "updated" members that
  * are strings, as a JSON object (caller decrefs), or NULL if @text is not a
  * JSON object (or on ENOMEM).
  */
 struct json_t *sfs_store_metadata_summary(const char *text, size_t len);
+
+/*
+ * documents.c: the statuses `sessionctl status` sets, those the session
+ * stores before sessionfs used (active, paused, completed, failed), NULL
+ * after the last; and whether @status is one of them. metadata.json itself
+ * may hold any string (a user's edit, an imported document): only the
+ * command is held to these, so that scripts and filters can rely on them.
+ */
+extern const char *const sfs_store_statuses[];
+bool sfs_store_status_known(const char *status);
 
 /* documents.c: is @line (without its newline) one JSON object? */
 bool sfs_store_event_line_ok(const char *line, size_t len);
