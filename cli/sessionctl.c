@@ -1,6 +1,6 @@
 /*
  * sessionctl.c - the sessionctl command: new, unlock, lock, list, passwd,
- * delete, report, status, spoken over a mount's control file (doc/control.md).
+ * delete, report, status, prune, spoken over a mount's control file (doc/control.md).
  *
  * main() finds the command in commands.c's table and opens it here, the
  * same way for all (cmd_open): options, the number of operands, the mount
@@ -57,11 +57,14 @@ void usage(FILE *out)
 	      "  new    [--name NAME] [--id INC-xxxx] [--password-file F] MOUNTPOINT\n"
 	      "  unlock [--password-file F] SESSIONDIR\n"
 	      "  lock   SESSIONDIR...  |  lock --all MOUNTPOINT\n"
-	      "  list   [--json] MOUNTPOINT\n"
+	      "  list   [--json] [--sort id|created|updated|size] [--status S] [--archived]\n"
+	      "         [--locked|--unlocked] MOUNTPOINT\n"
 	      "  passwd [--password-file F] [--new-password-file F] SESSIONDIR\n"
 	      "  delete [--yes] SESSIONDIR\n"
 	      "  report [--format md|json|html] [-o FILE] SESSIONDIR\n"
 	      "  status [--json] SESSIONDIR [active|paused|completed|failed]\n"
+	      "  prune  [--older-than DURATION] [--status S] [--keep-last N]\n"
+	      "         [--archive|--delete] [--dry-run] [--yes] MOUNTPOINT\n"
 	      "SESSIONDIR is MOUNTPOINT/sessions/INC-xxxx (or archive/INC-xxxx).\n"
 	      "Passwords are asked on the terminal without echo, or read from the first\n"
 	      "line of --password-file F (- for standard input); never from arguments.\n"
@@ -152,6 +155,36 @@ static int cmd_open(const struct command *def, int argc, char **argv, struct cmd
 			break;
 		case OPT_OUTPUT:
 			c->output = optarg;
+			break;
+		case OPT_SORT:
+			c->sort = optarg;
+			break;
+		case OPT_STATUS:
+			c->status = optarg;
+			break;
+		case OPT_ARCHIVED:
+			c->archived = true;
+			break;
+		case OPT_LOCKED:
+			c->locked = true;
+			break;
+		case OPT_UNLOCKED:
+			c->unlocked = true;
+			break;
+		case OPT_OLDER_THAN:
+			c->older_than = optarg;
+			break;
+		case OPT_KEEP_LAST:
+			c->keep_last_arg = optarg;
+			break;
+		case OPT_ARCHIVE:
+			c->archive = true;
+			break;
+		case OPT_DELETE:
+			c->delete = true;
+			break;
+		case OPT_DRY_RUN:
+			c->dry_run = true;
 			break;
 		case OPT_HELP:
 			usage(stdout);

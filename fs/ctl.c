@@ -206,6 +206,35 @@ static void add_metadata(json_t *o, struct sfs_session *s)
 	json_decref(sum);
 }
 
+/*
+ * Add what the store tells of session @id (in sessions/ or archive/ by
+ * @where) without its key to @o: "size", "allocated", "changed" and
+ * "changed_ns" (lib/usage.c). Nothing if its container cannot be opened.
+ */
+static void add_usage(json_t *o, const char *id, int where)
+{
+	struct sfs_session_usage u;
+	char when[32];
+	int cfd;
+
+	if (!o)
+		return;
+	cfd = sfs_container_dir(sfs->topfd[where], id);
+	if (cfd < 0)
+		return;
+	if (sfs_store_session_usage(cfd, &u) == 0 || u.nodes > 0) {
+		sfs_utc_format(when, sizeof(when), u.changed.tv_sec);
+		json_object_set_new(o, SFS_PROTO_F_SIZE, json_integer((json_int_t)u.bytes));
+		json_object_set_new(o, SFS_PROTO_F_ALLOCATED,
+				    json_integer((json_int_t)u.allocated));
+		json_object_set_new(o, SFS_PROTO_F_CHANGED, json_string(when));
+		json_object_set_new(o, SFS_PROTO_F_CHANGED_NS,
+				    json_integer((json_int_t)u.changed.tv_sec * 1000000000 +
+						 u.changed.tv_nsec));
+	}
+	close(cfd);
+}
+
 static void list_one(const char *id, int where, void *arg)
 {
 	struct sfs_session *s = sfs_session_find(id);
@@ -242,6 +271,7 @@ static void list_one(const char *id, int where, void *arg)
 		add_params(o, id, where);
 		add_metadata(o, s);
 	}
+	add_usage(o, id, where);
 	if (o && damage[0])
 		json_object_set_new(o, SFS_PROTO_F_DAMAGED,
 				    json_pack("[{s:s, s:s}]", SFS_PROTO_F_FILE, SFS_EVENTS_NAME,

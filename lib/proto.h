@@ -47,6 +47,11 @@
 #define SFS_PROTO_F_EVENTS_BYTES "events_bytes"
 #define SFS_PROTO_F_DAMAGED "damaged" /* list: [{file, what}] */
 #define SFS_PROTO_F_FILE "file"
+/* list: what the store tells of every session, locked or not (lib/usage.c) */
+#define SFS_PROTO_F_SIZE "size"		    /* bytes of its container's backing files */
+#define SFS_PROTO_F_ALLOCATED "allocated"   /* their blocks, directories included, in bytes */
+#define SFS_PROTO_F_CHANGED "changed"	    /* its last change (newest mtime), UTC ISO-8601 */
+#define SFS_PROTO_F_CHANGED_NS "changed_ns" /* the same in nanoseconds since the epoch */
 #define SFS_PROTO_F_WHAT "what"
 /* list also has metadata.json's "status", "name", "created", "updated" (lib/store.h). */
 #define SFS_PROTO_F_STATUS "status" /* also status: the one to set (optional) */

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #define SFS_CONF_NAME "sessionfs.conf"
 #define SFS_SESSIONS_DIR "sessions"
@@ -89,6 +90,21 @@ struct sfs_session_params {
 
 /* Read container @cfd's key file (no password needed): 0 or -errno as unlock. */
 int sfs_store_session_params(int cfd, struct sfs_session_params *p);
+
+/* What a session's container holds and when it last changed (usage.c). */
+struct sfs_session_usage {
+	uint64_t bytes;		 /* sizes of its backing files (directories not counted) */
+	uint64_t allocated;	 /* blocks of every node, directories included, in bytes */
+	struct timespec changed; /* the newest mtime of any node, the container's own included */
+	uint64_t nodes;		 /* nodes counted */
+};
+
+/*
+ * Walk container @cfd (any descriptor of its directory, O_PATH included):
+ * no key, nothing read, no name decrypted. 0 or -errno (the figures are
+ * those of the nodes reached).
+ */
+int sfs_store_session_usage(int cfd, struct sfs_session_usage *u);
 
 /* Check @password against container @cfd's key file: 0, -EKEYREJECTED, -errno. */
 int sfs_store_session_verify(int cfd, const char *password, size_t pwlen);
