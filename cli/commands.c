@@ -325,6 +325,17 @@ static const struct option status_opts[] = {
 	{"help", no_argument, NULL, OPT_HELP},
 	{NULL, 0, NULL, 0},
 };
+static const struct option prune_opts[] = {
+	{"older-than", required_argument, NULL, OPT_OLDER_THAN},
+	{"status", required_argument, NULL, OPT_STATUS},
+	{"keep-last", required_argument, NULL, OPT_KEEP_LAST},
+	{"archive", no_argument, NULL, OPT_ARCHIVE},
+	{"delete", no_argument, NULL, OPT_DELETE},
+	{"dry-run", no_argument, NULL, OPT_DRY_RUN},
+	{"yes", no_argument, NULL, OPT_YES},
+	{"help", no_argument, NULL, OPT_HELP},
+	{NULL, 0, NULL, 0},
+};
 static const struct option report_opts[] = {
 	{"format", required_argument, NULL, OPT_FORMAT},
 	{"output", required_argument, NULL, OPT_OUTPUT},
@@ -382,5 +393,11 @@ const struct command sfs_cli_commands[] = {
 	 .takes = CMD_SESSIONDIR | CMD_ONE_MORE,
 	 .check = check_status,
 	 .run = run_status},
+	{.name = "prune", /* prune.c */
+	 .shortopts = "hy",
+	 .opts = prune_opts,
+	 .takes = CMD_MOUNTPOINT,
+	 .check = sfs_prune_check,
+	 .run = sfs_prune_run},
 };
 const size_t sfs_cli_ncommands = sizeof(sfs_cli_commands) / sizeof(sfs_cli_commands[0]);

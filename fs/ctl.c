@@ -305,12 +305,38 @@ static json_t *do_delete(json_t *req, const struct ctl_args *a, struct ctl_tx *t
 	struct sfs_session *s;
 	int rc;
 
-	(void)req;
-	rc = sfs_session_delete(a->session);
+	rc = sfs_session_delete(a->session,
+				json_is_true(json_object_get(req, SFS_PROTO_F_LOCKED_OK)));
 	s = sfs_session_find(a->session);
 	if (rc == 0 && s)
 		tx->ticket = sfs_notify_session(s);
 	return rc < 0 ? fail(rc) : ok();
+}
+
+/*
+ * Move session @a->session from sessions/ to archive/, the way `mv
+ * sessions/ID archive/` does (sfs_session_move: its busy lock held, so one
+ * unlocked by another mount is busy and stays). Locked or unlocked here.
+ * One already in archive/ (and not in sessions/) is left there: ok.
+ */
+static json_t *do_archive(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
+{
+	struct sfs_session *s;
+	int w = sfs_session_where(a->session), rc;
+
+	(void)req;
+	if (w < 0)
+		return fail(-ENOENT);
+	if (w == 1)
+		return ok();
+	rc = sfs_session_move(a->session, 0);
+	if (rc < 0)
+		return fail(rc);
+	/* The kernel's names sessions/ID (and a negative archive/ID) go; lookups register. */
+	s = sfs_session_find(a->session);
+	if (s)
+		tx->ticket = sfs_notify_session(s);
+	return ok();
 }
 
 /*
@@ -380,7 +406,7 @@ static ctl_handler *const handlers[SFS_PROTO_OPS] = {
 	[SFS_PROTO_OP_UNLOCK] = do_unlock,     [SFS_PROTO_OP_LOCK] = do_lock,
 	[SFS_PROTO_OP_LOCK_ALL] = do_lock_all, [SFS_PROTO_OP_LIST] = do_list,
 	[SFS_PROTO_OP_PASSWD] = do_passwd,     [SFS_PROTO_OP_DELETE] = do_delete,
-	[SFS_PROTO_OP_STATUS] = do_status,
+	[SFS_PROTO_OP_STATUS] = do_status,     [SFS_PROTO_OP_ARCHIVE] = do_archive,
 };
 
 /*

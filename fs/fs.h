@@ -260,7 +260,13 @@ bool sfs_session_expire(struct sfs_session *s);
 void sfs_session_lock_all_final(void);
 int sfs_session_create(const char *id, const char *name, const char *pw, size_t pwlen,
 		       char *out_id);
-int sfs_session_delete(const char *id);
+/*
+ * Delete session @id for good: an unlocked one (its keys dropped), or with
+ * @locked_ok one locked here too (prune), its busy lock taken for it:
+ * -EBUSY if another mount has it unlocked; -EACCES locked (without
+ * @locked_ok); -ENOENT; -errno.
+ */
+int sfs_session_delete(const char *id, bool locked_ok);
 int sfs_session_passwd(const char *id, const char *old, size_t oldlen, const char *newpw,
 		       size_t newlen);
 /* Is session @id (in sessions/ if @where is 0, archive/ if 1) unlocked by another mount? */

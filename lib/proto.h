@@ -26,6 +26,7 @@
 #define SFS_PROTO_F_NEW_PASSWORD "new_password" /* passwd: the password to set */
 #define SFS_PROTO_F_NAME "name"			/* new: the session's name (optional) */
 #define SFS_PROTO_F_ID "id" /* new: the id wanted (optional); also in responses */
+#define SFS_PROTO_F_LOCKED_OK "locked_ok" /* delete: true: a locked session too (optional) */
 
 /* Members of a response (a JSON object). */
 #define SFS_PROTO_F_OK "ok"	  /* true, or false with code and error */
@@ -71,6 +72,7 @@ enum sfs_proto_op {
 	SFS_PROTO_OP_PASSWD,
 	SFS_PROTO_OP_DELETE,
 	SFS_PROTO_OP_STATUS,
+	SFS_PROTO_OP_ARCHIVE,
 	SFS_PROTO_OPS /* how many */
 };
 

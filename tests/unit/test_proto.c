@@ -11,8 +11,8 @@
 
 static void test_ops(void)
 {
-	static const char *const names[] = {"hello", "new",    "unlock", "lock",  "lock_all",
-					    "list",  "passwd", "delete", "status"};
+	static const char *const names[] = {"hello", "new",    "unlock", "lock",   "lock_all",
+					    "list",  "passwd", "delete", "status", "archive"};
 
 	CHECK_EQ(sizeof(names) / sizeof(names[0]), SFS_PROTO_OPS);
 	for (int op = 0; op < SFS_PROTO_OPS; op++) {
@@ -37,6 +37,7 @@ static void test_ops(void)
 		 SFS_PROTO_TAKES_SESSION | SFS_PROTO_TAKES_PASSWORD | SFS_PROTO_TAKES_NEW_PASSWORD);
 	CHECK_EQ(sfs_proto_op_takes(SFS_PROTO_OP_DELETE), SFS_PROTO_TAKES_SESSION);
 	CHECK_EQ(sfs_proto_op_takes(SFS_PROTO_OP_STATUS), SFS_PROTO_TAKES_SESSION);
+	CHECK_EQ(sfs_proto_op_takes(SFS_PROTO_OP_ARCHIVE), SFS_PROTO_TAKES_SESSION);
 	CHECK_EQ(sfs_proto_op_takes(SFS_PROTO_OPS), 0);
 }
 
