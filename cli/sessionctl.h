@@ -45,11 +45,11 @@ struct target {
  */
 struct cmd {
 	/* Options (those the command takes). */
-	const char *name, *id;	      /* new --name, --id */
-	const char *pwfile, *newfile; /* --password-file, --new-password-file */
-	bool all, json, yes;	      /* lock --all, list --json, delete --yes */
-	const char *format, *output;  /* report --format, -o */
-	const char *sort, *status;    /* list --sort, list and prune --status */
+	const char *name, *id;		 /* new --name, --id */
+	const char *pwfile, *newfile;	 /* --password-file, --new-password-file */
+	bool all, json, yes;		 /* lock --all, list --json, delete --yes */
+	const char *format, *output;	 /* report --format, -o */
+	const char *sort, *status;	 /* list --sort, list and prune --status */
 	bool archived, locked, unlocked; /* list --archived, --locked, --unlocked */
 	const char *older_than;		 /* prune --older-than */
 	const char *keep_last_arg;	 /* prune --keep-last as given */

@@ -25,7 +25,7 @@
 #define SFS_PROTO_F_PASSWORD "password"		/* the session's (new: to be) password */
 #define SFS_PROTO_F_NEW_PASSWORD "new_password" /* passwd: the password to set */
 #define SFS_PROTO_F_NAME "name"			/* new: the session's name (optional) */
-#define SFS_PROTO_F_ID "id" /* new: the id wanted (optional); also in responses */
+#define SFS_PROTO_F_ID "id"		  /* new: the id wanted (optional); also in responses */
 #define SFS_PROTO_F_LOCKED_OK "locked_ok" /* delete: true: a locked session too (optional) */
 
 /* Members of a response (a JSON object). */
