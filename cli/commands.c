@@ -9,6 +9,7 @@
  * format.
  */
 #include "sessionctl.h"
+#include "store.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -159,85 +160,6 @@ static int run_lock(struct cmd *c)
 	return rc;
 }
 
-/* list's table: one line per session, and its damage on stderr. */
-static void print_table(json_t *arr)
-{
-	/* STATE is wide enough for "unlocked elsewhere" only when a row says so. */
-	int sw = 8;
-	json_t *s;
-	size_t i;
-
-	json_array_foreach(arr, i, s)
-	{
-		if (json_is_true(json_object_get(s, SFS_PROTO_F_UNLOCKED_ELSEWHERE)))
-			sw = 18;
-	}
-	printf("%-20s %-8s %-*s %-9s %-20s %-20s %8s %10s  %s\n", "ID", "WHERE", sw, "STATE",
-	       "STATUS", "CREATED", "UPDATED", "EVENTS", "SIZE", "NAME");
-	json_array_foreach(arr, i, s)
-	{
-		const char *st = get_str(s, SFS_PROTO_F_STATUS);
-		const char *cr = get_str(s, SFS_PROTO_F_CREATED);
-		const char *up = get_str(s, SFS_PROTO_F_UPDATED);
-		const char *nm = get_str(s, SFS_PROTO_F_NAME);
-		json_t *ev = json_object_get(s, SFS_PROTO_F_EVENTS);
-		json_t *sz = json_object_get(s, SFS_PROTO_F_EVENTS_BYTES);
-		json_t *dmg = json_object_get(s, SFS_PROTO_F_DAMAGED), *d;
-		const char *state = json_array_size(dmg) ? "damaged" : "unlocked";
-		char evs[24] = "-", szs[24] = "-";
-		size_t j;
-
-		if (json_is_integer(ev))
-			snprintf(evs, sizeof(evs), "%lld", (long long)json_integer_value(ev));
-		if (json_is_integer(sz))
-			snprintf(szs, sizeof(szs), "%lld", (long long)json_integer_value(sz));
-		if (json_is_true(json_object_get(s, SFS_PROTO_F_UNLOCKED_ELSEWHERE)))
-			state = "unlocked elsewhere";
-		else if (json_is_true(json_object_get(s, SFS_PROTO_F_LOCKED)))
-			state = "locked";
-		printf("%-20s %-8s %-*s %-9s %-20s %-20s %8s %10s  %s\n",
-		       get_str(s, SFS_PROTO_F_ID), get_str(s, SFS_PROTO_F_WHERE), sw, state,
-		       st ? st : "-", cr ? cr : "-", up ? up : "-", evs, szs, nm ? nm : "");
-		/* What is damaged, beside the table (the table stays one line each). */
-		json_array_foreach(dmg, j, d)
-			fprintf(stderr, "sessionctl: warning: %s: %s: damaged: %s\n",
-				get_str(s, SFS_PROTO_F_ID), get_str(d, SFS_PROTO_F_FILE),
-				get_str(d, SFS_PROTO_F_WHAT));
-	}
-}
-
-static int run_list(struct cmd *c)
-{
-	json_t *resp, *arr;
-	int rc;
-
-	rc = call(&c->m, json_pack("{s:s}", SFS_PROTO_F_OP, sfs_proto_op_name(SFS_PROTO_OP_LIST)),
-		  "cannot list sessions", &resp);
-	mount_close(&c->m);
-	if (rc)
-		return rc;
-	/*
-	 * status, name, created and updated come with the reply: the daemon
-	 * reads them, as reading metadata.json through the mount would count as
-	 * a use of the session and hold off its idle_lock.
-	 */
-	arr = json_object_get(resp, SFS_PROTO_F_SESSIONS);
-	if (c->json) {
-		char *text = json_dumps(arr, JSON_INDENT(2));
-		json_free_t f;
-
-		if (text)
-			printf("%s\n", text);
-		/* json_dumps allocates through jansson's allocator: free it there. */
-		json_get_alloc_funcs(NULL, &f);
-		f(text);
-	} else {
-		print_table(arr);
-	}
-	json_decref(resp);
-	return SFS_EXIT_OK;
-}
-
 static int check_passwd(struct cmd *c)
 {
 	/* Each is read from the first line of its file: one standard input cannot give both. */
@@ -303,6 +225,59 @@ static int run_delete(struct cmd *c)
 		       what, NULL);
 }
 
+/* status's STATUS, if given, is one the command sets (lib/store.h). */
+static int check_status(struct cmd *c)
+{
+	if (c->nargs == 2 && !sfs_store_status_known(c->args[1]))
+		return die(SFS_EXIT_USAGE,
+			   "%s: unknown status '%s': want active, paused, completed or failed",
+			   c->argv0, c->args[1]);
+	return SFS_EXIT_OK;
+}
+
+/*
+ * Read the session's status, or set it: the daemon replaces metadata.json
+ * (checked, atomic) with "status" and "updated" set. Prints the status
+ * (an empty line if none is stored), or with --json {"id","status","updated"}.
+ */
+static int run_status(struct cmd *c)
+{
+	const char *set = c->nargs == 2 ? c->args[1] : NULL;
+	char what[96];
+	json_t *req, *resp;
+	int rc;
+
+	mount_close(&c->m);
+	req = json_pack("{s:s, s:s}", SFS_PROTO_F_OP, sfs_proto_op_name(SFS_PROTO_OP_STATUS),
+			SFS_PROTO_F_SESSION, c->t.id);
+	if (req && set)
+		json_object_set_new(req, SFS_PROTO_F_STATUS, json_string(set));
+	snprintf(what, sizeof(what),
+		 set ? "cannot set the status of %s" : "cannot read the status of %s", c->t.id);
+	rc = call_at(c->mnt, req, what, &resp);
+	if (rc)
+		return rc;
+	if (c->json) {
+		json_t *o = json_pack("{s:s}", SFS_PROTO_F_ID, c->t.id);
+
+		if (o) {
+			json_object_set(o, SFS_PROTO_F_STATUS,
+					json_object_get(resp, SFS_PROTO_F_STATUS));
+			json_object_set(o, SFS_PROTO_F_UPDATED,
+					json_object_get(resp, SFS_PROTO_F_UPDATED));
+			json_dumpf(o, stdout, JSON_INDENT(2));
+			putchar('\n');
+		}
+		json_decref(o);
+	} else {
+		const char *st = get_str(resp, SFS_PROTO_F_STATUS);
+
+		printf("%s\n", st ? st : "");
+	}
+	json_decref(resp);
+	return SFS_EXIT_OK;
+}
+
 /* Each command's options; --password is listed only to be refused with a reason. */
 static const struct option new_opts[] = {
 	{"name", required_argument, NULL, OPT_NAME},
@@ -325,6 +300,11 @@ static const struct option lock_opts[] = {
 };
 static const struct option list_opts[] = {
 	{"json", no_argument, NULL, OPT_JSON},
+	{"sort", required_argument, NULL, OPT_SORT},
+	{"status", required_argument, NULL, OPT_STATUS},
+	{"archived", no_argument, NULL, OPT_ARCHIVED},
+	{"locked", no_argument, NULL, OPT_LOCKED},
+	{"unlocked", no_argument, NULL, OPT_UNLOCKED},
 	{"help", no_argument, NULL, OPT_HELP},
 	{NULL, 0, NULL, 0},
 };
@@ -336,6 +316,22 @@ static const struct option passwd_opts[] = {
 	{NULL, 0, NULL, 0},
 };
 static const struct option delete_opts[] = {
+	{"yes", no_argument, NULL, OPT_YES},
+	{"help", no_argument, NULL, OPT_HELP},
+	{NULL, 0, NULL, 0},
+};
+static const struct option status_opts[] = {
+	{"json", no_argument, NULL, OPT_JSON},
+	{"help", no_argument, NULL, OPT_HELP},
+	{NULL, 0, NULL, 0},
+};
+static const struct option prune_opts[] = {
+	{"older-than", required_argument, NULL, OPT_OLDER_THAN},
+	{"status", required_argument, NULL, OPT_STATUS},
+	{"keep-last", required_argument, NULL, OPT_KEEP_LAST},
+	{"archive", no_argument, NULL, OPT_ARCHIVE},
+	{"delete", no_argument, NULL, OPT_DELETE},
+	{"dry-run", no_argument, NULL, OPT_DRY_RUN},
 	{"yes", no_argument, NULL, OPT_YES},
 	{"help", no_argument, NULL, OPT_HELP},
 	{NULL, 0, NULL, 0},
@@ -384,7 +380,8 @@ const struct command sfs_cli_commands[] = {
 	 .shortopts = "h",
 	 .opts = list_opts,
 	 .takes = CMD_MOUNTPOINT,
-	 .run = run_list},
+	 .check = sfs_list_check,
+	 .run = sfs_list_run},
 	{.name = "passwd",
 	 .shortopts = "h",
 	 .opts = passwd_opts,
@@ -403,6 +400,18 @@ const struct command sfs_cli_commands[] = {
 	 .takes = CMD_SESSIONDIR,
 	 .check = sfs_report_check,
 	 .run = sfs_report_run},
+	{.name = "status",
+	 .shortopts = "h",
+	 .opts = status_opts,
+	 .takes = CMD_SESSIONDIR | CMD_ONE_MORE,
+	 .check = check_status,
+	 .run = run_status},
+	{.name = "prune", /* prune.c */
+	 .shortopts = "hy",
+	 .opts = prune_opts,
+	 .takes = CMD_MOUNTPOINT,
+	 .check = sfs_prune_check,
+	 .run = sfs_prune_run},
 	{.name = "use", /* audit.c */
 	 .shortopts = "h",
 	 .opts = use_opts,

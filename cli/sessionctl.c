@@ -1,6 +1,7 @@
 /*
  * sessionctl.c - the sessionctl command: new, unlock, lock, list, passwd,
- * delete, report, use, audit, spoken over a mount's control file (doc/control.md).
+ * delete, report, status, prune, use, audit, spoken over a mount's control file
+ * (doc/control.md).
  *
  * main() finds the command in commands.c's table and opens it here, the
  * same way for all (cmd_open): options, the number of operands, the mount
@@ -57,10 +58,14 @@ void usage(FILE *out)
 	      "  new    [--name NAME] [--id INC-xxxx] [--password-file F] MOUNTPOINT\n"
 	      "  unlock [--password-file F] SESSIONDIR\n"
 	      "  lock   SESSIONDIR...  |  lock --all MOUNTPOINT\n"
-	      "  list   [--json] MOUNTPOINT\n"
+	      "  list   [--json] [--sort id|created|updated|size] [--status S] [--archived]\n"
+	      "         [--locked|--unlocked] MOUNTPOINT\n"
 	      "  passwd [--password-file F] [--new-password-file F] SESSIONDIR\n"
 	      "  delete [--yes] SESSIONDIR\n"
 	      "  report [--format md|json|html] [-o FILE] SESSIONDIR\n"
+	      "  status [--json] SESSIONDIR [active|paused|completed|failed]\n"
+	      "  prune  [--older-than DURATION] [--status S] [--keep-last N]\n"
+	      "         [--archive|--delete] [--dry-run] [--yes] MOUNTPOINT\n"
 	      "  use    SESSIONDIR  |  use --none [MOUNTPOINT]  |  use [--json] [MOUNTPOINT]\n"
 	      "  audit  [--json] [--since T] MOUNTPOINT|STORE\n"
 	      "SESSIONDIR is MOUNTPOINT/sessions/INC-xxxx (or archive/INC-xxxx).\n"
@@ -160,6 +165,36 @@ static int cmd_open(const struct command *def, int argc, char **argv, struct cmd
 		case OPT_NONE:
 			c->none = true;
 			break;
+		case OPT_SORT:
+			c->sort = optarg;
+			break;
+		case OPT_STATUS:
+			c->status = optarg;
+			break;
+		case OPT_ARCHIVED:
+			c->archived = true;
+			break;
+		case OPT_LOCKED:
+			c->locked = true;
+			break;
+		case OPT_UNLOCKED:
+			c->unlocked = true;
+			break;
+		case OPT_OLDER_THAN:
+			c->older_than = optarg;
+			break;
+		case OPT_KEEP_LAST:
+			c->keep_last_arg = optarg;
+			break;
+		case OPT_ARCHIVE:
+			c->archive = true;
+			break;
+		case OPT_DELETE:
+			c->delete = true;
+			break;
+		case OPT_DRY_RUN:
+			c->dry_run = true;
+			break;
 		case OPT_HELP:
 			usage(stdout);
 			return CMD_DONE;
@@ -169,7 +204,9 @@ static int cmd_open(const struct command *def, int argc, char **argv, struct cmd
 	}
 	c->args = argv + optind;
 	c->nargs = argc - optind;
-	if ((def->takes & CMD_MANY) ? c->nargs < !(def->takes & CMD_OPTIONAL) : c->nargs != 1)
+	if ((def->takes & CMD_MANY)	  ? c->nargs < !(def->takes & CMD_OPTIONAL)
+	    : (def->takes & CMD_ONE_MORE) ? c->nargs < 1 || c->nargs > 2
+					  : c->nargs != 1)
 		return die(SFS_EXIT_USAGE, "%s: wrong number of arguments (see sessionctl --help)",
 			   argv[0]);
 	if (def->check) {

@@ -45,12 +45,18 @@ struct target {
  */
 struct cmd {
 	/* Options (those the command takes). */
-	const char *name, *id;	      /* new --name, --id */
-	const char *pwfile, *newfile; /* --password-file, --new-password-file */
-	bool all, json, yes;	      /* lock --all, list --json, delete --yes */
-	const char *format, *output;  /* report --format, -o */
-	const char *since;	      /* audit --since */
-	bool none;		      /* use --none */
+	const char *name, *id;		 /* new --name, --id */
+	const char *pwfile, *newfile;	 /* --password-file, --new-password-file */
+	bool all, json, yes;		 /* lock --all, list --json, delete --yes */
+	const char *format, *output;	 /* report --format, -o */
+	const char *since;		 /* audit --since */
+	bool none;			 /* use --none */
+	const char *sort, *status;	 /* list --sort, list and prune --status */
+	bool archived, locked, unlocked; /* list --archived, --locked, --unlocked */
+	const char *older_than;		 /* prune --older-than */
+	const char *keep_last_arg;	 /* prune --keep-last as given */
+	long long keep_last;		 /* ...read by prune's check; -1 not given */
+	bool archive, delete, dry_run;	 /* prune --archive, --delete, --dry-run */
 	/* Arguments. */
 	char **args; /* the operands */
 	int nargs;
@@ -69,6 +75,7 @@ struct cmd {
 #define CMD_CONFIRM 0x10u      /* ...asking it twice on a terminal */
 #define CMD_NEW_PASSWORD 0x20u /* reads c->newpw too (--new-password-file), asked twice */
 #define CMD_OPTIONAL 0x40u     /* with CMD_MANY: no operand is fine too */
+#define CMD_ONE_MORE 0x80u     /* ...and one more operand, optional (status's STATUS) */
 
 /* getopt_long vals of every command's options (struct command.opts). */
 enum {
@@ -82,6 +89,16 @@ enum {
 	OPT_ALL,
 	OPT_JSON,
 	OPT_FORMAT,
+	OPT_SORT,
+	OPT_STATUS,
+	OPT_ARCHIVED,
+	OPT_LOCKED,
+	OPT_UNLOCKED,
+	OPT_OLDER_THAN,
+	OPT_KEEP_LAST,
+	OPT_ARCHIVE,
+	OPT_DELETE,
+	OPT_DRY_RUN,
 	OPT_OUTPUT = 'o',
 	OPT_SINCE = 300,
 	OPT_NONE,
@@ -112,6 +129,20 @@ int sfs_audit_check(struct cmd *c);
 int sfs_audit_run(struct cmd *c);
 int sfs_use_check(struct cmd *c);
 int sfs_use_run(struct cmd *c);
+/*
+ * list.c: sessionctl list (its check and run), and what prune shares with
+ * it: the daemon's list of every session (each with "changed_ns" and
+ * "size", locked ones included) over the proven mount @m into *@arr (a new
+ * reference), and sorting by --sort's keys (id, created, updated, size).
+ */
+int sfs_list_check(struct cmd *c);
+int sfs_list_run(struct cmd *c);
+int sfs_list_fetch(const struct mount *m, json_t **arr);
+void sfs_list_sort(json_t *arr, const char *key);
+
+/* prune.c: sessionctl prune (its check and run). */
+int sfs_prune_check(struct cmd *c);
+int sfs_prune_run(struct cmd *c);
 
 /* Messages: "sessionctl: ...", and "sessionctl: ARG: not a sessionfs mount: ...". */
 int die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -247,6 +247,35 @@ static void add_metadata(json_t *o, struct sfs_session *s)
 	json_decref(sum);
 }
 
+/*
+ * Add what the store tells of session @id (in sessions/ or archive/ by
+ * @where) without its key to @o: "size", "allocated", "changed" and
+ * "changed_ns" (lib/usage.c). Nothing if its container cannot be opened.
+ */
+static void add_usage(json_t *o, const char *id, int where)
+{
+	struct sfs_session_usage u;
+	char when[32];
+	int cfd;
+
+	if (!o)
+		return;
+	cfd = sfs_container_dir(sfs->topfd[where], id);
+	if (cfd < 0)
+		return;
+	if (sfs_store_session_usage(cfd, &u) == 0 || u.nodes > 0) {
+		sfs_utc_format(when, sizeof(when), u.changed.tv_sec);
+		json_object_set_new(o, SFS_PROTO_F_SIZE, json_integer((json_int_t)u.bytes));
+		json_object_set_new(o, SFS_PROTO_F_ALLOCATED,
+				    json_integer((json_int_t)u.allocated));
+		json_object_set_new(o, SFS_PROTO_F_CHANGED, json_string(when));
+		json_object_set_new(o, SFS_PROTO_F_CHANGED_NS,
+				    json_integer((json_int_t)u.changed.tv_sec * 1000000000 +
+						 u.changed.tv_nsec));
+	}
+	close(cfd);
+}
+
 static void list_one(const char *id, int where, void *arg)
 {
 	struct sfs_session *s = sfs_session_find(id);
@@ -283,6 +312,7 @@ static void list_one(const char *id, int where, void *arg)
 		add_params(o, id, where);
 		add_metadata(o, s);
 	}
+	add_usage(o, id, where);
 	if (o && damage[0])
 		json_object_set_new(o, SFS_PROTO_F_DAMAGED,
 				    json_pack("[{s:s, s:s}]", SFS_PROTO_F_FILE, SFS_EVENTS_NAME,
@@ -317,8 +347,8 @@ static json_t *do_delete(json_t *req, const struct ctl_args *a, struct ctl_tx *t
 	struct sfs_session *s;
 	int rc;
 
-	(void)req;
-	rc = sfs_session_delete(a->session);
+	rc = sfs_session_delete(a->session,
+				json_is_true(json_object_get(req, SFS_PROTO_F_LOCKED_OK)));
 	audit(a, "delete", a->session, rc, NULL);
 	if (rc == 0)
 		sfs_current_forget(a->session); /* MOUNTPOINT/current would dangle */
@@ -348,6 +378,89 @@ static json_t *do_unuse(json_t *req, const struct ctl_args *a, struct ctl_tx *tx
 }
 
 /*
+ * Move session @a->session from sessions/ to archive/, the way `mv
+ * sessions/ID archive/` does (sfs_session_move: its busy lock held, so one
+ * unlocked by another mount is busy and stays). Locked or unlocked here.
+ * One already in archive/ (and not in sessions/) is left there: ok.
+ */
+static json_t *do_archive(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
+{
+	struct sfs_session *s;
+	int w = sfs_session_where(a->session), rc;
+
+	(void)req;
+	if (w < 0)
+		return fail(-ENOENT);
+	if (w == 1)
+		return ok();
+	rc = sfs_session_move(a->session, 0);
+	audit(a, "archive", a->session, rc, NULL);
+	if (rc < 0)
+		return fail(rc);
+	/* The kernel's names sessions/ID (and a negative archive/ID) go; lookups register. */
+	s = sfs_session_find(a->session);
+	if (s)
+		tx->ticket = sfs_notify_session(s);
+	return ok();
+}
+
+/*
+ * Read session @a->session's status, or set it to the request's "status"
+ * (one of sfs_store_statuses) with "updated" moved to now. Either way the
+ * answer has the stored document's "status" and "updated" (absent if not
+ * strings). Setting is a use of the session (idle_lock), reading is not.
+ */
+static json_t *do_status(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
+{
+	const char *set = str(req, SFS_PROTO_F_STATUS, NULL);
+	struct sfs_session *s;
+	const struct sfs_keys *keys;
+	json_t *resp, *sum = NULL;
+	int rootfd = -1, rc;
+	size_t len;
+	char *text;
+
+	(void)tx;
+	if (json_object_get(req, SFS_PROTO_F_STATUS) && !sfs_store_status_known(set))
+		return fail(-EINVAL);
+	if (sfs_session_where(a->session) < 0)
+		return fail(-ENOENT);
+	s = sfs_session_find(a->session);
+	if (!s)
+		return fail(-EACCES); /* never unlocked by this mount */
+	rc = set ? sfs_session_enter(s, &keys) : sfs_session_enter_quiet(s, &keys);
+	if (rc < 0)
+		return fail(rc);
+	if (set)
+		rc = sfs_meta_set_status(s, keys, set, &rootfd);
+	if (rc == 0)
+		rc = sfs_meta_peek(s, keys, &text, &len);
+	sfs_session_leave(s);
+	if (set) /* after leave: sfs_audit is called with no lock held */
+		audit(a, "status", a->session, rc == -ENOENT ? -ENODATA : rc,
+		      json_pack("{s:s}", "status", set));
+	if (rootfd >= 0)
+		sfs_meta_forget_name(rootfd); /* no lock held, as at a commit's flush */
+	if (rc == -ENOENT)
+		rc = -ENODATA; /* no metadata.json stored: not "no such session" */
+	if (rc < 0)
+		return fail(rc);
+	sum = sfs_store_metadata_summary(text, len);
+	sodium_memzero(text, len);
+	free(text);
+	if (!sum)
+		return fail(-EINVAL);
+	resp = json_pack("{s:b, s:s}", SFS_PROTO_F_OK, 1, SFS_PROTO_F_ID, a->session);
+	if (resp) {
+		json_object_set(resp, SFS_PROTO_F_STATUS, json_object_get(sum, SFS_PROTO_F_STATUS));
+		json_object_set(resp, SFS_PROTO_F_UPDATED,
+				json_object_get(sum, SFS_PROTO_F_UPDATED));
+	}
+	json_decref(sum);
+	return resp;
+}
+
+/*
  * One handler per op of lib/proto.h. A handler runs once dispatch has
  * checked the members the op takes (sfs_proto_op_takes) into @a; it reads
  * any optional member from @req itself, and sets tx->ticket when the
@@ -362,6 +475,7 @@ static ctl_handler *const handlers[SFS_PROTO_OPS] = {
 	[SFS_PROTO_OP_LOCK_ALL] = do_lock_all, [SFS_PROTO_OP_LIST] = do_list,
 	[SFS_PROTO_OP_PASSWD] = do_passwd,     [SFS_PROTO_OP_DELETE] = do_delete,
 	[SFS_PROTO_OP_USE] = do_use,	       [SFS_PROTO_OP_UNUSE] = do_unuse,
+	[SFS_PROTO_OP_STATUS] = do_status,     [SFS_PROTO_OP_ARCHIVE] = do_archive,
 };
 
 /*

@@ -278,7 +278,13 @@ void sfs_session_lock_all_final(void);
  */
 int sfs_session_create(const char *id, const char *name, const char *pw, size_t pwlen,
 		       char *out_id);
-int sfs_session_delete(const char *id);
+/*
+ * Delete session @id for good: an unlocked one (its keys dropped), or with
+ * @locked_ok one locked here too (prune), its busy lock taken for it:
+ * -EBUSY if another mount has it unlocked; -EACCES locked (without
+ * @locked_ok); -ENOENT; -errno.
+ */
+int sfs_session_delete(const char *id, bool locked_ok);
 int sfs_session_passwd(const char *id, const char *old, size_t oldlen, const char *newpw,
 		       size_t newlen);
 /* Is session @id (in sessions/ if @where is 0, archive/ if 1) unlocked by another mount? */
@@ -396,6 +402,15 @@ void sfs_session_changed(struct sfs_session *s);
  * work in the session, idle_lock). 0 or -errno.
  */
 int sfs_meta_peek(struct sfs_session *s, const struct sfs_keys *keys, char **text, size_t *len);
+/*
+ * session.c: set @s's metadata.json "status" to @status and "updated" to
+ * now, read and replaced under meta_mu through the check every new document
+ * passes (sfs_metadata_set_status), inside the session (@keys). 0 with the
+ * session root in *@rootfd_out for sfs_meta_forget_name once the caller
+ * holds no lock; -EINVAL refused (logged), -ENODATA no document, -errno.
+ */
+int sfs_meta_set_status(struct sfs_session *s, const struct sfs_keys *keys, const char *status,
+			int *rootfd_out);
 /*
  * special.c: drop the kernel's cached name metadata.json in session root
  * @rootfd (and its attributes), and close @rootfd. Only from a thread that

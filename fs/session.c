@@ -245,6 +245,37 @@ int sfs_meta_peek(struct sfs_session *s, const struct sfs_keys *keys, char **tex
 	return rc;
 }
 
+int sfs_meta_set_status(struct sfs_session *s, const struct sfs_keys *keys, const char *status,
+			int *rootfd_out)
+{
+	struct sfs_metadata_refusal why = {0};
+	struct sfs_metadata m;
+	long long now = (long long)time(NULL), t;
+	char when[32];
+	int rc = sfs_metadata_open(&m, s->cfd, s->id, keys);
+
+	if (rc < 0)
+		return rc;
+	sfs_utc_format(when, sizeof(when), (time_t)now);
+	sfs_loop_plaintext();
+	pthread_mutex_lock(&s->meta_mu);
+	rc = sfs_metadata_set_status(&m, status, when, &why);
+	pthread_mutex_unlock(&s->meta_mu);
+	if (why.why)
+		sfs_syslog(LOG_NOTICE, "%s: metadata.json: status not set: %s", s->id, why.why);
+	if (rc == 0) {
+		sfs_syslog(LOG_INFO, "%s: status set to %s", s->id, status);
+		/* "updated" is now: a change pending from before is in it. */
+		t = atomic_load(&s->changed);
+		if (t && t <= now && atomic_compare_exchange_strong(&s->changed, &t, 0))
+			atomic_store(&s->changed_first, 0);
+		*rootfd_out = m.rootfd;
+		m.rootfd = -1;
+	}
+	sfs_metadata_close(&m);
+	return rc;
+}
+
 void sfs_meta_refresh(struct sfs_session *s, bool force, bool notify)
 {
 	long long t = atomic_load(&s->changed), first = atomic_load(&s->changed_first);
@@ -558,31 +589,58 @@ int sfs_session_create(const char *id, const char *name, const char *pw, size_t 
 	return 0;
 }
 
-int sfs_session_delete(const char *id)
+/*
+ * Delete session @id, locked here, at @w (@s its registry entry, NULL if
+ * this mount never looked it up; s->rw held for writing if not NULL): its
+ * busy lock taken for the rename out of sight, so a session another mount
+ * has unlocked is -EBUSY and stays. The name it was renamed to into @gone.
+ */
+static int delete_locked(struct sfs_session *s, const char *id, int w, char *gone)
+{
+	int cfd = sfs_container_dir(sfs->topfd[w], id), lockfd = -1, rc;
+
+	if (cfd < 0)
+		return cfd;
+	rc = sfs_store_session_trylock(cfd, &lockfd);
+	close(cfd);
+	if (rc == 0)
+		rc = sfs_container_delete_begin(sfs->topfd[w], id, gone);
+	if (rc == 0 && s)
+		s->deleted = true;
+	sfs_store_session_release(lockfd);
+	return rc;
+}
+
+int sfs_session_delete(const char *id, bool locked_ok)
 {
 	struct sfs_session *s = sfs_session_find(id);
 	char gone[SFS_CONTAINER_GONE_MAX];
 	int w, rc;
 
-	if (sfs_session_where(id) < 0)
-		return -ENOENT;
-	if (!s)
-		return -EACCES;
-	pthread_rwlock_wrlock(&s->rw);
 	w = sfs_session_where(id);
-	if (!sfs_container_is_open(&s->c)) {
-		rc = -EACCES;
-	} else if (w < 0) {
-		rc = -ENOENT;
+	if (w < 0)
+		return -ENOENT;
+	if (!s && !locked_ok)
+		return -EACCES;
+	if (!s) {
+		rc = delete_locked(NULL, id, w, gone);
 	} else {
-		/* Move it out of sight while still holding its busy lock. */
-		rc = sfs_container_delete_begin(sfs->topfd[w], id, gone);
-		if (rc == 0) {
-			drop_keys(s);
-			s->deleted = true;
+		pthread_rwlock_wrlock(&s->rw);
+		w = sfs_session_where(id);
+		if (!sfs_container_is_open(&s->c)) {
+			rc = !locked_ok ? -EACCES : w < 0 ? -ENOENT : delete_locked(s, id, w, gone);
+		} else if (w < 0) {
+			rc = -ENOENT;
+		} else {
+			/* Move it out of sight while still holding its busy lock. */
+			rc = sfs_container_delete_begin(sfs->topfd[w], id, gone);
+			if (rc == 0) {
+				drop_keys(s);
+				s->deleted = true;
+			}
 		}
+		pthread_rwlock_unlock(&s->rw);
 	}
-	pthread_rwlock_unlock(&s->rw);
 	/* Out of sight and locked: removed without holding up its operations. */
 	if (rc == 0)
 		rc = sfs_container_delete_end(sfs->topfd[w], gone);

@@ -28,6 +28,16 @@ void sfs_store_json_wipe(void)
 	json_set_alloc_funcs(malloc, wipe_free);
 }
 
+const char *const sfs_store_statuses[] = {"active", "paused", "completed", "failed", NULL};
+
+bool sfs_store_status_known(const char *status)
+{
+	for (size_t i = 0; status && sfs_store_statuses[i]; i++)
+		if (strcmp(status, sfs_store_statuses[i]) == 0)
+			return true;
+	return false;
+}
+
 bool sfs_store_event_line_ok(const char *line, size_t len)
 {
 	json_t *v = json_loadb(line, len, 0, NULL);

@@ -207,6 +207,33 @@ bool sfs_metadata_touch_due(long long last, long long first, long long now, bool
 	return force || now - last >= SFS_METADATA_SETTLE || now - first >= SFS_METADATA_MAX_DELAY;
 }
 
+int sfs_metadata_set_status(const struct sfs_metadata *m, const char *status, const char *when,
+			    struct sfs_metadata_refusal *r)
+{
+	struct sfs_attrs attrs;
+	char *doc, *text = NULL;
+	size_t len;
+	int rc = sfs_metadata_peek(m, &doc, &len, &attrs);
+
+	r->why = NULL;
+	r->line = 0;
+	if (rc == -ENOENT)
+		return -ENODATA; /* no document: not "no such session" */
+	if (rc == 0) {
+		text = sfs_store_metadata_set_status(doc, len, status, when);
+		if (!text) {
+			r->why = "the stored document is not a JSON object";
+			rc = -EINVAL;
+		}
+	}
+	if (rc == 0)
+		rc = sfs_metadata_replace(m, text, strlen(text), &attrs, r);
+	sfs_metadata_free(doc, len);
+	if (text)
+		sfs_metadata_free(text, strlen(text));
+	return rc;
+}
+
 int sfs_metadata_new_unlinked(int rootfd, const unsigned char dirid[SFS_ID_BYTES],
 			      const struct sfs_attrs *attrs, const struct sfs_keys *keys,
 			      unsigned char id[SFS_ID_BYTES])

@@ -101,6 +101,16 @@ int sfs_metadata_touch(const struct sfs_metadata *m, const char *when);
 bool sfs_metadata_touch_due(long long last, long long first, long long now, bool force);
 
 /*
+ * Set "status" to @status and "updated" to @when (a UTC time) in the stored
+ * document, its other members and attributes kept, through the same check
+ * and replacement as any new document (sfs_metadata_replace). 0; -ENODATA
+ * none is stored; -EINVAL refused (@r says why; also a document that is no
+ * JSON object); -errno. The stored document is kept on every error.
+ */
+int sfs_metadata_set_status(const struct sfs_metadata *m, const char *status, const char *when,
+			    struct sfs_metadata_refusal *r);
+
+/*
  * A node to be written as metadata.json where none is stored: a new empty
  * file of @attrs (a new file id into @id) that no name shows (made and
  * unlinked at once), so nothing is stored until a replace publishes a

@@ -28,6 +28,7 @@
 #define SFS_PROTO_F_NAME "name"			/* new: the session's name (optional) */
 #define SFS_PROTO_F_ID "id" /* new: the id wanted (optional); also in responses */
 #define SFS_PROTO_F_BY "by" /* any op (optional): what acts, for the audit trail ("prune") */
+#define SFS_PROTO_F_LOCKED_OK "locked_ok" /* delete: true: a locked session too (optional) */
 
 /* Members of a response (a JSON object). */
 #define SFS_PROTO_F_OK "ok"	  /* true, or false with code and error */
@@ -49,9 +50,14 @@
 #define SFS_PROTO_F_EVENTS_BYTES "events_bytes"
 #define SFS_PROTO_F_DAMAGED "damaged" /* list: [{file, what}] */
 #define SFS_PROTO_F_FILE "file"
+/* list: what the store tells of every session, locked or not (lib/usage.c) */
+#define SFS_PROTO_F_SIZE "size"		    /* bytes of its container's backing files */
+#define SFS_PROTO_F_ALLOCATED "allocated"   /* their blocks, directories included, in bytes */
+#define SFS_PROTO_F_CHANGED "changed"	    /* its last change (newest mtime), UTC ISO-8601 */
+#define SFS_PROTO_F_CHANGED_NS "changed_ns" /* the same in nanoseconds since the epoch */
 #define SFS_PROTO_F_WHAT "what"
 /* list also has metadata.json's "status", "name", "created", "updated" (lib/store.h). */
-#define SFS_PROTO_F_STATUS "status"
+#define SFS_PROTO_F_STATUS "status" /* also status: the one to set (optional) */
 #define SFS_PROTO_F_CREATED "created"
 #define SFS_PROTO_F_UPDATED "updated"
 #define SFS_PROTO_F_CURRENT "current" /* hello, use: the session MOUNTPOINT/current names */
@@ -70,7 +76,9 @@ enum sfs_proto_op {
 	SFS_PROTO_OP_DELETE,
 	SFS_PROTO_OP_USE,   /* MOUNTPOINT/current -> the session */
 	SFS_PROTO_OP_UNUSE, /* no MOUNTPOINT/current */
-	SFS_PROTO_OPS	    /* how many */
+	SFS_PROTO_OP_STATUS,
+	SFS_PROTO_OP_ARCHIVE,
+	SFS_PROTO_OPS /* how many */
 };
 
 /*

@@ -254,6 +254,19 @@ char *sfs_store_metadata_set_updated(const char *text, size_t len, const char *w
 	return out;
 }
 
+char *sfs_store_metadata_set_status(const char *text, size_t len, const char *status,
+				    const char *when)
+{
+	json_t *doc = json_loadb(text, len, 0, NULL);
+	char *out = NULL;
+
+	if (json_is_object(doc) && json_object_set_new(doc, "status", json_string(status)) == 0 &&
+	    json_object_set_new(doc, "updated", json_string(when)) == 0)
+		out = dump(doc);
+	json_decref(doc);
+	return out;
+}
+
 json_t *sfs_store_metadata_summary(const char *text, size_t len)
 {
 	static const char *const keys[] = {"status", "name", "created", "updated"};

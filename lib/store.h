@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #define SFS_CONF_NAME "sessionfs.conf"
 #define SFS_SESSIONS_DIR "sessions"
@@ -89,6 +90,21 @@ struct sfs_session_params {
 
 /* Read container @cfd's key file (no password needed): 0 or -errno as unlock. */
 int sfs_store_session_params(int cfd, struct sfs_session_params *p);
+
+/* What a session's container holds and when it last changed (usage.c). */
+struct sfs_session_usage {
+	uint64_t bytes;		 /* sizes of its backing files (directories not counted) */
+	uint64_t allocated;	 /* blocks of every node, directories included, in bytes */
+	struct timespec changed; /* the newest mtime of any node, the container's own included */
+	uint64_t nodes;		 /* nodes counted */
+};
+
+/*
+ * Walk container @cfd (any descriptor of its directory, O_PATH included):
+ * no key, nothing read, no name decrypted. 0 or -errno (the figures are
+ * those of the nodes reached).
+ */
+int sfs_store_session_usage(int cfd, struct sfs_session_usage *u);
 
 /* Check @password against container @cfd's key file: 0, -EKEYREJECTED, -errno. */
 int sfs_store_session_verify(int cfd, const char *password, size_t pwlen);
@@ -164,12 +180,30 @@ char *sfs_store_metadata_new(const char *id, const char *name);
 char *sfs_store_metadata_set_updated(const char *text, size_t len, const char *when);
 
 /*
+ * @text (a metadata.json of @len bytes) with "status" set to @status and
+ * "updated" to @when, as sfs_store_metadata_set_updated: a malloc'd string
+ * or NULL (not a JSON object, or ENOMEM).
+ */
+char *sfs_store_metadata_set_status(const char *text, size_t len, const char *status,
+				    const char *when);
+
+/*
  * What `sessionctl list` shows of a session from @text (a metadata.json of
  * @len bytes): its "status", "name", "created" and "updated" members that
  * are strings, as a JSON object (caller decrefs), or NULL if @text is not a
  * JSON object (or on ENOMEM).
  */
 struct json_t *sfs_store_metadata_summary(const char *text, size_t len);
+
+/*
+ * documents.c: the statuses `sessionctl status` sets, those the session
+ * stores before sessionfs used (active, paused, completed, failed), NULL
+ * after the last; and whether @status is one of them. metadata.json itself
+ * may hold any string (a user's edit, an imported document): only the
+ * command is held to these, so that scripts and filters can rely on them.
+ */
+extern const char *const sfs_store_statuses[];
+bool sfs_store_status_known(const char *status);
 
 /* documents.c: is @line (without its newline) one JSON object? */
 bool sfs_store_event_line_ok(const char *line, size_t len);
