@@ -2,7 +2,12 @@
 hand in the unmounted store (flipping, cutting, zeroing, removing, copying files) is
 reported with the right exit bits, repaired with -y where a repair exists, and a
 second -n run is clean or reports exactly what is left. -n changes nothing; a
-session unlocked in a live mount is skipped and never touched.
+session unlocked in a live mount is skipped and never touched. A file torn inside
+its last block is named so, and put back from its tail record (the torn bytes kept)
+or left. By crashing: fsck -y killed after each of its store-changing calls during
+a salvage, a re-append of kept lines and a move to lost+found (FsckKillTest), and
+the daemon killed after each of its store-changing calls during an append, a
+rename and `sessionctl new`, then fsck run (FsckAfterDaemonKillTest).
 """
 import hashlib
 import json
