@@ -15,7 +15,6 @@
 #include "format.h"
 #include "fsck.h"
 #include "fileio.h"
-#include "parallel.h"
 #include "store.h"
 #include "tree.h"
 #include "util.h"
@@ -52,91 +51,7 @@ struct walk {
 	int64_t shift;
 	bool loose;
 	bool only_valid; /* on_line only for lines that are JSON objects */
-	struct batch *batch; /* whole lines waiting for their JSON check (NULL: check each now) */
 };
-
-/*
- * Whole lines collected to be held to the JSON rule on every core at once
- * (jansson's parse is most of a log check's time), then taken in order.
- */
-#define BATCH_BYTES (1u << 20)
-#define BATCH_LINES 8192
-#define BATCH_SLICES 32
-
-struct batch_line {
-	size_t at, len;	 /* in buf, newline included */
-	uint64_t lineno; /* counting from 1 */
-	bool cut;	 /* its start was lost in a failing span */
-	bool ok;	 /* a JSON object (set by the check) */
-};
-
-struct batch {
-	unsigned char *buf;
-	size_t used;
-	struct batch_line v[BATCH_LINES];
-	size_t n;
-};
-
-/* What a whole line's check means for the walk: counts, and the caller's on_line. */
-static void line_done(struct walk *w, const unsigned char *line, size_t len, uint64_t lineno,
-		      bool cut, bool ok)
-{
-	/*
-	 * After a failing span the first line may be the end of a line whose
-	 * start was lost, or a whole line (the span ended with an append): a
-	 * proper suffix of a JSON object line is no JSON object, so one that
-	 * is is kept.
-	 */
-	if (!ok && !cut && w->bad_lines++ == 0)
-		w->first_bad_line = lineno;
-	if (w->on_line && w->err == 0 && (ok || (!cut && !w->only_valid)))
-		w->err = w->on_line(w, line, len);
-}
-
-static void batch_check(size_t i, void *arg)
-{
-	struct batch *b = arg;
-	size_t from = b->n * i / BATCH_SLICES, to = b->n * (i + 1) / BATCH_SLICES;
-
-	for (size_t k = from; k < to; k++)
-		b->v[k].ok =
-			sfs_store_event_line_ok((const char *)b->buf + b->v[k].at, b->v[k].len - 1);
-}
-
-/* Check the collected lines on every core, then take them in order. */
-static void batch_flush(struct walk *w)
-{
-	struct batch *b = w->batch;
-
-	if (!b || b->n == 0)
-		return;
-	sfs_par_for(BATCH_SLICES, batch_check, b);
-	for (size_t k = 0; k < b->n; k++)
-		line_done(w, b->buf + b->v[k].at, b->v[k].len, b->v[k].lineno, b->v[k].cut,
-			  b->v[k].ok);
-	sodium_memzero(b->buf, b->used);
-	b->used = 0;
-	b->n = 0;
-}
-
-/* A whole line of @len bytes (newline included): checked now or batched. */
-static void line_whole(struct walk *w)
-{
-	struct batch *b = w->batch;
-
-	if (!b || w->linelen > BATCH_BYTES) {
-		batch_flush(w);
-		line_done(w, w->line, w->linelen, w->lines + 1, w->line_cut,
-			  sfs_store_event_line_ok((const char *)w->line, w->linelen - 1));
-		return;
-	}
-	if (b->n == BATCH_LINES || b->used + w->linelen > BATCH_BYTES)
-		batch_flush(w);
-	memcpy(b->buf + b->used, w->line, w->linelen);
-	b->v[b->n++] = (struct batch_line){
-		.at = b->used, .len = w->linelen, .lineno = w->lines + 1, .cut = w->line_cut};
-	b->used += w->linelen;
-}
 
 /* Take @len payload bytes into lines; each whole one is checked. */
 static void take(struct walk *w, const unsigned char *p, size_t len)
@@ -165,8 +80,20 @@ static void take(struct walk *w, const unsigned char *p, size_t len)
 		w->linelen++;
 		if (p[i] != '\n')
 			continue;
-		if (w->linelen <= LINE_MAX_CHECKED)
-			line_whole(w);
+		if (w->linelen <= LINE_MAX_CHECKED) {
+			bool ok = sfs_store_event_line_ok((const char *)w->line, w->linelen - 1);
+
+			/*
+			 * After a failing span the first line may be the end of a
+			 * line whose start was lost, or a whole line (the span
+			 * ended with an append): a proper suffix of a JSON object
+			 * line is no JSON object, so one that is is kept.
+			 */
+			if (!ok && !w->line_cut && w->bad_lines++ == 0)
+				w->first_bad_line = w->lines + 1;
+			if (w->on_line && w->err == 0 && (ok || (!w->line_cut && !w->only_valid)))
+				w->err = w->on_line(w, w->line, w->linelen);
+		}
 		w->lines++;
 		w->linelen = 0;
 		w->line_cut = false;
@@ -198,29 +125,14 @@ static int try_rec(struct walk *w, const unsigned char *fb, size_t flen, uint64_
 static int walk_log(struct walk *w, int fd, uint64_t size, uint64_t *last_end, bool *in_span)
 {
 	unsigned char *fb = malloc(SFS_LOG_FRAME), *out = malloc(SFS_LOG_FRAME);
-	struct batch *batch = malloc(sizeof(*batch));
 	uint64_t span_from = 0;
 	int rc = 0;
 
 	*last_end = SFS_HDR_BYTES;
 	*in_span = false;
-	if (batch) {
-		batch->buf = malloc(BATCH_BYTES);
-		batch->used = batch->n = 0;
-		if (!batch->buf) {
-			free(batch);
-			batch = NULL;
-		}
-	}
-	w->batch = batch; /* without one, each line is checked at once */
 	if (!fb || !out) {
 		free(fb);
 		free(out);
-		if (batch) {
-			free(batch->buf);
-			free(batch);
-		}
-		w->batch = NULL;
 		return -ENOMEM;
 	}
 	for (uint64_t k = w->start > SFS_HDR_BYTES ? (w->start - SFS_HDR_BYTES) / SFS_LOG_FRAME : 0;
@@ -250,7 +162,6 @@ static int walk_log(struct walk *w, int fd, uint64_t size, uint64_t *last_end, b
 					w->span_bytes += fpos + at - span_from;
 					if (w->spans == 1)
 						w->first_span_end = r.offset;
-					batch_flush(w); /* the lines before it come first */
 					if (w->on_lost && w->err == 0)
 						w->err =
 							w->on_lost(w, w->off - w->linelen, r.offset,
@@ -281,13 +192,6 @@ static int walk_log(struct walk *w, int fd, uint64_t size, uint64_t *last_end, b
 			at++;
 		}
 		sfs_fsck_bytes(w->s->c, flen);
-	}
-	batch_flush(w);
-	if (batch) {
-		sodium_memzero(batch->buf, BATCH_BYTES);
-		free(batch->buf);
-		free(batch);
-		w->batch = NULL;
 	}
 	sodium_memzero(fb, SFS_LOG_FRAME);
 	free(fb);
