@@ -898,6 +898,24 @@ static bool block_opens(const struct sfs_file *f, const unsigned char *c, size_t
 	return rc == 0;
 }
 
+int sfs_file_tail_probe(struct sfs_file *f, int rootfd, uint64_t *block, size_t *plain_len)
+{
+	unsigned char rec[TAIL_MAX], plain[SFS_BLOCK];
+	ssize_t n = load_tail(f, rootfd, rec);
+	int rc = 0;
+
+	if (n <= 0)
+		return (int)n;
+	*block = sfs_get_le64(rec + 1);
+	if (*block <= (UINT64_MAX - SFS_HDR_BYTES) / SFS_CBLOCK - 1 &&
+	    block_opens(f, rec + TAIL_HDR, (size_t)n, *block, plain)) {
+		*plain_len = (size_t)n - SFS_SEAL_OVERHEAD;
+		rc = 1;
+	}
+	sodium_memzero(plain, sizeof(plain));
+	return rc;
+}
+
 int sfs_file_recover_tail(struct sfs_file *f, int rootfd, uint64_t *was, uint64_t *now)
 {
 	unsigned char rec[TAIL_MAX], stored[SFS_CBLOCK], plain[SFS_BLOCK];

@@ -171,6 +171,13 @@ int sfs_file_keep_tail(int fd, uint64_t size, int rootfd, const unsigned char id
  */
 int sfs_file_recover_tail(struct sfs_file *f, int rootfd, uint64_t *was, uint64_t *now);
 
+/*
+ * Read only: 1 if @f (fd, id, keys) has a tail record whose block opens under
+ * its id, with *@block its block number and *@plain_len its plaintext bytes
+ * (what sfs_file_recover_tail would put back); 0 if none is usable, or -errno.
+ */
+int sfs_file_tail_probe(struct sfs_file *f, int rootfd, uint64_t *block, size_t *plain_len);
+
 /* Does @rootfd hold a tail directory (so removed files may leave tail files)? */
 bool sfs_file_has_tail_files(int rootfd);
 

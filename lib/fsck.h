@@ -155,6 +155,14 @@ struct sfs_fsck_entry {
  * decrypt, into the session's lost+found as "#<backing name>" (a repair).
  */
 int sfs_fsck_lost_found(struct sfs_fsck *c, struct sfs_fsck_sess *s, void *arg);
+/*
+ * fsck_torn.c: regular file @name of @dirfd (open in @fd, its header read:
+ * @id, @sparse; @size backing bytes) is torn inside its last block: report
+ * it as @path, with the repair its tail record allows.
+ */
+void sfs_fsck_torn(struct sfs_fsck_sess *s, int dirfd, const char *name, int fd,
+		   const unsigned char id[SFS_ID_BYTES], bool sparse, uint64_t size,
+		   const char *path, bool plain);
 /* fsck_meta.c: metadata.json of session @s (keys set) missing or empty: restore it. */
 void sfs_fsck_metadata(struct sfs_fsck_sess *s);
 

@@ -138,6 +138,14 @@ static void check_container_entries(struct sfs_fsck_sess *s)
 				"fsck re-appended; remove it when you no longer need it");
 			continue;
 		}
+		if (strncmp(nm, "torn.kept-", 10) == 0) {
+			sfs_fsck_add_state(
+				s->c, s, path, false, "kept", SFS_FSCK_NOTE, 0,
+				"the stored bytes of a torn last block that fsck put back from "
+				"its tail record (ciphertext that failed authentication); remove "
+				"it when you no longer need it");
+			continue;
+		}
 		if (strncmp(nm, "events.kept-", 12) == 0 &&
 		    fstatat(dirfd(d), nm, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
 			if (s->rootfd >= 0)

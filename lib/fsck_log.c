@@ -494,55 +494,127 @@ struct kept_arg {
 	const char *name;   /* the kept file in the container */
 	const char *events; /* events.jsonl's backing name in the root */
 	unsigned char id[SFS_ID_BYTES];
+	bool appending; /* @name is "<kept>" KEPT_APPENDING "<size>": an append began */
+	uint64_t at;	/* ... at events.jsonl's plaintext size @at */
 };
 
-/* Append the kept file's whole valid lines to events.jsonl, then mark it done. */
+/*
+ * A kept file whose lines are being appended is renamed first
+ * "events.kept-<hex>.appending-<size>", <size> the plaintext size of
+ * events.jsonl before the first append; so a run after a crash finds which of
+ * the appends already reached the log (their bytes from <size> on) and makes
+ * only the others: no line is appended twice.
+ */
+#define KEPT_APPENDING ".appending-"
+
+/* The appends of kept lines: whole lines, at most 1 MiB each; the length of the one at @off. */
+static size_t kept_chunk(const struct kept_lines *k, size_t off)
+{
+	size_t n = k->len - off, cut;
+
+	if (n <= (1u << 20))
+		return n;
+	for (cut = 1u << 20; cut > 0 && k->buf[off + cut - 1] != '\n'; cut--)
+		;
+	return cut ? cut : n;
+}
+
+/*
+ * How many bytes of @k an interrupted run already appended to loaded log @l
+ * at plaintext @at: whole appends (kept_chunk) found there byte for byte.
+ */
+static size_t kept_done(struct sfs_log *l, const struct kept_lines *k, uint64_t at)
+{
+	unsigned char *buf = malloc(1u << 20);
+	size_t off = 0;
+
+	if (!buf)
+		return 0;
+	while (off < k->len) {
+		size_t n = kept_chunk(k, off), got = 0;
+
+		while (got < n) {
+			ssize_t r = sfs_log_read(l, buf + got, n - got, at + off + got);
+
+			if (r <= 0)
+				break;
+			got += (size_t)r;
+		}
+		if (got != n || sodium_memcmp(buf, k->buf + off, n) != 0)
+			break;
+		off += n;
+	}
+	sodium_memzero(buf, 1u << 20);
+	free(buf);
+	return off;
+}
+
+/* Open and load events.jsonl (backing @events in the root) into @l. */
+static int kept_log_open(struct sfs_fsck_sess *s, const char *events, struct sfs_log *l)
+{
+	struct sfs_attrs at;
+	int rc;
+
+	l->fd = openat(s->rootfd, events, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	rc = l->fd < 0 ? sfs_neg_errno() : sfs_file_read_header(l->fd, l->id, &at, s->keys);
+	if (rc == 0 && at.kind != SFS_KIND_LOG)
+		rc = -EUCLEAN;
+	if (rc == 0)
+		rc = sfs_log_load(l);
+	return rc;
+}
+
+/*
+ * Append the kept file's whole valid lines to events.jsonl, then mark it
+ * done: renamed *.appending-<size> (fsynced) before the first append,
+ * *.appended after the last (and the log's fsync).
+ */
 static int fix_kept(struct sfs_fsck *c, struct sfs_fsck_sess *s, void *arg)
 {
 	struct kept_arg *a = arg;
 	struct kept_lines k = {0};
 	struct sfs_log l = {.fd = -1, .keys = s->keys};
-	struct sfs_attrs at;
-	char done[128];
+	char cur[160], done[160];
+	size_t base, off = 0;
 	struct stat st;
 	int fd, rc;
 
 	(void)c;
+	base = a->appending ? (size_t)(strstr(a->name, KEPT_APPENDING) - a->name) : strlen(a->name);
+	snprintf(cur, sizeof(cur), "%s", a->name);
+	snprintf(done, sizeof(done), "%.*s.appended", (int)base, a->name);
 	fd = openat(s->cfd, a->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return sfs_neg_errno();
 	rc = fstat(fd, &st) < 0 ? sfs_neg_errno()
 				: kept_read(s, fd, (uint64_t)st.st_size, a->id, &k);
 	close(fd);
-	if (rc == 0 && k.len > 0) {
-		l.fd = openat(s->rootfd, a->events, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-		rc = l.fd < 0 ? sfs_neg_errno() : sfs_file_read_header(l.fd, l.id, &at, s->keys);
-		if (rc == 0 && at.kind != SFS_KIND_LOG)
-			rc = -EUCLEAN;
-		if (rc == 0)
-			rc = sfs_log_load(&l);
-		/* Whole lines, at most 1 MiB per append. */
-		for (size_t off = 0; rc == 0 && off < k.len;) {
-			size_t n = k.len - off, cut;
-
-			if (n > (1u << 20)) {
-				for (cut = 1u << 20; cut > 0 && k.buf[off + cut - 1] != '\n'; cut--)
-					;
-				n = cut ? cut : n;
-			}
-			rc = sfs_log_append(&l, k.buf + off, n);
-			off += n;
-		}
-		if (rc == 0 && fsync(l.fd) < 0)
+	if (rc == 0 && k.len > 0)
+		rc = kept_log_open(s, a->events, &l);
+	if (rc == 0 && k.len > 0 && a->appending) {
+		off = kept_done(&l, &k, a->at);
+	} else if (rc == 0 && k.len > 0) {
+		snprintf(cur, sizeof(cur), "%s" KEPT_APPENDING "%llu", a->name,
+			 (unsigned long long)atomic_load(&l.size));
+		if (renameat(s->cfd, a->name, s->cfd, cur) < 0)
 			rc = sfs_neg_errno();
-		sfs_log_close(&l);
+		if (rc == 0)
+			rc = sfs_fsync_dirfd(s->cfd);
 	}
+	while (rc == 0 && off < k.len) {
+		size_t n = kept_chunk(&k, off);
+
+		rc = sfs_log_append(&l, k.buf + off, n);
+		off += n;
+	}
+	if (rc == 0 && l.fd >= 0 && fsync(l.fd) < 0)
+		rc = sfs_neg_errno();
+	sfs_log_close(&l);
 	if (k.buf) {
 		sodium_memzero(k.buf, k.cap);
 		free(k.buf);
 	}
-	snprintf(done, sizeof(done), "%s.appended", a->name);
-	if (rc == 0 && renameat(s->cfd, a->name, s->cfd, done) < 0)
+	if (rc == 0 && renameat(s->cfd, cur, s->cfd, done) < 0)
 		rc = sfs_neg_errno();
 	if (rc == 0)
 		rc = sfs_fsync_dirfd(s->cfd);
@@ -554,13 +626,27 @@ void sfs_fsck_kept(struct sfs_fsck_sess *s, const char *name)
 	struct kept_arg a = {.name = name};
 	unsigned char dirid[SFS_ID_BYTES];
 	struct kept_lines k = {0};
+	struct sfs_log l = {.fd = -1, .keys = s->keys};
 	struct sfs_attrs at, ra;
 	struct sfs_ename en;
+	const char *ap = strstr(name, KEPT_APPENDING);
+	size_t done = 0;
 	struct stat st;
-	char path[256];
+	char path[256], *end;
 	int fd, rc;
 
 	snprintf(path, sizeof(path), "%s/%s", s->name, name);
+	if (ap) {
+		errno = 0;
+		a.at = strtoull(ap + strlen(KEPT_APPENDING), &end, 10);
+		a.appending = errno == 0 && *end == '\0' && end != ap + strlen(KEPT_APPENDING);
+		if (!a.appending) {
+			sfs_fsck_add_state(s->c, s, path, false, "unknown", SFS_FSCK_NOTE, 0,
+					   "an entry sessionfs never makes in a container: "
+					   "ignored, left as it is");
+			return;
+		}
+	}
 	fd = openat(s->cfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		if (fd >= 0)
@@ -568,10 +654,11 @@ void sfs_fsck_kept(struct sfs_fsck_sess *s, const char *name)
 		return;
 	}
 	if (!s->keys) {
-		sfs_fsck_add_state(s->c, s, path, false, "kept", SFS_FSCK_NOTE, 0,
-				   "%lld bytes an unlock cut off events.jsonl (a torn tail); with "
-				   "the password fsck re-appends their whole lines",
-				   (long long)st.st_size);
+		sfs_fsck_add_state(
+			s->c, s, path, false, "kept", SFS_FSCK_NOTE, 0,
+			"%lld bytes an unlock cut off events.jsonl (a torn tail)%s; with "
+			"the password fsck re-appends their whole lines",
+			(long long)st.st_size, a.appending ? ", whose re-append fsck began" : "");
 		close(fd);
 		return;
 	}
@@ -581,11 +668,11 @@ void sfs_fsck_kept(struct sfs_fsck_sess *s, const char *name)
 	if (rc == 0)
 		rc = kept_read(s, fd, (uint64_t)st.st_size, a.id, &k);
 	close(fd);
-	if (k.buf) {
-		sodium_memzero(k.buf, k.cap);
-		free(k.buf);
-	}
 	if (rc < 0) {
+		if (k.buf) {
+			sodium_memzero(k.buf, k.cap);
+			free(k.buf);
+		}
 		sfs_fsck_add_state(s->c, s, path, false, "kept", SFS_FSCK_NOTE, 0,
 				   "bytes an unlock cut off events.jsonl, which do not read as a "
 				   "kept file of this session: left as they are");
@@ -593,19 +680,36 @@ void sfs_fsck_kept(struct sfs_fsck_sess *s, const char *name)
 	}
 	if (sfs_tree_dir_load(s->rootfd, dirid, &ra, s->keys) < 0 ||
 	    sfs_fmt_name_encrypt(&en, SFS_EVENTS_NAME, dirid, s->keys) < 0)
-		return;
+		goto out;
 	a.events = en.backing;
+	/* An interrupted re-append: how much of it is in the log already. */
+	if (a.appending && k.len > 0 && kept_log_open(s, a.events, &l) == 0)
+		done = kept_done(&l, &k, a.at);
+	sfs_log_close(&l);
 	if (k.count == 0) {
 		sfs_fsck_add_state(s->c, s, path, false, "kept", SFS_FSCK_NOTE, 0,
 				   "%lld bytes an unlock or fsck cut off events.jsonl (a torn "
 				   "tail); no whole line in them reads",
 				   (long long)st.st_size);
-		return;
+	} else if (a.appending) {
+		sfs_fsck_add(s->c, s, path, false, "kept",
+			     "append the lines not yet in the log and rename the file *.appended",
+			     fix_kept, &a,
+			     "an interrupted re-append of %llu whole line(s) an unlock cut off "
+			     "events.jsonl: %zu of their %zu bytes are in the log (from byte "
+			     "%llu), the rest are not",
+			     (unsigned long long)k.count, done, k.len, (unsigned long long)a.at);
+	} else {
+		sfs_fsck_add(s->c, s, path, false, "kept",
+			     "append those lines to events.jsonl and rename the file *.appended",
+			     fix_kept, &a,
+			     "bytes an unlock cut off events.jsonl: %llu whole line(s) in them are "
+			     "valid events not in the log",
+			     (unsigned long long)k.count);
 	}
-	sfs_fsck_add(s->c, s, path, false, "kept",
-		     "append those lines to events.jsonl and rename the file *.appended", fix_kept,
-		     &a,
-		     "bytes an unlock cut off events.jsonl: %llu whole line(s) in them are valid "
-		     "events not in the log",
-		     (unsigned long long)k.count);
+out:
+	if (k.buf) {
+		sodium_memzero(k.buf, k.cap);
+		free(k.buf);
+	}
 }

@@ -212,8 +212,13 @@ good:
 	return 0;
 }
 
-/* Read every byte of regular file @f; report blocks that fail. */
-static void check_content(struct sfs_fsck_sess *s, struct sfs_file *f, const struct where *w)
+/*
+ * Read every byte of regular file @f; report blocks that fail, unless the one
+ * that fails is its last, partial block and @torn is set: then *@torn is set
+ * true and the caller reports the tear.
+ */
+static void check_content(struct sfs_fsck_sess *s, struct sfs_file *f, const struct where *w,
+			  bool *torn)
 {
 	size_t cap = f->size < READ_CHUNK ? (size_t)f->size : READ_CHUNK;
 	unsigned char *buf = malloc(cap ? cap : 1);
@@ -256,6 +261,10 @@ static void check_content(struct sfs_fsck_sess *s, struct sfs_file *f, const str
 	}
 	sodium_memzero(buf, cap);
 	free(buf);
+	if (torn && bad == 1 && f->size % SFS_BLOCK != 0 && first == f->size / SFS_BLOCK) {
+		*torn = true;
+		return;
+	}
 	if (bad)
 		sfs_fsck_add(s->c, s, WHERE(w), "content", NULL, NULL, NULL,
 			     "%llu content block(s) fail authentication (the first is block %llu, "
@@ -332,9 +341,12 @@ static void check_file(struct sfs_fsck_sess *s, int dirfd, const char *name, con
 		if ((sfs_fmt_header_kind(hdr, sizeof(hdr), &kind) < 0 || kind != SFS_KIND_LOG) &&
 		    sfs_fmt_plain_size((uint64_t)st->st_size, &psize) < 0)
 			sfs_fsck_add(s->c, s, WHERE(w), "size", NULL, NULL, NULL,
-				     "a size no file has (%lld bytes: cut inside a block); its "
-				     "last block reads as EIO unless a mount puts back its tail "
-				     "record",
+				     "torn inside its last block: the backing file ends %lld "
+				     "stored bytes into block %lld (%lld bytes: a size no file "
+				     "has); that block reads as EIO unless its tail record puts "
+				     "it back (with the password fsck says whether it can)",
+				     (long long)((st->st_size - SFS_HDR_BYTES) % SFS_CBLOCK),
+				     (long long)((st->st_size - SFS_HDR_BYTES) / SFS_CBLOCK),
 				     (long long)st->st_size);
 		goto out;
 	}
@@ -359,10 +371,10 @@ static void check_file(struct sfs_fsck_sess *s, int dirfd, const char *name, con
 	}
 	rc = sfs_fmt_plain_size((uint64_t)st->st_size, &psize);
 	if (rc < 0) {
-		sfs_fsck_add(s->c, s, WHERE(w), "size", NULL, NULL, NULL,
-			     "a size no file has (%lld bytes: cut inside a block); its last "
-			     "block reads as EIO unless a mount puts back its tail record",
-			     (long long)st->st_size);
+		if (!S_ISREG(a.mode))
+			sfs_fsck_add(s->c, s, WHERE(w), "size", NULL, NULL, NULL,
+				     "a size no file has (%lld bytes: cut inside a block)",
+				     (long long)st->st_size);
 		psize = (uint64_t)(st->st_size - SFS_HDR_BYTES) / SFS_CBLOCK * SFS_BLOCK;
 	}
 	switch (a.mode & S_IFMT) {
@@ -372,11 +384,15 @@ static void check_file(struct sfs_fsck_sess *s, int dirfd, const char *name, con
 				     .keys = s->keys,
 				     .sparse = a.kind == SFS_KIND_SPARSE};
 		struct sfs_xattrs x = {0};
+		bool torn = rc < 0;
 
 		memcpy(f.id, id, SFS_ID_BYTES);
 		if (root && plain && strcmp(plain, SFS_METADATA_NAME) == 0)
 			check_metadata(s, &f, w);
-		check_content(s, &f, w);
+		check_content(s, &f, w, &torn);
+		if (torn)
+			sfs_fsck_torn(s, dirfd, name, fd, id, f.sparse, (uint64_t)st->st_size,
+				      WHERE(w));
 		rc = sfs_xattr_load(s->rootfd, id, s->keys, &x);
 		sfs_xattrs_free(&x);
 		if (rc < 0)

@@ -2,15 +2,25 @@
 hand in the unmounted store (flipping, cutting, zeroing, removing, copying files) is
 reported with the right exit bits, repaired with -y where a repair exists, and a
 second -n run is clean or reports exactly what is left. -n changes nothing; a
-session unlocked in a live mount is skipped and never touched.
+session unlocked in a live mount is skipped and never touched. A file torn inside
+its last block is named so, and put back from its tail record (the torn bytes kept)
+or left. By crashing: fsck -y killed after each of its store-changing calls during
+a salvage, a re-append of kept lines and a move to lost+found (FsckKillTest), and
+the daemon killed after each of its store-changing calls during an append, a
+rename and `sessionctl new`, then fsck run (FsckAfterDaemonKillTest).
 """
 import hashlib
 import json
 import os
+import shutil
+import signal
 import subprocess
+import sys
+import time
 import unittest
 
 import sfs
+from test_crash import CrashBase, LONG_A, LONG_B, py
 
 FSCK = os.path.join(sfs.BUILD, "cli", "fsck.sessionfs")
 CLEAN, CORRECTED, UNCORRECTED, ERROR, USAGE = 0, 1, 4, 8, 16
@@ -251,6 +261,74 @@ class FsckTest(unittest.TestCase):
         os.truncate(self.back["notes"], 80 + 4136 + 20)  # 20 bytes: no block is that short
         self.left("size", password=False)
 
+    def finding(self, code):
+        doc, _ = self.findings()
+        return [x for x in doc["findings"] if x["code"] == code]
+
+    def test_torn_last_block_no_record(self):
+        # notes.md (8000 bytes, never fsynced: no tail record) cut 100 stored bytes
+        # short: its last block (block 1, 3904 bytes) no longer authenticates; with
+        # a size a file has and no tail record nothing tells a tear from damage
+        size = os.path.getsize(self.back["notes"])
+        os.truncate(self.back["notes"], size - 100)
+        f = self.finding("content")
+        self.assertEqual(len(f), 1, f)
+        self.assertEqual((f[0]["path"], f[0]["path_decrypted"]), ("notes.md", True))
+        self.assertIn("block 1, plaintext bytes 4096..", f[0]["what"])
+        self.assertIn("last block, partial, and it has no tail record", f[0]["what"])
+        self.assertIsNone(f[0]["repair"])
+        self.assertEqual(self.codes(), ["content"])  # one finding, not two
+        self.left("content")  # -y changes nothing: the bytes stay
+
+    def test_torn_last_block_cut_in_overhead(self):
+        os.truncate(self.back["notes"], 80 + 4136 + 20)
+        f = self.finding("torn")
+        self.assertEqual(len(f), 1, f)
+        self.assertEqual((f[0]["path"], f[0]["path_decrypted"]), ("notes.md", True))
+        self.assertIn("torn inside its last block: block 1 (plaintext bytes 4096..): the "
+                      "backing file ends 20 stored bytes into it", f[0]["what"])
+        self.assertIn("a size no file has", f[0]["what"])
+        self.assertIn("no tail record", f[0]["what"])
+        self.assertIsNone(f[0]["repair"])
+        self.assertEqual(self.codes(), ["torn"])
+        self.left("torn")
+
+    def test_torn_last_block_tail_record(self):
+        # fsynced at 9000 bytes (a tail record of block 2, 808 bytes), then 500
+        # bytes appended and never fsynced; a crash tears the rewritten block 2
+        m = self.e.mount(foreground=True)
+        self.e.unlock(m, self.sid)
+        p = os.path.join(m.sdir(self.sid), "synced.md")
+        with open(p, "wb") as f:
+            f.write(b"# synced\n" * 1000)
+            os.fsync(f.fileno())
+            f.write(b"more\n" * 100)
+        back = sfs.backing_of(self.e.store, self.sid, p)
+        self.e.assert_umount(m)
+        os.truncate(back, os.path.getsize(back) - 100)
+        with open(back, "rb") as f:
+            f.seek(80 + 2 * 4136)
+            torn = f.read()
+        f = self.finding("torn")
+        self.assertEqual(len(f), 1, f)
+        self.assertEqual(f[0]["path"], "synced.md")
+        self.assertIn("block 2 (plaintext bytes 8192..)", f[0]["what"])
+        self.assertIn("tail record", f[0]["what"])
+        self.assertIn("put block 2 back from its tail record (808 plaintext bytes",
+                      f[0]["repair"])
+        self.assertIn("torn.kept-", f[0]["repair"])
+        self.repaired("torn")
+        # the torn block's stored bytes are kept, byte for byte
+        kept = [n for n in os.listdir(self.cont) if n.startswith("torn.kept-")]
+        self.assertEqual(len(kept), 1)
+        with open(os.path.join(self.cont, kept[0]), "rb") as f:
+            self.assertEqual(f.read(), torn)
+        m = self.e.mount(foreground=True)
+        self.e.unlock(m, self.sid)
+        self.assertEqual(sfs.read_file(os.path.join(m.sdir(self.sid), "synced.md")),
+                         b"# synced\n" * 1000)
+        self.e.assert_umount(m)
+
     def test_flipped_content_byte(self):
         self.fsck("-n", password=False, expect=CLEAN)  # not visible without the key
         with open(self.back["notes"], "r+b") as f:
@@ -424,6 +502,385 @@ class FsckTest(unittest.TestCase):
         finally:
             self.e.assert_umount(m)
         self.repaired("leftover", password=False)
+
+
+# fsck's calls that change the store (and its writes to stdout): each is held
+# in turn (strace delay_exit) and fsck is killed while it is held
+FSCK_STEPS = ("pwrite64,pwritev,write,ftruncate,fallocate,renameat,renameat2,linkat,"
+              "unlinkat,fsync,fdatasync,mkdirat,symlinkat,fsetxattr")
+STEP_DELAY_MS = 150
+
+
+def have_strace():
+    return subprocess.run(["strace", "-V"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode == 0
+
+
+def events_lines(path):
+    """The lines of events.jsonl at @path that read, parsed, and the number of
+    bytes that fail with EIO (a damaged record): read in 512-byte pieces, a piece
+    that fails read again byte by byte; only lines whose every byte reads count."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        data, bad = [], 0
+        for off in range(0, size, 512):
+            try:
+                data += [bytes([c]) for c in os.pread(fd, 512, off)]
+            except OSError as ex:
+                if ex.errno != 5:
+                    raise
+                for o in range(off, min(off + 512, size)):
+                    try:
+                        data.append(os.pread(fd, 1, o))
+                    except OSError as ex:
+                        if ex.errno != 5:
+                            raise
+                        bad += 1
+                        data.append(None)
+    finally:
+        os.close(fd)
+    # after bytes that fail, a line is kept if it is a JSON object (as fsck's
+    # salvage does: a proper suffix of an object line is no object)
+    lines, cur, after_bad = [], b"", False
+    for c in data:
+        if c is None:
+            cur, after_bad = b"", True
+        elif c == b"\n":
+            try:
+                lines.append(json.loads(cur))
+            except ValueError:
+                if not after_bad:
+                    raise
+            cur, after_bad = b"", False
+        else:
+            cur += c
+    return lines, bad
+
+
+class FsckKillTest(unittest.TestCase):
+    """kill -9 of fsck.sessionfs -y after each of its store-changing calls in turn
+    (strace holds each for a moment), during the three repairs that write most: the
+    salvage of a damaged event log, the re-append of an events.kept-* file's lines
+    and a move into lost+found, all three in one run. After every kill the session
+    unlocks through a real mount with every readable line present (no line twice);
+    a second fsck -y then -n is clean; the lines are exactly those of the first
+    repair's result; the store never holds less than before."""
+
+    def setUp(self):
+        sfs.need_binaries(FSCK)
+        if not have_strace():
+            self.skipTest("strace is not installed (.ci/deps installs it)")
+        self.e = sfs.Env()
+        self.addCleanup(self.e.cleanup)
+        self.pw = self.e.pwfile(sfs.PASSWORD)
+        m = self.e.mount(foreground=True)
+        self.sid = self.e.new(m)
+        d = m.sdir(self.sid)
+        sfs.write_file(os.path.join(d, "notes.md"), b"# notes\n" * 1000)
+        ev = os.path.join(d, "events.jsonl")
+        back = sfs.backing_of(self.e.store, self.sid, ev)
+        ends = []
+        for i in range(4):  # four appends, one record each
+            with open(ev, "a") as f:
+                f.write("".join('{"type":"note","i":%d,"j":%d}\n' % (i, j) for j in range(40)))
+            ends.append(os.path.getsize(back))
+        notes = sfs.backing_of(self.e.store, self.sid, os.path.join(d, "notes.md"))
+        self.e.assert_umount(m)
+        # a lost sector in the third append: unlock cuts it and the fourth into events.kept-*
+        self.assertGreater(ends[2] - ends[1], 800)
+        with open(back, "r+b") as f:
+            f.seek(ends[1] + 100)
+            f.write(b"\0" * 600)
+        m = self.e.mount(foreground=True)
+        self.e.unlock(m, self.sid)
+        self.e.assert_umount(m)
+        self.cont = os.path.join(self.e.store, "sessions", self.sid)
+        self.assertEqual(len([n for n in os.listdir(self.cont) if n.startswith("events.kept-")]), 1)
+        # damage in the first record (salvage) and a name that does not decrypt (lost+found)
+        with open(back, "r+b") as f:
+            f.seek(80 + 44 + 5)
+            b = f.read(1)
+            f.seek(-1, 1)
+            f.write(bytes([b[0] ^ 1]))
+        name = os.path.basename(notes)
+        os.rename(notes, os.path.join(os.path.dirname(notes),
+                                      name[:-2] + ("A" if name[-2] != "A" else "B") + name[-1]))
+        self.template = self.e.path("template")
+        shutil.copytree(self.e.store, self.template, symlinks=True)
+        self.assertEqual(sorted(self.codes()), ["kept", "log-damage", "name"])
+
+    def fsck(self, *args):
+        return subprocess.run([FSCK] + list(args) + ["--password-file", self.pw, self.e.store],
+                              capture_output=True, text=True, timeout=sfs.TIMEOUT,
+                              stdin=subprocess.DEVNULL)
+
+    def codes(self):
+        r = self.fsck("-n", "--json")
+        return [f["code"] for f in json.loads(r.stdout)["findings"] if f["state"] != "note"]
+
+    def session(self):
+        """Mount, unlock: (the events lines that read, pieces that failed, lost+found)."""
+        m = self.e.mount(foreground=True)
+        try:
+            self.e.unlock(m, self.sid)
+            d = m.sdir(self.sid)
+            lines, bad = events_lines(os.path.join(d, "events.jsonl"))
+            lf = os.path.join(d, "lost+found")
+            lost = {n: sfs.read_file(os.path.join(lf, n)) for n in os.listdir(lf)} \
+                if os.path.isdir(lf) else {}
+            # every other file reads whole
+            for root, dirs, files in os.walk(d):
+                for n in files:
+                    if not n.startswith("events."):
+                        sfs.read_file(os.path.join(root, n))
+        finally:
+            self.e.assert_umount(m)
+        return lines, bad, lost
+
+    def reset(self):
+        shutil.rmtree(self.e.store)
+        shutil.copytree(self.template, self.e.store, symlinks=True)
+
+    def held(self, log):
+        try:
+            with open(log) as f:
+                return [x for x in f.read().split("\n") if "(DELAYED)" in x]
+        except FileNotFoundError:
+            return []
+
+    def test_kill_fsck_during_repairs(self):
+        # the result of an uninterrupted run
+        r = self.fsck("-y")
+        self.assertEqual(r.returncode, CORRECTED, r.stdout + r.stderr)
+        self.assertEqual(self.fsck("-n").returncode, CLEAN)
+        want, bad, want_lost = self.session()
+        self.assertEqual(bad, 0)
+        self.assertEqual(want[0]["sessionfs"], "damaged")
+        self.assertEqual([x["i"] for x in want[1:]], [1] * 40 + [3] * 40)
+        self.assertEqual(list(want_lost.values()), [b"# notes\n" * 1000])
+        log = self.e.path("strace.log")
+        report = []
+        k = 0
+        while True:
+            k += 1
+            self.assertLess(k, 200, "fsck -y never completed")
+            self.reset()
+            st = subprocess.Popen(["strace", "-f", "-o", log, "-e", "trace=" + FSCK_STEPS,
+                                   "-e", "inject=%s:delay_exit=%dms" % (FSCK_STEPS,
+                                                                         STEP_DELAY_MS),
+                                   FSCK, "-y", "--password-file", self.pw, self.e.store],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+            while len(self.held(log)) < k and st.poll() is None:
+                time.sleep(0.002)
+            steps = self.held(log)
+            if len(steps) < k:
+                st.wait()
+                self.assertEqual(st.returncode, CORRECTED)
+                break
+            step = steps[k - 1]
+            os.kill(int(step.split()[0]), signal.SIGKILL)
+            st.wait(timeout=30)
+            what = "fsck -y killed after step %d (%s)" % (k, step)
+            # the session opens, and no readable line is lost or doubled
+            lines, bad, lost = self.session()
+            marks = [x for x in lines if "sessionfs" in x]
+            ids = [x["i"] for x in lines if "i" in x]
+            self.assertEqual(sorted(set(ids) - {0}), sorted(set(ids) - {0}))
+            self.assertEqual([i for i in ids if i == 1], [1] * 40, what)
+            self.assertIn([i for i in ids if i == 3], ([], [3] * 40), what)
+            self.assertLessEqual(len(marks), 1, what)
+            # lost+found or the name that does not decrypt: the bytes are there
+            self.assertIn(list(lost.values()), ([], [b"# notes\n" * 1000]), what)
+            # a second run mends the rest, a third finds nothing
+            r = self.fsck("-y")
+            self.assertIn(r.returncode, (CLEAN, CORRECTED), "%s: %s%s" % (what, r.stdout,
+                                                                          r.stderr))
+            r = self.fsck("-n")
+            self.assertEqual(r.returncode, CLEAN, "%s: %s%s" % (what, r.stdout, r.stderr))
+            lines, bad, lost = self.session()
+            self.assertEqual(bad, 0, what)
+            self.assertEqual(lines, want, what)
+            self.assertEqual(list(lost.values()), list(want_lost.values()), what)
+            report.append("%s: %s" % (what, "ok"))
+        print("\n".join(report), file=sys.stderr)
+        self.assertGreater(k, 5, "no step was traced")
+
+
+# the daemon's calls that change the store, held in turn before it is killed
+DAEMON_STEPS = ("mkdirat,unlinkat,renameat,renameat2,linkat,symlinkat,pwrite64,fallocate,"
+                "ftruncate,fsync")
+
+
+class FsckAfterDaemonKillTest(CrashBase):
+    """kill -9 of the daemon after each of its store-changing calls in turn (strace
+    holds each for a moment) during an events.jsonl append, a rename of a long name
+    over another and `sessionctl new`; after each kill, with the dead mount detached:
+    fsck -n exits 0 or 4 (never an operational error) and changes nothing, -y mends
+    (exit 1 exactly when -n reported something), -n after it is clean, and the store
+    mounts, every session unlocks and reads whole, and events.jsonl holds every line
+    acknowledged before the kill."""
+
+    def setUp(self):
+        sfs.need_binaries(FSCK)
+        if not have_strace():
+            self.skipTest("strace is not installed (.ci/deps installs it)")
+        super().setUp()
+        self.pw = self.e.pwfile(sfs.PASSWORD)
+        self.sid = self.e.new(self.m)
+        self.found = {}
+
+    def fsck(self, *args):
+        return subprocess.run([FSCK] + list(args) + ["--password-file", self.pw, self.e.store],
+                              capture_output=True, text=True, timeout=sfs.TIMEOUT,
+                              stdin=subprocess.DEVNULL)
+
+    def trace(self, log):
+        st = subprocess.Popen(["strace", "-f", "-p", str(self.m.proc.pid), "-o", log,
+                               "-e", "trace=" + DAEMON_STEPS,
+                               "-e", "inject=%s:delay_exit=%dms" % (DAEMON_STEPS,
+                                                                     STEP_DELAY_MS)],
+                              stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        line = st.stderr.readline()
+        if "attached" not in line:
+            st.kill()
+            st.wait()
+            st.stderr.close()
+            self.fail("strace did not attach: %r" % line)
+        return st
+
+    def mended(self, what):
+        """fsck -n, -y, -n on the store of the dead mount; its codes."""
+        before = tree_hash(self.e.store)
+        r = self.fsck("-n", "--json")
+        self.assertIn(r.returncode, (CLEAN, UNCORRECTED), "%s: %s%s" % (what, r.stdout, r.stderr))
+        codes = sorted(f["code"] for f in json.loads(r.stdout)["findings"]
+                       if f["state"] != "note")
+        self.assertEqual(bool(codes), r.returncode == UNCORRECTED, what)
+        self.assertEqual(tree_hash(self.e.store), before, "%s: -n changed the store" % what)
+        r = self.fsck("-y")
+        self.assertEqual(r.returncode, CORRECTED if codes else CLEAN,
+                         "%s: %s%s" % (what, r.stdout, r.stderr))
+        r = self.fsck("-n")
+        self.assertEqual(r.returncode, CLEAN, "%s: %s%s" % (what, r.stdout, r.stderr))
+        return codes
+
+    def check_sessions(self, what):
+        """Every session listed unlocks, lists and reads whole; its events lines parse."""
+        for x in self.e.list(self.m):
+            sid = x["id"]
+            if x.get("state", x.get("status")) != "unlocked":
+                self.e.unlock(self.m, sid)
+            for root, dirs, files in os.walk(self.m.sdir(sid)):
+                for n in files:
+                    sfs.read_file(os.path.join(root, n))
+            with open(os.path.join(self.m.sdir(sid), "events.jsonl")) as f:
+                for ln in f.read().splitlines():
+                    json.loads(ln)
+
+    def kill_each_step(self, name, prepare, argv, check):
+        log = self.e.path("strace-%s.log" % name)
+        k = 0
+        while True:
+            k += 1
+            self.assertLess(k, 60, "%s: never completed" % name)
+            ctx = prepare(k)
+            st = self.trace(log)
+            op = subprocess.Popen(argv(ctx), stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            while self.held(log) < k and op.poll() is None:
+                time.sleep(0.002)
+            if op.poll() is not None and self.held(log) < k:
+                st.terminate()
+                st.wait()
+                st.stderr.close()
+                self.assertEqual(op.returncode, 0, "%s: %s" % (name, op.stderr.read()))
+                op.stderr.close()
+                break
+            self.crash(op)
+            op.stderr.close()
+            st.wait(timeout=30)
+            st.stderr.close()
+            with open(log) as f:
+                step = [x for x in f.read().split("\n") if "(DELAYED)" in x][k - 1]
+            what = "%s, daemon killed after step %d (%s)" % (name, k, step[:120])
+            codes = self.mended(what)
+            self.found["%s step %d %s" % (name, k, step.split("(", 1)[0].split()[-1])] = codes
+            self.remount()
+            self.check_sessions(what)
+            check(ctx, what)
+        self.assertGreater(k, 1, "%s: no step was traced" % name)
+
+    def held(self, log):
+        try:
+            with open(log) as f:
+                return f.read().count("(DELAYED)")
+        except FileNotFoundError:
+            return 0
+
+    def tearDown(self):
+        print("\n".join("%s: fsck found %s" % (k, v or "nothing")
+                        for k, v in self.found.items()), file=sys.stderr)
+
+    def test_kill_during_append(self):
+        ev = lambda: os.path.join(self.m.sdir(self.sid), "events.jsonl")
+        # 300 KB of lines: several frames of records in one append
+        big = "".join('{"type":"note","k":%%d,"j":%d,"pad":"%s"}\n' % (j, "x" * 200)
+                      for j in range(1200))
+
+        def prepare(k):
+            with open(ev()) as f:
+                return [ln for ln in f.read().splitlines()]
+
+        def argv(before):
+            src = self.e.path("append-%d" % len(before))
+            with open(src, "w") as f:
+                f.write(big.replace("%d", str(len(before))))
+            return py("open(sys.argv[1], 'a').write(open(sys.argv[2]).read())", ev(), src)
+
+        def check(before, what):
+            with open(ev()) as f:
+                now = f.read().splitlines()
+            self.assertEqual(now[:len(before)], before, "%s: lines lost" % what)
+            self.assertIn(len(now) - len(before), (0, 1200), what)
+
+        self.kill_each_step("append", prepare, argv, check)
+
+    def test_kill_during_rename_long(self):
+        def prepare(k):
+            d = os.path.join(self.m.sdir(self.sid), "r%d" % k)
+            os.mkdir(d)
+            sfs.write_file(os.path.join(d, LONG_A), "A\n")
+            sfs.write_file(os.path.join(d, LONG_B), "B\n")
+            return d
+
+        def argv(d):
+            return py("os.rename(sys.argv[1], sys.argv[2])", os.path.join(d, LONG_A),
+                      os.path.join(d, LONG_B))
+
+        def check(d, what):
+            got = {n: sfs.read_file(os.path.join(d, n)) for n in os.listdir(d)}
+            self.assertIn(got, ({LONG_A: b"A\n", LONG_B: b"B\n"}, {LONG_B: b"A\n"}), what)
+
+        self.kill_each_step("rename-long", prepare, argv, check)
+
+    def test_kill_during_new(self):
+        def prepare(k):
+            return {x["id"] for x in self.e.list(self.m)}
+
+        def argv(before):
+            return [sfs.SESSIONCTL, "new", "--password-file", self.pw, self.m.mnt]
+
+        def check(before, what):
+            now = {x["id"] for x in self.e.list(self.m)}
+            self.assertTrue(before <= now, what)
+            self.assertLessEqual(len(now - before), 1, what)
+            self.assertEqual(self.leftovers(), [], what)
+
+        self.kill_each_step("new", prepare, argv, check)
+        # a kill in the middle of `new` leaves a half-made container that fsck reports
+        self.assertTrue(any(v for k, v in self.found.items()), self.found)
 
 
 if __name__ == "__main__":

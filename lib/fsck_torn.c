@@ -1,0 +1,155 @@
+/*
+ * fsck_torn.c - fsck.sessionfs's finding for a regular file torn inside its
+ * last block: the backing file ends a few bytes into a block (a size no file
+ * has), or its last, partial block fails authentication while every block
+ * before it opens. Both are what a crash during a write of that block leaves
+ * (doc/format.md, "Tail record"); but a last block that fails with a size a
+ * file has may as well be damage (a flipped byte), so it is called torn only
+ * when its tail record says a write of it was in progress; else it is
+ * reported as a content block that fails. The finding says which block, which
+ * plaintext bytes, what the stored bytes are, and whether the file's tail
+ * record can put the block back. The repair is the one a mount's first open
+ * makes (fileio.c's sfs_file_recover_tail), with one step more: the torn
+ * block's stored bytes are first copied to torn.kept-<16 hex> in the
+ * container, so nothing is deleted. Without a usable record there is no
+ * repair: the file is left as it is, its last block reading as EIO.
+ *
+ * Store layer (lib/fsck.h): blocks and tail records are format.c's and
+ * fileio.c's. Nothing of terminals, JSON output or FUSE.
+ */
+#include "fileio.h"
+#include "format.h"
+#include "fsck.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct torn_arg {
+	int dirfd;
+	const char *name;
+	unsigned char id[SFS_ID_BYTES];
+	bool sparse;
+	uint64_t block;
+};
+
+/* Keep the torn block's stored bytes in the container, then put the block back. */
+static int fix_torn(struct sfs_fsck *c, struct sfs_fsck_sess *s, void *arg)
+{
+	struct torn_arg *a = arg;
+	struct sfs_file f = {.keys = s->keys, .sparse = a->sparse};
+	unsigned char buf[SFS_CBLOCK], rnd[8];
+	char hex[17], kept[32];
+	uint64_t off = sfs_fmt_block_offset(a->block), was, now;
+	struct stat st;
+	size_t len;
+	int kfd, rc;
+
+	(void)c;
+	f.fd = openat(a->dirfd, a->name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (f.fd < 0)
+		return sfs_neg_errno();
+	memcpy(f.id, a->id, SFS_ID_BYTES);
+	if (fstat(f.fd, &st) < 0 || (uint64_t)st.st_size <= off ||
+	    (uint64_t)st.st_size - off > SFS_CBLOCK) {
+		rc = -ESTALE; /* changed since it was checked */
+		goto out;
+	}
+	len = (size_t)((uint64_t)st.st_size - off);
+	if (sfs_pread_all(f.fd, buf, len, off) != (ssize_t)len) {
+		rc = -EIO;
+		goto out;
+	}
+	sfs_crypto_random(rnd, sizeof(rnd));
+	sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
+	snprintf(kept, sizeof(kept), "torn.kept-%s", hex);
+	kfd = openat(s->cfd, kept, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (kfd < 0) {
+		rc = sfs_neg_errno();
+		goto out;
+	}
+	rc = sfs_pwrite_all(kfd, buf, len, 0);
+	if (rc == 0 && fsync(kfd) < 0)
+		rc = sfs_neg_errno();
+	close(kfd);
+	if (rc == 0)
+		rc = sfs_fsync_dirfd(s->cfd);
+	if (rc == 0) {
+		rc = sfs_file_recover_tail(&f, s->rootfd, &was, &now);
+		rc = rc == 1 ? 0 : rc == 0 ? -ESTALE : rc;
+	}
+	if (rc < 0)
+		unlinkat(s->cfd, kept, 0);
+out:
+	close(f.fd);
+	return rc;
+}
+
+void sfs_fsck_torn(struct sfs_fsck_sess *s, int dirfd, const char *name, int fd,
+		   const unsigned char id[SFS_ID_BYTES], bool sparse, uint64_t size,
+		   const char *path, bool plain)
+{
+	struct torn_arg a; /* sfs_fsck_add repairs (or not) before it returns */
+	struct sfs_file f = {.fd = fd, .keys = s->keys, .sparse = sparse};
+	uint64_t body = size - SFS_HDR_BYTES, b = body / SFS_CBLOCK, rest = body % SFS_CBLOCK;
+	uint64_t rb = 0;
+	size_t rlen = 0;
+	char state[200], rep[300];
+	int rc;
+
+	memcpy(f.id, id, SFS_ID_BYTES);
+	rc = sfs_file_tail_probe(&f, s->rootfd, &rb, &rlen);
+	if (rest <= SFS_SEAL_OVERHEAD)
+		snprintf(state, sizeof(state),
+			 "the backing file ends %llu stored bytes into it (%llu bytes: a size no "
+			 "file has, a block holds at least %d)",
+			 (unsigned long long)rest, (unsigned long long)size, SFS_SEAL_OVERHEAD + 1);
+	else
+		snprintf(state, sizeof(state),
+			 "its %llu stored bytes (%llu plaintext bytes by the file's size) fail "
+			 "authentication",
+			 (unsigned long long)rest, (unsigned long long)(rest - SFS_SEAL_OVERHEAD));
+	if (rc == 1 && rb == b) {
+		a = (struct torn_arg){.dirfd = dirfd, .name = name, .sparse = sparse, .block = b};
+		memcpy(a.id, id, SFS_ID_BYTES);
+		snprintf(rep, sizeof(rep),
+			 "put block %llu back from its tail record (%zu plaintext bytes, as the "
+			 "last fsync left it) and cut the file after it, as a mount's first open "
+			 "does; the %llu stored bytes it replaces are first kept in %s/torn.kept-*",
+			 (unsigned long long)b, rlen, (unsigned long long)rest, s->name);
+		sfs_fsck_add(s->c, s, path, plain, "torn", rep, fix_torn, &a,
+			     "torn inside its last block: block %llu (plaintext bytes %llu..): %s; "
+			     "every byte before it reads (a crash during a write of that block "
+			     "leaves this); its tail record holds the block as the last fsync "
+			     "left it",
+			     (unsigned long long)b, (unsigned long long)b * SFS_BLOCK, state);
+		return;
+	}
+	if (rest > SFS_SEAL_OVERHEAD) {
+		/* A size a file has: a tear or a flipped byte, nothing tells them apart. */
+		sfs_fsck_add(s->c, s, path, plain, "content", NULL, NULL, NULL,
+			     "1 content block(s) fail authentication (the first is block %llu, "
+			     "plaintext bytes %llu..): reads of them fail with EIO; it is the "
+			     "last block, partial, and %s, so nothing says it is a tear and not "
+			     "damage (fsck cuts nothing)",
+			     (unsigned long long)b, (unsigned long long)b * SFS_BLOCK,
+			     rc < 0    ? "its tail record cannot be read"
+			     : rc == 1 ? "its tail record is of another block"
+				       : "it has no tail record that opens");
+		return;
+	}
+	sfs_fsck_add(s->c, s, path, plain, "torn", NULL, NULL, NULL,
+		     "torn inside its last block: block %llu (plaintext bytes %llu..): %s; every "
+		     "byte before it reads; %s: reads of that block fail with EIO (fsck cuts "
+		     "nothing)",
+		     (unsigned long long)b, (unsigned long long)b * SFS_BLOCK, state,
+		     rc < 0    ? "its tail record cannot be read"
+		     : rc == 1 ? "its tail record is of another block"
+			       : "it has no tail record that opens (no fsync since it was "
+				 "written, or the backing file system keeps no extended "
+				 "attributes)");
+}
