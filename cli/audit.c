@@ -12,6 +12,7 @@
 #include "audit.h"
 #include "store.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -23,19 +24,19 @@
 /*
  * --since T: an ISO-8601 UTC time (2026-12-05T19:00:00Z, a fraction or
  * +00:00 also; no zone means UTC; a date alone is its midnight), or a
- * duration back from now: a number with s, m, h, d or w (a bare number is
+ * duration back from now: a whole number with s, m, h, d or w (a bare number is
  * seconds). 0 with *t, or -EINVAL.
  */
 static int parse_since(const char *s, time_t *t)
 {
 	static const struct {
 		char unit;
-		double secs;
+		long long secs;
 	} units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}, {'w', 604800}};
 	struct tm tm = {0};
 	char buf[64];
 	const char *p;
-	double n;
+	long long n;
 	char *end;
 
 	if (!*s || strlen(s) >= sizeof(buf) - 2)
@@ -52,9 +53,11 @@ static int parse_since(const char *s, time_t *t)
 		*t = timegm(&tm);
 		return 0;
 	}
+	if (!isdigit((unsigned char)s[0]))
+		return -EINVAL; /* no sign, space, "nan", ".5" */
 	errno = 0;
-	n = strtod(s, &end);
-	if (errno || end == s || n < 0 || s[0] == '+' || s[0] == '.' || s[0] == ' ')
+	n = strtoll(s, &end, 10);
+	if (errno || n > 10000000000LL)
 		return -EINVAL;
 	if (*end) {
 		size_t i;
@@ -65,7 +68,7 @@ static int parse_since(const char *s, time_t *t)
 			return -EINVAL;
 		n *= units[i].secs;
 	}
-	if (n > 1e10)
+	if (n > 10000000000LL)
 		return -EINVAL;
 	*t = time(NULL) - (time_t)n;
 	return 0;

@@ -109,15 +109,18 @@ static void ago(char *buf, size_t len, long long secs)
 /* One line of the plan: "archive INC-3f2a  sessions/  locked  last change ... (45d ago)". */
 static void say(FILE *out, const char *verb, json_t *s, long long now)
 {
-	long long ns = (long long)json_integer_value(json_object_get(s, SFS_PROTO_F_CHANGED_NS));
-	const char *changed = get_str(s, SFS_PROTO_F_CHANGED);
-	char a[24];
+	json_t *ns = json_object_get(s, SFS_PROTO_F_CHANGED_NS);
+	const char *changed = get_str(s, SFS_PROTO_F_CHANGED), *id = get_str(s, SFS_PROTO_F_ID),
+		   *where = get_str(s, SFS_PROTO_F_WHERE);
+	char a[24] = "unknown";
 
-	ago(a, sizeof(a), now - ns / 1000000000);
-	fprintf(out, "%s %s  %s/  %s  last change %s (%s ago)  %lld bytes\n", verb,
-		get_str(s, SFS_PROTO_F_ID), get_str(s, SFS_PROTO_F_WHERE),
+	/* No last change known (a container that cannot be read): no age either. */
+	if (json_is_integer(ns))
+		ago(a, sizeof(a), now - (long long)json_integer_value(ns) / 1000000000);
+	fprintf(out, "%s %s  %s/  %s  last change %s (%s%s)  %lld bytes\n", verb, id ? id : "?",
+		where ? where : "?",
 		json_is_true(json_object_get(s, SFS_PROTO_F_LOCKED)) ? "locked" : "unlocked",
-		changed ? changed : "-", a,
+		changed ? changed : "-", a, json_is_integer(ns) ? " ago" : "",
 		(long long)json_integer_value(json_object_get(s, SFS_PROTO_F_SIZE)));
 }
 

@@ -186,8 +186,10 @@ static json_t *do_lock(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
 	int open_files = 0;
 
 	(void)req;
-	if (sfs_session_where(a->session) < 0)
+	if (sfs_session_where(a->session) < 0) {
+		audit(a, "lock", a->session, -ENOENT, json_pack("{s:s}", "cause", "command"));
 		return fail(-ENOENT);
+	}
 	s = sfs_session_find(a->session);
 	if (s) {
 		if (sfs_session_lock(s, &open_files) == 0)
@@ -389,12 +391,10 @@ static json_t *do_archive(json_t *req, const struct ctl_args *a, struct ctl_tx *
 	int w = sfs_session_where(a->session), rc;
 
 	(void)req;
-	if (w < 0)
-		return fail(-ENOENT);
 	if (w == 1)
 		return ok();
-	rc = sfs_session_move(a->session, 0);
-	audit(a, "archive", a->session, rc, NULL);
+	rc = w < 0 ? -ENOENT : sfs_session_move(a->session, 0);
+	audit(a, "archive", a->session, rc, NULL); /* refused ones too, as for mv */
 	if (rc < 0)
 		return fail(rc);
 	/* The kernel's names sessions/ID (and a negative archive/ID) go; lookups register. */
@@ -416,29 +416,37 @@ static json_t *do_status(json_t *req, const struct ctl_args *a, struct ctl_tx *t
 	struct sfs_session *s;
 	const struct sfs_keys *keys;
 	json_t *resp, *sum = NULL;
-	int rootfd = -1, rc;
+	int rootfd = -1, rc, set_rc = 0;
 	size_t len;
 	char *text;
 
 	(void)tx;
 	if (json_object_get(req, SFS_PROTO_F_STATUS) && !sfs_store_status_known(set))
-		return fail(-EINVAL);
-	if (sfs_session_where(a->session) < 0)
-		return fail(-ENOENT);
-	s = sfs_session_find(a->session);
-	if (!s)
-		return fail(-EACCES); /* never unlocked by this mount */
-	rc = set ? sfs_session_enter(s, &keys) : sfs_session_enter_quiet(s, &keys);
-	if (rc < 0)
-		return fail(rc);
-	if (set)
-		rc = sfs_meta_set_status(s, keys, set, &rootfd);
-	if (rc == 0)
-		rc = sfs_meta_peek(s, keys, &text, &len);
-	sfs_session_leave(s);
-	if (set) /* after leave: sfs_audit is called with no lock held */
-		audit(a, "status", a->session, rc == -ENOENT ? -ENODATA : rc,
-		      json_pack("{s:s}", "status", set));
+		rc = -EINVAL;
+	else if (sfs_session_where(a->session) < 0)
+		rc = -ENOENT;
+	else if (!(s = sfs_session_find(a->session)))
+		rc = -EACCES; /* never unlocked by this mount */
+	else
+		rc = set ? sfs_session_enter(s, &keys) : sfs_session_enter_quiet(s, &keys);
+	if (rc == 0) {
+		if (set)
+			rc = sfs_meta_set_status(s, keys, set, &rootfd);
+		if (set)
+			set_rc = rc == -ENOENT ? -ENODATA : rc;
+		if (rc == 0)
+			rc = sfs_meta_peek(s, keys, &text, &len);
+		sfs_session_leave(s);
+	} else {
+		set_rc = rc;
+	}
+	/*
+	 * Every set asked for is recorded, refused ones too; after leave (no
+	 * lock held), and without the status itself: it is metadata.json's,
+	 * which the store holds only encrypted.
+	 */
+	if (json_object_get(req, SFS_PROTO_F_STATUS))
+		audit(a, "status", a->session, set_rc, NULL);
 	if (rootfd >= 0)
 		sfs_meta_forget_name(rootfd); /* no lock held, as at a commit's flush */
 	if (rc == -ENOENT)

@@ -9,9 +9,9 @@
  * it, in order: session->unlock_mu, session->rw, all_mu, held_mu, fh->mu,
  * session->meta_mu, session->ev_rw, inode->io, inode->mu,
  * session->xattr_mu, fs->itable_mu, then the leaves (fs->sess_mu,
- * reap_mu, notify.c's mu, loop.c's L.mu, lib/'s gcm_lock and parallel.c's
- * mu). No global lock is
- * held across I/O that waits on the disk. A new lock goes there first.
+ * current.c's cur_mu, reap_mu, notify.c's mu, loop.c's L.mu, lib/'s
+ * gcm_lock and parallel.c's mu). No global lock is held across I/O that
+ * waits on the disk. A new lock goes there first.
  */
 #ifndef SFS_FS_H
 #define SFS_FS_H

@@ -415,7 +415,7 @@ int sfs_session_unlock(const char *id, const char *pw, size_t pwlen, char *warn,
 		pthread_rwlock_unlock(&s->ev_rw);
 	}
 	if (!done) {
-		rc = sfs_container_unlock(cfd, pw, pwlen, &k);
+		rc = sfs_container_unlock(sfs->topfd, id, cfd, pw, pwlen, &k);
 		if (rc == 0) {
 			pthread_rwlock_wrlock(&s->rw);
 			if (sfs_container_is_open(&s->c)) {

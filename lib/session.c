@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void sfs_container_init(struct sfs_container *c, const char *id)
@@ -140,9 +141,36 @@ int sfs_container_create_new(const int topfd[2], const char *want, const struct 
 	return rc;
 }
 
-int sfs_container_unlock(int cfd, const char *pw, size_t pwlen, struct sfs_container_key *k)
+/* Is container @cfd still named @id in sessions/ or archive/ (not renamed away to be deleted)? */
+static bool still_named(const int topfd[2], const char *id, int cfd)
 {
-	return sfs_store_session_unlock(cfd, pw, pwlen, &k->lockfd, &k->keys);
+	struct stat a, b;
+
+	if (fstat(cfd, &a) < 0)
+		return false;
+	for (int w = 0; w < 2; w++)
+		if (fstatat(topfd[w], id, &b, AT_SYMLINK_NOFOLLOW) == 0 && a.st_dev == b.st_dev &&
+		    a.st_ino == b.st_ino)
+			return true;
+	return false;
+}
+
+int sfs_container_unlock(const int topfd[2], const char *id, int cfd, const char *pw, size_t pwlen,
+			 struct sfs_container_key *k)
+{
+	int rc = sfs_store_session_unlock(cfd, pw, pwlen, &k->lockfd, &k->keys);
+
+	/*
+	 * The busy lock may have been waited for while another mount (or
+	 * this one) deleted the session: a delete renames the container out
+	 * of sight under that lock and then lets go of it. Checked under the
+	 * lock, which a delete needs: a container still named here stays so.
+	 */
+	if (rc == 0 && !still_named(topfd, id, cfd)) {
+		sfs_container_key_drop(k);
+		rc = -ENOENT;
+	}
+	return rc;
 }
 
 int sfs_container_create(int sessionsfd, const struct sfs_new_session *ns,

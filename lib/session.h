@@ -72,11 +72,15 @@ void sfs_container_foreach(const int topfd[2], void (*fn)(const char *id, int wh
 int sfs_container_rootfd(int cfd);
 
 /*
- * Unlock container @cfd with @pw into @k (the key derivation: up to
- * seconds). 0; -EKEYREJECTED wrong password (nothing changes); -EBUSY
- * unlocked by another mount; -errno as sfs_store_session_unlock.
+ * Unlock container @cfd, session @id of the store's top directories
+ * @topfd, with @pw into @k (the key derivation: up to seconds). 0;
+ * -EKEYREJECTED wrong password (nothing changes); -EBUSY unlocked by
+ * another mount; -ENOENT deleted meanwhile (the container no longer has
+ * its name once the busy lock is taken); -errno as
+ * sfs_store_session_unlock.
  */
-int sfs_container_unlock(int cfd, const char *pw, size_t pwlen, struct sfs_container_key *k);
+int sfs_container_unlock(const int topfd[2], const char *id, int cfd, const char *pw, size_t pwlen,
+			 struct sfs_container_key *k);
 
 /*
  * Create session @ns->id in @sessionsfd (store.h, sfs_store_session_create):

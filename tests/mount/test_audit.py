@@ -156,6 +156,37 @@ class AuditTest(unittest.TestCase):
         self.assertTrue(os.path.isdir(self.m.sdir(sid2)))
         self.assertEqual(len(self.records("delete", sid2)), 0)
 
+    def test_status_archive_and_prune_recorded(self):
+        sid = self.e.new(self.m)
+        r = self.e.ctl("status", self.m.sdir(sid), "completed")
+        self.assertEqual(r.rc, 0, r)
+        # a set is recorded, and whether it was done, never the status itself:
+        # it is metadata.json's, which the store holds only encrypted
+        [rec] = self.records("status", sid)
+        self.assertIs(rec["ok"], True)
+        self.assertNotIn("status", rec)
+        with open(self.trail, "rb") as f:
+            self.assertNotIn(b"completed", f.read())
+        # a refused set is recorded too (locked here), a read is not
+        self.e.lock(self.m, sid)
+        resp = ask(self.m, {"op": "status", "session": sid, "status": "failed"})
+        self.assertEqual((resp["ok"], resp["code"]), (False, "locked"))
+        resp = ask(self.m, {"op": "status", "session": sid})
+        self.assertEqual((resp["ok"], resp["code"]), (False, "locked"))
+        recs = self.records("status", sid)
+        self.assertEqual([(r["ok"], r.get("error")) for r in recs],
+                         [(True, None), (False, "locked")])
+        # the archive op (prune) is recorded with its "by"; a refused one too
+        resp = ask(self.m, {"op": "archive", "session": "INC-0000dead", "by": "prune"})
+        self.assertEqual((resp["ok"], resp["code"]), (False, "no-such-session"))
+        r = self.e.ctl("prune", "--keep-last", "0", "--yes", self.m.mnt)
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual([(r["ok"], r.get("by")) for r in self.records("archive", sid)],
+                         [(True, "prune")])
+        [gone] = self.records("archive", "INC-0000dead")
+        self.assertEqual((gone["ok"], gone["error"], gone["by"]),
+                         (False, "no-such-session", "prune"))
+
     def test_automatic_locks_and_unmount(self):
         m_idle = self.e.mount(opts="idle_lock=1")
         sid = self.e.new(m_idle)
@@ -209,7 +240,8 @@ class AuditTest(unittest.TestCase):
                               if r["time"].startswith("2001")]), 0)
         self.assertEqual(len([r for r in audit(self.e, self.m.mnt)
                               if r["time"].startswith("2001")]), 1)
-        for bad in ("yesterday", "5x", "1h2", "-3h", "", "2026-13-45", "1e20d"):
+        for bad in ("yesterday", "5x", "1h2", "-3h", "", "2026-13-45", "1e20d", "nan",
+                    "1e3h", "0x10", "1.5h", "+3h", " 3h", "inf"):
             r = self.e.ctl("audit", "--since", bad, self.m.mnt)
             self.assertEqual(r.rc, 2, (bad, r))
             self.assertIn("bad --since", r.err)

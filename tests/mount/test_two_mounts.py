@@ -1,6 +1,8 @@
 """Two mounts of one store: a session unlocked in one is busy in the other."""
 import errno
 import os
+import subprocess
+import time
 import unittest
 
 import sfs
@@ -114,6 +116,38 @@ class TwoMountsTest(unittest.TestCase):
         with self.assertRaises(OSError) as cm:
             os.rename(arch, self.b.sdir(sid))
         self.assertEqual(cm.exception.errno, errno.EBUSY)
+
+
+    def test_unlock_waiting_for_a_delete_finds_the_session_gone(self):
+        # B's unlock waits (up to 2 s) for the busy lock A holds; A deletes the
+        # session, which renames the container out of sight under that lock,
+        # lets go of it, then removes the files (its first unlinkat held 3 s by
+        # strace here). B, taking the lock then, must not unlock the session
+        # being removed: "no such session", nothing registered as unlocked.
+        if subprocess.run(["strace", "-V"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode != 0:
+            self.skipTest("strace is not installed (.ci/deps installs it)")
+        sid = self.e.new(self.a)
+        st = subprocess.Popen(["strace", "-f", "-p", str(self.a.daemon_pids[0]), "-o", "/dev/null",
+                               "-e", "trace=unlinkat",
+                               "-e", "inject=unlinkat:delay_enter=3000000:when=1"],
+                              stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(st.stderr.close)
+        self.addCleanup(st.wait)
+        self.addCleanup(st.kill)
+        line = st.stderr.readline()
+        self.assertIn("attached", line)
+        b = subprocess.Popen([sfs.SESSIONCTL, "unlock", "--password-file",
+                              self.e.pwfile(sfs.PASSWORD), self.b.sdir(sid)],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        time.sleep(0.5)  # B is waiting for the busy lock
+        r = self.e.ctl("delete", "--yes", self.a.sdir(sid))
+        self.assertEqual(r.rc, 0, r)
+        out, err = b.communicate(timeout=60)
+        self.assertEqual(b.returncode, 4, (out, err))
+        self.assertNotIn(sid, os.listdir(self.b.sessions()))
+        self.assertNotIn(sid, [s["id"] for s in self.e.list(self.b)])
 
 
 class StackedMountTest(unittest.TestCase):

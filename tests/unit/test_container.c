@@ -105,7 +105,8 @@ static int open_with(struct sfs_container *c, int cfd, const char *pw)
 	struct sfs_container_key k = {.lockfd = -1};
 	struct sfs_session_report r;
 	struct sfs_log ev;
-	int rc = sfs_container_unlock(cfd, pw, strlen(pw), &k);
+	int topfd[2] = {sessfd, archfd};
+	int rc = sfs_container_unlock(topfd, ID, cfd, pw, strlen(pw), &k);
 
 	if (rc < 0) {
 		CHECK(k.keys == NULL && k.lockfd == -1);
@@ -263,7 +264,8 @@ static void test_life(void)
 	}
 	sfs_metadata_close(&m);
 	/* Open here: a second unlock finds it busy (after the lock's short wait). */
-	CHECK_EQ(sfs_container_unlock(cfd, PW, strlen(PW), &k), -EBUSY);
+	CHECK_EQ(sfs_container_unlock((int[2]){sessfd, archfd}, ID, cfd, PW, strlen(PW), &k),
+		 -EBUSY);
 
 	/* Move to archive/ while open (its holder moves it), and back. */
 	CHECK_EQ(sfs_container_move(sessfd, archfd, ID, true), 0);
@@ -284,6 +286,22 @@ static void test_life(void)
 	CHECK_EQ(sfs_container_passwd(cfd, "wrong", 5, PW2, strlen(PW2)), -EKEYREJECTED);
 	CHECK_EQ(sfs_container_passwd(cfd, PW, strlen(PW), PW2, strlen(PW2)), 0);
 	CHECK_EQ(open_with(&c, cfd, PW), -EKEYREJECTED);
+	CHECK_EQ(open_with(&c, cfd, PW2), 0);
+
+	/*
+	 * An unlock that got the busy lock after a delete renamed the
+	 * container away (and let go of the lock) finds it gone: -ENOENT, no
+	 * keys, no lock kept; under its new name too.
+	 */
+	sfs_container_close(&c);
+	{
+		char gone[SFS_CONTAINER_GONE_MAX];
+
+		REQUIRE(sfs_container_delete_begin(sessfd, ID, gone) == 0);
+		CHECK_EQ(open_with(&c, cfd, PW2), -ENOENT);
+		CHECK_EQ(sfs_store_session_held(cfd), 0);
+		REQUIRE(renameat(sessfd, gone, sessfd, ID) == 0);
+	}
 	CHECK_EQ(open_with(&c, cfd, PW2), 0);
 
 	/* Delete: gone whole, nothing left beside it, the object closed. */
