@@ -431,12 +431,13 @@ static json_t *do_status(json_t *req, const struct ctl_args *a, struct ctl_tx *t
 		rc = set ? sfs_session_enter(s, &keys) : sfs_session_enter_quiet(s, &keys);
 	if (rc == 0) {
 		if (set)
-			rc = sfs_meta_set_status(s, keys, set, &rootfd);
-		if (set)
-			set_rc = rc == -ENOENT ? -ENODATA : rc;
+			rc = set_rc = sfs_meta_set_status(s, keys, set, &rootfd);
 		if (rc == 0)
 			rc = sfs_meta_peek(s, keys, &text, &len);
 		sfs_session_leave(s);
+		/* No metadata.json stored: not "no such session". */
+		rc = rc == -ENOENT ? -ENODATA : rc;
+		set_rc = set_rc == -ENOENT ? -ENODATA : set_rc;
 	} else {
 		set_rc = rc;
 	}
@@ -449,8 +450,6 @@ static json_t *do_status(json_t *req, const struct ctl_args *a, struct ctl_tx *t
 		audit(a, "status", a->session, set_rc, NULL);
 	if (rootfd >= 0)
 		sfs_meta_forget_name(rootfd); /* no lock held, as at a commit's flush */
-	if (rc == -ENOENT)
-		rc = -ENODATA; /* no metadata.json stored: not "no such session" */
 	if (rc < 0)
 		return fail(rc);
 	sum = sfs_store_metadata_summary(text, len);
