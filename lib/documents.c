@@ -38,12 +38,22 @@ bool sfs_store_status_known(const char *status)
 	return false;
 }
 
+/* Stack bytes for a line's parse: a typical 200-byte event needs about 2 KiB. */
+#define LINE_ARENA 8192
+
 bool sfs_store_event_line_ok(const char *line, size_t len)
 {
-	json_t *v = json_loadb(line, len, 0, NULL);
-	bool ok = json_is_object(v);
+	_Alignas(16) unsigned char buf[LINE_ARENA];
+	struct sfs_json_arena a = {.buf = buf, .cap = sizeof(buf)};
+	json_t *v;
+	bool ok;
 
+	sfs_store_json_arena(&a);
+	v = json_loadb(line, len, 0, NULL);
+	ok = json_is_object(v);
 	json_decref(v);
+	sfs_store_json_arena(NULL);
+	sodium_memzero(buf, a.used);
 	return ok;
 }
 

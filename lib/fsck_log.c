@@ -7,6 +7,13 @@
  * and a torn tail cut off as unlock cuts it (eventlog.c's sfs_log_repair,
  * which keeps the bytes in an events.kept-* file of the container).
  *
+ * Speed: the log is read a chunk of frames at a time (one pread per MiB),
+ * and the records where the chain expects them are opened ahead on every
+ * core (lib/parallel.c), each whole line inside one record held to the JSON
+ * rule there too; the walk itself then goes record by record in order as
+ * before and only looks the results up, so what it finds is exactly what
+ * opening and checking one record at a time finds.
+ *
  * Store layer (lib/fsck.h): records are parsed and opened by format.c, the
  * tail is eventlog.c's; the JSON rule is documents.c's. Nothing of
  * terminals, JSON output or FUSE. Plaintext is wiped before it is freed.
@@ -15,6 +22,7 @@
 #include "format.h"
 #include "fsck.h"
 #include "fileio.h"
+#include "parallel.h"
 #include "store.h"
 #include "tree.h"
 #include "util.h"
@@ -28,6 +36,10 @@
 #include <unistd.h>
 
 #define LINE_MAX_CHECKED (4u << 20) /* longer lines are not held to the JSON rule */
+#define CHUNK_FRAMES 256	    /* frames read, and their records opened ahead, at once */
+#define CHUNK_BYTES ((size_t)CHUNK_FRAMES * SFS_LOG_FRAME)
+/* The most records a chunk can hold: each is at least SFS_REC_MIN bytes. */
+#define CHUNK_RECS (CHUNK_FRAMES * (SFS_LOG_FRAME / SFS_REC_MIN + 1))
 
 struct walk {
 	struct sfs_fsck_sess *s;
@@ -53,67 +65,233 @@ struct walk {
 	bool only_valid; /* on_line only for lines that are JSON objects */
 };
 
-/* Take @len payload bytes into lines; each whole one is checked. */
-static void take(struct walk *w, const unsigned char *p, size_t len)
+/*
+ * A record opened ahead: the records of a chunk laid out as an unbroken
+ * chain lays them out (each frame's first record at its start, each next
+ * one right after the one before), opened on every core. The walk looks
+ * each record it tries up here by its position, so a record is opened
+ * ahead or by the walk, never both, and with the same result.
+ */
+struct pre {
+	uint64_t pos; /* backing offset of the record */
+	size_t at;    /* ... in the chunk buffer */
+	size_t plain; /* its payload at ahead.plain + plain, its line marks at ahead.ok + plain */
+	struct sfs_rec r;
+	bool opened;
+};
+
+struct ahead {
+	const struct walk *w;
+	const unsigned char *cb; /* the chunk's stored bytes */
+	unsigned char *plain;	 /* the payloads */
+	/*
+	 * At the index of each newline of a payload that opened: 1 if the line
+	 * ending there, counted from the payload's start or its newline before,
+	 * is one JSON object (the walk uses it for a line that starts there).
+	 */
+	unsigned char *ok;
+	size_t plain_used;
+	struct pre *v;
+	size_t n;
+	size_t next; /* the walk's lookup cursor: positions only grow in a chunk */
+};
+
+static void ahead_one(size_t i, void *arg)
 {
-	for (size_t i = 0; i < len; i++) {
-		if (w->linelen < LINE_MAX_CHECKED) {
-			if (w->linelen == w->linecap) {
-				size_t cap = w->linecap ? 2 * w->linecap : 4096;
-				unsigned char *nl = malloc(cap);
+	struct ahead *a = arg;
+	struct pre *p = &a->v[i];
+	unsigned char *out = a->plain + p->plain;
+	const unsigned char *nl;
+	size_t from = 0;
 
-				if (!nl) {
-					w->line_cut = true;
-					w->err = -ENOMEM;
-					continue;
-				}
-				if (w->line) {
-					memcpy(nl, w->line, w->linelen);
-					sodium_memzero(w->line, w->linecap);
-					free(w->line);
-				}
-				w->line = nl;
-				w->linecap = cap;
+	p->opened = sfs_fmt_record_open(out, &p->r, a->cb + p->at, a->w->id, a->w->s->keys) == 0;
+	if (!p->opened)
+		return;
+	while (from < p->r.len && (nl = memchr(out + from, '\n', p->r.len - from)) != NULL) {
+		size_t j = (size_t)(nl - out);
+
+		a->ok[p->plain + j] = sfs_store_event_line_ok((const char *)out + from, j - from);
+		from = j + 1;
+	}
+}
+
+/* Lay out the records of chunk @cb (@clen bytes at backing @cpos, read from @at0) and open them. */
+static void ahead_chunk(struct ahead *a, const unsigned char *cb, size_t clen, uint64_t cpos,
+			size_t at0)
+{
+	a->cb = cb;
+	a->n = a->next = a->plain_used = 0;
+	for (size_t fs = 0; fs < clen; fs += SFS_LOG_FRAME) {
+		size_t flen = clen - fs < SFS_LOG_FRAME ? clen - fs : SFS_LOG_FRAME;
+		size_t at = fs == 0 ? at0 : 0;
+		uint64_t fpos = cpos + fs;
+
+		while (at < flen && sfs_fmt_record_pos(fpos + at) == fpos + at &&
+		       a->n < CHUNK_RECS) {
+			struct pre *p = &a->v[a->n];
+
+			if (flen - at < SFS_REC_MIN ||
+			    sfs_fmt_record_parse(&p->r, cb + fs + at, fpos + at) < 0 ||
+			    (size_t)p->r.len + SFS_REC_OVERHEAD > flen - at)
+				break;
+			p->pos = fpos + at;
+			p->at = fs + at;
+			p->plain = a->plain_used;
+			a->plain_used += p->r.len;
+			a->n++;
+			at += (size_t)p->r.len + SFS_REC_OVERHEAD;
+		}
+	}
+	sfs_par_for(a->n, ahead_one, a);
+}
+
+/* The record opened ahead at backing @pos, or NULL. */
+static const struct pre *ahead_find(struct ahead *a, uint64_t pos)
+{
+	if (!a)
+		return NULL;
+	while (a->next < a->n && a->v[a->next].pos < pos)
+		a->next++;
+	return a->next < a->n && a->v[a->next].pos == pos ? &a->v[a->next] : NULL;
+}
+
+static void ahead_free(struct ahead *a)
+{
+	if (!a)
+		return;
+	if (a->plain) {
+		sodium_memzero(a->plain, CHUNK_BYTES);
+		free(a->plain);
+	}
+	free(a->ok);
+	free(a->v);
+	free(a);
+}
+
+/* NULL when memory is short: the walk then opens and checks each record itself. */
+static struct ahead *ahead_new(const struct walk *w)
+{
+	struct ahead *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return NULL;
+	a->w = w;
+	a->plain = malloc(CHUNK_BYTES);
+	a->ok = malloc(CHUNK_BYTES);
+	a->v = malloc(CHUNK_RECS * sizeof(*a->v));
+	if (!a->plain || !a->ok || !a->v) {
+		ahead_free(a);
+		return NULL;
+	}
+	return a;
+}
+
+/* A whole line of @len bytes (its newline included) is a JSON object or not (@ok). */
+static void line_done(struct walk *w, const unsigned char *line, size_t len, bool ok)
+{
+	/*
+	 * After a failing span the first line may be the end of a line whose
+	 * start was lost, or a whole line (the span ended with an append): a
+	 * proper suffix of a JSON object line is no JSON object, so one that is
+	 * is kept.
+	 */
+	if (!ok && !w->line_cut && w->bad_lines++ == 0)
+		w->first_bad_line = w->lines + 1;
+	if (w->on_line && w->err == 0 && (ok || (!w->line_cut && !w->only_valid)))
+		w->err = w->on_line(w, line, len);
+}
+
+/* Add @n bytes to the line being collected (only its first LINE_MAX_CHECKED are kept). */
+static void collect(struct walk *w, const unsigned char *p, size_t n)
+{
+	size_t keep = 0;
+
+	if (w->linelen < LINE_MAX_CHECKED)
+		keep = n < LINE_MAX_CHECKED - w->linelen ? n : LINE_MAX_CHECKED - w->linelen;
+	if (keep && w->linelen + keep > w->linecap) {
+		size_t cap = w->linecap ? w->linecap : 4096;
+		unsigned char *nl;
+
+		while (cap < w->linelen + keep)
+			cap *= 2;
+		nl = malloc(cap);
+		if (!nl) {
+			w->line_cut = true;
+			w->err = -ENOMEM;
+			keep = 0;
+		} else {
+			if (w->line) {
+				memcpy(nl, w->line, w->linelen);
+				sodium_memzero(w->line, w->linecap);
+				free(w->line);
 			}
-			w->line[w->linelen] = p[i];
+			w->line = nl;
+			w->linecap = cap;
 		}
-		w->linelen++;
-		if (p[i] != '\n')
-			continue;
-		if (w->linelen <= LINE_MAX_CHECKED) {
-			bool ok = sfs_store_event_line_ok((const char *)w->line, w->linelen - 1);
+	}
+	if (keep)
+		memcpy(w->line + w->linelen, p, keep);
+	w->linelen += n;
+}
 
-			/*
-			 * After a failing span the first line may be the end of a
-			 * line whose start was lost, or a whole line (the span
-			 * ended with an append): a proper suffix of a JSON object
-			 * line is no JSON object, so one that is is kept.
-			 */
-			if (!ok && !w->line_cut && w->bad_lines++ == 0)
-				w->first_bad_line = w->lines + 1;
-			if (w->on_line && w->err == 0 && (ok || (!w->line_cut && !w->only_valid)))
-				w->err = w->on_line(w, w->line, w->linelen);
+/*
+ * Take @len payload bytes into lines; each whole one is checked. @ok (NULL:
+ * none) holds, at each newline's index in @p, whether the line ending there
+ * and starting in @p is a JSON object (struct ahead).
+ */
+static void take(struct walk *w, const unsigned char *p, size_t len, const unsigned char *ok)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		const unsigned char *nl = memchr(p + i, '\n', len - i);
+		size_t seg = nl ? (size_t)(nl - p) + 1 - i : len - i;
+
+		if (nl && ok && w->linelen == 0) {
+			/* A whole line inside this payload, checked ahead. */
+			line_done(w, p + i, seg, ok[nl - p]);
+		} else {
+			collect(w, p + i, seg);
+			if (nl && w->linelen <= LINE_MAX_CHECKED)
+				line_done(w, w->line, w->linelen,
+					  w->err != -ENOMEM &&
+						  sfs_store_event_line_ok((const char *)w->line,
+									  w->linelen - 1));
 		}
-		w->lines++;
-		w->linelen = 0;
-		w->line_cut = false;
+		if (nl) {
+			w->lines++;
+			w->linelen = 0;
+			w->line_cut = false;
+		}
+		i += seg;
 	}
 }
 
 /*
  * Try a record at @at of frame buffer @fb (frame starting at backing @fpos,
- * @flen bytes): 1 with @r and @out set if it opens and comes at or after the
- * chain (exactly at it if @exact), else 0.
+ * @flen bytes): 1 with @r and *@plain (its payload: @out, or where @a opened
+ * it ahead) and *@ok (take()'s line marks, NULL none) set if it opens and
+ * comes at or after the chain (exactly at it if @exact), else 0.
  */
-static int try_rec(struct walk *w, const unsigned char *fb, size_t flen, uint64_t fpos, size_t at,
-		   struct sfs_rec *r, unsigned char *out, bool exact)
+static int try_rec(struct walk *w, struct ahead *a, const unsigned char *fb, size_t flen,
+		   uint64_t fpos, size_t at, struct sfs_rec *r, unsigned char *out,
+		   const unsigned char **plain, const unsigned char **ok, bool exact)
 {
+	const struct pre *p = ahead_find(a, fpos + at);
+
 	if (flen - at < SFS_REC_MIN || sfs_fmt_record_parse(r, fb + at, fpos + at) < 0 ||
 	    (size_t)r->len + SFS_REC_OVERHEAD > flen - at)
 		return 0;
 	if (exact ? (r->offset != w->off || r->lines != w->lines)
 		  : (r->offset < w->off || r->lines < w->lines))
 		return 0;
+	if (p) {
+		*plain = a->plain + p->plain;
+		*ok = a->ok + p->plain;
+		return p->opened;
+	}
+	*plain = out;
+	*ok = NULL;
 	return sfs_fmt_record_open(out, r, fb + at, w->id, w->s->keys) == 0;
 }
 
@@ -124,78 +302,100 @@ static int try_rec(struct walk *w, const unsigned char *fb, size_t flen, uint64_
  */
 static int walk_log(struct walk *w, int fd, uint64_t size, uint64_t *last_end, bool *in_span)
 {
-	unsigned char *fb = malloc(SFS_LOG_FRAME), *out = malloc(SFS_LOG_FRAME);
+	unsigned char *cb = malloc(CHUNK_BYTES), *out = malloc(SFS_LOG_FRAME);
+	struct ahead *a = ahead_new(w);
 	uint64_t span_from = 0;
 	int rc = 0;
 
 	*last_end = SFS_HDR_BYTES;
 	*in_span = false;
-	if (!fb || !out) {
-		free(fb);
+	if (!cb || !out) {
+		free(cb);
 		free(out);
+		ahead_free(a);
 		return -ENOMEM;
 	}
 	for (uint64_t k = w->start > SFS_HDR_BYTES ? (w->start - SFS_HDR_BYTES) / SFS_LOG_FRAME : 0;
-	     sfs_fmt_frame_offset(k) < size && !sfs_fsck_stop(w->s->c); k++) {
-		uint64_t fpos = sfs_fmt_frame_offset(k);
-		size_t flen = size - fpos < SFS_LOG_FRAME ? (size_t)(size - fpos) : SFS_LOG_FRAME;
-		size_t at = w->start > fpos ? (size_t)(w->start - fpos) : 0;
+	     sfs_fmt_frame_offset(k) < size && !sfs_fsck_stop(w->s->c); k += CHUNK_FRAMES) {
+		uint64_t cpos = sfs_fmt_frame_offset(k);
+		size_t clen = size - cpos < CHUNK_BYTES ? (size_t)(size - cpos) : CHUNK_BYTES;
+		size_t at0 = w->start > cpos ? (size_t)(w->start - cpos) : 0;
 
-		if (sfs_pread_all(fd, fb + at, flen - at,
-				  (uint64_t)((int64_t)(fpos + at) + w->shift)) !=
-		    (ssize_t)(flen - at)) {
+		if (sfs_pread_all(fd, cb + at0, clen - at0,
+				  (uint64_t)((int64_t)(cpos + at0) + w->shift)) !=
+		    (ssize_t)(clen - at0)) {
 			rc = -EIO;
 			break;
 		}
-		while (at < flen && sfs_fmt_record_pos(fpos + at) == fpos + at) {
-			struct sfs_rec r;
+		/* The disk reads the next chunk while this one is opened. */
+		if (size - cpos > CHUNK_BYTES)
+			posix_fadvise(fd, (off_t)((int64_t)(cpos + CHUNK_BYTES) + w->shift),
+				      (off_t)CHUNK_BYTES, POSIX_FADV_WILLNEED);
+		if (a)
+			ahead_chunk(a, cb, clen, cpos, at0);
+		for (size_t fs = 0; fs < clen; fs += SFS_LOG_FRAME) {
+			const unsigned char *fb = cb + fs;
+			uint64_t fpos = cpos + fs;
+			size_t flen = clen - fs < SFS_LOG_FRAME ? clen - fs : SFS_LOG_FRAME;
+			size_t at = fs == 0 ? at0 : 0;
 
-			if (try_rec(w, fb, flen, fpos, at, &r, out, !*in_span && !w->loose)) {
-				if (w->loose) {
-					/* The first record of kept bytes sets the chain. */
-					w->off = r.offset;
-					w->lines = r.lines;
-					w->loose = false;
-					*in_span = false;
-				} else if (*in_span) {
-					/* A failing span ends at the next record that opens. */
-					w->span_bytes += fpos + at - span_from;
-					if (w->spans == 1)
-						w->first_span_end = r.offset;
-					if (w->on_lost && w->err == 0)
-						w->err =
-							w->on_lost(w, w->off - w->linelen, r.offset,
-								   fpos + at - span_from);
-					w->off = r.offset;
-					w->lines = r.lines;
-					w->linelen = 0;
-					w->line_cut = true;
-					*in_span = false;
+			while (at < flen && sfs_fmt_record_pos(fpos + at) == fpos + at) {
+				const unsigned char *plain, *ok;
+				struct sfs_rec r;
+
+				if (try_rec(w, a, fb, flen, fpos, at, &r, out, &plain, &ok,
+					    !*in_span && !w->loose)) {
+					if (w->loose) {
+						/* The first record of kept bytes sets the chain. */
+						w->off = r.offset;
+						w->lines = r.lines;
+						w->loose = false;
+						*in_span = false;
+					} else if (*in_span) {
+						/* A failing span ends at the next record that
+						 * opens. */
+						w->span_bytes += fpos + at - span_from;
+						if (w->spans == 1)
+							w->first_span_end = r.offset;
+						if (w->on_lost && w->err == 0)
+							w->err = w->on_lost(w, w->off - w->linelen,
+									    r.offset,
+									    fpos + at - span_from);
+						w->off = r.offset;
+						w->lines = r.lines;
+						w->linelen = 0;
+						w->line_cut = true;
+						*in_span = false;
+					}
+					take(w, plain, r.len, ok);
+					if (plain == out)
+						sodium_memzero(out, r.len);
+					w->off += r.len;
+					at += (size_t)r.len + SFS_REC_OVERHEAD;
+					if (r.flags & SFS_REC_END)
+						*last_end = fpos + at;
+					continue;
 				}
-				take(w, out, r.len);
-				sodium_memzero(out, r.len);
-				w->off += r.len;
-				at += (size_t)r.len + SFS_REC_OVERHEAD;
-				if (r.flags & SFS_REC_END)
-					*last_end = fpos + at;
-				continue;
-			}
-			if (!*in_span && !w->loose) {
-				*in_span = true;
-				span_from = fpos + at;
-				if (w->spans++ == 0) {
-					w->first_span_pos = fpos + at;
-					w->first_span_off = w->off;
-					w->first_span_line = w->lines + 1;
+				if (!*in_span && !w->loose) {
+					*in_span = true;
+					span_from = fpos + at;
+					if (w->spans++ == 0) {
+						w->first_span_pos = fpos + at;
+						w->first_span_off = w->off;
+						w->first_span_line = w->lines + 1;
+					}
 				}
+				at++;
 			}
-			at++;
 		}
-		sfs_fsck_bytes(w->s->c, flen);
+		if (a)
+			sodium_memzero(a->plain, a->plain_used);
+		sfs_fsck_bytes(w->s->c, clen);
 	}
-	sodium_memzero(fb, SFS_LOG_FRAME);
-	free(fb);
+	sodium_memzero(cb, CHUNK_BYTES);
+	free(cb);
 	free(out);
+	ahead_free(a);
 	if (w->line) {
 		sodium_memzero(w->line, w->linecap);
 		free(w->line);

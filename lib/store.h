@@ -234,4 +234,19 @@ const char *sfs_store_metadata_check(const char *id, const char *text, size_t le
  */
 void sfs_store_json_wipe_on_free(void);
 
+/*
+ * A buffer for one short parse on one thread. While it is set on a thread
+ * (sfs_store_json_arena(&a); NULL unsets it), the functions of
+ * sfs_store_json_wipe_on_free() take the blocks jansson asks for there from
+ * a->buf as long as they fit (the rest from malloc) and free none of them:
+ * a parse costs a pointer bump per block, not a malloc, free and wipe. The
+ * caller frees what it parsed before it unsets the arena, then wipes
+ * a->buf[0, a->used). Under other jansson functions it changes nothing.
+ */
+struct sfs_json_arena {
+	unsigned char *buf; /* 16-byte aligned */
+	size_t cap, used;
+};
+void sfs_store_json_arena(struct sfs_json_arena *a);
+
 #endif
