@@ -281,8 +281,8 @@ static void test_life(void)
 	REQUIRE(unlinkat(archfd, ID, AT_REMOVEDIR) == 0);
 
 	/* passwd: the old password no longer opens it, the new one does. */
-	CHECK_EQ(sfs_container_passwd(cfd, "wrong", 5, PW2, strlen(PW2)), -EKEYREJECTED);
-	CHECK_EQ(sfs_container_passwd(cfd, PW, strlen(PW), PW2, strlen(PW2)), 0);
+	CHECK_EQ(sfs_container_passwd(cfd, "wrong", 5, PW2, strlen(PW2), NULL), -EKEYREJECTED);
+	CHECK_EQ(sfs_container_passwd(cfd, PW, strlen(PW), PW2, strlen(PW2), NULL), 0);
 	CHECK_EQ(open_with(&c, cfd, PW), -EKEYREJECTED);
 	CHECK_EQ(open_with(&c, cfd, PW2), 0);
 
