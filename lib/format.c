@@ -1,5 +1,6 @@
 /*
- * format.c - packing and parsing of sessionfs's on-disk structures (v1).
+ * format.c - packing and parsing of sessionfs's on-disk structures (v1;
+ * key files of versions 1 to 3).
  *
  * Byte tables are in doc/format.md. Every field is packed explicitly in
  * little-endian order; no struct is ever written as memory. Must not know

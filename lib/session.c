@@ -1,8 +1,9 @@
 /*
  * session.c - a session container opened with its key (session.h): open
  * by unlock or create, its event log, its metadata document, close, delete,
- * move, passwd; finding containers in a store's top directories, and
- * choosing a new session's id.
+ * move, passwd, key slots (the logic; the key file's bytes are format.c's,
+ * its edit lock and atomic replacement keyfile.c's); finding containers in
+ * a store's top directories, and choosing a new session's id.
  *
  * Store layer: the container's files are store.c's and prepare.c's, the log
  * eventlog.c's, the document metadata.c's. Knows nothing of FUSE, the

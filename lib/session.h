@@ -7,9 +7,10 @@
  * event log with the state unlock found, and through them its metadata
  * document, metadata.h). Open it with the password (unlock) or by creating
  * a new session; close wipes the keys (sodium) and gives the busy lock back.
- * Delete, move between sessions/ and archive/, and passwd work on the
- * container in the store; so do finding a container in the store's two
- * top directories and choosing a new session's id.
+ * Delete, move between sessions/ and archive/, passwd and the key slots
+ * (add, remove, list: several passwords and recovery keys per session)
+ * work on the container in the store; so do finding a container in the
+ * store's two top directories and choosing a new session's id.
  *
  * Knows the store, prepare, eventlog and metadata layers; nothing of FUSE,
  * the control protocol, the daemon's registry or its locks. The object is
