@@ -73,12 +73,15 @@ static int run_new(struct cmd *c)
 	sfs_password_free(&c->pw);
 	if (req && c->id)
 		json_object_set_new(req, SFS_PROTO_F_ID, json_string(c->id));
+	if (req && c->recovery_key)
+		json_object_set_new(req, SFS_PROTO_F_RECOVERY_KEY, json_true());
 	rc = call_at(c->mnt, req, "cannot create a session", &resp);
 	if (rc)
 		return rc;
 	printf("%s\n", get_str(resp, SFS_PROTO_F_ID));
 	fflush(stdout);
 	say_protection(resp);
+	sfs_slot_print_recovery(resp, get_str(resp, SFS_PROTO_F_ID)); /* keys.c */
 	json_decref(resp);
 	return SFS_EXIT_OK;
 }
@@ -162,6 +165,10 @@ static int run_lock(struct cmd *c)
 
 static int check_passwd(struct cmd *c)
 {
+	int rc = sfs_slot_check(c); /* --add, --remove, --add-recovery-key: keys.c */
+
+	if (rc)
+		return rc;
 	/* Each is read from the first line of its file: one standard input cannot give both. */
 	if (c->pwfile && c->newfile && strcmp(c->pwfile, "-") == 0 && strcmp(c->newfile, "-") == 0)
 		return die(SFS_EXIT_USAGE,
@@ -176,6 +183,8 @@ static int run_passwd(struct cmd *c)
 	char what[64];
 	json_t *req;
 
+	if (c->add || c->add_recovery || c->remove_arg)
+		return sfs_slot_run(c); /* keys.c */
 	req = json_pack("{s:s, s:s, s:s%, s:s%}", SFS_PROTO_F_OP,
 			sfs_proto_op_name(SFS_PROTO_OP_PASSWD), SFS_PROTO_F_SESSION, c->t.id,
 			SFS_PROTO_F_PASSWORD, c->pw.buf, c->pw.len, SFS_PROTO_F_NEW_PASSWORD,
@@ -284,6 +293,7 @@ static const struct option new_opts[] = {
 	{"id", required_argument, NULL, OPT_ID},
 	{"password-file", required_argument, NULL, OPT_PASSWORD_FILE},
 	{"password", optional_argument, NULL, OPT_PASSWORD},
+	{"recovery-key", no_argument, NULL, OPT_RECOVERY_KEY},
 	{"help", no_argument, NULL, OPT_HELP},
 	{NULL, 0, NULL, 0},
 };
@@ -312,6 +322,10 @@ static const struct option passwd_opts[] = {
 	{"password-file", required_argument, NULL, OPT_PASSWORD_FILE},
 	{"password", optional_argument, NULL, OPT_PASSWORD},
 	{"new-password-file", required_argument, NULL, OPT_NEW_PASSWORD_FILE},
+	{"add", no_argument, NULL, OPT_ADD},
+	{"remove", required_argument, NULL, OPT_REMOVE},
+	{"add-recovery-key", no_argument, NULL, OPT_ADD_RECOVERY_KEY},
+	{"label", required_argument, NULL, OPT_LABEL},
 	{"help", no_argument, NULL, OPT_HELP},
 	{NULL, 0, NULL, 0},
 };
@@ -345,6 +359,11 @@ static const struct option report_opts[] = {
 
 static const struct option use_opts[] = {
 	{"none", no_argument, NULL, OPT_NONE},
+	{"json", no_argument, NULL, OPT_JSON},
+	{"help", no_argument, NULL, OPT_HELP},
+	{NULL, 0, NULL, 0},
+};
+static const struct option keys_opts[] = {
 	{"json", no_argument, NULL, OPT_JSON},
 	{"help", no_argument, NULL, OPT_HELP},
 	{NULL, 0, NULL, 0},
@@ -424,5 +443,10 @@ const struct command sfs_cli_commands[] = {
 	 .takes = CMD_MANY,
 	 .check = sfs_audit_check,
 	 .run = sfs_audit_run},
+	{.name = "keys", /* keys.c */
+	 .shortopts = "h",
+	 .opts = keys_opts,
+	 .takes = CMD_SESSIONDIR,
+	 .run = sfs_keys_run},
 };
 const size_t sfs_cli_ncommands = sizeof(sfs_cli_commands) / sizeof(sfs_cli_commands[0]);

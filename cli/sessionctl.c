@@ -55,12 +55,18 @@ int not_mount(const char *arg, const char *fmt, ...)
 void usage(FILE *out)
 {
 	fputs("Usage: sessionctl COMMAND [OPTIONS] ARGS\n"
-	      "  new    [--name NAME] [--id INC-xxxx] [--password-file F] MOUNTPOINT\n"
+	      "  new    [--name NAME] [--id INC-xxxx] [--password-file F] [--recovery-key]\n"
+	      "         MOUNTPOINT\n"
 	      "  unlock [--password-file F] SESSIONDIR\n"
 	      "  lock   SESSIONDIR...  |  lock --all MOUNTPOINT\n"
 	      "  list   [--json] [--sort id|created|updated|size] [--status S] [--archived]\n"
 	      "         [--locked|--unlocked] MOUNTPOINT\n"
 	      "  passwd [--password-file F] [--new-password-file F] SESSIONDIR\n"
+	      "  passwd --add [--label TEXT] [--password-file F] [--new-password-file F] "
+	      "SESSIONDIR\n"
+	      "  passwd --add-recovery-key [--label TEXT] [--password-file F] SESSIONDIR\n"
+	      "  passwd --remove N [--password-file F] SESSIONDIR   (proven by another slot)\n"
+	      "  keys   [--json] SESSIONDIR\n"
 	      "  delete [--yes] SESSIONDIR\n"
 	      "  report [--format md|json|html] [-o FILE] SESSIONDIR\n"
 	      "  status [--json] SESSIONDIR [active|paused|completed|failed]\n"
@@ -195,6 +201,21 @@ static int cmd_open(const struct command *def, int argc, char **argv, struct cmd
 		case OPT_DRY_RUN:
 			c->dry_run = true;
 			break;
+		case OPT_ADD:
+			c->add = true;
+			break;
+		case OPT_REMOVE:
+			c->remove_arg = optarg;
+			break;
+		case OPT_ADD_RECOVERY_KEY:
+			c->add_recovery = true;
+			break;
+		case OPT_LABEL:
+			c->label = optarg;
+			break;
+		case OPT_RECOVERY_KEY:
+			c->recovery_key = true;
+			break;
 		case OPT_HELP:
 			usage(stdout);
 			return CMD_DONE;
@@ -234,7 +255,7 @@ static int cmd_open(const struct command *def, int argc, char **argv, struct cmd
 		if (rc)
 			return rc;
 	}
-	if (def->takes & CMD_NEW_PASSWORD) {
+	if ((def->takes & CMD_NEW_PASSWORD) && !c->no_new_password) {
 		snprintf(prompt, sizeof(prompt), "New password for %s: ", c->t.id);
 		return get_password(&c->newpw, c->newfile, prompt, 1);
 	}

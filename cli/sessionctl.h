@@ -57,6 +57,11 @@ struct cmd {
 	const char *keep_last_arg;	 /* prune --keep-last as given */
 	long long keep_last;		 /* ...read by prune's check; -1 not given */
 	bool archive, delete, dry_run;	 /* prune --archive, --delete, --dry-run */
+	bool add, add_recovery,
+		recovery_key;		/* passwd --add, --add-recovery-key; new --recovery-key */
+	const char *remove_arg, *label; /* passwd --remove N as given, --label */
+	long remove_slot;		/* ...read by sfs_slot_check */
+	bool no_new_password;		/* set by a check: read no c->newpw */
 	/* Arguments. */
 	char **args; /* the operands */
 	int nargs;
@@ -102,6 +107,11 @@ enum {
 	OPT_OUTPUT = 'o',
 	OPT_SINCE = 300,
 	OPT_NONE,
+	OPT_ADD = 400, /* key slots (keys.c) */
+	OPT_REMOVE,
+	OPT_ADD_RECOVERY_KEY,
+	OPT_LABEL,
+	OPT_RECOVERY_KEY,
 };
 
 /* One sessionctl command. */
@@ -139,6 +149,16 @@ int sfs_list_check(struct cmd *c);
 int sfs_list_run(struct cmd *c);
 int sfs_list_fetch(const struct mount *m, json_t **arr);
 void sfs_list_sort(json_t *arr, const char *key);
+
+/*
+ * keys.c: sessionctl keys (its run), passwd's slot forms (--add, --remove,
+ * --add-recovery-key: sfs_slot_check from passwd's check, sfs_slot_run
+ * from its run), and printing the recovery key in a response of @id.
+ */
+int sfs_keys_run(struct cmd *c);
+int sfs_slot_check(struct cmd *c);
+int sfs_slot_run(struct cmd *c);
+void sfs_slot_print_recovery(json_t *resp, const char *id);
 
 /* prune.c: sessionctl prune (its check and run). */
 int sfs_prune_check(struct cmd *c);

@@ -133,22 +133,54 @@ static json_t *do_hello(json_t *req, const struct ctl_args *a, struct ctl_tx *tx
 				     SFS_VERSION, SFS_PROTO_F_STORE, sfs->store_path));
 }
 
+/*
+ * A new recovery key in sodium_malloc memory: its SFS_RECOVERY_KEY_BYTES
+ * bytes, then its text at + SFS_RECOVERY_KEY_BYTES. NULL on ENOMEM.
+ */
+static unsigned char *recovery_new(void)
+{
+	unsigned char *rk = sodium_malloc(SFS_RECOVERY_KEY_BYTES + SFS_RECOVERY_TEXT_MAX);
+
+	if (rk)
+		sfs_slot_recovery_new(rk, (char *)rk + SFS_RECOVERY_KEY_BYTES);
+	return rk;
+}
+
+/* Add the recovery key @rk's text to response @o (shown once, never logged). */
+static json_t *add_recovery(json_t *o, const unsigned char *rk)
+{
+	if (o && rk)
+		json_object_set_new(o, SFS_PROTO_F_RECOVERY_KEY,
+				    json_string((const char *)rk + SFS_RECOVERY_KEY_BYTES));
+	return o;
+}
+
 static json_t *do_new(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
 {
 	char id[SFS_SESSION_ID_MAX + 1];
 	const char *name = str(req, SFS_PROTO_F_NAME, NULL), *want = str(req, SFS_PROTO_F_ID, NULL);
+	bool recovery = json_is_true(json_object_get(req, SFS_PROTO_F_RECOVERY_KEY));
+	unsigned char *rk = recovery ? recovery_new() : NULL;
 	json_t *resp;
 	int rc;
 
 	(void)tx;
 	if (want && !sfs_id_valid(want))
-		return fail(-EINVAL);
-	rc = sfs_session_create(want, name ? name : "", a->password, a->password_len, id);
-	audit(a, "new", rc == 0 ? id : want, rc, NULL);
-	if (rc < 0)
-		return fail(rc);
-	resp = json_pack("{s:b, s:s}", SFS_PROTO_F_OK, 1, SFS_PROTO_F_ID, id);
-	add_params(resp, id, sfs_session_where(id));
+		rc = -EINVAL;
+	else
+		rc = recovery && !rk ? -ENOMEM
+				     : sfs_session_create(want, name ? name : "", a->password,
+							  a->password_len, rk, id);
+	if (!want || sfs_id_valid(want))
+		audit(a, "new", rc == 0 ? id : want, rc,
+		      recovery ? json_pack("{s:b}", "recovery_key", 1) : NULL);
+	resp = rc < 0 ? fail(rc) : json_pack("{s:b, s:s}", SFS_PROTO_F_OK, 1, SFS_PROTO_F_ID, id);
+	if (rc == 0) {
+		add_params(resp, id, sfs_session_where(id));
+		add_recovery(resp, rk);
+	}
+	if (rk)
+		sodium_free(rk);
 	return resp;
 }
 
@@ -338,10 +370,13 @@ static json_t *do_passwd(json_t *req, const struct ctl_args *a, struct ctl_tx *t
 	int rc;
 
 	(void)req, (void)tx;
+	int slot = -1;
+
 	rc = sfs_session_passwd(a->session, a->password, a->password_len, a->new_password,
-				a->new_password_len);
-	audit(a, "passwd", a->session, rc, NULL);
-	return rc < 0 ? fail(rc) : ok();
+				a->new_password_len, &slot);
+	audit(a, "passwd", a->session, rc, rc == 0 ? json_pack("{s:i}", "slot", slot) : NULL);
+	return rc < 0 ? fail(rc)
+		      : json_pack("{s:b, s:i}", SFS_PROTO_F_OK, 1, SFS_PROTO_F_SLOT, slot);
 }
 
 static json_t *do_delete(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
@@ -467,6 +502,119 @@ static json_t *do_status(json_t *req, const struct ctl_args *a, struct ctl_tx *t
 	return resp;
 }
 
+/* The key slots of a session (lib/session.h): labels only while it is unlocked here. */
+static json_t *do_keys(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
+{
+	struct sfs_slot_info *sl = sodium_malloc(SFS_SLOTS_MAX * sizeof(*sl));
+	json_t *arr = json_array(), *resp = NULL;
+	enum sfs_cipher cipher;
+	unsigned int n = 0;
+	int version, rc;
+	char when[32];
+
+	(void)req, (void)tx;
+	rc = !sl || !arr ? -ENOMEM : sfs_session_slots(a->session, sl, &n, &version, &cipher);
+	for (unsigned int i = 0; rc == 0 && i < n; i++) {
+		bool rec = sl[i].kdf == SFS_SLOT_RECOVERY;
+		json_t *o = json_pack("{s:i, s:s}", SFS_PROTO_F_INDEX, sl[i].index,
+				      SFS_PROTO_F_KIND, rec ? "recovery-key" : "password");
+
+		if (o && !rec) {
+			json_object_set_new(o, SFS_PROTO_F_KDF,
+					    json_string(sl[i].level
+								? sfs_kdf_level_name(sl[i].level)
+								: SFS_PROTO_KDF_CUSTOM));
+			json_object_set_new(o, SFS_PROTO_F_OPSLIMIT, json_integer(sl[i].opslimit));
+			json_object_set_new(o, SFS_PROTO_F_MEMLIMIT, json_integer(sl[i].memlimit));
+		}
+		sfs_utc_format(when, sizeof(when), sl[i].added);
+		json_object_set_new(o, SFS_PROTO_F_ADDED,
+				    sl[i].added ? json_string(when) : json_null());
+		json_object_set_new(o, SFS_PROTO_F_LABEL,
+				    sl[i].label_known && sl[i].label[0] ? json_string(sl[i].label)
+									: json_null());
+		if (!sl[i].label_known)
+			json_object_set_new(o, SFS_PROTO_F_LABEL_SEALED, json_true());
+		json_array_append_new(arr, o);
+	}
+	if (rc == 0)
+		resp = json_pack("{s:b, s:s, s:i, s:s, s:O}", SFS_PROTO_F_OK, 1, SFS_PROTO_F_ID,
+				 a->session, SFS_PROTO_F_FORMAT, version, SFS_PROTO_F_CIPHER,
+				 sfs_cipher_name(cipher), SFS_PROTO_F_SLOTS, arr);
+	json_decref(arr);
+	if (sl)
+		sodium_free(sl);
+	return rc < 0 ? fail(rc) : resp;
+}
+
+/*
+ * Add a key slot: @new_password's (add_password) or a recovery key the
+ * daemon makes (add_recovery_key: its text in the response, once). The
+ * audit trail gets the slot's index and kind, never a secret or a label.
+ */
+static json_t *add_slot(json_t *req, const struct ctl_args *a, bool recovery)
+{
+	const char *label = str(req, SFS_PROTO_F_LABEL, NULL);
+	unsigned char *rk = recovery ? recovery_new() : NULL;
+	struct sfs_slot_new sn = {.kdf = SFS_SLOT_ARGON2ID,
+				  .secret = a->new_password,
+				  .len = a->new_password_len,
+				  .label = label};
+	int slot = -1, rc = 0;
+	json_t *resp;
+
+	if (json_object_get(req, SFS_PROTO_F_LABEL) &&
+	    (!label || !sfs_slot_label_ok(label, strlen(label))))
+		rc = -EINVAL;
+	else if (recovery && !rk)
+		rc = -ENOMEM;
+	if (recovery) {
+		sn.kdf = SFS_SLOT_RECOVERY;
+		sn.secret = rk;
+		sn.len = SFS_RECOVERY_KEY_BYTES;
+	}
+	if (rc == 0)
+		rc = sfs_session_slot_add(a->session, a->password, a->password_len, &sn, &slot);
+	audit(a, "slot_add", a->session, rc,
+	      rc == 0 ? json_pack("{s:i, s:s}", "slot", slot, "kind",
+				  recovery ? "recovery-key" : "password")
+		      : NULL);
+	resp = rc < 0 ? fail(rc)
+		      : json_pack("{s:b, s:i}", SFS_PROTO_F_OK, 1, SFS_PROTO_F_SLOT, slot);
+	if (rc == 0)
+		add_recovery(resp, rk);
+	if (rk)
+		sodium_free(rk);
+	return resp;
+}
+
+static json_t *do_add_password(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
+{
+	(void)tx;
+	return add_slot(req, a, false);
+}
+
+static json_t *do_add_recovery_key(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
+{
+	(void)tx;
+	return add_slot(req, a, true);
+}
+
+/* Remove slot "slot" (an integer), proven by another slot's password. */
+static json_t *do_remove_slot(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
+{
+	json_t *v = json_object_get(req, SFS_PROTO_F_SLOT);
+	json_int_t slot = json_integer_value(v);
+	int rc;
+
+	(void)tx;
+	if (!json_is_integer(v) || slot < 0 || slot >= SFS_SLOTS_MAX)
+		return fail(-EINVAL);
+	rc = sfs_session_slot_remove(a->session, (int)slot, a->password, a->password_len);
+	audit(a, "slot_remove", a->session, rc, json_pack("{s:i}", "slot", (int)slot));
+	return rc < 0 ? fail(rc) : ok();
+}
+
 /*
  * One handler per op of lib/proto.h. A handler runs once dispatch has
  * checked the members the op takes (sfs_proto_op_takes) into @a; it reads
@@ -477,12 +625,22 @@ static json_t *do_status(json_t *req, const struct ctl_args *a, struct ctl_tx *t
 typedef json_t *ctl_handler(json_t *req, const struct ctl_args *a, struct ctl_tx *tx);
 
 static ctl_handler *const handlers[SFS_PROTO_OPS] = {
-	[SFS_PROTO_OP_HELLO] = do_hello,       [SFS_PROTO_OP_NEW] = do_new,
-	[SFS_PROTO_OP_UNLOCK] = do_unlock,     [SFS_PROTO_OP_LOCK] = do_lock,
-	[SFS_PROTO_OP_LOCK_ALL] = do_lock_all, [SFS_PROTO_OP_LIST] = do_list,
-	[SFS_PROTO_OP_PASSWD] = do_passwd,     [SFS_PROTO_OP_DELETE] = do_delete,
-	[SFS_PROTO_OP_USE] = do_use,	       [SFS_PROTO_OP_UNUSE] = do_unuse,
-	[SFS_PROTO_OP_STATUS] = do_status,     [SFS_PROTO_OP_ARCHIVE] = do_archive,
+	[SFS_PROTO_OP_HELLO] = do_hello,
+	[SFS_PROTO_OP_NEW] = do_new,
+	[SFS_PROTO_OP_UNLOCK] = do_unlock,
+	[SFS_PROTO_OP_LOCK] = do_lock,
+	[SFS_PROTO_OP_LOCK_ALL] = do_lock_all,
+	[SFS_PROTO_OP_LIST] = do_list,
+	[SFS_PROTO_OP_PASSWD] = do_passwd,
+	[SFS_PROTO_OP_DELETE] = do_delete,
+	[SFS_PROTO_OP_USE] = do_use,
+	[SFS_PROTO_OP_UNUSE] = do_unuse,
+	[SFS_PROTO_OP_STATUS] = do_status,
+	[SFS_PROTO_OP_ARCHIVE] = do_archive,
+	[SFS_PROTO_OP_KEYS] = do_keys,
+	[SFS_PROTO_OP_ADD_PASSWORD] = do_add_password,
+	[SFS_PROTO_OP_ADD_RECOVERY_KEY] = do_add_recovery_key,
+	[SFS_PROTO_OP_REMOVE_SLOT] = do_remove_slot,
 };
 
 /*

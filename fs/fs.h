@@ -277,7 +277,7 @@ void sfs_session_lock_all_final(void);
  * sfs_container_create_new), and register it unlocked; its id into @out_id.
  */
 int sfs_session_create(const char *id, const char *name, const char *pw, size_t pwlen,
-		       char *out_id);
+		       const unsigned char *recovery, char *out_id);
 /*
  * Delete session @id for good: an unlocked one (its keys dropped), or with
  * @locked_ok one locked here too (prune), its busy lock taken for it:
@@ -286,7 +286,18 @@ int sfs_session_create(const char *id, const char *name, const char *pw, size_t 
  */
 int sfs_session_delete(const char *id, bool locked_ok);
 int sfs_session_passwd(const char *id, const char *old, size_t oldlen, const char *newpw,
-		       size_t newlen);
+		       size_t newlen, int *index);
+/*
+ * Key slots of session @id, locked or unlocked here (lib/session.h): add
+ * one (a password at the store's KDF level, or a recovery key @sn), remove
+ * one, list them (labels only while it is unlocked here). -ENOENT no such
+ * session; else as sfs_container_slot_add, _remove, sfs_container_slots.
+ */
+int sfs_session_slot_add(const char *id, const char *pw, size_t pwlen, struct sfs_slot_new *sn,
+			 int *index);
+int sfs_session_slot_remove(const char *id, int index, const char *pw, size_t pwlen);
+int sfs_session_slots(const char *id, struct sfs_slot_info *out, unsigned int *n, int *version,
+		      enum sfs_cipher *cipher);
 /* Is session @id (in sessions/ if @where is 0, archive/ if 1) unlocked by another mount? */
 bool sfs_session_elsewhere(const char *id, int where);
 /*

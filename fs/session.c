@@ -548,9 +548,11 @@ void sfs_session_foreach_id(void (*fn)(const char *id, int where, void *arg), vo
 	sfs_container_foreach(sfs->topfd, fn, arg);
 }
 
-int sfs_session_create(const char *id, const char *name, const char *pw, size_t pwlen, char *out_id)
+int sfs_session_create(const char *id, const char *name, const char *pw, size_t pwlen,
+		       const unsigned char *recovery, char *out_id)
 {
 	const struct sfs_new_session ns = {
+		.recovery = recovery,
 		.name = name,
 		.password = pw,
 		.pwlen = pwlen,
@@ -650,16 +652,66 @@ int sfs_session_delete(const char *id, bool locked_ok)
 }
 
 int sfs_session_passwd(const char *id, const char *old, size_t oldlen, const char *newpw,
-		       size_t newlen)
+		       size_t newlen, int *index)
 {
 	int cfd = sfs_container_find(sfs->topfd, id), rc;
 
 	if (cfd < 0)
 		return cfd;
-	rc = sfs_container_passwd(cfd, old, oldlen, newpw, newlen);
+	rc = sfs_container_passwd(cfd, old, oldlen, newpw, newlen, index);
 	close(cfd);
 	if (rc == 0)
-		sfs_syslog(LOG_INFO, "%s: password changed", id);
+		sfs_syslog(LOG_INFO, "%s: password of key slot %d changed", id, *index);
+	return rc;
+}
+
+int sfs_session_slot_add(const char *id, const char *pw, size_t pwlen, struct sfs_slot_new *sn,
+			 int *index)
+{
+	int cfd = sfs_container_find(sfs->topfd, id), rc;
+
+	if (cfd < 0)
+		return cfd;
+	/* A new password gets the cost the store gives new sessions. */
+	rc = sfs_kdf_params(sfs->cfg.kdf, &sn->opslimit, &sn->memlimit);
+	if (rc == 0)
+		rc = sfs_container_slot_add(cfd, pw, pwlen, sn, index);
+	close(cfd);
+	if (rc == 0)
+		sfs_syslog(LOG_INFO, "%s: key slot %d added (%s)", id, *index,
+			   sn->kdf == SFS_SLOT_RECOVERY ? "recovery key" : "password");
+	return rc;
+}
+
+int sfs_session_slot_remove(const char *id, int index, const char *pw, size_t pwlen)
+{
+	int cfd = sfs_container_find(sfs->topfd, id), rc;
+
+	if (cfd < 0)
+		return cfd;
+	rc = sfs_container_slot_remove(cfd, index, pw, pwlen);
+	close(cfd);
+	if (rc == 0)
+		sfs_syslog(LOG_INFO, "%s: key slot %d removed", id, index);
+	return rc;
+}
+
+int sfs_session_slots(const char *id, struct sfs_slot_info *out, unsigned int *n, int *version,
+		      enum sfs_cipher *cipher)
+{
+	struct sfs_session *s = sfs_session_find(id);
+	const struct sfs_keys *keys = NULL;
+	int cfd = sfs_container_find(sfs->topfd, id), rc;
+
+	if (cfd < 0)
+		return cfd;
+	/* Labels are sealed under the session key: shown while it is unlocked here. */
+	if (s && sfs_session_enter_quiet(s, &keys) < 0)
+		s = NULL;
+	rc = sfs_container_slots(cfd, s ? keys : NULL, out, n, version, cipher);
+	if (s)
+		sfs_session_leave(s);
+	close(cfd);
 	return rc;
 }
 

@@ -17,6 +17,7 @@ static const char ctx_name_mac[crypto_kdf_CONTEXTBYTES + 1] = "sfsnmtag";
 static const char ctx_name_enc[crypto_kdf_CONTEXTBYTES + 1] = "sfsnmenc";
 static const char ctx_gcm[crypto_kdf_CONTEXTBYTES + 1] = "sfsgcmfk";
 static const char ctx_gcm_derived[crypto_kdf_CONTEXTBYTES + 1] = "sfsgcmnk";
+static const char ctx_label[crypto_kdf_CONTEXTBYTES + 1] = "sfslabel";
 
 _Static_assert(crypto_kdf_KEYBYTES == SFS_KEY_BYTES, "kdf key size");
 _Static_assert(crypto_aead_xchacha20poly1305_ietf_KEYBYTES == SFS_KEY_BYTES, "aead key size");
@@ -141,8 +142,25 @@ struct sfs_keys *sfs_keys_new(const unsigned char master[SFS_KEY_BYTES], enum sf
 	crypto_kdf_derive_from_key(keys->meta, SFS_KEY_BYTES, 1, ctx_meta, master);
 	crypto_kdf_derive_from_key(keys->name_mac, SFS_KEY_BYTES, 1, ctx_name_mac, master);
 	crypto_kdf_derive_from_key(keys->name_enc, SFS_KEY_BYTES, 1, ctx_name_enc, master);
+	sfs_crypto_label_key(keys->label, master);
 	sodium_mprotect_readonly(keys);
 	return keys;
+}
+
+void sfs_crypto_label_key(unsigned char out[SFS_KEY_BYTES],
+			  const unsigned char master[SFS_KEY_BYTES])
+{
+	crypto_kdf_derive_from_key(out, SFS_KEY_BYTES, 1, ctx_label, master);
+}
+
+void sfs_crypto_recovery_kek(unsigned char out[SFS_KEY_BYTES], const unsigned char rkey[32],
+			     const unsigned char salt[SFS_SALT_BYTES])
+{
+	static const unsigned char personal[crypto_generichash_blake2b_PERSONALBYTES] =
+		"sfs-recovery-key"; /* 16 bytes, no NUL */
+
+	crypto_generichash_blake2b_salt_personal(out, SFS_KEY_BYTES, NULL, 0, rkey, 32, salt,
+						 personal);
 }
 
 void sfs_keys_free(struct sfs_keys *keys)

@@ -52,6 +52,7 @@ struct sfs_keys {
 	unsigned char gcm[SFS_KEY_BYTES];      /* AES-GCM keys' parent ("sfsgcmfk", or
 						* "sfsgcmnk" for derived seal keys), all
 						* zero in an XChaCha session */
+	unsigned char label[SFS_KEY_BYTES];    /* key slot labels ("sfslabel") */
 	enum sfs_cipher cipher;		       /* how content blocks are sealed */
 };
 
@@ -95,6 +96,22 @@ enum sfs_cipher sfs_cipher_from_name(const char *name);
  * content blocks use @cipher; NULL on ENOMEM.
  */
 struct sfs_keys *sfs_keys_new(const unsigned char master[SFS_KEY_BYTES], enum sfs_cipher cipher);
+
+/*
+ * The key that seals the labels of a session's key slots, derived from its
+ * master key (context "sfslabel"): what sfs_keys_new puts in keys->label.
+ */
+void sfs_crypto_label_key(unsigned char out[SFS_KEY_BYTES],
+			  const unsigned char master[SFS_KEY_BYTES]);
+
+/*
+ * The key-encryption key of a recovery-key slot: keyed BLAKE2b-256
+ * (crypto_generichash_blake2b_salt_personal) with the 32-byte recovery key
+ * as key, the slot's salt as salt, "sfs-recovery-key" as personalisation
+ * and no message. A recovery key is 256 random bits: nothing to stretch.
+ */
+void sfs_crypto_recovery_kek(unsigned char out[SFS_KEY_BYTES], const unsigned char rkey[32],
+			     const unsigned char salt[SFS_SALT_BYTES]);
 
 /* Wipe and free a key set. Accepts NULL. */
 void sfs_keys_free(struct sfs_keys *keys);

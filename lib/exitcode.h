@@ -26,6 +26,7 @@ enum sfs_exit {
 	SFS_EXIT_CTL_PERMISSION = 9,	/* only the mounting user and root may control */
 	SFS_EXIT_CTL_BAD_PASSWORD = 10, /* empty, the two differ, no terminal */
 	SFS_EXIT_CTL_CANCELLED = 11,	/* delete not confirmed */
+	SFS_EXIT_CTL_SLOT = 12,		/* a key slot change refused: full, no such, the last */
 
 	/* sessionfs */
 	SFS_EXIT_FS_NO_STORE = 3, /* missing, not a directory, not a store */

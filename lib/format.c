@@ -1,5 +1,6 @@
 /*
- * format.c - packing and parsing of sessionfs's on-disk structures (v1).
+ * format.c - packing and parsing of sessionfs's on-disk structures (v1;
+ * key files of versions 1 to 3).
  *
  * Byte tables are in doc/format.md. Every field is packed explicitly in
  * little-endian order; no struct is ever written as memory. Must not know
@@ -59,77 +60,398 @@ uint64_t sfs_get_le64(const unsigned char *p)
 }
 
 /*
- * Key file: "SFSK" | u16 version | u16 alg | u64 ops | u64 mem | salt 16,
- * in version 2 then u16 cipher | u16 0, and last nonce 24 | ct 32 | tag 16.
- * Everything before the nonce is the associated data.
+ * Key file, versions 1 and 2: "SFSK" | u16 version | u16 alg | u64 ops |
+ * u64 mem | salt 16, in version 2 then u16 cipher | u16 0, and last the
+ * sealed key (nonce 24 | ct 32 | tag 16); everything before it is the
+ * associated data. Version 3: "SFSK" | u16 3 | u16 cipher | u8 count |
+ * 7 zero bytes, then count slots of SFS_SLOT_BYTES, each "u8 index | u8 0 |
+ * u16 kdf | u32 0 | u64 ops | u64 mem | u64 added | salt 16 | sealed key 72
+ * | sealed label 104"; a slot's key is bound to header bytes 0..7 and its
+ * own bytes 0..47, its label to its bytes 0..47.
  */
+
+/* The associated data slot @s's key is sealed with; its length. */
+static size_t slot_ad(unsigned char ad[SFS_KEYFILE_V3_BOUND + SFS_SLOT_PUBLIC],
+		      const struct sfs_keyfile *kf, const struct sfs_keyslot *s)
+{
+	memcpy(ad, magic_key, 4);
+	sfs_put_le16(ad + 4, kf->version);
+	if (kf->version == 3) {
+		sfs_put_le16(ad + 6, kf->cipher);
+		ad[8] = s->index;
+		ad[9] = 0;
+		sfs_put_le16(ad + 10, s->kdf);
+		sfs_put_le32(ad + 12, 0);
+		sfs_put_le64(ad + 16, s->opslimit);
+		sfs_put_le64(ad + 24, s->memlimit);
+		sfs_put_le64(ad + 32, s->added);
+		memcpy(ad + 40, s->salt, SFS_SALT_BYTES);
+		return SFS_KEYFILE_V3_BOUND + SFS_SLOT_PUBLIC;
+	}
+	sfs_put_le16(ad + 6, SFS_KDF_ALG_ARGON2ID13);
+	sfs_put_le64(ad + 8, s->opslimit);
+	sfs_put_le64(ad + 16, s->memlimit);
+	memcpy(ad + 24, s->salt, SFS_SALT_BYTES);
+	if (kf->version == 1)
+		return SFS_KEYFILE_AD_BYTES;
+	sfs_put_le16(ad + 40, kf->cipher);
+	sfs_put_le16(ad + 42, 0);
+	return SFS_KEYFILE_V2_AD_BYTES;
+}
+
+static bool cipher_known(uint16_t cipher)
+{
+	return cipher >= SFS_CIPHER_XCHACHA && cipher <= SFS_CIPHER_AESGCM_DERIVED;
+}
+
+/* Version 1 and 2: one slot. 0, -EUCLEAN, -EPROTONOSUPPORT. */
+static int parse_v12(const unsigned char *in, size_t inlen, struct sfs_keyfile *kf)
+{
+	size_t ad = kf->version == 1 ? SFS_KEYFILE_AD_BYTES : SFS_KEYFILE_V2_AD_BYTES;
+	struct sfs_keyslot *s = &kf->slots[0];
+
+	kf->alg = sfs_get_le16(in + 6);
+	kf->opslimit = sfs_get_le64(in + 8);
+	kf->memlimit = sfs_get_le64(in + 16);
+	memcpy(kf->salt, in + 24, SFS_SALT_BYTES);
+	if (inlen != ad + SFS_SLOT_WRAPPED)
+		return -EUCLEAN;
+	if (kf->version == 2) {
+		kf->cipher = sfs_get_le16(in + 40);
+		if (sfs_get_le16(in + 42) != 0 || !cipher_known(kf->cipher))
+			return -EPROTONOSUPPORT;
+	}
+	if (kf->alg != SFS_KDF_ALG_ARGON2ID13)
+		return -EPROTONOSUPPORT;
+	kf->nslots = 1;
+	s->kdf = SFS_SLOT_ARGON2ID;
+	s->opslimit = kf->opslimit;
+	s->memlimit = kf->memlimit;
+	memcpy(s->salt, kf->salt, SFS_SALT_BYTES);
+	memcpy(s->wrapped, in + ad, SFS_SLOT_WRAPPED);
+	return 0;
+}
+
+/* Version 3: the slots. 0, -EUCLEAN, -EPROTONOSUPPORT. */
+static int parse_v3(const unsigned char *in, size_t inlen, struct sfs_keyfile *kf)
+{
+	const unsigned char *p;
+	unsigned int n;
+
+	if (inlen < SFS_KEYFILE_V3_HDR)
+		return -EUCLEAN;
+	kf->cipher = sfs_get_le16(in + 6);
+	kf->alg = SFS_KDF_ALG_ARGON2ID13;
+	n = in[8];
+	for (int i = 9; i < SFS_KEYFILE_V3_HDR; i++)
+		if (in[i] != 0)
+			return -EPROTONOSUPPORT;
+	if (!cipher_known(kf->cipher))
+		return -EPROTONOSUPPORT;
+	if (n < 1 || n > SFS_SLOTS_MAX || inlen != SFS_KEYFILE_V3_HDR + n * SFS_SLOT_BYTES)
+		return -EUCLEAN;
+	for (unsigned int i = 0; i < n; i++) {
+		struct sfs_keyslot *s = &kf->slots[i];
+
+		p = in + SFS_KEYFILE_V3_HDR + i * SFS_SLOT_BYTES;
+		s->index = p[0];
+		s->kdf = sfs_get_le16(p + 2);
+		s->opslimit = sfs_get_le64(p + 8);
+		s->memlimit = sfs_get_le64(p + 16);
+		s->added = sfs_get_le64(p + 24);
+		memcpy(s->salt, p + 32, SFS_SALT_BYTES);
+		memcpy(s->wrapped, p + SFS_SLOT_PUBLIC, SFS_SLOT_WRAPPED);
+		memcpy(s->label, p + SFS_SLOT_PUBLIC + SFS_SLOT_WRAPPED, SFS_SLOT_LABEL_SEALED);
+		if (p[1] != 0 || sfs_get_le32(p + 4) != 0 ||
+		    (s->kdf != SFS_SLOT_ARGON2ID && s->kdf != SFS_SLOT_RECOVERY))
+			return -EPROTONOSUPPORT;
+		/* ascending indexes, none twice; a recovery slot has no cost */
+		if (s->index >= SFS_SLOTS_MAX || (i > 0 && s->index <= kf->slots[i - 1].index) ||
+		    (s->kdf == SFS_SLOT_RECOVERY && (s->opslimit || s->memlimit)))
+			return -EUCLEAN;
+		if (s->kdf == SFS_SLOT_ARGON2ID && !kf->opslimit) {
+			kf->opslimit = s->opslimit;
+			kf->memlimit = s->memlimit;
+			memcpy(kf->salt, s->salt, SFS_SALT_BYTES);
+		}
+	}
+	kf->nslots = n;
+	return 0;
+}
+
+int sfs_fmt_keyfile_parse(const unsigned char *in, size_t inlen, struct sfs_keyfile *kf)
+{
+	memset(kf, 0, sizeof(*kf));
+	if (inlen < 8 || memcmp(in, magic_key, 4) != 0)
+		return -EUCLEAN;
+	kf->version = sfs_get_le16(in + 4);
+	kf->cipher = SFS_CIPHER_XCHACHA;
+	if (kf->version == 3)
+		return parse_v3(in, inlen, kf);
+	if (inlen < SFS_KEYFILE_AD_BYTES)
+		return -EUCLEAN;
+	if (kf->version != 1 && kf->version != 2)
+		return -EPROTONOSUPPORT;
+	return parse_v12(in, inlen, kf);
+}
+
+int sfs_fmt_keyfile_info(const unsigned char *in, size_t inlen, struct sfs_keyfile *info)
+{
+	return sfs_fmt_keyfile_parse(in, inlen, info);
+}
+
+ssize_t sfs_fmt_keyfile_pack(unsigned char out[SFS_KEYFILE_MAX], const struct sfs_keyfile *kf)
+{
+	unsigned char ad[SFS_KEYFILE_V3_BOUND + SFS_SLOT_PUBLIC];
+	const struct sfs_keyslot *s = &kf->slots[0];
+	size_t n;
+
+	if (kf->nslots < 1 || kf->nslots > SFS_SLOTS_MAX || !cipher_known(kf->cipher))
+		return -EINVAL;
+	if (kf->version == 1 || kf->version == 2) {
+		if (kf->nslots != 1 || s->index != 0 || s->kdf != SFS_SLOT_ARGON2ID ||
+		    (kf->version == 1 && kf->cipher != SFS_CIPHER_XCHACHA))
+			return -EINVAL;
+		n = slot_ad(ad, kf, s);
+		memcpy(out, ad, n);
+		memcpy(out + n, s->wrapped, SFS_SLOT_WRAPPED);
+		return (ssize_t)(n + SFS_SLOT_WRAPPED);
+	}
+	if (kf->version != 3)
+		return -EINVAL;
+	memset(out, 0, SFS_KEYFILE_V3_HDR);
+	memcpy(out, magic_key, 4);
+	sfs_put_le16(out + 4, 3);
+	sfs_put_le16(out + 6, kf->cipher);
+	out[8] = (unsigned char)kf->nslots;
+	for (unsigned int i = 0; i < kf->nslots; i++) {
+		unsigned char *p = out + SFS_KEYFILE_V3_HDR + i * SFS_SLOT_BYTES;
+
+		s = &kf->slots[i];
+		if (s->index >= SFS_SLOTS_MAX || (i > 0 && s->index <= kf->slots[i - 1].index))
+			return -EINVAL;
+		slot_ad(ad, kf, s);
+		memcpy(p, ad + SFS_KEYFILE_V3_BOUND, SFS_SLOT_PUBLIC);
+		memcpy(p + SFS_SLOT_PUBLIC, s->wrapped, SFS_SLOT_WRAPPED);
+		memcpy(p + SFS_SLOT_PUBLIC + SFS_SLOT_WRAPPED, s->label, SFS_SLOT_LABEL_SEALED);
+	}
+	return (ssize_t)(SFS_KEYFILE_V3_HDR + kf->nslots * SFS_SLOT_BYTES);
+}
+
+/* The key-encryption key of slot @s from @secret into @kek: 0, -EUCLEAN, -EINVAL, -ENOMEM. */
+static int slot_kek(unsigned char kek[SFS_KEY_BYTES], const struct sfs_keyslot *s,
+		    const void *secret, size_t len)
+{
+	int rc;
+
+	if (s->kdf == SFS_SLOT_RECOVERY) {
+		if (len != SFS_RECOVERY_KEY_BYTES)
+			return -EINVAL;
+		sfs_crypto_recovery_kek(kek, secret, s->salt);
+		return 0;
+	}
+	/*
+	 * Costs above the sensitive level are refused, not run: a tampered key
+	 * file must not make unlock take hours or terabytes.
+	 */
+	if (s->opslimit > crypto_pwhash_OPSLIMIT_SENSITIVE ||
+	    s->memlimit > crypto_pwhash_MEMLIMIT_SENSITIVE)
+		return -EUCLEAN;
+	rc = sfs_crypto_pwhash(kek, secret, len, s->salt, s->opslimit, s->memlimit);
+	return rc == -EINVAL ? -EUCLEAN : rc; /* parameters no honest mkfs writes */
+}
+
+/* Open slot @s with @secret: 0, -EKEYREJECTED, -EUCLEAN, -ENOMEM. */
+static int slot_open(unsigned char master[SFS_KEY_BYTES], const struct sfs_keyfile *kf,
+		     const struct sfs_keyslot *s, const void *secret, size_t len)
+{
+	unsigned char ad[SFS_KEYFILE_V3_BOUND + SFS_SLOT_PUBLIC];
+	unsigned char *kek = sodium_malloc(SFS_KEY_BYTES);
+	size_t adlen = slot_ad(ad, kf, s);
+	int rc;
+
+	if (!kek)
+		return -ENOMEM;
+	rc = slot_kek(kek, s, secret, len);
+	if (rc == 0 && sfs_crypto_open(master, s->wrapped, SFS_SLOT_WRAPPED, ad, adlen, kek) != 0)
+		rc = -EKEYREJECTED;
+	sodium_free(kek);
+	return rc;
+}
+
+int sfs_fmt_keyfile_open(unsigned char master[SFS_KEY_BYTES], const struct sfs_keyfile *kf,
+			 const char *secret, size_t len, int *index)
+{
+	unsigned char *rkey = sodium_malloc(SFS_RECOVERY_KEY_BYTES);
+	bool is_rkey, rejected = false, tried = false;
+	int rc = -EKEYREJECTED;
+
+	sodium_memzero(master, SFS_KEY_BYTES);
+	*index = -1;
+	if (!rkey)
+		return -ENOMEM;
+	is_rkey = sfs_fmt_recovery_decode(rkey, secret, len) == 0;
+	/* Recovery slots first (a cheap derivation), then every password slot. */
+	for (int pass = 0; pass < 2 && rc != 0 && rc != -ENOMEM; pass++) {
+		for (unsigned int i = 0; i < kf->nslots; i++) {
+			const struct sfs_keyslot *s = &kf->slots[i];
+
+			if (pass == 0 ? !is_rkey || s->kdf != SFS_SLOT_RECOVERY
+				      : s->kdf != SFS_SLOT_ARGON2ID)
+				continue;
+			tried = true;
+			rc = pass == 0 ? slot_open(master, kf, s, rkey, SFS_RECOVERY_KEY_BYTES)
+				       : slot_open(master, kf, s, secret, len);
+			if (rc == 0) {
+				*index = s->index;
+				break;
+			}
+			if (rc == -ENOMEM)
+				break;
+			if (rc == -EKEYREJECTED)
+				rejected = true;
+		}
+	}
+	sodium_free(rkey);
+	if (rc == 0 || rc == -ENOMEM)
+		return rc;
+	return tried && !rejected ? -EUCLEAN : -EKEYREJECTED;
+}
+
+int sfs_fmt_slot_seal(struct sfs_keyslot *s, const struct sfs_keyfile *kf,
+		      const unsigned char master[SFS_KEY_BYTES], enum sfs_slot_kdf kdf,
+		      const void *secret, size_t len, uint64_t opslimit, uint64_t memlimit,
+		      uint64_t added, const char *label, size_t labellen)
+{
+	unsigned char ad[SFS_KEYFILE_V3_BOUND + SFS_SLOT_PUBLIC];
+	unsigned char *kek, *box;
+	size_t adlen;
+	int rc;
+
+	if (labellen > SFS_SLOT_LABEL_MAX ||
+	    (kdf != SFS_SLOT_ARGON2ID && kdf != SFS_SLOT_RECOVERY) ||
+	    (kdf == SFS_SLOT_RECOVERY && kf->version != 3))
+		return -EINVAL;
+	s->kdf = (uint16_t)kdf;
+	s->opslimit = kdf == SFS_SLOT_ARGON2ID ? opslimit : 0;
+	s->memlimit = kdf == SFS_SLOT_ARGON2ID ? memlimit : 0;
+	s->added = kf->version == 3 ? added : 0;
+	sfs_crypto_random(s->salt, SFS_SALT_BYTES);
+	kek = sodium_malloc(SFS_KEY_BYTES + SFS_SLOT_LABEL_BOX);
+	if (!kek)
+		return -ENOMEM;
+	box = kek + SFS_KEY_BYTES;
+	rc = kdf == SFS_SLOT_ARGON2ID
+		     ? sfs_crypto_pwhash(kek, secret, len, s->salt, s->opslimit, s->memlimit)
+		     : slot_kek(kek, s, secret, len);
+	if (rc == 0) {
+		adlen = slot_ad(ad, kf, s);
+		sfs_crypto_seal(s->wrapped, master, SFS_KEY_BYTES, ad, adlen, kek);
+		memset(s->label, 0, sizeof(s->label));
+	}
+	if (rc == 0 && kf->version == 3) {
+		/* the label key, then the label box under it, bound to this slot */
+		sfs_crypto_label_key(kek, master);
+		memset(box, 0, SFS_SLOT_LABEL_BOX);
+		box[0] = (unsigned char)labellen;
+		if (labellen)
+			memcpy(box + 1, label, labellen);
+		sfs_crypto_seal(s->label, box, SFS_SLOT_LABEL_BOX, ad + SFS_KEYFILE_V3_BOUND,
+				SFS_SLOT_PUBLIC, kek);
+	}
+	sodium_free(kek);
+	return rc;
+}
+
+int sfs_fmt_slot_label(char out[SFS_SLOT_LABEL_MAX + 1], const struct sfs_keyslot *s,
+		       const unsigned char labelkey[SFS_KEY_BYTES])
+{
+	unsigned char ad[SFS_KEYFILE_V3_BOUND + SFS_SLOT_PUBLIC];
+	unsigned char box[SFS_SLOT_LABEL_BOX];
+	struct sfs_keyfile v3 = {.version = 3};
+	int rc;
+
+	out[0] = '\0';
+	slot_ad(ad, &v3, s);
+	rc = sfs_crypto_open(box, s->label, SFS_SLOT_LABEL_SEALED, ad + SFS_KEYFILE_V3_BOUND,
+			     SFS_SLOT_PUBLIC, labelkey);
+	if (rc == 0 && box[0] > SFS_SLOT_LABEL_MAX)
+		rc = -EBADMSG;
+	if (rc == 0) {
+		memcpy(out, box + 1, box[0]);
+		out[box[0]] = '\0';
+	}
+	sodium_memzero(box, sizeof(box));
+	return rc;
+}
+
+void sfs_fmt_recovery_encode(char out[SFS_RECOVERY_TEXT_MAX],
+			     const unsigned char key[SFS_RECOVERY_KEY_BYTES])
+{
+	char *hex = sodium_malloc(2 * SFS_RECOVERY_KEY_BYTES + 1);
+	size_t o = 0;
+
+	if (!hex) {
+		out[0] = '\0';
+		return;
+	}
+	sodium_bin2hex(hex, 2 * SFS_RECOVERY_KEY_BYTES + 1, key, SFS_RECOVERY_KEY_BYTES);
+	for (int i = 0; i < 2 * SFS_RECOVERY_KEY_BYTES; i++) {
+		if (i && i % 4 == 0)
+			out[o++] = '-';
+		out[o++] = hex[i];
+	}
+	out[o] = '\0';
+	sodium_free(hex);
+}
+
+int sfs_fmt_recovery_decode(unsigned char key[SFS_RECOVERY_KEY_BYTES], const char *text, size_t len)
+{
+	char *hex = sodium_malloc(2 * SFS_RECOVERY_KEY_BYTES);
+	size_t n = 0, bin = 0;
+	int rc = 0;
+
+	sodium_memzero(key, SFS_RECOVERY_KEY_BYTES);
+	if (!hex)
+		return -ENOMEM;
+	for (size_t i = 0; i < len && rc == 0; i++) {
+		char c = text[i];
+
+		if (c == '-' || c == ' ' || c == '\t' || c == '\n' || c == '\r')
+			continue;
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')) ||
+		    n == 2 * SFS_RECOVERY_KEY_BYTES)
+			rc = -EINVAL;
+		else
+			hex[n++] = c;
+	}
+	if (rc == 0 &&
+	    (n != 2 * SFS_RECOVERY_KEY_BYTES ||
+	     sodium_hex2bin(key, SFS_RECOVERY_KEY_BYTES, hex, n, NULL, &bin, NULL) != 0 ||
+	     bin != SFS_RECOVERY_KEY_BYTES))
+		rc = -EINVAL;
+	if (rc < 0)
+		sodium_memzero(key, SFS_RECOVERY_KEY_BYTES);
+	sodium_free(hex);
+	return rc;
+}
+
 ssize_t sfs_fmt_keyfile_wrap(unsigned char out[SFS_KEYFILE_MAX],
 			     const unsigned char master[SFS_KEY_BYTES], const char *password,
 			     size_t pwlen, uint64_t opslimit, uint64_t memlimit,
 			     enum sfs_cipher cipher)
 {
 	/* XChaCha sessions keep version 1, which every build reads. */
-	uint16_t version = cipher == SFS_CIPHER_XCHACHA ? 1 : 2;
-	size_t ad = version == 1 ? SFS_KEYFILE_AD_BYTES : SFS_KEYFILE_V2_AD_BYTES;
-	unsigned char *kek;
+	struct sfs_keyfile kf = {.version = cipher == SFS_CIPHER_XCHACHA ? 1 : 2,
+				 .cipher = (uint16_t)cipher,
+				 .nslots = 1};
 	int rc;
 
 	if (!sfs_cipher_available(cipher))
 		return -EINVAL;
-	kek = sodium_malloc(SFS_KEY_BYTES);
-	if (!kek)
-		return -ENOMEM;
-	memcpy(out, magic_key, 4);
-	sfs_put_le16(out + 4, version);
-	sfs_put_le16(out + 6, SFS_KDF_ALG_ARGON2ID13);
-	sfs_put_le64(out + 8, opslimit);
-	sfs_put_le64(out + 16, memlimit);
-	sfs_crypto_random(out + 24, SFS_SALT_BYTES);
-	if (version == 2) {
-		sfs_put_le16(out + 40, (uint16_t)cipher);
-		sfs_put_le16(out + 42, 0);
-	}
-	rc = sfs_crypto_pwhash(kek, password, pwlen, out + 24, opslimit, memlimit);
-	if (rc == 0)
-		sfs_crypto_seal(out + ad, master, SFS_KEY_BYTES, out, ad, kek);
-	sodium_free(kek);
-	return rc < 0 ? rc : (ssize_t)(ad + SFS_KEY_BYTES + SFS_SEAL_OVERHEAD);
-}
-
-/* The public part of a key file: its AD length, or -EUCLEAN / -EPROTONOSUPPORT. */
-static int keyfile_parse(const unsigned char *in, size_t inlen, struct sfs_keyfile *kf)
-{
-	size_t ad;
-
-	if (inlen < SFS_KEYFILE_AD_BYTES || memcmp(in, magic_key, 4) != 0)
-		return -EUCLEAN;
-	kf->version = sfs_get_le16(in + 4);
-	kf->alg = sfs_get_le16(in + 6);
-	kf->opslimit = sfs_get_le64(in + 8);
-	kf->memlimit = sfs_get_le64(in + 16);
-	memcpy(kf->salt, in + 24, SFS_SALT_BYTES);
-	kf->cipher = SFS_CIPHER_XCHACHA;
-	if (kf->version != 1 && kf->version != 2)
-		return -EPROTONOSUPPORT;
-	ad = kf->version == 1 ? SFS_KEYFILE_AD_BYTES : SFS_KEYFILE_V2_AD_BYTES;
-	if (inlen != ad + SFS_KEY_BYTES + SFS_SEAL_OVERHEAD)
-		return -EUCLEAN;
-	if (kf->version == 2) {
-		kf->cipher = sfs_get_le16(in + 40);
-		if (sfs_get_le16(in + 42) != 0 || kf->cipher < SFS_CIPHER_XCHACHA ||
-		    kf->cipher > SFS_CIPHER_AESGCM_DERIVED)
-			return -EPROTONOSUPPORT;
-	}
-	if (kf->alg != SFS_KDF_ALG_ARGON2ID13)
-		return -EPROTONOSUPPORT;
-	return (int)ad;
-}
-
-int sfs_fmt_keyfile_info(const unsigned char *in, size_t inlen, struct sfs_keyfile *info)
-{
-	int ad = keyfile_parse(in, inlen, info);
-
-	return ad < 0 ? ad : 0;
+	rc = sfs_fmt_slot_seal(&kf.slots[0], &kf, master, SFS_SLOT_ARGON2ID, password, pwlen,
+			       opslimit, memlimit, 0, NULL, 0);
+	return rc < 0 ? rc : sfs_fmt_keyfile_pack(out, &kf);
 }
 
 int sfs_fmt_keyfile_unwrap(unsigned char master[SFS_KEY_BYTES], const unsigned char *in,
@@ -137,37 +459,17 @@ int sfs_fmt_keyfile_unwrap(unsigned char master[SFS_KEY_BYTES], const unsigned c
 			   struct sfs_keyfile *info)
 {
 	struct sfs_keyfile kf;
-	unsigned char *kek;
-	int rc, ad;
+	int rc, index;
 
 	sodium_memzero(master, SFS_KEY_BYTES);
-	memset(&kf, 0, sizeof(kf));
-	ad = keyfile_parse(in, inlen, &kf);
-	if (info && ad != -EUCLEAN)
+	rc = sfs_fmt_keyfile_parse(in, inlen, &kf);
+	if (info && rc != -EUCLEAN)
 		*info = kf;
-	if (ad < 0)
-		return ad;
+	if (rc < 0)
+		return rc;
 	if (!sfs_cipher_available(kf.cipher))
 		return -ENOTSUP;
-	kek = sodium_malloc(SFS_KEY_BYTES);
-	if (!kek)
-		return -ENOMEM;
-	/*
-	 * Costs above the sensitive level are refused, not run: a tampered key
-	 * file must not make unlock take hours or terabytes.
-	 */
-	if (kf.opslimit > crypto_pwhash_OPSLIMIT_SENSITIVE ||
-	    kf.memlimit > crypto_pwhash_MEMLIMIT_SENSITIVE)
-		rc = -EUCLEAN;
-	else
-		rc = sfs_crypto_pwhash(kek, password, pwlen, kf.salt, kf.opslimit, kf.memlimit);
-	if (rc == -EINVAL)
-		rc = -EUCLEAN; /* parameters no honest mkfs writes */
-	if (rc == 0 &&
-	    sfs_crypto_open(master, in + ad, inlen - (size_t)ad, in, (size_t)ad, kek) != 0)
-		rc = -EKEYREJECTED;
-	sodium_free(kek);
-	return rc;
+	return sfs_fmt_keyfile_open(master, &kf, password, pwlen, &index);
 }
 
 static const unsigned char *magic_bytes(enum sfs_node_magic magic)

@@ -22,14 +22,50 @@
  *   "SFSK" | u16 1 | u16 alg | u64 ops | u64 mem | salt 16 | sealed key 72
  * version 2 (a session that names its content cipher):
  *   "SFSK" | u16 2 | u16 alg | u64 ops | u64 mem | salt 16 | u16 cipher | u16 0 | sealed key 72
+ * version 3 (key slots: up to 8 passwords or recovery keys open one session):
+ *   "SFSK" | u16 3 | u16 cipher | u8 count | 7 zero | count slots of 224:
+ *   u8 index | u8 0 | u16 kdf | u32 0 | u64 ops | u64 mem | u64 added | salt 16 |
+ *   sealed key 72 | sealed label 104
  */
 #define SFS_KEYFILE_AD_BYTES 40
 #define SFS_KEYFILE_BYTES (SFS_KEYFILE_AD_BYTES + SFS_KEY_BYTES + SFS_SEAL_OVERHEAD) /* 112 */
 #define SFS_KEYFILE_V2_AD_BYTES (SFS_KEYFILE_AD_BYTES + 4)
 #define SFS_KEYFILE_V2_BYTES (SFS_KEYFILE_BYTES + 4) /* 116 */
-#define SFS_KEYFILE_MAX SFS_KEYFILE_V2_BYTES
 #define SFS_KDF_ALG_ARGON2ID13 1
+#define SFS_KEYFILE_V3_HDR 16  /* magic, version, cipher, count, reserved */
+#define SFS_KEYFILE_V3_BOUND 8 /* header bytes every slot's key seal is bound to */
+#define SFS_SLOTS_MAX 8
+#define SFS_SLOT_PUBLIC 48 /* index .. salt: the slot's associated data */
+#define SFS_SLOT_WRAPPED (SFS_KEY_BYTES + SFS_SEAL_OVERHEAD) /* 72 */
+#define SFS_SLOT_LABEL_MAX 63				     /* bytes of a label */
+#define SFS_SLOT_LABEL_BOX 64				     /* u8 length | label | zero padding */
+#define SFS_SLOT_LABEL_SEALED (SFS_SLOT_LABEL_BOX + SFS_SEAL_OVERHEAD)		    /* 104 */
+#define SFS_SLOT_BYTES (SFS_SLOT_PUBLIC + SFS_SLOT_WRAPPED + SFS_SLOT_LABEL_SEALED) /* 224 */
+#define SFS_KEYFILE_V3_MAX (SFS_KEYFILE_V3_HDR + SFS_SLOTS_MAX * SFS_SLOT_BYTES)    /* 1808 */
+#define SFS_KEYFILE_MAX SFS_KEYFILE_V3_MAX
+#define SFS_RECOVERY_KEY_BYTES 32 /* a recovery key: random bytes */
+#define SFS_RECOVERY_TEXT_MAX 80  /* its text: 16 groups of 4 hex digits, dashes, NUL */
 
+/* How a slot's key-encryption key is made (slot bytes 2..3). */
+enum sfs_slot_kdf {
+	SFS_SLOT_ARGON2ID = 1, /* Argon2id13 of a password, the slot's cost and salt */
+	SFS_SLOT_RECOVERY = 2, /* keyed BLAKE2b of a 32-byte recovery key and the salt */
+};
+
+/*
+ * One key slot: the session key wrapped under one secret. Version 1 and 2
+ * files hold one slot (index 0, Argon2id, @added 0, no label).
+ */
+struct sfs_keyslot {
+	uint8_t index;	   /* 0..SFS_SLOTS_MAX-1, kept when other slots go */
+	uint16_t kdf;	   /* enum sfs_slot_kdf */
+	uint64_t opslimit; /* Argon2id cost; 0 for a recovery slot */
+	uint64_t memlimit;
+	uint64_t added; /* when it was added, seconds since the epoch; 0 unknown */
+	unsigned char salt[SFS_SALT_BYTES];
+	unsigned char wrapped[SFS_SLOT_WRAPPED];    /* nonce | session key | tag */
+	unsigned char label[SFS_SLOT_LABEL_SEALED]; /* nonce | label box | tag (v3) */
+};
 /* Node header: magic 4 | u16 version | u16 kind | id 16 | sealed attrs 56 */
 #define SFS_HDR_AD_BYTES 24
 #define SFS_ATTR_BYTES 16
@@ -72,14 +108,16 @@ struct sfs_attrs {
 	uint16_t kind; /* enum sfs_file_kind; 0 for directories */
 };
 
-/* A parsed key file (its public part). */
+/* A parsed key file: its public part and its slots. */
 struct sfs_keyfile {
-	uint16_t version;
-	uint16_t alg;
-	uint16_t cipher; /* enum sfs_cipher; SFS_CIPHER_XCHACHA in version 1 */
-	uint64_t opslimit;
+	uint16_t version;  /* 1, 2 or 3 */
+	uint16_t alg;	   /* SFS_KDF_ALG_ARGON2ID13 (versions 1 and 2) */
+	uint16_t cipher;   /* enum sfs_cipher; SFS_CIPHER_XCHACHA in version 1 */
+	uint64_t opslimit; /* the cost of the first password slot (0: none) */
 	uint64_t memlimit;
-	unsigned char salt[SFS_SALT_BYTES];
+	unsigned char salt[SFS_SALT_BYTES];	 /* ...and its salt */
+	unsigned int nslots;			 /* 1..SFS_SLOTS_MAX */
+	struct sfs_keyslot slots[SFS_SLOTS_MAX]; /* by ascending index */
 };
 
 /*
@@ -95,22 +133,79 @@ ssize_t sfs_fmt_keyfile_wrap(unsigned char out[SFS_KEYFILE_MAX],
 			     enum sfs_cipher cipher);
 
 /*
- * Unwrap the master key of a key file into @master (sodium_malloc memory).
- * 0; -EUCLEAN not a key file (length, magic); -EPROTONOSUPPORT unknown
- * version, algorithm or cipher; -ENOTSUP a cipher this CPU cannot run
- * (refused before the KDF); -EKEYREJECTED wrong password (or a tampered
- * file); -ENOMEM. @info, if not NULL, receives the public part.
+ * Unwrap the master key of a key file into @master (sodium_malloc memory)
+ * with a password or a recovery key (any slot). 0; -EUCLEAN not a key file
+ * (length, magic, a malformed slot); -EPROTONOSUPPORT unknown version,
+ * algorithm or cipher; -ENOTSUP a cipher this CPU cannot run (refused
+ * before the KDF); -EKEYREJECTED wrong password (or a tampered slot);
+ * -ENOMEM. @info, if not NULL, receives the public part.
  */
 int sfs_fmt_keyfile_unwrap(unsigned char master[SFS_KEY_BYTES], const unsigned char *in,
 			   size_t inlen, const char *password, size_t pwlen,
 			   struct sfs_keyfile *info) __attribute__((warn_unused_result));
 
 /*
- * The public part of a key file (its cost and cipher), without a password.
- * 0; -EUCLEAN not a key file; -EPROTONOSUPPORT unknown version, algorithm
- * or cipher.
+ * The public part of a key file (its cost and cipher, its slots), without a
+ * password. 0; -EUCLEAN not a key file; -EPROTONOSUPPORT unknown version,
+ * algorithm or cipher. sfs_fmt_keyfile_parse is the same.
  */
 int sfs_fmt_keyfile_info(const unsigned char *in, size_t inlen, struct sfs_keyfile *info);
+int sfs_fmt_keyfile_parse(const unsigned char *in, size_t inlen, struct sfs_keyfile *kf);
+
+/*
+ * Pack @kf into @out: version 1 or 2 from its one slot (which must be an
+ * Argon2id slot of index 0), version 3 with every slot. Its length, or
+ * -EINVAL for slots that version cannot hold (none, too many, not
+ * ascending, a recovery slot in version 1 or 2).
+ */
+ssize_t sfs_fmt_keyfile_pack(unsigned char out[SFS_KEYFILE_MAX], const struct sfs_keyfile *kf);
+
+/*
+ * Open the session key from the slots of parsed key file @kf with @secret:
+ * if it reads as a recovery key (sfs_fmt_recovery_decode), the recovery
+ * slots first; then every password slot with it as a password. 0 with the
+ * index of the slot that opened in *@index; -EKEYREJECTED none did;
+ * -EUCLEAN every slot tried had parameters no honest writer makes; -ENOMEM.
+ */
+int sfs_fmt_keyfile_open(unsigned char master[SFS_KEY_BYTES], const struct sfs_keyfile *kf,
+			 const char *secret, size_t len, int *index)
+	__attribute__((warn_unused_result));
+
+/*
+ * (Re)seal slot @s of key file @kf (its version and cipher; s->index set)
+ * with a fresh salt: @master wrapped under the key made from @secret as
+ * @kdf says (Argon2id with @opslimit/@memlimit from a password; BLAKE2b
+ * from a recovery key of SFS_RECOVERY_KEY_BYTES), and in version 3 @label
+ * (@labellen <= SFS_SLOT_LABEL_MAX bytes, may be 0) sealed under the label
+ * key of @master. s->added = @added. 0, -EINVAL, -ENOMEM.
+ */
+int sfs_fmt_slot_seal(struct sfs_keyslot *s, const struct sfs_keyfile *kf,
+		      const unsigned char master[SFS_KEY_BYTES], enum sfs_slot_kdf kdf,
+		      const void *secret, size_t len, uint64_t opslimit, uint64_t memlimit,
+		      uint64_t added, const char *label, size_t labellen);
+
+/*
+ * The label of slot @s of a version 3 key file, opened with @labelkey
+ * (keys->label): NUL-terminated into @out. 0; -EBADMSG tampered.
+ */
+int sfs_fmt_slot_label(char out[SFS_SLOT_LABEL_MAX + 1], const struct sfs_keyslot *s,
+		       const unsigned char labelkey[SFS_KEY_BYTES])
+	__attribute__((warn_unused_result));
+
+/*
+ * A recovery key as people copy it: 64 lowercase hex digits in 16 groups
+ * of 4 joined by '-', NUL-terminated (79 characters).
+ */
+void sfs_fmt_recovery_encode(char out[SFS_RECOVERY_TEXT_MAX],
+			     const unsigned char key[SFS_RECOVERY_KEY_BYTES]);
+
+/*
+ * Read a recovery key from @text: 64 hex digits (either case), any
+ * whitespace and dashes between them ignored. 0, or -EINVAL if it is not
+ * one (@key zeroed).
+ */
+int sfs_fmt_recovery_decode(unsigned char key[SFS_RECOVERY_KEY_BYTES], const char *text,
+			    size_t len);
 
 /* Pack a node header sealing @attrs under keys->meta, bound to magic, kind and @id. */
 void sfs_fmt_header_pack(unsigned char out[SFS_HDR_BYTES], enum sfs_node_magic magic,

@@ -63,15 +63,23 @@ static int check_keyfile(struct sfs_fsck_sess *s, char *path)
 			     n);
 		return rc;
 	}
-	if (info.opslimit < crypto_pwhash_OPSLIMIT_MIN ||
-	    info.opslimit > crypto_pwhash_OPSLIMIT_MAX ||
-	    info.memlimit < crypto_pwhash_MEMLIMIT_MIN ||
-	    info.memlimit > crypto_pwhash_MEMLIMIT_MAX) {
-		sfs_fsck_add(s->c, s, path, false, "key", NULL, NULL, NULL,
-			     "damaged key file: Argon2id parameters out of bounds (opslimit %llu, "
-			     "memlimit %llu)",
-			     (unsigned long long)info.opslimit, (unsigned long long)info.memlimit);
-		return -EUCLEAN;
+	/* Every password slot (a version 3 file has up to 8; recovery slots have no cost). */
+	for (unsigned int i = 0; i < info.nslots; i++) {
+		const struct sfs_keyslot *k = &info.slots[i];
+
+		if (k->kdf != SFS_SLOT_ARGON2ID)
+			continue;
+		if (k->opslimit < crypto_pwhash_OPSLIMIT_MIN ||
+		    k->opslimit > crypto_pwhash_OPSLIMIT_MAX ||
+		    k->memlimit < crypto_pwhash_MEMLIMIT_MIN ||
+		    k->memlimit > crypto_pwhash_MEMLIMIT_MAX) {
+			sfs_fsck_add(
+				s->c, s, path, false, "key", NULL, NULL, NULL,
+				"damaged key file: Argon2id parameters out of bounds (opslimit "
+				"%llu, memlimit %llu)",
+				(unsigned long long)k->opslimit, (unsigned long long)k->memlimit);
+			return -EUCLEAN;
+		}
 	}
 	return 0;
 }

@@ -29,6 +29,14 @@ static const struct {
 	[SFS_PROTO_OP_UNUSE] = {"unuse", 0},
 	[SFS_PROTO_OP_STATUS] = {"status", SFS_PROTO_TAKES_SESSION},
 	[SFS_PROTO_OP_ARCHIVE] = {"archive", SFS_PROTO_TAKES_SESSION},
+	[SFS_PROTO_OP_KEYS] = {"keys", SFS_PROTO_TAKES_SESSION},
+	[SFS_PROTO_OP_ADD_PASSWORD] = {"add_password", SFS_PROTO_TAKES_SESSION |
+							       SFS_PROTO_TAKES_PASSWORD |
+							       SFS_PROTO_TAKES_NEW_PASSWORD},
+	[SFS_PROTO_OP_ADD_RECOVERY_KEY] = {"add_recovery_key",
+					   SFS_PROTO_TAKES_SESSION | SFS_PROTO_TAKES_PASSWORD},
+	[SFS_PROTO_OP_REMOVE_SLOT] = {"remove_slot",
+				      SFS_PROTO_TAKES_SESSION | SFS_PROTO_TAKES_PASSWORD},
 };
 
 /* Each code: its name, the errno it stands for, sessionctl's exit code. */
@@ -47,6 +55,7 @@ static const struct {
 	[SFS_PROTO_ERR_INVALID] = {"invalid", -EINVAL, SFS_EXIT_USAGE},
 	[SFS_PROTO_ERR_PERMISSION] = {"permission", -EPERM, SFS_EXIT_CTL_PERMISSION},
 	[SFS_PROTO_ERR_UNSUPPORTED] = {"unsupported", -ENOTSUP, SFS_EXIT_FAIL},
+	[SFS_PROTO_ERR_SLOT] = {"slot", -ENOKEY, SFS_EXIT_CTL_SLOT},
 };
 
 /*
@@ -71,6 +80,14 @@ static const struct {
 	{-ENOTSUP, SFS_PROTO_ERR_UNSUPPORTED,
 	 "the session's content cipher (AES-256-GCM) needs AES-NI, which this CPU or libsodium "
 	 "lacks"},
+	/* key slots: lib/session.h's SFS_SLOT_E* */
+	{-ENOKEY, SFS_PROTO_ERR_SLOT, "the session has no key slot of that number"},
+	{-EXFULL, SFS_PROTO_ERR_SLOT, "all 8 key slots of the session are in use"},
+	{-EMLINK, SFS_PROTO_ERR_SLOT, "that is the session's last key slot: one must stay"},
+	{-ENOTUNIQ, SFS_PROTO_ERR_SLOT,
+	 "the password given opens the slot to be removed: give another slot's password"},
+	{-EMEDIUMTYPE, SFS_PROTO_ERR_SLOT,
+	 "that is a recovery key: passwd changes password slots only (use passwd --add)"},
 };
 
 const char *sfs_proto_op_name(enum sfs_proto_op op)

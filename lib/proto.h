@@ -61,6 +61,16 @@
 #define SFS_PROTO_F_CREATED "created"
 #define SFS_PROTO_F_UPDATED "updated"
 #define SFS_PROTO_F_CURRENT "current" /* hello, use: the session MOUNTPOINT/current names */
+/* key slots (keys, add_password, add_recovery_key, remove_slot; new, passwd) */
+#define SFS_PROTO_F_SLOT "slot"			/* a slot's index: to remove; added; passwd's */
+#define SFS_PROTO_F_SLOTS "slots"		/* keys: [{index, kind, kdf, ..., label}] */
+#define SFS_PROTO_F_LABEL "label"		/* a slot's label (optional) */
+#define SFS_PROTO_F_RECOVERY_KEY "recovery_key" /* new: true to make one; its text, once */
+#define SFS_PROTO_F_INDEX "index"
+#define SFS_PROTO_F_KIND "kind"			/* "password" or "recovery-key" */
+#define SFS_PROTO_F_ADDED "added"		/* UTC ISO-8601 */
+#define SFS_PROTO_F_LABEL_SEALED "label_sealed" /* true: locked here, label not shown */
+#define SFS_PROTO_F_FORMAT "format"		/* keys: the key file's version */
 
 #define SFS_PROTO_KDF_CUSTOM "custom" /* a cost no KDF level has */
 
@@ -78,7 +88,11 @@ enum sfs_proto_op {
 	SFS_PROTO_OP_UNUSE, /* no MOUNTPOINT/current */
 	SFS_PROTO_OP_STATUS,
 	SFS_PROTO_OP_ARCHIVE,
-	SFS_PROTO_OPS /* how many */
+	SFS_PROTO_OP_KEYS,	       /* list key slots */
+	SFS_PROTO_OP_ADD_PASSWORD,     /* a slot with new_password */
+	SFS_PROTO_OP_ADD_RECOVERY_KEY, /* a slot with a recovery key the daemon makes */
+	SFS_PROTO_OP_REMOVE_SLOT,      /* "slot", proven by another slot's password */
+	SFS_PROTO_OPS		       /* how many */
 };
 
 /*
@@ -111,6 +125,7 @@ enum sfs_proto_err {
 	SFS_PROTO_ERR_INVALID,	       /* "invalid": a malformed request */
 	SFS_PROTO_ERR_PERMISSION,      /* "permission": not sent by this daemon, understood */
 	SFS_PROTO_ERR_UNSUPPORTED,     /* "unsupported": a key file or cipher this cannot use */
+	SFS_PROTO_ERR_SLOT,	       /* "slot": a key slot change refused (full, none, last) */
 	SFS_PROTO_ERRS		       /* how many */
 };
 

@@ -1,8 +1,9 @@
 /*
  * session.c - a session container opened with its key (session.h): open
  * by unlock or create, its event log, its metadata document, close, delete,
- * move, passwd; finding containers in a store's top directories, and
- * choosing a new session's id.
+ * move, passwd, key slots (the logic; the key file's bytes are format.c's,
+ * its edit lock and atomic replacement keyfile.c's); finding containers in
+ * a store's top directories, and choosing a new session's id.
  *
  * Store layer: the container's files are store.c's and prepare.c's, the log
  * eventlog.c's, the document metadata.c's. Knows nothing of FUSE, the
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 void sfs_container_init(struct sfs_container *c, const char *id)
@@ -289,7 +291,160 @@ int sfs_container_move(int fromfd, int tofd, const char *id, bool held)
 	return 0;
 }
 
-int sfs_container_passwd(int cfd, const char *old, size_t oldlen, const char *newpw, size_t newlen)
+int sfs_container_passwd(int cfd, const char *old, size_t oldlen, const char *newpw, size_t newlen,
+			 int *index)
 {
-	return sfs_store_session_passwd(cfd, old, oldlen, newpw, newlen);
+	return sfs_store_session_passwd(cfd, old, oldlen, newpw, newlen, index);
+}
+
+void sfs_slot_recovery_new(unsigned char *key, char *text)
+{
+	sfs_crypto_random(key, SFS_RECOVERY_KEY_BYTES);
+	sfs_fmt_recovery_encode(text, key);
+}
+
+bool sfs_slot_label_ok(const char *label, size_t len)
+{
+	if (len < 1 || len > SFS_SLOT_LABEL_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)label[i] < 0x20 || label[i] == 0x7f)
+			return false;
+	return true;
+}
+
+/* Slot @index of @kf, or NULL. */
+static struct sfs_keyslot *slot_at(struct sfs_keyfile *kf, int index)
+{
+	for (unsigned int i = 0; i < kf->nslots; i++)
+		if (kf->slots[i].index == index)
+			return &kf->slots[i];
+	return NULL;
+}
+
+/*
+ * Make room for a slot in @kf at the lowest free index: the new slot, its
+ * index set, at its place in ascending order.
+ */
+static struct sfs_keyslot *slot_insert(struct sfs_keyfile *kf)
+{
+	unsigned int at = 0;
+	uint8_t index = 0;
+
+	while (at < kf->nslots && kf->slots[at].index == index) {
+		at++;
+		index++;
+	}
+	memmove(&kf->slots[at + 1], &kf->slots[at], (kf->nslots - at) * sizeof(kf->slots[0]));
+	kf->nslots++;
+	memset(&kf->slots[at], 0, sizeof(kf->slots[at]));
+	kf->slots[at].index = index;
+	return &kf->slots[at];
+}
+
+int sfs_container_slot_add(int cfd, const char *pw, size_t pwlen, const struct sfs_slot_new *sn,
+			   int *index)
+{
+	size_t labellen = sn->label ? strlen(sn->label) : 0;
+	unsigned char *master;
+	struct sfs_keyslot *s;
+	struct sfs_keyedit e;
+	int rc, proof;
+
+	if (sn->label && !sfs_slot_label_ok(sn->label, labellen))
+		return -EINVAL;
+	master = sodium_malloc(SFS_KEY_BYTES);
+	if (!master)
+		return -ENOMEM;
+	rc = sfs_store_keyfile_begin(cfd, &e);
+	if (rc == 0 && e.kf.nslots >= SFS_SLOTS_MAX)
+		rc = SFS_SLOT_EFULL;
+	if (rc == 0)
+		rc = sfs_fmt_keyfile_open(master, &e.kf, pw, pwlen, &proof);
+	/* Version 1 or 2: its one slot, opened by @pw, re-sealed for version 3. */
+	if (rc == 0 && e.kf.version < 3) {
+		s = &e.kf.slots[0];
+		e.kf.version = 3;
+		rc = sfs_fmt_slot_seal(s, &e.kf, master, SFS_SLOT_ARGON2ID, pw, pwlen, s->opslimit,
+				       s->memlimit, (uint64_t)e.mtime, NULL, 0);
+	}
+	if (rc == 0) {
+		s = slot_insert(&e.kf);
+		rc = sfs_fmt_slot_seal(s, &e.kf, master, sn->kdf, sn->secret, sn->len, sn->opslimit,
+				       sn->memlimit, (uint64_t)time(NULL), sn->label, labellen);
+		*index = s->index;
+	}
+	if (rc == 0)
+		rc = sfs_store_keyfile_commit(cfd, &e);
+	sfs_store_keyfile_end(&e);
+	sodium_free(master);
+	return rc;
+}
+
+int sfs_container_slot_remove(int cfd, int index, const char *pw, size_t pwlen)
+{
+	unsigned char *master = sodium_malloc(SFS_KEY_BYTES);
+	struct sfs_keyslot *s = NULL;
+	struct sfs_keyedit e;
+	int rc, proof;
+
+	if (!master)
+		return -ENOMEM;
+	rc = sfs_store_keyfile_begin(cfd, &e);
+	if (rc == 0) {
+		s = slot_at(&e.kf, index);
+		rc = !s ? SFS_SLOT_ENONE : e.kf.nslots == 1 ? SFS_SLOT_ELAST : 0;
+	}
+	if (rc == 0)
+		rc = sfs_fmt_keyfile_open(master, &e.kf, pw, pwlen, &proof);
+	if (rc == 0 && proof == index)
+		rc = SFS_SLOT_ESELF;
+	if (rc == 0) {
+		size_t at = (size_t)(s - e.kf.slots);
+
+		memmove(s, s + 1, (e.kf.nslots - at - 1) * sizeof(*s));
+		e.kf.nslots--;
+		rc = sfs_store_keyfile_commit(cfd, &e);
+	}
+	sfs_store_keyfile_end(&e);
+	sodium_free(master);
+	return rc;
+}
+
+int sfs_container_slots(int cfd, const struct sfs_keys *keys, struct sfs_slot_info *out,
+			unsigned int *n, int *version, enum sfs_cipher *cipher)
+{
+	struct sfs_keyedit e;
+	int rc = sfs_store_keyfile_read(cfd, &e);
+
+	*n = 0;
+	if (rc < 0)
+		return rc;
+	*version = e.kf.version;
+	*cipher = (enum sfs_cipher)e.kf.cipher;
+	for (unsigned int i = 0; i < e.kf.nslots; i++) {
+		const struct sfs_keyslot *s = &e.kf.slots[i];
+		struct sfs_slot_info *o = &out[i];
+
+		memset(o, 0, sizeof(*o));
+		o->index = s->index;
+		o->kdf = (enum sfs_slot_kdf)s->kdf;
+		o->opslimit = s->opslimit;
+		o->memlimit = s->memlimit;
+		o->added = e.kf.version == 3 ? (int64_t)s->added : (int64_t)e.mtime;
+		for (int l = SFS_KDF_INTERACTIVE;
+		     s->kdf == SFS_SLOT_ARGON2ID && l <= SFS_KDF_SENSITIVE; l++) {
+			uint64_t ops, mem;
+
+			if (sfs_kdf_params((enum sfs_kdf_level)l, &ops, &mem) == 0 &&
+			    ops == s->opslimit && mem == s->memlimit)
+				o->level = (enum sfs_kdf_level)l;
+		}
+		/* Version 1 and 2 have no labels; a label that fails to open stays unknown. */
+		o->label_known = e.kf.version < 3 ||
+				 (keys && sfs_fmt_slot_label(o->label, s, keys->label) == 0);
+	}
+	*n = e.kf.nslots;
+	sfs_store_keyfile_end(&e);
+	return 0;
 }

@@ -7,9 +7,10 @@
  * event log with the state unlock found, and through them its metadata
  * document, metadata.h). Open it with the password (unlock) or by creating
  * a new session; close wipes the keys (sodium) and gives the busy lock back.
- * Delete, move between sessions/ and archive/, and passwd work on the
- * container in the store; so do finding a container in the store's two
- * top directories and choosing a new session's id.
+ * Delete, move between sessions/ and archive/, passwd and the key slots
+ * (add, remove, list: several passwords and recovery keys per session)
+ * work on the container in the store; so do finding a container in the
+ * store's two top directories and choosing a new session's id.
  *
  * Knows the store, prepare, eventlog and metadata layers; nothing of FUSE,
  * the control protocol, the daemon's registry or its locks. The object is
@@ -165,7 +166,83 @@ int sfs_container_delete(struct sfs_container *c, int topfd);
  */
 int sfs_container_move(int fromfd, int tofd, const char *id, bool held);
 
-/* Re-wrap container @cfd's key under @newpw (store.h, sfs_store_session_passwd). */
-int sfs_container_passwd(int cfd, const char *old, size_t oldlen, const char *newpw, size_t newlen);
+/*
+ * Re-wrap the slot of container @cfd that @old opens under @newpw (store.h,
+ * sfs_store_session_passwd); that slot's index into *@index if not NULL.
+ */
+int sfs_container_passwd(int cfd, const char *old, size_t oldlen, const char *newpw, size_t newlen,
+			 int *index);
+
+/*
+ * Key slots: up to SFS_SLOTS_MAX passwords or recovery keys each open the
+ * session (each wraps the same session key; doc/format.md "Key file").
+ * Adding or removing one rewrites only the key file, atomically, under its
+ * edit lock (store.h, struct sfs_keyedit); the data stays as it is. Errors
+ * besides -EKEYREJECTED (the proof opens no slot) and -errno:
+ */
+#define SFS_SLOT_EFULL (-EXFULL)	  /* add: all SFS_SLOTS_MAX slots in use */
+#define SFS_SLOT_ENONE (-ENOKEY)	  /* remove: no slot of that index */
+#define SFS_SLOT_ELAST (-EMLINK)	  /* remove: it is the session's last slot */
+#define SFS_SLOT_ESELF (-ENOTUNIQ)	  /* remove: the proof opens that very slot */
+#define SFS_SLOT_ERECOVERY (-EMEDIUMTYPE) /* passwd: the proof is a recovery key */
+
+/* A slot to add (sfs_container_slot_add). */
+struct sfs_slot_new {
+	enum sfs_slot_kdf kdf; /* a password (Argon2id) or a recovery key */
+	const void *secret;    /* the password, or SFS_RECOVERY_KEY_BYTES of recovery key */
+	size_t len;
+	uint64_t opslimit; /* a password's Argon2id cost */
+	uint64_t memlimit;
+	const char *label; /* NULL or up to SFS_SLOT_LABEL_MAX printable bytes */
+};
+
+/*
+ * Add slot @sn to container @cfd, proven by @pw (a password or recovery key
+ * of any slot), at the lowest free index (into *@index). A version 1 or 2
+ * key file becomes version 3 (its slot re-sealed with @pw, which opened
+ * it). 0; -EKEYREJECTED; SFS_SLOT_EFULL (checked before the KDF); -EINVAL
+ * a bad label; -errno. Nothing changes on any error.
+ */
+int sfs_container_slot_add(int cfd, const char *pw, size_t pwlen, const struct sfs_slot_new *sn,
+			   int *index);
+
+/*
+ * Remove slot @index of container @cfd, proven by the password or recovery
+ * key of another slot @pw. SFS_SLOT_ENONE, SFS_SLOT_ELAST (both before the
+ * KDF), -EKEYREJECTED, SFS_SLOT_ESELF, -errno; nothing changes on error.
+ */
+int sfs_container_slot_remove(int cfd, int index, const char *pw, size_t pwlen);
+
+/* What `keys` shows of one slot. */
+struct sfs_slot_info {
+	int index;
+	enum sfs_slot_kdf kdf;
+	enum sfs_kdf_level level; /* the level whose cost it has; 0 none (or recovery) */
+	uint64_t opslimit;
+	uint64_t memlimit;
+	int64_t added;	  /* seconds since the epoch; version 1 and 2: the key file's
+			   * mtime (when its password was set) */
+	bool label_known; /* label opened (or none can exist): @label is it */
+	char label[SFS_SLOT_LABEL_MAX + 1];
+};
+
+/*
+ * The slots of container @cfd into @out (SFS_SLOTS_MAX), their number into
+ * *@n, the key file's version and content cipher into *@version and
+ * *@cipher. Labels are sealed: opened with @keys (the session's, if it is
+ * open; NULL: label_known false). 0 or -errno as sfs_store_keyfile_read.
+ */
+int sfs_container_slots(int cfd, const struct sfs_keys *keys, struct sfs_slot_info *out,
+			unsigned int *n, int *version, enum sfs_cipher *cipher);
+
+/*
+ * A new recovery key: SFS_RECOVERY_KEY_BYTES random bytes into @key and
+ * its text (format.h, sfs_fmt_recovery_encode) into @text, both buffers the
+ * caller's sodium_malloc memory.
+ */
+void sfs_slot_recovery_new(unsigned char *key, char *text);
+
+/* Is @label (@len bytes) one a slot may have: 1..63 bytes, no control characters? */
+bool sfs_slot_label_ok(const char *label, size_t len);
 
 #endif

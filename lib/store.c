@@ -358,6 +358,29 @@ int sfs_store_session_held(int cfd)
 	return rc;
 }
 
+/*
+ * A version 3 key file for new session @ns into @out: slot 0 its password
+ * (Argon2id @ops/@mem), slot 1 its recovery key. Its length or -errno.
+ */
+static ssize_t wrap_with_recovery(unsigned char out[SFS_KEYFILE_MAX],
+				  const unsigned char master[SFS_KEY_BYTES],
+				  const struct sfs_new_session *ns, uint64_t ops, uint64_t mem)
+{
+	struct sfs_keyfile kf = {.version = 3, .cipher = (uint16_t)ns->cipher, .nslots = 2};
+	uint64_t now = (uint64_t)time(NULL);
+	int rc;
+
+	if (!sfs_cipher_available(ns->cipher))
+		return -EINVAL;
+	kf.slots[1].index = 1;
+	rc = sfs_fmt_slot_seal(&kf.slots[0], &kf, master, SFS_SLOT_ARGON2ID, ns->password,
+			       ns->pwlen, ops, mem, now, NULL, 0);
+	if (rc == 0)
+		rc = sfs_fmt_slot_seal(&kf.slots[1], &kf, master, SFS_SLOT_RECOVERY, ns->recovery,
+				       SFS_RECOVERY_KEY_BYTES, 0, 0, now, NULL, 0);
+	return rc < 0 ? rc : sfs_fmt_keyfile_pack(out, &kf);
+}
+
 /* Fill the new container @cfd; on success *keys holds the session keys. */
 static int populate(int cfd, const struct sfs_new_session *ns, struct sfs_keys **keys)
 {
@@ -374,8 +397,9 @@ static int populate(int cfd, const struct sfs_new_session *ns, struct sfs_keys *
 	sfs_crypto_random(master, SFS_KEY_BYTES);
 	rc = sfs_kdf_params(ns->kdf, &ops, &mem);
 	if (rc == 0) {
-		kflen = sfs_fmt_keyfile_wrap(kf, master, ns->password, ns->pwlen, ops, mem,
-					     ns->cipher);
+		kflen = ns->recovery ? wrap_with_recovery(kf, master, ns, ops, mem)
+				     : sfs_fmt_keyfile_wrap(kf, master, ns->password, ns->pwlen,
+							    ops, mem, ns->cipher);
 		rc = kflen < 0 ? (int)kflen
 			       : sfs_write_atomic(cfd, SFS_KEY_NAME, kf, (size_t)kflen);
 	}
@@ -547,22 +571,41 @@ int sfs_store_session_verify(int cfd, const char *password, size_t pwlen)
 }
 
 int sfs_store_session_passwd(int cfd, const char *old, size_t oldlen, const char *newpw,
-			     size_t newlen)
+			     size_t newlen, int *index)
 {
-	unsigned char out[SFS_KEYFILE_MAX];
-	unsigned char *master;
-	struct sfs_keyfile info;
-	int rc = unwrap_container(cfd, old, oldlen, &master, &info);
-	ssize_t n;
+	char *label = sodium_malloc(SFS_SLOT_LABEL_MAX + 1 + SFS_KEY_BYTES * 2);
+	unsigned char *master = (unsigned char *)label + SFS_SLOT_LABEL_MAX + 1;
+	unsigned char *lkey = master + SFS_KEY_BYTES;
+	struct sfs_keyslot *s = NULL;
+	struct sfs_keyedit e;
+	int rc, at;
 
-	if (rc < 0)
-		return rc;
-	n = sfs_fmt_keyfile_wrap(out, master, newpw, newlen, info.opslimit, info.memlimit,
-				 info.cipher);
-	sodium_free(master);
-	if (n < 0)
-		return (int)n;
-	return sfs_write_atomic(cfd, SFS_KEY_NAME, out, (size_t)n);
+	if (!label)
+		return -ENOMEM;
+	label[0] = '\0';
+	rc = sfs_store_keyfile_begin(cfd, &e);
+	if (rc == 0)
+		rc = sfs_fmt_keyfile_open(master, &e.kf, old, oldlen, &at);
+	for (unsigned int i = 0; rc == 0 && i < e.kf.nslots; i++)
+		if (e.kf.slots[i].index == at)
+			s = &e.kf.slots[i];
+	if (rc == 0 && s->kdf != SFS_SLOT_ARGON2ID)
+		rc = -EMEDIUMTYPE;
+	/* The slot keeps its label (version 3), cost and the time it was added. */
+	if (rc == 0 && e.kf.version == 3) {
+		sfs_crypto_label_key(lkey, master);
+		rc = sfs_fmt_slot_label(label, s, lkey); /* -EBADMSG: tampered */
+	}
+	if (rc == 0)
+		rc = sfs_fmt_slot_seal(s, &e.kf, master, SFS_SLOT_ARGON2ID, newpw, newlen,
+				       s->opslimit, s->memlimit, s->added, label, strlen(label));
+	if (rc == 0)
+		rc = sfs_store_keyfile_commit(cfd, &e);
+	if (rc == 0 && index)
+		*index = at;
+	sfs_store_keyfile_end(&e);
+	sodium_free(label);
+	return rc;
 }
 
 /* jansson allocations carry their size in front so that free can wipe them. */

@@ -12,6 +12,7 @@
 
 #include "crypto.h"
 #include "eventlog.h"
+#include "format.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -60,6 +61,8 @@ struct sfs_new_session {
 	enum sfs_cipher cipher; /* how its content blocks are sealed; must be available */
 	uid_t uid;		/* owner of the session root and its first files */
 	gid_t gid;
+	const unsigned char *recovery; /* NULL, or a recovery key (SFS_RECOVERY_KEY_BYTES)
+					* for a second slot: a version 3 key file */
 };
 
 /*
@@ -110,12 +113,34 @@ int sfs_store_session_usage(int cfd, struct sfs_session_usage *u);
 int sfs_store_session_verify(int cfd, const char *password, size_t pwlen);
 
 /*
- * Re-wrap the session key of container @cfd under a new password, keeping
- * its data and KDF cost; atomic (tmp, fsync, rename, fsync). -EKEYREJECTED
- * if @old is wrong; nothing changes on any error.
+ * Re-wrap the session key in the slot of container @cfd that @old opens
+ * under a new password, keeping its data, KDF cost, label and the file's
+ * version; atomic (tmp, fsync, rename, fsync), under the key file's edit
+ * lock. -EKEYREJECTED if @old opens no slot; -EMEDIUMTYPE it is a recovery
+ * key (passwd does not turn a recovery slot into a password slot); nothing
+ * changes on any error. The slot's index into *@index if not NULL.
  */
 int sfs_store_session_passwd(int cfd, const char *old, size_t oldlen, const char *newpw,
-			     size_t newlen);
+			     size_t newlen, int *index);
+
+/*
+ * keyfile.c: container @cfd's key file, parsed (format.h). Read it without
+ * a lock (sfs_store_keyfile_read: e->fd stays -1), or to change it: begin
+ * takes its edit lock (an OFD write lock on the file, waiting for another
+ * writer) and reads it; commit writes e->kf back atomically (temporary,
+ * fsync, rename, fsync of the directory), the lock still held; end gives
+ * the lock back and wipes e. 0 or -errno (-EUCLEAN no or not a key file,
+ * -EPROTONOSUPPORT a newer one).
+ */
+struct sfs_keyedit {
+	int fd;		       /* the locked key file; -1 none */
+	struct sfs_keyfile kf; /* what it holds */
+	time_t mtime;	       /* its mtime: when a version 1 or 2 file's password was set */
+};
+int sfs_store_keyfile_read(int cfd, struct sfs_keyedit *e);
+int sfs_store_keyfile_begin(int cfd, struct sfs_keyedit *e);
+int sfs_store_keyfile_commit(int cfd, const struct sfs_keyedit *e);
+void sfs_store_keyfile_end(struct sfs_keyedit *e);
 
 /* Release a session's busy lock (close). Accepts -1. */
 void sfs_store_session_release(int lockfd);

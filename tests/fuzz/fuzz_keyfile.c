@@ -1,17 +1,22 @@
 /*
  * fuzz_keyfile.c - session key files: sfs_fmt_keyfile_info (the public
- * part: magic, version, algorithm, cost, salt, cipher) and
- * sfs_fmt_keyfile_unwrap (Argon2id, then the sealed master key), as unlock
- * and `sessionctl list` read them.
+ * part: magic, version, algorithm, cost, salt, cipher, key slots) and
+ * sfs_fmt_keyfile_unwrap (Argon2id or a recovery key, then the sealed
+ * master key), as unlock and `sessionctl list` and `keys` read them;
+ * sfs_fmt_keyfile_pack and sfs_fmt_slot_label.
  *
- * Input: mode byte; even: the key file, raw; odd: the harness wraps a
- * fuzzer-chosen master key under a fuzzer-chosen password with the
- * cheapest Argon2id cost (so an exec stays fast) in a version 1 or 2 file,
- * then sets up to 3 bytes and unwraps with the same or another password.
- * Unwrap runs only where the file's cost is that cheap one (a costlier
- * Argon2id is libsodium's, not this parser's, and would stall the fuzzer);
- * info runs on every input. Oracle: an intact file unwraps to its master
- * key with its password and is rejected with any other.
+ * Input: mode byte; even: the key file, raw; odd with bit 1 clear: the
+ * harness wraps a fuzzer-chosen master key under a fuzzer-chosen password
+ * with the cheapest Argon2id cost (so an exec stays fast) in a version 1
+ * or 2 file, then sets up to 3 bytes and unwraps with the same or another
+ * password; odd with bit 1 set: a version 3 file of 1 to 8 slots, each a
+ * fuzzer-chosen password or recovery key with a fuzzer-chosen label, then
+ * up to 3 bytes set, and every slot's secret tried. Unwrap runs only where
+ * every slot's cost is that cheap one (a costlier Argon2id is libsodium's,
+ * not this parser's, and would stall the fuzzer); info runs on every input.
+ * Oracles: an intact file unwraps to its master key with its password (or
+ * any slot's secret) and is rejected with any other; an intact version 3
+ * file packs back to its own bytes, and its labels open to what was sealed.
  */
 #include "format.h"
 #include "fuzz.h"
@@ -26,9 +31,86 @@ static int unwrap(const unsigned char *kf, size_t len, const char *pw, size_t pw
 	struct sfs_keyfile info;
 	int rc = sfs_fmt_keyfile_info(kf, len, &info);
 
-	if (rc < 0 || info.opslimit > OPS || info.memlimit > MEM)
-		return rc < 0 ? rc : 1;
+	for (unsigned int i = 0; rc == 0 && i < info.nslots; i++)
+		if (info.slots[i].opslimit > OPS || info.slots[i].memlimit > MEM)
+			return 1;
+	if (rc < 0)
+		return rc;
 	return sfs_fmt_keyfile_unwrap(master, kf, len, pw, pwlen, &info);
+}
+
+/* Mode 3: a version 3 file of fuzzer-chosen slots (see the top). */
+static void slots(struct fz *f)
+{
+	struct sfs_keyfile kf = {.version = 3, .nslots = fz_u8(f) % SFS_SLOTS_MAX + 1};
+	unsigned char out[SFS_KEYFILE_MAX], again[SFS_KEYFILE_MAX], want[SFS_KEY_BYTES];
+	unsigned char secret[SFS_SLOTS_MAX][SFS_RECOVERY_TEXT_MAX], lkey[SFS_KEY_BYTES];
+	char labels[SFS_SLOTS_MAX][SFS_SLOT_LABEL_MAX + 1], got[SFS_SLOT_LABEL_MAX + 1];
+	size_t slen[SFS_SLOTS_MAX], n;
+	struct sfs_keyfile parsed;
+	const uint8_t *p;
+	ssize_t len;
+	int rc;
+
+	kf.cipher = fz_u8(f) % 3 + 1;
+	if (!sfs_cipher_available(kf.cipher))
+		kf.cipher = SFS_CIPHER_XCHACHA;
+	fz_take(f, want, sizeof(want));
+	for (unsigned int i = 0; i < kf.nslots; i++) {
+		bool recovery = fz_u8(f) & 1;
+		unsigned char rk[SFS_RECOVERY_KEY_BYTES];
+
+		kf.slots[i].index = (uint8_t)i;
+		p = fz_chunk(f, SFS_SLOT_LABEL_MAX, &n);
+		memcpy(labels[i], p, n);
+		labels[i][n] = '\0';
+		n = strlen(labels[i]); /* sealed as a string: up to a NUL */
+		if (recovery) {
+			fz_take(f, rk, sizeof(rk));
+			sfs_fmt_recovery_encode((char *)secret[i], rk);
+			slen[i] = strlen((char *)secret[i]);
+			rc = sfs_fmt_slot_seal(&kf.slots[i], &kf, want, SFS_SLOT_RECOVERY, rk,
+					       sizeof(rk), 0, 0, fz_u64(f), labels[i], n);
+		} else {
+			p = fz_chunk(f, 32, &slen[i]);
+			memcpy(secret[i], p, slen[i]);
+			rc = sfs_fmt_slot_seal(&kf.slots[i], &kf, want, SFS_SLOT_ARGON2ID, p,
+					       slen[i], OPS, MEM, fz_u64(f), labels[i], n);
+		}
+		FZ_ASSERT(rc == 0);
+	}
+	len = sfs_fmt_keyfile_pack(out, &kf);
+	FZ_ASSERT(len == (ssize_t)(SFS_KEYFILE_V3_HDR + kf.nslots * SFS_SLOT_BYTES));
+	unsigned patches = fz_u8(f) % 4;
+
+	for (unsigned i = 0; i < patches; i++) {
+		uint16_t at = fz_u16(f) % (uint16_t)len;
+		uint8_t to = fz_u8(f);
+
+		if (out[at] == to)
+			patches = i; /* an unchanged byte patches nothing */
+		out[at] = to;
+	}
+	rc = sfs_fmt_keyfile_parse(out, (size_t)len, &parsed);
+	if (rc == 0 && patches == 0) {
+		FZ_ASSERT(sfs_fmt_keyfile_pack(again, &parsed) == len &&
+			  memcmp(again, out, (size_t)len) == 0);
+		sfs_crypto_label_key(lkey, want);
+		for (unsigned int i = 0; i < parsed.nslots; i++)
+			FZ_ASSERT(sfs_fmt_slot_label(got, &parsed.slots[i], lkey) == 0 &&
+				  strcmp(got, labels[i]) == 0);
+	}
+	for (unsigned int i = 0; i < kf.nslots; i++) {
+		rc = unwrap(out, (size_t)len, (const char *)secret[i], slen[i]);
+		if (patches == 0)
+			FZ_ASSERT(rc == 0 && memcmp(master, want, sizeof(want)) == 0);
+	}
+	bool taken = false; /* a slot's own secret is the probe */
+
+	for (unsigned int i = 0; i < kf.nslots; i++)
+		taken |= slen[i] == 16 && memcmp(secret[i], "\x01no such secret", 16) == 0;
+	if (patches == 0 && !taken)
+		FZ_ASSERT(unwrap(out, (size_t)len, "\x01no such secret", 16) == -EKEYREJECTED);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -43,9 +125,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!master && !(master = sodium_malloc(SFS_KEY_BYTES)))
 		abort();
-	if (!(fz_u8(&f) & 1)) {
+	uint8_t mode = fz_u8(&f);
+
+	if (!(mode & 1)) {
 		p = fz_chunk(&f, sizeof(kf), &n);
 		(void)unwrap(p, n, "password", 8);
+		return 0;
+	}
+	if (mode & 2) {
+		slots(&f);
 		return 0;
 	}
 	uint8_t cipher = fz_u8(&f) % 3 + 1;
@@ -101,6 +189,49 @@ static void seeds(void)
 			kf, kf, "password", 8, OPS, MEM,
 			sfs_cipher_available(cipher) ? cipher : SFS_CIPHER_XCHACHA);
 		if (len < 0)
+			abort();
+		fz_put8(&o, 0);
+		fz_put_chunk(&o, kf, (size_t)len);
+		fz_seed_done(&o);
+	}
+	/* version 3: 1, 3 and 8 slots, passwords and recovery keys, labels */
+	for (uint8_t count = 0; count < 8; count += count < 2 ? 2 : 5) {
+		fz_put8(&o, 3);
+		fz_put8(&o, count);
+		fz_put8(&o, 0);
+		for (unsigned i = 0; i < SFS_KEY_BYTES; i++)
+			fz_put8(&o, (uint8_t)i);
+		for (unsigned s = 0; s <= count; s++) {
+			fz_put8(&o, s & 1);
+			fz_put_chunk(&o, s == 1 ? "laptop" : "", s == 1 ? 6 : 0);
+			if (s & 1) {
+				for (unsigned i = 0; i < SFS_RECOVERY_KEY_BYTES; i++)
+					fz_put8(&o, (uint8_t)(0xa0 + i + s));
+			} else {
+				fz_put_chunk(&o, "password", 8);
+				fz_put8(&o, (uint8_t)('0' + s));
+			}
+			for (unsigned i = 0; i < 8; i++)
+				fz_put8(&o, (uint8_t)(i == 0 ? 0x80 + s : i == 3 ? 0x67 : 0));
+		}
+		fz_put8(&o, 0);
+		fz_seed_done(&o);
+	}
+	/* raw: a version 3 file as sessionctl new --recovery-key and passwd --add write it */
+	{
+		struct sfs_keyfile v3 = {.version = 3, .cipher = SFS_CIPHER_XCHACHA, .nslots = 3};
+		unsigned char rk[SFS_RECOVERY_KEY_BYTES] = {1, 2, 3};
+		ssize_t len;
+
+		v3.slots[1].index = 1;
+		v3.slots[2].index = 2;
+		if (sfs_fmt_slot_seal(&v3.slots[0], &v3, kf, SFS_SLOT_ARGON2ID, "password", 8, OPS,
+				      MEM, 1733443200, NULL, 0) < 0 ||
+		    sfs_fmt_slot_seal(&v3.slots[1], &v3, kf, SFS_SLOT_RECOVERY, rk, sizeof(rk), 0,
+				      0, 1733443200, NULL, 0) < 0 ||
+		    sfs_fmt_slot_seal(&v3.slots[2], &v3, kf, SFS_SLOT_ARGON2ID, "other", 5, OPS,
+				      MEM, 1733443260, "laptop", 6) < 0 ||
+		    (len = sfs_fmt_keyfile_pack(kf, &v3)) < 0)
 			abort();
 		fz_put8(&o, 0);
 		fz_put_chunk(&o, kf, (size_t)len);

@@ -621,21 +621,15 @@ STEP_OPS = {
 STEP_EXTRA = {"rename-over-long": ",openat"}
 
 
-class CrashStepTest(CrashBase):
-    """SIGKILL after each step, in turn, of one namespace operation: strace
-    holds each of the daemon's namespace-changing calls (STEP_CALLS) for
-    STEP_DELAY after it returns, and the daemon is killed while the k-th is
-    held, for k = 1, 2, ... until the operation completes unkilled. After
-    every crash the session must unlock and list and read whole, and the
-    operation's directory must be in one of its allowed states. This finds
-    what random kill moments reach only by luck."""
+class StepBase(CrashBase):
+    """The step-by-step killer (kill_each_step), for CrashStepTest here and
+    for other files' crash tests (test_keys.py): needs strace."""
 
     def setUp(self):
         if subprocess.run(["strace", "-V"], stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL).returncode != 0:
             self.skipTest("strace is not installed (.ci/deps installs it)")
         super().setUp()
-        self.sid = self.e.new(self.m)
 
     def trace(self, log, calls=STEP_CALLS):
         """Attach strace to the daemon, holding @calls; return once every
@@ -710,6 +704,20 @@ class CrashStepTest(CrashBase):
                                                                 after_crash(ctx, what)))
         print("\n".join(report), file=sys.stderr)
         self.assertGreater(k, 1, "%s: no step was traced" % name)
+
+
+class CrashStepTest(StepBase):
+    """SIGKILL after each step, in turn, of one namespace operation: strace
+    holds each of the daemon's namespace-changing calls (STEP_CALLS) for
+    STEP_DELAY after it returns, and the daemon is killed while the k-th is
+    held, for k = 1, 2, ... until the operation completes unkilled. After
+    every crash the session must unlock and list and read whole, and the
+    operation's directory must be in one of its allowed states. This finds
+    what random kill moments reach only by luck."""
+
+    def setUp(self):
+        super().setUp()
+        self.sid = self.e.new(self.m)
 
     def run_steps(self, name):
         """An operation of STEP_OPS, in its own directory of one session."""

@@ -15,7 +15,11 @@ made by `make-golden build aes256gcm` at 2cd5a03 when that cipher came;
 GoldenAesTest holds every build to it the same way. golden-aes-derived.tar.gz
 is the tree again in sessions of content cipher 3 (AES-256-GCM with a key
 derived per file and nonce half), made by `make-golden build aes256gcm` when
-cipher 3 came; GoldenAesDerivedTest.
+cipher 3 came; GoldenAesDerivedTest. golden-slots.tar.gz is the tree again
+in sessions with version 3 key files (key slots), made by `make-golden build
+xchacha20poly1305 slots` when key slots came: several passwords, recovery
+keys, labels, a removed slot; GoldenSlotsTest also opens each session with
+every secret its manifest lists and checks the slots `keys` shows.
 """
 import hashlib
 import json
@@ -102,7 +106,7 @@ class GoldenV1Test(unittest.TestCase):
         for sid, s in self.manifest["sessions"].items():
             with open(os.path.join(self.store, s["where"], sid, "key"), "rb") as f:
                 kf = f.read()
-            self.assertEqual((len(kf), kf[4]), self.KEY_FILE, sid)
+            self.assertEqual((len(kf), kf[4]), tuple(s.get("key_file", self.KEY_FILE)), sid)
             if self.CIPHER:
                 self.assertEqual(kf[40:44], bytes([self.CIPHER, 0, 0, 0]), sid)
 
@@ -171,6 +175,35 @@ class GoldenAesDerivedTest(GoldenV1Test):
     FIXTURE = "golden-aes-derived"
     KEY_FILE = (116, 2)
     CIPHER = 3  # a key per file and nonce half
+
+
+class GoldenSlotsTest(GoldenV1Test):
+    FIXTURE = "golden-slots"
+    KEY_FILE = None  # per session in the manifest: version 3, 16 + 224 bytes a slot
+
+    def test_every_secret_and_slot(self):
+        for sid, s in sorted(self.manifest["sessions"].items()):
+            d = self.where(sid)
+            r = self.e.ctl("keys", "--json", d)
+            self.assertEqual(r.rc, 0, r)
+            k = json.loads(r.out)
+            self.assertEqual(k["format"], 3, sid)
+            self.assertEqual(k["cipher"], "xchacha20poly1305", sid)
+            # locked: labels sealed
+            self.assertEqual([[x["index"], x["kind"], None] for x in k["slots"]],
+                             [[x[0], x[1], None] for x in s["slots"]], sid)
+            self.assertTrue(all(x.get("label_sealed") for x in k["slots"]), sid)
+            for secret in s["secrets"]:
+                r = self.e.ctl("unlock", d, password=secret)
+                self.assertEqual(r.rc, 0, (sid, r))
+                self.check_session(sid)
+                self.e.lock(self.m, sid)
+            r = self.e.ctl("unlock", d, password=s["secrets"][0] + "x")
+            self.assertEqual(r.rc, 3, r)
+            self.e.unlock(self.m, sid, password=s["secrets"][-1])
+            k = json.loads(self.e.ctl("keys", "--json", d).out)
+            self.assertEqual([[x["index"], x["kind"], x["label"]] for x in k["slots"]],
+                             s["slots"], sid)
 
 
 if __name__ == "__main__":

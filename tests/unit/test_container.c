@@ -6,7 +6,9 @@
  * replacement refused for invalid JSON or a changed id (the old document
  * kept), a valid one published with no internal file left, "updated"
  * touched; move to archive/ and back (refused while another holder has
- * it); passwd; delete.
+ * it); passwd; delete; key slots: a session made with a recovery key,
+ * slots added up to 8 and removed (each refusal with its code and the key
+ * file unchanged), labels sealed, passwd of one slot.
  */
 #include "check.h"
 #include "metadata.h"
@@ -283,8 +285,8 @@ static void test_life(void)
 	REQUIRE(unlinkat(archfd, ID, AT_REMOVEDIR) == 0);
 
 	/* passwd: the old password no longer opens it, the new one does. */
-	CHECK_EQ(sfs_container_passwd(cfd, "wrong", 5, PW2, strlen(PW2)), -EKEYREJECTED);
-	CHECK_EQ(sfs_container_passwd(cfd, PW, strlen(PW), PW2, strlen(PW2)), 0);
+	CHECK_EQ(sfs_container_passwd(cfd, "wrong", 5, PW2, strlen(PW2), NULL), -EKEYREJECTED);
+	CHECK_EQ(sfs_container_passwd(cfd, PW, strlen(PW), PW2, strlen(PW2), NULL), 0);
 	CHECK_EQ(open_with(&c, cfd, PW), -EKEYREJECTED);
 	CHECK_EQ(open_with(&c, cfd, PW2), 0);
 
@@ -313,6 +315,124 @@ static void test_life(void)
 	close(cfd);
 }
 
+/* Cheap Argon2id for the added slots. */
+static struct sfs_slot_new pw_slot(const char *pw, const char *label)
+{
+	return (struct sfs_slot_new){.kdf = SFS_SLOT_ARGON2ID,
+				     .secret = pw,
+				     .len = strlen(pw),
+				     .opslimit = crypto_pwhash_OPSLIMIT_MIN,
+				     .memlimit = crypto_pwhash_MEMLIMIT_MIN,
+				     .label = label};
+}
+
+static void test_slots(void)
+{
+	static const char id[] = "INC-5107";
+	unsigned char rk[SFS_RECOVERY_KEY_BYTES], kf[SFS_KEYFILE_MAX], kf2[SFS_KEYFILE_MAX];
+	char rktext[SFS_RECOVERY_TEXT_MAX], pw[16], label[16];
+	struct sfs_new_session ns = {
+		.id = id,
+		.name = "",
+		.password = PW,
+		.pwlen = strlen(PW),
+		.kdf = SFS_KDF_INTERACTIVE,
+		.cipher = SFS_CIPHER_XCHACHA,
+		.uid = getuid(),
+		.gid = getgid(),
+		.recovery = rk,
+	};
+	struct sfs_container_key k = {.lockfd = -1};
+	struct sfs_slot_info sl[SFS_SLOTS_MAX];
+	struct sfs_slot_new sn;
+	struct sfs_container c;
+	enum sfs_cipher cipher;
+	unsigned int n;
+	int cfd, version, index;
+	size_t kflen;
+
+	sfs_slot_recovery_new(rk, rktext);
+	sfs_container_init(&c, id);
+	REQUIRE(sfs_container_create(sessfd, &ns, &k) == 0);
+	sfs_container_open(&c, &k);
+	cfd = sfs_container_dir(sessfd, id);
+	REQUIRE(cfd >= 0);
+	/* Made with a recovery key: version 3, a password (0) and the key (1). */
+	CHECK_EQ(sfs_container_slots(cfd, c.keys, sl, &n, &version, &cipher), 0);
+	CHECK_EQ(n, 2);
+	CHECK_EQ(version, 3);
+	CHECK_EQ(cipher, SFS_CIPHER_XCHACHA);
+	CHECK(sl[0].index == 0 && sl[0].kdf == SFS_SLOT_ARGON2ID &&
+	      sl[0].level == SFS_KDF_INTERACTIVE);
+	CHECK(sl[1].index == 1 && sl[1].kdf == SFS_SLOT_RECOVERY && sl[1].level == 0);
+	CHECK(sl[0].added > 0 && sl[0].label_known && sl[0].label[0] == '\0');
+	sfs_container_close(&c);
+	CHECK_EQ(open_with(&c, cfd, rktext), 0);
+	sfs_container_close(&c);
+	/* passwd does not turn the recovery slot into a password. */
+	CHECK_EQ(sfs_container_passwd(cfd, rktext, strlen(rktext), PW2, strlen(PW2), NULL),
+		 SFS_SLOT_ERECOVERY);
+
+	/* Up to 8: the 9th is refused, the file unchanged; a bad label too. */
+	sn = pw_slot(PW2, "tab\there");
+	CHECK_EQ(sfs_container_slot_add(cfd, PW, strlen(PW), &sn, &index), -EINVAL);
+	for (int i = 2; i < SFS_SLOTS_MAX; i++) {
+		snprintf(pw, sizeof(pw), "pw %d", i);
+		snprintf(label, sizeof(label), "label %d", i);
+		sn = pw_slot(pw, label);
+		CHECK_EQ(sfs_container_slot_add(cfd, rktext, strlen(rktext), &sn, &index), 0);
+		CHECK_EQ(index, i);
+	}
+	kflen = read_key(cfd, kf, sizeof(kf));
+	CHECK_EQ(kflen, SFS_KEYFILE_V3_MAX);
+	sn = pw_slot(PW2, NULL);
+	CHECK_EQ(sfs_container_slot_add(cfd, PW, strlen(PW), &sn, &index), SFS_SLOT_EFULL);
+	CHECK_EQ(read_key(cfd, kf2, sizeof(kf2)), kflen);
+	CHECK_MEM(kf2, kf, kflen);
+
+	/* Labels: known with the session's keys only. */
+	CHECK_EQ(sfs_container_slots(cfd, NULL, sl, &n, &version, &cipher), 0);
+	CHECK(n == 8 && !sl[5].label_known && sl[5].label[0] == '\0');
+	CHECK_EQ(open_with(&c, cfd, "pw 5"), 0);
+	CHECK_EQ(sfs_container_slots(cfd, c.keys, sl, &n, &version, &cipher), 0);
+	CHECK(sl[5].label_known);
+	CHECK_STR(sl[5].label, "label 5");
+	sfs_container_close(&c);
+
+	/* Remove: its own password, a wrong one, then another's; a second time: none. */
+	CHECK_EQ(sfs_container_slot_remove(cfd, 5, "pw 5", 4), SFS_SLOT_ESELF);
+	CHECK_EQ(sfs_container_slot_remove(cfd, 5, "nope", 4), -EKEYREJECTED);
+	CHECK_EQ(read_key(cfd, kf2, sizeof(kf2)), kflen);
+	CHECK_MEM(kf2, kf, kflen);
+	CHECK_EQ(sfs_container_slot_remove(cfd, 5, "pw 6", 4), 0);
+	CHECK_EQ(sfs_container_slot_remove(cfd, 5, PW, strlen(PW)), SFS_SLOT_ENONE);
+	CHECK_EQ(open_with(&c, cfd, "pw 5"), -EKEYREJECTED);
+	/* The freed index is the next one added; passwd keeps a slot's label. */
+	sn = pw_slot("pw 5 again", NULL);
+	CHECK_EQ(sfs_container_slot_add(cfd, PW, strlen(PW), &sn, &index), 0);
+	CHECK_EQ(index, 5);
+	CHECK_EQ(sfs_container_passwd(cfd, "pw 6", 4, "pw six", 6, &index), 0);
+	CHECK_EQ(index, 6);
+	CHECK_EQ(open_with(&c, cfd, "pw six"), 0);
+	CHECK_EQ(sfs_container_slots(cfd, c.keys, sl, &n, &version, &cipher), 0);
+	CHECK_STR(sl[6].label, "label 6");
+	sfs_container_close(&c);
+
+	/* Down to one slot; the last one stays. */
+	for (int i = 0; i < SFS_SLOTS_MAX; i++)
+		if (i != 1)
+			CHECK_EQ(sfs_container_slot_remove(cfd, i, rktext, strlen(rktext)), 0);
+	CHECK_EQ(sfs_container_slot_remove(cfd, 1, rktext, strlen(rktext)), SFS_SLOT_ELAST);
+	CHECK_EQ(sfs_container_slot_remove(cfd, 1, "wrong", 5), SFS_SLOT_ELAST);
+	CHECK_EQ(sfs_container_slots(cfd, NULL, sl, &n, &version, &cipher), 0);
+	CHECK(n == 1 && sl[0].index == 1 && version == 3);
+	CHECK_EQ(open_with(&c, cfd, rktext), 0);
+	/* No temporary of the key file left. */
+	CHECK_EQ(count_prefixed(cfd, ".tmp."), 0);
+	CHECK_EQ(sfs_container_delete(&c, sessfd), 0);
+	close(cfd);
+}
+
 int main(void)
 {
 	struct sfs_store_config cfg;
@@ -329,6 +449,7 @@ int main(void)
 	archfd = openat(storefd, SFS_ARCHIVE_DIR, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	REQUIRE(sessfd >= 0 && archfd >= 0);
 	test_life();
+	test_slots();
 	close(sessfd);
 	close(archfd);
 	close(storefd);

@@ -84,12 +84,15 @@ static void test_roundtrip(void)
 	longer[SFS_KEYFILE_BYTES] = 0;
 	CHECK_EQ(sfs_fmt_keyfile_unwrap(got, longer, sizeof(longer), pw, PWLEN, NULL), -EUCLEAN);
 
-	/* Version 3 and an unknown algorithm are refused before any KDF. */
-	kf[4] = 3;
+	/* Version 4 and an unknown algorithm are refused before any KDF. */
+	kf[4] = 4;
 	memset(&info, 0, sizeof(info));
 	CHECK_EQ(sfs_fmt_keyfile_unwrap(got, kf, SFS_KEYFILE_BYTES, pw, PWLEN, &info),
 		 -EPROTONOSUPPORT);
-	CHECK_EQ(info.version, 3);
+	CHECK_EQ(info.version, 4);
+	/* Version 3 (key slots) in 112 bytes: not a key file (16 + 224 per slot). */
+	kf[4] = 3;
+	CHECK_EQ(sfs_fmt_keyfile_unwrap(got, kf, SFS_KEYFILE_BYTES, pw, PWLEN, NULL), -EUCLEAN);
 	/* Version 2 in 112 bytes: not a key file (version 2 has 116). */
 	kf[4] = 2;
 	CHECK_EQ(sfs_fmt_keyfile_unwrap(got, kf, SFS_KEYFILE_BYTES, pw, PWLEN, NULL), -EUCLEAN);
@@ -124,6 +127,11 @@ static int expected_after_flip(const unsigned char *kf, size_t len, size_t i, in
 	if (len == SFS_KEYFILE_V2_BYTES && i == 40 && (kf[40] ^ 0x01) >= SFS_CIPHER_XCHACHA &&
 	    (kf[40] ^ 0x01) <= SFS_CIPHER_AESGCM_DERIVED && kf[41] == 0) {
 		*want = -EKEYREJECTED;
+		return 0;
+	}
+	/* version 2 flipped to 3, which has slots of its own length: not a key file */
+	if (i == 4 && kf[4] == 2) {
+		*want = -EUCLEAN;
 		return 0;
 	}
 	/* version, algorithm; in version 2 the cipher and its zero field */

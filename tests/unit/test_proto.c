@@ -11,9 +11,11 @@
 
 static void test_ops(void)
 {
-	static const char *const names[] = {"hello",	"new",	 "unlock", "lock",
-					    "lock_all", "list",	 "passwd", "delete",
-					    "use",	"unuse", "status", "archive"};
+	static const char *const names[] = {
+		"hello",    "new",	    "unlock",		"lock",
+		"lock_all", "list",	    "passwd",		"delete",
+		"use",	    "unuse",	    "status",		"archive",
+		"keys",	    "add_password", "add_recovery_key", "remove_slot"};
 
 	CHECK_EQ(sizeof(names) / sizeof(names[0]), SFS_PROTO_OPS);
 	for (int op = 0; op < SFS_PROTO_OPS; op++) {
@@ -41,6 +43,13 @@ static void test_ops(void)
 	CHECK_EQ(sfs_proto_op_takes(SFS_PROTO_OP_UNUSE), 0);
 	CHECK_EQ(sfs_proto_op_takes(SFS_PROTO_OP_STATUS), SFS_PROTO_TAKES_SESSION);
 	CHECK_EQ(sfs_proto_op_takes(SFS_PROTO_OP_ARCHIVE), SFS_PROTO_TAKES_SESSION);
+	CHECK_EQ(sfs_proto_op_takes(SFS_PROTO_OP_KEYS), SFS_PROTO_TAKES_SESSION);
+	CHECK_EQ(sfs_proto_op_takes(SFS_PROTO_OP_ADD_PASSWORD),
+		 SFS_PROTO_TAKES_SESSION | SFS_PROTO_TAKES_PASSWORD | SFS_PROTO_TAKES_NEW_PASSWORD);
+	CHECK_EQ(sfs_proto_op_takes(SFS_PROTO_OP_ADD_RECOVERY_KEY),
+		 SFS_PROTO_TAKES_SESSION | SFS_PROTO_TAKES_PASSWORD);
+	CHECK_EQ(sfs_proto_op_takes(SFS_PROTO_OP_REMOVE_SLOT),
+		 SFS_PROTO_TAKES_SESSION | SFS_PROTO_TAKES_PASSWORD);
 	CHECK_EQ(sfs_proto_op_takes(SFS_PROTO_OPS), 0);
 }
 
@@ -60,6 +69,7 @@ static const struct {
 	{SFS_PROTO_ERR_INVALID, "invalid", -EINVAL, 2},
 	{SFS_PROTO_ERR_PERMISSION, "permission", -EPERM, 9},
 	{SFS_PROTO_ERR_UNSUPPORTED, "unsupported", -ENOTSUP, 1},
+	{SFS_PROTO_ERR_SLOT, "slot", -ENOKEY, 12},
 };
 
 static void test_codes(void)
@@ -93,6 +103,13 @@ static void test_codes(void)
 	CHECK_EQ(sfs_proto_err_from_errno(-ENOTSUP, &text), SFS_PROTO_ERR_UNSUPPORTED);
 	CHECK_STR(text, "the session's content cipher (AES-256-GCM) needs AES-NI, which this "
 			"CPU or libsodium lacks");
+	/* Key slot refusals: one code, a text each. */
+	CHECK_EQ(sfs_proto_err_from_errno(-EXFULL, &text), SFS_PROTO_ERR_SLOT);
+	CHECK_STR(text, "all 8 key slots of the session are in use");
+	CHECK_EQ(sfs_proto_err_from_errno(-EMLINK, &text), SFS_PROTO_ERR_SLOT);
+	CHECK_STR(text, "that is the session's last key slot: one must stay");
+	CHECK_EQ(sfs_proto_err_from_errno(-ENOTUNIQ, NULL), SFS_PROTO_ERR_SLOT);
+	CHECK_EQ(sfs_proto_err_from_errno(-EMEDIUMTYPE, NULL), SFS_PROTO_ERR_SLOT);
 	/* Others are io with strerror's text; so is -EPERM. */
 	CHECK_EQ(sfs_proto_err_from_errno(-ENOSPC, &text), SFS_PROTO_ERR_IO);
 	CHECK_STR(text, strerror(ENOSPC));
@@ -115,6 +132,7 @@ static void test_exit_codes(void)
 	CHECK_EQ(SFS_EXIT_CTL_PERMISSION, 9);
 	CHECK_EQ(SFS_EXIT_CTL_BAD_PASSWORD, 10);
 	CHECK_EQ(SFS_EXIT_CTL_CANCELLED, 11);
+	CHECK_EQ(SFS_EXIT_CTL_SLOT, 12);
 	CHECK_EQ(SFS_EXIT_FS_NO_STORE, 3);
 	CHECK_EQ(SFS_EXIT_FS_NEWER, 4);
 	CHECK_EQ(SFS_EXIT_FS_MOUNT, 5);

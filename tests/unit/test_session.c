@@ -223,10 +223,10 @@ static void test_sessions(enum sfs_cipher cipher)
 
 	/* passwd: a wrong old password changes nothing. */
 	kflen = read_key(kf);
-	CHECK_EQ(sfs_store_session_passwd(cfd, "nope", 4, "s3cret", 6), -EKEYREJECTED);
+	CHECK_EQ(sfs_store_session_passwd(cfd, "nope", 4, "s3cret", 6, NULL), -EKEYREJECTED);
 	CHECK_EQ(read_key(kf2), kflen);
 	CHECK_MEM(kf2, kf, kflen);
-	CHECK_EQ(sfs_store_session_passwd(cfd, "hunter2", 7, "s3cret", 6), 0);
+	CHECK_EQ(sfs_store_session_passwd(cfd, "hunter2", 7, "s3cret", 6, NULL), 0);
 	CHECK_EQ(read_key(kf2), kflen);
 	CHECK(memcmp(kf2, kf, kflen) != 0);
 	CHECK_MEM(kf2, kf, 24); /* same magic, version, algorithm and cost */
