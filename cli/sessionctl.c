@@ -1,6 +1,6 @@
 /*
  * sessionctl.c - the sessionctl command: new, unlock, lock, list, passwd,
- * delete, report, status, prune, use, audit, spoken over a mount's control file
+ * delete, report, status, prune, use, audit, redact, spoken over a mount's control file
  * (doc/control.md).
  *
  * main() finds the command in commands.c's table and opens it here, the
@@ -68,6 +68,7 @@ void usage(FILE *out)
 	      "         [--archive|--delete] [--dry-run] [--yes] MOUNTPOINT\n"
 	      "  use    SESSIONDIR  |  use --none [MOUNTPOINT]  |  use [--json] [MOUNTPOINT]\n"
 	      "  audit  [--json] [--since T] MOUNTPOINT|STORE\n"
+	      "  redact --pattern REGEX [--files] [--dry-run] [--yes] [--json] SESSIONDIR\n"
 	      "SESSIONDIR is MOUNTPOINT/sessions/INC-xxxx (or archive/INC-xxxx).\n"
 	      "Passwords are asked on the terminal without echo, or read from the first\n"
 	      "line of --password-file F (- for standard input); never from arguments.\n"
@@ -194,6 +195,12 @@ static int cmd_open(const struct command *def, int argc, char **argv, struct cmd
 			break;
 		case OPT_DRY_RUN:
 			c->dry_run = true;
+			break;
+		case OPT_PATTERN:
+			c->pattern = optarg;
+			break;
+		case OPT_FILES:
+			c->files = true;
 			break;
 		case OPT_HELP:
 			usage(stdout);

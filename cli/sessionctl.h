@@ -57,6 +57,8 @@ struct cmd {
 	const char *keep_last_arg;	 /* prune --keep-last as given */
 	long long keep_last;		 /* ...read by prune's check; -1 not given */
 	bool archive, delete, dry_run;	 /* prune --archive, --delete, --dry-run */
+	const char *pattern;		 /* redact --pattern */
+	bool files;			 /* redact --files */
 	/* Arguments. */
 	char **args; /* the operands */
 	int nargs;
@@ -102,6 +104,8 @@ enum {
 	OPT_OUTPUT = 'o',
 	OPT_SINCE = 300,
 	OPT_NONE,
+	OPT_PATTERN,
+	OPT_FILES,
 };
 
 /* One sessionctl command. */
@@ -143,6 +147,10 @@ void sfs_list_sort(json_t *arr, const char *key);
 /* prune.c: sessionctl prune (its check and run). */
 int sfs_prune_check(struct cmd *c);
 int sfs_prune_run(struct cmd *c);
+
+/* redact.c: sessionctl redact (its check and run). */
+int sfs_redact_check(struct cmd *c);
+int sfs_redact_run(struct cmd *c);
 
 /* Messages: "sessionctl: ...", and "sessionctl: ARG: not a sessionfs mount: ...". */
 int die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 /* One transaction. */
@@ -461,6 +462,64 @@ static json_t *do_status(json_t *req, const struct ctl_args *a, struct ctl_tx *t
 }
 
 /*
+ * Redact session @a->session's events.jsonl: every match of the request's
+ * "pattern" (POSIX ERE) becomes [REDACTED] (sfs_events_redact), and the new
+ * log ends with a record of it (counts, the pattern's SHA-256, who, when;
+ * never the pattern). Unlocked here only. Optional "file_matches": what the
+ * caller replaced in the session's other files, for the record.
+ */
+static json_t *do_redact(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
+{
+	const char *pattern = str(req, SFS_PROTO_F_PATTERN, NULL);
+	json_t *fm = json_object_get(req, SFS_PROTO_F_FILE_MATCHES), *rec;
+	unsigned char h[crypto_hash_sha256_BYTES];
+	char hex[2 * crypto_hash_sha256_BYTES + 1], comm[32], when[32], err[128];
+	struct sfs_redact_stats st = {0};
+	const struct sfs_keys *keys;
+	struct sfs_session *s;
+	fuse_ino_t old = 0;
+	int rootfd = -1, rc;
+	regex_t re;
+
+	(void)tx;
+	if (!pattern || (fm && (!json_is_integer(fm) || json_integer_value(fm) < 0)))
+		return fail(-EINVAL);
+	if (sfs_session_where(a->session) < 0)
+		return fail(-ENOENT);
+	s = sfs_session_find(a->session);
+	if (!s)
+		return fail(-EACCES); /* never unlocked by this mount */
+	rc = sfs_redact_compile(&re, pattern, err, sizeof(err));
+	if (rc < 0)
+		return fail(rc);
+	crypto_hash_sha256(h, (const unsigned char *)pattern, strlen(pattern));
+	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+	sfs_audit_comm(a->who.pid, comm, sizeof(comm));
+	sfs_utc_format(when, sizeof(when), time(NULL));
+	rec = json_pack("{s:s, s:s, s:s, s:I, s:s}", "type", "redaction", "ts", when,
+			"pattern_sha256", hex, "uid", (json_int_t)a->who.uid, "comm", comm);
+	if (rec && fm)
+		json_object_set(rec, SFS_PROTO_F_FILE_MATCHES, fm);
+	rc = rec ? sfs_session_enter(s, &keys) : -ENOMEM;
+	if (rc == 0) {
+		rc = sfs_events_redact(s, &re, rec, &st, &rootfd, &old);
+		sfs_session_leave(s);
+	}
+	regfree(&re);
+	json_decref(rec);
+	/* after leave: no lock held */
+	sfs_events_forget_name(rootfd, old);
+	audit(a, "redact", a->session, rc,
+	      json_pack("{s:I, s:I, s:s}", SFS_PROTO_F_MATCHES, (json_int_t)st.matches,
+			SFS_PROTO_F_LINES, (json_int_t)st.changed, "pattern_sha256", hex));
+	if (rc < 0)
+		return fail(rc);
+	return json_pack("{s:b, s:I, s:I, s:I}", SFS_PROTO_F_OK, 1, SFS_PROTO_F_MATCHES,
+			 (json_int_t)st.matches, SFS_PROTO_F_LINES, (json_int_t)st.changed,
+			 SFS_PROTO_F_EVENTS, (json_int_t)st.lines);
+}
+
+/*
  * One handler per op of lib/proto.h. A handler runs once dispatch has
  * checked the members the op takes (sfs_proto_op_takes) into @a; it reads
  * any optional member from @req itself, and sets tx->ticket when the
@@ -476,6 +535,7 @@ static ctl_handler *const handlers[SFS_PROTO_OPS] = {
 	[SFS_PROTO_OP_PASSWD] = do_passwd,     [SFS_PROTO_OP_DELETE] = do_delete,
 	[SFS_PROTO_OP_USE] = do_use,	       [SFS_PROTO_OP_UNUSE] = do_unuse,
 	[SFS_PROTO_OP_STATUS] = do_status,     [SFS_PROTO_OP_ARCHIVE] = do_archive,
+	[SFS_PROTO_OP_REDACT] = do_redact,
 };
 
 /*

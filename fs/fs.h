@@ -23,6 +23,7 @@
 #include "crypto.h"
 #include "format.h"
 #include "proto.h"
+#include "redact.h"
 #include "session.h"
 #include "session_report.h"
 #include "store.h"
@@ -417,6 +418,21 @@ int sfs_meta_set_status(struct sfs_session *s, const struct sfs_keys *keys, cons
  * holds no lock and serves no request.
  */
 void sfs_meta_forget_name(int rootfd);
+/*
+ * special.c: redact @s's events.jsonl by @re (lib/redact.h) inside the
+ * session (s->rw read): under ev_rw held for writing (no append meanwhile)
+ * a new log is written with every line redacted and @rec (a JSON object,
+ * given "matches" and "lines" here) appended as its last line, then renamed
+ * over the old one, which appends and reads use no more. 0 with *@st, the
+ * session root in *@rootfd_out and the replaced file's inode number in
+ * *@old_out for sfs_events_forget_name once the caller holds no lock;
+ * -errno with nothing changed (or *@rootfd_out >= 0 if the new log is in
+ * place all the same: a failed fsync of the root after the rename).
+ */
+int sfs_events_redact(struct sfs_session *s, const regex_t *re, json_t *rec,
+		      struct sfs_redact_stats *st, int *rootfd_out, fuse_ino_t *old_out);
+/* special.c: as sfs_meta_forget_name, for events.jsonl and the replaced file's inode @old. */
+void sfs_events_forget_name(int rootfd, fuse_ino_t old);
 /*
  * special.c: at lock (s->rw held for writing), wipe and drop the plaintext
  * that @s's open special files hold (an unterminated events line, a

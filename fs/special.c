@@ -590,3 +590,68 @@ void sfs_meta_forget_name(int rootfd)
 	forget_old_name(rootfd);
 	close(rootfd);
 }
+
+int sfs_events_redact(struct sfs_session *s, const regex_t *re, json_t *rec,
+		      struct sfs_redact_stats *st, int *rootfd_out, fuse_ino_t *old_out)
+{
+	struct sfs_log_rewrite rw = {.nl.fd = -1, .rootfd = -1};
+	struct stat old = {0};
+	char *line = NULL;
+	size_t len = 0;
+	int rc;
+
+	*rootfd_out = -1;
+	*old_out = 0;
+	memset(st, 0, sizeof(*st));
+	pthread_rwlock_wrlock(&s->ev_rw);
+	rc = s->c.ev_ok ? 0 : -EIO;
+	if (rc == 0 && fstat(s->c.ev.fd, &old) < 0)
+		rc = sfs_neg_errno();
+	if (rc == 0)
+		rc = sfs_container_redact_begin(&s->c, s->cfd, re, &rw, st);
+	if (rc == 0) {
+		json_object_set_new(rec, "matches", json_integer((json_int_t)st->matches));
+		json_object_set_new(rec, "lines", json_integer((json_int_t)st->changed));
+		len = json_dumpb(rec, NULL, 0, JSON_COMPACT);
+		line = len ? malloc(len + 1) : NULL;
+		rc = line ? 0 : -ENOMEM;
+		if (rc == 0) {
+			json_dumpb(rec, line, len, JSON_COMPACT);
+			line[len] = '\n';
+			rc = sfs_log_append(&rw.nl, line, len + 1);
+			free(line);
+		}
+		if (rc < 0)
+			sfs_log_redact_discard(&rw);
+	}
+	if (rc == 0)
+		rc = sfs_container_redact_commit(&s->c, &rw);
+	pthread_rwlock_unlock(&s->ev_rw);
+	if (rw.renamed) {
+		sfs_session_changed(s);
+		*rootfd_out = sfs_session_rootfd(s);
+		if (*rootfd_out < 0)
+			*rootfd_out = -1;
+		*old_out = sfs_inode_number(old.st_dev, old.st_ino);
+		sfs_syslog(LOG_INFO, "%s: events.jsonl redacted (%llu matches)", s->id,
+			   (unsigned long long)st->matches);
+	}
+	return rc;
+}
+
+void sfs_events_forget_name(int rootfd, fuse_ino_t old)
+{
+	struct stat st;
+	fuse_ino_t ino;
+
+	if (rootfd < 0)
+		return;
+	if (fstat(rootfd, &st) == 0 && (ino = sfs_inode_number(st.st_dev, st.st_ino)) != 0) {
+		fuse_lowlevel_notify_inval_entry(sfs->se, ino, SFS_EVENTS_NAME,
+						 strlen(SFS_EVENTS_NAME));
+		fuse_lowlevel_notify_inval_inode(sfs->se, ino, -1, 0);
+	}
+	if (old)
+		fuse_lowlevel_notify_inval_inode(sfs->se, old, -1, 0);
+	close(rootfd);
+}

@@ -61,6 +61,11 @@
 #define SFS_PROTO_F_CREATED "created"
 #define SFS_PROTO_F_UPDATED "updated"
 #define SFS_PROTO_F_CURRENT "current" /* hello, use: the session MOUNTPOINT/current names */
+/* redact: the pattern (POSIX ERE); its answer's and record's counts; the CLI's file count */
+#define SFS_PROTO_F_PATTERN "pattern"
+#define SFS_PROTO_F_MATCHES "matches"
+#define SFS_PROTO_F_LINES "lines"
+#define SFS_PROTO_F_FILE_MATCHES "file_matches"
 
 #define SFS_PROTO_KDF_CUSTOM "custom" /* a cost no KDF level has */
 
@@ -78,7 +83,8 @@ enum sfs_proto_op {
 	SFS_PROTO_OP_UNUSE, /* no MOUNTPOINT/current */
 	SFS_PROTO_OP_STATUS,
 	SFS_PROTO_OP_ARCHIVE,
-	SFS_PROTO_OPS /* how many */
+	SFS_PROTO_OP_REDACT, /* events.jsonl rewritten with a pattern's matches replaced */
+	SFS_PROTO_OPS	     /* how many */
 };
 
 /*

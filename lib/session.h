@@ -23,6 +23,7 @@
 
 #include "eventlog.h"
 #include "metadata.h"
+#include "redact.h"
 #include "store.h"
 #include "util.h"
 
@@ -160,6 +161,17 @@ int sfs_container_delete(struct sfs_container *c, int topfd);
  * lock is taken for the move: -EBUSY if another mount has it unlocked.
  */
 int sfs_container_move(int fromfd, int tofd, const char *id, bool held);
+
+/*
+ * Redaction of open container @c's event log (redact.h): begin writes the
+ * redacted new log beside it (sfs_log_redact_begin; -EIO if @c has no valid
+ * log); commit puts it in place (sfs_log_redact_publish) and makes it @c's
+ * log once renamed, closing the old one. The caller keeps appends out from
+ * begin to commit.
+ */
+int sfs_container_redact_begin(const struct sfs_container *c, int cfd, const regex_t *re,
+			       struct sfs_log_rewrite *rw, struct sfs_redact_stats *st);
+int sfs_container_redact_commit(struct sfs_container *c, struct sfs_log_rewrite *rw);
 
 /* Re-wrap container @cfd's key under @newpw (store.h, sfs_store_session_passwd). */
 int sfs_container_passwd(int cfd, const char *old, size_t oldlen, const char *newpw, size_t newlen);
