@@ -359,6 +359,10 @@ static const struct option audit_opts[] = {
 static const struct option redact_opts[] = {
 	{"pattern", required_argument, NULL, OPT_PATTERN},
 	{"files", no_argument, NULL, OPT_FILES},
+	{"rule", required_argument, NULL, OPT_RULE},
+	{"builtin", required_argument, NULL, OPT_BUILTIN},
+	{"list-rules", no_argument, NULL, OPT_LIST_RULES},
+	{"remove-rule", required_argument, NULL, OPT_REMOVE_RULE},
 	{"dry-run", no_argument, NULL, OPT_DRY_RUN},
 	{"yes", no_argument, NULL, OPT_YES},
 	{"json", no_argument, NULL, OPT_JSON},

@@ -16,6 +16,7 @@
  * Knows the command line and the mount; nothing of crypto or the store.
  */
 #include "redact.h"
+#include "rules.h"
 #include "sessionctl.h"
 #include "store.h"
 
@@ -374,20 +375,114 @@ static int confirm(const char *id, uint64_t n)
 	return ans[0] == 'y' || ans[0] == 'Y';
 }
 
+/* The names of the built-in rules, ", "-separated, into @buf. */
+static void builtin_names(char *buf, size_t sz)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (const struct sfs_rule_builtin *b = sfs_rules_builtins; b->name && n < sz; b++)
+		n += (size_t)snprintf(buf + n, sz - n, "%s%s", n ? ", " : "", b->name);
+}
+
 int sfs_redact_check(struct cmd *c)
 {
-	char err[128];
+	int modes = !!c->pattern + !!c->rule + !!c->builtin + !!c->remove_rule + c->list_rules;
+	char err[128], names[256];
+	const char *eq;
 	regex_t re;
 	int rc;
 
+	if (modes != 1)
+		return die(SFS_EXIT_USAGE,
+			   "redact: give one of --pattern REGEX, --rule NAME=REGEX, "
+			   "--builtin NAME, --remove-rule NAME, --list-rules");
+	if (!c->pattern && (c->files || c->dry_run || c->yes))
+		return die(SFS_EXIT_USAGE,
+			   "redact: --files, --dry-run and --yes go with --pattern");
+	if (c->builtin && !sfs_rules_builtin(c->builtin)) {
+		builtin_names(names, sizeof(names));
+		return die(SFS_EXIT_USAGE, "redact: no built-in rule '%s' (there are: %s)",
+			   c->builtin, names);
+	}
+	if ((c->remove_rule && !sfs_rule_name_valid(c->remove_rule)) ||
+	    (c->rule && ((eq = strchr(c->rule, '=')) == NULL || eq == c->rule)))
+		return die(SFS_EXIT_USAGE, "redact: %s: want %s",
+			   c->rule ? "--rule" : "--remove-rule",
+			   c->rule ? "NAME=REGEX" : "a rule name (A-Z a-z 0-9 . _ -)");
+	if (c->rule) {
+		struct sfs_rules r = {0};
+		char name[SFS_RULE_NAME_MAX + 2];
+
+		snprintf(name, sizeof(name), "%.*s", (int)(eq - c->rule), c->rule);
+		rc = strlen(name) > SFS_RULE_NAME_MAX
+			     ? -EINVAL
+			     : sfs_rules_set(&r, name, eq + 1, false, err, sizeof(err));
+		if (rc == -EINVAL && strlen(name) > SFS_RULE_NAME_MAX)
+			snprintf(err, sizeof(err), "a rule name is 1 to %d of A-Z a-z 0-9 . _ -",
+				 SFS_RULE_NAME_MAX);
+		sfs_rules_free(&r);
+		if (rc < 0)
+			return die(SFS_EXIT_USAGE, "redact: invalid rule: %s", err);
+		return SFS_EXIT_OK;
+	}
 	if (!c->pattern)
-		return die(SFS_EXIT_USAGE, "redact: --pattern REGEX is required");
+		return SFS_EXIT_OK;
 	rc = sfs_redact_compile(&re, c->pattern, err, sizeof(err));
 	if (rc == -ENOMEM)
 		return die(SFS_EXIT_FAIL, "redact: out of memory");
 	if (rc < 0)
 		return die(SFS_EXIT_USAGE, "redact: invalid pattern: %s", err);
 	regfree(&re);
+	return SFS_EXIT_OK;
+}
+
+/* --rule, --builtin, --remove-rule, --list-rules: op "rules", then the list. */
+static int run_rules(struct cmd *c)
+{
+	json_t *req =
+		json_pack("{s:s, s:s}", SFS_PROTO_F_OP, "rules", SFS_PROTO_F_SESSION, c->t.id);
+	json_t *resp = NULL, *list, *x;
+	size_t i;
+	int rc;
+
+	if (req && c->rule) {
+		const char *eq = strchr(c->rule, '=');
+
+		json_object_set_new(req, SFS_PROTO_F_NAME,
+				    json_stringn(c->rule, (size_t)(eq - c->rule)));
+		json_object_set_new(req, SFS_PROTO_F_PATTERN, json_string(eq + 1));
+	} else if (req && c->builtin) {
+		json_object_set_new(req, SFS_PROTO_F_BUILTIN, json_string(c->builtin));
+	} else if (req && c->remove_rule) {
+		json_object_set_new(req, SFS_PROTO_F_REMOVE, json_string(c->remove_rule));
+	}
+	rc = call(&c->m, req, "redact", &resp);
+	if (rc)
+		return rc;
+	list = json_object_get(resp, SFS_PROTO_F_RULES);
+	if (json_is_false(json_object_get(resp, "removed")))
+		fprintf(stderr, "sessionctl: redact: no rule '%s': nothing removed\n",
+			c->remove_rule);
+	if (c->json) {
+		json_t *out =
+			json_pack("{s:s, s:O}", SFS_PROTO_F_ID, c->t.id, SFS_PROTO_F_RULES, list);
+
+		if (out) {
+			json_dumpf(out, stdout, JSON_INDENT(2));
+			putchar('\n');
+		}
+		json_decref(out);
+	} else if (json_array_size(list) == 0) {
+		printf("no redaction rules: appends to %s are stored as written\n",
+		       SFS_EVENTS_NAME);
+	} else {
+		json_array_foreach(list, i, x)
+			printf("%-20s %-8s %s\n", json_string_value(json_object_get(x, "name")),
+			       json_is_true(json_object_get(x, "builtin")) ? "built-in" : "rule",
+			       json_string_value(json_object_get(x, "pattern")));
+	}
+	json_decref(resp);
 	return SFS_EXIT_OK;
 }
 
@@ -429,6 +524,8 @@ int sfs_redact_run(struct cmd *c)
 	char err[128];
 	int dfd, fd, rc;
 
+	if (!c->pattern)
+		return run_rules(c);
 	if (sfs_redact_compile(&re, c->pattern, err, sizeof(err)) < 0)
 		return die(SFS_EXIT_FAIL, "redact: %s", err);
 	w.re = &re;

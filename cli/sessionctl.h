@@ -59,6 +59,8 @@ struct cmd {
 	bool archive, delete, dry_run;	 /* prune --archive, --delete, --dry-run */
 	const char *pattern;		 /* redact --pattern */
 	bool files;			 /* redact --files */
+	const char *rule, *builtin, *remove_rule; /* redact --rule, --builtin, --remove-rule */
+	bool list_rules;			  /* redact --list-rules */
 	/* Arguments. */
 	char **args; /* the operands */
 	int nargs;
@@ -106,6 +108,10 @@ enum {
 	OPT_NONE,
 	OPT_PATTERN,
 	OPT_FILES,
+	OPT_RULE,
+	OPT_BUILTIN,
+	OPT_LIST_RULES,
+	OPT_REMOVE_RULE,
 };
 
 /* One sessionctl command. */

@@ -520,6 +520,67 @@ static json_t *do_redact(json_t *req, const struct ctl_args *a, struct ctl_tx *t
 }
 
 /*
+ * Session @a->session's redaction rules (sfs_events_rules): the list, after
+ * setting "name" to "pattern", setting the built-in rule "builtin" (under
+ * its own name), or removing rule "remove" (at most one of the three).
+ * Unlocked here only. A change is audited as "rules" (what changed and the
+ * pattern's SHA-256, never a pattern or a rule's name).
+ */
+static json_t *do_rules(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
+{
+	const char *name = str(req, SFS_PROTO_F_NAME, NULL),
+		   *pat = str(req, SFS_PROTO_F_PATTERN, NULL);
+	const char *bname = str(req, SFS_PROTO_F_BUILTIN, NULL),
+		   *rm = str(req, SFS_PROTO_F_REMOVE, NULL);
+	const struct sfs_rule_builtin *b = bname ? sfs_rules_builtin(bname) : NULL;
+	unsigned char h[crypto_hash_sha256_BYTES];
+	char hex[2 * crypto_hash_sha256_BYTES + 1] = "", err[128];
+	const struct sfs_keys *keys;
+	struct sfs_session *s;
+	json_t *list = NULL;
+	int rc;
+
+	(void)tx;
+	if ((json_object_get(req, SFS_PROTO_F_NAME) && !name) ||
+	    (json_object_get(req, SFS_PROTO_F_PATTERN) && !pat) ||
+	    (json_object_get(req, SFS_PROTO_F_BUILTIN) && !b) ||
+	    (json_object_get(req, SFS_PROTO_F_REMOVE) && !rm) || (!name != !pat) ||
+	    (!!name + !!b + !!rm > 1))
+		return fail(-EINVAL);
+	if (b)
+		name = b->name, pat = b->pattern;
+	if (sfs_session_where(a->session) < 0)
+		return fail(-ENOENT);
+	s = sfs_session_find(a->session);
+	if (!s)
+		return fail(-EACCES); /* never unlocked by this mount */
+	rc = sfs_session_enter(s, &keys);
+	if (rc == 0) {
+		rc = sfs_events_rules(s, rm ? rm : name, rm ? NULL : pat, b != NULL, &list, err,
+				      sizeof(err));
+		sfs_session_leave(s);
+	}
+	if (pat) {
+		crypto_hash_sha256(h, (const unsigned char *)pat, strlen(pat));
+		sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+	}
+	if (name || rm)
+		audit(a, "rules", a->session, rm && rc == -ENOENT ? 0 : rc,
+		      rm ? json_pack("{s:s}", "change", "remove")
+			 : json_pack("{s:s, s:s, s:b}", "change", "set", "pattern_sha256", hex,
+				     "builtin", b != NULL));
+	if (rm && rc == -ENOENT) /* no such rule: nothing to remove */
+		return json_pack("{s:b, s:b, s:o*}", SFS_PROTO_F_OK, 1, "removed", 0,
+				 SFS_PROTO_F_RULES, list);
+	if ((rc == -EINVAL || rc == -ENOSPC) && err[0])
+		return json_pack("{s:b, s:s, s:s}", SFS_PROTO_F_OK, 0, SFS_PROTO_F_CODE,
+				 sfs_proto_err_name(SFS_PROTO_ERR_INVALID), SFS_PROTO_F_ERROR, err);
+	if (rc < 0)
+		return fail(rc);
+	return json_pack("{s:b, s:o}", SFS_PROTO_F_OK, 1, SFS_PROTO_F_RULES, list);
+}
+
+/*
  * One handler per op of lib/proto.h. A handler runs once dispatch has
  * checked the members the op takes (sfs_proto_op_takes) into @a; it reads
  * any optional member from @req itself, and sets tx->ticket when the
@@ -535,7 +596,7 @@ static ctl_handler *const handlers[SFS_PROTO_OPS] = {
 	[SFS_PROTO_OP_PASSWD] = do_passwd,     [SFS_PROTO_OP_DELETE] = do_delete,
 	[SFS_PROTO_OP_USE] = do_use,	       [SFS_PROTO_OP_UNUSE] = do_unuse,
 	[SFS_PROTO_OP_STATUS] = do_status,     [SFS_PROTO_OP_ARCHIVE] = do_archive,
-	[SFS_PROTO_OP_REDACT] = do_redact,
+	[SFS_PROTO_OP_REDACT] = do_redact,     [SFS_PROTO_OP_RULES] = do_rules,
 };
 
 /*

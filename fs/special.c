@@ -216,12 +216,28 @@ static void note_damage(struct sfs_session *s, uint64_t pos)
 	pthread_rwlock_unlock(&s->ev_rw);
 }
 
-/* Append @len bytes of whole lines to events.jsonl; called with s->ev_rw held for writing. */
+/*
+ * Append @len bytes of whole lines to events.jsonl, the session's
+ * redaction rules applied first (what they match is never sealed); called
+ * with s->ev_rw held for writing.
+ */
 static int append(struct sfs_inode *in, const char *data, size_t len)
 {
+	struct sfs_session *s = in->sess;
 	struct sfs_log *l = log_of(in);
-	int rc = l ? sfs_log_append(l, data, len) : -EIO;
+	char *red = NULL;
+	size_t redlen = 0;
+	uint64_t n = 0;
+	int rc = l && !s->rules_bad ? 0 : -EIO;
 
+	if (rc == 0 && s->rules.n)
+		rc = sfs_rules_apply(&s->rules, data, len, &red, &redlen, &n);
+	if (rc == 0)
+		rc = red ? sfs_log_append(l, red, redlen) : sfs_log_append(l, data, len);
+	if (red) {
+		sodium_memzero(red, redlen);
+		free(red);
+	}
 	if (rc < 0)
 		return rc;
 	sfs_session_changed(in->sess);
@@ -654,4 +670,50 @@ void sfs_events_forget_name(int rootfd, fuse_ino_t old)
 	if (old)
 		fuse_lowlevel_notify_inval_inode(sfs->se, old, -1, 0);
 	close(rootfd);
+}
+
+/* @r as [{name, pattern, builtin}]. */
+static json_t *rules_json(const struct sfs_rules *r)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; arr && i < r->n; i++)
+		json_array_append_new(arr,
+				      json_pack("{s:s, s:s, s:b}", "name", r->r[i].name, "pattern",
+						r->r[i].pattern, "builtin", r->r[i].builtin));
+	return arr;
+}
+
+int sfs_events_rules(struct sfs_session *s, const char *name, const char *pattern, bool builtin,
+		     json_t **list, char *err, size_t errsz)
+{
+	struct sfs_rules r;
+	int rc;
+
+	*list = NULL;
+	err[0] = '\0';
+	pthread_rwlock_wrlock(&s->ev_rw);
+	rc = sfs_rules_load(s->cfd, s->c.keys, &r);
+	if (rc == 0 && name) {
+		rc = pattern ? sfs_rules_set(&r, name, pattern, builtin, err, errsz)
+			     : sfs_rules_remove(&r, name);
+		if (rc == 0)
+			rc = sfs_rules_store(s->cfd, &r, s->c.keys);
+	}
+	if (rc == -ENOENT) { /* no such rule: the list as it is */
+		*list = rules_json(&r);
+		sfs_rules_free(&r);
+	} else if (rc == 0) {
+		/* what is stored is what applies: also after a lock and unlock */
+		sfs_rules_free(&s->rules);
+		s->rules = r;
+		s->rules_bad = false;
+		*list = rules_json(&s->rules);
+	} else {
+		sfs_rules_free(&r);
+	}
+	pthread_rwlock_unlock(&s->ev_rw);
+	if ((rc == 0 || rc == -ENOENT) && !*list)
+		rc = -ENOMEM;
+	return rc;
 }

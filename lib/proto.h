@@ -66,6 +66,10 @@
 #define SFS_PROTO_F_MATCHES "matches"
 #define SFS_PROTO_F_LINES "lines"
 #define SFS_PROTO_F_FILE_MATCHES "file_matches"
+/* rules: the rule to set ("name" and "pattern"), a built-in one, or one to remove; the list */
+#define SFS_PROTO_F_BUILTIN "builtin"
+#define SFS_PROTO_F_REMOVE "remove"
+#define SFS_PROTO_F_RULES "rules"
 
 #define SFS_PROTO_KDF_CUSTOM "custom" /* a cost no KDF level has */
 
@@ -84,6 +88,7 @@ enum sfs_proto_op {
 	SFS_PROTO_OP_STATUS,
 	SFS_PROTO_OP_ARCHIVE,
 	SFS_PROTO_OP_REDACT, /* events.jsonl rewritten with a pattern's matches replaced */
+	SFS_PROTO_OP_RULES,  /* the redaction rules applied to appends: list, set, remove */
 	SFS_PROTO_OPS	     /* how many */
 };
 

@@ -13,7 +13,7 @@ static void test_ops(void)
 {
 	static const char *const names[] = {"hello",  "new",	 "unlock", "lock", "lock_all",
 					    "list",   "passwd",	 "delete", "use",  "unuse",
-					    "status", "archive", "redact"};
+					    "status", "archive", "redact", "rules"};
 
 	CHECK_EQ(sizeof(names) / sizeof(names[0]), SFS_PROTO_OPS);
 	for (int op = 0; op < SFS_PROTO_OPS; op++) {
@@ -42,6 +42,7 @@ static void test_ops(void)
 	CHECK_EQ(sfs_proto_op_takes(SFS_PROTO_OP_STATUS), SFS_PROTO_TAKES_SESSION);
 	CHECK_EQ(sfs_proto_op_takes(SFS_PROTO_OP_ARCHIVE), SFS_PROTO_TAKES_SESSION);
 	CHECK_EQ(sfs_proto_op_takes(SFS_PROTO_OP_REDACT), SFS_PROTO_TAKES_SESSION);
+	CHECK_EQ(sfs_proto_op_takes(SFS_PROTO_OP_RULES), SFS_PROTO_TAKES_SESSION);
 	CHECK_EQ(sfs_proto_op_takes(SFS_PROTO_OPS), 0);
 }
 
