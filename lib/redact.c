@@ -67,6 +67,9 @@ static void buf_free(struct buf *b)
 	*b = (struct buf){0};
 }
 
+static int redact_cstr(const regex_t *re, const char *in, size_t len, char **out, size_t *outlen,
+		       uint64_t *count);
+
 int sfs_redact_compile(regex_t *re, const char *pattern, char *err, size_t errsz)
 {
 	regmatch_t m[1];
@@ -85,8 +88,33 @@ int sfs_redact_compile(regex_t *re, const char *pattern, char *err, size_t errsz
 	return 0;
 }
 
+/*
+ * regexec on @in, @len bytes that may not be NUL-terminated: REG_STARTEND
+ * bounds the match, but a string is what regexec takes (and what a
+ * sanitizer's regexec checks, up to its NUL), so a terminated copy is used.
+ */
 int sfs_redact_text(const regex_t *re, const char *in, size_t len, char **out, size_t *outlen,
 		    uint64_t *count)
+{
+	char *own = malloc(len + 1);
+	int rc;
+
+	*out = NULL;
+	*outlen = 0;
+	*count = 0;
+	if (!own)
+		return -ENOMEM;
+	memcpy(own, in, len);
+	own[len] = '\0';
+	rc = redact_cstr(re, own, len, out, outlen, count);
+	sodium_memzero(own, len);
+	free(own);
+	return rc;
+}
+
+/* sfs_redact_text on @in, which has a NUL at in[len]. */
+static int redact_cstr(const regex_t *re, const char *in, size_t len, char **out, size_t *outlen,
+		       uint64_t *count)
 {
 	struct buf b = {0};
 	size_t pos = 0, copied = 0;
