@@ -284,6 +284,132 @@ class RedactTest(unittest.TestCase):
         self.assertEqual(b2, before)
 
 
+class RulesTest(unittest.TestCase):
+    """Redaction rules at append time: `redact --rule NAME=REGEX`, `--builtin NAME`,
+    `--list-rules`, `--remove-rule NAME`. What a rule matches never reaches the store:
+    lines read back redacted through the mount, and the rule file is sealed."""
+
+    def setUp(self):
+        self.e = sfs.Env()
+        self.addCleanup(self.e.cleanup)
+        self.m = self.e.mount()
+        self.sid = self.e.new(self.m)
+        self.d = self.m.sdir(self.sid)
+        self.ev = os.path.join(self.d, "events.jsonl")
+        self.rules = os.path.join(self.e.store, "sessions", self.sid, "rules")
+
+    def ctl(self, *args):
+        return subprocess.run([sfs.SESSIONCTL, "redact"] + list(args) + [self.d],
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=sfs.TIMEOUT)
+
+    def append(self, text):
+        with open(self.ev, "a") as f:
+            f.write(text)
+
+    def test_rules_apply_to_appends_and_survive_lock_and_remount(self):
+        r = self.ctl("--list-rules")
+        self.assertEqual((r.returncode, r.stdout),
+                         (0, "no redaction rules: appends to events.jsonl are stored as "
+                          "written\n"))
+        self.assertFalse(os.path.exists(self.rules))
+        self.append('{"before":"%s"}\n' % SECRET)
+        for args in (["--builtin", "aws-access-key-id"], ["--builtin", "private-key"],
+                     ["--rule", "pw=hunter[0-9]+"]):
+            r = self.ctl(*args)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.ctl("--list-rules", "--json")
+        self.assertEqual(json.loads(r.stdout), {"id": self.sid, "rules": [
+            {"name": "aws-access-key-id", "pattern": "(AKIA|ASIA)[A-Z0-9]{16}",
+             "builtin": True},
+            {"name": "private-key", "pattern": "-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----([^-]|\n)*"
+             "-----END [A-Z0-9 ]*PRIVATE KEY-----", "builtin": True},
+            {"name": "pw", "pattern": "hunter[0-9]+", "builtin": False}]})
+        # the rule file is sealed: no pattern, no name in it
+        raw = sfs.read_file(self.rules)
+        self.assertTrue(raw.startswith(b"SFSR\x01\0\0\0"))
+        for word in (b"hunter", b"AKIA", b"PRIVATE", b"pw", b"rules"):
+            self.assertNotIn(word, raw)
+        pem = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBs+/=\n-----END EC PRIVATE KEY-----"
+        self.append('{"k":"%s","p":"hunter22","n":1}\n' % SECRET)
+        self.append(json.dumps({"pem": "key:\n" + pem + "\nafter"}) + "\n")
+        # an unterminated line stored at close gets the rules too
+        with open(self.ev, "a") as f:
+            f.write('{"tail":"hunter7"}')
+        want = ['{"before":"%s"}' % SECRET,  # before the rules: as written
+                '{"k":"[REDACTED]","p":"[REDACTED]","n":1}',
+                json.dumps({"pem": "key:\n[REDACTED]\nafter"}, separators=(",", ":")),
+                '{"tail":"[REDACTED]"}']
+        self.assertEqual(sfs.read_file(self.ev).decode().splitlines(), want)
+        # rules survive lock/unlock and a remount
+        self.e.lock(self.m, self.sid)
+        self.m = self.e.remount(self.m)
+        self.e.unlock(self.m, self.sid)
+        self.append('{"again":"ASIAY34FZKBOKMUTVV7A hunter9"}\n')
+        want.append('{"again":"[REDACTED] [REDACTED]"}')
+        self.assertEqual(sfs.read_file(self.ev).decode().splitlines(), want)
+        # removing a rule: later appends keep what it matched
+        r = self.ctl("--remove-rule", "pw")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("pw ", r.stdout)
+        r = self.ctl("--remove-rule", "pw")
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("no rule 'pw': nothing removed", r.stderr)
+        self.append('{"last":"hunter5 %s"}\n' % SECRET)
+        self.assertEqual(sfs.read_file(self.ev).decode().splitlines()[-1],
+                         '{"last":"hunter5 [REDACTED]"}')
+        # the audit trail: rule changes, no pattern, no name
+        with open(os.path.join(self.e.store, "audit.jsonl")) as f:
+            recs = [json.loads(x) for x in f if '"rules"' in x]
+        self.assertEqual([(x["change"], x["ok"]) for x in recs],
+                         [("set", True)] * 3 + [("remove", True)] * 2)
+        self.assertNotIn("hunter", json.dumps(recs))
+        # no rules left but the built-in ones; removing them all removes the file
+        for n in ("aws-access-key-id", "private-key"):
+            self.assertEqual(self.ctl("--remove-rule", n).returncode, 0)
+        self.assertFalse(os.path.exists(self.rules))
+
+    def test_bad_input(self):
+        for args, code, err in (
+                (["--rule", "x=a("], 2, "invalid rule: Unmatched ( or \\("),
+                (["--rule", "x=y*"], 2, "invalid rule: the pattern matches the empty string"),
+                (["--rule", "a b=x"], 2, "invalid rule: a rule name is 1 to 32"),
+                (["--rule", "noequals"], 2, "--rule: want NAME=REGEX"),
+                (["--builtin", "nope"], 2, "no built-in rule 'nope' (there are: "
+                 "aws-access-key-id, github-token, slack-token, private-key)"),
+                (["--list-rules", "--pattern", "x"], 2, "give one of"),
+                (["--rule", "a=x", "--dry-run"], 2, "go with --pattern")):
+            r = self.ctl(*args)
+            self.assertEqual(r.returncode, code, (args, r.stderr))
+            self.assertIn(err, r.stderr)
+        self.assertFalse(os.path.exists(self.rules))
+        self.e.lock(self.m, self.sid)
+        r = self.ctl("--rule", "a=x")
+        self.assertEqual(r.returncode, 7, r.stderr)
+        r = self.ctl("--list-rules")
+        self.assertEqual(r.returncode, 7, r.stderr)
+
+    def test_damaged_rule_file_refuses_appends(self):
+        self.assertEqual(self.ctl("--rule", "pw=hunter[0-9]+").returncode, 0)
+        self.e.lock(self.m, self.sid)
+        raw = bytearray(sfs.read_file(self.rules))
+        raw[20] ^= 1
+        with open(self.rules, "wb") as f:
+            f.write(raw)
+        r = self.e.unlock(self.m, self.sid)
+        self.assertIn("the redaction rules (rules in the container) cannot be read", r.err)
+        with self.assertRaises(OSError) as cm:
+            self.append('{"p":"hunter22"}\n')
+        self.assertEqual(cm.exception.errno, 5)
+        self.assertEqual(sfs.read_file(self.ev), b"")
+        # the way out the message names: remove the file, unlock again
+        os.unlink(self.rules)
+        self.e.lock(self.m, self.sid)
+        self.e.unlock(self.m, self.sid)
+        self.append('{"p":"x"}\n')
+        self.assertEqual(sfs.read_file(self.ev), b'{"p":"x"}\n')
+
+
 # An appender holding events.jsonl open across a redact: a whole line, an
 # unterminated tail, then (told "go") the rest of it and another line.
 WRITER = """
