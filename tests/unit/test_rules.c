@@ -81,7 +81,7 @@ static void test_stored_form(void)
 
 	/* a fixed vector: fixed keys, fixed nonce */
 	len = seal_doc(file, doc, 1);
-	CHECK_EQ(len, 8 + sizeof(doc) - 1 + 40);
+	CHECK_EQ(len, 113); /* doc/format.md "Redaction rules", the worked example */
 	CHECK_HEX(file, "5346535201000000242424242424242424242424242424242424242424242424", 32);
 	/* the first ciphertext bytes and the tag: XChaCha20-Poly1305, content key, header as AD */
 	CHECK_HEX(file + 32, "69074c61cdf8e6b268b7d307e10319db", 16);
