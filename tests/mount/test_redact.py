@@ -364,6 +364,14 @@ class RulesTest(unittest.TestCase):
         self.assertEqual([(x["change"], x["ok"]) for x in recs],
                          [("set", True)] * 3 + [("remove", True)] * 2)
         self.assertNotIn("hunter", json.dumps(recs))
+        # fsck knows the rule file: no finding about it
+        self.e.lock(self.m, self.sid)
+        r = sfs.run([os.path.join(sfs.BUILD, "cli", "fsck.sessionfs"), "-n", "--json",
+                     self.e.store])
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual([f for f in json.loads(r.out)["findings"] if f["state"] != "note"
+                          or "rules" in f.get("path", "")], [])
+        self.e.unlock(self.m, self.sid)
         # no rules left but the built-in ones; removing them all removes the file
         for n in ("aws-access-key-id", "private-key"):
             self.assertEqual(self.ctl("--remove-rule", n).returncode, 0)
