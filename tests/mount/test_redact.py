@@ -252,7 +252,7 @@ class RedactTest(unittest.TestCase):
             self.assertEqual(r.stderr, "sessionctl: redact: invalid pattern: %s\n" % why)
         r = subprocess.run([sfs.SESSIONCTL, "redact", self.d], capture_output=True, text=True)
         self.assertEqual(r.returncode, 2)
-        self.assertIn("--pattern REGEX is required", r.stderr)
+        self.assertIn("redact: give one of --pattern REGEX, --rule NAME=REGEX", r.stderr)
         # no terminal and no --yes: 11
         r = self.redact(yes=False)
         self.assertEqual(r.returncode, 11, r.stderr)
