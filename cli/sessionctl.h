@@ -59,8 +59,9 @@ struct cmd {
 	bool archive, delete, dry_run;	 /* prune --archive, --delete, --dry-run */
 	const char *pattern;		 /* redact --pattern */
 	bool files;			 /* redact --files */
-	const char *rule, *builtin, *remove_rule; /* redact --rule, --builtin, --remove-rule */
-	bool list_rules;			  /* redact --list-rules */
+	const char *rule, *builtin;	 /* redact --rule, --builtin */
+	const char *remove_rule;	 /* redact --remove-rule */
+	bool list_rules;		 /* redact --list-rules */
 	/* Arguments. */
 	char **args; /* the operands */
 	int nargs;
