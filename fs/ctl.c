@@ -472,8 +472,7 @@ static json_t *do_redact(json_t *req, const struct ctl_args *a, struct ctl_tx *t
 {
 	const char *pattern = str(req, SFS_PROTO_F_PATTERN, NULL);
 	json_t *fm = json_object_get(req, SFS_PROTO_F_FILE_MATCHES), *rec;
-	unsigned char h[crypto_hash_sha256_BYTES];
-	char hex[2 * crypto_hash_sha256_BYTES + 1], comm[32], when[32], err[128];
+	char hex[SFS_REDACT_HASH_HEX], comm[32], when[32], err[128];
 	struct sfs_redact_stats st = {0};
 	const struct sfs_keys *keys;
 	struct sfs_session *s;
@@ -492,8 +491,7 @@ static json_t *do_redact(json_t *req, const struct ctl_args *a, struct ctl_tx *t
 	rc = sfs_redact_compile(&re, pattern, err, sizeof(err));
 	if (rc < 0)
 		return fail(rc);
-	crypto_hash_sha256(h, (const unsigned char *)pattern, strlen(pattern));
-	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+	sfs_redact_pattern_hash(pattern, hex);
 	sfs_audit_comm(a->who.pid, comm, sizeof(comm));
 	sfs_utc_format(when, sizeof(when), time(NULL));
 	rec = json_pack("{s:s, s:s, s:s, s:I, s:s}", "type", "redaction", "ts", when,
@@ -533,8 +531,7 @@ static json_t *do_rules(json_t *req, const struct ctl_args *a, struct ctl_tx *tx
 	const char *bname = str(req, SFS_PROTO_F_BUILTIN, NULL),
 		   *rm = str(req, SFS_PROTO_F_REMOVE, NULL);
 	const struct sfs_rule_builtin *b = bname ? sfs_rules_builtin(bname) : NULL;
-	unsigned char h[crypto_hash_sha256_BYTES];
-	char hex[2 * crypto_hash_sha256_BYTES + 1] = "", err[128];
+	char hex[SFS_REDACT_HASH_HEX] = "", err[128];
 	const struct sfs_keys *keys;
 	struct sfs_session *s;
 	json_t *list = NULL;
@@ -560,10 +557,8 @@ static json_t *do_rules(json_t *req, const struct ctl_args *a, struct ctl_tx *tx
 				      sizeof(err));
 		sfs_session_leave(s);
 	}
-	if (pat) {
-		crypto_hash_sha256(h, (const unsigned char *)pat, strlen(pat));
-		sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
-	}
+	if (pat)
+		sfs_redact_pattern_hash(pat, hex);
 	if (name || rm)
 		audit(a, "rules", a->session, rm && rc == -ENOENT ? 0 : rc,
 		      rm ? json_pack("{s:s}", "change", "remove")

@@ -257,6 +257,14 @@ int sfs_redact_line(const regex_t *re, const char *line, size_t len, char **out,
 	return rc;
 }
 
+void sfs_redact_pattern_hash(const char *pattern, char hex[SFS_REDACT_HASH_HEX])
+{
+	unsigned char h[crypto_hash_sha256_BYTES];
+
+	crypto_hash_sha256(h, (const unsigned char *)pattern, strlen(pattern));
+	sodium_bin2hex(hex, SFS_REDACT_HASH_HEX, h, sizeof(h));
+}
+
 bool sfs_redact_is_text(const char *buf, size_t len)
 {
 	json_t *s;

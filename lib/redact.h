@@ -51,6 +51,13 @@ int sfs_redact_text(const regex_t *re, const char *in, size_t len, char **out, s
 int sfs_redact_line(const regex_t *re, const char *line, size_t len, char **out, size_t *outlen,
 		    uint64_t *count);
 
+/*
+ * What records and the audit trail say of a pattern instead of the pattern:
+ * its SHA-256 in lower-case hex into @hex (SFS_REDACT_HASH_HEX bytes).
+ */
+#define SFS_REDACT_HASH_HEX 65
+void sfs_redact_pattern_hash(const char *pattern, char hex[SFS_REDACT_HASH_HEX]);
+
 /* Is @buf text for redaction: valid UTF-8 with no NUL byte? */
 bool sfs_redact_is_text(const char *buf, size_t len);
 

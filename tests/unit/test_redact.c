@@ -83,6 +83,11 @@ static void test_compile(void)
 	}
 	CHECK_EQ(sfs_redact_compile(&re, "x+", err, sizeof(err)), 0);
 	regfree(&re);
+	/* what records say of a pattern: its SHA-256 */
+	char hex[SFS_REDACT_HASH_HEX];
+
+	sfs_redact_pattern_hash("AKIA[A-Z0-9]{16}", hex);
+	CHECK_STR(hex, "807fe805b97a9e3eb40e81b06618aa35a3a03b6d6b69aa310e916f9053e3148f");
 }
 
 static void test_text(void)
