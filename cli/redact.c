@@ -515,8 +515,8 @@ static int session_dir(struct cmd *c)
 
 int sfs_redact_run(struct cmd *c)
 {
-	struct plan ev = {.at = json_array()};
-	struct walk w = {.quiet = c->json, .files = json_array()};
+	struct plan ev = {0};
+	struct walk w = {.quiet = c->json};
 	json_t *req, *resp = NULL, *out;
 	char *buf = NULL;
 	size_t len = 0;
@@ -526,6 +526,8 @@ int sfs_redact_run(struct cmd *c)
 
 	if (!c->pattern)
 		return run_rules(c);
+	ev.at = json_array();
+	w.files = json_array();
 	if (sfs_redact_compile(&re, c->pattern, err, sizeof(err)) < 0)
 		return die(SFS_EXIT_FAIL, "redact: %s", err);
 	w.re = &re;
