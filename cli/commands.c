@@ -375,6 +375,20 @@ static const struct option audit_opts[] = {
 	{NULL, 0, NULL, 0},
 };
 
+static const struct option redact_opts[] = {
+	{"pattern", required_argument, NULL, OPT_PATTERN},
+	{"files", no_argument, NULL, OPT_FILES},
+	{"rule", required_argument, NULL, OPT_RULE},
+	{"builtin", required_argument, NULL, OPT_BUILTIN},
+	{"list-rules", no_argument, NULL, OPT_LIST_RULES},
+	{"remove-rule", required_argument, NULL, OPT_REMOVE_RULE},
+	{"dry-run", no_argument, NULL, OPT_DRY_RUN},
+	{"yes", no_argument, NULL, OPT_YES},
+	{"json", no_argument, NULL, OPT_JSON},
+	{"help", no_argument, NULL, OPT_HELP},
+	{NULL, 0, NULL, 0},
+};
+
 const struct command sfs_cli_commands[] = {
 	{.name = "new",
 	 .shortopts = "h",
@@ -448,5 +462,11 @@ const struct command sfs_cli_commands[] = {
 	 .opts = keys_opts,
 	 .takes = CMD_SESSIONDIR,
 	 .run = sfs_keys_run},
+	{.name = "redact", /* redact.c */
+	 .shortopts = "hy",
+	 .opts = redact_opts,
+	 .takes = CMD_SESSIONDIR,
+	 .check = sfs_redact_check,
+	 .run = sfs_redact_run},
 };
 const size_t sfs_cli_ncommands = sizeof(sfs_cli_commands) / sizeof(sfs_cli_commands[0]);

@@ -1,6 +1,6 @@
 /*
  * sessionctl.c - the sessionctl command: new, unlock, lock, list, passwd,
- * delete, report, status, prune, use, audit, spoken over a mount's control file
+ * delete, report, status, prune, use, audit, redact, spoken over a mount's control file
  * (doc/control.md).
  *
  * main() finds the command in commands.c's table and opens it here, the
@@ -74,6 +74,9 @@ void usage(FILE *out)
 	      "         [--archive|--delete] [--dry-run] [--yes] MOUNTPOINT\n"
 	      "  use    SESSIONDIR  |  use --none [MOUNTPOINT]  |  use [--json] [MOUNTPOINT]\n"
 	      "  audit  [--json] [--since T] MOUNTPOINT|STORE\n"
+	      "  redact --pattern REGEX [--files] [--dry-run] [--yes] [--json] SESSIONDIR\n"
+	      "  redact --rule NAME=REGEX | --builtin NAME | --remove-rule NAME | --list-rules\n"
+	      "         [--json] SESSIONDIR\n"
 	      "SESSIONDIR is MOUNTPOINT/sessions/INC-xxxx (or archive/INC-xxxx).\n"
 	      "Passwords are asked on the terminal without echo, or read from the first\n"
 	      "line of --password-file F (- for standard input); never from arguments.\n"
@@ -215,6 +218,24 @@ static int cmd_open(const struct command *def, int argc, char **argv, struct cmd
 			break;
 		case OPT_RECOVERY_KEY:
 			c->recovery_key = true;
+			break;
+		case OPT_PATTERN:
+			c->pattern = optarg;
+			break;
+		case OPT_FILES:
+			c->files = true;
+			break;
+		case OPT_RULE:
+			c->rule = optarg;
+			break;
+		case OPT_BUILTIN:
+			c->builtin = optarg;
+			break;
+		case OPT_LIST_RULES:
+			c->list_rules = true;
+			break;
+		case OPT_REMOVE_RULE:
+			c->remove_rule = optarg;
 			break;
 		case OPT_HELP:
 			usage(stdout);

@@ -62,6 +62,11 @@ struct cmd {
 	const char *remove_arg, *label; /* passwd --remove N as given, --label */
 	long remove_slot;		/* ...read by sfs_slot_check */
 	bool no_new_password;		/* set by a check: read no c->newpw */
+	const char *pattern;		 /* redact --pattern */
+	bool files;			 /* redact --files */
+	const char *rule, *builtin;	 /* redact --rule, --builtin */
+	const char *remove_rule;	 /* redact --remove-rule */
+	bool list_rules;		 /* redact --list-rules */
 	/* Arguments. */
 	char **args; /* the operands */
 	int nargs;
@@ -112,6 +117,12 @@ enum {
 	OPT_ADD_RECOVERY_KEY,
 	OPT_LABEL,
 	OPT_RECOVERY_KEY,
+	OPT_PATTERN,
+	OPT_FILES,
+	OPT_RULE,
+	OPT_BUILTIN,
+	OPT_LIST_RULES,
+	OPT_REMOVE_RULE,
 };
 
 /* One sessionctl command. */
@@ -163,6 +174,10 @@ void sfs_slot_print_recovery(json_t *resp, const char *id);
 /* prune.c: sessionctl prune (its check and run). */
 int sfs_prune_check(struct cmd *c);
 int sfs_prune_run(struct cmd *c);
+
+/* redact.c: sessionctl redact (its check and run). */
+int sfs_redact_check(struct cmd *c);
+int sfs_redact_run(struct cmd *c);
 
 /* Messages: "sessionctl: ...", and "sessionctl: ARG: not a sessionfs mount: ...". */
 int die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

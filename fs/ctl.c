@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 /* One transaction. */
@@ -616,6 +617,120 @@ static json_t *do_remove_slot(json_t *req, const struct ctl_args *a, struct ctl_
 }
 
 /*
+ * Redact session @a->session's events.jsonl: every match of the request's
+ * "pattern" (POSIX ERE) becomes [REDACTED] (sfs_events_redact), and the new
+ * log ends with a record of it (counts, the pattern's SHA-256, who, when;
+ * never the pattern). Unlocked here only. Optional "file_matches": what the
+ * caller replaced in the session's other files, for the record.
+ */
+static json_t *do_redact(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
+{
+	const char *pattern = str(req, SFS_PROTO_F_PATTERN, NULL);
+	json_t *fm = json_object_get(req, SFS_PROTO_F_FILE_MATCHES), *rec;
+	char hex[SFS_REDACT_HASH_HEX], comm[32], when[32], err[128];
+	struct sfs_redact_stats st = {0};
+	const struct sfs_keys *keys;
+	struct sfs_session *s;
+	fuse_ino_t old = 0;
+	int rootfd = -1, rc;
+	regex_t re;
+
+	(void)tx;
+	if (!pattern || (fm && (!json_is_integer(fm) || json_integer_value(fm) < 0)))
+		return fail(-EINVAL);
+	if (sfs_session_where(a->session) < 0)
+		return fail(-ENOENT);
+	s = sfs_session_find(a->session);
+	if (!s)
+		return fail(-EACCES); /* never unlocked by this mount */
+	rc = sfs_redact_compile(&re, pattern, err, sizeof(err));
+	if (rc < 0)
+		return fail(rc);
+	sfs_redact_pattern_hash(pattern, hex);
+	sfs_audit_comm(a->who.pid, comm, sizeof(comm));
+	sfs_utc_format(when, sizeof(when), time(NULL));
+	rec = json_pack("{s:s, s:s, s:s, s:I, s:s}", "type", "redaction", "ts", when,
+			"pattern_sha256", hex, "uid", (json_int_t)a->who.uid, "comm", comm);
+	if (rec && fm)
+		json_object_set(rec, SFS_PROTO_F_FILE_MATCHES, fm);
+	rc = rec ? sfs_session_enter(s, &keys) : -ENOMEM;
+	if (rc == 0) {
+		rc = sfs_events_redact(s, &re, rec, &st, &rootfd, &old);
+		sfs_session_leave(s);
+	}
+	regfree(&re);
+	json_decref(rec);
+	/* after leave: no lock held */
+	sfs_events_forget_name(rootfd, old);
+	audit(a, "redact", a->session, rc,
+	      json_pack("{s:I, s:I, s:s}", SFS_PROTO_F_MATCHES, (json_int_t)st.matches,
+			SFS_PROTO_F_LINES, (json_int_t)st.changed, "pattern_sha256", hex));
+	if (rc < 0)
+		return fail(rc);
+	return json_pack("{s:b, s:I, s:I, s:I}", SFS_PROTO_F_OK, 1, SFS_PROTO_F_MATCHES,
+			 (json_int_t)st.matches, SFS_PROTO_F_LINES, (json_int_t)st.changed,
+			 SFS_PROTO_F_EVENTS, (json_int_t)st.lines);
+}
+
+/*
+ * Session @a->session's redaction rules (sfs_events_rules): the list, after
+ * setting "name" to "pattern", setting the built-in rule "builtin" (under
+ * its own name), or removing rule "remove" (at most one of the three).
+ * Unlocked here only. A change is audited as "rules" (what changed and the
+ * pattern's SHA-256, never a pattern or a rule's name).
+ */
+static json_t *do_rules(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
+{
+	const char *name = str(req, SFS_PROTO_F_NAME, NULL),
+		   *pat = str(req, SFS_PROTO_F_PATTERN, NULL);
+	const char *bname = str(req, SFS_PROTO_F_BUILTIN, NULL),
+		   *rm = str(req, SFS_PROTO_F_REMOVE, NULL);
+	const struct sfs_rule_builtin *b = bname ? sfs_rules_builtin(bname) : NULL;
+	char hex[SFS_REDACT_HASH_HEX] = "", err[128];
+	const struct sfs_keys *keys;
+	struct sfs_session *s;
+	json_t *list = NULL;
+	int rc;
+
+	(void)tx;
+	if ((json_object_get(req, SFS_PROTO_F_NAME) && !name) ||
+	    (json_object_get(req, SFS_PROTO_F_PATTERN) && !pat) ||
+	    (json_object_get(req, SFS_PROTO_F_BUILTIN) && !b) ||
+	    (json_object_get(req, SFS_PROTO_F_REMOVE) && !rm) || (!name != !pat) ||
+	    (!!name + !!b + !!rm > 1))
+		return fail(-EINVAL);
+	if (b)
+		name = b->name, pat = b->pattern;
+	if (sfs_session_where(a->session) < 0)
+		return fail(-ENOENT);
+	s = sfs_session_find(a->session);
+	if (!s)
+		return fail(-EACCES); /* never unlocked by this mount */
+	rc = sfs_session_enter(s, &keys);
+	if (rc == 0) {
+		rc = sfs_events_rules(s, rm ? rm : name, rm ? NULL : pat, b != NULL, &list, err,
+				      sizeof(err));
+		sfs_session_leave(s);
+	}
+	if (pat)
+		sfs_redact_pattern_hash(pat, hex);
+	if (name || rm)
+		audit(a, "rules", a->session, rm && rc == -ENOENT ? 0 : rc,
+		      rm ? json_pack("{s:s}", "change", "remove")
+			 : json_pack("{s:s, s:s, s:b}", "change", "set", "pattern_sha256", hex,
+				     "builtin", b != NULL));
+	if (rm && rc == -ENOENT) /* no such rule: nothing to remove */
+		return json_pack("{s:b, s:b, s:o*}", SFS_PROTO_F_OK, 1, "removed", 0,
+				 SFS_PROTO_F_RULES, list);
+	if ((rc == -EINVAL || rc == -ENOSPC) && err[0])
+		return json_pack("{s:b, s:s, s:s}", SFS_PROTO_F_OK, 0, SFS_PROTO_F_CODE,
+				 sfs_proto_err_name(SFS_PROTO_ERR_INVALID), SFS_PROTO_F_ERROR, err);
+	if (rc < 0)
+		return fail(rc);
+	return json_pack("{s:b, s:o}", SFS_PROTO_F_OK, 1, SFS_PROTO_F_RULES, list);
+}
+
+/*
  * One handler per op of lib/proto.h. A handler runs once dispatch has
  * checked the members the op takes (sfs_proto_op_takes) into @a; it reads
  * any optional member from @req itself, and sets tx->ticket when the
@@ -641,6 +756,8 @@ static ctl_handler *const handlers[SFS_PROTO_OPS] = {
 	[SFS_PROTO_OP_ADD_PASSWORD] = do_add_password,
 	[SFS_PROTO_OP_ADD_RECOVERY_KEY] = do_add_recovery_key,
 	[SFS_PROTO_OP_REMOVE_SLOT] = do_remove_slot,
+	[SFS_PROTO_OP_REDACT] = do_redact,
+	[SFS_PROTO_OP_RULES] = do_rules,
 };
 
 /*

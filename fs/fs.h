@@ -23,6 +23,8 @@
 #include "crypto.h"
 #include "format.h"
 #include "proto.h"
+#include "redact.h"
+#include "rules.h"
 #include "session.h"
 #include "session_report.h"
 #include "store.h"
@@ -80,6 +82,9 @@ struct sfs_session {
 					 * kept through lock, rechecked at unlock;
 					 * protected by ev_rw */
 	uint64_t ev_bad;		/* backing offset of that damage (0: none); ev_rw */
+	struct sfs_rules rules;		/* redaction rules applied to appends (lib/rules.h),
+					 * loaded at unlock, freed at lock; ev_rw */
+	bool rules_bad;			/* its rule file did not open: appends refused; ev_rw */
 
 	/* metadata.json (special.c) */
 	pthread_mutex_t meta_mu;    /* one replacement at a time: commit, refresh,
@@ -428,6 +433,33 @@ int sfs_meta_set_status(struct sfs_session *s, const struct sfs_keys *keys, cons
  * holds no lock and serves no request.
  */
 void sfs_meta_forget_name(int rootfd);
+/*
+ * special.c: redact @s's events.jsonl by @re (lib/redact.h) inside the
+ * session (s->rw read): under ev_rw held for writing (no append meanwhile)
+ * a new log is written with every line redacted and @rec (a JSON object,
+ * given "matches" and "lines" here) appended as its last line, then renamed
+ * over the old one, which appends and reads use no more. 0 with *@st, the
+ * session root in *@rootfd_out and the replaced file's inode number in
+ * *@old_out for sfs_events_forget_name once the caller holds no lock;
+ * -errno with nothing changed (or *@rootfd_out >= 0 if the new log is in
+ * place all the same: a failed fsync of the root after the rename).
+ */
+int sfs_events_redact(struct sfs_session *s, const regex_t *re, json_t *rec,
+		      struct sfs_redact_stats *st, int *rootfd_out, fuse_ino_t *old_out);
+/* special.c: as sfs_meta_forget_name, for events.jsonl and the replaced file's inode @old. */
+void sfs_events_forget_name(int rootfd, fuse_ino_t old);
+/*
+ * special.c: change @s's redaction rules inside the session (s->rw read),
+ * under ev_rw held for writing: set rule @name to @pattern (@builtin: it is
+ * that built-in rule), or remove rule @name (@pattern NULL); with @name
+ * NULL nothing changes. The rule file is read, changed and stored
+ * (lib/rules.h), then the daemon's rules are the stored ones. 0 with the
+ * rules as a new JSON array [{name, pattern, builtin}] in *@list; -ENOENT
+ * no such rule to remove (the list in *@list all the same); -EINVAL (why
+ * in @err), -ENOSPC too many (why in @err), -errno.
+ */
+int sfs_events_rules(struct sfs_session *s, const char *name, const char *pattern, bool builtin,
+		     json_t **list, char *err, size_t errsz);
 /*
  * special.c: at lock (s->rw held for writing), wipe and drop the plaintext
  * that @s's open special files hold (an unterminated events line, a

@@ -348,9 +348,27 @@ static void prepare(struct sfs_session *s, int cfd, char *warn, size_t wsz)
 	pthread_rwlock_rdlock(&s->ev_rw);
 	recheck = s->ev_bad;
 	pthread_rwlock_unlock(&s->ev_rw);
+	struct sfs_rules rules;
+	int rrc;
+
 	rc = sfs_container_prepare(&s->c, cfd, recheck, &ev, &r);
 	report(s->id, rc, &r, &ev, warn, wsz, damage, sizeof(damage));
+	/* The redaction rules: what does not open keeps every append out. */
+	rrc = sfs_rules_load(cfd, s->c.keys, &rules);
+	if (rrc < 0) {
+		size_t n = strlen(warn);
+
+		snprintf(warn + n, wsz - n,
+			 "%s%s: the redaction rules (%s in the container) cannot be read (%s): "
+			 "appends to %s are refused until the file is removed",
+			 n ? "\n" : "", s->id, SFS_RULES_NAME, strerror(-rrc), SFS_EVENTS_NAME);
+		sfs_syslog(LOG_ERR, "%s: redaction rules cannot be read: %s", s->id,
+			   strerror(-rrc));
+	}
 	pthread_rwlock_wrlock(&s->ev_rw);
+	sfs_rules_free(&s->rules);
+	s->rules = rules;
+	s->rules_bad = rrc < 0;
 	/* none open before: a lock closed it (drop_keys) */
 	sfs_container_set_log(&s->c, &ev, rc == 0);
 	/* What this unlock found replaces what was known: it rechecked that too. */
@@ -443,6 +461,8 @@ static void drop_keys(struct sfs_session *s)
 {
 	pthread_rwlock_wrlock(&s->ev_rw);
 	sfs_container_close_log(&s->c);
+	sfs_rules_free(&s->rules);
+	s->rules_bad = false;
 	pthread_rwlock_unlock(&s->ev_rw);
 	sfs_special_forget(s);
 	sfs_container_close(&s->c); /* wipes the keys, gives the busy lock back */

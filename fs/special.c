@@ -216,12 +216,28 @@ static void note_damage(struct sfs_session *s, uint64_t pos)
 	pthread_rwlock_unlock(&s->ev_rw);
 }
 
-/* Append @len bytes of whole lines to events.jsonl; called with s->ev_rw held for writing. */
+/*
+ * Append @len bytes of whole lines to events.jsonl, the session's
+ * redaction rules applied first (what they match is never sealed); called
+ * with s->ev_rw held for writing.
+ */
 static int append(struct sfs_inode *in, const char *data, size_t len)
 {
+	struct sfs_session *s = in->sess;
 	struct sfs_log *l = log_of(in);
-	int rc = l ? sfs_log_append(l, data, len) : -EIO;
+	char *red = NULL;
+	size_t redlen = 0;
+	uint64_t n = 0;
+	int rc = l && !s->rules_bad ? 0 : -EIO;
 
+	if (rc == 0 && s->rules.n)
+		rc = sfs_rules_apply(&s->rules, data, len, &red, &redlen, &n);
+	if (rc == 0)
+		rc = red ? sfs_log_append(l, red, redlen) : sfs_log_append(l, data, len);
+	if (red) {
+		sodium_memzero(red, redlen);
+		free(red);
+	}
 	if (rc < 0)
 		return rc;
 	sfs_session_changed(in->sess);
@@ -589,4 +605,115 @@ void sfs_meta_forget_name(int rootfd)
 {
 	forget_old_name(rootfd);
 	close(rootfd);
+}
+
+int sfs_events_redact(struct sfs_session *s, const regex_t *re, json_t *rec,
+		      struct sfs_redact_stats *st, int *rootfd_out, fuse_ino_t *old_out)
+{
+	struct sfs_log_rewrite rw = {.nl.fd = -1, .rootfd = -1};
+	struct stat old = {0};
+	char *line = NULL;
+	size_t len = 0;
+	int rc;
+
+	*rootfd_out = -1;
+	*old_out = 0;
+	memset(st, 0, sizeof(*st));
+	pthread_rwlock_wrlock(&s->ev_rw);
+	rc = s->c.ev_ok ? 0 : -EIO;
+	if (rc == 0 && fstat(s->c.ev.fd, &old) < 0)
+		rc = sfs_neg_errno();
+	if (rc == 0)
+		rc = sfs_container_redact_begin(&s->c, s->cfd, re, &rw, st);
+	if (rc == 0) {
+		json_object_set_new(rec, "matches", json_integer((json_int_t)st->matches));
+		json_object_set_new(rec, "lines", json_integer((json_int_t)st->changed));
+		len = json_dumpb(rec, NULL, 0, JSON_COMPACT);
+		line = len ? malloc(len + 1) : NULL;
+		rc = line ? 0 : -ENOMEM;
+		if (rc == 0) {
+			json_dumpb(rec, line, len, JSON_COMPACT);
+			line[len] = '\n';
+			rc = sfs_log_append(&rw.nl, line, len + 1);
+			free(line);
+		}
+		if (rc < 0)
+			sfs_log_redact_discard(&rw);
+	}
+	if (rc == 0)
+		rc = sfs_container_redact_commit(&s->c, &rw);
+	pthread_rwlock_unlock(&s->ev_rw);
+	if (rw.renamed) {
+		sfs_session_changed(s);
+		*rootfd_out = sfs_session_rootfd(s);
+		if (*rootfd_out < 0)
+			*rootfd_out = -1;
+		*old_out = sfs_inode_number(old.st_dev, old.st_ino);
+		sfs_syslog(LOG_INFO, "%s: events.jsonl redacted (%llu matches)", s->id,
+			   (unsigned long long)st->matches);
+	}
+	return rc;
+}
+
+void sfs_events_forget_name(int rootfd, fuse_ino_t old)
+{
+	struct stat st;
+	fuse_ino_t ino;
+
+	if (rootfd < 0)
+		return;
+	if (fstat(rootfd, &st) == 0 && (ino = sfs_inode_number(st.st_dev, st.st_ino)) != 0) {
+		fuse_lowlevel_notify_inval_entry(sfs->se, ino, SFS_EVENTS_NAME,
+						 strlen(SFS_EVENTS_NAME));
+		fuse_lowlevel_notify_inval_inode(sfs->se, ino, -1, 0);
+	}
+	if (old)
+		fuse_lowlevel_notify_inval_inode(sfs->se, old, -1, 0);
+	close(rootfd);
+}
+
+/* @r as [{name, pattern, builtin}]. */
+static json_t *rules_json(const struct sfs_rules *r)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; arr && i < r->n; i++)
+		json_array_append_new(arr,
+				      json_pack("{s:s, s:s, s:b}", "name", r->r[i].name, "pattern",
+						r->r[i].pattern, "builtin", r->r[i].builtin));
+	return arr;
+}
+
+int sfs_events_rules(struct sfs_session *s, const char *name, const char *pattern, bool builtin,
+		     json_t **list, char *err, size_t errsz)
+{
+	struct sfs_rules r;
+	int rc;
+
+	*list = NULL;
+	err[0] = '\0';
+	pthread_rwlock_wrlock(&s->ev_rw);
+	rc = sfs_rules_load(s->cfd, s->c.keys, &r);
+	if (rc == 0 && name) {
+		rc = pattern ? sfs_rules_set(&r, name, pattern, builtin, err, errsz)
+			     : sfs_rules_remove(&r, name);
+		if (rc == 0)
+			rc = sfs_rules_store(s->cfd, &r, s->c.keys);
+	}
+	if (rc == -ENOENT) { /* no such rule: the list as it is */
+		*list = rules_json(&r);
+		sfs_rules_free(&r);
+	} else if (rc == 0) {
+		/* what is stored is what applies: also after a lock and unlock */
+		sfs_rules_free(&s->rules);
+		s->rules = r;
+		s->rules_bad = false;
+		*list = rules_json(&s->rules);
+	} else {
+		sfs_rules_free(&r);
+	}
+	pthread_rwlock_unlock(&s->ev_rw);
+	if ((rc == 0 || rc == -ENOENT) && !*list)
+		rc = -ENOMEM;
+	return rc;
 }

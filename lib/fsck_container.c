@@ -10,6 +10,7 @@
  */
 #include "format.h"
 #include "fsck.h"
+#include "rules.h"
 #include "store.h"
 #include "util.h"
 
@@ -135,8 +136,8 @@ static void check_container_entries(struct sfs_fsck_sess *s)
 
 		if (strcmp(nm, ".") == 0 || strcmp(nm, "..") == 0 ||
 		    strcmp(nm, SFS_KEY_NAME) == 0 || strcmp(nm, SFS_LOCK_NAME) == 0 ||
-		    strcmp(nm, SFS_ROOT_NAME) == 0)
-			continue;
+		    strcmp(nm, SFS_ROOT_NAME) == 0 || strcmp(nm, SFS_RULES_NAME) == 0)
+			continue; /* the rule file opens with the key: unlock checks it */
 		snprintf(path, sizeof(path), "%s/%s", s->name, nm);
 		if (strncmp(nm, "events.kept-", 12) == 0 && strlen(nm) > 9 &&
 		    strcmp(nm + strlen(nm) - 9, ".appended") == 0) {

@@ -71,6 +71,15 @@
 #define SFS_PROTO_F_ADDED "added"		/* UTC ISO-8601 */
 #define SFS_PROTO_F_LABEL_SEALED "label_sealed" /* true: locked here, label not shown */
 #define SFS_PROTO_F_FORMAT "format"		/* keys: the key file's version */
+/* redact: the pattern (POSIX ERE); its answer's and record's counts; the CLI's file count */
+#define SFS_PROTO_F_PATTERN "pattern"
+#define SFS_PROTO_F_MATCHES "matches"
+#define SFS_PROTO_F_LINES "lines"
+#define SFS_PROTO_F_FILE_MATCHES "file_matches"
+/* rules: the rule to set ("name" and "pattern"), a built-in one, or one to remove; the list */
+#define SFS_PROTO_F_BUILTIN "builtin"
+#define SFS_PROTO_F_REMOVE "remove"
+#define SFS_PROTO_F_RULES "rules"
 
 #define SFS_PROTO_KDF_CUSTOM "custom" /* a cost no KDF level has */
 
@@ -92,6 +101,8 @@ enum sfs_proto_op {
 	SFS_PROTO_OP_ADD_PASSWORD,     /* a slot with new_password */
 	SFS_PROTO_OP_ADD_RECOVERY_KEY, /* a slot with a recovery key the daemon makes */
 	SFS_PROTO_OP_REMOVE_SLOT,      /* "slot", proven by another slot's password */
+	SFS_PROTO_OP_REDACT, /* events.jsonl rewritten with a pattern's matches replaced */
+	SFS_PROTO_OP_RULES,  /* the redaction rules applied to appends: list, set, remove */
 	SFS_PROTO_OPS		       /* how many */
 };
 

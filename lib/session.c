@@ -448,3 +448,24 @@ int sfs_container_slots(int cfd, const struct sfs_keys *keys, struct sfs_slot_in
 	sfs_store_keyfile_end(&e);
 	return 0;
 }
+
+int sfs_container_redact_begin(const struct sfs_container *c, int cfd, const regex_t *re,
+			       struct sfs_log_rewrite *rw, struct sfs_redact_stats *st)
+{
+	memset(rw, 0, sizeof(*rw));
+	rw->nl.fd = rw->rootfd = -1;
+	if (!c->keys || !c->ev_ok || c->ev.fd < 0)
+		return -EIO;
+	return sfs_log_redact_begin(cfd, &c->ev, re, rw, st);
+}
+
+int sfs_container_redact_commit(struct sfs_container *c, struct sfs_log_rewrite *rw)
+{
+	int rc = sfs_log_redact_publish(rw);
+
+	if (rw->renamed) {
+		sfs_container_set_log(c, &rw->nl, true);
+		rw->nl.fd = -1; /* @c's now */
+	}
+	return rc;
+}

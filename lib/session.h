@@ -24,6 +24,7 @@
 
 #include "eventlog.h"
 #include "metadata.h"
+#include "redact.h"
 #include "store.h"
 #include "util.h"
 
@@ -244,5 +245,14 @@ void sfs_slot_recovery_new(unsigned char *key, char *text);
 
 /* Is @label (@len bytes) one a slot may have: 1..63 bytes, no control characters? */
 bool sfs_slot_label_ok(const char *label, size_t len);
+ * Redaction of open container @c's event log (redact.h): begin writes the
+ * redacted new log beside it (sfs_log_redact_begin; -EIO if @c has no valid
+ * log); commit puts it in place (sfs_log_redact_publish) and makes it @c's
+ * log once renamed, closing the old one. The caller keeps appends out from
+ * begin to commit.
+ */
+int sfs_container_redact_begin(const struct sfs_container *c, int cfd, const regex_t *re,
+			       struct sfs_log_rewrite *rw, struct sfs_redact_stats *st);
+int sfs_container_redact_commit(struct sfs_container *c, struct sfs_log_rewrite *rw);
 
 #endif
