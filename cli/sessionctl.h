@@ -57,6 +57,7 @@ struct cmd {
 	const char *keep_last_arg;	 /* prune --keep-last as given */
 	long long keep_last;		 /* ...read by prune's check; -1 not given */
 	bool archive, delete, dry_run;	 /* prune --archive, --delete, --dry-run */
+	const char *to;			 /* copy --to */
 	/* Arguments. */
 	char **args; /* the operands */
 	int nargs;
@@ -102,6 +103,7 @@ enum {
 	OPT_OUTPUT = 'o',
 	OPT_SINCE = 300,
 	OPT_NONE,
+	OPT_TO,
 };
 
 /* One sessionctl command. */
@@ -113,6 +115,7 @@ struct command {
 	const char *prompt;	     /* for c->pw; "%s" is the session id */
 	int (*check)(struct cmd *c); /* its own checks of options and operands, or NULL */
 	int (*run)(struct cmd *c);   /* what it does once opened */
+	const char *new_prompt;	     /* for c->newpw, "%s" the session id; NULL the default */
 };
 
 /* The commands (commands.c), and sessionctl's usage (sessionctl.c). */
@@ -143,6 +146,12 @@ void sfs_list_sort(json_t *arr, const char *key);
 /* prune.c: sessionctl prune (its check and run). */
 int sfs_prune_check(struct cmd *c);
 int sfs_prune_run(struct cmd *c);
+
+/* copy.c: sessionctl copy (its check and run). */
+int sfs_copy_check(struct cmd *c);
+int sfs_copy_run(struct cmd *c);
+/* commands.c: say on stderr how the session a "new" response made is protected. */
+void say_protection(json_t *resp);
 
 /* Messages: "sessionctl: ...", and "sessionctl: ARG: not a sessionfs mount: ...". */
 int die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

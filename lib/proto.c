@@ -29,6 +29,7 @@ static const struct {
 	[SFS_PROTO_OP_UNUSE] = {"unuse", 0},
 	[SFS_PROTO_OP_STATUS] = {"status", SFS_PROTO_TAKES_SESSION},
 	[SFS_PROTO_OP_ARCHIVE] = {"archive", SFS_PROTO_TAKES_SESSION},
+	[SFS_PROTO_OP_COPY] = {"copy", SFS_PROTO_TAKES_SESSION},
 };
 
 /* Each code: its name, the errno it stands for, sessionctl's exit code. */

@@ -29,6 +29,9 @@
 #define SFS_PROTO_F_ID "id" /* new: the id wanted (optional); also in responses */
 #define SFS_PROTO_F_BY "by" /* any op (optional): what acts, for the audit trail ("prune") */
 #define SFS_PROTO_F_LOCKED_OK "locked_ok" /* delete: true: a locked session too (optional) */
+#define SFS_PROTO_F_COPY_OF "copy_of"	  /* new: made as a copy of this id (optional) */
+#define SFS_PROTO_F_FROM "from"		  /* copy: the id the session was copied from */
+#define SFS_PROTO_F_TO "to"		  /* copy: the id of its copy */
 
 /* Members of a response (a JSON object). */
 #define SFS_PROTO_F_OK "ok"	  /* true, or false with code and error */
@@ -58,7 +61,7 @@
 #define SFS_PROTO_F_WHAT "what"
 /* list also has metadata.json's "status", "name", "created", "updated" (lib/store.h). */
 #define SFS_PROTO_F_STATUS "status" /* also status: the one to set (optional) */
-#define SFS_PROTO_F_CREATED "created"
+#define SFS_PROTO_F_CREATED "created" /* also new: metadata.json's "created" (optional) */
 #define SFS_PROTO_F_UPDATED "updated"
 #define SFS_PROTO_F_CURRENT "current" /* hello, use: the session MOUNTPOINT/current names */
 
@@ -78,7 +81,8 @@ enum sfs_proto_op {
 	SFS_PROTO_OP_UNUSE, /* no MOUNTPOINT/current */
 	SFS_PROTO_OP_STATUS,
 	SFS_PROTO_OP_ARCHIVE,
-	SFS_PROTO_OPS /* how many */
+	SFS_PROTO_OP_COPY, /* the audit trail's record of a finished `sessionctl copy` */
+	SFS_PROTO_OPS	   /* how many */
 };
 
 /*

@@ -11,9 +11,9 @@
 
 static void test_ops(void)
 {
-	static const char *const names[] = {"hello",	"new",	 "unlock", "lock",
-					    "lock_all", "list",	 "passwd", "delete",
-					    "use",	"unuse", "status", "archive"};
+	static const char *const names[] = {"hello",  "new",	 "unlock", "lock", "lock_all",
+					    "list",   "passwd",	 "delete", "use",  "unuse",
+					    "status", "archive", "copy"};
 
 	CHECK_EQ(sizeof(names) / sizeof(names[0]), SFS_PROTO_OPS);
 	for (int op = 0; op < SFS_PROTO_OPS; op++) {
@@ -41,6 +41,7 @@ static void test_ops(void)
 	CHECK_EQ(sfs_proto_op_takes(SFS_PROTO_OP_UNUSE), 0);
 	CHECK_EQ(sfs_proto_op_takes(SFS_PROTO_OP_STATUS), SFS_PROTO_TAKES_SESSION);
 	CHECK_EQ(sfs_proto_op_takes(SFS_PROTO_OP_ARCHIVE), SFS_PROTO_TAKES_SESSION);
+	CHECK_EQ(sfs_proto_op_takes(SFS_PROTO_OP_COPY), SFS_PROTO_TAKES_SESSION);
 	CHECK_EQ(sfs_proto_op_takes(SFS_PROTO_OPS), 0);
 }
 
