@@ -615,24 +615,23 @@ static json_t *request(enum sfs_proto_op op, const char *id)
  */
 static int clear_unfinished(struct copy *cp, struct cmd *c)
 {
-	char what[96];
+	char what[96], path[PATH_MAX + 64];
 	bool unlocked = false;
 	json_t *doc = NULL, *req;
 	struct stat st;
 	int dir = -1, rc = SFS_EXIT_OK;
 	const char *where = SFS_SESSIONS_DIR;
 
-	dir = open_session(cp->tomnt, where, c->id);
-	if (dir < 0 && errno == ENOENT) {
+	snprintf(path, sizeof(path), "%s/%s/%s", cp->tomnt, where, c->id);
+	if (lstat(path, &st) < 0 && errno == ENOENT) {
 		where = SFS_ARCHIVE_DIR;
-		dir = open_session(cp->tomnt, where, c->id);
+		snprintf(path, sizeof(path), "%s/%s/%s", cp->tomnt, where, c->id);
+		if (lstat(path, &st) < 0 && errno == ENOENT)
+			return SFS_EXIT_OK;
 	}
-	if (dir < 0)
-		return errno == ENOENT ? SFS_EXIT_OK
-				       : die(SFS_EXIT_FAIL, "%s/%s/%s: %s", cp->tomnt, where, c->id,
-					     strerror(errno));
 	snprintf(what, sizeof(what), "cannot copy %s to %s", cp->src, c->id);
-	if (fstatat(dir, SFS_METADATA_NAME, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == EACCES) {
+	snprintf(path, sizeof(path), "%s/%s/%s/%s", cp->tomnt, where, c->id, SFS_METADATA_NAME);
+	if (lstat(path, &st) < 0 && errno == EACCES) {
 		/* Locked: only the new password can tell whether it is ours. */
 		req = request(SFS_PROTO_OP_UNLOCK, c->id);
 		if (req)
@@ -648,7 +647,8 @@ static int clear_unfinished(struct copy *cp, struct cmd *c)
 			goto out;
 		unlocked = true;
 	}
-	if (read_metadata(dir, c->id, &doc, NULL) == SFS_EXIT_OK &&
+	dir = open_session(cp->tomnt, where, c->id);
+	if (dir >= 0 && read_metadata(dir, c->id, &doc, NULL) == SFS_EXIT_OK &&
 	    strcmp(get_str(doc, SFS_PROTO_F_STATUS) ? get_str(doc, SFS_PROTO_F_STATUS) : "",
 		   SFS_STATUS_COPYING) == 0 &&
 	    strcmp(get_str(doc, SFS_COPY_OF) ? get_str(doc, SFS_COPY_OF) : "", cp->src) == 0) {
