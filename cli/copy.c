@@ -93,7 +93,8 @@ static void progress(struct copy *cp, bool last)
 		return;
 	cp->shown = now;
 	fprintf(stderr, "\rsessionctl: copying %s to %s: %llu/%llu files, %llu/%llu MiB", cp->src,
-		cp->id, cp->files, cp->tfiles, (cp->bytes + cp->ev_bytes) >> 20, cp->tbytes >> 20);
+		cp->id, cp->files + cp->hardlinks, cp->tfiles, (cp->bytes + cp->ev_bytes) >> 20,
+		cp->tbytes >> 20);
 	if (last)
 		fputc('\n', stderr);
 }
@@ -377,8 +378,11 @@ static int copy_dir(struct copy *cp, int sdir, int ddir, int depth)
 	return rc;
 }
 
-/* For progress: the regular files and their bytes below @dir (never fails: a guess). */
-static void count(struct copy *cp, int dir)
+/*
+ * For progress: the names of regular files (the session's two documents
+ * aside, at @top) and their bytes below @dir (never fails: a guess).
+ */
+static void count(struct copy *cp, int dir, bool top)
 {
 	int fd = dup(dir);
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -395,13 +399,14 @@ static void count(struct copy *cp, int dir)
 		    fstatat(dir, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		if (S_ISREG(st.st_mode)) {
-			cp->tfiles += strcmp(de->d_name, SFS_METADATA_NAME) != 0;
+			cp->tfiles += !top || (strcmp(de->d_name, SFS_METADATA_NAME) != 0 &&
+					       strcmp(de->d_name, SFS_EVENTS_NAME) != 0);
 			cp->tbytes += (unsigned long long)st.st_size;
 		} else if (S_ISDIR(st.st_mode)) {
 			int sub = openat(dir, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
 
 			if (sub >= 0) {
-				count(cp, sub);
+				count(cp, sub, false);
 				close(sub);
 			}
 		}
@@ -765,7 +770,7 @@ int sfs_copy_run(struct cmd *c)
 		goto out;
 	}
 	if (cp.tty)
-		count(&cp, cp.sroot);
+		count(&cp, cp.sroot, true);
 	rc = copy_dir(&cp, cp.sroot, cp.droot, 0);
 	if (rc == 0)
 		rc = copy_events(&cp);

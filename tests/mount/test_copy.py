@@ -431,6 +431,95 @@ class CopyTest(unittest.TestCase):
         self.assertIn("unfinished copy", r.err)
         self.assert_same(sdir, m2.sdir(cid), src_times, sid, cid)
 
+    def test_from_archive_and_progress_on_a_terminal(self):
+        """A session in archive/ is copied into sessions/; on a terminal
+        stderr shows files and MiB done, elsewhere nothing (test_same_mount)."""
+        import pty
+        sid, sdir = self.source(files=30)
+        os.rename(sdir, os.path.join(self.m.mnt, "archive", sid))
+        adir = os.path.join(self.m.mnt, "archive", sid)
+        master, slave = pty.openpty()
+        try:
+            p = subprocess.run([sfs.SESSIONCTL, "copy", "--id", "INC-a7c4",
+                                "--new-password-file", self.e.pwfile(NEW_PW), adir],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave,
+                               timeout=sfs.TIMEOUT)
+            os.close(slave)
+            slave = -1
+            err = b""
+            while True:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                err += chunk
+        finally:
+            if slave >= 0:
+                os.close(slave)
+            os.close(master)
+        self.assertEqual(p.returncode, 0, err)
+        self.assertEqual(p.stdout.decode().strip(), "INC-a7c4")
+        self.assertRegex(err.decode(), r"copying %s to INC-a7c4: 36/36 files, 8/8 MiB" % sid)
+        self.assertEqual(tree(self.m.sdir("INC-a7c4")), tree(adir))
+
+
+class ProtocolTest(unittest.TestCase):
+    """The control protocol's parts of copy (doc/control.md): new's "created"
+    and "copy_of", and the "copy" op that records a finished copy."""
+
+    def setUp(self):
+        sfs.need_binaries()
+        self.e = sfs.Env()
+        self.addCleanup(self.e.cleanup)
+        self.m = self.e.mount()
+        self.sid = self.e.new(self.m)
+
+    def ask(self, req):
+        fd = os.open(os.path.join(self.m.mnt, ".sessionfs"), os.O_RDWR)
+        try:
+            os.write(fd, json.dumps(req).encode())
+            return json.loads(os.read(fd, 1 << 20))
+        finally:
+            os.close(fd)
+
+    def test_new_members(self):
+        before = sorted(os.listdir(self.m.sessions()))
+        for extra in ({"created": "yesterday"}, {"created": 5}, {"created": "2025-02-30T00:00:00Z"},
+                      {"copy_of": "INC-XY"}, {"copy_of": None}):
+            req = dict({"op": "new", "password": "p", "id": "INC-f00d"}, **extra)
+            self.assertEqual(self.ask(req).get("code"), "invalid", req)
+        self.assertEqual(sorted(os.listdir(self.m.sessions())), before)
+        r = self.ask({"op": "new", "password": "p", "id": "INC-f00d", "name": "n",
+                      "created": "2020-01-02T03:04:05Z", "copy_of": self.sid})
+        self.assertTrue(r["ok"], r)
+        meta = json.loads(sfs.read_file(os.path.join(self.m.sdir("INC-f00d"), "metadata.json")))
+        self.assertEqual((meta["created"], meta["status"], meta["copy_of"], meta["name"]),
+                         ("2020-01-02T03:04:05Z", "copying", self.sid, "n"))
+        # a document that keeps "created" replaces it
+        meta.update(status="active", id="INC-f00d")
+        del meta["copy_of"]
+        sfs.write_file(os.path.join(self.m.sdir("INC-f00d"), "metadata.json"), json.dumps(meta))
+        self.assertEqual(json.loads(sfs.read_file(os.path.join(self.m.sdir("INC-f00d"),
+                                                               "metadata.json"))), meta)
+
+    def test_copy_op(self):
+        sid = self.sid
+        for req in ({"op": "copy", "session": sid},
+                    {"op": "copy", "session": sid, "from": "INC-1234", "to": "INC-5678"},
+                    {"op": "copy", "session": sid, "from": "bad"},
+                    {"op": "copy", "session": sid, "to": 7},
+                    {"op": "copy", "from": "INC-1234"}):
+            self.assertEqual(self.ask(req).get("code"), "invalid", req)
+        self.assertEqual(self.ask({"op": "copy", "session": "INC-0bad0", "from": sid})
+                         .get("code"), "no-such-session")
+        self.e.lock(self.m, sid)  # locked or not: it records
+        self.assertTrue(self.ask({"op": "copy", "session": sid, "to": "INC-1234"})["ok"])
+        recs = [x for x in audit(self.e, self.m.mnt) if x["event"] == "copy"]
+        self.assertEqual([(x["session"], x["to"], x["ok"]) for x in recs],
+                         [(sid, "INC-1234", True)])
+
 
 if __name__ == "__main__":
     sfs.main()
