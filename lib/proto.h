@@ -60,7 +60,7 @@
 #define SFS_PROTO_F_CHANGED_NS "changed_ns" /* the same in nanoseconds since the epoch */
 #define SFS_PROTO_F_WHAT "what"
 /* list also has metadata.json's "status", "name", "created", "updated" (lib/store.h). */
-#define SFS_PROTO_F_STATUS "status" /* also status: the one to set (optional) */
+#define SFS_PROTO_F_STATUS "status"   /* also status: the one to set (optional) */
 #define SFS_PROTO_F_CREATED "created" /* also new: metadata.json's "created" (optional) */
 #define SFS_PROTO_F_UPDATED "updated"
 #define SFS_PROTO_F_CURRENT "current" /* hello, use: the session MOUNTPOINT/current names */
