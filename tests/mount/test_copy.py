@@ -144,19 +144,20 @@ class CopyTest(unittest.TestCase):
             if m.proc is not None and m.proc.poll() is not None:
                 sfs.run(["fusermount3", "-uz", m.mnt])
 
-    def source(self, files=0):
-        """A filled session, locked and unlocked again so that its pending
-        "updated" is written: from then on nothing changes it."""
-        sid = self.e.new(self.m, name="db outage")
-        sdir = self.m.sdir(sid)
+    def source(self, files=0, m=None):
+        """A filled session (in self.m or @m), locked and unlocked again so
+        that its pending "updated" is written: from then on nothing changes it."""
+        m = m or self.m
+        sid = self.e.new(m, name="db outage")
+        sdir = m.sdir(sid)
         fill(sdir, files)
         meta = json.loads(sfs.read_file(os.path.join(sdir, "metadata.json")))
         meta["owner"] = {"team": "sre", "pager": [1, 2]}
         meta["status"] = "paused"
         meta["tags"] = ["db", "p1"]
         sfs.write_file(os.path.join(sdir, "metadata.json"), json.dumps(meta, indent=1))
-        self.e.lock(self.m, sid)
-        self.e.unlock(self.m, sid)
+        self.e.lock(m, sid)
+        self.e.unlock(m, sid)
         return sid, sdir
 
     def copy(self, sdir, *args, m=None):
@@ -463,6 +464,39 @@ class CopyTest(unittest.TestCase):
         self.assertEqual(p.stdout.decode().strip(), "INC-a7c4")
         self.assertRegex(err.decode(), r"copying %s to INC-a7c4: 36/36 files, 8/8 MiB" % sid)
         self.assertEqual(tree(self.m.sdir("INC-a7c4")), tree(adir))
+
+    def test_kill_source_daemon_mid_copy(self):
+        """The source's daemon killed mid-copy: the source's store is as it
+        was, the copy (in self.m) unfinished; remounted and unlocked, the same
+        command makes it whole."""
+        store3 = os.path.join(self.fs, "store3")
+        sfs.mkfs(store3)
+        ms = self.e.mount(foreground=True, opts="xattr", store=store3)
+        sid, sdir = self.source(files=600, m=ms)
+        before = container(ms.store, sid)
+        cid = "INC-5ca1e"
+        proc = subprocess.Popen([sfs.SESSIONCTL, "copy", "--to", self.m.mnt, "--id", cid,
+                                 "--new-password-file", self.e.pwfile(NEW_PW), sdir],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            self.wait_started(proc, self.m.sdir(cid))
+            ms.proc.kill()
+            ms.proc.wait()
+            self.assertEqual(proc.wait(timeout=sfs.TIMEOUT), 1)
+        finally:
+            proc.kill()
+            proc.wait()
+        sfs.run(["fusermount3", "-uz", ms.mnt])
+        self.assertEqual(container(ms.store, sid), before)
+        self.assert_unfinished(self.m.sdir(cid), sid)
+        ms = self.e.mount(foreground=True, opts="xattr", store=ms.store, mnt=ms.mnt)
+        self.e.unlock(ms, sid)
+        src_times = times(sdir)
+        r = self.e.ctl("copy", "--to", self.m.mnt, "--id", cid, sdir, new_password=NEW_PW)
+        self.assertEqual(r.rc, 0, r)
+        self.assert_same(sdir, self.m.sdir(cid), src_times, sid, cid)
+        self.assertEqual(container(ms.store, sid), before)
 
 
 class ProtocolTest(unittest.TestCase):
