@@ -379,8 +379,9 @@ static int copy_dir(struct copy *cp, int sdir, int ddir, int depth)
 }
 
 /*
- * For progress: the names of regular files (the session's two documents
- * aside, at @top) and their bytes below @dir (never fails: a guess).
+ * For progress: the names of regular files below @dir and their bytes
+ * (at @top, the session: metadata.json not at all, events.jsonl's bytes
+ * only), as copy counts them as done (never fails: a guess).
  */
 static void count(struct copy *cp, int dir, bool top)
 {
@@ -398,9 +399,10 @@ static void count(struct copy *cp, int dir, bool top)
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
 		    fstatat(dir, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
+		if (top && strcmp(de->d_name, SFS_METADATA_NAME) == 0)
+			continue; /* written last, not counted */
 		if (S_ISREG(st.st_mode)) {
-			cp->tfiles += !top || (strcmp(de->d_name, SFS_METADATA_NAME) != 0 &&
-					       strcmp(de->d_name, SFS_EVENTS_NAME) != 0);
+			cp->tfiles += !top || strcmp(de->d_name, SFS_EVENTS_NAME) != 0;
 			cp->tbytes += (unsigned long long)st.st_size;
 		} else if (S_ISDIR(st.st_mode)) {
 			int sub = openat(dir, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
