@@ -142,6 +142,7 @@ static void print_record(json_t *r)
 	const char *cause = json_string_value(json_object_get(r, "cause"));
 	json_t *okv = json_object_get(r, "ok"), *what = json_object_get(r, "what"), *w;
 	json_t *of = json_object_get(r, "open_files");
+	static const char *const ids[] = {"copy_of", "from", "to"}; /* sessionctl copy's */
 	char result[48] = "-";
 	size_t i;
 
@@ -161,6 +162,9 @@ static void print_record(json_t *r)
 		printf(" cause=%s", cause);
 	if (json_is_integer(of))
 		printf(" open_files=%lld", (long long)json_integer_value(of));
+	for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
+		if (json_string_value(json_object_get(r, ids[i])))
+			printf(" %s=%s", ids[i], json_string_value(json_object_get(r, ids[i])));
 	json_array_foreach(what, i, w)
 		printf("%s%s", i ? "; " : " what: ", json_string_value(w) ?: "");
 	putchar('\n');

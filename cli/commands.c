@@ -34,7 +34,7 @@ static long long get_int(json_t *o, const char *key)
  * sessionfs.conf chose its cost and cipher and is not authenticated, so a
  * downgrade must be visible. Standard output keeps the id alone.
  */
-static void say_protection(json_t *resp)
+void say_protection(json_t *resp)
 {
 	const char *id = get_str(resp, SFS_PROTO_F_ID);
 	const char *kdf = get_str(resp, SFS_PROTO_F_KDF);
@@ -374,6 +374,15 @@ static const struct option audit_opts[] = {
 	{"help", no_argument, NULL, OPT_HELP},
 	{NULL, 0, NULL, 0},
 };
+static const struct option copy_opts[] = {
+	{"id", required_argument, NULL, OPT_ID},
+	{"to", required_argument, NULL, OPT_TO},
+	{"new-password-file", required_argument, NULL, OPT_NEW_PASSWORD_FILE},
+	{"password", optional_argument, NULL, OPT_PASSWORD},
+	{"json", no_argument, NULL, OPT_JSON},
+	{"help", no_argument, NULL, OPT_HELP},
+	{NULL, 0, NULL, 0},
+};
 
 static const struct option redact_opts[] = {
 	{"pattern", required_argument, NULL, OPT_PATTERN},
@@ -468,5 +477,12 @@ const struct command sfs_cli_commands[] = {
 	 .takes = CMD_SESSIONDIR,
 	 .check = sfs_redact_check,
 	 .run = sfs_redact_run},
+	{.name = "copy", /* copy.c */
+	 .shortopts = "h",
+	 .opts = copy_opts,
+	 .takes = CMD_SESSIONDIR | CMD_NEW_PASSWORD,
+	 .check = sfs_copy_check,
+	 .run = sfs_copy_run,
+	 .new_prompt = "Password for the copy of %s: "},
 };
 const size_t sfs_cli_ncommands = sizeof(sfs_cli_commands) / sizeof(sfs_cli_commands[0]);

@@ -1,6 +1,6 @@
 /*
  * sessionctl.c - the sessionctl command: new, unlock, lock, list, passwd,
- * delete, report, status, prune, use, audit, redact, spoken over a mount's control file
+ * delete, report, status, prune, use, audit, redact, copy, spoken over a mount's control file
  * (doc/control.md).
  *
  * main() finds the command in commands.c's table and opens it here, the
@@ -77,6 +77,8 @@ void usage(FILE *out)
 	      "  redact --pattern REGEX [--files] [--dry-run] [--yes] [--json] SESSIONDIR\n"
 	      "  redact --rule NAME=REGEX | --builtin NAME | --remove-rule NAME | --list-rules\n"
 	      "         [--json] SESSIONDIR\n"
+	      "  copy   [--id INC-xxxx] [--to MOUNTPOINT] [--new-password-file F] [--json]\n"
+	      "         SESSIONDIR\n"
 	      "SESSIONDIR is MOUNTPOINT/sessions/INC-xxxx (or archive/INC-xxxx).\n"
 	      "Passwords are asked on the terminal without echo, or read from the first\n"
 	      "line of --password-file F (- for standard input); never from arguments.\n"
@@ -173,6 +175,9 @@ static int cmd_open(const struct command *def, int argc, char **argv, struct cmd
 			break;
 		case OPT_NONE:
 			c->none = true;
+			break;
+		case OPT_TO:
+			c->to = optarg;
 			break;
 		case OPT_SORT:
 			c->sort = optarg;
@@ -277,7 +282,9 @@ static int cmd_open(const struct command *def, int argc, char **argv, struct cmd
 			return rc;
 	}
 	if ((def->takes & CMD_NEW_PASSWORD) && !c->no_new_password) {
-		snprintf(prompt, sizeof(prompt), "New password for %s: ", c->t.id);
+		mount_close(&c->m); /* none held while a password is typed */
+		snprintf(prompt, sizeof(prompt),
+			 def->new_prompt ? def->new_prompt : "New password for %s: ", c->t.id);
 		return get_password(&c->newpw, c->newfile, prompt, 1);
 	}
 	return SFS_EXIT_OK;

@@ -67,6 +67,7 @@ struct cmd {
 	const char *rule, *builtin;	 /* redact --rule, --builtin */
 	const char *remove_rule;	 /* redact --remove-rule */
 	bool list_rules;		 /* redact --list-rules */
+	const char *to;			 /* copy --to */
 	/* Arguments. */
 	char **args; /* the operands */
 	int nargs;
@@ -123,6 +124,7 @@ enum {
 	OPT_BUILTIN,
 	OPT_LIST_RULES,
 	OPT_REMOVE_RULE,
+	OPT_TO,
 };
 
 /* One sessionctl command. */
@@ -134,6 +136,7 @@ struct command {
 	const char *prompt;	     /* for c->pw; "%s" is the session id */
 	int (*check)(struct cmd *c); /* its own checks of options and operands, or NULL */
 	int (*run)(struct cmd *c);   /* what it does once opened */
+	const char *new_prompt;	     /* for c->newpw, "%s" the session id; NULL the default */
 };
 
 /* The commands (commands.c), and sessionctl's usage (sessionctl.c). */
@@ -178,6 +181,11 @@ int sfs_prune_run(struct cmd *c);
 /* redact.c: sessionctl redact (its check and run). */
 int sfs_redact_check(struct cmd *c);
 int sfs_redact_run(struct cmd *c);
+/* copy.c: sessionctl copy (its check and run). */
+int sfs_copy_check(struct cmd *c);
+int sfs_copy_run(struct cmd *c);
+/* commands.c: say on stderr how the session a "new" response made is protected. */
+void say_protection(json_t *resp);
 
 /* Messages: "sessionctl: ...", and "sessionctl: ARG: not a sessionfs mount: ...". */
 int die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -156,25 +156,41 @@ static json_t *add_recovery(json_t *o, const unsigned char *rk)
 	return o;
 }
 
+/* Optional member @key of @req: absent (NULL, true) or a string that @ok accepts. */
+static bool optional(json_t *req, const char *key, bool (*ok)(const char *), const char **out)
+{
+	*out = str(req, key, NULL);
+	return !json_object_get(req, key) || (*out && ok(*out));
+}
+
 static json_t *do_new(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
 {
 	char id[SFS_SESSION_ID_MAX + 1];
 	const char *name = str(req, SFS_PROTO_F_NAME, NULL), *want = str(req, SFS_PROTO_F_ID, NULL);
 	bool recovery = json_is_true(json_object_get(req, SFS_PROTO_F_RECOVERY_KEY));
 	unsigned char *rk = recovery ? recovery_new() : NULL;
+	const char *created, *copy_of;
 	json_t *resp;
 	int rc;
 
 	(void)tx;
-	if (want && !sfs_id_valid(want))
+	if ((want && !sfs_id_valid(want)) ||
+	    !optional(req, SFS_PROTO_F_CREATED, sfs_store_utc_time_ok, &created) ||
+	    !optional(req, SFS_PROTO_F_COPY_OF, sfs_id_valid, &copy_of))
 		rc = -EINVAL;
 	else
 		rc = recovery && !rk ? -ENOMEM
 				     : sfs_session_create(want, name ? name : "", a->password,
-							  a->password_len, rk, id);
-	if (!want || sfs_id_valid(want))
-		audit(a, "new", rc == 0 ? id : want, rc,
-		      recovery ? json_pack("{s:b}", "recovery_key", 1) : NULL);
+							  a->password_len, rk, created, copy_of, id);
+	if (!want || sfs_id_valid(want)) {
+		json_t *more = json_object();
+
+		if (more && recovery)
+			json_object_set_new(more, "recovery_key", json_true());
+		if (more && copy_of)
+			json_object_set_new(more, SFS_PROTO_F_COPY_OF, json_string(copy_of));
+		audit(a, "new", rc == 0 ? id : want, rc, more);
+	}
 	resp = rc < 0 ? fail(rc) : json_pack("{s:b, s:s}", SFS_PROTO_F_OK, 1, SFS_PROTO_F_ID, id);
 	if (rc == 0) {
 		add_params(resp, id, sfs_session_where(id));
@@ -731,6 +747,27 @@ static json_t *do_rules(json_t *req, const struct ctl_args *a, struct ctl_tx *tx
 }
 
 /*
+ * Record in the audit trail that session @a->session (here, locked or not)
+ * was copied "from" another id, or "to" one (exactly one of the two):
+ * `sessionctl copy` sends it once the copy is whole, to the target's mount
+ * and, if it is another store, to the source's. Nothing else is done.
+ */
+static json_t *do_copy(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
+{
+	const char *from, *to;
+
+	(void)tx;
+	if (!optional(req, SFS_PROTO_F_FROM, sfs_id_valid, &from) ||
+	    !optional(req, SFS_PROTO_F_TO, sfs_id_valid, &to) || !from == !to)
+		return fail(-EINVAL);
+	if (sfs_session_where(a->session) < 0)
+		return fail(-ENOENT);
+	audit(a, "copy", a->session, 0,
+	      json_pack("{s:s}", from ? SFS_PROTO_F_FROM : SFS_PROTO_F_TO, from ? from : to));
+	return ok();
+}
+
+/*
  * One handler per op of lib/proto.h. A handler runs once dispatch has
  * checked the members the op takes (sfs_proto_op_takes) into @a; it reads
  * any optional member from @req itself, and sets tx->ticket when the
@@ -758,6 +795,7 @@ static ctl_handler *const handlers[SFS_PROTO_OPS] = {
 	[SFS_PROTO_OP_REMOVE_SLOT] = do_remove_slot,
 	[SFS_PROTO_OP_REDACT] = do_redact,
 	[SFS_PROTO_OP_RULES] = do_rules,
+	[SFS_PROTO_OP_COPY] = do_copy,
 };
 
 /*

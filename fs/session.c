@@ -569,7 +569,8 @@ void sfs_session_foreach_id(void (*fn)(const char *id, int where, void *arg), vo
 }
 
 int sfs_session_create(const char *id, const char *name, const char *pw, size_t pwlen,
-		       const unsigned char *recovery, char *out_id)
+		       const unsigned char *recovery, const char *created,
+		       const char *copy_of, char *out_id)
 {
 	const struct sfs_new_session ns = {
 		.recovery = recovery,
@@ -580,6 +581,8 @@ int sfs_session_create(const char *id, const char *name, const char *pw, size_t 
 		.cipher = sfs->cfg.cipher,
 		.uid = sfs->owner,
 		.gid = sfs->owner_gid,
+		.created = created,
+		.copy_of = copy_of,
 	};
 	struct sfs_container_key k = {.lockfd = -1};
 	struct sfs_session *s;

@@ -112,6 +112,11 @@ static bool utc_time(const char *s)
 	return strcmp(s + i, "Z") == 0 || strcmp(s + i, "+00:00") == 0;
 }
 
+bool sfs_store_utc_time_ok(const char *s)
+{
+	return s && utc_time(s);
+}
+
 /* Is @v an array of strings? */
 static bool string_array(json_t *v)
 {

@@ -267,11 +267,11 @@ int sfs_metadata_new_unlinked(int rootfd, const unsigned char dirid[SFS_ID_BYTES
 	return fd;
 }
 
-int sfs_metadata_create(int rootfd, const unsigned char dirid[SFS_ID_BYTES], const char *sid,
-			const char *name, const struct sfs_attrs *attrs,
+int sfs_metadata_create(int rootfd, const unsigned char dirid[SFS_ID_BYTES],
+			const struct sfs_new_session *ns, const struct sfs_attrs *attrs,
 			const struct sfs_keys *keys)
 {
-	char *text = sfs_store_metadata_new(sid, name);
+	char *text = sfs_store_metadata_first(ns);
 	struct sfs_ename en;
 	int rc;
 

@@ -122,12 +122,14 @@ int sfs_metadata_new_unlinked(int rootfd, const unsigned char dirid[SFS_ID_BYTES
 			      unsigned char id[SFS_ID_BYTES]);
 
 /*
- * The first metadata.json of session @sid named @name in the new session
- * root @rootfd (id @dirid): written and fsynced under its name (the
- * container is not published yet). 0 or -errno.
+ * The first metadata.json of new session @ns (store.h,
+ * sfs_store_metadata_first) in the new session root @rootfd (id @dirid):
+ * written and fsynced under its name (the container is not published yet).
+ * 0 or -errno.
  */
-int sfs_metadata_create(int rootfd, const unsigned char dirid[SFS_ID_BYTES], const char *sid,
-			const char *name, const struct sfs_attrs *attrs,
+struct sfs_new_session;
+int sfs_metadata_create(int rootfd, const unsigned char dirid[SFS_ID_BYTES],
+			const struct sfs_new_session *ns, const struct sfs_attrs *attrs,
 			const struct sfs_keys *keys);
 
 #endif

@@ -29,6 +29,9 @@
 #define SFS_PROTO_F_ID "id" /* new: the id wanted (optional); also in responses */
 #define SFS_PROTO_F_BY "by" /* any op (optional): what acts, for the audit trail ("prune") */
 #define SFS_PROTO_F_LOCKED_OK "locked_ok" /* delete: true: a locked session too (optional) */
+#define SFS_PROTO_F_COPY_OF "copy_of"	  /* new: made as a copy of this id (optional) */
+#define SFS_PROTO_F_FROM "from"		  /* copy: the id the session was copied from */
+#define SFS_PROTO_F_TO "to"		  /* copy: the id of its copy */
 
 /* Members of a response (a JSON object). */
 #define SFS_PROTO_F_OK "ok"	  /* true, or false with code and error */
@@ -57,8 +60,8 @@
 #define SFS_PROTO_F_CHANGED_NS "changed_ns" /* the same in nanoseconds since the epoch */
 #define SFS_PROTO_F_WHAT "what"
 /* list also has metadata.json's "status", "name", "created", "updated" (lib/store.h). */
-#define SFS_PROTO_F_STATUS "status" /* also status: the one to set (optional) */
-#define SFS_PROTO_F_CREATED "created"
+#define SFS_PROTO_F_STATUS "status"   /* also status: the one to set (optional) */
+#define SFS_PROTO_F_CREATED "created" /* also new: metadata.json's "created" (optional) */
 #define SFS_PROTO_F_UPDATED "updated"
 #define SFS_PROTO_F_CURRENT "current" /* hello, use: the session MOUNTPOINT/current names */
 /* key slots (keys, add_password, add_recovery_key, remove_slot; new, passwd) */
@@ -103,6 +106,7 @@ enum sfs_proto_op {
 	SFS_PROTO_OP_REMOVE_SLOT,      /* "slot", proven by another slot's password */
 	SFS_PROTO_OP_REDACT, /* events.jsonl rewritten with a pattern's matches replaced */
 	SFS_PROTO_OP_RULES,  /* the redaction rules applied to appends: list, set, remove */
+	SFS_PROTO_OP_COPY, /* the audit trail's record of a finished `sessionctl copy` */
 	SFS_PROTO_OPS		       /* how many */
 };
 

@@ -231,13 +231,23 @@ err:
 
 char *sfs_store_metadata_new(const char *id, const char *name)
 {
+	const struct sfs_new_session ns = {.id = id, .name = name};
+
+	return sfs_store_metadata_first(&ns);
+}
+
+char *sfs_store_metadata_first(const struct sfs_new_session *ns)
+{
 	char now[32];
 	json_t *doc;
 	char *out;
 
 	sfs_utc_now(now, sizeof(now));
-	doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:[]}", "id", id, "name", name, "created", now,
-			"updated", now, "status", "active", "tags");
+	doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:[]}", "id", ns->id, "name", ns->name,
+			"created", ns->created ? ns->created : now, "updated", now, "status",
+			ns->copy_of ? SFS_STATUS_COPYING : "active", "tags");
+	if (doc && ns->copy_of)
+		json_object_set_new(doc, SFS_COPY_OF, json_string(ns->copy_of));
 	out = dump(doc);
 	json_decref(doc);
 	return out;
@@ -419,7 +429,7 @@ static int populate(int cfd, const struct sfs_new_session *ns, struct sfs_keys *
 	sfs_crypto_random(dirid, sizeof(dirid));
 	rc = sfs_tree_dir_init(rootfd, dirid, &dattrs, *keys);
 	if (rc == 0)
-		rc = sfs_metadata_create(rootfd, dirid, ns->id, ns->name, &fattrs, *keys);
+		rc = sfs_metadata_create(rootfd, dirid, ns, &fattrs, *keys);
 	fattrs.kind = SFS_KIND_LOG;
 	if (rc == 0)
 		rc = create_log(rootfd, dirid, &fattrs, *keys);

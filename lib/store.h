@@ -63,6 +63,8 @@ struct sfs_new_session {
 	gid_t gid;
 	const unsigned char *recovery; /* NULL, or a recovery key (SFS_RECOVERY_KEY_BYTES)
 					* for a second slot: a version 3 key file */
+	const char *created; /* metadata.json's "created" (a UTC time), NULL: now */
+	const char *copy_of; /* `sessionctl copy`: the source's id, NULL none (below) */
 };
 
 /*
@@ -198,6 +200,16 @@ int sfs_store_session_prepare(int cfd, const struct sfs_keys *keys, uint64_t rec
 char *sfs_store_metadata_new(const char *id, const char *name);
 
 /*
+ * The first metadata.json of new session @ns (as sfs_store_metadata_new,
+ * with @ns->created if set). A copy's (@ns->copy_of set) says it is not
+ * one yet: "status" is SFS_STATUS_COPYING and "copy_of" the source's id,
+ * until `sessionctl copy` replaces the document with the source's last.
+ */
+#define SFS_STATUS_COPYING "copying"
+#define SFS_COPY_OF "copy_of"
+char *sfs_store_metadata_first(const struct sfs_new_session *ns);
+
+/*
  * @text (a metadata.json of @len bytes) with "updated" set to @when, as a
  * malloc'd NUL-terminated string (caller frees), or NULL if @text is not a
  * JSON object (or on ENOMEM). Other members keep their order.
@@ -232,6 +244,9 @@ bool sfs_store_status_known(const char *status);
 
 /* documents.c: is @line (without its newline) one JSON object? */
 bool sfs_store_event_line_ok(const char *line, size_t len);
+
+/* Is @s a UTC time as metadata.json's "created" may hold ("2025-03-01T12:00:00Z")? */
+bool sfs_store_utc_time_ok(const char *s);
 
 /*
  * documents.c: from now on every block jansson frees in this process (parsed

@@ -250,6 +250,43 @@ static void test_metadata_new(void)
 	free(text);
 }
 
+/* A copy's first document (sessionctl copy): the source's "created", "copying", "copy_of". */
+static void test_metadata_first_copy(void)
+{
+	const struct sfs_new_session ns = {.id = "INC-c0de",
+					   .name = "n",
+					   .created = "2020-01-02T03:04:05Z",
+					   .copy_of = "INC-3f2a"};
+	const char *same = "{\"id\":\"INC-c0de\",\"created\":\"2020-01-02T03:04:05Z\"}";
+	const char *moved = "{\"id\":\"INC-c0de\",\"created\":\"2020-01-02T03:04:06Z\"}";
+	char *text = sfs_store_metadata_first(&ns);
+	json_t *doc;
+	int line;
+
+	REQUIRE(text);
+	doc = json_loads(text, 0, NULL);
+	REQUIRE(json_is_object(doc));
+	CHECK_STR(json_string_value(json_object_get(doc, "id")), "INC-c0de");
+	CHECK_STR(json_string_value(json_object_get(doc, "created")), "2020-01-02T03:04:05Z");
+	CHECK_STR(json_string_value(json_object_get(doc, "status")), SFS_STATUS_COPYING);
+	CHECK_STR(json_string_value(json_object_get(doc, SFS_COPY_OF)), "INC-3f2a");
+	CHECK(strcmp(json_string_value(json_object_get(doc, "updated")), "2020-01-02T03:04:05Z"));
+	CHECK_EQ(json_object_size(doc), 7);
+	/* A document that keeps "created" replaces it; one that moves it does not. */
+	CHECK(sfs_store_metadata_check("INC-c0de", same, strlen(same), text, strlen(text), &line) ==
+	      NULL);
+	CHECK(sfs_store_metadata_check("INC-c0de", moved, strlen(moved), text, strlen(text),
+				       &line) != NULL);
+	json_decref(doc);
+	free(text);
+	CHECK(sfs_store_utc_time_ok("2020-01-02T03:04:05Z"));
+	CHECK(sfs_store_utc_time_ok("2024-02-29T23:59:60.5+00:00"));
+	CHECK(!sfs_store_utc_time_ok("2023-02-29T00:00:00Z"));
+	CHECK(!sfs_store_utc_time_ok("2020-01-02 03:04:05Z"));
+	CHECK(!sfs_store_utc_time_ok("yesterday"));
+	CHECK(!sfs_store_utc_time_ok(NULL));
+}
+
 /* Why @text is refused as session INC-1234's metadata.json replacing @old, or NULL. */
 static const char *meta_why(const char *text, const char *old)
 {
@@ -394,6 +431,7 @@ int main(void)
 	test_refusals();
 	test_ids();
 	test_metadata_new();
+	test_metadata_first_copy();
 	test_documents();
 	test_mountinfo_unescape();
 	CHECK_EQ(sfs_remove_tree(AT_FDCWD, top), 0);
