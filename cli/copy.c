@@ -11,7 +11,8 @@
  * every directory, file (holes of whole zero chunks kept), symlink, FIFO,
  * socket and device node, hard links as links, user.* xattrs, owners (where
  * the caller may set them), modes, atime and mtime; events.jsonl appended
- * in whole lines; every file and directory fsynced. metadata.json is
+ * in whole lines; every file and directory fsynced; the redaction rules
+ * set on it as the source has them. metadata.json is
  * written last: the source's document with the new "id" and "updated"; that
  * one atomic replacement turns the unfinished copy into a whole one. A copy
  * killed before it stays "copying" (never taken for whole: `list` shows
@@ -125,6 +126,49 @@ out:
 	}
 	json_decref(doc);
 	json_decref(now_doc);
+	return rc;
+}
+
+/*
+ * The source's redaction rules (the "rules" op) set on the copy, in their
+ * order, so what they would remove from a line appended to the source is
+ * removed from one appended to the copy too. After the events are copied:
+ * those stay byte for byte as the source stored them.
+ */
+static int copy_rules(struct copy *cp, const struct cmd *c)
+{
+	char what[96];
+	json_t *resp = NULL, *rule;
+	size_t i;
+	int rc;
+
+	snprintf(what, sizeof(what), "cannot copy the redaction rules of %s", c->t.id);
+	rc = call_at(c->mnt,
+		     json_pack("{s:s, s:s}", SFS_PROTO_F_OP, sfs_proto_op_name(SFS_PROTO_OP_RULES),
+			       SFS_PROTO_F_SESSION, c->t.id),
+		     what, &resp);
+	json_array_foreach(json_object_get(resp, SFS_PROTO_F_RULES), i, rule)
+	{
+		const char *name = get_str(rule, SFS_PROTO_F_NAME),
+			   *pat = get_str(rule, SFS_PROTO_F_PATTERN);
+		json_t *req;
+
+		if (rc)
+			break;
+		if (!name || !pat) {
+			rc = die(SFS_EXIT_FAIL, "%s: the daemon's list is not one of rules", what);
+			break;
+		}
+		req = json_is_true(json_object_get(rule, SFS_PROTO_F_BUILTIN))
+			      ? json_pack("{s:s, s:s, s:s}", SFS_PROTO_F_OP,
+					  sfs_proto_op_name(SFS_PROTO_OP_RULES), SFS_PROTO_F_SESSION,
+					  cp->id, SFS_PROTO_F_BUILTIN, name)
+			      : json_pack("{s:s, s:s, s:s, s:s}", SFS_PROTO_F_OP,
+					  sfs_proto_op_name(SFS_PROTO_OP_RULES), SFS_PROTO_F_SESSION,
+					  cp->id, SFS_PROTO_F_NAME, name, SFS_PROTO_F_PATTERN, pat);
+		rc = call_at(cp->tomnt, req, what, NULL);
+	}
+	json_decref(resp);
 	return rc;
 }
 
@@ -310,6 +354,8 @@ int sfs_copy_run(struct cmd *c)
 	rc = copy_tree(&cp);
 	if (rc == 0)
 		rc = copy_events(&cp);
+	if (rc == 0)
+		rc = copy_rules(&cp, c);
 	cp.rel[0] = '\0';
 	/* The session directory's attributes; its times move with metadata.json's replacements. */
 	if (rc == 0 && fstat(cp.sroot, &rst) < 0)

@@ -226,6 +226,31 @@ class CopyTest(unittest.TestCase):
         self.assertEqual(len(cps), 1, recs)  # one store: one record
         self.assertEqual((cps[0]["session"], cps[0]["from"], cps[0]["ok"]), (cid, sid, True))
 
+    def test_rules_go_with_the_copy(self):
+        """The copy gets the source's redaction rules, in order: what they
+        remove from a line appended to the source is removed from one
+        appended to the copy. The events copied stay as the source stored them."""
+        sid, sdir = self.source()
+        secret = "hunter42"
+        with open(os.path.join(sdir, "events.jsonl"), "a") as f:
+            f.write('{"before_rule":"%s"}\n' % secret)
+        for args in (["--builtin", "aws-access-key-id"], ["--rule", "pw=hunter[0-9]+"]):
+            r = self.e.ctl("redact", *args, sdir)
+            self.assertEqual(r.rc, 0, r)
+        r = self.copy(sdir)
+        self.assertEqual(r.rc, 0, r)
+        cdir = self.m.sdir(r.out.strip())
+        self.assertEqual(sfs.read_file(os.path.join(cdir, "events.jsonl")),
+                         sfs.read_file(os.path.join(sdir, "events.jsonl")))
+        lists = [json.loads(self.e.ctl("redact", "--list-rules", "--json", d).out)["rules"]
+                 for d in (sdir, cdir)]
+        self.assertEqual(lists[1], lists[0])
+        self.assertEqual([x["name"] for x in lists[1]], ["aws-access-key-id", "pw"])
+        with open(os.path.join(cdir, "events.jsonl"), "a") as f:
+            f.write('{"after":"%s AKIAABCDEFGHIJKLMNOP"}\n' % secret)
+        last = sfs.read_file(os.path.join(cdir, "events.jsonl")).splitlines()[-1]
+        self.assertEqual(json.loads(last), {"after": "[REDACTED] [REDACTED]"})
+
     def test_json_and_id(self):
         sid, sdir = self.source()
         r = self.copy(sdir, "--json", "--id", "INC-c0de0001")
