@@ -102,13 +102,13 @@ static char *with_member(const struct sfs_metadata *m, const char *key, const ch
 }
 
 /* Open container @cfd with @pw into @c and prepare its tree; 0 or the unlock's -errno. */
-static int open_with(struct sfs_container *c, int cfd, const char *pw)
+static int open_id_with(struct sfs_container *c, const char *id, int cfd, const char *pw)
 {
 	struct sfs_container_key k = {.lockfd = -1};
 	struct sfs_session_report r;
 	struct sfs_log ev;
 	int topfd[2] = {sessfd, archfd};
-	int rc = sfs_container_unlock(topfd, ID, cfd, pw, strlen(pw), &k);
+	int rc = sfs_container_unlock(topfd, id, cfd, pw, strlen(pw), &k);
 
 	if (rc < 0) {
 		CHECK(k.keys == NULL && k.lockfd == -1);
@@ -119,6 +119,11 @@ static int open_with(struct sfs_container *c, int cfd, const char *pw)
 	CHECK_EQ(sfs_container_prepare(c, cfd, 0, &ev, &r), 0);
 	sfs_container_set_log(c, &ev, true);
 	return 0;
+}
+
+static int open_with(struct sfs_container *c, int cfd, const char *pw)
+{
+	return open_id_with(c, ID, cfd, pw);
 }
 
 static void test_metadata(struct sfs_container *c, int cfd)
@@ -367,7 +372,7 @@ static void test_slots(void)
 	CHECK(sl[1].index == 1 && sl[1].kdf == SFS_SLOT_RECOVERY && sl[1].level == 0);
 	CHECK(sl[0].added > 0 && sl[0].label_known && sl[0].label[0] == '\0');
 	sfs_container_close(&c);
-	CHECK_EQ(open_with(&c, cfd, rktext), 0);
+	CHECK_EQ(open_id_with(&c, id, cfd, rktext), 0);
 	sfs_container_close(&c);
 	/* passwd does not turn the recovery slot into a password. */
 	CHECK_EQ(sfs_container_passwd(cfd, rktext, strlen(rktext), PW2, strlen(PW2), NULL),
@@ -393,7 +398,7 @@ static void test_slots(void)
 	/* Labels: known with the session's keys only. */
 	CHECK_EQ(sfs_container_slots(cfd, NULL, sl, &n, &version, &cipher), 0);
 	CHECK(n == 8 && !sl[5].label_known && sl[5].label[0] == '\0');
-	CHECK_EQ(open_with(&c, cfd, "pw 5"), 0);
+	CHECK_EQ(open_id_with(&c, id, cfd, "pw 5"), 0);
 	CHECK_EQ(sfs_container_slots(cfd, c.keys, sl, &n, &version, &cipher), 0);
 	CHECK(sl[5].label_known);
 	CHECK_STR(sl[5].label, "label 5");
@@ -406,14 +411,14 @@ static void test_slots(void)
 	CHECK_MEM(kf2, kf, kflen);
 	CHECK_EQ(sfs_container_slot_remove(cfd, 5, "pw 6", 4), 0);
 	CHECK_EQ(sfs_container_slot_remove(cfd, 5, PW, strlen(PW)), SFS_SLOT_ENONE);
-	CHECK_EQ(open_with(&c, cfd, "pw 5"), -EKEYREJECTED);
+	CHECK_EQ(open_id_with(&c, id, cfd, "pw 5"), -EKEYREJECTED);
 	/* The freed index is the next one added; passwd keeps a slot's label. */
 	sn = pw_slot("pw 5 again", NULL);
 	CHECK_EQ(sfs_container_slot_add(cfd, PW, strlen(PW), &sn, &index), 0);
 	CHECK_EQ(index, 5);
 	CHECK_EQ(sfs_container_passwd(cfd, "pw 6", 4, "pw six", 6, &index), 0);
 	CHECK_EQ(index, 6);
-	CHECK_EQ(open_with(&c, cfd, "pw six"), 0);
+	CHECK_EQ(open_id_with(&c, id, cfd, "pw six"), 0);
 	CHECK_EQ(sfs_container_slots(cfd, c.keys, sl, &n, &version, &cipher), 0);
 	CHECK_STR(sl[6].label, "label 6");
 	sfs_container_close(&c);
@@ -426,7 +431,7 @@ static void test_slots(void)
 	CHECK_EQ(sfs_container_slot_remove(cfd, 1, "wrong", 5), SFS_SLOT_ELAST);
 	CHECK_EQ(sfs_container_slots(cfd, NULL, sl, &n, &version, &cipher), 0);
 	CHECK(n == 1 && sl[0].index == 1 && version == 3);
-	CHECK_EQ(open_with(&c, cfd, rktext), 0);
+	CHECK_EQ(open_id_with(&c, id, cfd, rktext), 0);
 	/* No temporary of the key file left. */
 	CHECK_EQ(count_prefixed(cfd, ".tmp."), 0);
 	CHECK_EQ(sfs_container_delete(&c, sessfd), 0);
