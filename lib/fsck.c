@@ -7,6 +7,7 @@
  * their trees are fsck_container.c's and fsck_tree.c's. Nothing of
  * terminals, JSON output or FUSE.
  */
+#include "audit.h"
 #include "fsck.h"
 #include "store.h"
 #include "util.h"
@@ -67,6 +68,24 @@ static struct sfs_fsck_finding *new_finding(struct sfs_fsck *c, struct sfs_fsck_
 	return f;
 }
 
+/*
+ * A repair tried goes to the store's audit trail as a "repair" record by
+ * "fsck" with the finding's code (never its path or text: they may name
+ * what is inside a session). A trail that cannot be written does not stop
+ * the repair: the finding says what was done.
+ */
+static void audit_repair(struct sfs_fsck *c, const struct sfs_fsck_sess *s, const char *code,
+			 int rc)
+{
+	const struct sfs_audit_who who = {
+		.uid = getuid(), .pid = getpid(), .comm = "fsck.sessionfs", .by = "fsck"};
+	json_t *extra = json_pack("{s:s, s:b}", "code", code, "ok", rc == 0);
+
+	if (extra && rc < 0)
+		json_object_set_new(extra, "error", json_string("io"));
+	sfs_audit_write(c->storefd, "repair", s ? s->id : NULL, &who, extra);
+}
+
 enum sfs_fsck_state sfs_fsck_add(struct sfs_fsck *c, struct sfs_fsck_sess *s, const char *path,
 				 bool plain, const char *code, const char *repair,
 				 sfs_fsck_fix_fn fix, void *fixarg, const char *fmt, ...)
@@ -90,6 +109,7 @@ enum sfs_fsck_state sfs_fsck_add(struct sfs_fsck *c, struct sfs_fsck_sess *s, co
 		f = &c->v[idx];
 		f->state = rc == 0 ? SFS_FSCK_FIXED : SFS_FSCK_FAILED;
 		f->err = rc;
+		audit_repair(c, s, code, rc);
 	}
 	if (c->report)
 		c->report(c->arg, f);

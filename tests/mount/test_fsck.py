@@ -211,6 +211,33 @@ class FsckTest(unittest.TestCase):
         self.repaired("leftover", password=False)
         self.assertFalse(os.path.exists(os.path.join(self.root, ".sfs-new-0123456789abcdef")))
 
+    def test_repairs_go_to_the_audit_trail(self):
+        """Each repair -y makes is a "repair" record by fsck in STORE/audit.jsonl,
+        with the finding's code and never its path; -n adds none."""
+        open(os.path.join(self.root, ".sfs-new-0123456789abcdef"), "w").close()
+        os.unlink(os.path.join(self.cont, "lock"))
+
+        def repairs():
+            r = subprocess.run([sfs.SESSIONCTL, "audit", "--json", self.e.store],
+                               capture_output=True, text=True, timeout=sfs.TIMEOUT)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return [x for x in json.loads(r.stdout) if x["event"] == "repair"]
+
+        self.fsck("-n", password=False, expect=UNCORRECTED)
+        self.assertEqual(repairs(), [])
+        self.fsck("-y", password=False, expect=CORRECTED)
+        recs = repairs()
+        self.assertEqual(sorted(x["code"] for x in recs), ["layout", "leftover"], recs)
+        for x in recs:
+            self.assertEqual((x["by"], x["comm"], x["ok"], x["session"], x["uid"]),
+                             ("fsck", "fsck.sessionfs", True, self.sid, os.getuid()), x)
+        self.assertNotIn(".sfs-new", json.dumps(recs))
+        self.fsck("-n", expect=CLEAN)
+        r = subprocess.run([sfs.SESSIONCTL, "audit", self.e.store], capture_output=True,
+                           text=True, timeout=sfs.TIMEOUT)
+        self.assertIn("by=fsck", r.stdout)
+        self.assertIn("code=leftover", r.stdout)
+
     def test_orphan_sidecar(self):
         os.unlink(self.back["long"])
         self.repaired("sidecar", password=False)
