@@ -40,6 +40,11 @@ EXTRA_ARGS = os.environ.get("SFS_EXTRA_ARGS", "").split()
 WRAPPER = shlex.split(os.environ.get("SFS_DAEMON_WRAPPER", ""))
 
 TIMEOUT = int(os.environ.get("SFS_TIMEOUT", "60"))         # seconds, every subprocess
+
+# The step-by-step kill tests (test_crash's StepBase, test_fsck's) kill at
+# every KILL_STRIDE-th step: 1 (every step) by default; tests/run's
+# sanitizer stages set SFS_KILL_STRIDE=3, the plain stage keeps every step.
+KILL_STRIDE = max(1, int(os.environ.get("SFS_KILL_STRIDE", "1")))
 MOUNT_WAIT = int(os.environ.get("SFS_MOUNT_WAIT", "30"))   # seconds, for a foreground mount
 ID_RE = re.compile(r"^INC-[0-9a-f]{4,16}$")
 ISO_Z_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")

@@ -672,9 +672,9 @@ class StepBase(CrashBase):
         with fewer than k calls, when @after_done(ctx) checks the result."""
         log = self.e.path("strace-%s.log" % name)
         report = []
-        k = 0
+        k = 1 - sfs.KILL_STRIDE
         while True:
-            k += 1
+            k += sfs.KILL_STRIDE
             self.assertLess(k, 40, "%s: the operation never completed" % name)
             ctx = prepare(k)
             st = self.trace(log, calls)

@@ -688,9 +688,9 @@ class FsckKillTest(unittest.TestCase):
         self.assertEqual(list(want_lost.values()), [b"# notes\n" * 1000])
         log = self.e.path("strace.log")
         report = []
-        k = 0
+        k = 1 - sfs.KILL_STRIDE
         while True:
-            k += 1
+            k += sfs.KILL_STRIDE
             self.assertLess(k, 200, "fsck -y never completed")
             self.reset()
             st = subprocess.Popen(["strace", "-f", "-o", log, "-e", "trace=" + FSCK_STEPS,
@@ -808,9 +808,9 @@ class FsckAfterDaemonKillTest(CrashBase):
 
     def kill_each_step(self, name, prepare, argv, check):
         log = self.e.path("strace-%s.log" % name)
-        k = 0
+        k = 1 - sfs.KILL_STRIDE
         while True:
-            k += 1
+            k += sfs.KILL_STRIDE
             self.assertLess(k, 60, "%s: never completed" % name)
             ctx = prepare(k)
             st = self.trace(log)
