@@ -17,7 +17,8 @@
  * Caveats: a benchmark tool, not a file system to keep data in. It holds an
  * O_PATH descriptor per inode the kernel knows (like libfuse's
  * passthrough_ll), runs as the mounting user with no permission checks of
- * its own, and has no mknod, no fallocate, no setxattr. It knows nothing of
+ * its own, and has no mknod, no fallocate and no extended attributes (as
+ * sessionfs without -o xattr: ENOSYS, which the kernel remembers). It knows nothing of
  * sessionfs; it is built by meson and never installed.
  */
 #define FUSE_USE_VERSION 314
@@ -36,7 +37,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #define FL_TIMEOUT 10.0
@@ -516,37 +516,6 @@ static void fl_statfs(fuse_req_t req, fuse_ino_t ino)
 		fuse_reply_statfs(req, &sv);
 }
 
-/* GETXATTR and LISTXATTR: @name NULL lists. Sizes as the protocol wants them. */
-static void do_xattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
-{
-	char path[64], *buf = NULL;
-	ssize_t n;
-
-	proc_path(path, inode_of(ino)->fd);
-	if (size && !(buf = malloc(size))) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	n = name ? getxattr(path, name, buf, size) : listxattr(path, buf, size);
-	if (n < 0)
-		fuse_reply_err(req, errno);
-	else if (size)
-		fuse_reply_buf(req, buf, (size_t)n);
-	else
-		fuse_reply_xattr(req, (size_t)n);
-	free(buf);
-}
-
-static void fl_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
-{
-	do_xattr(req, ino, name, size);
-}
-
-static void fl_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
-{
-	do_xattr(req, ino, NULL, size);
-}
-
 static const struct fuse_lowlevel_ops fl_ops = {
 	.init = fl_init,
 	.lookup = fl_lookup,
@@ -574,8 +543,6 @@ static const struct fuse_lowlevel_ops fl_ops = {
 	.release = fl_release,
 	.fsync = fl_fsync,
 	.statfs = fl_statfs,
-	.getxattr = fl_getxattr,
-	.listxattr = fl_listxattr,
 };
 
 /* The first two non-option arguments: BACKDIR, then MOUNTPOINT. */
