@@ -33,7 +33,8 @@ struct sfs_fh {
 
 /* State of one open directory. */
 struct sfs_dh {
-	DIR *d; /* backing directory stream (NULL for the mount root) */
+	DIR *d;	   /* backing directory stream (NULL for the mount root) */
+	int ahead; /* entries of d whose headers were prefetched (ops_dir.c) */
 };
 
 /* A positive errno for a reply: authentication failures become EIO. */

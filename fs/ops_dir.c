@@ -166,15 +166,60 @@ static void plus_entry(struct sfs_inode *in, DIR *d, const struct dirent *de, co
 		memset(e, 0, sizeof(*e));
 }
 
-static int list_dir(fuse_req_t req, bool plus, struct sfs_inode *in, DIR *d, char *buf, size_t size,
-		    off_t off, const struct sfs_keys *keys, size_t *out)
+/*
+ * Cold listings: a node's attributes are in its sealed header, so listing a
+ * directory the page cache has forgotten costs one read of a header block
+ * per entry (a file's first block, a directory's .sfsdir), each waited for
+ * in turn as list_dir (or the LOOKUPs after a plain READDIR) loads them.
+ * Ask the kernel for the next PREFETCH entries' headers at once
+ * (POSIX_FADV_WILLNEED), so the disk gets them together. Nodes the inode
+ * table holds have their header loaded and are skipped. A hint only:
+ * nothing is read or trusted here, errors are ignored, and the position of
+ * @d is kept.
+ */
+#define PREFETCH 64
+
+static void prefetch_headers(DIR *d)
+{
+	char path[SFS_NAME_MAX + sizeof("/" SFS_DIRHDR_NAME)];
+	long pos = telldir(d);
+	struct dirent *de;
+	struct stat dst;
+	int fd;
+
+	if (fstat(dirfd(d), &dst) < 0)
+		return;
+	for (int i = 0; i < PREFETCH && (de = readdir(d)); i++) {
+		if (de->d_type == DT_REG && strcmp(de->d_name, SFS_DIRHDR_NAME))
+			snprintf(path, sizeof(path), "%s", de->d_name);
+		else if (de->d_type == DT_DIR && strcmp(de->d_name, ".") &&
+			 strcmp(de->d_name, ".."))
+			snprintf(path, sizeof(path), "%s/%s", de->d_name, SFS_DIRHDR_NAME);
+		else
+			continue;
+		if (sfs_inode_number(dst.st_dev, de->d_ino))
+			continue;
+		fd = openat(dirfd(d), path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		posix_fadvise(fd, 0, SFS_HDR_BYTES, POSIX_FADV_WILLNEED);
+		close(fd);
+	}
+	seekdir(d, pos);
+}
+
+static int list_dir(fuse_req_t req, bool plus, struct sfs_inode *in, struct sfs_dh *dh, char *buf,
+		    size_t size, off_t off, const struct sfs_keys *keys, size_t *out)
 {
 	char plain[SFS_NAME_MAX + 1];
 	struct fuse_entry_param e;
+	DIR *d = dh->d;
 	size_t pos = 0;
 
-	if (off != telldir(d))
+	if (off != telldir(d)) {
 		seekdir(d, off);
+		dh->ahead = 0;
+	}
 	for (;;) {
 		long before = telldir(d);
 		struct dirent *de;
@@ -182,6 +227,10 @@ static int list_dir(fuse_req_t req, bool plus, struct sfs_inode *in, DIR *d, cha
 		struct stat st = {0};
 		size_t n;
 
+		if (keys && dh->ahead-- <= 0) {
+			prefetch_headers(d);
+			dh->ahead = PREFETCH - 1;
+		}
 		errno = 0;
 		de = readdir(d);
 		if (!de) {
@@ -204,6 +253,7 @@ static int list_dir(fuse_req_t req, bool plus, struct sfs_inode *in, DIR *d, cha
 			if (plus && e.ino)
 				sfs_inode_unref(sfs_inode_of(e.ino), 1); /* not sent */
 			seekdir(d, before);
+			dh->ahead++; /* read again next time */
 			break;
 		}
 		pos += n;
@@ -232,7 +282,7 @@ static void do_readdir(fuse_req_t req, bool plus, fuse_ino_t ino, size_t size, o
 	} else if (in->kind == SFS_INODE_TOP) {
 		rc = dh_dir(in, dh);
 		if (rc == 0)
-			rc = list_dir(req, plus, in, dh->d, buf, size, off, NULL, &pos);
+			rc = list_dir(req, plus, in, dh, buf, size, off, NULL, &pos);
 		if (rc == 0)
 			fuse_reply_buf(req, buf, pos);
 	} else {
@@ -246,7 +296,7 @@ static void do_readdir(fuse_req_t req, bool plus, fuse_ino_t ino, size_t size, o
 		if (rc == 0) {
 			rc = dh_dir(in, dh);
 			if (rc == 0)
-				rc = list_dir(req, plus, in, dh->d, buf, size, off, keys, &pos);
+				rc = list_dir(req, plus, in, dh, buf, size, off, keys, &pos);
 			if (rc == 0)
 				fuse_reply_buf(req, buf, pos);
 			sfs_session_leave(s);

@@ -273,6 +273,43 @@ class FilesTest(unittest.TestCase):
         self.remount_unlock()
         self.assertEqual(sfs.read_file(self.p(name)), b"long")
 
+    def test_cold_listing_of_a_large_directory(self):
+        """A listing right after mount (headers prefetched in windows of 64
+        entries, ops_dir.c) shows every entry with its own attributes: more
+        entries than one window and one READDIR reply, of every kind, then
+        again with the page cache dropped where we may."""
+        modes = [0o600, 0o640, 0o755, 0o400]
+        want = {}
+        os.mkdir(self.p("big"))
+        for i in range(300):
+            kind = i % 5
+            name = "e%03d" % i if i != 150 else "L" * 250
+            p = self.p("big", name)
+            if kind == 0 or kind == 4:
+                sfs.write_file(p, "x" * i, mode=modes[i % 4])
+            elif kind == 1:
+                os.mkdir(p, 0o700 if i % 2 else 0o750)
+                sfs.write_file(os.path.join(p, "inner"), "in")
+            elif kind == 2:
+                os.symlink("target-%d" % i, p)
+            else:
+                os.mkfifo(p, 0o620)
+        before, _ = sfs.describe_tree(self.p("big"))
+        for rel, e in before.items():
+            want[rel] = {k: e[k] for k in ("mode", "size", "target") if k in e}
+        for drop in (False, True):
+            self.remount_unlock()
+            if drop and os.geteuid() == 0:
+                with open("/proc/sys/vm/drop_caches", "w") as f:
+                    f.write("3\n")
+            r = sfs.run(["ls", "-l", self.p("big")])
+            self.assertEqual(r.rc, 0, r)
+            self.assertEqual(len(r.out.splitlines()), 301, r.out[-500:])  # "total", 300 entries
+            after, _ = sfs.describe_tree(self.p("big"))
+            got = {rel: {k: e[k] for k in ("mode", "size", "target") if k in e}
+                   for rel, e in after.items()}
+            self.assertEqual(got, want)
+
     def test_persistence_big_file_and_tree(self):
         big = os.urandom(3 * 1024 * 1024 + 123)
         src = self.e.path("src-big.bin")
