@@ -70,11 +70,56 @@ static void buf_free(struct buf *b)
 static int redact_cstr(const regex_t *re, const char *in, size_t len, char **out, size_t *outlen,
 		       uint64_t *count);
 
+/*
+ * Does ERE @p hold a back-reference (\1 to \9 outside a bracket
+ * expression)? glibc matches those by backtracking, in time exponential in
+ * the line: "(.*)(.*)\1\2x" does not end on 100 bytes, and a rule is run
+ * on every append, a redaction under the log's lock. Inside brackets a
+ * backslash is an ordinary character; "[:", "[." and "[=" open a class,
+ * collating element or equivalence class that ends at ":]", ".]" or "=]".
+ */
+static bool has_backref(const char *p)
+{
+	while (*p) {
+		if (*p == '\\') {
+			if (p[1] >= '1' && p[1] <= '9')
+				return true;
+			p += p[1] ? 2 : 1;
+			continue;
+		}
+		if (*p++ != '[')
+			continue;
+		if (*p == '^')
+			p++;
+		if (*p == ']')
+			p++; /* a ']' first is one of the set */
+		while (*p && *p != ']') {
+			if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
+				char end = p[1];
+
+				for (p += 2; *p && !(p[0] == end && p[1] == ']'); p++)
+					;
+				p += *p ? 2 : 0;
+			} else {
+				p++;
+			}
+		}
+		if (*p)
+			p++;
+	}
+	return false;
+}
+
 int sfs_redact_compile(regex_t *re, const char *pattern, char *err, size_t errsz)
 {
 	regmatch_t m[1];
-	int rc = regcomp(re, pattern, REG_EXTENDED | REG_NEWLINE);
+	int rc;
 
+	if (has_backref(pattern)) {
+		snprintf(err, errsz, "back-references (\\1 to \\9) are not supported");
+		return -EINVAL;
+	}
+	rc = regcomp(re, pattern, REG_EXTENDED | REG_NEWLINE);
 	if (rc != 0) {
 		regerror(rc, re, err, errsz);
 		regfree(re);

@@ -245,7 +245,9 @@ class RedactTest(unittest.TestCase):
         self.fill()
         before = snapshot(self.e.store)
         for pat, why in (("a(", "Unmatched ( or \\("), ("[z-a]", "Invalid range end"),
-                         ("x*", "the pattern matches the empty string")):
+                         ("x*", "the pattern matches the empty string"),
+                         ("(.*)(.*)\\1\\2x",
+                          "back-references (\\1 to \\9) are not supported")):
             r = subprocess.run([sfs.SESSIONCTL, "redact", "--yes", "--pattern", pat, self.d],
                                capture_output=True, text=True, timeout=sfs.TIMEOUT)
             self.assertEqual(r.returncode, 2, r.stderr)
@@ -263,6 +265,14 @@ class RedactTest(unittest.TestCase):
         fd = os.open(os.path.join(self.m.mnt, ".sessionfs"), os.O_RDWR)
         os.write(fd, json.dumps({"op": "redact", "session": self.sid,
                                  "pattern": "a("}).encode())
+        resp = json.loads(os.read(fd, 65536))
+        os.close(fd)
+        self.assertEqual((resp["ok"], resp["code"]), (False, "invalid"))
+        # ... and a back-reference, which glibc would backtrack on without end
+        # over the log's lines, appends waiting
+        fd = os.open(os.path.join(self.m.mnt, ".sessionfs"), os.O_RDWR)
+        os.write(fd, json.dumps({"op": "redact", "session": self.sid,
+                                 "pattern": "(.*)(.*)\\1\\2x"}).encode())
         resp = json.loads(os.read(fd, 65536))
         os.close(fd)
         self.assertEqual((resp["ok"], resp["code"]), (False, "invalid"))
@@ -381,6 +391,8 @@ class RulesTest(unittest.TestCase):
         for args, code, err in (
                 (["--rule", "x=a("], 2, "invalid rule: Unmatched ( or \\("),
                 (["--rule", "x=y*"], 2, "invalid rule: the pattern matches the empty string"),
+                (["--rule", "x=(a)\\1"], 2,
+                 "invalid rule: back-references (\\1 to \\9) are not supported"),
                 (["--rule", "a b=x"], 2, "invalid rule: a rule name is 1 to 32"),
                 (["--rule", "noequals"], 2, "--rule: want NAME=REGEX"),
                 (["--builtin", "nope"], 2, "no built-in rule 'nope' (there are: "
