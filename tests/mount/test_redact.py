@@ -297,6 +297,44 @@ class RedactTest(unittest.TestCase):
         b2.pop("audit.jsonl"), before.pop("audit.jsonl")  # the refusal is audited
         self.assertEqual(b2, before)
 
+    def test_pattern_file(self):
+        """--pattern-file F (or - for stdin): the pattern, often the very secret, from a
+        file's first line, never in argv where ps and shell history see it."""
+        self.fill()
+        pf = os.path.join(self.e.tmp, "pattern")
+        with open(pf, "w") as f:
+            f.write(SECRET + "\nignored second line\n")
+        r = subprocess.run([sfs.SESSIONCTL, "redact", "--yes", "--pattern-file", pf, self.d],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=sfs.TIMEOUT)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn(SECRET, r.stdout + r.stderr)
+        got = sfs.read_file(self.ev)
+        self.assertNotIn(SECRET.encode(), got)
+        rec = json.loads(got.splitlines()[-1])
+        self.assertEqual(rec["pattern_sha256"], hashlib.sha256(SECRET.encode()).hexdigest())
+        # from standard input, a dry run: nothing left to match
+        r = subprocess.run([sfs.SESSIONCTL, "redact", "--dry-run", "--pattern-file", "-",
+                            self.d], input=SECRET + "\n", capture_output=True, text=True,
+                           timeout=sfs.TIMEOUT)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("events.jsonl: 0 matches in 0 lines", r.stdout)
+        # bad input: both forms, an empty file, a file that is not there
+        empty = os.path.join(self.e.tmp, "empty")
+        open(empty, "w").close()
+        for args, code, err in (
+                (["--pattern", "x", "--pattern-file", pf], 2,
+                 "redact: --pattern and --pattern-file exclude each other"),
+                (["--pattern-file", empty], 2,
+                 "redact: --pattern-file %s: empty first line" % empty),
+                (["--pattern-file", empty + ".no"], 1,
+                 "redact: cannot read --pattern-file %s.no: No such file or directory"
+                 % empty)):
+            r = subprocess.run([sfs.SESSIONCTL, "redact", "--yes"] + args + [self.d],
+                               stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                               timeout=sfs.TIMEOUT)
+            self.assertEqual((r.returncode, r.stderr), (code, "sessionctl: %s\n" % err))
+
 
 class RulesTest(unittest.TestCase):
     """Redaction rules at append time: `redact --rule NAME=REGEX`, `--builtin NAME`,
