@@ -395,13 +395,15 @@ static int pattern_from_file(struct cmd *c)
 	int rc;
 
 	if (c->pattern)
-		return die(SFS_EXIT_USAGE, "redact: --pattern and --pattern-file exclude each other");
+		return die(SFS_EXIT_USAGE,
+			   "redact: --pattern and --pattern-file exclude each other");
 	rc = sfs_password_read(&c->pat, c->pattern_file, NULL, 0);
 	if (rc == -EINVAL)
 		return die(SFS_EXIT_USAGE, "redact: --pattern-file %s: empty first line",
 			   c->pattern_file);
 	if (rc == -EMSGSIZE)
-		return die(SFS_EXIT_USAGE, "redact: --pattern-file %s: a pattern is at most %d bytes",
+		return die(SFS_EXIT_USAGE,
+			   "redact: --pattern-file %s: a pattern is at most %d bytes",
 			   c->pattern_file, SFS_PASSWORD_MAX - 1);
 	if (rc < 0)
 		return die(SFS_EXIT_FAIL, "redact: cannot read --pattern-file %s: %s",
