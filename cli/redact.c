@@ -87,12 +87,20 @@ static int redact_lines(const regex_t *re, const char *buf, size_t len, bool eve
 			size_t sl = r ? rlen : n, need = used + sl + 1;
 
 			if (need > cap) {
-				char *g = realloc(o, cap = need * 2);
+				/* not realloc: the old block is wiped before it goes */
+				char *g = malloc(need * 2);
 
-				if (!g)
+				if (!g) {
 					rc = -ENOMEM;
-				else
+				} else {
+					if (o) {
+						memcpy(g, o, used);
+						sodium_memzero(o, cap);
+						free(o);
+					}
 					o = g;
+					cap = need * 2;
+				}
 			}
 			if (rc == 0) {
 				memcpy(o + used, src, sl);
@@ -135,12 +143,18 @@ static int slurp(int fd, size_t max, char **buf, size_t *len)
 				free(b);
 				return -EFBIG;
 			}
-			g = realloc(b, cap *= 2);
+			/* not realloc: the old block is wiped before it goes */
+			g = malloc(cap * 2);
 			if (!g) {
+				sodium_memzero(b, n);
 				free(b);
 				return -ENOMEM;
 			}
+			memcpy(g, b, n);
+			sodium_memzero(b, cap);
+			free(b);
 			b = g;
+			cap *= 2;
 		}
 		got = read(fd, b + n, cap - n);
 		if (got < 0 && errno == EINTR)

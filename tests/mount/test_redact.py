@@ -297,6 +297,25 @@ class RedactTest(unittest.TestCase):
         b2.pop("audit.jsonl"), before.pop("audit.jsonl")  # the refusal is audited
         self.assertEqual(b2, before)
 
+    def test_large_files(self):
+        """An events.jsonl and a text file of several hundred KiB, read and rewritten in
+        buffers that grow many times: every secret goes, every other byte stays."""
+        lines = []
+        for i in range(4000):
+            lines.append(('{"i":%d,"text":"%s"}' % (i, SECRET if i % 7 == 0 else "x" * 90))
+                         .encode())
+        self.append(*lines)
+        notes = os.path.join(self.d, "notes.txt")
+        text = "".join("line %d %s\n" % (i, SECRET if i % 5 == 0 else "y" * 80)
+                       for i in range(5000))
+        sfs.write_file(notes, text.encode())
+        r = self.redact("--files")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        got = sfs.read_file(self.ev).splitlines()
+        self.assertEqual(got[:-1], [redacted(x) for x in lines])
+        self.assertEqual(sfs.read_file(notes).decode(),
+                         text.replace(SECRET, "[REDACTED]"))
+
     def test_pattern_file(self):
         """--pattern-file F (or - for stdin): the pattern, often the very secret, from a
         file's first line, never in argv where ps and shell history see it."""
