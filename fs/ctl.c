@@ -195,6 +195,9 @@ static json_t *do_new(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
 	if (rc == 0) {
 		add_params(resp, id, sfs_session_where(id));
 		add_recovery(resp, rk);
+		if (rk) /* which slot it is: `new --recovery-key` says so */
+			json_object_set_new(resp, SFS_PROTO_F_SLOT,
+					    json_integer(SFS_NEW_RECOVERY_SLOT));
 	}
 	if (rk)
 		sodium_free(rk);
