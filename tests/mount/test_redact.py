@@ -455,6 +455,8 @@ class RulesTest(unittest.TestCase):
                 (["--rule", "x=y*"], 2, "invalid rule: the pattern matches the empty string"),
                 (["--rule", "x=(a)\\1"], 2,
                  "invalid rule: back-references (\\1 to \\9) are not supported"),
+                (["--rule", "x=(.{1,255}){1,255}x"], 2,
+                 "invalid rule: repetition counts ({m,n}) expand the pattern too far"),
                 (["--rule", "a b=x"], 2, "invalid rule: a rule name is 1 to 32"),
                 (["--rule", "noequals"], 2, "--rule: want NAME=REGEX"),
                 (["--builtin", "nope"], 2, "no built-in rule 'nope' (there are: "
