@@ -143,7 +143,7 @@ static void print_record(json_t *r)
 	json_t *okv = json_object_get(r, "ok"), *what = json_object_get(r, "what"), *w;
 	json_t *of = json_object_get(r, "open_files");
 	static const char *const ids[] = {"copy_of", "from", "to", /* sessionctl copy's */
-					  "kind", "code"}; /* slot_add's, fsck's repair */
+					  "kind", "code"};	   /* slot_add's, fsck's repair */
 	char result[48] = "-";
 	size_t i;
 

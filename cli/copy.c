@@ -161,11 +161,12 @@ static int copy_rules(struct copy *cp, const struct cmd *c)
 		}
 		req = json_is_true(json_object_get(rule, SFS_PROTO_F_BUILTIN))
 			      ? json_pack("{s:s, s:s, s:s}", SFS_PROTO_F_OP,
-					  sfs_proto_op_name(SFS_PROTO_OP_RULES), SFS_PROTO_F_SESSION,
-					  cp->id, SFS_PROTO_F_BUILTIN, name)
+					  sfs_proto_op_name(SFS_PROTO_OP_RULES),
+					  SFS_PROTO_F_SESSION, cp->id, SFS_PROTO_F_BUILTIN, name)
 			      : json_pack("{s:s, s:s, s:s, s:s}", SFS_PROTO_F_OP,
-					  sfs_proto_op_name(SFS_PROTO_OP_RULES), SFS_PROTO_F_SESSION,
-					  cp->id, SFS_PROTO_F_NAME, name, SFS_PROTO_F_PATTERN, pat);
+					  sfs_proto_op_name(SFS_PROTO_OP_RULES),
+					  SFS_PROTO_F_SESSION, cp->id, SFS_PROTO_F_NAME, name,
+					  SFS_PROTO_F_PATTERN, pat);
 		rc = call_at(cp->tomnt, req, what, NULL);
 	}
 	json_decref(resp);

@@ -65,11 +65,11 @@ struct cmd {
 	const char *pattern;		/* redact --pattern, or --pattern-file's line */
 	const char *pattern_file;	/* redact --pattern-file */
 	struct sfs_password pat;	/* ...what it read (buf NULL when not read) */
-	bool files;			 /* redact --files */
-	const char *rule, *builtin;	 /* redact --rule, --builtin */
-	const char *remove_rule;	 /* redact --remove-rule */
-	bool list_rules;		 /* redact --list-rules */
-	const char *to;			 /* copy --to */
+	bool files;			/* redact --files */
+	const char *rule, *builtin;	/* redact --rule, --builtin */
+	const char *remove_rule;	/* redact --remove-rule */
+	bool list_rules;		/* redact --list-rules */
+	const char *to;			/* copy --to */
 	/* Arguments. */
 	char **args; /* the operands */
 	int nargs;

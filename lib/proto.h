@@ -106,8 +106,8 @@ enum sfs_proto_op {
 	SFS_PROTO_OP_REMOVE_SLOT,      /* "slot", proven by another slot's password */
 	SFS_PROTO_OP_REDACT, /* events.jsonl rewritten with a pattern's matches replaced */
 	SFS_PROTO_OP_RULES,  /* the redaction rules applied to appends: list, set, remove */
-	SFS_PROTO_OP_COPY, /* the audit trail's record of a finished `sessionctl copy` */
-	SFS_PROTO_OPS		       /* how many */
+	SFS_PROTO_OP_COPY,   /* the audit trail's record of a finished `sessionctl copy` */
+	SFS_PROTO_OPS	     /* how many */
 };
 
 /*

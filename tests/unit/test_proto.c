@@ -12,11 +12,10 @@
 static void test_ops(void)
 {
 	static const char *const names[] = {
-		"hello",    "new",	    "unlock",		"lock",
-		"lock_all", "list",	    "passwd",		"delete",
-		"use",	    "unuse",	    "status",		"archive",
-		"keys",	    "add_password", "add_recovery_key", "remove_slot",
-		"redact",   "rules",    "copy"};
+		"hello",       "new",	  "unlock", "lock",	    "lock_all",
+		"list",	       "passwd",  "delete", "use",	    "unuse",
+		"status",      "archive", "keys",   "add_password", "add_recovery_key",
+		"remove_slot", "redact",  "rules",  "copy"};
 
 	CHECK_EQ(sizeof(names) / sizeof(names[0]), SFS_PROTO_OPS);
 	for (int op = 0; op < SFS_PROTO_OPS; op++) {
