@@ -4,7 +4,8 @@
  * code turned into an exit code (lib/proto.h).
  *
  * The request, which may hold passwords, is serialised into sodium_malloc
- * memory and wiped. Knows nothing of what the ops mean.
+ * memory and wiped; the response, which may hold a recovery key, is wiped
+ * before it is freed. Knows nothing of what the ops mean.
  */
 #include "sessionctl.h"
 
@@ -59,7 +60,11 @@ out:
 		sodium_memzero(buf, n);
 		sodium_free(buf);
 	}
-	free(resp);
+	/* a response may hold a secret: a recovery key, a session's plaintext (report) */
+	if (resp) {
+		sodium_memzero(resp, got);
+		free(resp);
+	}
 	if (fd >= 0)
 		close(fd);
 	return out;

@@ -386,6 +386,7 @@ static const struct option copy_opts[] = {
 
 static const struct option redact_opts[] = {
 	{"pattern", required_argument, NULL, OPT_PATTERN},
+	{"pattern-file", required_argument, NULL, OPT_PATTERN_FILE},
 	{"files", no_argument, NULL, OPT_FILES},
 	{"rule", required_argument, NULL, OPT_RULE},
 	{"builtin", required_argument, NULL, OPT_BUILTIN},

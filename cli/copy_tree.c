@@ -387,13 +387,17 @@ int copy_events(struct copy *cp)
 		ssize_t n;
 
 		if (have == cap) { /* one line longer than the buffer */
-			char *bigger = cap < EVENTS_LINE_MAX ? realloc(ev, 2 * cap) : NULL;
+			/* not realloc: the old block, plaintext, is wiped before it goes */
+			char *bigger = cap < EVENTS_LINE_MAX ? malloc(2 * cap) : NULL;
 
 			if (!bigger) {
 				rc = copy_fail(cp, "read a line",
 					       cap < EVENTS_LINE_MAX ? ENOMEM : EFBIG);
 				goto out;
 			}
+			memcpy(bigger, ev, have);
+			sodium_memzero(ev, cap);
+			free(ev);
 			ev = bigger;
 			cap *= 2;
 		}

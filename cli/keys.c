@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int sfs_slot_check(struct cmd *c)
 {
@@ -48,6 +49,22 @@ int sfs_slot_check(struct cmd *c)
 	return SFS_EXIT_OK;
 }
 
+/* @len bytes of @buf to standard output, unbuffered: 0 or -1 (errno). */
+static int write_out(const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t w = write(STDOUT_FILENO, buf, len);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		buf += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
 /* Print a recovery key the daemon made: on standard output, and what it is on stderr. */
 void sfs_slot_print_recovery(json_t *resp, const char *id)
 {
@@ -55,8 +72,11 @@ void sfs_slot_print_recovery(json_t *resp, const char *id)
 
 	if (!key)
 		return;
-	printf("%s\n", key);
+	/* past stdio, whose buffer is never wiped: the key goes out once and only here */
 	fflush(stdout);
+	if (write_out(key, strlen(key)) < 0 || write_out("\n", 1) < 0)
+		fprintf(stderr, "sessionctl: %s: cannot write the recovery key: %s\n", id,
+			strerror(errno));
 	fprintf(stderr,
 		"sessionctl: %s: recovery key in key slot %lld, shown only this once: keep it "
 		"somewhere safe; it opens the session wherever a password does\n",

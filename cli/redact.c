@@ -87,12 +87,20 @@ static int redact_lines(const regex_t *re, const char *buf, size_t len, bool eve
 			size_t sl = r ? rlen : n, need = used + sl + 1;
 
 			if (need > cap) {
-				char *g = realloc(o, cap = need * 2);
+				/* not realloc: the old block is wiped before it goes */
+				char *g = malloc(need * 2);
 
-				if (!g)
+				if (!g) {
 					rc = -ENOMEM;
-				else
+				} else {
+					if (o) {
+						memcpy(g, o, used);
+						sodium_memzero(o, cap);
+						free(o);
+					}
 					o = g;
+					cap = need * 2;
+				}
 			}
 			if (rc == 0) {
 				memcpy(o + used, src, sl);
@@ -135,12 +143,18 @@ static int slurp(int fd, size_t max, char **buf, size_t *len)
 				free(b);
 				return -EFBIG;
 			}
-			g = realloc(b, cap *= 2);
+			/* not realloc: the old block is wiped before it goes */
+			g = malloc(cap * 2);
 			if (!g) {
+				sodium_memzero(b, n);
 				free(b);
 				return -ENOMEM;
 			}
+			memcpy(g, b, n);
+			sodium_memzero(b, cap);
+			free(b);
 			b = g;
+			cap *= 2;
 		}
 		got = read(fd, b + n, cap - n);
 		if (got < 0 && errno == EINTR)
@@ -385,14 +399,43 @@ static void builtin_names(char *buf, size_t sz)
 		n += (size_t)snprintf(buf + n, sz - n, "%s%s", n ? ", " : "", b->name);
 }
 
+/*
+ * --pattern-file F: the pattern from F's first line ("-": standard input),
+ * kept out of argv (where ps and shell history see it), in sodium_malloc
+ * memory like a password: a pattern is often the very secret to remove.
+ */
+static int pattern_from_file(struct cmd *c)
+{
+	int rc;
+
+	if (c->pattern)
+		return die(SFS_EXIT_USAGE,
+			   "redact: --pattern and --pattern-file exclude each other");
+	rc = sfs_password_read(&c->pat, c->pattern_file, NULL, 0);
+	if (rc == -EINVAL)
+		return die(SFS_EXIT_USAGE, "redact: --pattern-file %s: empty first line",
+			   c->pattern_file);
+	if (rc == -EMSGSIZE)
+		return die(SFS_EXIT_USAGE,
+			   "redact: --pattern-file %s: a pattern is at most %d bytes",
+			   c->pattern_file, SFS_PASSWORD_MAX - 1);
+	if (rc < 0)
+		return die(SFS_EXIT_FAIL, "redact: cannot read --pattern-file %s: %s",
+			   c->pattern_file, strerror(-rc));
+	c->pattern = c->pat.buf;
+	return SFS_EXIT_OK;
+}
+
 int sfs_redact_check(struct cmd *c)
 {
-	int modes = !!c->pattern + !!c->rule + !!c->builtin + !!c->remove_rule + c->list_rules;
+	int modes, rc = c->pattern_file ? pattern_from_file(c) : SFS_EXIT_OK;
 	char err[128], names[256];
 	const char *eq;
 	regex_t re;
-	int rc;
 
+	if (rc)
+		return rc;
+	modes = !!c->pattern + !!c->rule + !!c->builtin + !!c->remove_rule + c->list_rules;
 	if (modes != 1)
 		return die(SFS_EXIT_USAGE,
 			   "redact: give one of --pattern REGEX, --rule NAME=REGEX, "

@@ -74,7 +74,8 @@ void usage(FILE *out)
 	      "         [--archive|--delete] [--dry-run] [--yes] MOUNTPOINT\n"
 	      "  use    SESSIONDIR  |  use --none [MOUNTPOINT]  |  use [--json] [MOUNTPOINT]\n"
 	      "  audit  [--json] [--since T] MOUNTPOINT|STORE\n"
-	      "  redact --pattern REGEX [--files] [--dry-run] [--yes] [--json] SESSIONDIR\n"
+	      "  redact --pattern REGEX | --pattern-file F [--files] [--dry-run] [--yes] [--json]\n"
+	      "         SESSIONDIR\n"
 	      "  redact --rule NAME=REGEX | --builtin NAME | --remove-rule NAME | --list-rules\n"
 	      "         [--json] SESSIONDIR\n"
 	      "  copy   [--id INC-xxxx] [--to MOUNTPOINT] [--new-password-file F] [--json]\n"
@@ -227,6 +228,9 @@ static int cmd_open(const struct command *def, int argc, char **argv, struct cmd
 		case OPT_PATTERN:
 			c->pattern = optarg;
 			break;
+		case OPT_PATTERN_FILE:
+			c->pattern_file = optarg;
+			break;
 		case OPT_FILES:
 			c->files = true;
 			break;
@@ -296,6 +300,7 @@ static void cmd_close(struct cmd *c)
 	mount_close(&c->m);
 	sfs_password_free(&c->pw);
 	sfs_password_free(&c->newpw);
+	sfs_password_free(&c->pat);
 }
 
 static int run(const struct command *def, int argc, char **argv)

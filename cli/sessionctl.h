@@ -62,7 +62,9 @@ struct cmd {
 	const char *remove_arg, *label; /* passwd --remove N as given, --label */
 	long remove_slot;		/* ...read by sfs_slot_check */
 	bool no_new_password;		/* set by a check: read no c->newpw */
-	const char *pattern;		/* redact --pattern */
+	const char *pattern;		/* redact --pattern, or --pattern-file's line */
+	const char *pattern_file;	/* redact --pattern-file */
+	struct sfs_password pat;	/* ...what it read (buf NULL when not read) */
 	bool files;			/* redact --files */
 	const char *rule, *builtin;	/* redact --rule, --builtin */
 	const char *remove_rule;	/* redact --remove-rule */
@@ -119,6 +121,7 @@ enum {
 	OPT_LABEL,
 	OPT_RECOVERY_KEY,
 	OPT_PATTERN,
+	OPT_PATTERN_FILE,
 	OPT_FILES,
 	OPT_RULE,
 	OPT_BUILTIN,

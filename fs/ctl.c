@@ -196,6 +196,9 @@ static json_t *do_new(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
 	if (rc == 0) {
 		add_params(resp, id, sfs_session_where(id));
 		add_recovery(resp, rk);
+		if (rk) /* which slot it is: `new --recovery-key` says so */
+			json_object_set_new(resp, SFS_PROTO_F_SLOT,
+					    json_integer(SFS_NEW_RECOVERY_SLOT));
 	}
 	if (rk)
 		sodium_free(rk);
@@ -679,9 +682,14 @@ static json_t *do_redact(json_t *req, const struct ctl_args *a, struct ctl_tx *t
 	json_decref(rec);
 	/* after leave: no lock held */
 	sfs_events_forget_name(rootfd, old);
+	/*
+	 * The audit trail lies in the store in clear: no hash of the pattern
+	 * there, which for a literal secret (a password, a card number) a
+	 * dictionary or a search would turn back into it. The sealed record has it.
+	 */
 	audit(a, "redact", a->session, rc,
-	      json_pack("{s:I, s:I, s:s}", SFS_PROTO_F_MATCHES, (json_int_t)st.matches,
-			SFS_PROTO_F_LINES, (json_int_t)st.changed, "pattern_sha256", hex));
+	      json_pack("{s:I, s:I}", SFS_PROTO_F_MATCHES, (json_int_t)st.matches,
+			SFS_PROTO_F_LINES, (json_int_t)st.changed));
 	if (rc < 0)
 		return fail(rc);
 	return json_pack("{s:b, s:I, s:I, s:I}", SFS_PROTO_F_OK, 1, SFS_PROTO_F_MATCHES,
@@ -693,8 +701,8 @@ static json_t *do_redact(json_t *req, const struct ctl_args *a, struct ctl_tx *t
  * Session @a->session's redaction rules (sfs_events_rules): the list, after
  * setting "name" to "pattern", setting the built-in rule "builtin" (under
  * its own name), or removing rule "remove" (at most one of the three).
- * Unlocked here only. A change is audited as "rules" (what changed and the
- * pattern's SHA-256, never a pattern or a rule's name).
+ * Unlocked here only. A change is audited as "rules" (what changed; never
+ * a pattern, its hash or a rule's name).
  */
 static json_t *do_rules(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
 {
@@ -703,7 +711,7 @@ static json_t *do_rules(json_t *req, const struct ctl_args *a, struct ctl_tx *tx
 	const char *bname = str(req, SFS_PROTO_F_BUILTIN, NULL),
 		   *rm = str(req, SFS_PROTO_F_REMOVE, NULL);
 	const struct sfs_rule_builtin *b = bname ? sfs_rules_builtin(bname) : NULL;
-	char hex[SFS_REDACT_HASH_HEX] = "", err[128];
+	char err[128];
 	const struct sfs_keys *keys;
 	struct sfs_session *s;
 	json_t *list = NULL;
@@ -729,13 +737,11 @@ static json_t *do_rules(json_t *req, const struct ctl_args *a, struct ctl_tx *tx
 				      sizeof(err));
 		sfs_session_leave(s);
 	}
-	if (pat)
-		sfs_redact_pattern_hash(pat, hex);
+	/* in clear in the store: nothing of the pattern, not its hash (do_redact) */
 	if (name || rm)
 		audit(a, "rules", a->session, rm && rc == -ENOENT ? 0 : rc,
 		      rm ? json_pack("{s:s}", "change", "remove")
-			 : json_pack("{s:s, s:s, s:b}", "change", "set", "pattern_sha256", hex,
-				     "builtin", b != NULL));
+			 : json_pack("{s:s, s:b}", "change", "set", "builtin", b != NULL));
 	if (rm && rc == -ENOENT) /* no such rule: nothing to remove */
 		return json_pack("{s:b, s:b, s:o*}", SFS_PROTO_F_OK, 1, "removed", 0,
 				 SFS_PROTO_F_RULES, list);

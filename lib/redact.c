@@ -70,11 +70,150 @@ static void buf_free(struct buf *b)
 static int redact_cstr(const regex_t *re, const char *in, size_t len, char **out, size_t *outlen,
 		       uint64_t *count);
 
+/*
+ * What glibc's matcher cannot bound, found before regcomp. It matches
+ * back-references by backtracking, in time exponential in the line:
+ * "(.*)(.*)\\1\\2x" does not end on 100 bytes. And it expands a counted
+ * repetition {m,n} into n copies of its atom, nested ones multiplied:
+ * "(.{1,255}){1,255}x" is 65025 states, 20 s on a 200-byte line, and deeper
+ * nests take gigabytes to compile. A rule runs on every append, a
+ * redaction under the log's lock: so no back-reference (\\1 to \\9 outside
+ * a bracket expression), and the copies counts make at most
+ * SFS_REDACT_EXPAND_MAX more atoms than the pattern writes (".{1,1000}"
+ * passes: about 10 s per MiB of line at worst).
+ */
+#define SFS_REDACT_EXPAND_MAX 1000
+#define TOO_FAR                                                                                    \
+	"repetition counts ({m,n}) expand the pattern too far (glibc would take minutes on a "     \
+	"long line)"
+
+/* Skip the bracket expression whose '[' @p follows; past its ']'. */
+static const char *skip_bracket(const char *p)
+{
+	if (*p == '^')
+		p++;
+	if (*p == ']')
+		p++; /* a ']' first is one of the set */
+	while (*p && *p != ']') {
+		/* "[:", "[." and "[=" end at ":]", ".]" or "=]"; a backslash is itself */
+		if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
+			char end = p[1];
+
+			for (p += 2; *p && !(p[0] == end && p[1] == ']'); p++)
+				;
+			p += *p ? 2 : 0;
+		} else {
+			p++;
+		}
+	}
+	return *p ? p + 1 : p;
+}
+
+/*
+ * The bound of the interval "{m}", "{m,}" or "{m,n}" at @q (after its
+ * '{'): n, else m, with *@end past its '}'; -1 if it is none.
+ */
+static long interval(const char *q, const char **end)
+{
+	long m = 0, n = -1;
+
+	if (*q < '0' || *q > '9')
+		return -1;
+	for (; *q >= '0' && *q <= '9'; q++)
+		m = m < 100000 ? m * 10 + (*q - '0') : m;
+	if (*q == ',') {
+		q++;
+		if (*q >= '0' && *q <= '9')
+			for (n = 0; *q >= '0' && *q <= '9'; q++)
+				n = n < 100000 ? n * 10 + (*q - '0') : n;
+	}
+	if (*q != '}')
+		return -1;
+	*end = q + 1;
+	return n >= 0 ? n : m;
+}
+
+/* NULL if ERE @p is one glibc matches in bounded time, else why not. */
+static const char *unbounded(const char *p)
+{
+	size_t depth = 0, cap = strlen(p) + 2, written = 0;
+	uint64_t total = 0;
+	const char *end;
+	/* per open group: atoms so far (copies counted), and its last atom's */
+	uint64_t *size = calloc(cap, sizeof(*size)), *last = calloc(cap, sizeof(*last));
+	const char *why = NULL;
+	long bound;
+
+	if (!size || !last) {
+		free(size);
+		free(last);
+		return NULL; /* regcomp will say ENOMEM soon enough */
+	}
+	while (*p && !why) {
+		uint64_t atom = 1;
+
+		if (*p == '\\' && p[1] >= '1' && p[1] <= '9') {
+			why = "back-references (\\1 to \\9) are not supported";
+			break;
+		}
+		if (*p == '(' && depth + 1 < cap) {
+			depth++;
+			size[depth] = last[depth] = 0;
+			p++;
+			continue;
+		}
+		if (*p == ')' && depth > 0) {
+			atom = size[depth] ? size[depth] : 1;
+			depth--;
+			p++;
+		} else if (*p == '{' && last[depth] && (bound = interval(p + 1, &end)) >= 0) {
+			/* the last atom, now @bound copies of it (checked at once: no overflow) */
+			uint64_t more = last[depth] * (uint64_t)(bound > 1 ? bound : 1);
+
+			size[depth] += more - last[depth];
+			last[depth] = more;
+			if (size[depth] > written + SFS_REDACT_EXPAND_MAX)
+				why = TOO_FAR;
+			p = end;
+			continue;
+		} else if (*p == '|' || *p == '^' || *p == '$') {
+			last[depth] = 0;
+			p++;
+			continue;
+		} else if (*p == '*' || *p == '+' || *p == '?') {
+			p++;
+			continue;
+		} else if (*p == '[') {
+			p = skip_bracket(p + 1);
+		} else {
+			p += *p == '\\' && p[1] ? 2 : 1;
+		}
+		written++;
+		size[depth] += atom;
+		last[depth] = atom;
+	}
+	/* the whole, groups left open included (regcomp refuses those) */
+	for (size_t i = 0; !why && i <= depth; i++)
+		total += size[i];
+	if (!why && total > written + SFS_REDACT_EXPAND_MAX)
+		why = TOO_FAR;
+	free(size);
+	free(last);
+	return why;
+}
+
 int sfs_redact_compile(regex_t *re, const char *pattern, char *err, size_t errsz)
 {
 	regmatch_t m[1];
-	int rc = regcomp(re, pattern, REG_EXTENDED | REG_NEWLINE);
+	int rc;
 
+	const char *why = unbounded(pattern);
+
+	if (why) {
+		snprintf(err, errsz, "%s", why);
+		return -EINVAL;
+	}
+	rc = regcomp(re, pattern, REG_EXTENDED | REG_NEWLINE);
 	if (rc != 0) {
 		regerror(rc, re, err, errsz);
 		regfree(re);

@@ -26,9 +26,10 @@
 /*
  * Compile @pattern (POSIX ERE, REG_NEWLINE: '.' and bracket expressions
  * never match a newline, ^ and $ match at line ends) into @re. 0; -EINVAL
- * with regerror's text in @err, or "the pattern matches the empty string"
- * (such a pattern would mark every position); -ENOMEM. On 0 the caller
- * regfree()s @re.
+ * with regerror's text in @err, "the pattern matches the empty string"
+ * (such a pattern would mark every position), or "back-references (\1 to
+ * \9) are not supported" (glibc backtracks on them, without end); -ENOMEM.
+ * On 0 the caller regfree()s @re.
  */
 int sfs_redact_compile(regex_t *re, const char *pattern, char *err, size_t errsz);
 

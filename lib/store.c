@@ -382,7 +382,7 @@ static ssize_t wrap_with_recovery(unsigned char out[SFS_KEYFILE_MAX],
 
 	if (!sfs_cipher_available(ns->cipher))
 		return -EINVAL;
-	kf.slots[1].index = 1;
+	kf.slots[1].index = SFS_NEW_RECOVERY_SLOT;
 	rc = sfs_fmt_slot_seal(&kf.slots[0], &kf, master, SFS_SLOT_ARGON2ID, ns->password,
 			       ns->pwlen, ops, mem, now, NULL, 0);
 	if (rc == 0)

@@ -51,6 +51,8 @@ int sfs_store_create(const char *path, enum sfs_kdf_level kdf, enum sfs_cipher c
 int sfs_store_open(const char *path, int *storefd, struct sfs_store_config *cfg, char *why,
 		   size_t whylen);
 
+#define SFS_NEW_RECOVERY_SLOT 1 /* a new session's recovery key: slot 0 is its password */
+
 /* What a new session starts with. */
 struct sfs_new_session {
 	const char *id;	      /* a valid, unused session id */
@@ -62,7 +64,8 @@ struct sfs_new_session {
 	uid_t uid;		/* owner of the session root and its first files */
 	gid_t gid;
 	const unsigned char *recovery; /* NULL, or a recovery key (SFS_RECOVERY_KEY_BYTES)
-					* for a second slot: a version 3 key file */
+					* for a second slot, SFS_NEW_RECOVERY_SLOT:
+					* a version 3 key file */
 	const char *created;	       /* metadata.json's "created" (a UTC time), NULL: now */
 	const char *copy_of;	       /* `sessionctl copy`: the source's id, NULL none (below) */
 };

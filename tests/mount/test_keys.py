@@ -256,6 +256,9 @@ class RecoveryKeyTest(sfs.ForegroundMountTest):
         self.assertRegex(key, RK_RE)
         self.assertIn("shown only this once", r.err)
         self.assertNotIn(key, r.err)
+        # the slot it names is the recovery key's (slot 0 is the password): a user
+        # who removes the slot it names must not remove the password instead
+        self.assertIn("recovery key in key slot 1,", r.err)
         sdir = self.m.sdir(sid)
         sfs.write_file(os.path.join(sdir, "f"), "F\n")
         k = json.loads(self.e.ctl("keys", "--json", sdir).out)

@@ -10,6 +10,7 @@
  */
 #include "check.h"
 #include "redact.h"
+#include "rules.h"
 #include "util.h"
 #include "store.h"
 
@@ -83,6 +84,58 @@ static void test_compile(void)
 	}
 	CHECK_EQ(sfs_redact_compile(&re, "x+", err, sizeof(err)), 0);
 	regfree(&re);
+	/*
+	 * Back-references are refused: glibc matches them by backtracking, and
+	 * "(.*)(.*)\1\2x" on 100 bytes of "a" does not end (a rule would hang
+	 * every append, redact the daemon). A backslash-digit inside a bracket
+	 * expression is two characters of the set, and an escaped backslash
+	 * before a digit is a backslash, then the digit: both are fine.
+	 */
+	for (const char *const *p =
+		     (const char *const[]){"(.*)(.*)\\1\\2x", "(a)\\1", "x(a|b)+\\9", NULL};
+	     *p; p++) {
+		CHECK_EQ(sfs_redact_compile(&re, *p, err, sizeof(err)), -EINVAL);
+		CHECK_STR(err, "back-references (\\1 to \\9) are not supported");
+	}
+	for (const char *const *p = (const char *const[]){"[\\1]x", "\\\\1", "[]\\1]",
+							  "[[:digit:]\\1]", "[^]\\2]", NULL};
+	     *p; p++) {
+		CHECK_EQ(sfs_redact_compile(&re, *p, err, sizeof(err)), 0);
+		regfree(&re);
+	}
+	/*
+	 * Counted repetitions are expanded by glibc, nested ones multiplied:
+	 * "(.{1,255}){1,255}x" takes 20 s on 200 bytes, deeper nests gigabytes to
+	 * compile. At most 1000 atoms more than written; literals cost nothing.
+	 */
+	for (const char *const *p =
+		     (const char *const[]){
+			     "(.{1,255}){1,255}x", "((a{1,30}){1,30}){1,30}", ".{1,1000}y.{1,1000}",
+			     "(((a{1,255}){1,255}){1,255}){1,255}x", "x.{1002}", NULL};
+	     *p; p++) {
+		CHECK_EQ(sfs_redact_compile(&re, *p, err, sizeof(err)), -EINVAL);
+		CHECK_STR(err, "repetition counts ({m,n}) expand the pattern too far (glibc would "
+			       "take minutes on a long line)");
+	}
+	for (const char *const *p = (const char *const[]){".{1,1000}x", "(.{1,30}){1,30}x",
+							  "a{2}b{3,}c{4,5}", "x.{1001}", NULL};
+	     *p; p++) {
+		CHECK_EQ(sfs_redact_compile(&re, *p, err, sizeof(err)), 0);
+		regfree(&re);
+	}
+	for (const struct sfs_rule_builtin *b = sfs_rules_builtins; b->name; b++) {
+		CHECK_EQ(sfs_redact_compile(&re, b->pattern, err, sizeof(err)), 0);
+		regfree(&re);
+	}
+	{
+		char lit[3001];
+
+		for (size_t i = 0; i < sizeof(lit) - 1; i++)
+			lit[i] = (char)('a' + i % 26);
+		lit[sizeof(lit) - 1] = '\0';
+		CHECK_EQ(sfs_redact_compile(&re, lit, err, sizeof(err)), 0);
+		regfree(&re);
+	}
 	/* what records say of a pattern: its SHA-256 */
 	char hex[SFS_REDACT_HASH_HEX];
 
