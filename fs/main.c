@@ -233,8 +233,7 @@ static double parse_duration(const char *s)
 }
 
 /*
- * No core dumps (they would hold keys), freed JSON wiped (documents are
- * plaintext), and room for many open inodes: every
+ * No core dumps (they would hold keys) and room for many open inodes: every
  * inode the kernel holds costs one descriptor, and the kernel forgets them
  * only under memory pressure, so an untar of a large tree needs as many
  * descriptors as it has nodes. Root may raise the hard limit up to
@@ -248,7 +247,6 @@ static void harden(void)
 
 	setrlimit(RLIMIT_CORE, &rl);
 	prctl(PR_SET_DUMPABLE, 0);
-	sfs_store_json_wipe(); /* parsed documents carry plaintext */
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
 		return;
 	f = fopen("/proc/sys/fs/nr_open", "re");
@@ -403,7 +401,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sessionfs: cannot initialise libsodium\n");
 		goto out;
 	}
-	sfs_store_json_wipe_on_free();
+	sfs_store_json_wipe_on_free(); /* documents and requests carry plaintext */
 	harden();
 	store = realpath(sfs->opts.store, NULL);
 	rc = setup(store ? store : sfs->opts.store);

@@ -9,24 +9,9 @@
 #include "store.h"
 
 #include <jansson.h>
-#include <malloc.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* jansson's free: wipe the whole block (its usable size: jansson passes none). */
-static void wipe_free(void *p)
-{
-	if (!p)
-		return;
-	sodium_memzero(p, malloc_usable_size(p));
-	free(p);
-}
-
-void sfs_store_json_wipe(void)
-{
-	json_set_alloc_funcs(malloc, wipe_free);
-}
 
 const char *const sfs_store_statuses[] = {"active", "paused", "completed", "failed", NULL};
 

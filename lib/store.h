@@ -252,13 +252,6 @@ bool sfs_store_event_line_ok(const char *line, size_t len);
 bool sfs_store_utc_time_ok(const char *s);
 
 /*
- * documents.c: from now on every block jansson frees in this process (parsed
- * documents, their strings, its parse and dump buffers) is wiped first, as
- * documents carry plaintext. For the daemon; call before any other jansson use.
- */
-void sfs_store_json_wipe(void);
-
-/*
  * documents.c: is @text a valid metadata.json for session @id replacing @old
  * (NULL if none could be read)? A JSON object; "id" the string @id;
  * "created" as in @old if @old has one; "created" and "updated" UTC times
