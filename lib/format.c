@@ -385,8 +385,9 @@ int sfs_fmt_slot_label(char out[SFS_SLOT_LABEL_MAX + 1], const struct sfs_keyslo
 	return rc;
 }
 
-int sfs_fmt_slot_rekey(struct sfs_keyslot *out, const struct sfs_keyfile *kf,
-		       const struct sfs_keyslot *s, const unsigned char oldmaster[SFS_KEY_BYTES],
+int sfs_fmt_slot_rekey(struct sfs_keyslot *out, const struct sfs_keyfile *to,
+		       const struct sfs_keyfile *kf, const struct sfs_keyslot *s,
+		       const unsigned char oldmaster[SFS_KEY_BYTES],
 		       const unsigned char newmaster[SFS_KEY_BYTES], const char *secret, size_t len)
 {
 	/* the key the slot opens to, the old label key, a recovery key, the label */
@@ -419,10 +420,10 @@ int sfs_fmt_slot_rekey(struct sfs_keyslot *out, const struct sfs_keyfile *kf,
 	}
 	if (rc == 0)
 		rc = s->kdf == SFS_SLOT_RECOVERY
-			     ? sfs_fmt_slot_seal(&fresh, kf, newmaster, SFS_SLOT_RECOVERY, rkey,
+			     ? sfs_fmt_slot_seal(&fresh, to, newmaster, SFS_SLOT_RECOVERY, rkey,
 						 SFS_RECOVERY_KEY_BYTES, 0, 0, s->added, label,
 						 strlen(label))
-			     : sfs_fmt_slot_seal(&fresh, kf, newmaster, SFS_SLOT_ARGON2ID, secret,
+			     : sfs_fmt_slot_seal(&fresh, to, newmaster, SFS_SLOT_ARGON2ID, secret,
 						 len, s->opslimit, s->memlimit, s->added, label,
 						 strlen(label));
 	if (rc == 0)
@@ -434,9 +435,9 @@ int sfs_fmt_slot_rekey(struct sfs_keyslot *out, const struct sfs_keyfile *kf,
 
 int sfs_fmt_keyfile_rekey(struct sfs_keyfile *out, const struct sfs_keyfile *old,
 			  const unsigned char oldmaster[SFS_KEY_BYTES],
-			  const unsigned char newmaster[SFS_KEY_BYTES],
-			  const char *const secrets[SFS_SLOTS_MAX],
-			  const size_t lens[SFS_SLOTS_MAX], int *failed)
+			  const unsigned char newmaster[SFS_KEY_BYTES], uint16_t cipher,
+			  const char *const secrets[SFS_SLOTS_MAX], const size_t lens[SFS_SLOTS_MAX],
+			  int *failed)
 {
 	int rc = 0;
 
@@ -444,12 +445,19 @@ int sfs_fmt_keyfile_rekey(struct sfs_keyfile *out, const struct sfs_keyfile *old
 	*out = *old;
 	sodium_memzero(out->slots, sizeof(out->slots));
 	out->nslots = 0;
+	if (cipher)
+		out->cipher = cipher;
+	if (!cipher_known(out->cipher) ||
+	    (out->version == 1 && out->cipher != SFS_CIPHER_XCHACHA)) {
+		sodium_memzero(out, sizeof(*out));
+		return -EINVAL;
+	}
 	for (unsigned int i = 0; i < old->nslots && rc == 0; i++) {
 		const struct sfs_keyslot *s = &old->slots[i];
 
 		if (!secrets[s->index])
 			continue;
-		rc = sfs_fmt_slot_rekey(&out->slots[out->nslots], old, s, oldmaster, newmaster,
+		rc = sfs_fmt_slot_rekey(&out->slots[out->nslots], out, old, s, oldmaster, newmaster,
 					secrets[s->index], lens[s->index]);
 		if (rc < 0)
 			*failed = s->index;

@@ -291,7 +291,7 @@ static void test_rekey(void)
 	for (int i = 0; i < SFS_KEY_BYTES; i++)
 		newkey[i] = (unsigned char)(0x20 + i);
 	REQUIRE(sfs_fmt_keyfile_parse(v3, v3len, &kf) == 0);
-	CHECK_EQ(sfs_fmt_keyfile_rekey(&nkf, &kf, master, newkey, secrets, lens, &failed), 3);
+	CHECK_EQ(sfs_fmt_keyfile_rekey(&nkf, &kf, master, newkey, 0, secrets, lens, &failed), 3);
 	CHECK_EQ(failed, -1);
 	len = sfs_fmt_keyfile_pack(out, &nkf);
 	CHECK_EQ(len, (ssize_t)v3len);
@@ -329,47 +329,73 @@ static void test_rekey(void)
 
 	/* a wrong secret, another slot's, a wrong old key: refused, *out untouched */
 	memset(&slot, 0x5a, sizeof(slot));
-	CHECK_EQ(sfs_fmt_slot_rekey(&slot, &kf, &kf.slots[2], master, newkey, "nope", 4),
+	CHECK_EQ(sfs_fmt_slot_rekey(&slot, &kf, &kf, &kf.slots[2], master, newkey, "nope", 4),
 		 -EKEYREJECTED);
-	CHECK_EQ(sfs_fmt_slot_rekey(&slot, &kf, &kf.slots[2], master, newkey, pw0, strlen(pw0)),
+	CHECK_EQ(sfs_fmt_slot_rekey(&slot, &kf, &kf, &kf.slots[2], master, newkey, pw0, strlen(pw0)),
 		 -EKEYREJECTED);
-	CHECK_EQ(sfs_fmt_slot_rekey(&slot, &kf, &kf.slots[1], master, newkey, pw0, strlen(pw0)),
+	CHECK_EQ(sfs_fmt_slot_rekey(&slot, &kf, &kf, &kf.slots[1], master, newkey, pw0, strlen(pw0)),
 		 -EKEYREJECTED);
-	CHECK_EQ(sfs_fmt_slot_rekey(&slot, &kf, &kf.slots[2], newkey, newkey, pw3, strlen(pw3)),
+	CHECK_EQ(sfs_fmt_slot_rekey(&slot, &kf, &kf, &kf.slots[2], newkey, newkey, pw3, strlen(pw3)),
 		 -ESTALE);
 	CHECK_EQ(slot.index, 0x5a);
 	secrets[3] = pw0;
 	lens[3] = strlen(pw0);
-	CHECK_EQ(sfs_fmt_keyfile_rekey(&nkf, &kf, master, newkey, secrets, lens, &failed),
+	CHECK_EQ(sfs_fmt_keyfile_rekey(&nkf, &kf, master, newkey, 0, secrets, lens, &failed),
 		 -EKEYREJECTED);
 	CHECK_EQ(failed, 3);
 	CHECK_EQ(nkf.nslots, 0);
 	/* a tampered label: the slot is not re-keyed */
 	v3[16 + 2 * 224 + 120 + 30] ^= 0x01;
 	REQUIRE(sfs_fmt_keyfile_parse(v3, v3len, &again) == 0);
-	CHECK_EQ(sfs_fmt_slot_rekey(&slot, &again, &again.slots[2], master, newkey, pw3,
+	CHECK_EQ(sfs_fmt_slot_rekey(&slot, &again, &again, &again.slots[2], master, newkey, pw3,
 				    strlen(pw3)),
 		 -EBADMSG);
 	v3[16 + 2 * 224 + 120 + 30] ^= 0x01;
 
 	/* slot 3 left out; then none */
 	secrets[3] = NULL;
-	CHECK_EQ(sfs_fmt_keyfile_rekey(&nkf, &kf, master, newkey, secrets, lens, &failed), 2);
+	CHECK_EQ(sfs_fmt_keyfile_rekey(&nkf, &kf, master, newkey, 0, secrets, lens, &failed), 2);
 	CHECK_EQ(nkf.slots[0].index, 0);
 	CHECK_EQ(nkf.slots[1].index, 1);
 	CHECK_EQ(sfs_fmt_keyfile_pack(out, &nkf), (ssize_t)(16 + 2 * 224));
 	CHECK_EQ(sfs_fmt_keyfile_open(got, &nkf, pw3, strlen(pw3), &index), -EKEYREJECTED);
-	CHECK_EQ(sfs_fmt_keyfile_rekey(&nkf, &kf, master, newkey, none, lens, &failed), -EINVAL);
+	CHECK_EQ(sfs_fmt_keyfile_rekey(&nkf, &kf, master, newkey, 0, none, lens, &failed), -EINVAL);
 	CHECK_EQ(failed, -1);
 
 	/* version 1 stays version 1, bytes for bytes the same length */
 	REQUIRE(sfs_fmt_keyfile_parse(v1, sizeof(v1), &kf) == 0);
 	secrets[1] = NULL;
-	CHECK_EQ(sfs_fmt_keyfile_rekey(&nkf, &kf, master, newkey, secrets, lens, &failed), 1);
+	CHECK_EQ(sfs_fmt_keyfile_rekey(&nkf, &kf, master, newkey, 0, secrets, lens, &failed), 1);
 	CHECK_EQ(sfs_fmt_keyfile_pack(out, &nkf), (ssize_t)sizeof(v1));
 	CHECK_EQ(sfs_fmt_keyfile_unwrap(got, out, sizeof(v1), pw0, strlen(pw0), NULL), 0);
 	CHECK_MEM(got, newkey, SFS_KEY_BYTES);
-	CHECK_EQ(sfs_fmt_keyfile_rekey(&nkf, &kf, master, newkey, none, lens, &failed), -EINVAL);
+	CHECK_EQ(sfs_fmt_keyfile_rekey(&nkf, &kf, master, newkey, 0, none, lens, &failed), -EINVAL);
+	/* version 1 names no cipher: it cannot move to another */
+	CHECK_EQ(sfs_fmt_keyfile_rekey(&nkf, &kf, master, newkey, SFS_CIPHER_AESGCM_DERIVED,
+				       secrets, lens, &failed),
+		 -EINVAL);
+
+	/* a version 2 file of the legacy cipher 2 moves to cipher 3, bound in the seal */
+	struct sfs_keyfile v2 = kf;
+	unsigned char v2bytes[SFS_KEYFILE_MAX];
+
+	v2.version = 2;
+	v2.cipher = SFS_CIPHER_AESGCM;
+	REQUIRE(sfs_fmt_slot_seal(&v2.slots[0], &v2, master, SFS_SLOT_ARGON2ID, pw0, strlen(pw0),
+				  2, 8192, 0, NULL, 0) == 0);
+	CHECK_EQ(sfs_fmt_keyfile_rekey(&nkf, &v2, master, newkey, SFS_CIPHER_AESGCM_DERIVED,
+				       secrets, lens, &failed),
+		 1);
+	CHECK_EQ(sfs_fmt_keyfile_pack(v2bytes, &nkf), (ssize_t)SFS_KEYFILE_V2_BYTES);
+	REQUIRE(sfs_fmt_keyfile_parse(v2bytes, SFS_KEYFILE_V2_BYTES, &again) == 0);
+	CHECK_EQ(again.version, 2);
+	CHECK_EQ(again.cipher, SFS_CIPHER_AESGCM_DERIVED);
+	/* opened without the CPU check unwrap makes: the test runs on any machine */
+	CHECK_EQ(sfs_fmt_keyfile_open(got, &again, pw0, strlen(pw0), &index), 0);
+	CHECK_MEM(got, newkey, SFS_KEY_BYTES);
+	sfs_put_le16(v2bytes + 40, SFS_CIPHER_AESGCM);
+	REQUIRE(sfs_fmt_keyfile_parse(v2bytes, SFS_KEYFILE_V2_BYTES, &again) == 0);
+	CHECK_EQ(sfs_fmt_keyfile_open(got, &again, pw0, strlen(pw0), &index), -EKEYREJECTED);
 	sodium_free(newkey);
 }
 
