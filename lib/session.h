@@ -186,6 +186,7 @@ int sfs_container_passwd(int cfd, const char *old, size_t oldlen, const char *ne
 #define SFS_SLOT_ELAST (-EMLINK)	  /* remove: it is the session's last slot */
 #define SFS_SLOT_ESELF (-ENOTUNIQ)	  /* remove: the proof opens that very slot */
 #define SFS_SLOT_ERECOVERY (-EMEDIUMTYPE) /* passwd: the proof is a recovery key */
+#define SFS_SLOT_EUNPROVEN (-EDESTADDRREQ) /* rekey: a slot with no secret given, not dropped */
 
 /* A slot to add (sfs_container_slot_add). */
 struct sfs_slot_new {
