@@ -64,12 +64,12 @@ struct cmd {
 	const char *remove_arg, *label; /* passwd --remove N as given, --label */
 	long remove_slot;		/* ...read by sfs_slot_check */
 	bool no_new_password;		/* set by a check: read no c->newpw */
-	const char *pattern;		 /* redact --pattern */
-	bool files;			 /* redact --files */
-	const char *rule, *builtin;	 /* redact --rule, --builtin */
-	const char *remove_rule;	 /* redact --remove-rule */
-	bool list_rules;		 /* redact --list-rules */
-	const char *to;			 /* copy --to */
+	const char *pattern;		/* redact --pattern */
+	bool files;			/* redact --files */
+	const char *rule, *builtin;	/* redact --rule, --builtin */
+	const char *remove_rule;	/* redact --remove-rule */
+	bool list_rules;		/* redact --list-rules */
+	const char *to;			/* copy --to */
 	const char *secret_args[CMD_REPEAT_MAX]; /* rekey --secret-file N=FILE as given */
 	int nsecret_args;
 	const char *drop_args[CMD_REPEAT_MAX]; /* rekey --drop-slot N as given */

@@ -179,9 +179,10 @@ static json_t *do_new(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
 	    !optional(req, SFS_PROTO_F_COPY_OF, sfs_id_valid, &copy_of))
 		rc = -EINVAL;
 	else
-		rc = recovery && !rk ? -ENOMEM
-				     : sfs_session_create(want, name ? name : "", a->password,
-							  a->password_len, rk, created, copy_of, id);
+		rc = recovery && !rk
+			     ? -ENOMEM
+			     : sfs_session_create(want, name ? name : "", a->password,
+						  a->password_len, rk, created, copy_of, id);
 	if (!want || sfs_id_valid(want)) {
 		json_t *more = json_object();
 

@@ -287,8 +287,8 @@ void sfs_session_lock_all_final(void);
  * @created and @copy_of (NULL for none) as struct sfs_new_session's.
  */
 int sfs_session_create(const char *id, const char *name, const char *pw, size_t pwlen,
-		       const unsigned char *recovery, const char *created,
-		       const char *copy_of, char *out_id);
+		       const unsigned char *recovery, const char *created, const char *copy_of,
+		       char *out_id);
 /*
  * Delete session @id for good: an unlocked one (its keys dropped), or with
  * @locked_ok one locked here too (prune), its busy lock taken for it:

@@ -569,8 +569,8 @@ void sfs_session_foreach_id(void (*fn)(const char *id, int where, void *arg), vo
 }
 
 int sfs_session_create(const char *id, const char *name, const char *pw, size_t pwlen,
-		       const unsigned char *recovery, const char *created,
-		       const char *copy_of, char *out_id)
+		       const unsigned char *recovery, const char *created, const char *copy_of,
+		       char *out_id)
 {
 	const struct sfs_new_session ns = {
 		.recovery = recovery,

@@ -436,8 +436,8 @@ int sfs_fmt_slot_rekey(struct sfs_keyslot *out, const struct sfs_keyfile *to,
 int sfs_fmt_keyfile_rekey(struct sfs_keyfile *out, const struct sfs_keyfile *old,
 			  const unsigned char oldmaster[SFS_KEY_BYTES],
 			  const unsigned char newmaster[SFS_KEY_BYTES], uint16_t cipher,
-			  const char *const secrets[SFS_SLOTS_MAX], const size_t lens[SFS_SLOTS_MAX],
-			  int *failed)
+			  const char *const secrets[SFS_SLOTS_MAX],
+			  const size_t lens[SFS_SLOTS_MAX], int *failed)
 {
 	int rc = 0;
 

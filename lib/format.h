@@ -225,8 +225,9 @@ int sfs_fmt_slot_rekey(struct sfs_keyslot *out, const struct sfs_keyfile *to,
 int sfs_fmt_keyfile_rekey(struct sfs_keyfile *out, const struct sfs_keyfile *old,
 			  const unsigned char oldmaster[SFS_KEY_BYTES],
 			  const unsigned char newmaster[SFS_KEY_BYTES], uint16_t cipher,
-			  const char *const secrets[SFS_SLOTS_MAX], const size_t lens[SFS_SLOTS_MAX],
-			  int *failed) __attribute__((warn_unused_result));
+			  const char *const secrets[SFS_SLOTS_MAX],
+			  const size_t lens[SFS_SLOTS_MAX], int *failed)
+	__attribute__((warn_unused_result));
 
 /*
  * A recovery key as people copy it: 64 lowercase hex digits in 16 groups

@@ -63,8 +63,8 @@ struct sfs_new_session {
 	gid_t gid;
 	const unsigned char *recovery; /* NULL, or a recovery key (SFS_RECOVERY_KEY_BYTES)
 					* for a second slot: a version 3 key file */
-	const char *created; /* metadata.json's "created" (a UTC time), NULL: now */
-	const char *copy_of; /* `sessionctl copy`: the source's id, NULL none (below) */
+	const char *created;	       /* metadata.json's "created" (a UTC time), NULL: now */
+	const char *copy_of;	       /* `sessionctl copy`: the source's id, NULL none (below) */
 };
 
 /*

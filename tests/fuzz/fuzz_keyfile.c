@@ -131,7 +131,8 @@ static void slots(struct fz *f)
 
 		for (unsigned int i = 0; cheap && i < parsed.nslots; i++)
 			cheap = parsed.slots[i].opslimit <= OPS && parsed.slots[i].memlimit <= MEM;
-		rc = cheap ? sfs_fmt_keyfile_rekey(&nkf, &parsed, want, nkey, 0, give, glen, &failed)
+		rc = cheap ? sfs_fmt_keyfile_rekey(&nkf, &parsed, want, nkey, 0, give, glen,
+						   &failed)
 			   : -EUCLEAN;
 		if (cheap && patches == 0) {
 			FZ_ASSERT(kept ? rc == (int)kept && failed == -1 : rc == -EINVAL);

@@ -314,6 +314,28 @@ class RefusalTest(RekeyBase):
                          b"db restarted\n")
         self.e.assert_umount(m2)
 
+    def test_leftover_swept_by_unlock_and_fsck(self):
+        """What a crash leaves beside (.rekey-ID-<12 hex>) goes at the next
+        unlock of the session, and fsck -y removes it too (fsck -n names it)."""
+        top = os.path.join(self.e.store, "sessions")
+        left = os.path.join(top, ".rekey-%s-0123456789ab" % self.sid)
+        self.e.lock(self.m, self.sid)
+        os.mkdir(left, 0o700)
+        sfs.write_file(os.path.join(left, "key"), "old")
+        self.e.unlock(self.m, self.sid)
+        self.assertFalse(os.path.exists(left))
+        self.e.assert_umount(self.m)
+        os.mkdir(left, 0o700)
+        r = sfs.run([FSCK, "-n", "--json", self.e.store])
+        self.assertEqual(r.rc, 4, r)
+        found = [f for f in json.loads(r.out)["findings"] if ".rekey-" in f.get("path", "")]
+        self.assertEqual(len(found), 1, r.out)
+        self.assertIn("rekey", json.dumps(found))
+        r = sfs.run([FSCK, "-y", self.e.store])
+        self.assertEqual(r.rc, 1, r)
+        self.assertFalse(os.path.exists(left))
+        self.remount()
+
     def test_progress_only_on_a_terminal(self):
         r = self.rekey(secrets={1: PW2})
         self.assertNotIn("re-keying", r.err)

@@ -331,12 +331,15 @@ static void test_rekey(void)
 	memset(&slot, 0x5a, sizeof(slot));
 	CHECK_EQ(sfs_fmt_slot_rekey(&slot, &kf, &kf, &kf.slots[2], master, newkey, "nope", 4),
 		 -EKEYREJECTED);
-	CHECK_EQ(sfs_fmt_slot_rekey(&slot, &kf, &kf, &kf.slots[2], master, newkey, pw0, strlen(pw0)),
-		 -EKEYREJECTED);
-	CHECK_EQ(sfs_fmt_slot_rekey(&slot, &kf, &kf, &kf.slots[1], master, newkey, pw0, strlen(pw0)),
-		 -EKEYREJECTED);
-	CHECK_EQ(sfs_fmt_slot_rekey(&slot, &kf, &kf, &kf.slots[2], newkey, newkey, pw3, strlen(pw3)),
-		 -ESTALE);
+	CHECK_EQ(
+		sfs_fmt_slot_rekey(&slot, &kf, &kf, &kf.slots[2], master, newkey, pw0, strlen(pw0)),
+		-EKEYREJECTED);
+	CHECK_EQ(
+		sfs_fmt_slot_rekey(&slot, &kf, &kf, &kf.slots[1], master, newkey, pw0, strlen(pw0)),
+		-EKEYREJECTED);
+	CHECK_EQ(
+		sfs_fmt_slot_rekey(&slot, &kf, &kf, &kf.slots[2], newkey, newkey, pw3, strlen(pw3)),
+		-ESTALE);
 	CHECK_EQ(slot.index, 0x5a);
 	secrets[3] = pw0;
 	lens[3] = strlen(pw0);
@@ -381,8 +384,8 @@ static void test_rekey(void)
 
 	v2.version = 2;
 	v2.cipher = SFS_CIPHER_AESGCM;
-	REQUIRE(sfs_fmt_slot_seal(&v2.slots[0], &v2, master, SFS_SLOT_ARGON2ID, pw0, strlen(pw0),
-				  2, 8192, 0, NULL, 0) == 0);
+	REQUIRE(sfs_fmt_slot_seal(&v2.slots[0], &v2, master, SFS_SLOT_ARGON2ID, pw0, strlen(pw0), 2,
+				  8192, 0, NULL, 0) == 0);
 	CHECK_EQ(sfs_fmt_keyfile_rekey(&nkf, &v2, master, newkey, SFS_CIPHER_AESGCM_DERIVED,
 				       secrets, lens, &failed),
 		 1);
