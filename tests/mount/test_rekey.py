@@ -91,6 +91,15 @@ class RekeyBase(sfs.ForegroundMountTest):
         self.sid = self.e.new(self.m)
         self.sdir = self.m.sdir(self.sid)
 
+    def tearDown(self):
+        # The daemons must exit cleanly, and say nothing of a sanitizer (build-asan/).
+        if self.m.mounted:
+            self.e.assert_umount(self.m)
+        for m in self.e.mounts:
+            log = m.read_log()
+            self.assertNotIn("Sanitizer", log)
+            self.assertNotIn("runtime error", log)
+
     def rekey(self, *args, password=PW1, secrets=None, expect=0, sdir=None):
         a = []
         for n, s in (secrets or {}).items():
