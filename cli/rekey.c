@@ -8,14 +8,20 @@
  * with its own secret: the password this command proves opens one slot;
  * the others' come from --secret-file N=FILE, or are asked on the terminal
  * when the daemon names a slot that has none, or the slot is left out with
- * --drop-slot N. On a terminal, a line shows how far the daemon is (op
- * rekey_progress, polled from a second thread). Knows the protocol's words;
- * nothing of crypto or the store.
+ * --drop-slot N. On a terminal, a line shows how far the daemon is: the
+ * control file takes one request at a time, so a second thread watches the
+ * container the daemon builds in the store instead (its path from hello;
+ * lib/usage.c counts its nodes and bytes without a key). Knows the
+ * protocol's words and the name of that container; nothing of crypto.
  */
 #include "sessionctl.h"
+#include "rekey.h"
 #include "session.h"
+#include "store.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
@@ -70,12 +76,67 @@ int sfs_rekey_check(struct cmd *c)
 	return SFS_EXIT_OK;
 }
 
-/* The progress line's thread: what it polls and when to stop. */
+/* The progress line's thread: what it watches and when to stop. */
 struct progress {
-	const char *mnt, *id;
+	int topfd;	/* the store's sessions/ or archive/ holding the session; -1 none */
+	const char *id; /* the session */
+	struct sfs_session_usage total; /* its container before the rekey */
 	atomic_bool stop;
 	bool shown;
 };
+
+/*
+ * The store directory holding session @c->t (hello's store path, then
+ * sessions/ or archive/) into p->topfd, and the size of its container into
+ * p->total; p->topfd -1 if the store cannot be read (no progress then).
+ */
+static void progress_open(const struct cmd *c, struct progress *p)
+{
+	char path[PATH_MAX];
+	json_t *resp = NULL;
+	int cfd;
+
+	p->topfd = -1;
+	if (call_any(c->mnt,
+		     json_pack("{s:s}", SFS_PROTO_F_OP, sfs_proto_op_name(SFS_PROTO_OP_HELLO)),
+		     &resp) != SFS_EXIT_OK)
+		return;
+	if (json_string_value(json_object_get(resp, SFS_PROTO_F_STORE)) &&
+	    (size_t)snprintf(path, sizeof(path), "%s/%s",
+			     json_string_value(json_object_get(resp, SFS_PROTO_F_STORE)),
+			     c->t.where) < sizeof(path))
+		p->topfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	json_decref(resp);
+	cfd = p->topfd >= 0 ? openat(p->topfd, c->t.id, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (cfd < 0 || sfs_store_session_usage(cfd, &p->total) < 0) {
+		if (p->topfd >= 0)
+			close(p->topfd);
+		p->topfd = -1;
+	}
+	if (cfd >= 0)
+		close(cfd);
+}
+
+/* The container being built for p->id: O_PATH descriptor, or -1 (none yet). */
+static int building(const struct progress *p)
+{
+	char prefix[SFS_REKEY_NAME_MAX];
+	int fd = openat(p->topfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), out = -1;
+	size_t n = (size_t)snprintf(prefix, sizeof(prefix), "%s%s-", SFS_REKEY_PREFIX, p->id);
+	struct dirent *de;
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	while (out < 0 && (de = readdir(d)))
+		if (strncmp(de->d_name, prefix, n) == 0)
+			out = openat(p->topfd, de->d_name, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	closedir(d);
+	return out;
+}
 
 static void *progress_main(void *arg)
 {
@@ -83,29 +144,23 @@ static void *progress_main(void *arg)
 	const struct timespec tick = {0, 250 * 1000 * 1000};
 
 	while (!atomic_load(&p->stop)) {
-		json_t *resp = NULL;
+		struct sfs_session_usage u;
+		int cfd;
 
 		nanosleep(&tick, NULL);
-		if (atomic_load(&p->stop))
-			break;
-		if (call_any(p->mnt,
-			     json_pack("{s:s, s:s}", SFS_PROTO_F_OP,
-				       sfs_proto_op_name(SFS_PROTO_OP_REKEY_PROGRESS),
-				       SFS_PROTO_F_SESSION, p->id),
-			     &resp) != SFS_EXIT_OK)
-			break;
-		if (json_is_true(json_object_get(resp, SFS_PROTO_F_ACTIVE)) &&
-		    !atomic_load(&p->stop)) {
-			fprintf(stderr, "\rsessionctl: %s: re-keying: %lld files, %.1f MiB   ",
-				p->id,
-				(long long)json_integer_value(
-					json_object_get(resp, SFS_PROTO_F_NODES)),
-				(double)json_integer_value(
-					json_object_get(resp, SFS_PROTO_F_BYTES)) /
-					(1 << 20));
+		cfd = atomic_load(&p->stop) ? -1 : building(p);
+		if (cfd < 0)
+			continue;
+		if (sfs_store_session_usage(cfd, &u) == 0 || u.nodes) {
+			fprintf(stderr,
+				"\rsessionctl: %s: re-keying: %llu of %llu nodes, %.1f of %.1f MiB "
+				"  ",
+				p->id, (unsigned long long)u.nodes,
+				(unsigned long long)p->total.nodes, (double)u.bytes / (1 << 20),
+				(double)p->total.bytes / (1 << 20));
 			p->shown = true;
 		}
-		json_decref(resp);
+		close(cfd);
 	}
 	return NULL;
 }
@@ -220,7 +275,7 @@ int sfs_rekey_run(struct cmd *c)
 {
 	struct sfs_password *sec = sodium_malloc(SFS_SLOTS_MAX * sizeof(*sec));
 	bool drop[SFS_SLOTS_MAX] = {false};
-	struct progress p = {.mnt = c->mnt, .id = c->t.id};
+	struct progress p = {.topfd = -1, .id = c->t.id};
 	bool threaded = false;
 	json_t *resp = NULL;
 	pthread_t th;
@@ -241,8 +296,10 @@ int sfs_rekey_run(struct cmd *c)
 	}
 	for (int i = 0; i < c->ndrop_args; i++)
 		drop[slot_number(c->drop_args[i], NULL)] = true;
-	if (rc == SFS_EXIT_OK && !c->json && isatty(STDERR_FILENO))
+	if (rc == SFS_EXIT_OK && !c->json && isatty(STDERR_FILENO)) {
+		progress_open(c, &p);
 		threaded = pthread_create(&th, NULL, progress_main, &p) == 0;
+	}
 	if (rc == SFS_EXIT_OK)
 		rc = send_rekey(c, sec, drop, &resp);
 	if (threaded) {
@@ -250,7 +307,8 @@ int sfs_rekey_run(struct cmd *c)
 		pthread_join(th, NULL);
 		/* the line ends with what was done, whether a poll came in time or not */
 		if (rc == SFS_EXIT_OK)
-			fprintf(stderr, "\rsessionctl: %s: re-keying: %lld files, %.1f MiB   ",
+			fprintf(stderr,
+				"\rsessionctl: %s: re-keying: %lld files, %.1f MiB, done   ",
 				c->t.id,
 				(long long)json_integer_value(
 					json_object_get(resp, SFS_PROTO_F_NODES)),
@@ -263,6 +321,8 @@ int sfs_rekey_run(struct cmd *c)
 	if (rc == SFS_EXIT_OK)
 		report(c, resp);
 	json_decref(resp);
+	if (p.topfd >= 0)
+		close(p.topfd);
 	for (int i = 0; i < SFS_SLOTS_MAX; i++)
 		sfs_password_free(&sec[i]);
 	sodium_free(sec);

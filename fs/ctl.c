@@ -877,18 +877,6 @@ static json_t *do_rekey(json_t *req, const struct ctl_args *a, struct ctl_tx *tx
 	return resp;
 }
 
-/* How far a rekey of @a->session under way in this mount is (for its progress line). */
-static json_t *do_rekey_progress(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
-{
-	uint64_t nodes, bytes;
-	bool active = sfs_session_rekey_progress(a->session, &nodes, &bytes);
-
-	(void)req, (void)tx;
-	return json_pack("{s:b, s:b, s:I, s:I}", SFS_PROTO_F_OK, 1, SFS_PROTO_F_ACTIVE, active,
-			 SFS_PROTO_F_NODES, (json_int_t)nodes, SFS_PROTO_F_BYTES,
-			 (json_int_t)bytes);
-}
-
 /*
  * One handler per op of lib/proto.h. A handler runs once dispatch has
  * checked the members the op takes (sfs_proto_op_takes) into @a; it reads
@@ -919,7 +907,6 @@ static ctl_handler *const handlers[SFS_PROTO_OPS] = {
 	[SFS_PROTO_OP_RULES] = do_rules,
 	[SFS_PROTO_OP_COPY] = do_copy,
 	[SFS_PROTO_OP_REKEY] = do_rekey,
-	[SFS_PROTO_OP_REKEY_PROGRESS] = do_rekey_progress,
 };
 
 /*

@@ -93,9 +93,6 @@ struct sfs_session {
 	atomic_llong changed;	    /* UTC seconds of the last change not yet in
 				     * metadata.json's "updated" (0: none) */
 	atomic_llong changed_first; /* UTC seconds of the oldest such change */
-	/* sessionctl rekey (sfs_session_rekey): under way, and how far (read by rekey_progress) */
-	atomic_bool rekeying;
-	struct sfs_rekey_progress rekey;
 	/* user.* attributes (ops_xattr.c): a node's load-change-store, by its id */
 	pthread_mutex_t xattr_mu[SFS_XATTR_STRIPES];
 	struct sfs_session *next; /* registry chain: set before the session is
@@ -338,8 +335,6 @@ int sfs_session_rekey(const char *id, const char *pw, size_t pwlen,
 		      const char *const secrets[SFS_SLOTS_MAX], const size_t lens[SFS_SLOTS_MAX],
 		      const bool drop[SFS_SLOTS_MAX], struct sfs_rekey_result *r, char *warn,
 		      size_t wsz);
-/* How far a rekey of @id is: false if none is under way here. */
-bool sfs_session_rekey_progress(const char *id, uint64_t *nodes, uint64_t *bytes);
 /* Is session @id (in sessions/ if @where is 0, archive/ if 1) unlocked by another mount? */
 bool sfs_session_elsewhere(const char *id, int where);
 /*

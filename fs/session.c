@@ -802,18 +802,6 @@ int sfs_session_rootfd(struct sfs_session *s)
 	return sfs_container_rootfd(s->cfd);
 }
 
-bool sfs_session_rekey_progress(const char *id, uint64_t *nodes, uint64_t *bytes)
-{
-	struct sfs_session *s = sfs_session_find(id);
-
-	*nodes = *bytes = 0;
-	if (!s || !atomic_load(&s->rekeying))
-		return false;
-	*nodes = atomic_load(&s->rekey.nodes);
-	*bytes = atomic_load(&s->rekey.bytes);
-	return true;
-}
-
 /*
  * Which secret re-wraps each slot of @kf (@pw, which opened slot @proof,
  * for that slot unless it has its own), checked against what exists:
@@ -903,6 +891,7 @@ int sfs_session_rekey(const char *id, const char *pw, size_t pwlen,
 	struct sfs_container_key k = {.lockfd = -1};
 	struct sfs_keys *oldkeys = NULL, *newkeys = NULL;
 	struct sfs_keyfile *nkf = NULL;
+	struct sfs_rekey_progress prog = {0};
 	struct sfs_session *s;
 	unsigned char *mem = NULL, kf[SFS_KEYFILE_MAX];
 	char tmp[SFS_REKEY_NAME_MAX] = "";
@@ -964,17 +953,14 @@ int sfs_session_rekey(const char *id, const char *pw, size_t pwlen,
 	} else {
 		rc = sfs_store_session_trylock(cfd, &oldlock);
 	}
-	atomic_store(&s->rekey.nodes, 0);
-	atomic_store(&s->rekey.bytes, 0);
-	atomic_store(&s->rekeying, rc == 0);
 	pthread_rwlock_unlock(&s->rw);
 	if (rc < 0)
 		goto out;
 	sfs_syslog(LOG_INFO, "%s: re-keying", id);
 	rc = sfs_rekey_sweep(sfs->topfd[where], id);
 	if (rc >= 0)
-		rc = sfs_rekey_build(sfs->topfd[where], id, cfd, oldkeys, kf, kflen, newkeys,
-				     &s->rekey, tmp, &newlock);
+		rc = sfs_rekey_build(sfs->topfd[where], id, cfd, oldkeys, kf, kflen, newkeys, &prog,
+				     tmp, &newlock);
 	if (rc == 0) {
 		rc = sfs_rekey_switch(sfs->topfd[where], tmp, id);
 		if (rc < 0) {
@@ -983,8 +969,8 @@ int sfs_session_rekey(const char *id, const char *pw, size_t pwlen,
 			newlock = -1;
 		}
 	}
-	r->nodes = atomic_load(&s->rekey.nodes);
-	r->bytes = atomic_load(&s->rekey.bytes);
+	r->nodes = atomic_load(&prog.nodes);
+	r->bytes = atomic_load(&prog.bytes);
 	/* Back in service: on the new container with the new key, or as it was. */
 	pthread_rwlock_wrlock(&s->rw);
 	if (rc == 0) {
@@ -1007,7 +993,6 @@ int sfs_session_rekey(const char *id, const char *pw, size_t pwlen,
 	sfs_container_open(&s->c, &k);
 	start_clocks(s);
 	prepare(s, s->cfd, warn, wsz);
-	atomic_store(&s->rekeying, false);
 	pthread_rwlock_unlock(&s->rw);
 	/* The old container, now under the hidden name, goes. */
 	if (rc == 0 && sfs_rekey_sweep(sfs->topfd[where], id) < 0)

@@ -41,7 +41,6 @@ static const struct {
 	[SFS_PROTO_OP_RULES] = {"rules", SFS_PROTO_TAKES_SESSION},
 	[SFS_PROTO_OP_COPY] = {"copy", SFS_PROTO_TAKES_SESSION},
 	[SFS_PROTO_OP_REKEY] = {"rekey", SFS_PROTO_TAKES_SESSION | SFS_PROTO_TAKES_PASSWORD},
-	[SFS_PROTO_OP_REKEY_PROGRESS] = {"rekey_progress", SFS_PROTO_TAKES_SESSION},
 };
 
 /* Each code: its name, the errno it stands for, sessionctl's exit code. */

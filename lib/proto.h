@@ -93,7 +93,6 @@
 #define SFS_PROTO_F_BYTES "bytes"
 #define SFS_PROTO_F_CIPHER_BEFORE "cipher_before"
 #define SFS_PROTO_F_UNLOCKED "unlocked"
-#define SFS_PROTO_F_ACTIVE "active"
 #define SFS_PROTO_F_UNPROVEN "unproven" /* rekey refused: slot "slot" has no secret */
 
 #define SFS_PROTO_KDF_CUSTOM "custom" /* a cost no KDF level has */
@@ -116,12 +115,11 @@ enum sfs_proto_op {
 	SFS_PROTO_OP_ADD_PASSWORD,     /* a slot with new_password */
 	SFS_PROTO_OP_ADD_RECOVERY_KEY, /* a slot with a recovery key the daemon makes */
 	SFS_PROTO_OP_REMOVE_SLOT,      /* "slot", proven by another slot's password */
-	SFS_PROTO_OP_REDACT,	     /* events.jsonl rewritten with a pattern's matches replaced */
-	SFS_PROTO_OP_RULES,	     /* the redaction rules applied to appends: list, set, remove */
-	SFS_PROTO_OP_COPY,	     /* the audit trail's record of a finished `sessionctl copy` */
-	SFS_PROTO_OP_REKEY,	     /* a new session key, every node sealed anew */
-	SFS_PROTO_OP_REKEY_PROGRESS, /* how far a rekey under way is */
-	SFS_PROTO_OPS		     /* how many */
+	SFS_PROTO_OP_REDACT, /* events.jsonl rewritten with a pattern's matches replaced */
+	SFS_PROTO_OP_RULES,  /* the redaction rules applied to appends: list, set, remove */
+	SFS_PROTO_OP_COPY,   /* the audit trail's record of a finished `sessionctl copy` */
+	SFS_PROTO_OP_REKEY,  /* a new session key, every node sealed anew */
+	SFS_PROTO_OPS	     /* how many */
 };
 
 /*

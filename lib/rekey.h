@@ -26,7 +26,7 @@
 /* Refused: the container keeps bytes under the old key (events.kept-*, torn.kept-*). */
 #define SFS_REKEY_EKEPT (-ENOTNAM)
 
-/* How far a build is: read by another thread while it runs (progress). */
+/* What a build has done so far (atomics: another thread may read them meanwhile). */
 struct sfs_rekey_progress {
 	_Atomic uint64_t nodes; /* files, directories, symlinks and file nodes done */
 	_Atomic uint64_t bytes; /* plaintext bytes of file content and event log done */

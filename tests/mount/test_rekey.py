@@ -28,6 +28,7 @@ import pty
 import re
 import shutil
 import subprocess
+import time
 
 import sfs
 import test_crash
@@ -371,6 +372,41 @@ class RefusalTest(RekeyBase):
             os.close(master)
         self.assertEqual(p.returncode, 0, err)
         self.assertRegex(err.decode(), r"re-keying: \d+ files, [0-9.]+ MiB")
+
+
+class RekeyAndSlotChangeTest(test_crash.StepBase):
+    """A passwd --add of the same session sent while a rekey runs (strace
+    holds the rekey at its first mkdirat, the new container, before the
+    exchange) waits for it (the control file takes one request at a time)
+    and is made on the re-keyed key file: both passwords open after."""
+
+    def test_passwd_waiting_on_a_rekey(self):
+        sid = self.e.new(self.m)
+        d = self.m.sdir(sid)
+        sfs.write_file(os.path.join(d, "x"), "x\n")
+        log = self.e.path("strace-mkdirat.log")
+        st = subprocess.Popen(["strace", "-f", "-p", str(self.m.proc.pid), "-o", log,
+                               "-e", "trace=mkdirat",
+                               "-e", "inject=mkdirat:delay_exit=3000ms:when=1"],
+                              stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.assertIn("attached", st.stderr.readline())
+        rk = subprocess.Popen([sfs.SESSIONCTL, "rekey", "--password-file", self.e.pwfile(PW1), d],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+        while self.held(log) < 1 and rk.poll() is None:
+            time.sleep(0.01)
+        self.assertIsNone(rk.poll(), "the rekey was not held")
+        r = self.e.ctl("passwd", "--add", d, password=PW1, new_password=PW2)
+        out, err = rk.communicate(timeout=sfs.TIMEOUT)
+        st.terminate()
+        st.wait()
+        st.stderr.close()
+        self.assertEqual(rk.returncode, 0, err)
+        self.assertEqual(r.rc, 0, r)
+        for pw in (PW1, PW2):
+            self.e.lock(self.m, sid)
+            self.e.unlock(self.m, sid, password=pw)
+            self.assertEqual(sfs.read_file(os.path.join(d, "x")), b"x\n")
 
 
 class RekeyCrashTest(test_crash.StepBase):

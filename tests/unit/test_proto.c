@@ -12,11 +12,10 @@
 static void test_ops(void)
 {
 	static const char *const names[] = {
-		"hello",	 "new",	    "unlock", "lock",	      "lock_all",
-		"list",		 "passwd",  "delete", "use",	      "unuse",
-		"status",	 "archive", "keys",   "add_password", "add_recovery_key",
-		"remove_slot",	 "redact",  "rules",  "copy",	      "rekey",
-		"rekey_progress"};
+		"hello",       "new",	  "unlock", "lock",	    "lock_all",
+		"list",	       "passwd",  "delete", "use",	    "unuse",
+		"status",      "archive", "keys",   "add_password", "add_recovery_key",
+		"remove_slot", "redact",  "rules",  "copy",	    "rekey"};
 
 	CHECK_EQ(sizeof(names) / sizeof(names[0]), SFS_PROTO_OPS);
 	for (int op = 0; op < SFS_PROTO_OPS; op++) {
@@ -56,7 +55,6 @@ static void test_ops(void)
 	CHECK_EQ(sfs_proto_op_takes(SFS_PROTO_OP_COPY), SFS_PROTO_TAKES_SESSION);
 	CHECK_EQ(sfs_proto_op_takes(SFS_PROTO_OP_REKEY),
 		 SFS_PROTO_TAKES_SESSION | SFS_PROTO_TAKES_PASSWORD);
-	CHECK_EQ(sfs_proto_op_takes(SFS_PROTO_OP_REKEY_PROGRESS), SFS_PROTO_TAKES_SESSION);
 	CHECK_EQ(sfs_proto_op_takes(SFS_PROTO_OPS), 0);
 }
 
