@@ -71,7 +71,7 @@ out:
 }
 
 /* Exit code of a failed response (lib/proto.h), after printing "what: why". */
-static int fail_resp(json_t *resp, const char *what)
+int fail_resp(json_t *resp, const char *what)
 {
 	const char *code = json_string_value(json_object_get(resp, SFS_PROTO_F_CODE));
 	const char *err = json_string_value(json_object_get(resp, SFS_PROTO_F_ERROR));
@@ -115,5 +115,20 @@ int call_at(const char *mnt, json_t *req, const char *what, json_t **resp)
 	}
 	rc = call(&m, req, what, resp);
 	mount_close(&m);
+	return rc;
+}
+
+int call_any(const char *mnt, json_t *req, json_t **resp)
+{
+	struct mount m;
+	int code, rc = req ? mount_open(mnt, &m) : die(SFS_EXIT_FAIL, "out of memory");
+
+	*resp = NULL;
+	if (rc == 0) {
+		*resp = transact(&m, req, &code);
+		mount_close(&m);
+		rc = *resp ? SFS_EXIT_OK : code;
+	}
+	json_decref(req);
 	return rc;
 }

@@ -384,6 +384,16 @@ static const struct option copy_opts[] = {
 	{NULL, 0, NULL, 0},
 };
 
+static const struct option rekey_opts[] = {
+	{"password-file", required_argument, NULL, OPT_PASSWORD_FILE},
+	{"password", optional_argument, NULL, OPT_PASSWORD},
+	{"secret-file", required_argument, NULL, OPT_SECRET_FILE},
+	{"drop-slot", required_argument, NULL, OPT_DROP_SLOT},
+	{"json", no_argument, NULL, OPT_JSON},
+	{"help", no_argument, NULL, OPT_HELP},
+	{NULL, 0, NULL, 0},
+};
+
 static const struct option redact_opts[] = {
 	{"pattern", required_argument, NULL, OPT_PATTERN},
 	{"pattern-file", required_argument, NULL, OPT_PATTERN_FILE},
@@ -485,5 +495,12 @@ const struct command sfs_cli_commands[] = {
 	 .check = sfs_copy_check,
 	 .run = sfs_copy_run,
 	 .new_prompt = "Password for the copy of %s: "},
+	{.name = "rekey", /* rekey.c */
+	 .shortopts = "h",
+	 .opts = rekey_opts,
+	 .takes = CMD_SESSIONDIR | CMD_PASSWORD,
+	 .prompt = "Password for %s: ",
+	 .check = sfs_rekey_check,
+	 .run = sfs_rekey_run},
 };
 const size_t sfs_cli_ncommands = sizeof(sfs_cli_commands) / sizeof(sfs_cli_commands[0]);

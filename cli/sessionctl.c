@@ -80,6 +80,8 @@ void usage(FILE *out)
 	      "         [--json] SESSIONDIR\n"
 	      "  copy   [--id INC-xxxx] [--to MOUNTPOINT] [--new-password-file F] [--json]\n"
 	      "         SESSIONDIR\n"
+	      "  rekey  [--password-file F] [--secret-file N=F]... [--drop-slot N]... [--json]\n"
+	      "         SESSIONDIR\n"
 	      "SESSIONDIR is MOUNTPOINT/sessions/INC-xxxx (or archive/INC-xxxx).\n"
 	      "Passwords are asked on the terminal without echo, or read from the first\n"
 	      "line of --password-file F (- for standard input); never from arguments.\n"
@@ -179,6 +181,17 @@ static int cmd_open(const struct command *def, int argc, char **argv, struct cmd
 			break;
 		case OPT_TO:
 			c->to = optarg;
+			break;
+		case OPT_SECRET_FILE:
+		case OPT_DROP_SLOT:
+			if ((ch == OPT_SECRET_FILE ? c->nsecret_args : c->ndrop_args) ==
+			    CMD_REPEAT_MAX)
+				return die(SFS_EXIT_USAGE, "%s: too many %s options", argv[0],
+					   ch == OPT_SECRET_FILE ? "--secret-file" : "--drop-slot");
+			if (ch == OPT_SECRET_FILE)
+				c->secret_args[c->nsecret_args++] = optarg;
+			else
+				c->drop_args[c->ndrop_args++] = optarg;
 			break;
 		case OPT_SORT:
 			c->sort = optarg;

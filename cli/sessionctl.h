@@ -39,6 +39,8 @@ struct target {
 	const char *where; /* "sessions" or "archive" */
 };
 
+#define CMD_REPEAT_MAX 16 /* times an option that adds up may be given */
+
 /*
  * A command as cmd_open leaves it: its options read, its arguments
  * checked, the mount proven and passwords read, as its struct command says.
@@ -70,6 +72,10 @@ struct cmd {
 	const char *remove_rule;	/* redact --remove-rule */
 	bool list_rules;		/* redact --list-rules */
 	const char *to;			/* copy --to */
+	const char *secret_args[CMD_REPEAT_MAX]; /* rekey --secret-file N=FILE as given */
+	int nsecret_args;
+	const char *drop_args[CMD_REPEAT_MAX]; /* rekey --drop-slot N as given */
+	int ndrop_args;
 	/* Arguments. */
 	char **args; /* the operands */
 	int nargs;
@@ -128,6 +134,8 @@ enum {
 	OPT_LIST_RULES,
 	OPT_REMOVE_RULE,
 	OPT_TO,
+	OPT_SECRET_FILE,
+	OPT_DROP_SLOT,
 };
 
 /* One sessionctl command. */
@@ -184,6 +192,9 @@ int sfs_prune_run(struct cmd *c);
 /* redact.c: sessionctl redact (its check and run). */
 int sfs_redact_check(struct cmd *c);
 int sfs_redact_run(struct cmd *c);
+/* rekey.c: sessionctl rekey (its check and run). */
+int sfs_rekey_check(struct cmd *c);
+int sfs_rekey_run(struct cmd *c);
 /* copy.c: sessionctl copy (its check and run). */
 int sfs_copy_check(struct cmd *c);
 int sfs_copy_run(struct cmd *c);
@@ -209,5 +220,13 @@ bool mount_root(const char *dir); /* does @dir look like a sessionfs mount's roo
  */
 int call(const struct mount *m, json_t *req, const char *what, json_t **resp);
 int call_at(const char *mnt, json_t *req, const char *what, json_t **resp);
+/*
+ * The same over the mount at @mnt, for a caller that looks at a failed
+ * response itself: SFS_EXIT_OK with the response, ok or not, in *resp; or
+ * an exit code (no response) after saying why. fail_resp: the exit code of
+ * failed response @resp after "sessionctl: WHAT: error".
+ */
+int call_any(const char *mnt, json_t *req, json_t **resp);
+int fail_resp(json_t *resp, const char *what);
 
 #endif

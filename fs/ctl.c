@@ -775,6 +775,115 @@ static json_t *do_copy(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
 }
 
 /*
+ * Read the rekey request's optional "secrets" ([{"slot": N, "secret": S}])
+ * and "drop" ([N]) into @secrets, @lens and @drop. false: malformed (a slot
+ * out of range or given twice).
+ */
+static bool rekey_args(json_t *req, const char *secrets[SFS_SLOTS_MAX], size_t lens[SFS_SLOTS_MAX],
+		       bool drop[SFS_SLOTS_MAX])
+{
+	json_t *sec = json_object_get(req, SFS_PROTO_F_SECRETS);
+	json_t *dr = json_object_get(req, SFS_PROTO_F_DROP), *v;
+	size_t i;
+
+	if ((sec && !json_is_array(sec)) || (dr && !json_is_array(dr)))
+		return false;
+	json_array_foreach(sec, i, v)
+	{
+		json_t *n = json_object_get(v, SFS_PROTO_F_SLOT);
+		json_int_t slot = json_integer_value(n);
+		const char *text = str(v, SFS_PROTO_F_SECRET, NULL);
+
+		if (!json_is_integer(n) || slot < 0 || slot >= SFS_SLOTS_MAX || !text ||
+		    secrets[slot])
+			return false;
+		secrets[slot] = str(v, SFS_PROTO_F_SECRET, &lens[slot]);
+	}
+	json_array_foreach(dr, i, v)
+	{
+		json_int_t slot = json_integer_value(v);
+
+		if (!json_is_integer(v) || slot < 0 || slot >= SFS_SLOTS_MAX || drop[slot] ||
+		    secrets[slot])
+			return false;
+		drop[slot] = true;
+	}
+	return true;
+}
+
+/* The indexes @set of SFS_SLOTS_MAX as a JSON array. */
+static json_t *slot_list(const bool set[SFS_SLOTS_MAX])
+{
+	json_t *arr = json_array();
+
+	for (int i = 0; arr && i < SFS_SLOTS_MAX; i++)
+		if (set[i])
+			json_array_append_new(arr, json_integer(i));
+	return arr;
+}
+
+/*
+ * Re-key session @a->session (sfs_session_rekey), proven by "password";
+ * the other slots' secrets in "secrets", slots to leave out in "drop". The
+ * audit trail gets the slots kept and dropped, nodes and bytes, never a
+ * secret.
+ */
+static json_t *do_rekey(json_t *req, const struct ctl_args *a, struct ctl_tx *tx)
+{
+	const char *secrets[SFS_SLOTS_MAX] = {NULL};
+	size_t lens[SFS_SLOTS_MAX] = {0};
+	bool drop[SFS_SLOTS_MAX] = {false};
+	struct sfs_rekey_result r = {.slot_failed = -1};
+	struct sfs_session *s;
+	json_t *resp, *arr;
+	char *warn;
+	int rc;
+
+	if (!rekey_args(req, secrets, lens, drop))
+		return fail(-EINVAL);
+	warn = malloc(SFS_WARN_MAX);
+	if (!warn)
+		return fail(-ENOMEM);
+	rc = sfs_session_rekey(a->session, a->password, a->password_len, secrets, lens, drop, &r,
+			       warn, SFS_WARN_MAX);
+	audit(a, "rekey", a->session, rc,
+	      rc == 0 ? json_pack("{s:o, s:o, s:I, s:I, s:s}", SFS_PROTO_F_KEPT, slot_list(r.kept),
+				  SFS_PROTO_F_DROPPED, slot_list(r.dropped), SFS_PROTO_F_NODES,
+				  (json_int_t)r.nodes, SFS_PROTO_F_BYTES, (json_int_t)r.bytes,
+				  SFS_PROTO_F_CIPHER, sfs_cipher_name(r.to))
+	      : r.slot_failed >= 0 ? json_pack("{s:i}", SFS_PROTO_F_SLOT, r.slot_failed)
+				   : NULL);
+	/* its caches go: every name below it changed (or it was locked a moment) */
+	s = sfs_session_find(a->session);
+	if (s && (rc == 0 || r.nodes || r.unlocked))
+		tx->ticket = sfs_notify_session(s);
+	if (rc < 0) {
+		free(warn);
+		resp = fail(rc);
+		if (resp && r.slot_failed >= 0)
+			json_object_set_new(resp, SFS_PROTO_F_SLOT, json_integer(r.slot_failed));
+		if (resp && rc == SFS_SLOT_EUNPROVEN)
+			json_object_set_new(resp, SFS_PROTO_F_UNPROVEN, json_true());
+		return resp;
+	}
+	resp = json_pack("{s:b, s:s, s:o, s:o, s:I, s:I, s:s, s:s, s:b}", SFS_PROTO_F_OK, 1,
+			 SFS_PROTO_F_ID, a->session, SFS_PROTO_F_KEPT, slot_list(r.kept),
+			 SFS_PROTO_F_DROPPED, slot_list(r.dropped), SFS_PROTO_F_NODES,
+			 (json_int_t)r.nodes, SFS_PROTO_F_BYTES, (json_int_t)r.bytes,
+			 SFS_PROTO_F_CIPHER, sfs_cipher_name(r.to), SFS_PROTO_F_CIPHER_BEFORE,
+			 sfs_cipher_name(r.from), SFS_PROTO_F_UNLOCKED, r.unlocked);
+	arr = resp && warn[0] ? json_array() : NULL;
+	for (char *p = warn, *e; arr && *p; p = e ? e + 1 : p + strlen(p)) {
+		e = strchr(p, '\n');
+		json_array_append_new(arr, json_stringn(p, e ? (size_t)(e - p) : strlen(p)));
+	}
+	if (arr)
+		json_object_set_new(resp, SFS_PROTO_F_WARNINGS, arr);
+	free(warn);
+	return resp;
+}
+
+/*
  * One handler per op of lib/proto.h. A handler runs once dispatch has
  * checked the members the op takes (sfs_proto_op_takes) into @a; it reads
  * any optional member from @req itself, and sets tx->ticket when the
@@ -803,6 +912,7 @@ static ctl_handler *const handlers[SFS_PROTO_OPS] = {
 	[SFS_PROTO_OP_REDACT] = do_redact,
 	[SFS_PROTO_OP_RULES] = do_rules,
 	[SFS_PROTO_OP_COPY] = do_copy,
+	[SFS_PROTO_OP_REKEY] = do_rekey,
 };
 
 /*

@@ -24,6 +24,7 @@
 #include "format.h"
 #include "proto.h"
 #include "redact.h"
+#include "rekey.h"
 #include "rules.h"
 #include "session.h"
 #include "session_report.h"
@@ -305,6 +306,35 @@ int sfs_session_slot_add(const char *id, const char *pw, size_t pwlen, struct sf
 int sfs_session_slot_remove(const char *id, int index, const char *pw, size_t pwlen);
 int sfs_session_slots(const char *id, struct sfs_slot_info *out, unsigned int *n, int *version,
 		      enum sfs_cipher *cipher);
+/*
+ * sessionctl rekey of session @id (doc/format.md "Re-keying"): a new
+ * session key, every node sealed anew in a container built beside, which
+ * takes the old one's place in one atomic exchange, and every slot
+ * re-wrapped with its own secret. @pw proves a slot (and unlocks the
+ * session here first if it is locked here); @secrets[i] (@lens[i] bytes)
+ * is slot i's secret (NULL: none; the proof's own slot needs none);
+ * @drop[i] leaves slot i out. The session is locked here for the duration
+ * (operations get EACCES; an unlock waits) and unlocked again after, with
+ * the new key or, on failure, the old one; the caller invalidates its
+ * caches. 0 with *@r filled; -EKEYREJECTED a secret opens no slot (the
+ * slot in r->slot_failed, -1 the proof); -EBUSY unlocked by another mount;
+ * SFS_SLOT_ENONE a secret or drop for a slot that does not exist;
+ * SFS_SLOT_EUNPROVEN a slot with neither (r->slot_failed); SFS_SLOT_ELAST
+ * every slot dropped; SFS_REKEY_EKEPT kept bytes under the old key;
+ * -EBADMSG damage under the old key; -errno. Nothing changes on error.
+ */
+struct sfs_rekey_result {
+	int slot_failed;	     /* the slot a refusal names, -1 none */
+	bool kept[SFS_SLOTS_MAX];    /* slots re-wrapped */
+	bool dropped[SFS_SLOTS_MAX]; /* slots left out */
+	uint64_t nodes, bytes;	     /* what was sealed anew */
+	enum sfs_cipher from, to;    /* the content cipher before and after */
+	bool unlocked;		     /* the session was locked here: rekey unlocked it */
+};
+int sfs_session_rekey(const char *id, const char *pw, size_t pwlen,
+		      const char *const secrets[SFS_SLOTS_MAX], const size_t lens[SFS_SLOTS_MAX],
+		      const bool drop[SFS_SLOTS_MAX], struct sfs_rekey_result *r, char *warn,
+		      size_t wsz);
 /* Is session @id (in sessions/ if @where is 0, archive/ if 1) unlocked by another mount? */
 bool sfs_session_elsewhere(const char *id, int where);
 /*

@@ -801,3 +801,217 @@ int sfs_session_rootfd(struct sfs_session *s)
 {
 	return sfs_container_rootfd(s->cfd);
 }
+
+/*
+ * Which secret re-wraps each slot of @kf (@pw, which opened slot @proof,
+ * for that slot unless it has its own), checked against what exists:
+ * SFS_SLOT_ENONE a secret or drop for no slot; SFS_SLOT_EUNPROVEN a slot
+ * with neither (into *@failed); SFS_SLOT_ELAST all dropped.
+ */
+static int rekey_plan(const struct sfs_keyfile *kf, int proof, const char *pw, size_t pwlen,
+		      const char *const secrets[SFS_SLOTS_MAX], const size_t lens[SFS_SLOTS_MAX],
+		      const bool drop[SFS_SLOTS_MAX], const char *use[SFS_SLOTS_MAX],
+		      size_t uselen[SFS_SLOTS_MAX], struct sfs_rekey_result *r)
+{
+	bool exists[SFS_SLOTS_MAX] = {false};
+	unsigned int kept = 0;
+
+	for (unsigned int i = 0; i < kf->nslots; i++)
+		exists[kf->slots[i].index] = true;
+	for (int i = 0; i < SFS_SLOTS_MAX; i++) {
+		use[i] = NULL;
+		uselen[i] = 0;
+		if (!exists[i] && (secrets[i] || drop[i])) {
+			r->slot_failed = i;
+			return SFS_SLOT_ENONE;
+		}
+		if (!exists[i] || drop[i]) {
+			r->dropped[i] = exists[i];
+			continue;
+		}
+		use[i] = secrets[i] ? secrets[i] : i == proof ? pw : NULL;
+		uselen[i] = secrets[i] ? lens[i] : pwlen;
+		if (!use[i]) {
+			r->slot_failed = i;
+			return SFS_SLOT_EUNPROVEN;
+		}
+		kept++;
+	}
+	return kept ? 0 : SFS_SLOT_ELAST;
+}
+
+/*
+ * The new key file for @e's: a new session key into @newkey, every slot
+ * re-wrapped (rekey_plan) into @out (*@outlen bytes); the old key into
+ * @oldkey. 0 or -errno as sfs_session_rekey.
+ */
+static int rekey_keyfile(const struct sfs_keyedit *e, const char *pw, size_t pwlen,
+			 const char *const secrets[SFS_SLOTS_MAX], const size_t lens[SFS_SLOTS_MAX],
+			 const bool drop[SFS_SLOTS_MAX], unsigned char *oldkey,
+			 unsigned char *newkey, unsigned char *out, size_t *outlen,
+			 struct sfs_keyfile *nkf, struct sfs_rekey_result *r)
+{
+	const char *use[SFS_SLOTS_MAX];
+	size_t uselen[SFS_SLOTS_MAX];
+	int proof, failed, rc;
+	ssize_t n;
+
+	rc = sfs_fmt_keyfile_open(oldkey, &e->kf, pw, pwlen, &proof);
+	if (rc == 0)
+		rc = rekey_plan(&e->kf, proof, pw, pwlen, secrets, lens, drop, use, uselen, r);
+	if (rc < 0)
+		return rc;
+	sfs_crypto_random(newkey, SFS_KEY_BYTES);
+	/* A legacy cipher-2 session moves to derived keys (cipher 3), as a new one has. */
+	rc = sfs_fmt_keyfile_rekey(nkf, &e->kf, oldkey, newkey,
+				   e->kf.cipher == SFS_CIPHER_AESGCM ? SFS_CIPHER_AESGCM_DERIVED
+								     : 0,
+				   use, uselen, &failed);
+	if (rc < 0) {
+		r->slot_failed = failed;
+		return rc;
+	}
+	n = sfs_fmt_keyfile_pack(out, nkf);
+	if (n < 0)
+		return (int)n;
+	*outlen = (size_t)n;
+	for (unsigned int i = 0; i < nkf->nslots; i++)
+		r->kept[nkf->slots[i].index] = true;
+	r->from = (enum sfs_cipher)e->kf.cipher;
+	r->to = (enum sfs_cipher)nkf->cipher;
+	return 0;
+}
+
+int sfs_session_rekey(const char *id, const char *pw, size_t pwlen,
+		      const char *const secrets[SFS_SLOTS_MAX], const size_t lens[SFS_SLOTS_MAX],
+		      const bool drop[SFS_SLOTS_MAX], struct sfs_rekey_result *r, char *warn,
+		      size_t wsz)
+{
+	struct sfs_keyedit e = {.fd = -1};
+	struct sfs_container_key k = {.lockfd = -1};
+	struct sfs_keys *oldkeys = NULL, *newkeys = NULL;
+	struct sfs_keyfile *nkf = NULL;
+	struct sfs_rekey_progress prog = {0};
+	struct sfs_session *s;
+	unsigned char *mem = NULL, kf[SFS_KEYFILE_MAX];
+	char tmp[SFS_REKEY_NAME_MAX] = "";
+	size_t kflen = 0;
+	int cfd, where, oldlock = -1, newlock = -1, rc;
+
+	memset(r, 0, sizeof(*r));
+	r->slot_failed = -1;
+	warn[0] = '\0';
+	where = sfs_session_where(id);
+	if (where < 0)
+		return -ENOENT;
+	cfd = sfs_container_find(sfs->topfd, id);
+	if (cfd < 0)
+		return cfd;
+	s = sfs_session_get(id, cfd);
+	close(cfd);
+	if (!s)
+		return -ENOMEM;
+	/* Locked here: unlocked with the proof (wrong password, busy elsewhere: refused). */
+	if (!is_unlocked(s, false)) {
+		rc = sfs_session_unlock(id, pw, pwlen, warn, wsz);
+		if (rc < 0)
+			return rc;
+		r->unlocked = true;
+		warn[0] = '\0';
+	}
+	/* No unlock of this mount in between; no slot change of any mount (the edit lock). */
+	pthread_mutex_lock(&s->unlock_mu);
+	cfd = sfs_container_find(sfs->topfd, id);
+	rc = cfd < 0 ? cfd : sfs_store_keyfile_begin(cfd, &e);
+	mem = sodium_malloc(2 * SFS_KEY_BYTES + sizeof(*nkf));
+	if (rc == 0 && !mem)
+		rc = -ENOMEM;
+	if (rc == 0) {
+		nkf = (struct sfs_keyfile *)(mem + 2 * SFS_KEY_BYTES);
+		rc = rekey_keyfile(&e, pw, pwlen, secrets, lens, drop, mem, mem + SFS_KEY_BYTES, kf,
+				   &kflen, nkf, r);
+	}
+	if (rc == 0) {
+		oldkeys = sfs_keys_new(mem, (enum sfs_cipher)e.kf.cipher);
+		newkeys = sfs_keys_new(mem + SFS_KEY_BYTES, r->to);
+		if (!oldkeys || !newkeys)
+			rc = -ENOMEM;
+	}
+	if (rc < 0)
+		goto out;
+	/*
+	 * Out of service here, its busy lock kept: the one this mount's unlock
+	 * took (taken over, so no other mount can slip in), or taken now if an
+	 * automatic lock came meanwhile.
+	 */
+	sfs_meta_refresh(s, true, false);
+	pthread_rwlock_wrlock(&s->rw);
+	if (sfs_container_is_open(&s->c)) {
+		oldlock = s->c.lockfd;
+		s->c.lockfd = -1;
+		drop_keys(s);
+	} else {
+		rc = sfs_store_session_trylock(cfd, &oldlock);
+	}
+	pthread_rwlock_unlock(&s->rw);
+	if (rc < 0)
+		goto out;
+	sfs_syslog(LOG_INFO, "%s: re-keying", id);
+	rc = sfs_rekey_sweep(sfs->topfd[where], id);
+	if (rc >= 0)
+		rc = sfs_rekey_build(sfs->topfd[where], id, cfd, oldkeys, kf, kflen, newkeys, &prog,
+				     tmp, &newlock);
+	if (rc == 0) {
+		rc = sfs_rekey_switch(sfs->topfd[where], tmp, id);
+		if (rc < 0) {
+			sfs_rekey_sweep(sfs->topfd[where], id);
+			sfs_store_session_release(newlock);
+			newlock = -1;
+		}
+	}
+	r->nodes = atomic_load(&prog.nodes);
+	r->bytes = atomic_load(&prog.bytes);
+	/* Back in service: on the new container with the new key, or as it was. */
+	pthread_rwlock_wrlock(&s->rw);
+	if (rc == 0) {
+		int ncfd = sfs_container_dir(sfs->topfd[where], id);
+
+		if (ncfd >= 0) {
+			close(s->cfd);
+			s->cfd = ncfd;
+		}
+		k.keys = newkeys;
+		k.lockfd = newlock;
+		newkeys = NULL;
+		newlock = -1;
+	} else {
+		k.keys = oldkeys;
+		k.lockfd = oldlock;
+		oldkeys = NULL;
+		oldlock = -1;
+	}
+	sfs_container_open(&s->c, &k);
+	start_clocks(s);
+	prepare(s, s->cfd, warn, wsz);
+	pthread_rwlock_unlock(&s->rw);
+	/* The old container, now under the hidden name, goes. */
+	if (rc == 0 && sfs_rekey_sweep(sfs->topfd[where], id) < 0)
+		sfs_syslog(LOG_ERR, "%s: the container before re-keying could not be removed", id);
+	sfs_store_session_release(oldlock);
+out:
+	sfs_store_keyfile_end(&e);
+	pthread_mutex_unlock(&s->unlock_mu);
+	if (cfd >= 0)
+		close(cfd);
+	sfs_keys_free(oldkeys);
+	sfs_keys_free(newkeys);
+	if (mem)
+		sodium_free(mem);
+	sodium_memzero(kf, sizeof(kf));
+	if (rc == 0)
+		sfs_syslog(LOG_INFO, "%s: re-keyed (%llu nodes, %llu bytes)", id,
+			   (unsigned long long)r->nodes, (unsigned long long)r->bytes);
+	else
+		sfs_syslog(LOG_NOTICE, "%s: rekey failed: %s", id, strerror(-rc));
+	return rc;
+}

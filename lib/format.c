@@ -385,6 +385,104 @@ int sfs_fmt_slot_label(char out[SFS_SLOT_LABEL_MAX + 1], const struct sfs_keyslo
 	return rc;
 }
 
+int sfs_fmt_slot_rekey(struct sfs_keyslot *out, const struct sfs_keyfile *to,
+		       const struct sfs_keyfile *kf, const struct sfs_keyslot *s,
+		       const unsigned char oldmaster[SFS_KEY_BYTES],
+		       const unsigned char newmaster[SFS_KEY_BYTES], const char *secret, size_t len)
+{
+	/* the key the slot opens to, the old label key, a recovery key, the label */
+	unsigned char *buf = sodium_malloc(3 * SFS_KEY_BYTES + SFS_SLOT_LABEL_MAX + 1);
+	unsigned char *got, *lkey, *rkey;
+	char *label;
+	struct sfs_keyslot fresh = {.index = s->index};
+	int rc;
+
+	if (!buf)
+		return -ENOMEM;
+	got = buf;
+	lkey = buf + SFS_KEY_BYTES;
+	rkey = buf + 2 * SFS_KEY_BYTES;
+	label = (char *)buf + 3 * SFS_KEY_BYTES;
+	label[0] = '\0';
+	if (s->kdf == SFS_SLOT_RECOVERY)
+		rc = sfs_fmt_recovery_decode(rkey, secret, len) == 0
+			     ? slot_open(got, kf, s, rkey, SFS_RECOVERY_KEY_BYTES)
+			     : -EKEYREJECTED;
+	else if (s->kdf == SFS_SLOT_ARGON2ID)
+		rc = slot_open(got, kf, s, secret, len);
+	else
+		rc = -EPROTONOSUPPORT;
+	if (rc == 0 && sodium_memcmp(got, oldmaster, SFS_KEY_BYTES) != 0)
+		rc = -ESTALE;
+	if (rc == 0 && kf->version == 3) {
+		sfs_crypto_label_key(lkey, oldmaster);
+		rc = sfs_fmt_slot_label(label, s, lkey);
+	}
+	if (rc == 0)
+		rc = s->kdf == SFS_SLOT_RECOVERY
+			     ? sfs_fmt_slot_seal(&fresh, to, newmaster, SFS_SLOT_RECOVERY, rkey,
+						 SFS_RECOVERY_KEY_BYTES, 0, 0, s->added, label,
+						 strlen(label))
+			     : sfs_fmt_slot_seal(&fresh, to, newmaster, SFS_SLOT_ARGON2ID, secret,
+						 len, s->opslimit, s->memlimit, s->added, label,
+						 strlen(label));
+	if (rc == 0)
+		*out = fresh;
+	sodium_memzero(&fresh, sizeof(fresh));
+	sodium_free(buf);
+	return rc;
+}
+
+int sfs_fmt_keyfile_rekey(struct sfs_keyfile *out, const struct sfs_keyfile *old,
+			  const unsigned char oldmaster[SFS_KEY_BYTES],
+			  const unsigned char newmaster[SFS_KEY_BYTES], uint16_t cipher,
+			  const char *const secrets[SFS_SLOTS_MAX],
+			  const size_t lens[SFS_SLOTS_MAX], int *failed)
+{
+	int rc = 0;
+
+	*failed = -1;
+	*out = *old;
+	sodium_memzero(out->slots, sizeof(out->slots));
+	out->nslots = 0;
+	if (cipher)
+		out->cipher = cipher;
+	if (!cipher_known(out->cipher) ||
+	    (out->version == 1 && out->cipher != SFS_CIPHER_XCHACHA)) {
+		sodium_memzero(out, sizeof(*out));
+		return -EINVAL;
+	}
+	for (unsigned int i = 0; i < old->nslots && rc == 0; i++) {
+		const struct sfs_keyslot *s = &old->slots[i];
+
+		if (!secrets[s->index])
+			continue;
+		rc = sfs_fmt_slot_rekey(&out->slots[out->nslots], out, old, s, oldmaster, newmaster,
+					secrets[s->index], lens[s->index]);
+		if (rc < 0)
+			*failed = s->index;
+		else
+			out->nslots++;
+	}
+	if (rc == 0 && (out->nslots == 0 || (old->version != 3 && out->nslots != old->nslots)))
+		rc = -EINVAL;
+	if (rc < 0) {
+		sodium_memzero(out, sizeof(*out));
+		return rc;
+	}
+	/* the public copy of the first password slot's cost and salt, as parse gives it */
+	out->opslimit = out->memlimit = 0;
+	memset(out->salt, 0, sizeof(out->salt));
+	for (unsigned int i = 0; i < out->nslots; i++)
+		if (out->slots[i].kdf == SFS_SLOT_ARGON2ID) {
+			out->opslimit = out->slots[i].opslimit;
+			out->memlimit = out->slots[i].memlimit;
+			memcpy(out->salt, out->slots[i].salt, sizeof(out->salt));
+			break;
+		}
+	return (int)out->nslots;
+}
+
 void sfs_fmt_recovery_encode(char out[SFS_RECOVERY_TEXT_MAX],
 			     const unsigned char key[SFS_RECOVERY_KEY_BYTES])
 {

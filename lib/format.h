@@ -193,6 +193,43 @@ int sfs_fmt_slot_label(char out[SFS_SLOT_LABEL_MAX + 1], const struct sfs_keyslo
 	__attribute__((warn_unused_result));
 
 /*
+ * Re-key slot @s of parsed key file @kf (session key @oldmaster) to
+ * @newmaster, for key file @to (its version and cipher; @kf itself to keep
+ * them): @secret (a password, or a recovery key's text for a recovery
+ * slot) must open @s; the slot is then sealed anew into *@out under the
+ * same secret with a fresh salt, keeping its index, derivation, cost, time
+ * added and (version 3) label, which is opened with @oldmaster's label key
+ * and sealed under @newmaster's. 0; -EKEYREJECTED @secret does not open
+ * @s; -ESTALE it does, but to another key than @oldmaster (the key file
+ * changed since); -EBADMSG the label is tampered; -EUCLEAN a cost no honest
+ * writer makes; -EPROTONOSUPPORT; -EINVAL @to cannot hold the slot (a
+ * recovery slot in version 1 or 2); -ENOMEM. *@out is untouched on error.
+ */
+int sfs_fmt_slot_rekey(struct sfs_keyslot *out, const struct sfs_keyfile *to,
+		       const struct sfs_keyfile *kf, const struct sfs_keyslot *s,
+		       const unsigned char oldmaster[SFS_KEY_BYTES],
+		       const unsigned char newmaster[SFS_KEY_BYTES], const char *secret, size_t len)
+	__attribute__((warn_unused_result));
+
+/*
+ * Re-key key file @old (session key @oldmaster) to @newmaster into *@out, a
+ * distinct struct: the same version, and @cipher as its content cipher (0:
+ * @old's; a version 1 file holds only SFS_CIPHER_XCHACHA). Every slot whose
+ * index i has a secret (@secrets[i] not NULL, @lens[i] bytes) is re-keyed
+ * with sfs_fmt_slot_rekey; a slot without one is left out. The number of
+ * slots kept (1 or more); -EINVAL none kept, a version 1 or 2 file whose
+ * one slot is left out, or a cipher the version cannot hold; else
+ * sfs_fmt_slot_rekey's error for the first slot that failed, whose index
+ * is put in *@failed (-1 otherwise).
+ */
+int sfs_fmt_keyfile_rekey(struct sfs_keyfile *out, const struct sfs_keyfile *old,
+			  const unsigned char oldmaster[SFS_KEY_BYTES],
+			  const unsigned char newmaster[SFS_KEY_BYTES], uint16_t cipher,
+			  const char *const secrets[SFS_SLOTS_MAX],
+			  const size_t lens[SFS_SLOTS_MAX], int *failed)
+	__attribute__((warn_unused_result));
+
+/*
  * A recovery key as people copy it: 64 lowercase hex digits in 16 groups
  * of 4 joined by '-', NUL-terminated (79 characters).
  */

@@ -9,6 +9,7 @@
  */
 #include "audit.h"
 #include "fsck.h"
+#include "rekey.h"
 #include "store.h"
 #include "util.h"
 
@@ -214,6 +215,12 @@ static int walk_area(struct sfs_fsck *c, const char *area, bool count_only, unsi
 			} else if (!sfs_fsck_stop(c))
 				sfs_fsck_container(c, dirfd(d), area, name);
 		} else if (count_only) {
+		} else if (sfs_rekey_is_leftover(name)) {
+			sfs_fsck_add(c, NULL, path, false, "leftover", "remove it", fix_remove,
+				     path,
+				     "an interrupted `sessionctl rekey` left this container beside "
+				     "the session (half-built, or the one before the rekey, under "
+				     "the retired key; never a session)");
 		} else if (strncmp(name, ".new-", 5) == 0) {
 			sfs_fsck_add(c, NULL, path, false, "leftover", "remove it", fix_remove,
 				     path,

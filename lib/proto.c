@@ -40,6 +40,7 @@ static const struct {
 	[SFS_PROTO_OP_REDACT] = {"redact", SFS_PROTO_TAKES_SESSION},
 	[SFS_PROTO_OP_RULES] = {"rules", SFS_PROTO_TAKES_SESSION},
 	[SFS_PROTO_OP_COPY] = {"copy", SFS_PROTO_TAKES_SESSION},
+	[SFS_PROTO_OP_REKEY] = {"rekey", SFS_PROTO_TAKES_SESSION | SFS_PROTO_TAKES_PASSWORD},
 };
 
 /* Each code: its name, the errno it stands for, sessionctl's exit code. */
@@ -91,6 +92,12 @@ static const struct {
 	 "the password given opens the slot to be removed: give another slot's password"},
 	{-EMEDIUMTYPE, SFS_PROTO_ERR_SLOT,
 	 "that is a recovery key: passwd changes password slots only (use passwd --add)"},
+	{-EDESTADDRREQ, SFS_PROTO_ERR_SLOT,
+	 "a key slot has no secret given: give its password or recovery key, or drop it"},
+	/* rekey: lib/rekey.h's SFS_REKEY_EKEPT */
+	{-ENOTNAM, SFS_PROTO_ERR_IO,
+	 "the session keeps bytes cut from a damaged file (events.kept-*, torn.kept-*) under "
+	 "its old key: look at them, remove them, then rekey"},
 };
 
 const char *sfs_proto_op_name(enum sfs_proto_op op)

@@ -83,6 +83,17 @@
 #define SFS_PROTO_F_BUILTIN "builtin"
 #define SFS_PROTO_F_REMOVE "remove"
 #define SFS_PROTO_F_RULES "rules"
+/* rekey: other slots' secrets [{slot, secret}], slots to leave out [N]; what was done */
+#define SFS_PROTO_F_SECRETS "secrets"
+#define SFS_PROTO_F_SECRET "secret"
+#define SFS_PROTO_F_DROP "drop"
+#define SFS_PROTO_F_KEPT "kept"
+#define SFS_PROTO_F_DROPPED "dropped"
+#define SFS_PROTO_F_NODES "nodes"
+#define SFS_PROTO_F_BYTES "bytes"
+#define SFS_PROTO_F_CIPHER_BEFORE "cipher_before"
+#define SFS_PROTO_F_UNLOCKED "unlocked"
+#define SFS_PROTO_F_UNPROVEN "unproven" /* rekey refused: slot "slot" has no secret */
 
 #define SFS_PROTO_KDF_CUSTOM "custom" /* a cost no KDF level has */
 
@@ -107,6 +118,7 @@ enum sfs_proto_op {
 	SFS_PROTO_OP_REDACT, /* events.jsonl rewritten with a pattern's matches replaced */
 	SFS_PROTO_OP_RULES,  /* the redaction rules applied to appends: list, set, remove */
 	SFS_PROTO_OP_COPY,   /* the audit trail's record of a finished `sessionctl copy` */
+	SFS_PROTO_OP_REKEY,  /* a new session key, every node sealed anew */
 	SFS_PROTO_OPS	     /* how many */
 };
 

@@ -10,6 +10,7 @@
  * control protocol, the daemon's registry or its locks.
  */
 #include "session.h"
+#include "rekey.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -172,6 +173,12 @@ int sfs_container_unlock(const int topfd[2], const char *id, int cfd, const char
 		sfs_container_key_drop(k);
 		rc = -ENOENT;
 	}
+	/*
+	 * What an interrupted rekey left beside (rekey.h): under the busy lock
+	 * no rekey of this session runs, whichever container has the name.
+	 */
+	for (int w = 0; rc == 0 && w < 2; w++)
+		(void)sfs_rekey_sweep(topfd[w], id);
 	return rc;
 }
 

@@ -181,11 +181,12 @@ int sfs_container_passwd(int cfd, const char *old, size_t oldlen, const char *ne
  * edit lock (store.h, struct sfs_keyedit); the data stays as it is. Errors
  * besides -EKEYREJECTED (the proof opens no slot) and -errno:
  */
-#define SFS_SLOT_EFULL (-EXFULL)	  /* add: all SFS_SLOTS_MAX slots in use */
-#define SFS_SLOT_ENONE (-ENOKEY)	  /* remove: no slot of that index */
-#define SFS_SLOT_ELAST (-EMLINK)	  /* remove: it is the session's last slot */
-#define SFS_SLOT_ESELF (-ENOTUNIQ)	  /* remove: the proof opens that very slot */
-#define SFS_SLOT_ERECOVERY (-EMEDIUMTYPE) /* passwd: the proof is a recovery key */
+#define SFS_SLOT_EFULL (-EXFULL)	   /* add: all SFS_SLOTS_MAX slots in use */
+#define SFS_SLOT_ENONE (-ENOKEY)	   /* remove: no slot of that index */
+#define SFS_SLOT_ELAST (-EMLINK)	   /* remove: it is the session's last slot */
+#define SFS_SLOT_ESELF (-ENOTUNIQ)	   /* remove: the proof opens that very slot */
+#define SFS_SLOT_ERECOVERY (-EMEDIUMTYPE)  /* passwd: the proof is a recovery key */
+#define SFS_SLOT_EUNPROVEN (-EDESTADDRREQ) /* rekey: a slot with no secret given, not dropped */
 
 /* A slot to add (sfs_container_slot_add). */
 struct sfs_slot_new {

@@ -17,6 +17,11 @@
  * Oracles: an intact file unwraps to its master key with its password (or
  * any slot's secret) and is rejected with any other; an intact version 3
  * file packs back to its own bytes, and its labels open to what was sealed.
+ * Re-keying (sfs_fmt_keyfile_rekey, mode 3) to a fuzzer-chosen new key with
+ * a fuzzer-chosen subset of the secrets: on an intact file it keeps exactly
+ * those slots, each opening the new key with its secret and keeping its
+ * label, while the old file still opens the old key; on a patched file it
+ * fails cleanly or re-keys only slots that really open the old key.
  */
 #include "format.h"
 #include "fuzz.h"
@@ -104,6 +109,66 @@ static void slots(struct fz *f)
 		rc = unwrap(out, (size_t)len, (const char *)secret[i], slen[i]);
 		if (patches == 0)
 			FZ_ASSERT(rc == 0 && memcmp(master, want, sizeof(want)) == 0);
+	}
+	/* re-key to a fuzzer-chosen key with a fuzzer-chosen subset of the secrets */
+	unsigned char nkey[SFS_KEY_BYTES], rekeyed[SFS_KEYFILE_MAX];
+	const char *give[SFS_SLOTS_MAX] = {NULL};
+	size_t glen[SFS_SLOTS_MAX] = {0};
+	uint8_t keep = fz_u8(f);
+	struct sfs_keyfile nkf;
+	unsigned int kept = 0;
+	int failed;
+
+	fz_take(f, nkey, sizeof(nkey));
+	for (unsigned int i = 0; i < kf.nslots; i++)
+		if (keep & (1u << i)) {
+			give[i] = (const char *)secret[i];
+			glen[i] = slen[i];
+			kept++;
+		}
+	{
+		bool cheap = sfs_fmt_keyfile_parse(out, (size_t)len, &parsed) == 0;
+
+		for (unsigned int i = 0; cheap && i < parsed.nslots; i++)
+			cheap = parsed.slots[i].opslimit <= OPS && parsed.slots[i].memlimit <= MEM;
+		rc = cheap ? sfs_fmt_keyfile_rekey(&nkf, &parsed, want, nkey, 0, give, glen,
+						   &failed)
+			   : -EUCLEAN;
+		if (cheap && patches == 0) {
+			FZ_ASSERT(kept ? rc == (int)kept && failed == -1 : rc == -EINVAL);
+			if (kept) {
+				FZ_ASSERT(sfs_fmt_keyfile_pack(rekeyed, &nkf) ==
+					  (ssize_t)(SFS_KEYFILE_V3_HDR + kept * SFS_SLOT_BYTES));
+				sfs_crypto_label_key(lkey, nkey);
+			}
+			for (unsigned int i = 0; kept && i < kf.nslots; i++) {
+				int index;
+
+				rc = sfs_fmt_keyfile_open(master, &nkf, (const char *)secret[i],
+							  slen[i], &index);
+				/* two slots may share a secret: the first one opens */
+				if (give[i])
+					FZ_ASSERT(rc == 0 &&
+						  memcmp(master, nkey, sizeof(nkey)) == 0);
+				else
+					FZ_ASSERT(rc == -EKEYREJECTED ||
+						  (rc == 0 && index != (int)i));
+			}
+			for (unsigned int i = 0; kept && i < nkf.nslots; i++)
+				FZ_ASSERT(sfs_fmt_slot_label(got, &nkf.slots[i], lkey) == 0 &&
+					  strcmp(got, labels[nkf.slots[i].index]) == 0);
+		} else if (cheap && rc >= 0) {
+			/* every slot kept really opened the old key: it opens the new one */
+			for (unsigned int i = 0; i < nkf.nslots; i++) {
+				unsigned int at = nkf.slots[i].index;
+				int index;
+
+				FZ_ASSERT(give[at] &&
+					  sfs_fmt_keyfile_open(master, &nkf, give[at], glen[at],
+							       &index) == 0 &&
+					  memcmp(master, nkey, sizeof(nkey)) == 0);
+			}
+		}
 	}
 	bool taken = false; /* a slot's own secret is the probe */
 
@@ -215,6 +280,10 @@ static void seeds(void)
 				fz_put8(&o, (uint8_t)(i == 0 ? 0x80 + s : i == 3 ? 0x67 : 0));
 		}
 		fz_put8(&o, 0);
+		/* re-key: every slot, or slots 0 and 2, to the key 20 21 .. 3f */
+		fz_put8(&o, count == 2 ? 0x05 : 0xff);
+		for (unsigned i = 0; i < SFS_KEY_BYTES; i++)
+			fz_put8(&o, (uint8_t)(0x20 + i));
 		fz_seed_done(&o);
 	}
 	/* raw: a version 3 file as sessionctl new --recovery-key and passwd --add write it */

@@ -5,7 +5,10 @@
  * label) parses, packs back byte for byte, and each slot unwraps the same
  * session key; a corrupted slot is refused while the others still open; a
  * malformed header or slot is refused; a version 1 vector still parses and
- * opens; recovery keys encode and decode (dashes, spaces, case).
+ * opens; recovery keys encode and decode (dashes, spaces, case); re-keying
+ * (sfs_fmt_slot_rekey, sfs_fmt_keyfile_rekey) moves every slot given its
+ * secret to a new session key, keeping index, cost, time added and label,
+ * and the old file still opens only the old key.
  */
 #include "check.h"
 #include "format.h"
@@ -263,6 +266,142 @@ static void test_seal(void)
 		 -EINVAL);
 }
 
+/*
+ * Re-keying the fixed vector to the session key 20 21 .. 3f with every
+ * slot's secret: each opens the new key (not the old one), keeps its index,
+ * kind, cost, time added and label (under the new label key) with a fresh
+ * salt; the old file still opens only the old key. A wrong secret, one of
+ * another slot, or the wrong old key changes nothing; a slot without a
+ * secret is left out; none, or the one slot of a version 1 file, is refused.
+ */
+static void test_rekey(void)
+{
+	unsigned char *newkey = sodium_malloc(SFS_KEY_BYTES), out[SFS_KEYFILE_MAX];
+	unsigned char lkey[SFS_KEY_BYTES];
+	const char *secrets[SFS_SLOTS_MAX] = {pw0, rk_text, NULL, pw3};
+	size_t lens[SFS_SLOTS_MAX] = {strlen(pw0), strlen(rk_text), 0, strlen(pw3)};
+	const char *none[SFS_SLOTS_MAX] = {NULL};
+	struct sfs_keyfile kf, nkf, again;
+	struct sfs_keyslot slot;
+	char label[SFS_SLOT_LABEL_MAX + 1];
+	int index, failed;
+	ssize_t len;
+
+	REQUIRE(newkey != NULL);
+	for (int i = 0; i < SFS_KEY_BYTES; i++)
+		newkey[i] = (unsigned char)(0x20 + i);
+	REQUIRE(sfs_fmt_keyfile_parse(v3, v3len, &kf) == 0);
+	CHECK_EQ(sfs_fmt_keyfile_rekey(&nkf, &kf, master, newkey, 0, secrets, lens, &failed), 3);
+	CHECK_EQ(failed, -1);
+	len = sfs_fmt_keyfile_pack(out, &nkf);
+	CHECK_EQ(len, (ssize_t)v3len);
+	REQUIRE(sfs_fmt_keyfile_parse(out, (size_t)len, &again) == 0);
+	CHECK_EQ(again.version, 3);
+	CHECK_EQ(again.cipher, SFS_CIPHER_XCHACHA);
+	CHECK_EQ(again.nslots, 3);
+	CHECK_EQ(again.opslimit, 2);
+	CHECK_MEM(again.salt, again.slots[0].salt, SFS_SALT_BYTES);
+	for (unsigned int i = 0; i < 3; i++) {
+		CHECK_EQ(again.slots[i].index, kf.slots[i].index);
+		CHECK_EQ(again.slots[i].kdf, kf.slots[i].kdf);
+		CHECK_EQ(again.slots[i].opslimit, kf.slots[i].opslimit);
+		CHECK_EQ(again.slots[i].memlimit, kf.slots[i].memlimit);
+		CHECK_EQ(again.slots[i].added, kf.slots[i].added);
+		CHECK(memcmp(again.slots[i].salt, kf.slots[i].salt, SFS_SALT_BYTES) != 0);
+		CHECK_EQ(sfs_fmt_keyfile_open(got, &again, secrets[kf.slots[i].index],
+					      lens[kf.slots[i].index], &index),
+			 0);
+		CHECK_EQ(index, kf.slots[i].index);
+		CHECK_MEM(got, newkey, SFS_KEY_BYTES);
+		/* the old file, same secret: the old key, never the new one */
+		CHECK_EQ(sfs_fmt_keyfile_unwrap(got, v3, v3len, secrets[kf.slots[i].index],
+						lens[kf.slots[i].index], NULL),
+			 0);
+		CHECK_MEM(got, master, SFS_KEY_BYTES);
+	}
+	sfs_crypto_label_key(lkey, newkey);
+	CHECK_EQ(sfs_fmt_slot_label(label, &again.slots[2], lkey), 0);
+	CHECK_STR(label, "laptop");
+	CHECK_EQ(sfs_fmt_slot_label(label, &again.slots[0], lkey), 0);
+	CHECK_STR(label, "");
+	sfs_crypto_label_key(lkey, master);
+	CHECK_EQ(sfs_fmt_slot_label(label, &again.slots[2], lkey), -EBADMSG);
+
+	/* a wrong secret, another slot's, a wrong old key: refused, *out untouched */
+	memset(&slot, 0x5a, sizeof(slot));
+	CHECK_EQ(sfs_fmt_slot_rekey(&slot, &kf, &kf, &kf.slots[2], master, newkey, "nope", 4),
+		 -EKEYREJECTED);
+	CHECK_EQ(
+		sfs_fmt_slot_rekey(&slot, &kf, &kf, &kf.slots[2], master, newkey, pw0, strlen(pw0)),
+		-EKEYREJECTED);
+	CHECK_EQ(
+		sfs_fmt_slot_rekey(&slot, &kf, &kf, &kf.slots[1], master, newkey, pw0, strlen(pw0)),
+		-EKEYREJECTED);
+	CHECK_EQ(
+		sfs_fmt_slot_rekey(&slot, &kf, &kf, &kf.slots[2], newkey, newkey, pw3, strlen(pw3)),
+		-ESTALE);
+	CHECK_EQ(slot.index, 0x5a);
+	secrets[3] = pw0;
+	lens[3] = strlen(pw0);
+	CHECK_EQ(sfs_fmt_keyfile_rekey(&nkf, &kf, master, newkey, 0, secrets, lens, &failed),
+		 -EKEYREJECTED);
+	CHECK_EQ(failed, 3);
+	CHECK_EQ(nkf.nslots, 0);
+	/* a tampered label: the slot is not re-keyed */
+	v3[16 + 2 * 224 + 120 + 30] ^= 0x01;
+	REQUIRE(sfs_fmt_keyfile_parse(v3, v3len, &again) == 0);
+	CHECK_EQ(sfs_fmt_slot_rekey(&slot, &again, &again, &again.slots[2], master, newkey, pw3,
+				    strlen(pw3)),
+		 -EBADMSG);
+	v3[16 + 2 * 224 + 120 + 30] ^= 0x01;
+
+	/* slot 3 left out; then none */
+	secrets[3] = NULL;
+	CHECK_EQ(sfs_fmt_keyfile_rekey(&nkf, &kf, master, newkey, 0, secrets, lens, &failed), 2);
+	CHECK_EQ(nkf.slots[0].index, 0);
+	CHECK_EQ(nkf.slots[1].index, 1);
+	CHECK_EQ(sfs_fmt_keyfile_pack(out, &nkf), (ssize_t)(16 + 2 * 224));
+	CHECK_EQ(sfs_fmt_keyfile_open(got, &nkf, pw3, strlen(pw3), &index), -EKEYREJECTED);
+	CHECK_EQ(sfs_fmt_keyfile_rekey(&nkf, &kf, master, newkey, 0, none, lens, &failed), -EINVAL);
+	CHECK_EQ(failed, -1);
+
+	/* version 1 stays version 1, bytes for bytes the same length */
+	REQUIRE(sfs_fmt_keyfile_parse(v1, sizeof(v1), &kf) == 0);
+	secrets[1] = NULL;
+	CHECK_EQ(sfs_fmt_keyfile_rekey(&nkf, &kf, master, newkey, 0, secrets, lens, &failed), 1);
+	CHECK_EQ(sfs_fmt_keyfile_pack(out, &nkf), (ssize_t)sizeof(v1));
+	CHECK_EQ(sfs_fmt_keyfile_unwrap(got, out, sizeof(v1), pw0, strlen(pw0), NULL), 0);
+	CHECK_MEM(got, newkey, SFS_KEY_BYTES);
+	CHECK_EQ(sfs_fmt_keyfile_rekey(&nkf, &kf, master, newkey, 0, none, lens, &failed), -EINVAL);
+	/* version 1 names no cipher: it cannot move to another */
+	CHECK_EQ(sfs_fmt_keyfile_rekey(&nkf, &kf, master, newkey, SFS_CIPHER_AESGCM_DERIVED,
+				       secrets, lens, &failed),
+		 -EINVAL);
+
+	/* a version 2 file of the legacy cipher 2 moves to cipher 3, bound in the seal */
+	struct sfs_keyfile v2 = kf;
+	unsigned char v2bytes[SFS_KEYFILE_MAX];
+
+	v2.version = 2;
+	v2.cipher = SFS_CIPHER_AESGCM;
+	REQUIRE(sfs_fmt_slot_seal(&v2.slots[0], &v2, master, SFS_SLOT_ARGON2ID, pw0, strlen(pw0), 2,
+				  8192, 0, NULL, 0) == 0);
+	CHECK_EQ(sfs_fmt_keyfile_rekey(&nkf, &v2, master, newkey, SFS_CIPHER_AESGCM_DERIVED,
+				       secrets, lens, &failed),
+		 1);
+	CHECK_EQ(sfs_fmt_keyfile_pack(v2bytes, &nkf), (ssize_t)SFS_KEYFILE_V2_BYTES);
+	REQUIRE(sfs_fmt_keyfile_parse(v2bytes, SFS_KEYFILE_V2_BYTES, &again) == 0);
+	CHECK_EQ(again.version, 2);
+	CHECK_EQ(again.cipher, SFS_CIPHER_AESGCM_DERIVED);
+	/* opened without the CPU check unwrap makes: the test runs on any machine */
+	CHECK_EQ(sfs_fmt_keyfile_open(got, &again, pw0, strlen(pw0), &index), 0);
+	CHECK_MEM(got, newkey, SFS_KEY_BYTES);
+	sfs_put_le16(v2bytes + 40, SFS_CIPHER_AESGCM);
+	REQUIRE(sfs_fmt_keyfile_parse(v2bytes, SFS_KEYFILE_V2_BYTES, &again) == 0);
+	CHECK_EQ(sfs_fmt_keyfile_open(got, &again, pw0, strlen(pw0), &index), -EKEYREJECTED);
+	sodium_free(newkey);
+}
+
 static void test_recovery_text(void)
 {
 	unsigned char key[SFS_RECOVERY_KEY_BYTES], want[SFS_RECOVERY_KEY_BYTES];
@@ -318,6 +457,7 @@ int main(void)
 	test_malformed();
 	test_v1_vector();
 	test_seal();
+	test_rekey();
 	test_recovery_text();
 	sodium_free(master);
 	sodium_free(got);

@@ -15,7 +15,7 @@ static void test_ops(void)
 		"hello",       "new",	  "unlock", "lock",	    "lock_all",
 		"list",	       "passwd",  "delete", "use",	    "unuse",
 		"status",      "archive", "keys",   "add_password", "add_recovery_key",
-		"remove_slot", "redact",  "rules",  "copy"};
+		"remove_slot", "redact",  "rules",  "copy",	    "rekey"};
 
 	CHECK_EQ(sizeof(names) / sizeof(names[0]), SFS_PROTO_OPS);
 	for (int op = 0; op < SFS_PROTO_OPS; op++) {
@@ -53,6 +53,8 @@ static void test_ops(void)
 	CHECK_EQ(sfs_proto_op_takes(SFS_PROTO_OP_REDACT), SFS_PROTO_TAKES_SESSION);
 	CHECK_EQ(sfs_proto_op_takes(SFS_PROTO_OP_RULES), SFS_PROTO_TAKES_SESSION);
 	CHECK_EQ(sfs_proto_op_takes(SFS_PROTO_OP_COPY), SFS_PROTO_TAKES_SESSION);
+	CHECK_EQ(sfs_proto_op_takes(SFS_PROTO_OP_REKEY),
+		 SFS_PROTO_TAKES_SESSION | SFS_PROTO_TAKES_PASSWORD);
 	CHECK_EQ(sfs_proto_op_takes(SFS_PROTO_OPS), 0);
 }
 
