@@ -245,6 +245,8 @@ void sfs_slot_recovery_new(unsigned char *key, char *text);
 
 /* Is @label (@len bytes) one a slot may have: 1..63 bytes, no control characters? */
 bool sfs_slot_label_ok(const char *label, size_t len);
+
+/*
  * Redaction of open container @c's event log (redact.h): begin writes the
  * redacted new log beside it (sfs_log_redact_begin; -EIO if @c has no valid
  * log); commit puts it in place (sfs_log_redact_publish) and makes it @c's
