@@ -13,7 +13,7 @@ all the daemon's open descriptors stay under the limit (/proc/PID/fd).
 Before the descriptor cache (fs/inode_fd.c) every inode the kernel held kept
 a descriptor open, and the create of about the LIMIT-th file failed: EMFILE.
 
-FILES is 3000 by default (CI); SFS_FDLIMIT_FILES sets it (README "Tests": the
+FILES is 3000 by default (CI); SFS_FDLIMIT_FILES sets it (README "Development", test_fdlimit: the
 long mode runs 1,000,000).
 """
 import errno
