@@ -13,8 +13,8 @@ all the daemon's open descriptors stay under the limit (/proc/PID/fd).
 Before the descriptor cache (fs/inode_fd.c) every inode the kernel held kept
 a descriptor open, and the create of about the LIMIT-th file failed: EMFILE.
 
-FILES is 3000 by default (CI); SFS_FDLIMIT_FILES sets it (README "Development", test_fdlimit: the
-long mode runs 1,000,000).
+FILES is 3000 by default (CI); SFS_FDLIMIT_FILES sets it (README "Development",
+test_fdlimit: the long mode runs 1,000,000), and the hang watchdog grows with it.
 """
 import errno
 import os
@@ -211,4 +211,6 @@ class FdLimitTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
+    # sfs.main's hang watchdog (280 s by default) grows with the long mode
+    os.environ.setdefault("SFS_TEST_WATCHDOG", str(max(280, FILES // 100)))
     sfs.main()
