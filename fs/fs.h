@@ -102,15 +102,37 @@ struct sfs_session {
 /* One inode. Its address is its FUSE inode number (the root is FUSE_ROOT_ID). */
 struct sfs_inode {
 	enum sfs_kind kind;
-	int fd;	    /* descriptor of the backing node (-1 for CTL): O_PATH,
-		     * or read-write for a regular file (fd_rw) */
-	bool fd_rw; /* fd is read-write: file handles use it */
+	/*
+	 * The descriptor of the backing node: O_PATH, or read-write for a
+	 * regular file (fd_rw). The fixed inodes keep theirs; SESSION and NODE
+	 * inodes have one while cached (inode_fd.c): -1 when evicted. Written
+	 * under fs->itable_mu; read with no lock by a thread that pins the
+	 * inode (sfs_inode_pin, sfs_inode_hold): a pinned inode's fd and fd_rw
+	 * do not change.
+	 */
+	int fd;
+	bool fd_rw; /* fd is read-write: file handles may share it (a hold) */
 	dev_t bdev; /* backing identity, the table's key */
 	ino_t bino;
 	mode_t type;		  /* backing: S_IFDIR, S_IFREG (file node) or S_IFLNK */
 	struct sfs_session *sess; /* SESSION and NODE only */
 	uint64_t nlookup;	  /* protected by fs->itable_mu */
 	struct sfs_inode *hnext;  /* hash chain; protected by fs->itable_mu */
+	/*
+	 * Where a NODE's backing node is found again once its descriptor was
+	 * evicted (inode_fd.c): the directory inode @parent (a lookup
+	 * reference of its own) and the backing name @bname there; NULL both
+	 * when it has none known (unlinked, or a name not yet given). The
+	 * descriptor cache: @pins, the LRU links. All under fs->itable_mu.
+	 */
+	struct sfs_inode *parent;
+	char *bname;
+	struct sfs_inode *nnext;	       /* the names index's chain */
+	struct sfs_inode *lru_prev, *lru_next; /* evictable descriptors, newest first */
+	unsigned int pins; /* uses of fd in progress, and file handles sharing it */
+	bool on_lru;
+	bool gone;    /* unlinked for good, no descriptor: (dev, ino) lookups skip it */
+	bool drop_ok; /* an ordinary file's last link unlinked: fd goes once unused */
 
 	pthread_mutex_t mu;		   /* protects the fields below */
 	bool loaded;			   /* id and attrs read from the header */
@@ -199,10 +221,13 @@ int sfs_itable_init(void);
 void sfs_itable_destroy(void);
 /*
  * Find the inode of backing node @fd (takes ownership of @fd) or make one of
- * @kind in @sess; adds one lookup reference. NULL on ENOMEM (fd closed).
+ * @kind in @sess, named @backing in directory inode @parent (both NULL: no
+ * name known); adds one lookup reference and pins it for the request
+ * (sfs_inode_pin). NULL on ENOMEM (fd closed).
  */
 struct sfs_inode *sfs_inode_get(int fd, const struct stat *st, enum sfs_kind kind,
-				struct sfs_session *sess);
+				struct sfs_session *sess, struct sfs_inode *parent,
+				const char *backing);
 void sfs_inode_unref(struct sfs_inode *in, uint64_t n);
 /*
  * After the last link of backing node (@dev, @ino) is gone: if it has an
@@ -218,7 +243,10 @@ void sfs_inode_release_space(dev_t dev, ino_t ino);
  */
 int sfs_inode_rwfd_get(struct sfs_inode *in);
 void sfs_inode_rwfd_put(struct sfs_inode *in, int fd);
-/* A new descriptor of @in's backing node opened with @flags (through /proc/self/fd), or -errno. */
+/*
+ * A new descriptor of pinned @in's backing node opened with @flags (through
+ * /proc/self/fd), or -errno.
+ */
 int sfs_reopen(const struct sfs_inode *in, int flags);
 /*
  * Open backing node @name in directory @dirfd, of type @type (st_mode from
@@ -227,7 +255,10 @@ int sfs_reopen(const struct sfs_inode *in, int flags);
  * symlink. The descriptor or -errno.
  */
 int sfs_inode_open(int dirfd, const char *name, mode_t type);
-/* The inode of backing node (@dev, @ino) with one more lookup reference, or NULL. */
+/*
+ * The inode of backing node (@dev, @ino) with one more lookup reference, or
+ * NULL. Not pinned: its fd may be -1.
+ */
 struct sfs_inode *sfs_inode_find(dev_t dev, ino_t ino);
 /* FUSE inode number of backing node (@dev, @ino) if it has an inode, else 0. */
 fuse_ino_t sfs_inode_number(dev_t dev, ino_t ino);
@@ -238,6 +269,77 @@ fuse_ino_t sfs_inode_number(dev_t dev, ino_t ino);
 void sfs_inode_renamed(dev_t dev, ino_t ino, enum sfs_special sp);
 /* Call @fn for every inode of @sess, under the table lock (fn must not block). */
 void sfs_inode_foreach(struct sfs_session *sess, void (*fn)(struct sfs_inode *, void *), void *arg);
+/*
+ * inode.c, for inode_fd.c, with itable_mu held: drop @n lookup references
+ * of @in; at none it leaves the table, and once nothing pins it either it
+ * goes on the list *@dead, which sfs_inode_bury frees (itable_mu released:
+ * their descriptors are closed, their parents' references dropped).
+ * sfs_itable_detach_locked: (dev, ino) lookups skip @in from now on (its
+ * last link is gone and so is its descriptor: a new node may get its number).
+ */
+void sfs_inode_put_locked(struct sfs_inode *in, uint64_t n, struct sfs_inode **dead);
+/*
+ * inode.c: close @fd on the reaper thread, or now if it lags; no lock held.
+ * sfs_reap_limit: at most @n (4..32) descriptors wait for it (at mount).
+ */
+void sfs_close_later(int fd);
+void sfs_reap_limit(size_t n);
+void sfs_inode_bury(struct sfs_inode *dead);
+void sfs_itable_detach_locked(struct sfs_inode *in);
+
+/*
+ * inode_fd.c: the descriptor cache (the design: the comment at its top).
+ * The kernel's inodes are not bounded; the descriptors the daemon holds are.
+ *
+ * sfs_fdc_init: size the cache from RLIMIT_NOFILE (once, at mount).
+ * sfs_inode_pin: make @in's fd valid until the request ends (the op table,
+ * ops.c, drops a request's pins once it is served), reopening an evicted
+ * backing node through its parent and name and checking it is the same
+ * node: 0, -ESTALE (gone, or another node there now), -errno. A no-op for
+ * the fixed inodes. sfs_pin_mark / sfs_pin_release: drop the pins taken
+ * since a mark (readdirplus pins one entry at a time). sfs_inode_hold /
+ * _unhold: a pin of the caller's own (a file handle sharing fd, a
+ * descriptor dup'd outside a request).
+ */
+void sfs_fdc_init(void);
+void sfs_fdc_destroy(void); /* at unmount, after sfs_itable_destroy's frees */
+int sfs_inode_pin(struct sfs_inode *in);
+size_t sfs_pin_mark(void);
+void sfs_pin_release(size_t mark);
+int sfs_inode_hold(struct sfs_inode *in);
+void sfs_inode_unhold(struct sfs_inode *in);
+/*
+ * Names, called with the backing directory's change done or about to be:
+ * sfs_inode_name: @in is (also) @backing in @parent (a lookup, a new node);
+ * sfs_inode_pin_name: the inode named @backing in @p, pinned for the
+ * request (it is about to lose that name: its descriptor is kept while it
+ * has none), or NULL; sfs_inode_unname: @in lost the name @backing in @p,
+ * with @last its last link (an ordinary regular file's: its descriptor
+ * goes once nothing uses it, inode_fd.c);
+ * sfs_inode_moved: the node named @from in @p is now @to in @np, and with
+ * @exchange the one named @to is now @from. All under itable_mu.
+ */
+int sfs_inode_name(struct sfs_inode *in, struct sfs_inode *parent, const char *backing);
+struct sfs_inode *sfs_inode_pin_name(struct sfs_inode *p, const char *backing);
+void sfs_inode_unname(struct sfs_inode *in, struct sfs_inode *p, const char *backing, bool last);
+void sfs_inode_moved(struct sfs_inode *p, const char *from, struct sfs_inode *np, const char *to,
+		     bool exchange);
+/*
+ * For inode.c, with itable_mu held: sfs_fdc_new: a new inode's descriptor
+ * counts in the cache; sfs_fdc_adopt: an inode found again with a fresh
+ * descriptor @fd of its node keeps it if it had none (1), else 0 (the
+ * caller closes @fd); sfs_fdc_unhash: @in leaves the cache and the names
+ * index at its last lookup reference (its fd stays open until it is freed).
+ */
+int sfs_fdc_adopt(struct sfs_inode *in, int fd, bool rw);
+void sfs_fdc_new(struct sfs_inode *in);
+void sfs_fdc_unhash(struct sfs_inode *in);
+/* Make room for a pin on this thread (before itable_mu is taken): 0 or -ENOMEM. */
+int sfs_pin_reserve(void);
+/* Record a pin of @in taken under itable_mu (after sfs_pin_reserve). */
+void sfs_pin_push(struct sfs_inode *in);
+/* Evict down to the capacity (itable_mu held); closes what it evicted after. */
+void sfs_fdc_trim_locked(int *out, size_t *n, size_t max);
 
 /*
  * session.c. sess_mu guards the registry only (find, insert): no session

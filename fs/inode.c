@@ -124,12 +124,29 @@ static void start_reaper(void)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
-/* Close @fd soon, on the reaper thread (or now, if it cannot be queued). */
+/*
+ * Close @fd soon, on the reaper thread, or now if it cannot be queued or
+ * reap_max wait already: the descriptors waiting count against the limit
+ * (inode_fd.c), and a reaper that falls behind is helped by the callers.
+ * Called with no lock of the daemon held.
+ */
+static size_t reap_max = 32; /* set once at mount (sfs_reap_limit) */
+
+void sfs_reap_limit(size_t n)
+{
+	reap_max = n < 4 ? 4 : n > 32 ? 32 : n;
+}
+
 static void close_later(int fd)
 {
 	pthread_mutex_lock(&reap_mu);
 	if (reaper < 0)
 		start_reaper();
+	if (reap_n >= reap_max) {
+		pthread_mutex_unlock(&reap_mu);
+		close(fd);
+		return;
+	}
 	if (reaper && reap_n == reap_cap) {
 		size_t ncap = reap_cap ? reap_cap * 2 : 256;
 		int *n = realloc(reap_fds, ncap * sizeof(*n));
@@ -150,6 +167,11 @@ static void close_later(int fd)
 	pthread_mutex_unlock(&reap_mu);
 }
 
+void sfs_close_later(int fd)
+{
+	close_later(fd);
+}
+
 /* Close @fd now, or (@later) on the reaper thread. Accepts -1. */
 static void close_fd(int fd, bool later)
 {
@@ -161,23 +183,82 @@ static void close_fd(int fd, bool later)
 		close(fd);
 }
 
-/* Free @in; its descriptors are closed now or (@later) by the reaper. */
+/* Free @in; its descriptor is closed now or (@later) by the reaper. */
 static void inode_free(struct sfs_inode *in, bool later)
 {
 	close_fd(in->fd, later);
+	free(in->bname);
 	pthread_mutex_destroy(&in->mu);
 	pthread_rwlock_destroy(&in->io);
 	free(in);
 }
 
-struct sfs_inode *sfs_inode_get(int fd, const struct stat *st, enum sfs_kind kind,
-				struct sfs_session *sess)
+/* Take @in out of the (dev, ino) table if it is there; itable_mu held. */
+static void table_remove(struct sfs_inode *in)
 {
-	struct sfs_inode *in, *fresh;
+	struct sfs_inode **pp = &sfs->itable[bucket(in->bdev, in->bino, sfs->itable_size)];
+
+	while (*pp && *pp != in)
+		pp = &(*pp)->hnext;
+	if (*pp) {
+		*pp = in->hnext;
+		sfs->itable_count--;
+	}
+	in->hnext = NULL;
+}
+
+void sfs_itable_detach_locked(struct sfs_inode *in)
+{
+	in->gone = true;
+}
+
+void sfs_inode_put_locked(struct sfs_inode *in, uint64_t n, struct sfs_inode **dead)
+{
+	if (in->kind == SFS_INODE_ROOT || in->kind == SFS_INODE_TOP || in->kind == SFS_INODE_CTL ||
+	    in->kind == SFS_INODE_CURRENT)
+		return;
+	if (in->nlookup > n) {
+		in->nlookup -= n;
+		return;
+	}
+	in->nlookup = 0;
+	table_remove(in);
+	sfs_fdc_unhash(in);
+	if (in->pins > 0)
+		return; /* freed by its last unpin (inode_fd.c) */
+	in->hnext = *dead;
+	*dead = in;
+}
+
+void sfs_inode_bury(struct sfs_inode *dead)
+{
+	while (dead) {
+		struct sfs_inode *in = dead;
+
+		dead = in->hnext;
+		if (in->parent) {
+			pthread_mutex_lock(&sfs->itable_mu);
+			sfs_inode_put_locked(in->parent, 1, &dead);
+			pthread_mutex_unlock(&sfs->itable_mu);
+		}
+		inode_free(in, true);
+	}
+}
+
+struct sfs_inode *sfs_inode_get(int fd, const struct stat *st, enum sfs_kind kind,
+				struct sfs_session *sess, struct sfs_inode *parent,
+				const char *backing)
+{
+	struct sfs_inode *in, *fresh, *dead = NULL;
+	char *bname = NULL;
 	size_t b;
 
 	fresh = calloc(1, sizeof(*fresh));
-	if (!fresh) {
+	if (backing && parent)
+		bname = strdup(backing);
+	if (!fresh || (backing && parent && !bname) || sfs_pin_reserve() < 0) {
+		free(fresh);
+		free(bname);
 		close(fd);
 		return NULL;
 	}
@@ -202,43 +283,42 @@ struct sfs_inode *sfs_inode_get(int fd, const struct stat *st, enum sfs_kind kin
 	pthread_mutex_lock(&sfs->itable_mu);
 	b = bucket(st->st_dev, st->st_ino, sfs->itable_size);
 	for (in = sfs->itable[b]; in; in = in->hnext)
-		if (in->bdev == st->st_dev && in->bino == st->st_ino)
+		if (in->bdev == st->st_dev && in->bino == st->st_ino && !in->gone)
 			break;
 	if (in) {
 		in->nlookup++;
-		pthread_mutex_unlock(&sfs->itable_mu);
-		inode_free(fresh, false);
-		return in;
+		/* Its descriptor, if it was evicted, is this fresh one. */
+		if (sfs_fdc_adopt(in, fd, fresh->fd_rw))
+			fresh->fd = -1;
+	} else {
+		in = fresh;
+		in->hnext = sfs->itable[b];
+		sfs->itable[b] = in;
+		if (++sfs->itable_count > sfs->itable_size * 2)
+			grow();
+		sfs_fdc_new(in);
+		fresh = NULL;
 	}
-	fresh->hnext = sfs->itable[b];
-	sfs->itable[b] = fresh;
-	if (++sfs->itable_count > sfs->itable_size * 2)
-		grow();
+	in->pins++;
+	sfs_pin_push(in);
 	pthread_mutex_unlock(&sfs->itable_mu);
-	return fresh;
+	if (bname)
+		sfs_inode_name(in, parent, bname);
+	free(bname);
+	if (fresh)
+		inode_free(fresh, false);
+	sfs_inode_bury(dead);
+	return in;
 }
 
 void sfs_inode_unref(struct sfs_inode *in, uint64_t n)
 {
-	struct sfs_inode **pp;
+	struct sfs_inode *dead = NULL;
 
-	if (in->kind == SFS_INODE_ROOT || in->kind == SFS_INODE_TOP || in->kind == SFS_INODE_CTL ||
-	    in->kind == SFS_INODE_CURRENT)
-		return;
 	pthread_mutex_lock(&sfs->itable_mu);
-	if (in->nlookup > n) {
-		in->nlookup -= n;
-		pthread_mutex_unlock(&sfs->itable_mu);
-		return;
-	}
-	pp = &sfs->itable[bucket(in->bdev, in->bino, sfs->itable_size)];
-	while (*pp && *pp != in)
-		pp = &(*pp)->hnext;
-	if (*pp)
-		*pp = in->hnext;
-	sfs->itable_count--;
+	sfs_inode_put_locked(in, n, &dead);
 	pthread_mutex_unlock(&sfs->itable_mu);
-	inode_free(in, true);
+	sfs_inode_bury(dead);
 }
 
 int sfs_inode_open(int dirfd, const char *name, mode_t type)
@@ -260,7 +340,7 @@ struct sfs_inode *sfs_inode_find(dev_t dev, ino_t ino)
 
 	pthread_mutex_lock(&sfs->itable_mu);
 	for (in = sfs->itable[bucket(dev, ino, sfs->itable_size)]; in; in = in->hnext)
-		if (in->bdev == dev && in->bino == ino) {
+		if (in->bdev == dev && in->bino == ino && !in->gone) {
 			in->nlookup++;
 			break;
 		}
@@ -280,12 +360,23 @@ int sfs_reopen(const struct sfs_inode *in, int flags)
 
 int sfs_inode_rwfd_get(struct sfs_inode *in)
 {
-	return in->fd_rw ? in->fd : sfs_reopen(in, O_RDWR);
+	/* @in is pinned by the request: fd_rw holds until the hold is taken. */
+	if (in->fd_rw && sfs_inode_hold(in) == 0)
+		return in->fd;
+	return sfs_reopen(in, O_RDWR);
 }
 
 void sfs_inode_rwfd_put(struct sfs_inode *in, int fd)
 {
-	if (fd != in->fd)
+	bool shared;
+
+	/* While a handle holds it, in->fd cannot be another open descriptor @fd. */
+	pthread_mutex_lock(&sfs->itable_mu);
+	shared = fd == in->fd;
+	pthread_mutex_unlock(&sfs->itable_mu);
+	if (shared)
+		sfs_inode_unhold(in);
+	else
 		close(fd);
 }
 
@@ -311,6 +402,7 @@ void sfs_itable_destroy(void)
 	}
 	free(sfs->itable);
 	sfs->itable = NULL;
+	sfs_fdc_destroy();
 	/* What the reaper has not closed yet is closed here. */
 	pthread_mutex_lock(&reap_mu);
 	for (size_t i = 0; i < reap_n; i++)
@@ -324,7 +416,7 @@ void sfs_inode_renamed(dev_t dev, ino_t ino, enum sfs_special sp)
 	pthread_mutex_lock(&sfs->itable_mu);
 	for (struct sfs_inode *in = sfs->itable[bucket(dev, ino, sfs->itable_size)]; in;
 	     in = in->hnext)
-		if (in->bdev == dev && in->bino == ino) {
+		if (in->bdev == dev && in->bino == ino && !in->gone) {
 			in->special = sp;
 			atomic_store(&in->name_new, true);
 		}
@@ -338,7 +430,7 @@ fuse_ino_t sfs_inode_number(dev_t dev, ino_t ino)
 	pthread_mutex_lock(&sfs->itable_mu);
 	for (struct sfs_inode *in = sfs->itable[bucket(dev, ino, sfs->itable_size)]; in;
 	     in = in->hnext)
-		if (in->bdev == dev && in->bino == ino)
+		if (in->bdev == dev && in->bino == ino && !in->gone)
 			found = sfs_ino_of(in);
 	pthread_mutex_unlock(&sfs->itable_mu);
 	return found;
@@ -350,12 +442,12 @@ void sfs_inode_release_space(dev_t dev, ino_t ino)
 	int fd, rc;
 
 	/*
-	 * A reference of our own keeps the inode (and its descriptor) while
-	 * the backing file is reopened through /proc outside itable_mu.
+	 * A reference of our own keeps the inode, and a hold its descriptor,
+	 * while the backing file is reopened through /proc outside itable_mu.
 	 */
 	pthread_mutex_lock(&sfs->itable_mu);
 	for (in = sfs->itable[bucket(dev, ino, sfs->itable_size)]; in; in = in->hnext)
-		if (in->bdev == dev && in->bino == ino)
+		if (in->bdev == dev && in->bino == ino && !in->gone)
 			break;
 	if (in && (in->type != S_IFREG || atomic_load(&in->opens) > 0))
 		in = NULL;
@@ -364,7 +456,11 @@ void sfs_inode_release_space(dev_t dev, ino_t ino)
 	pthread_mutex_unlock(&sfs->itable_mu);
 	if (!in)
 		return;
-	fd = in->fd_rw ? dup(in->fd) : sfs_reopen(in, O_WRONLY);
+	fd = sfs_inode_hold(in);
+	if (fd == 0) {
+		fd = in->fd_rw ? dup(in->fd) : sfs_reopen(in, O_WRONLY);
+		sfs_inode_unhold(in);
+	}
 	sfs_inode_unref(in, 1);
 	if (fd < 0)
 		return;

@@ -233,10 +233,9 @@ static double parse_duration(const char *s)
 }
 
 /*
- * No core dumps (they would hold keys) and room for many open inodes: every
- * inode the kernel holds costs one descriptor, and the kernel forgets them
- * only under memory pressure, so an untar of a large tree needs as many
- * descriptors as it has nodes. Root may raise the hard limit up to
+ * No core dumps (they would hold keys) and room for a large descriptor cache: the inodes the kernel
+ * holds keep up to half the descriptor limit open (inode_fd.c), so the more
+ * the fewer reopens; any limit works. Root may raise the hard limit up to
  * fs.nr_open; anyone else gets the soft limit raised to the hard one.
  */
 static void harden(void)
@@ -318,6 +317,7 @@ static int setup(const char *store)
 		fprintf(stderr, "sessionfs: out of memory\n");
 		return SFS_EXIT_FAIL;
 	}
+	sfs_fdc_init(); /* after harden(): half the descriptor limit (inode_fd.c) */
 	return SFS_EXIT_OK;
 }
 

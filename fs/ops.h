@@ -55,12 +55,13 @@ int sfs_sync_name(struct sfs_inode *in, int fd);
 
 /*
  * Fill @e for the node just created or found at @fd (taken over) in session
- * directory @parent. @attrs and @id, if not NULL, are the new node's (no
- * header read needed). 0 or -errno.
+ * directory @parent under backing name @backing (NULL: none yet, as an
+ * unlinked metadata.json). @attrs and @id, if not NULL, are the new node's
+ * (no header read needed). 0 or -errno.
  */
-int sfs_make_entry(struct sfs_inode *parent, int fd, const struct sfs_keys *keys,
-		   const unsigned char *id, const struct sfs_attrs *attrs,
-		   struct fuse_entry_param *e);
+int sfs_make_entry(struct sfs_inode *parent, const char *backing, int fd,
+		   const struct sfs_keys *keys, const unsigned char *id,
+		   const struct sfs_attrs *attrs, struct fuse_entry_param *e);
 
 /*
  * The entry of backing node @backing in directory @dirfd (the backing
@@ -132,6 +133,8 @@ struct sfs_node_xattr_victim;
 struct sfs_ns_hook {
 	struct sfs_inode *p;
 	struct sfs_node_xattr_victim *xv;
+	struct sfs_inode *victim;     /* the inode losing the name, pinned (inode_fd.c), or NULL */
+	char vname[SFS_NAME_MAX + 1]; /* that backing name */
 };
 void sfs_ns_hooks(struct sfs_tree_hooks *h, struct sfs_ns_hook *arg, struct sfs_inode *p,
 		  struct sfs_node_xattr_victim *xv);
@@ -202,7 +205,10 @@ void sfs_node_xattr_victim(struct sfs_inode *p, const char *backing,
 			   struct sfs_node_xattr_victim *v);
 /* After that removal succeeded: drop the node's attributes, or leave them to its last close. */
 void sfs_node_xattr_gone(struct sfs_session *s, const struct sfs_node_xattr_victim *v);
-/* After the last file handle of @in is released: drop its attributes if its last link is gone. */
-void sfs_node_xattr_last_close(struct sfs_inode *in);
+/*
+ * After the last file handle of @in is released (@fd: its descriptor, still
+ * open): drop its attributes if its last link is gone.
+ */
+void sfs_node_xattr_last_close(struct sfs_inode *in, int fd);
 
 #endif

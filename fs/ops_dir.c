@@ -225,7 +225,7 @@ static int list_dir(fuse_req_t req, bool plus, struct sfs_inode *in, struct sfs_
 		struct dirent *de;
 		const char *name;
 		struct stat st = {0};
-		size_t n;
+		size_t n, mark;
 
 		if (keys && dh->ahead-- <= 0) {
 			prefetch_headers(d);
@@ -246,16 +246,20 @@ static int list_dir(fuse_req_t req, bool plus, struct sfs_inode *in, struct sfs_
 		st.st_mode = (mode_t)(keys ? sfs_node_dtype(dirfd(d), de->d_name, de->d_type, keys)
 					   : de->d_type)
 			     << 12;
+		/* Each entry's node is pinned only while its entry is made. */
+		mark = sfs_pin_mark();
 		if (plus)
 			plus_entry(in, d, de, name, keys, &e);
 		n = add_entry(req, buf + pos, size - pos, name, &st, plus ? &e : NULL, telldir(d));
 		if (n > size - pos) {
 			if (plus && e.ino)
 				sfs_inode_unref(sfs_inode_of(e.ino), 1); /* not sent */
+			sfs_pin_release(mark);
 			seekdir(d, before);
 			dh->ahead++; /* read again next time */
 			break;
 		}
+		sfs_pin_release(mark);
 		pos += n;
 	}
 	sodium_memzero(plain, sizeof(plain));
@@ -365,7 +369,7 @@ static int do_mkdir(fuse_req_t req, struct sfs_inode *p, const char *name, mode_
 	rc = sfs_tree_mkdir(p->fd, p->id, name, &a, keys, &n);
 	if (rc < 0)
 		return rc;
-	rc = sfs_make_entry(p, n.fd, keys, n.id, &a, e);
+	rc = sfs_make_entry(p, n.en.backing, n.fd, keys, n.id, &a, e);
 	if (rc == 0)
 		sfs_name_is_new(e);
 	return rc;
@@ -403,6 +407,9 @@ static void hook_victim(void *arg, int dirfd, const char *backing)
 	(void)dirfd; /* h->p's */
 	if (h->xv)
 		sfs_node_xattr_victim(h->p, backing, h->xv);
+	/* Its descriptor is kept while it has no name (inode_fd.c). */
+	h->victim = sfs_inode_pin_name(h->p, backing);
+	snprintf(h->vname, sizeof(h->vname), "%s", backing);
 }
 
 static void hook_warn(void *arg, int what, const char *name, const char *other, int rc)
@@ -429,6 +436,7 @@ void sfs_ns_hooks(struct sfs_tree_hooks *h, struct sfs_ns_hook *arg, struct sfs_
 {
 	arg->p = p;
 	arg->xv = xv;
+	arg->victim = NULL;
 	h->victim = hook_victim;
 	h->warn = hook_warn;
 	h->arg = arg;
@@ -447,6 +455,8 @@ static int do_rmdir(struct sfs_inode *p, const char *name, const struct sfs_keys
 	rc = sfs_tree_rmdir(p->fd, p->id, name, keys, &h);
 	if (rc == 0)
 		sfs_node_xattr_gone(p->sess, &xv);
+	if (rc == 0 && arg.victim)
+		sfs_inode_unname(arg.victim, p, arg.vname, false); /* kept: a cwd still works */
 	return rc;
 }
 

@@ -109,7 +109,7 @@ static void fh_free(struct sfs_inode *in, struct fuse_file_info *fi)
 	sfs_special_release(fh);
 	atomic_fetch_sub(&fh->sess->open_files, 1);
 	if (atomic_fetch_sub(&in->opens, 1) == 1)
-		sfs_node_xattr_last_close(in); /* an unlinked file's attributes go now */
+		sfs_node_xattr_last_close(in, fh->fd); /* an unlinked file's attributes go now */
 	sfs_inode_rwfd_put(in, fh->fd);
 	all_del(fh);
 	pthread_mutex_destroy(&fh->mu);

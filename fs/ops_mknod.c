@@ -28,7 +28,7 @@ int sfs_make_filenode(struct sfs_inode *p, const char *name, const struct sfs_at
 	if (rc < 0)
 		return rc;
 	/* The new node's inode keeps the read-write descriptor (inode.c). */
-	rc = sfs_make_entry(p, n.fd, keys, n.id, a, e);
+	rc = sfs_make_entry(p, n.en.backing, n.fd, keys, n.id, a, e);
 	if (rc < 0)
 		sfs_tree_undo(p->fd, &n);
 	else

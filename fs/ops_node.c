@@ -193,9 +193,9 @@ static int finish_entry(struct sfs_inode *in, const struct sfs_keys *keys, const
 	return 0;
 }
 
-int sfs_make_entry(struct sfs_inode *parent, int fd, const struct sfs_keys *keys,
-		   const unsigned char *id, const struct sfs_attrs *attrs,
-		   struct fuse_entry_param *e)
+int sfs_make_entry(struct sfs_inode *parent, const char *backing, int fd,
+		   const struct sfs_keys *keys, const unsigned char *id,
+		   const struct sfs_attrs *attrs, struct fuse_entry_param *e)
 {
 	struct sfs_inode *in;
 	struct stat st;
@@ -210,7 +210,7 @@ int sfs_make_entry(struct sfs_inode *parent, int fd, const struct sfs_keys *keys
 		close(fd);
 		return -EIO; /* nothing of ours */
 	}
-	in = sfs_inode_get(fd, &st, SFS_INODE_NODE, parent->sess);
+	in = sfs_inode_get(fd, &st, SFS_INODE_NODE, parent->sess, parent, backing);
 	if (!in)
 		return -ENOMEM;
 	return finish_entry(in, keys, id, attrs, e);
@@ -244,10 +244,20 @@ int sfs_entry_at(struct sfs_inode *parent, int dirfd, const char *backing,
 	if (fstatat(dirfd, backing, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return sfs_neg_errno();
 	in = sfs_inode_find(st.st_dev, st.st_ino);
-	if (in)
+	if (in) {
+		/* Found by this name now (a hard link's other one, or after a rename). */
+		int rc = sfs_inode_name(in, parent, backing);
+
+		if (rc == 0)
+			rc = sfs_inode_pin(in);
+		if (rc < 0) {
+			sfs_inode_unref(in, 1);
+			return rc;
+		}
 		return finish_entry(in, keys, NULL, NULL, e);
+	}
 	fd = sfs_inode_open(dirfd, backing, st.st_mode);
-	return fd < 0 ? fd : sfs_make_entry(parent, fd, keys, NULL, NULL, e);
+	return fd < 0 ? fd : sfs_make_entry(parent, backing, fd, keys, NULL, NULL, e);
 }
 
 int sfs_lookup_node(struct sfs_inode *parent, const char *name, const struct sfs_keys *keys,
@@ -326,7 +336,7 @@ static int lookup_session(struct sfs_inode *top, const char *name, struct fuse_e
 		close(rfd);
 		return s ? sfs_neg_errno() : -ENOMEM;
 	}
-	in = sfs_inode_get(rfd, &st, SFS_INODE_SESSION, s);
+	in = sfs_inode_get(rfd, &st, SFS_INODE_SESSION, s, NULL, NULL);
 	if (!in)
 		return -ENOMEM;
 	load_session_root(in);

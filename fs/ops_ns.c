@@ -42,6 +42,10 @@ void sfs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		rc = -EPERM; /* events.jsonl is append-only, metadata.json only replaced */
 	if (rc == 0)
 		rc = sfs_tree_unlink(p->fd, p->id, name, keys, &h, &st);
+	/* An ordinary file unlinked for good: its descriptor goes once unused. */
+	if (rc == 0 && arg.victim)
+		sfs_inode_unname(arg.victim, p, arg.vname,
+				 st.st_nlink <= 1 && S_ISREG(sfs_node_type(arg.victim)));
 	if (rc == 0) {
 		sfs_node_xattr_gone(p->sess, &xv);
 		/*
@@ -96,17 +100,33 @@ static int rename_entry(struct sfs_inode *p, const char *name, struct sfs_inode 
 			const char *newname, unsigned int flags, enum sfs_special sp_to,
 			const struct sfs_keys *keys)
 {
+	char from[SFS_NAME_MAX + 1], to[SFS_NAME_MAX + 1];
 	struct sfs_node_xattr_victim xv = {0};
 	struct sfs_tree_hooks h;
 	struct sfs_ns_hook arg;
 	struct stat st;
+	bool named;
 	int rc;
 
+	/*
+	 * The descriptor cache follows the names (inode_fd.c): the nodes that
+	 * move are pinned first, while their old names still find them, so
+	 * that nothing reopens one by a name that is changing.
+	 */
+	named = sfs_tree_backing(from, name, p->id, keys) == 0 &&
+		sfs_tree_backing(to, newname, np->id, keys) == 0;
+	if (named) {
+		sfs_inode_pin_name(p, from);
+		if (flags & RENAME_EXCHANGE)
+			sfs_inode_pin_name(np, to);
+	}
 	sfs_ns_hooks(&h, &arg, np, &xv);
 	rc = sfs_tree_rename(p->fd, p->id, name, np->fd, np->id, newname, flags, keys, &h, &st);
 	if (rc < 0)
 		return rc;
 	sfs_node_xattr_gone(p->sess, &xv);
+	if (named)
+		sfs_inode_moved(p, from, np, to, flags & RENAME_EXCHANGE);
 	/* The moved inode is (or no longer is) a special file; its new name is not durable. */
 	if (st.st_mode)
 		sfs_inode_renamed(st.st_dev, st.st_ino, S_ISREG(st.st_mode) ? sp_to : SFS_SP_NONE);
@@ -246,7 +266,7 @@ void sfs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const cha
 	}
 	rc = np->bad ? -EIO : sfs_tree_link(np->fd, np->id, newname, in->fd, keys, &n);
 	if (rc == 0) {
-		rc = sfs_make_entry(np, n.fd, keys, NULL, NULL, &e);
+		rc = sfs_make_entry(np, n.en.backing, n.fd, keys, NULL, NULL, &e);
 		if (rc == 0)
 			sfs_name_is_new(&e);
 	}
@@ -276,7 +296,8 @@ static int do_symlink(fuse_req_t req, const char *link, struct sfs_inode *p, con
 	if (rc < 0)
 		return rc;
 	/* A long target's file node: as any new file node (ops_mknod.c). */
-	rc = sfs_make_entry(p, n.fd, keys, n.has_id ? n.id : NULL, n.has_id ? &a : NULL, e);
+	rc = sfs_make_entry(p, n.en.backing, n.fd, keys, n.has_id ? n.id : NULL,
+			    n.has_id ? &a : NULL, e);
 	if (rc < 0 && n.has_id)
 		sfs_tree_undo(p->fd, &n);
 	else if (rc == 0)

@@ -408,12 +408,12 @@ void sfs_node_xattr_gone(struct sfs_session *s, const struct sfs_node_xattr_vict
 	drop(s, v->id);
 }
 
-void sfs_node_xattr_last_close(struct sfs_inode *in)
+void sfs_node_xattr_last_close(struct sfs_inode *in, int fd)
 {
 	unsigned char id[SFS_ID_BYTES];
 	struct stat st;
 
-	if (in->type != S_IFREG || fstat(in->fd, &st) < 0 || st.st_nlink > 0 || node_id(in, id) < 0)
+	if (in->type != S_IFREG || fstat(fd, &st) < 0 || st.st_nlink > 0 || node_id(in, id) < 0)
 		return;
 	drop_tail(in->sess, id); /* an fsync after the unlink may have made one */
 	if (sfs->opts.xattr)

@@ -557,7 +557,7 @@ int sfs_meta_create(struct sfs_inode *p, const struct sfs_attrs *a, const struct
 	fd = sfs_metadata_new_unlinked(p->fd, p->id, a, keys, id);
 	if (fd < 0)
 		return fd;
-	return sfs_make_entry(p, fd, keys, id, a, e); /* the inode keeps fd */
+	return sfs_make_entry(p, NULL, fd, keys, id, a, e); /* the inode keeps fd; no name yet */
 }
 
 void sfs_meta_closed(struct sfs_inode *in, int fd)
