@@ -235,8 +235,8 @@ static double parse_duration(const char *s)
 /*
  * No core dumps (they would hold keys) and room for a large descriptor
  * cache: the inodes the kernel holds keep up to half the descriptor limit
- * open (inode_fd.c), so the more the fewer reopens; any limit works. Root may raise the hard limit up to
- * fs.nr_open; anyone else gets the soft limit raised to the hard one.
+ * open (inode_fd.c), so the more the fewer reopens; any limit works. Root may raise the hard limit
+ * up to fs.nr_open; anyone else gets the soft limit raised to the hard one.
  */
 static void harden(void)
 {
