@@ -41,10 +41,12 @@ WRAPPER = shlex.split(os.environ.get("SFS_DAEMON_WRAPPER", ""))
 
 TIMEOUT = int(os.environ.get("SFS_TIMEOUT", "60"))         # seconds, every subprocess
 
-# The step-by-step kill tests (test_crash's StepBase, test_fsck's) kill at
-# every KILL_STRIDE-th step: 1 (every step) by default; tests/run's
-# sanitizer stages set SFS_KILL_STRIDE=3, the plain stage keeps every step.
+# The step-by-step kill tests (test_crash's StepBase and its users, test_fsck's)
+# kill at steps KILL_FIRST, KILL_FIRST + KILL_STRIDE, ...: every step by
+# default. tests/run splits them between its builds: the plain build the odd
+# steps, ASan the even ones, so one run still kills at every step.
 KILL_STRIDE = max(1, int(os.environ.get("SFS_KILL_STRIDE", "1")))
+KILL_FIRST = max(1, int(os.environ.get("SFS_KILL_FIRST", "1")))
 MOUNT_WAIT = int(os.environ.get("SFS_MOUNT_WAIT", "30"))   # seconds, for a foreground mount
 ID_RE = re.compile(r"^INC-[0-9a-f]{4,16}$")
 ISO_Z_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")

@@ -672,7 +672,7 @@ class StepBase(CrashBase):
         with fewer than k calls, when @after_done(ctx) checks the result."""
         log = self.e.path("strace-%s.log" % name)
         report = []
-        k = 1 - sfs.KILL_STRIDE
+        k = sfs.KILL_FIRST - sfs.KILL_STRIDE
         while True:
             k += sfs.KILL_STRIDE
             self.assertLess(k, 40, "%s: the operation never completed" % name)

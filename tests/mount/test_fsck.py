@@ -688,7 +688,7 @@ class FsckKillTest(unittest.TestCase):
         self.assertEqual(list(want_lost.values()), [b"# notes\n" * 1000])
         log = self.e.path("strace.log")
         report = []
-        k = 1 - sfs.KILL_STRIDE
+        k = sfs.KILL_FIRST - sfs.KILL_STRIDE
         while True:
             k += sfs.KILL_STRIDE
             self.assertLess(k, 200, "fsck -y never completed")
@@ -808,7 +808,7 @@ class FsckAfterDaemonKillTest(CrashBase):
 
     def kill_each_step(self, name, prepare, argv, check):
         log = self.e.path("strace-%s.log" % name)
-        k = 1 - sfs.KILL_STRIDE
+        k = sfs.KILL_FIRST - sfs.KILL_STRIDE
         while True:
             k += sfs.KILL_STRIDE
             self.assertLess(k, 60, "%s: never completed" % name)
