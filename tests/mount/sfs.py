@@ -87,6 +87,33 @@ def run(args, input=None, timeout=TIMEOUT, env=None):
     return Result(args, rc, texts[0], texts[1])
 
 
+
+def run_stderr_on_tty(args):
+    """Run @args with stderr on a pseudo-terminal (progress shows only on a
+    terminal), stdout a pipe, stdin /dev/null: (returncode, stdout bytes,
+    what the terminal got, bytes)."""
+    import pty
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.run([str(a) for a in args], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=slave, timeout=TIMEOUT)
+        os.close(slave)
+        slave = -1
+        err = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the other side is closed
+                break
+            if not chunk:
+                break
+            err += chunk
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)
+    return p.returncode, p.stdout, err
+
 def need_binaries(*paths):
     """Fail loudly (not skip) when a binary under test is missing."""
     for p in paths or (SESSIONFS, SESSIONCTL, MKFS):
@@ -335,6 +362,13 @@ class Env:
         if r.rc != 0:
             raise AssertionError("sessionctl list --json failed: %r" % r)
         return json.loads(r.out)
+
+    def assert_daemons_quiet(self):
+        """Every daemon's log says nothing of a sanitizer (build-asan/)."""
+        for m in self.mounts:
+            log = m.read_log()
+            if "Sanitizer" in log or "runtime error" in log:
+                raise AssertionError("the daemon at %s reported:\n%s" % (m.mnt, log))
 
     def cleanup(self):
         for m in reversed(self.mounts):

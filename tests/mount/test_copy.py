@@ -460,33 +460,14 @@ class CopyTest(unittest.TestCase):
     def test_from_archive_and_progress_on_a_terminal(self):
         """A session in archive/ is copied into sessions/; on a terminal
         stderr shows files and MiB done, elsewhere nothing (test_same_mount)."""
-        import pty
         sid, sdir = self.source(files=30)
         os.rename(sdir, os.path.join(self.m.mnt, "archive", sid))
         adir = os.path.join(self.m.mnt, "archive", sid)
-        master, slave = pty.openpty()
-        try:
-            p = subprocess.run([sfs.SESSIONCTL, "copy", "--id", "INC-a7c4",
-                                "--new-password-file", self.e.pwfile(NEW_PW), adir],
-                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave,
-                               timeout=sfs.TIMEOUT)
-            os.close(slave)
-            slave = -1
-            err = b""
-            while True:
-                try:
-                    chunk = os.read(master, 65536)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                err += chunk
-        finally:
-            if slave >= 0:
-                os.close(slave)
-            os.close(master)
-        self.assertEqual(p.returncode, 0, err)
-        self.assertEqual(p.stdout.decode().strip(), "INC-a7c4")
+        rc, out, err = sfs.run_stderr_on_tty([sfs.SESSIONCTL, "copy", "--id", "INC-a7c4",
+                                              "--new-password-file", self.e.pwfile(NEW_PW),
+                                              adir])
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out.decode().strip(), "INC-a7c4")
         self.assertRegex(err.decode(), r"copying %s to INC-a7c4: 36/36 files, 8/8 MiB" % sid)
         self.assertEqual(tree(self.m.sdir("INC-a7c4")), tree(adir))
 

@@ -50,10 +50,7 @@ class XattrBase(unittest.TestCase):
         # The daemon must exit cleanly, and say nothing of a sanitizer (build-asan/).
         if self.m.mounted:
             self.e.assert_umount(self.m)
-        for m in self.e.mounts:
-            log = m.read_log()
-            self.assertNotIn("Sanitizer", log)
-            self.assertNotIn("runtime error", log)
+        self.e.assert_daemons_quiet()
 
     def p(self, *parts):
         return os.path.join(self.d, *parts)
