@@ -10,6 +10,7 @@
  * crypto, the store format or the protocol.
  */
 #include "copy.h"
+#include "crypto.h"
 #include "store.h"
 
 #include <dirent.h>
@@ -386,20 +387,10 @@ int copy_events(struct copy *cp)
 	for (;;) {
 		ssize_t n;
 
-		if (have == cap) { /* one line longer than the buffer */
-			/* not realloc: the old block, plaintext, is wiped before it goes */
-			char *bigger = cap < EVENTS_LINE_MAX ? malloc(2 * cap) : NULL;
-
-			if (!bigger) {
-				rc = copy_fail(cp, "read a line",
-					       cap < EVENTS_LINE_MAX ? ENOMEM : EFBIG);
-				goto out;
-			}
-			memcpy(bigger, ev, have);
-			sodium_memzero(ev, cap);
-			free(ev);
-			ev = bigger;
-			cap *= 2;
+		if (have == cap && /* one line longer than the buffer */
+		    (cap >= EVENTS_LINE_MAX || sfs_wiped_grow(&ev, &cap, have, 0) < 0)) {
+			rc = copy_fail(cp, "read a line", cap < EVENTS_LINE_MAX ? ENOMEM : EFBIG);
+			goto out;
 		}
 		n = read(sfd, ev + have, cap - have);
 		if (n < 0 && errno == EINTR)

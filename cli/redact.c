@@ -15,6 +15,7 @@
  * TEXT_MAX bytes; other files are left as they are (and said so).
  * Knows the command line and the mount; nothing of crypto or the store.
  */
+#include "crypto.h"
 #include "redact.h"
 #include "rules.h"
 #include "sessionctl.h"
@@ -86,22 +87,8 @@ static int redact_lines(const regex_t *re, const char *buf, size_t len, bool eve
 			const char *src = r ? r : buf + start;
 			size_t sl = r ? rlen : n, need = used + sl + 1;
 
-			if (need > cap) {
-				/* not realloc: the old block is wiped before it goes */
-				char *g = malloc(need * 2);
-
-				if (!g) {
-					rc = -ENOMEM;
-				} else {
-					if (o) {
-						memcpy(g, o, used);
-						sodium_memzero(o, cap);
-						free(o);
-					}
-					o = g;
-					cap = need * 2;
-				}
-			}
+			if (need > cap)
+				rc = sfs_wiped_grow(&o, &cap, used, need * 2);
 			if (rc == 0) {
 				memcpy(o + used, src, sl);
 				used += sl;
@@ -136,25 +123,13 @@ static int slurp(int fd, size_t max, char **buf, size_t *len)
 		ssize_t got;
 
 		if (n == cap) {
-			char *g;
+			int e = cap >= max ? -EFBIG : sfs_wiped_grow(&b, &cap, n, 0);
 
-			if (cap >= max) {
+			if (e < 0) {
 				sodium_memzero(b, n);
 				free(b);
-				return -EFBIG;
+				return e;
 			}
-			/* not realloc: the old block is wiped before it goes */
-			g = malloc(cap * 2);
-			if (!g) {
-				sodium_memzero(b, n);
-				free(b);
-				return -ENOMEM;
-			}
-			memcpy(g, b, n);
-			sodium_memzero(b, cap);
-			free(b);
-			b = g;
-			cap *= 2;
 		}
 		got = read(fd, b + n, cap - n);
 		if (got < 0 && errno == EINTR)

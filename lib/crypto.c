@@ -423,3 +423,20 @@ void sfs_crypto_random(void *buf, size_t len)
 {
 	randombytes_buf(buf, len);
 }
+
+int sfs_wiped_grow(char **buf, size_t *cap, size_t used, size_t want)
+{
+	size_t ncap = want > 2 * *cap ? want : 2 * *cap;
+	char *g = malloc(ncap);
+
+	if (!g)
+		return -ENOMEM;
+	if (*buf) {
+		memcpy(g, *buf, used);
+		sodium_memzero(*buf, *cap);
+		free(*buf);
+	}
+	*buf = g;
+	*cap = ncap;
+	return 0;
+}

@@ -218,4 +218,13 @@ int sfs_gcm_open_k(const struct sfs_gcm *gcm, size_t k, unsigned char *out, cons
 /* Fill @buf with random bytes. */
 void sfs_crypto_random(void *buf, size_t len);
 
+/*
+ * Grow heap buffer *@buf (of *@cap bytes, @used of them in use; *@buf may be
+ * NULL) to at least @want bytes, and to twice its size at least: a new block
+ * with the used bytes copied, the old one wiped whole and freed (not realloc,
+ * which leaves the old block's plaintext in the heap). 0, or -ENOMEM with
+ * the buffer as it was.
+ */
+int sfs_wiped_grow(char **buf, size_t *cap, size_t used, size_t want);
+
 #endif

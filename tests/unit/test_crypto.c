@@ -439,6 +439,26 @@ static void test_cipher_names(void)
 		 crypto_aead_aes256gcm_is_available() == 1);
 }
 
+/* sfs_wiped_grow: the used bytes move, the size at least doubles, NULL starts one. */
+static void test_wiped_grow(void)
+{
+	char *b = NULL;
+	size_t cap = 0;
+
+	CHECK_EQ(sfs_wiped_grow(&b, &cap, 0, 10), 0);
+	REQUIRE(b != NULL);
+	CHECK_EQ(cap, 10);
+	memcpy(b, "0123456789", 10);
+	CHECK_EQ(sfs_wiped_grow(&b, &cap, 10, 0), 0);
+	CHECK_EQ(cap, 20);
+	CHECK_MEM(b, "0123456789", 10);
+	CHECK_EQ(sfs_wiped_grow(&b, &cap, 4, 100), 0);
+	CHECK_EQ(cap, 100);
+	CHECK_MEM(b, "0123", 4);
+	sodium_memzero(b, cap);
+	free(b);
+}
+
 int main(void)
 {
 	REQUIRE(sfs_crypto_init() == 0);
@@ -451,5 +471,6 @@ int main(void)
 	test_name_siv();
 	test_pwhash();
 	test_kdf_levels();
+	test_wiped_grow();
 	return check_done();
 }
