@@ -11,6 +11,7 @@
 
 #include "audit.h"
 #include "store.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -29,15 +30,10 @@
  */
 static int parse_since(const char *s, time_t *t)
 {
-	static const struct {
-		char unit;
-		long long secs;
-	} units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}, {'w', 604800}};
 	struct tm tm = {0};
 	char buf[64];
 	const char *p;
 	long long n;
-	char *end;
 
 	if (!*s || strlen(s) >= sizeof(buf) - 2)
 		return -EINVAL;
@@ -53,22 +49,7 @@ static int parse_since(const char *s, time_t *t)
 		*t = timegm(&tm);
 		return 0;
 	}
-	if (!isdigit((unsigned char)s[0]))
-		return -EINVAL; /* no sign, space, "nan", ".5" */
-	errno = 0;
-	n = strtoll(s, &end, 10);
-	if (errno || n > 10000000000LL)
-		return -EINVAL;
-	if (*end) {
-		size_t i;
-
-		for (i = 0; i < sizeof(units) / sizeof(units[0]) && units[i].unit != *end; i++)
-			;
-		if (i == sizeof(units) / sizeof(units[0]) || end[1])
-			return -EINVAL;
-		n *= units[i].secs;
-	}
-	if (n > 10000000000LL)
+	if (sfs_parse_duration(s, 0, &n) < 0 || n > 10000000000LL)
 		return -EINVAL;
 	*t = time(NULL) - (time_t)n;
 	return 0;

@@ -16,6 +16,7 @@
  */
 #include "sessionctl.h"
 #include "store.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -28,35 +29,6 @@ static const char *get_str(json_t *o, const char *key)
 	return json_string_value(json_object_get(o, key));
 }
 
-/*
- * "30d", "12h", "90m", "2w", "45s" -> seconds in *@secs; -EINVAL for
- * anything else (no unit, a sign, a fraction, trailing bytes, overflow).
- */
-static int parse_duration(const char *s, long long *secs)
-{
-	static const struct {
-		char unit;
-		long long secs;
-	} units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}, {'w', 7 * 86400}};
-	char *end;
-	long long v;
-
-	if (!s || *s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno || end[0] == '\0' || end[1] != '\0')
-		return -EINVAL;
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-		if (*end == units[i].unit) {
-			if (v > (long long)(1LL << 40) / units[i].secs)
-				return -EINVAL; /* more than 34,000 years: a typo */
-			*secs = v * units[i].secs;
-			return 0;
-		}
-	return -EINVAL;
-}
-
 static long long older_than_secs; /* --older-than in seconds; -1 none */
 
 int sfs_prune_check(struct cmd *c)
@@ -65,7 +37,8 @@ int sfs_prune_check(struct cmd *c)
 
 	older_than_secs = -1;
 	c->keep_last = -1;
-	if (c->older_than && parse_duration(c->older_than, &older_than_secs) < 0)
+	if (c->older_than &&
+	    sfs_parse_duration(c->older_than, SFS_DUR_UNIT_REQUIRED, &older_than_secs) < 0)
 		return die(SFS_EXIT_USAGE,
 			   "%s: bad --older-than '%s': want a whole number and a unit, s, m, "
 			   "h, d or w (30d, 12h, 90m, 2w)",

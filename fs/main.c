@@ -6,6 +6,7 @@
  */
 #include "exitcode.h"
 #include "fs.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -76,8 +77,8 @@ static void usage(FILE *out)
 		"Mount the sessionfs store STORE on MOUNTPOINT.\n\n"
 		"sessionfs options:\n"
 		"    -o idle_lock=DURATION  lock sessions with no operation for this long, open\n"
-		"                           files or not (default 15m; 0 = never; units s, m,\n"
-		"                           h; a bare number is seconds)\n"
+		"                           files or not (default 15m; 0 = never; a whole\n"
+		"                           number of seconds, or with a unit s, m, h, d, w)\n"
 		"    -o idle_waits_for_close\n"
 		"                           an open file keeps its session from idle_lock\n"
 		"    -o max_unlock=DURATION lock sessions unlocked this long, busy or not, open\n"
@@ -215,21 +216,20 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	return 1;
 }
 
-/* "15m", "30s", "2h", "90", "0" -> seconds; -1 if malformed. */
-static double parse_duration(const char *s)
+/* -o NAME=VALUE as a duration into *@secs (@def without it); 0, or -EINVAL said. */
+static int parse_duration_opt(const char *name, const char *value, long long def, double *secs)
 {
-	char *end;
-	double v = strtod(s, &end);
+	long long v = def;
 
-	if (end == s || v < 0)
-		return -1;
-	if (*end == '\0' || strcmp(end, "s") == 0)
-		return v;
-	if (strcmp(end, "m") == 0)
-		return v * 60;
-	if (strcmp(end, "h") == 0)
-		return v * 3600;
-	return -1;
+	if (value && sfs_parse_duration(value, 0, &v) < 0) {
+		fprintf(stderr,
+			"sessionfs: bad %s '%s': want a whole number of seconds or one with a "
+			"unit (90s, 15m, 2h, 1d, 2w), or 0\n",
+			name, value);
+		return -EINVAL;
+	}
+	*secs = (double)v;
+	return 0;
 }
 
 /*
@@ -383,19 +383,11 @@ int main(int argc, char **argv)
 		usage(stderr);
 		goto out;
 	}
-	sfs->opts.idle_lock = sfs->opts.idle_str ? parse_duration(sfs->opts.idle_str) : 15 * 60;
-	if (sfs->opts.idle_lock < 0) {
-		fprintf(stderr, "sessionfs: bad idle_lock '%s': want e.g. 15m, 30s, 2h or 0\n",
-			sfs->opts.idle_str);
+	if (parse_duration_opt("idle_lock", sfs->opts.idle_str, 15 * 60, &sfs->opts.idle_lock) <
+		    0 ||
+	    parse_duration_opt("max_unlock", sfs->opts.max_unlock_str, 0, &sfs->opts.max_unlock) <
+		    0)
 		goto out;
-	}
-	sfs->opts.max_unlock =
-		sfs->opts.max_unlock_str ? parse_duration(sfs->opts.max_unlock_str) : 0;
-	if (sfs->opts.max_unlock < 0) {
-		fprintf(stderr, "sessionfs: bad max_unlock '%s': want e.g. 8h, 30m or 0\n",
-			sfs->opts.max_unlock_str);
-		goto out;
-	}
 	rc = SFS_EXIT_FAIL;
 	if (sfs_crypto_init() < 0) {
 		fprintf(stderr, "sessionfs: cannot initialise libsodium\n");

@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -169,6 +170,37 @@ void sfs_utc_format(char *buf, size_t len, time_t t)
 void sfs_utc_now(char *buf, size_t len)
 {
 	sfs_utc_format(buf, len, time(NULL));
+}
+
+int sfs_parse_duration(const char *s, unsigned flags, long long *secs)
+{
+	static const struct {
+		char unit;
+		long long secs;
+	} units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}, {'w', 7 * 86400}};
+	const long long max = 1LL << 40;
+	long long v, mult = 0;
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return -EINVAL; /* no sign, space, "nan", ".5" */
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	if (*end == '\0') {
+		if (flags & SFS_DUR_UNIT_REQUIRED)
+			return -EINVAL;
+		mult = 1;
+	} else if (end[1] == '\0') {
+		for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+			if (*end == units[i].unit)
+				mult = units[i].secs;
+	}
+	if (!mult || v > max / mult)
+		return -EINVAL;
+	*secs = v * mult;
+	return 0;
 }
 
 static int remove_entries(int fd)

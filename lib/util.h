@@ -55,6 +55,18 @@ void sfs_utc_now(char *buf, size_t len);
 /* The same for time @t. */
 void sfs_utc_format(char *buf, size_t len, time_t t);
 
+/* sfs_parse_duration's flags */
+#define SFS_DUR_UNIT_REQUIRED 1 /* "30" is refused: a unit must be written */
+
+/*
+ * A duration: a whole number of seconds, or a whole number followed by one of
+ * s, m, h, d, w ("90s", "15m", "2h", "7d", "2w"); a bare number is seconds
+ * unless @flags has SFS_DUR_UNIT_REQUIRED. Seconds in *@secs, or -EINVAL for
+ * anything else (a sign, a space, a fraction, trailing bytes, more than 2^40
+ * seconds: a typo).
+ */
+int sfs_parse_duration(const char *s, unsigned flags, long long *secs);
+
 /* Remove a directory tree below @dirfd/@name (no symlinks followed). 0 or -errno. */
 int sfs_remove_tree(int dirfd, const char *name);
 

@@ -35,6 +35,22 @@ class CliTest(unittest.TestCase):
         self.assertEqual(r.rc, 2, r)
         self.assertFalse(os.path.ismount(mnt))
 
+    def test_sessionfs_bad_duration_is_usage(self):
+        """idle_lock and max_unlock take the one duration grammar of every
+        command (lib/util.c sfs_parse_duration): refused with the option named."""
+        mnt = self.e.path("mnt")
+        os.mkdir(mnt)
+        for opt in ("idle_lock=1.5h", "idle_lock=-1", "idle_lock=5y", "max_unlock=8 h",
+                    "max_unlock=", "idle_lock=15m,max_unlock=h"):
+            r = sfs.run([sfs.SESSIONFS, "-o", opt, self.e.store, mnt])
+            name = opt.split(",")[-1].split("=")[0]
+            line = self.one_line_error(r, "sessionfs", 2)
+            self.assertIn("bad %s" % name, line)
+            self.assertFalse(os.path.ismount(mnt))
+        m = self.e.mount(mnt=mnt, opts="idle_lock=1d,max_unlock=2w")
+        self.assertTrue(m.mounted)
+        self.assertTrue(m.stop())
+
     def test_sessionfs_extra_argument_is_usage(self):
         mnt = self.e.path("mnt")
         os.mkdir(mnt)
