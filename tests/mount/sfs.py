@@ -357,6 +357,15 @@ class Env:
             raise AssertionError("sessionctl lock failed: %r" % r)
         return r
 
+    def settle(self, m, sid, password=PASSWORD):
+        """Lock and unlock @sid in @m. A change in a session (a write, an
+        append) makes the daemon's timed work rewrite metadata.json's
+        "updated" a second or so later (fs/notify.c); a lock writes it at once.
+        Tests that compare the store's bytes, or count the daemon's writes,
+        settle first so that this rewrite does not land in the middle."""
+        self.lock(m, sid)
+        return self.unlock(m, sid, password=password)
+
     def list(self, m):
         r = self.ctl("list", "--json", m.mnt)
         if r.rc != 0:
@@ -521,9 +530,23 @@ def setid_outcome(sdir):
         os.close(fd)
 
 
+class _WatchdogResult(unittest.TextTestResult):
+    """Arms the watchdog afresh at the start of every test: each test (not
+    the whole file) gets SFS_TEST_WATCHDOG seconds, so a file of many long
+    tests on a slow machine is not killed for its length, and a hung call
+    is still caught within one test's time."""
+
+    def startTest(self, test):
+        faulthandler.dump_traceback_later(int(os.environ.get("SFS_TEST_WATCHDOG", "280")),
+                                          exit=True)
+        super().startTest(test)
+
+
 def main():
     """Run the calling test file's tests; exit non-zero on failure. A
-    watchdog kills the run if a file system call hangs."""
+    watchdog (per test) dumps every thread's stack and ends the run if a file
+    system call hangs."""
     faulthandler.dump_traceback_later(int(os.environ.get("SFS_TEST_WATCHDOG", "280")),
                                       exit=True)
-    unittest.main(module="__main__", verbosity=2)
+    unittest.main(module="__main__", testRunner=unittest.TextTestRunner(
+        resultclass=_WatchdogResult, verbosity=2))

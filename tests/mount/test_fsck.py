@@ -911,4 +911,4 @@ class FsckAfterDaemonKillTest(CrashBase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    sfs.main()

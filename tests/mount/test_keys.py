@@ -62,6 +62,9 @@ class KeysBase(sfs.ForegroundMountTest):
         self.sid = self.e.new(self.m)
         self.sdir = self.m.sdir(self.sid)
         sfs.write_file(os.path.join(self.sdir, "notes.md"), "db restarted\n")
+        # the "updated" refresh of this write lands now, not between two
+        # root_digest()s of a test
+        self.e.settle(self.m, self.sid)
 
     def add(self, proof, new, label=None, sdir=None, expect=0):
         a = ["--add"] + (["--label", label] if label is not None else [])

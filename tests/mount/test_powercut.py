@@ -46,4 +46,4 @@ class PowerCutTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    sfs.main()

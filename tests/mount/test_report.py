@@ -226,4 +226,4 @@ class ReportTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    sfs.main()
