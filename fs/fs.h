@@ -38,6 +38,12 @@
 #include <sys/stat.h>
 
 #define SFS_XATTR_STRIPES 16 /* attribute locks per session (ops_xattr.c) */
+/*
+ * The kernel's readahead READs of a file read start to end (the mount's bdi
+ * read_ahead_kb, 128): served two at once, each on its own thread (loop.c,
+ * sfs_op_read).
+ */
+#define SFS_RA_READ (128u << 10)
 
 /* What an inode stands for. */
 enum sfs_kind {

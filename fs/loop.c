@@ -13,7 +13,9 @@
  * which then reads the next one: a client talks to one hot thread. Before a
  * request that may take long or wait on the kernel (the control file, which
  * waits for cache invalidations; fsync; a special file's commit, which
- * notifies the kernel; large reads and writes; changing a file's size;
+ * notifies the kernel; reads of 128 KiB or more (a sequential reader's
+ * readahead, two READs in flight, which then run at once); large writes;
+ * changing a file's size;
  * batches of forgets; moving a session), the reader passes its place to another thread (started
  * if none waits, up to max_threads), so requests keep being read meanwhile.
  * And whatever a quick request turns out to wait for, sfs_loop_watch (once
@@ -56,7 +58,7 @@
 #include <unistd.h>
 
 #define DEFAULT_THREADS 10     /* as libfuse's multi-threaded loop */
-#define LARGE_IO (128u << 10)  /* reads and writes above this are handed off */
+#define LARGE_IO (128u << 10)  /* writes above this are handed off */
 #define STUCK_MS 1000	       /* sfs_loop_watch: a reader busy this long passes */
 #define SPIN_NS 20000	       /* the reader polls this long before it sleeps */
 #define STACK_WIPE (32u << 10) /* stack wiped below the loop after a request */
@@ -147,8 +149,15 @@ static bool is_slow(const struct fuse_buf *buf)
 		ino = sfs_inode_of(in->nodeid);
 		return ino->kind == SFS_INODE_NODE && ino->special == SFS_SP_META;
 	case FUSE_READ:
+		/*
+		 * Readahead READs of a file read start to end come 128 KiB at
+		 * a time with two in flight: served one after the other, the
+		 * second waits for the first's pread and opening. Handed off,
+		 * they run on two threads at once, as in the floor's
+		 * multi-threaded loop (bench/PROFILE.md, "Against the floor").
+		 */
 		return buf->size >= sizeof(*in) + sizeof(struct fuse_read_in) &&
-		       ((const struct fuse_read_in *)(in + 1))->size > LARGE_IO;
+		       ((const struct fuse_read_in *)(in + 1))->size >= SFS_RA_READ;
 	case FUSE_WRITE:
 		return buf->size >= sizeof(*in) + sizeof(struct fuse_write_in) &&
 		       ((const struct fuse_write_in *)(in + 1))->size > LARGE_IO;

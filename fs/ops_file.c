@@ -295,6 +295,8 @@ void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct 
 		n = sfs_events_read(in, buf, size, off);
 	} else if (n == -ENODATA) {
 		f.fd = fh_of(fi)->fd;
+		/* Readahead READs run two at once (loop.c): no helpers. */
+		f.alone = size == SFS_RA_READ;
 		pthread_rwlock_rdlock(&in->io);
 		sfs_node_file_begin(in, &f, NULL);
 		rc = sfs_file_size(f.fd, &f.size);

@@ -217,7 +217,11 @@ static int load_blocks(struct sfs_file *f, uint64_t first, uint64_t n, unsigned 
 	atomic_init(&r.bad, r.n);
 	if (sfs_fmt_blockkey_init_open(&r.bk, f->id, f->keys, cipher, r.n) < 0)
 		return -ENOMEM;
-	sfs_par_for(r.n, open_one, &r);
+	if (f->alone)
+		for (size_t i = 0; i < r.n; i++)
+			open_one(i, &r);
+	else
+		sfs_par_for(r.n, open_one, &r);
 	sfs_fmt_blockkey_done(&r.bk);
 	if (atomic_load(&r.bad) < r.n) {
 		f->bad_block = first + atomic_load(&r.bad);

@@ -36,6 +36,11 @@ struct sfs_file {
 	 */
 	bool fresh;
 	/*
+	 * Open blocks on the calling thread only, not with the helpers of
+	 * parallel.h: the caller already runs several reads at once.
+	 */
+	bool alone;
+	/*
 	 * Called by an id renewal (below) after the new id is drawn and before
 	 * the header names it, for the caller to move what it keeps under the
 	 * old id (extended attributes). A negative errno aborts the renewal and

@@ -140,6 +140,47 @@ class TamperTest(unittest.TestCase):
         self.assertEqual(cm.exception.errno, errno.EIO)
         self.assertEqual(sfs.read_file(os.path.join(d, "bystander.txt")), b"still fine\n")
 
+    def test_flip_in_a_streamed_file(self):
+        """A file read start to end comes as 128 KiB readahead READs, two at once, each opened
+        on its own thread (fs/loop.c, sfs_op_read): a flipped block among them is still EIO,
+        and what comes before it reads right."""
+        d = self.m.sdir(self.sid)
+        size = 3 * 1024 * 1024 + 777  # no other file in the session has it
+        data = os.urandom(size)
+        sfs.write_file(os.path.join(d, "stream.bin"), data)
+        bad = 300  # block 300: inside the tenth 128 KiB READ
+        self.e.lock(self.m, self.sid)  # drops the kernel's pages of it
+        self.flip(self.backing(size), HDR + bad * (BLOCK + OVERHEAD) + NONCE + 10)
+        self.e.unlock(self.m, self.sid)
+        path = os.path.join(d, "stream.bin")
+        r = sfs.run(["cat", path])
+        self.assertNotEqual(r.rc, 0, "cat of a tampered file succeeded")
+        self.assertIn("Input/output error", r.err)
+        # Read in 1 MiB steps as dd does: the first MiB is right, the one holding block 300
+        # is EIO, the ones after it right again.
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            for mib in range(4):
+                off = mib * 1024 * 1024
+                if off <= bad * BLOCK < off + 1024 * 1024:
+                    # Pages before the bad READ's may come first (a short read): right bytes.
+                    pos = off
+                    with self.assertRaises(OSError) as cm:
+                        while pos < off + 1024 * 1024:
+                            got = os.pread(fd, off + 1024 * 1024 - pos, pos)
+                            self.assertTrue(got, "EOF at %d" % pos)
+                            self.assertEqual(got, data[pos:pos + len(got)])
+                            pos += len(got)
+                    self.assertEqual(cm.exception.errno, errno.EIO)
+                    self.assertLessEqual(pos, bad * BLOCK)
+                else:
+                    self.assertEqual(os.pread(fd, 1024 * 1024, off), data[off:off + 1024 * 1024])
+        finally:
+            os.close(fd)
+        log = self.m.read_log().lower()
+        self.assertTrue(os.path.basename(self.tampered).lower() in log or "stream.bin" in log,
+                        "daemon log does not say which file:\n" + self.m.read_log())
+
     def backing_of(self, name):
         """The backing file of NAME in the session's root (the mount keeps backing inode numbers)."""
         return sfs.backing_of(self.e.store, self.sid, os.path.join(self.m.sdir(self.sid), name))

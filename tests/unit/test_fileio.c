@@ -494,6 +494,19 @@ static void test_large_tamper(void)
 	expect_bad(&f, 0, msize, 250);
 	flip(f.fd, sfs_fmt_block_offset(250) + 100);
 	verify(&f, 1, "large flips back");
+	/* The same on the calling thread alone (f.alone: readahead READs). */
+	f.alone = true;
+	verify(&f, 2, "large alone");
+	flip(f.fd, sfs_fmt_block_offset(250) + 100);
+	flip(f.fd, sfs_fmt_block_offset(37) + 100);
+	expect_bad(&f, 0, msize, 37);
+	expect_bad(&f, 32 * SFS_BLOCK, 32 * SFS_BLOCK, 37);
+	expect_bad(&f, 100 * SFS_BLOCK, 200 * SFS_BLOCK, 250);
+	do_read(&f, 38 * SFS_BLOCK, 200 * SFS_BLOCK);
+	flip(f.fd, sfs_fmt_block_offset(37) + 100);
+	flip(f.fd, sfs_fmt_block_offset(250) + 100);
+	verify(&f, 3, "large alone flips back");
+	f.alone = false;
 	/* cut inside the last block: a large read reports it */
 	REQUIRE(ftruncate(f.fd, (off_t)(sfs_fmt_block_offset(300) + 50)) == 0);
 	expect_bad(&f, 0, msize, 300);
