@@ -94,6 +94,10 @@ static const struct {
 	 "that is a recovery key: passwd changes password slots only (use passwd --add)"},
 	{-EDESTADDRREQ, SFS_PROTO_ERR_SLOT,
 	 "a key slot has no secret given: give its password or recovery key, or drop it"},
+	/* status: lib/metadata.h's SFS_METADATA_EDAMAGED */
+	{-EBADE, SFS_PROTO_ERR_IO,
+	 "metadata.json is damaged: the stored document is not a JSON object (write a whole "
+	 "document to it, or see fsck.sessionfs)"},
 	/* rekey: lib/rekey.h's SFS_REKEY_EKEPT */
 	{-ENOTNAM, SFS_PROTO_ERR_IO,
 	 "the session keeps bytes cut from a damaged file (events.kept-*, torn.kept-*) under "
