@@ -89,7 +89,7 @@ static const struct {
 	{-EXFULL, SFS_PROTO_ERR_SLOT, "all 8 key slots of the session are in use"},
 	{-EMLINK, SFS_PROTO_ERR_SLOT, "that is the session's last key slot: one must stay"},
 	{-ENOTUNIQ, SFS_PROTO_ERR_SLOT,
-	 "the password given opens the slot to be removed: give another slot's password"},
+	 "the password given opens only the slot to be removed: give another slot's password"},
 	{-EMEDIUMTYPE, SFS_PROTO_ERR_SLOT,
 	 "that is a recovery key: passwd changes password slots only (use passwd --add)"},
 	{-EDESTADDRREQ, SFS_PROTO_ERR_SLOT,
