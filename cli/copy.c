@@ -47,17 +47,28 @@ static const char *get_str(json_t *o, const char *key)
  */
 static int read_metadata(int dir, const char *what, json_t **doc, struct stat *st)
 {
-	int fd = openat(dir, SFS_METADATA_NAME, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	/* O_NONBLOCK: nothing but a regular file is read, and a FIFO cannot hold the open. */
+	int fd = openat(dir, SFS_METADATA_NAME, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	const char *why = NULL;
 	json_error_t jerr;
+	struct stat own;
 
 	*doc = NULL;
 	if (fd < 0)
 		return die(errno == EACCES ? SFS_EXIT_CTL_LOCKED : SFS_EXIT_FAIL,
 			   "%s: cannot read %s: %s", what, SFS_METADATA_NAME,
 			   errno == EACCES ? "the session is locked" : strerror(errno));
-	if (st && fstat(fd, st) < 0) {
+	if (!st)
+		st = &own;
+	if (fstat(fd, st) < 0)
+		why = strerror(errno);
+	else if (!S_ISREG(st->st_mode))
+		why = "not a regular file";
+	else if (fcntl(fd, F_SETFL, O_RDONLY) < 0) /* O_NONBLOCK off */
+		why = strerror(errno);
+	if (why) {
 		close(fd);
-		return die(SFS_EXIT_FAIL, "%s: %s: %s", what, SFS_METADATA_NAME, strerror(errno));
+		return die(SFS_EXIT_FAIL, "%s: %s: %s", what, SFS_METADATA_NAME, why);
 	}
 	*doc = json_loadfd(fd, 0, &jerr);
 	close(fd);

@@ -60,6 +60,14 @@ int copy_write_all(int fd, const char *buf, size_t len, off_t off);
 int copy_attrs(struct copy *cp, int sfd, int dfd, int ddir, const char *name, const struct stat *st,
 	       bool times);
 
+/*
+ * Open @name in @dir read-only as a node of @type (S_IFREG), into *@fd, its
+ * attributes into *@st: with O_NOFOLLOW, and O_NONBLOCK (cleared after) so
+ * that a FIFO put there since the walk listed it cannot hold the open; a node
+ * of another type is refused. 0 or an exit code after saying why.
+ */
+int copy_open(struct copy *cp, int dir, const char *name, mode_t type, struct stat *st, int *fd);
+
 /* Every node of the session cp->sroot into cp->droot, its two documents aside; 0 or an exit code.
  */
 int copy_tree(struct copy *cp);

@@ -141,14 +141,76 @@ int copy_attrs(struct copy *cp, int sfd, int dfd, int ddir, const char *name, co
 	return 0;
 }
 
-/* A regular file: content (a chunk of zeros left a hole), attributes, fsync. */
-static int copy_file(struct copy *cp, int sdir, int ddir, const char *name, const struct stat *st)
+/* "a regular file", "a FIFO": the type of @mode in words. */
+static const char *type_name(mode_t mode)
 {
-	int sfd = openat(sdir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), dfd = -1, rc = 0;
+	switch (mode & S_IFMT) {
+	case S_IFREG:
+		return "a regular file";
+	case S_IFDIR:
+		return "a directory";
+	case S_IFLNK:
+		return "a symlink";
+	case S_IFIFO:
+		return "a FIFO";
+	case S_IFSOCK:
+		return "a socket";
+	case S_IFCHR:
+		return "a character device";
+	case S_IFBLK:
+		return "a block device";
+	}
+	return "of an unknown type";
+}
+
+int copy_open(struct copy *cp, int dir, const char *name, mode_t type, struct stat *st, int *fd)
+{
+	int flags;
+
+	*fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (*fd < 0)
+		return copy_fail(cp, "open", errno);
+	if (fstat(*fd, st) < 0 || (flags = fcntl(*fd, F_GETFL)) < 0) {
+		int err = errno;
+
+		close(*fd);
+		*fd = -1;
+		return copy_fail(cp, "stat", err);
+	}
+	if ((st->st_mode & S_IFMT) != type) {
+		close(*fd);
+		*fd = -1;
+		if (cp->tty)
+			fputc('\n', stderr);
+		return die(SFS_EXIT_FAIL,
+			   "cannot copy %s to %s: %s: changed during the copy: %s "
+			   "when listed, now %s",
+			   cp->src, cp->id, cp->rel, type_name(type), type_name(st->st_mode));
+	}
+	if (fcntl(*fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+		int err = errno;
+
+		close(*fd);
+		*fd = -1;
+		return copy_fail(cp, "open", err);
+	}
+	return 0;
+}
+
+/*
+ * A regular file: content (a chunk of zeros left a hole), attributes (as
+ * the open file has them: it may have been replaced since the walk listed
+ * it), fsync.
+ */
+static int copy_file(struct copy *cp, int sdir, int ddir, const char *name)
+{
+	int sfd, dfd = -1, rc;
+	struct stat now;
 	off_t off = 0;
 
-	if (sfd < 0)
-		return copy_fail(cp, "open", errno);
+	rc = copy_open(cp, sdir, name, S_IFREG, &now, &sfd);
+	if (rc)
+		return rc;
 	dfd = openat(ddir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (dfd < 0) {
 		rc = copy_fail(cp, "create", errno);
@@ -181,7 +243,7 @@ static int copy_file(struct copy *cp, int sdir, int ddir, const char *name, cons
 		rc = copy_fail(cp, "truncate", errno);
 		goto out;
 	}
-	rc = copy_attrs(cp, sfd, dfd, ddir, name, st, true);
+	rc = copy_attrs(cp, sfd, dfd, ddir, name, &now, true);
 	if (rc == 0 && fsync(dfd) < 0)
 		rc = copy_fail(cp, "fsync", errno);
 	cp->files++;
@@ -206,7 +268,7 @@ static int copy_linked(struct copy *cp, int sdir, int ddir, const char *name, co
 			cp->hardlinks++;
 			return 0;
 		}
-	rc = copy_file(cp, sdir, ddir, name, st);
+	rc = copy_file(cp, sdir, ddir, name);
 	if (rc)
 		return rc;
 	if (cp->nlinks == cp->caplinks) {
@@ -241,7 +303,7 @@ static int copy_entry(struct copy *cp, int sdir, int ddir, const char *name, int
 	switch (st.st_mode & S_IFMT) {
 	case S_IFREG:
 		return st.st_nlink > 1 ? copy_linked(cp, sdir, ddir, name, &st)
-				       : copy_file(cp, sdir, ddir, name, &st);
+				       : copy_file(cp, sdir, ddir, name);
 	case S_IFDIR:
 		if (mkdirat(ddir, name, 0700) < 0)
 			return copy_fail(cp, "mkdir", errno);
@@ -374,11 +436,14 @@ int copy_events(struct copy *cp)
 	struct stat st;
 
 	snprintf(cp->rel, sizeof(cp->rel), "%s", SFS_EVENTS_NAME);
-	sfd = openat(cp->sroot, SFS_EVENTS_NAME, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (sfd < 0 || !ev || fstat(sfd, &st) < 0) {
-		rc = copy_fail(cp, "open", ev ? errno : ENOMEM);
+	if (!ev) {
+		sfd = -1;
+		rc = copy_fail(cp, "read", ENOMEM);
 		goto out;
 	}
+	rc = copy_open(cp, cp->sroot, SFS_EVENTS_NAME, S_IFREG, &st, &sfd);
+	if (rc)
+		goto out;
 	dfd = openat(cp->droot, SFS_EVENTS_NAME, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
 	if (dfd < 0) {
 		rc = copy_fail(cp, "open the copy", errno);

@@ -512,7 +512,7 @@ static json_t *do_status(json_t *req, const struct ctl_args *a, struct ctl_tx *t
 	sodium_memzero(text, len);
 	free(text);
 	if (!sum)
-		return fail(-EINVAL);
+		return fail(SFS_METADATA_EDAMAGED); /* stored, but not an object: damage */
 	resp = json_pack("{s:b, s:s}", SFS_PROTO_F_OK, 1, SFS_PROTO_F_ID, a->session);
 	if (resp) {
 		json_object_set(resp, SFS_PROTO_F_STATUS, json_object_get(sum, SFS_PROTO_F_STATUS));

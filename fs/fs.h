@@ -72,6 +72,8 @@ struct sfs_session {
 				    * again) only with rw held for writing */
 	atomic_bool deleted;	   /* written under rw held for writing */
 	atomic_int open_files;	   /* open file handles inside the session */
+	atomic_uint rekeyed;	   /* rekeys done here: an inode made before the last
+				    * one is the old container's (sfs_inode_stale) */
 	atomic_llong last_used;	   /* monotonic ms of the last operation (idle_lock) */
 	atomic_llong unlocked_at;  /* monotonic ms of the last unlock (max_unlock) */
 
@@ -122,6 +124,7 @@ struct sfs_inode {
 	ino_t bino;
 	mode_t type;		  /* backing: S_IFDIR, S_IFREG (file node) or S_IFLNK */
 	struct sfs_session *sess; /* SESSION and NODE only */
+	unsigned int rekeyed;	  /* NODE: sess->rekeyed when made (fixed): sfs_inode_stale */
 	uint64_t nlookup;	  /* protected by fs->itable_mu */
 	struct sfs_inode *hnext;  /* hash chain; protected by fs->itable_mu */
 	/*
@@ -222,6 +225,16 @@ void sfs_audit_lock(const char *session, const char *cause, int open_files);
 
 /* inode.c */
 struct sfs_inode *sfs_inode_of(fuse_ino_t ino);
+/*
+ * Is @in a node of its session's container from before its last rekey
+ * (sfs_session_rekey)? Its backing node is then the old container's,
+ * sealed under the retired key and no longer the session's: every
+ * operation on it, and on its open files, fails with EIO, and no damage is
+ * logged (nothing is damaged: opened again by path it is whole).
+ * events.jsonl is read, appended and stat-ed through the session's log,
+ * which follows the rekey (same node id): it is never stale.
+ */
+bool sfs_inode_stale(struct sfs_inode *in);
 fuse_ino_t sfs_ino_of(const struct sfs_inode *in);
 int sfs_itable_init(void);
 void sfs_itable_destroy(void);

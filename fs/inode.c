@@ -38,6 +38,17 @@ fuse_ino_t sfs_ino_of(const struct sfs_inode *in)
 	return (fuse_ino_t)(uintptr_t)in;
 }
 
+/*
+ * May a (dev, ino) lookup take @in? Not once unlinked for good, nor a node
+ * of its session's container from before a rekey: that backing file is
+ * gone, and a new one may have its inode number.
+ */
+static bool current(const struct sfs_inode *in)
+{
+	return !in->gone &&
+	       (in->kind != SFS_INODE_NODE || in->rekeyed == atomic_load(&in->sess->rekeyed));
+}
+
 static size_t bucket(dev_t dev, ino_t ino, size_t size)
 {
 	uint64_t h = (uint64_t)ino * 0x9e3779b97f4a7c15ull ^ (uint64_t)dev;
@@ -276,6 +287,7 @@ struct sfs_inode *sfs_inode_get(int fd, const struct stat *st, enum sfs_kind kin
 	fresh->bino = st->st_ino;
 	fresh->type = st->st_mode & S_IFMT;
 	fresh->sess = sess;
+	fresh->rekeyed = sess ? atomic_load(&sess->rekeyed) : 0;
 	fresh->nlookup = 1;
 	pthread_mutex_init(&fresh->mu, NULL);
 	pthread_rwlock_init(&fresh->io, NULL);
@@ -283,7 +295,7 @@ struct sfs_inode *sfs_inode_get(int fd, const struct stat *st, enum sfs_kind kin
 	pthread_mutex_lock(&sfs->itable_mu);
 	b = bucket(st->st_dev, st->st_ino, sfs->itable_size);
 	for (in = sfs->itable[b]; in; in = in->hnext)
-		if (in->bdev == st->st_dev && in->bino == st->st_ino && !in->gone)
+		if (in->bdev == st->st_dev && in->bino == st->st_ino && current(in))
 			break;
 	if (in) {
 		in->nlookup++;
@@ -334,13 +346,19 @@ int sfs_inode_open(int dirfd, const char *name, mode_t type)
 	return fd < 0 ? sfs_neg_errno() : fd;
 }
 
+bool sfs_inode_stale(struct sfs_inode *in)
+{
+	return in->kind == SFS_INODE_NODE && atomic_load(&in->special) != SFS_SP_EVENTS &&
+	       in->rekeyed != atomic_load(&in->sess->rekeyed);
+}
+
 struct sfs_inode *sfs_inode_find(dev_t dev, ino_t ino)
 {
 	struct sfs_inode *in;
 
 	pthread_mutex_lock(&sfs->itable_mu);
 	for (in = sfs->itable[bucket(dev, ino, sfs->itable_size)]; in; in = in->hnext)
-		if (in->bdev == dev && in->bino == ino && !in->gone) {
+		if (in->bdev == dev && in->bino == ino && current(in)) {
 			in->nlookup++;
 			break;
 		}
@@ -416,7 +434,7 @@ void sfs_inode_renamed(dev_t dev, ino_t ino, enum sfs_special sp)
 	pthread_mutex_lock(&sfs->itable_mu);
 	for (struct sfs_inode *in = sfs->itable[bucket(dev, ino, sfs->itable_size)]; in;
 	     in = in->hnext)
-		if (in->bdev == dev && in->bino == ino && !in->gone) {
+		if (in->bdev == dev && in->bino == ino && current(in)) {
 			in->special = sp;
 			atomic_store(&in->name_new, true);
 		}
@@ -430,7 +448,7 @@ fuse_ino_t sfs_inode_number(dev_t dev, ino_t ino)
 	pthread_mutex_lock(&sfs->itable_mu);
 	for (struct sfs_inode *in = sfs->itable[bucket(dev, ino, sfs->itable_size)]; in;
 	     in = in->hnext)
-		if (in->bdev == dev && in->bino == ino && !in->gone)
+		if (in->bdev == dev && in->bino == ino && current(in))
 			found = sfs_ino_of(in);
 	pthread_mutex_unlock(&sfs->itable_mu);
 	return found;
@@ -447,7 +465,7 @@ void sfs_inode_release_space(dev_t dev, ino_t ino)
 	 */
 	pthread_mutex_lock(&sfs->itable_mu);
 	for (in = sfs->itable[bucket(dev, ino, sfs->itable_size)]; in; in = in->hnext)
-		if (in->bdev == dev && in->bino == ino && !in->gone)
+		if (in->bdev == dev && in->bino == ino && current(in))
 			break;
 	if (in && (in->type != S_IFREG || atomic_load(&in->opens) > 0))
 		in = NULL;

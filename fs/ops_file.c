@@ -293,6 +293,8 @@ void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct 
 	if (n == -ENODATA && (in->special == SFS_SP_EVENTS || sfs_node_is_log(in))) {
 		/* Only through the log: another file under that name is damage (EIO). */
 		n = sfs_events_read(in, buf, size, off);
+	} else if (n == -ENODATA && sfs_inode_stale(in)) {
+		n = -EIO;
 	} else if (n == -ENODATA) {
 		f.fd = fh_of(fi)->fd;
 		/* Readahead READs run two at once (loop.c): no helpers. */
@@ -343,9 +345,10 @@ void sfs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, 
 			fuse_reply_write(req, (size_t)n);
 		return;
 	}
-	if (sfs_node_is_log(in)) {
+	if (sfs_node_is_log(in) || sfs_inode_stale(in)) {
 		sfs_session_leave(in->sess);
-		sfs_reply_err(req, -EPERM); /* a log only takes appends, as events.jsonl */
+		/* a log only takes appends, as events.jsonl */
+		sfs_reply_err(req, sfs_node_is_log(in) ? -EPERM : -EIO);
 		return;
 	}
 	f.fd = fh_of(fi)->fd;
@@ -466,6 +469,8 @@ void sfs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file
 	fd = fh_of(fi)->fd;
 	if (in->special == SFS_SP_META)
 		rc = sfs_errno_out(special_commit(in, fh_of(fi)));
+	else if (in->special == SFS_SP_NONE && !sfs_node_is_log(in) && sfs_inode_stale(in))
+		rc = EIO; /* its writes before the rekey are in the new container, synced */
 	else if (in->special == SFS_SP_NONE && !sfs_node_is_log(in))
 		tail = keep_tail(in, fd);
 	if (tail < 0)
@@ -512,6 +517,11 @@ void sfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t
 	if (in->special != SFS_SP_NONE || sfs_node_is_log(in)) {
 		sfs_session_leave(in->sess);
 		fuse_reply_err(req, in->special == SFS_SP_META ? EOPNOTSUPP : EPERM);
+		return;
+	}
+	if (sfs_inode_stale(in)) {
+		sfs_session_leave(in->sess);
+		fuse_reply_err(req, EIO);
 		return;
 	}
 	f.fd = fh_of(fi)->fd;
@@ -561,6 +571,8 @@ void sfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct 
 	if (in->special != SFS_SP_NONE || sfs_node_is_log(in)) {
 		rc = sfs_node_stat(in, &st);
 		f.size = rc < 0 ? 0 : (uint64_t)st.st_size;
+	} else if (sfs_inode_stale(in)) {
+		rc = -EIO;
 	} else {
 		f.fd = fh_of(fi)->fd;
 		pthread_rwlock_rdlock(&in->io);

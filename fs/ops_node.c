@@ -42,7 +42,7 @@ int sfs_enter_node(struct sfs_inode *in, const struct sfs_keys **keys)
 
 	if (rc < 0)
 		return rc;
-	rc = sfs_node_load(in, *keys);
+	rc = sfs_inode_stale(in) ? -EIO : sfs_node_load(in, *keys);
 	if (rc < 0)
 		sfs_session_leave(in->sess);
 	return rc;

@@ -984,6 +984,8 @@ int sfs_session_rekey(const char *id, const char *pw, size_t pwlen,
 		k.lockfd = newlock;
 		newkeys = NULL;
 		newlock = -1;
+		/* The inodes made before are the old container's: sfs_inode_stale. */
+		atomic_fetch_add(&s->rekeyed, 1);
 	} else {
 		k.keys = oldkeys;
 		k.lockfd = oldlock;

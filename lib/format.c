@@ -282,6 +282,12 @@ static int slot_open(unsigned char master[SFS_KEY_BYTES], const struct sfs_keyfi
 int sfs_fmt_keyfile_open(unsigned char master[SFS_KEY_BYTES], const struct sfs_keyfile *kf,
 			 const char *secret, size_t len, int *index)
 {
+	return sfs_fmt_keyfile_open_other(master, kf, secret, len, -1, index);
+}
+
+int sfs_fmt_keyfile_open_other(unsigned char master[SFS_KEY_BYTES], const struct sfs_keyfile *kf,
+			       const char *secret, size_t len, int skip, int *index)
+{
 	unsigned char *rkey = sodium_malloc(SFS_RECOVERY_KEY_BYTES);
 	bool is_rkey, rejected = false, tried = false;
 	int rc = -EKEYREJECTED;
@@ -296,8 +302,8 @@ int sfs_fmt_keyfile_open(unsigned char master[SFS_KEY_BYTES], const struct sfs_k
 		for (unsigned int i = 0; i < kf->nslots; i++) {
 			const struct sfs_keyslot *s = &kf->slots[i];
 
-			if (pass == 0 ? !is_rkey || s->kdf != SFS_SLOT_RECOVERY
-				      : s->kdf != SFS_SLOT_ARGON2ID)
+			if (s->index == skip || (pass == 0 ? !is_rkey || s->kdf != SFS_SLOT_RECOVERY
+							   : s->kdf != SFS_SLOT_ARGON2ID))
 				continue;
 			tried = true;
 			rc = pass == 0 ? slot_open(master, kf, s, rkey, SFS_RECOVERY_KEY_BYTES)

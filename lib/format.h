@@ -172,6 +172,15 @@ int sfs_fmt_keyfile_open(unsigned char master[SFS_KEY_BYTES], const struct sfs_k
 	__attribute__((warn_unused_result));
 
 /*
+ * The same, with the slot of index @skip left out (-1: none), so that a
+ * slot's removal is proven by a slot that stays: a secret that opens only
+ * slot @skip is -EKEYREJECTED here.
+ */
+int sfs_fmt_keyfile_open_other(unsigned char master[SFS_KEY_BYTES], const struct sfs_keyfile *kf,
+			       const char *secret, size_t len, int skip, int *index)
+	__attribute__((warn_unused_result));
+
+/*
  * (Re)seal slot @s of key file @kf (its version and cipher; s->index set)
  * with a fresh salt: @master wrapped under the key made from @secret as
  * @kdf says (Argon2id with @opslimit/@memlimit from a password; BLAKE2b

@@ -3,7 +3,8 @@
  * layout (key, lock, root), its key file's structure and parameters, its
  * busy lock (a session a running mount holds is skipped, never touched),
  * the unwrap of its key when the caller has the password, and what unlock
- * left (events.kept-* files). The tree itself is fsck_tree.c's.
+ * left (events.kept-* files) or an interrupted key-file or rules-file write
+ * (.tmp.key.*, .tmp.rules.*). The tree itself is fsck_tree.c's.
  *
  * Store layer (lib/fsck.h): key files are parsed by format.c, the lock is
  * store.c's. Nothing of terminals, JSON output or FUSE.
@@ -117,7 +118,111 @@ static int unlock(struct sfs_fsck_sess *s, const char *pw, size_t pwlen, char *p
 	return rc;
 }
 
-/* events.kept-* files: the bytes unlock cut off events.jsonl. */
+/*
+ * The temporary of an atomic replacement of the container's file @file
+ * (util.c's sfs_write_atomic: ".tmp.<file>.<pid>.<seq>")?
+ */
+static bool is_tmp_of(const char *name, const char *file)
+{
+	size_t n = strlen(file);
+
+	return strncmp(name, ".tmp.", 5) == 0 && strncmp(name + 5, file, n) == 0 &&
+	       name[5 + n] == '.';
+}
+
+/*
+ * Is a key-file write under way (keyfile.c: its writer holds an OFD write
+ * lock on the key file from its read to its rename, and its temporary exists
+ * only then)? 1 yes, 0 no, or -errno. With @fd (not NULL), the key file is
+ * left open in *@fd with that lock taken, so that no write starts until it is
+ * closed.
+ */
+static int keyfile_edited(int cfd, int *fd)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	int kfd = openat(cfd, SFS_KEY_NAME, (fd ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW);
+
+	if (kfd < 0)
+		return errno == ENOENT ? 0 : sfs_neg_errno();
+	if (!fd) {
+		/* F_OFD_GETLK changes nothing (-n) and needs no write access. */
+		int rc = fcntl(kfd, F_OFD_GETLK, &fl) < 0 ? sfs_neg_errno() : fl.l_type != F_UNLCK;
+
+		close(kfd);
+		return rc;
+	}
+	if (fcntl(kfd, F_OFD_SETLK, &fl) < 0) {
+		int rc = errno == EAGAIN || errno == EACCES ? 1 : sfs_neg_errno();
+
+		close(kfd);
+		return rc;
+	}
+	*fd = kfd;
+	return 0;
+}
+
+/* What removing a container's leftover temporary needs. */
+struct tmp_arg {
+	int cfd;
+	const char *name;
+	bool key; /* a key file's: removed under the key file's edit lock */
+};
+
+static int fix_tmp(struct sfs_fsck *c, struct sfs_fsck_sess *s, void *arg)
+{
+	struct tmp_arg *a = arg;
+	int kfd = -1, rc = 0;
+
+	(void)c;
+	(void)s;
+	if (a->key) {
+		rc = keyfile_edited(a->cfd, &kfd);
+		if (rc)
+			return rc < 0 ? rc : -EBUSY; /* a write began since: its own temporary */
+	}
+	if (unlinkat(a->cfd, a->name, 0) < 0 && errno != ENOENT)
+		rc = sfs_neg_errno();
+	if (rc == 0)
+		rc = sfs_fsync_dirfd(a->cfd);
+	if (kfd >= 0)
+		close(kfd);
+	return rc;
+}
+
+/*
+ * A temporary @nm of a key-file or rules-file replacement (@key says which)
+ * in the container: an interrupted write, the file in place whole (the old
+ * one: the change it was for was not made). A key-file temporary whose
+ * write is still under way (its edit lock is held: a running mount changes
+ * a locked session's key slots) is left.
+ */
+static void check_tmp(struct sfs_fsck_sess *s, const char *nm, const char *path, bool key)
+{
+	struct tmp_arg a = {s->cfd, nm, key};
+
+	if (key && keyfile_edited(s->cfd, NULL) == 1) {
+		sfs_fsck_add_state(s->c, s, path, false, "busy", SFS_FSCK_SKIPPED, 0,
+				   "a key-file write under way (its edit lock is held): left as "
+				   "it is");
+		return;
+	}
+	if (key)
+		sfs_fsck_add(s->c, s, path, false, "leftover", "remove it", fix_tmp, &a,
+			     "an interrupted key-file write (a key slot change such as "
+			     "`sessionctl passwd`, killed before its rename) left this temporary: "
+			     "the key file in place is whole and that change was not made; "
+			     "nothing reads it");
+	else
+		sfs_fsck_add(s->c, s, path, false, "leftover", "remove it", fix_tmp, &a,
+			     "an interrupted write of the redaction rules (`sessionctl redact`, "
+			     "killed before its rename) left this temporary: the rules file in "
+			     "place is whole and that change was not made; nothing reads it");
+}
+
+/*
+ * What else a container holds: events.kept-* files (the bytes unlock cut off
+ * events.jsonl) and leftover temporaries of its key and rules files.
+ */
 static void check_container_entries(struct sfs_fsck_sess *s)
 {
 	int fd = openat(s->cfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -153,6 +258,11 @@ static void check_container_entries(struct sfs_fsck_sess *s)
 				"the stored bytes of a torn last block that fsck put back from "
 				"its tail record (ciphertext that failed authentication); remove "
 				"it when you no longer need it");
+			continue;
+		}
+		if ((is_tmp_of(nm, SFS_KEY_NAME) || is_tmp_of(nm, SFS_RULES_NAME)) &&
+		    fstatat(dirfd(d), nm, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+			check_tmp(s, nm, path, is_tmp_of(nm, SFS_KEY_NAME));
 			continue;
 		}
 		if (strncmp(nm, "events.kept-", 12) == 0 &&

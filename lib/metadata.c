@@ -223,7 +223,7 @@ int sfs_metadata_set_status(const struct sfs_metadata *m, const char *status, co
 		text = sfs_store_metadata_set_status(doc, len, status, when);
 		if (!text) {
 			r->why = "the stored document is not a JSON object";
-			rc = -EINVAL;
+			rc = SFS_METADATA_EDAMAGED;
 		}
 	}
 	if (rc == 0)

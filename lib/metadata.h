@@ -22,11 +22,19 @@
 
 #include "format.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 
 /* The largest metadata.json, NUL included: a longer one is -EFBIG. */
 #define SFS_METADATA_MAX (1u << 20)
+
+/*
+ * The stored document decrypts but is no JSON object: damage (no sessionfs
+ * writes one; another file put in its place in the store), not a bad request.
+ * lib/proto.c answers it as "io" (sessionctl exit 1) with its own text.
+ */
+#define SFS_METADATA_EDAMAGED (-EBADE)
 
 /* metadata.json of one session, its session root open. */
 struct sfs_metadata {
@@ -104,8 +112,9 @@ bool sfs_metadata_touch_due(long long last, long long first, long long now, bool
  * Set "status" to @status and "updated" to @when (a UTC time) in the stored
  * document, its other members and attributes kept, through the same check
  * and replacement as any new document (sfs_metadata_replace). 0; -ENODATA
- * none is stored; -EINVAL refused (@r says why; also a document that is no
- * JSON object); -errno. The stored document is kept on every error.
+ * none is stored; SFS_METADATA_EDAMAGED the stored document is no JSON
+ * object (@r says so); -EINVAL refused (@r says why); -errno. The stored
+ * document is kept on every error.
  */
 int sfs_metadata_set_status(const struct sfs_metadata *m, const char *status, const char *when,
 			    struct sfs_metadata_refusal *r);

@@ -89,11 +89,15 @@ static const struct {
 	{-EXFULL, SFS_PROTO_ERR_SLOT, "all 8 key slots of the session are in use"},
 	{-EMLINK, SFS_PROTO_ERR_SLOT, "that is the session's last key slot: one must stay"},
 	{-ENOTUNIQ, SFS_PROTO_ERR_SLOT,
-	 "the password given opens the slot to be removed: give another slot's password"},
+	 "the password given opens only the slot to be removed: give another slot's password"},
 	{-EMEDIUMTYPE, SFS_PROTO_ERR_SLOT,
 	 "that is a recovery key: passwd changes password slots only (use passwd --add)"},
 	{-EDESTADDRREQ, SFS_PROTO_ERR_SLOT,
 	 "a key slot has no secret given: give its password or recovery key, or drop it"},
+	/* status: lib/metadata.h's SFS_METADATA_EDAMAGED */
+	{-EBADE, SFS_PROTO_ERR_IO,
+	 "metadata.json is damaged: the stored document is not a JSON object (write a whole "
+	 "document to it, or see fsck.sessionfs)"},
 	/* rekey: lib/rekey.h's SFS_REKEY_EKEPT */
 	{-ENOTNAM, SFS_PROTO_ERR_IO,
 	 "the session keeps bytes cut from a damaged file (events.kept-*, torn.kept-*) under "

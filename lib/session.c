@@ -402,9 +402,13 @@ int sfs_container_slot_remove(int cfd, int index, const char *pw, size_t pwlen)
 		s = slot_at(&e.kf, index);
 		rc = !s ? SFS_SLOT_ENONE : e.kf.nslots == 1 ? SFS_SLOT_ELAST : 0;
 	}
+	/*
+	 * Proven by a slot that stays: the same password may sit in two slots,
+	 * and either may go. Only a secret that opens slot @index alone is refused.
+	 */
 	if (rc == 0)
-		rc = sfs_fmt_keyfile_open(master, &e.kf, pw, pwlen, &proof);
-	if (rc == 0 && proof == index)
+		rc = sfs_fmt_keyfile_open_other(master, &e.kf, pw, pwlen, index, &proof);
+	if (rc == -EKEYREJECTED && sfs_fmt_keyfile_open(master, &e.kf, pw, pwlen, &proof) == 0)
 		rc = SFS_SLOT_ESELF;
 	if (rc == 0) {
 		size_t at = (size_t)(s - e.kf.slots);

@@ -184,7 +184,7 @@ int sfs_container_passwd(int cfd, const char *old, size_t oldlen, const char *ne
 #define SFS_SLOT_EFULL (-EXFULL)	   /* add: all SFS_SLOTS_MAX slots in use */
 #define SFS_SLOT_ENONE (-ENOKEY)	   /* remove: no slot of that index */
 #define SFS_SLOT_ELAST (-EMLINK)	   /* remove: it is the session's last slot */
-#define SFS_SLOT_ESELF (-ENOTUNIQ)	   /* remove: the proof opens that very slot */
+#define SFS_SLOT_ESELF (-ENOTUNIQ)	   /* remove: the proof opens that very slot only */
 #define SFS_SLOT_ERECOVERY (-EMEDIUMTYPE)  /* passwd: the proof is a recovery key */
 #define SFS_SLOT_EUNPROVEN (-EDESTADDRREQ) /* rekey: a slot with no secret given, not dropped */
 
@@ -210,8 +210,10 @@ int sfs_container_slot_add(int cfd, const char *pw, size_t pwlen, const struct s
 
 /*
  * Remove slot @index of container @cfd, proven by the password or recovery
- * key of another slot @pw. SFS_SLOT_ENONE, SFS_SLOT_ELAST (both before the
- * KDF), -EKEYREJECTED, SFS_SLOT_ESELF, -errno; nothing changes on error.
+ * key of another slot @pw (the same password may be in slot @index too).
+ * SFS_SLOT_ENONE, SFS_SLOT_ELAST (both before the KDF), -EKEYREJECTED,
+ * SFS_SLOT_ESELF (@pw opens slot @index and no other), -errno; nothing
+ * changes on error.
  */
 int sfs_container_slot_remove(int cfd, int index, const char *pw, size_t pwlen);
 

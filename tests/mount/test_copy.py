@@ -10,7 +10,8 @@ one; the source is not changed (its store container byte for byte); the
 audit trail of each store records it; --id that exists is refused (exit 8,
 nothing changed), a locked source is exit 7; a copy killed (kill -9 of
 sessionctl, or of the target's daemon) is left "copying", never taken for
-whole, and the same command makes it again; --json.
+whole, and the same command makes it again; --json; a file replaced by a
+FIFO mid-copy is refused (exit 1), not waited on.
 """
 import hashlib
 import json
@@ -503,6 +504,49 @@ class CopyTest(unittest.TestCase):
         self.assertEqual(r.rc, 0, r)
         self.assert_same(sdir, self.m.sdir(cid), src_times, sid, cid)
         self.assertEqual(container(ms.store, sid), before)
+
+    def test_fifo_swapped_in_mid_copy(self):
+        """A regular file replaced by a FIFO between the walk's stat of it and
+        its open (strace holds the stat's return while the test swaps them):
+        the copy neither hangs in the open (a FIFO with no writer) nor reads
+        the FIFO as the file: exit 1 naming the path, the copy left
+        unfinished; the same command again copies the FIFO as a FIFO. The
+        timeout only guards against the hang."""
+        sid = self.e.new(self.m)
+        sdir = self.m.sdir(sid)
+        victim = os.path.join(sdir, "victim")
+        sfs.write_file(victim, "a regular file\n")
+        log = self.e.path("strace-copy.log")
+        cid = "INC-f1f0"
+        argv = [sfs.SESSIONCTL, "copy", "--id", cid, "--new-password-file",
+                self.e.pwfile(NEW_PW), sdir]
+        proc = subprocess.Popen(["strace", "-f", "-o", log, "-P", "victim",
+                                 "-e", "trace=newfstatat",
+                                 "-e", "inject=newfstatat:delay_exit=2000ms:when=1"] + argv,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            end = time.monotonic() + sfs.TIMEOUT
+            while proc.poll() is None and time.monotonic() < end:
+                if os.path.exists(log) and "(DELAYED)" in sfs.read_file(log).decode():
+                    break
+                time.sleep(0.01)
+            self.assertIsNone(proc.poll(), "the copy was not held at its stat")
+            os.unlink(victim)
+            os.mkfifo(victim, 0o600)
+            try:
+                out, err = proc.communicate(timeout=sfs.TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.fail("sessionctl copy hangs on a FIFO swapped in for a file")
+        finally:
+            proc.kill()
+            proc.wait()
+        self.assertEqual(proc.returncode, 1, err)
+        self.assertRegex(err, r"cannot copy %s to %s: victim: .*FIFO" % (sid, cid))
+        self.assert_unfinished(self.m.sdir(cid), sid)
+        r = self.copy(sdir, "--id", cid)
+        self.assertEqual(r.rc, 0, r)
+        self.assertTrue(stat.S_ISFIFO(os.lstat(os.path.join(self.m.sdir(cid), "victim")).st_mode))
 
 
 class ProtocolTest(unittest.TestCase):

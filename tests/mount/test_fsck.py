@@ -1,5 +1,6 @@
 """fsck.sessionfs (issue 16): a store is checked offline, each kind of damage made by
-hand in the unmounted store (flipping, cutting, zeroing, removing, copying files) is
+hand in the unmounted store (flipping, cutting, zeroing, removing, copying files;
+leftover temporaries of key-file and rules-file writes) is
 reported with the right exit bits, repaired with -y where a repair exists, and a
 second -n run is clean or reports exactly what is left. -n changes nothing; a
 session unlocked in a live mount is skipped and never touched. A file torn inside
@@ -7,13 +8,15 @@ its last block is named so, and put back from its tail record (the torn bytes ke
 or left. By crashing: fsck -y killed after each of its store-changing calls during
 a salvage, a re-append of kept lines and a move to lost+found (FsckKillTest), and
 the daemon killed after each of its store-changing calls during an append, a
-rename and `sessionctl new`, then fsck run (FsckAfterDaemonKillTest).
+rename, `sessionctl new` and `passwd --add`, then fsck run (FsckAfterDaemonKillTest).
 """
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -210,6 +213,52 @@ class FsckTest(unittest.TestCase):
         os.mkdir(os.path.join(self.e.store, "sessions", ".new-INC-beef-0123456789ab"))
         self.repaired("leftover", password=False)
         self.assertFalse(os.path.exists(os.path.join(self.root, ".sfs-new-0123456789abcdef")))
+
+    def test_interrupted_key_and_rules_writes(self):
+        """The temporaries of a key-file and a rules-file replacement a crash left
+        in the container (.tmp.key.PID.SEQ, .tmp.rules.PID.SEQ: passwd --add killed
+        before its rename, FsckAfterDaemonKillTest makes one for real) are named
+        as interrupted writes, not as entries sessionfs never makes; -y removes
+        them (a repair in the audit trail) and the session opens as before. While
+        a key-file write is under way (its edit lock held, as a mount changing a
+        locked session's slots holds it) its temporary is left, and reported."""
+        key = os.path.join(self.cont, "key")
+        tmp_key = os.path.join(self.cont, ".tmp.key.4242.7")
+        tmp_rules = os.path.join(self.cont, ".tmp.rules.4242.8")
+        shutil.copyfile(key, tmp_key)
+        sfs.write_file(tmp_rules, os.urandom(100))
+        doc, rc = self.findings(password=False)
+        self.assertEqual(rc, UNCORRECTED)
+        got = {f["path"].rsplit("/", 1)[1]: (f["code"], f["state"], f["what"])
+               for f in doc["findings"] if ".tmp." in f["path"]}
+        self.assertEqual(sorted(got), [".tmp.key.4242.7", ".tmp.rules.4242.8"], doc)
+        self.assertEqual(got[".tmp.key.4242.7"][:2], ("leftover", "left"))
+        self.assertIn("interrupted key-file write", got[".tmp.key.4242.7"][2])
+        self.assertEqual(got[".tmp.rules.4242.8"][:2], ("leftover", "left"))
+        self.assertIn("interrupted write of the redaction rules", got[".tmp.rules.4242.8"][2])
+        # a write under way: its edit lock held, the temporary is left
+        fd = os.open(key, os.O_RDWR)
+        try:
+            fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack("hhqqi4x", fcntl.F_WRLCK, 0, 0, 0, 0))
+            r = self.fsck("-y", "--json", password=False, expect=CORRECTED | UNCORRECTED)
+            got = {f["path"].rsplit("/", 1)[1]: (f["code"], f["state"])
+                   for f in json.loads(r.stdout)["findings"] if ".tmp." in f["path"]}
+            self.assertEqual(got, {".tmp.key.4242.7": ("busy", "skipped"),
+                                   ".tmp.rules.4242.8": ("leftover", "fixed")})
+            self.assertTrue(os.path.exists(tmp_key))
+            self.assertFalse(os.path.exists(tmp_rules))
+        finally:
+            os.close(fd)
+        self.repaired("leftover", password=False)
+        self.assertEqual([n for n in os.listdir(self.cont) if n.startswith(".tmp.")], [])
+        r = subprocess.run([sfs.SESSIONCTL, "audit", "--json", self.e.store],
+                           capture_output=True, text=True, timeout=sfs.TIMEOUT)
+        self.assertEqual([x["code"] for x in json.loads(r.stdout) if x["event"] == "repair"],
+                         ["leftover", "leftover"])
+        m = self.e.mount()
+        self.e.unlock(m, self.sid)
+        self.assertEqual(sfs.read_file(os.path.join(m.sdir(self.sid), "notes.md")),
+                         b"# notes\n" * 1000)
 
     def test_repairs_go_to_the_audit_trail(self):
         """Each repair -y makes is a "repair" record by fsck in STORE/audit.jsonl,
@@ -891,6 +940,38 @@ class FsckAfterDaemonKillTest(CrashBase):
             self.assertIn(got, ({LONG_A: b"A\n", LONG_B: b"B\n"}, {LONG_B: b"A\n"}), what)
 
         self.kill_each_step("rename-long", prepare, argv, check)
+
+    def test_kill_during_passwd_add(self):
+        """passwd --add (a key slot added: the key file replaced through a
+        temporary) with the daemon killed after each step: a temporary left
+        (.tmp.key.*) is reported as an interrupted key-file write and removed
+        by -y (mended() checks the exit bits: before, it was a note, "an entry
+        sessionfs never makes", and stayed); the session opens with its old
+        password, and with the new one exactly when the rename was made."""
+        new_pw = "a second password"
+
+        def prepare(k):
+            sid = self.e.new(self.m)
+            return sid, os.path.join(self.e.store, "sessions", sid)
+
+        def argv(ctx):
+            return [sfs.SESSIONCTL, "passwd", "--add", "--password-file", self.pw,
+                    "--new-password-file", self.e.pwfile(new_pw), self.m.sdir(ctx[0])]
+
+        def check(ctx, what):
+            sid, cont = ctx
+            self.assertEqual([n for n in os.listdir(cont) if n.startswith(".tmp.")], [], what)
+            self.e.lock(self.m, sid)
+            r = self.e.ctl("unlock", self.m.sdir(sid), password=new_pw)
+            self.assertIn(r.rc, (0, 3), "%s: %r" % (what, r))  # added or not, never half
+            if r.rc == 0:
+                self.e.lock(self.m, sid)
+            self.e.unlock(self.m, sid)
+
+        self.kill_each_step("passwd-add", prepare, argv, check)
+        left = [k for k, v in self.found.items() if k.startswith("passwd-add") and v]
+        self.assertTrue(left, "no step left a temporary: %s" % self.found)
+        self.assertTrue(all(self.found[k] == ["leftover"] for k in left), self.found)
 
     def test_kill_during_new(self):
         def prepare(k):

@@ -8,7 +8,8 @@ doc/format.md "Key file", sessionctl(1) passwd and keys) through real mounts:
   changes (the session's files are byte-identical in the store);
 - refusals with their exit codes, the key file untouched: a wrong password
   for --add (3), removing the last slot, a slot that does not exist, a slot
-  proven by its own password, a 9th slot (12), bad arguments (2);
+  proven only by its own password, a 9th slot (12), bad arguments (2); the
+  same password in two slots removes either (the other proves it);
 - a recovery key: `new --recovery-key` prints it once (stdout, second
   line); unlock takes it with or without dashes, in either case, in groups
   of any spacing; it never reaches the audit trail or the daemon's log;
@@ -109,6 +110,9 @@ class KeysBase(sfs.ForegroundMountTest):
 class SlotTest(KeysBase):
 
     def test_add_unlock_each_remove(self):
+        # the "updated" setUp's write leaves pending is written at lock: the store settles
+        self.e.lock(self.m, self.sid)
+        self.e.unlock(self.m, self.sid)
         data = root_digest(self.e, self.sid)
         self.assertEqual(self.keys()["format"] in (1, 2), True, "a new session keeps v1/v2")
         self.add(PW1, PW2, label="laptop")
@@ -195,6 +199,30 @@ class SlotTest(KeysBase):
             r = self.e.ctl("passwd", *args, self.sdir, password=PW1, new_password=PW2)
             self.assertEqual(r.rc, 2, (args, r))
         self.assertEqual(key_bytes(self.e, self.sid), before)
+
+    def test_same_password_in_two_slots(self):
+        """The same password in two slots: removing either is proven by the
+        other (the password opens a slot that stays), so it is done, not
+        refused as "proven by its own password"; a password that opens only
+        the slot to be removed is still refused."""
+        self.add(PW1, PW1)
+        self.assertEqual([s["index"] for s in self.keys()["slots"]], [0, 1])
+        self.remove(0, PW1)
+        self.assertEqual([s["index"] for s in self.keys()["slots"]], [1])
+        self.assertTrue(self.opens(PW1))
+        self.add(PW1, PW1)
+        self.assertEqual([s["index"] for s in self.keys()["slots"]], [0, 1])
+        self.remove(1, PW1)
+        self.assertEqual([s["index"] for s in self.keys()["slots"]], [0])
+        self.assertTrue(self.opens(PW1))
+        self.add(PW1, PW2)
+        before = key_bytes(self.e, self.sid)
+        r = self.remove(0, PW1, expect=SLOT_EXIT)
+        self.assertIn("give another slot's password", r.err)
+        self.assertEqual(key_bytes(self.e, self.sid), before)
+        self.remove(0, PW2)
+        self.assertFalse(self.opens(PW1))
+        self.assertTrue(self.opens(PW2))
 
     def test_ninth_slot(self):
         for i in range(1, 8):

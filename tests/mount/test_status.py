@@ -10,10 +10,12 @@
   and changes nothing; the daemon refuses one sent by hand too;
 - a locked session is the locked exit code (7), no such session 4, a
   status read that the stored document lacks prints an empty line; a
-  status set in an archived session works the same.
+  status set in an archived session works the same;
+- a stored document that is not a JSON object (damage) is exit 1, not 2.
 """
 import json
 import os
+import shutil
 import time
 import unittest
 
@@ -116,6 +118,33 @@ class StatusTest(unittest.TestCase):
         self.assertEqual((r.rc, r.out), (0, "completed\n"), r)
         with open(os.path.join(adir, "metadata.json")) as f:
             self.assertEqual(json.load(f)["status"], "completed")
+
+    def test_damaged_document(self):
+        """A stored metadata.json that decrypts but is not a JSON object (here
+        another file of the session copied over its backing file: whole files
+        of a session are not bound to their names, doc/format.md "Tampering")
+        is damage, not a bad request: reading and setting the status are exit
+        1 (I/O or damage, doc/exit-codes.md), not 2 (usage), and say that
+        metadata.json is damaged; nothing is changed. A valid document written
+        through the mount mends it."""
+        other = os.path.join(self.sdir, "x")
+        sfs.write_file(other, "[1, 2]\n")
+        meta_b = sfs.backing_of(self.e.store, self.sid, self.meta)
+        x_b = sfs.backing_of(self.e.store, self.sid, other)
+        self.e.lock(self.m, self.sid)
+        shutil.copyfile(x_b, meta_b)
+        self.e.unlock(self.m, self.sid)
+        self.assertEqual(sfs.read_file(self.meta), b"[1, 2]\n")
+        for args in ([self.sdir], ["--json", self.sdir], [self.sdir, "paused"]):
+            r = self.e.ctl("status", *args)
+            self.assertEqual(r.rc, 1, r)
+            self.assertIn("metadata.json is damaged", r.err)
+            self.assertEqual(r.out, "")
+        self.assertEqual(sfs.read_file(self.meta), b"[1, 2]\n")
+        with open(self.meta, "w") as f:
+            json.dump({"id": self.sid, "status": "failed"}, f)
+        r = self.e.ctl("status", self.sdir, "paused")
+        self.assertEqual((r.rc, r.out), (0, "paused\n"), r)
 
     def test_help(self):
         r = self.e.ctl("status", "--help")

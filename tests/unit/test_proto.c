@@ -115,6 +115,10 @@ static void test_codes(void)
 	CHECK_STR(text, "that is the session's last key slot: one must stay");
 	CHECK_EQ(sfs_proto_err_from_errno(-ENOTUNIQ, NULL), SFS_PROTO_ERR_SLOT);
 	CHECK_EQ(sfs_proto_err_from_errno(-EMEDIUMTYPE, NULL), SFS_PROTO_ERR_SLOT);
+	/* A damaged metadata.json (SFS_METADATA_EDAMAGED): io, exit 1, not usage. */
+	CHECK_EQ(sfs_proto_err_from_errno(-EBADE, &text), SFS_PROTO_ERR_IO);
+	CHECK_EQ(sfs_proto_err_exit(SFS_PROTO_ERR_IO), SFS_EXIT_FAIL);
+	CHECK(strncmp(text, "metadata.json is damaged", 24) == 0);
 	/* Others are io with strerror's text; so is -EPERM. */
 	CHECK_EQ(sfs_proto_err_from_errno(-ENOSPC, &text), SFS_PROTO_ERR_IO);
 	CHECK_STR(text, strerror(ENOSPC));
