@@ -110,9 +110,6 @@ class KeysBase(sfs.ForegroundMountTest):
 class SlotTest(KeysBase):
 
     def test_add_unlock_each_remove(self):
-        # the "updated" setUp's write leaves pending is written at lock: the store settles
-        self.e.lock(self.m, self.sid)
-        self.e.unlock(self.m, self.sid)
         data = root_digest(self.e, self.sid)
         self.assertEqual(self.keys()["format"] in (1, 2), True, "a new session keeps v1/v2")
         self.add(PW1, PW2, label="laptop")
