@@ -19,6 +19,7 @@
  */
 #include "format.h"
 #include "fsck.h"
+#include "util.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -77,17 +78,29 @@ static bool ahead_wait(struct sfs_fsck_ahead *a, uint64_t i, bool *stop)
 	return go;
 }
 
-static void ahead_file(int dirfd, const char *name, off_t size, uint64_t *bytes)
+/* The first AHEAD_FILE bytes of regular file @name of @dirfd; how many in *@bytes. */
+static void ahead_file(int dirfd, const char *name, uint64_t *bytes)
 {
+	/* O_NONBLOCK: should a FIFO have taken its place, the open does not wait. */
 	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	off_t len = size < AHEAD_FILE ? size : AHEAD_FILE;
+	struct stat st;
 
 	if (fd < 0)
 		return;
-	if (len > 0)
-		posix_fadvise(fd, 0, len, POSIX_FADV_WILLNEED);
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+		*bytes = st.st_size < AHEAD_FILE ? (uint64_t)st.st_size : (uint64_t)AHEAD_FILE;
+		sfs_prefetch(fd, 0, *bytes);
+	}
 	close(fd);
-	*bytes = (uint64_t)len;
+}
+
+/* The bytes prefetched for the entries before the next one to be numbered. */
+static void ahead_count(struct sfs_fsck_ahead *a, uint64_t bytes)
+{
+	pthread_mutex_lock(&a->mu);
+	a->sum += bytes;
+	a->cum[a->next % (AHEAD_ENTRIES + 1)] = a->sum;
+	pthread_mutex_unlock(&a->mu);
 }
 
 /* Number and prefetch the entries of directory @fd as fsck_tree.c's check_dir walks them. */
@@ -104,7 +117,8 @@ static bool ahead_dir(struct sfs_fsck_ahead *a, int fd, unsigned depth)
 		return false;
 	}
 	while (!stop && (de = readdir(d)) != NULL) {
-		enum sfs_name_class cl;
+		enum sfs_name_class cl = sfs_fmt_name_class(de->d_name);
+		unsigned char type = de->d_type;
 		uint64_t i, bytes = 0;
 		struct stat st;
 		bool go;
@@ -113,31 +127,25 @@ static bool ahead_dir(struct sfs_fsck_ahead *a, int fd, unsigned depth)
 			continue;
 		i = a->next++;
 		go = ahead_wait(a, i, &stop);
-		cl = sfs_fmt_name_class(de->d_name);
-		if (!stop && fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-			if (S_ISREG(st.st_mode) && go) {
-				ahead_file(fd, de->d_name, st.st_size, &bytes);
-			} else if (S_ISDIR(st.st_mode) && cl != SFS_NAME_INTERNAL &&
-				   cl != SFS_NAME_SIDECAR && depth < AHEAD_DEPTH) {
-				/* The walk numbers a directory's entries right after it. */
-				int sub = openat(fd, de->d_name,
-						 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (!stop && type == DT_UNKNOWN &&
+		    fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+			type = S_ISREG(st.st_mode)   ? DT_REG
+			       : S_ISDIR(st.st_mode) ? DT_DIR
+						     : DT_UNKNOWN;
+		if (!stop && type == DT_REG && go)
+			ahead_file(fd, de->d_name, &bytes);
+		ahead_count(a, bytes);
+		/* The walk numbers a directory's entries right after it. */
+		if (!stop && type == DT_DIR && cl != SFS_NAME_INTERNAL && cl != SFS_NAME_SIDECAR &&
+		    depth < AHEAD_DEPTH) {
+			int sub = openat(fd, de->d_name,
+					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
-				pthread_mutex_lock(&a->mu);
-				a->sum += bytes;
-				a->cum[a->next % (AHEAD_ENTRIES + 1)] = a->sum;
-				pthread_mutex_unlock(&a->mu);
-				if (sub >= 0) {
-					stop = ahead_dir(a, sub, depth + 1);
-					close(sub);
-				}
-				continue;
+			if (sub >= 0) {
+				stop = ahead_dir(a, sub, depth + 1);
+				close(sub);
 			}
 		}
-		pthread_mutex_lock(&a->mu);
-		a->sum += bytes;
-		a->cum[a->next % (AHEAD_ENTRIES + 1)] = a->sum;
-		pthread_mutex_unlock(&a->mu);
 	}
 	closedir(d);
 	return stop;
