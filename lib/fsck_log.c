@@ -351,7 +351,8 @@ static void chunk_fill(const struct walk *w, int fd, uint64_t size, uint64_t i, 
 	}
 	/* The disk reads the chunk after this one while this one is opened and walked. */
 	if (size - cpos > CHUNK_BYTES)
-		sfs_prefetch(fd, (uint64_t)((int64_t)(cpos + CHUNK_BYTES) + w->shift), CHUNK_BYTES);
+		posix_fadvise(fd, (off_t)((int64_t)(cpos + CHUNK_BYTES) + w->shift),
+			      (off_t)CHUNK_BYTES, POSIX_FADV_WILLNEED);
 	if (ch->a)
 		ahead_chunk(ch->a, ch->cb, ch->clen, ch->cpos, ch->at0);
 }

@@ -235,8 +235,9 @@ static void check_content(struct sfs_fsck_sess *s, struct sfs_file *f, const str
 
 		/* The disk reads the next chunk while this one is opened. */
 		if (f->size - off > READ_CHUNK)
-			sfs_prefetch(f->fd, sfs_fmt_block_offset((off + want) / SFS_BLOCK),
-				     READ_CHUNK / SFS_BLOCK * SFS_CBLOCK);
+			posix_fadvise(f->fd, (off_t)sfs_fmt_block_offset((off + want) / SFS_BLOCK),
+				      (off_t)(READ_CHUNK / SFS_BLOCK * SFS_CBLOCK),
+				      POSIX_FADV_WILLNEED);
 		n = sfs_file_read(f, buf, want, off);
 		if (n == -EBADMSG) {
 			uint64_t b = off / SFS_BLOCK;

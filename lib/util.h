@@ -26,7 +26,9 @@ int sfs_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
  * (posix_fadvise WILLNEED), unless the first of them is there already (a
  * one-byte preadv2 with RWF_NOWAIT): then the kernel has read it or is
  * reading ahead, and the ask would only cost a walk of the range. A hint:
- * nothing is reported.
+ * nothing is reported. The probe, when it misses, starts the kernel's
+ * readahead of @fd from @off: use it on a descriptor of its own, not on one
+ * that reads the file in order (its readahead state would follow the probe).
  */
 void sfs_prefetch(int fd, uint64_t off, uint64_t len);
 
