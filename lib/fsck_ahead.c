@@ -1,11 +1,13 @@
 /*
  * fsck_ahead.c - the disk works ahead of fsck.sessionfs's walk over a
  * session's tree (fsck_tree.c): a thread goes through the same backing
- * directories in the same order and asks the kernel to read each file into
- * the page cache (posix_fadvise WILLNEED), opening it on the way (which reads
- * its inode), so the walk finds most of what it reads in memory. A walk of
- * many small files otherwise waits on the disk for each of them in turn, and
- * while the walk is busy on the CPU (the event log) the disk sits idle.
+ * directories in the same order and asks the kernel to read each small file
+ * (up to 1 MiB) into the page cache (posix_fadvise WILLNEED), opening it on
+ * the way (which reads its inode), so the walk finds most of what it reads
+ * in memory. A walk of many small files otherwise waits on the disk for each
+ * of them in turn, and while the walk is busy on the CPU (the event log) the
+ * disk sits idle. In a large file the kernel's readahead keeps ahead of the
+ * walk's reads by itself.
  *
  * It stays at most AHEAD_ENTRIES entries and AHEAD_BYTES bytes ahead of the
  * walk, which tells it where it is (sfs_fsck_ahead_at, once per entry), so
@@ -32,13 +34,14 @@
 
 /*
  * At most AHEAD_ENTRIES entries and AHEAD_BYTES bytes prefetched beyond the
- * walk's entry; of one file its first AHEAD_FILE bytes (the kernel's
- * readahead follows the walk's own reads after that); directories deeper
- * than AHEAD_DEPTH are left to the walk.
+ * walk's entry; files of at most AHEAD_FILE bytes, whole (a larger one is
+ * read in order by the walk, which the kernel's readahead keeps ahead of,
+ * and a prefetch of its start would only compete with the file the walk
+ * reads now); directories deeper than AHEAD_DEPTH are left to the walk.
  */
 #define AHEAD_ENTRIES 4096u
 #define AHEAD_BYTES (128ull << 20)
-#define AHEAD_FILE (4ll << 20)
+#define AHEAD_FILE (1ll << 20)
 #define AHEAD_DEPTH 64
 
 struct sfs_fsck_ahead {
@@ -78,7 +81,7 @@ static bool ahead_wait(struct sfs_fsck_ahead *a, uint64_t i, bool *stop)
 	return go;
 }
 
-/* The first AHEAD_FILE bytes of regular file @name of @dirfd; how many in *@bytes. */
+/* Regular file @name of @dirfd if it has at most AHEAD_FILE bytes; how many in *@bytes. */
 static void ahead_file(int dirfd, const char *name, uint64_t *bytes)
 {
 	/* O_NONBLOCK: should a FIFO have taken its place, the open does not wait. */
@@ -87,8 +90,8 @@ static void ahead_file(int dirfd, const char *name, uint64_t *bytes)
 
 	if (fd < 0)
 		return;
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-		*bytes = st.st_size < AHEAD_FILE ? (uint64_t)st.st_size : (uint64_t)AHEAD_FILE;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= AHEAD_FILE) {
+		*bytes = (uint64_t)st.st_size;
 		sfs_prefetch(fd, 0, *bytes);
 	}
 	close(fd);
