@@ -359,12 +359,14 @@ static void chunk_fill(const struct walk *w, int fd, uint64_t size, uint64_t i, 
 
 /*
  * The walk's reader: a thread that reads and opens the chunks in order,
- * each into one of two slots, at most one chunk ahead of the walk; so
- * reading and opening chunk i+1 (on every core) overlaps with the walk
- * through chunk i (on one core: lines across records, the chain). The walk
- * sees the same chunks, in the same order, as when it read them itself.
+ * each into one of SLOTS slots, at most SLOTS - 1 chunks ahead of the walk;
+ * so reading and opening chunk i+1 (on every core) overlaps with the walk
+ * through chunk i (on one core: lines across records, the chain), and a
+ * thread that waits for a core on a busy machine does not hold the other
+ * up at once. The walk sees the same chunks, in the same order, as when it
+ * read them itself.
  */
-#define SLOTS 2
+#define SLOTS 4
 
 struct reader {
 	const struct walk *w;
@@ -421,9 +423,12 @@ static int reader_start(struct reader *rd, const struct walk *w, int fd, uint64_
 	rc = chunk_new(&rd->slot[0], w);
 	if (rc < 0 || rd->chunks < 2)
 		return rc;
-	if (chunk_new(&rd->slot[1], w) < 0 || !rd->slot[0].a || !rd->slot[1].a) {
-		chunk_free(&rd->slot[1]);
-		return 0;
+	for (int i = 1; i < SLOTS; i++) {
+		if (chunk_new(&rd->slot[i], w) < 0 || !rd->slot[i].a || !rd->slot[0].a) {
+			for (int j = 1; j <= i; j++)
+				chunk_free(&rd->slot[j]);
+			return 0;
+		}
 	}
 	pthread_mutex_init(&rd->mu, NULL);
 	pthread_cond_init(&rd->cv, NULL);
@@ -435,7 +440,8 @@ static int reader_start(struct reader *rd, const struct walk *w, int fd, uint64_
 	if (!rd->threaded) {
 		pthread_mutex_destroy(&rd->mu);
 		pthread_cond_destroy(&rd->cv);
-		chunk_free(&rd->slot[1]);
+		for (int j = 1; j < SLOTS; j++)
+			chunk_free(&rd->slot[j]);
 	}
 	return 0;
 }
