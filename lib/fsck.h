@@ -124,6 +124,7 @@ struct sfs_fsck_sess {
 	size_t nids, capids;
 	bool ids_incomplete; /* some node's id could not be read: no orphan is sure */
 	uint64_t backing_bytes;
+	struct sfs_fsck_ahead *ahead; /* fsck_ahead.c's, during the tree walk (NULL: none) */
 };
 
 /* A repair: 0 or -errno. */
@@ -173,6 +174,15 @@ void sfs_fsck_kept(struct sfs_fsck_sess *s, const char *name);
 int sfs_fsck_container(struct sfs_fsck *c, int parentfd, const char *area, const char *id);
 /* fsck_tree.c: the tree of session @s (s->rootfd open), authenticated if s->keys. */
 int sfs_fsck_tree(struct sfs_fsck_sess *s);
+/*
+ * fsck_ahead.c: a thread that has the files of the tree under @rootfd read
+ * into the page cache a little ahead of the walk (NULL: none; the walk works
+ * the same without it); the walk calls sfs_fsck_ahead_at as it comes to each
+ * backing entry (fsck_tree.c's check_entry), and sfs_fsck_ahead_end when done.
+ */
+struct sfs_fsck_ahead *sfs_fsck_ahead_start(int rootfd);
+void sfs_fsck_ahead_at(struct sfs_fsck_ahead *a);
+void sfs_fsck_ahead_end(struct sfs_fsck_ahead *a);
 /*
  * fsck_log.c: the event log in @fd (header read: @id) of session @s, entry
  * @name of directory @dirfd, at @path (NULL: unknown) or backing @bpath;

@@ -29,6 +29,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -296,43 +298,230 @@ static int try_rec(struct walk *w, struct ahead *a, const unsigned char *fb, siz
 }
 
 /*
+ * A chunk of the log: its stored bytes, read with one pread, and (when @a)
+ * its records opened ahead. The walk's reader (below) fills the next one
+ * while the walk goes through this one.
+ */
+struct chunk {
+	unsigned char *cb;
+	struct ahead *a; /* NULL: the walk opens each record itself */
+	uint64_t cpos;	 /* backing offset of its first frame */
+	size_t clen, at0;
+	int rc; /* 0, or -EIO: the read failed */
+};
+
+static void chunk_free(struct chunk *ch)
+{
+	if (ch->cb) {
+		sodium_memzero(ch->cb, CHUNK_BYTES);
+		free(ch->cb);
+	}
+	ahead_free(ch->a);
+	ch->cb = NULL;
+	ch->a = NULL;
+}
+
+static int chunk_new(struct chunk *ch, const struct walk *w)
+{
+	ch->cb = malloc(CHUNK_BYTES);
+	ch->a = ahead_new(w);
+	return ch->cb ? 0 : -ENOMEM;
+}
+
+/* The first frame the walk reads (that of w->start). */
+static uint64_t first_frame(const struct walk *w)
+{
+	return w->start > SFS_HDR_BYTES ? (w->start - SFS_HDR_BYTES) / SFS_LOG_FRAME : 0;
+}
+
+/* Read chunk number @i of the walk into @ch, and open its records ahead. */
+static void chunk_fill(const struct walk *w, int fd, uint64_t size, uint64_t i, struct chunk *ch)
+{
+	uint64_t cpos = sfs_fmt_frame_offset(first_frame(w) + i * CHUNK_FRAMES);
+
+	ch->cpos = cpos;
+	ch->clen = size - cpos < CHUNK_BYTES ? (size_t)(size - cpos) : CHUNK_BYTES;
+	ch->at0 = w->start > cpos ? (size_t)(w->start - cpos) : 0;
+	ch->rc = 0;
+	if (sfs_pread_all(fd, ch->cb + ch->at0, ch->clen - ch->at0,
+			  (uint64_t)((int64_t)(cpos + ch->at0) + w->shift)) !=
+	    (ssize_t)(ch->clen - ch->at0)) {
+		ch->rc = -EIO;
+		return;
+	}
+	/* The disk reads the chunk after this one while this one is opened and walked. */
+	if (size - cpos > CHUNK_BYTES)
+		posix_fadvise(fd, (off_t)((int64_t)(cpos + CHUNK_BYTES) + w->shift),
+			      (off_t)CHUNK_BYTES, POSIX_FADV_WILLNEED);
+	if (ch->a)
+		ahead_chunk(ch->a, ch->cb, ch->clen, ch->cpos, ch->at0);
+}
+
+/*
+ * The walk's reader: a thread that reads and opens the chunks in order,
+ * each into one of SLOTS slots, at most SLOTS - 1 chunks ahead of the walk;
+ * so reading and opening chunk i+1 (on every core) overlaps with the walk
+ * through chunk i (on one core: lines across records, the chain), and a
+ * thread that waits for a core on a busy machine does not hold the other
+ * up at once. The walk sees the same chunks, in the same order, as when it
+ * read them itself.
+ */
+#define SLOTS 4
+
+struct reader {
+	const struct walk *w;
+	int fd;
+	uint64_t size, chunks;
+	struct chunk slot[SLOTS];
+	pthread_t t;
+	bool threaded;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint64_t filled, taken; /* chunks filled by the reader, released by the walk; mu */
+	bool stop;		/* the walk is done: fill no more; mu */
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *rd = arg;
+
+	for (uint64_t i = 0; i < rd->chunks; i++) {
+		struct chunk *ch = &rd->slot[i % SLOTS];
+		bool stop;
+
+		pthread_mutex_lock(&rd->mu);
+		while (!rd->stop && i - rd->taken >= SLOTS)
+			pthread_cond_wait(&rd->cv, &rd->mu);
+		stop = rd->stop;
+		pthread_mutex_unlock(&rd->mu);
+		if (stop)
+			break;
+		chunk_fill(rd->w, rd->fd, rd->size, i, ch);
+		pthread_mutex_lock(&rd->mu);
+		rd->filled = i + 1;
+		pthread_cond_broadcast(&rd->cv);
+		pthread_mutex_unlock(&rd->mu);
+		if (ch->rc < 0)
+			break; /* the walk stops at this chunk */
+	}
+	return NULL;
+}
+
+/* 0, or -ENOMEM. Without a thread (or with one chunk) the walk's get() fills each chunk itself. */
+static int reader_start(struct reader *rd, const struct walk *w, int fd, uint64_t size)
+{
+	uint64_t k0 = first_frame(w);
+	sigset_t all, old;
+	int rc;
+
+	memset(rd, 0, sizeof(*rd));
+	rd->w = w;
+	rd->fd = fd;
+	rd->size = size;
+	while (sfs_fmt_frame_offset(k0 + rd->chunks * CHUNK_FRAMES) < size)
+		rd->chunks++;
+	rc = chunk_new(&rd->slot[0], w);
+	if (rc < 0 || rd->chunks < 2)
+		return rc;
+	for (int i = 1; i < SLOTS; i++) {
+		if (chunk_new(&rd->slot[i], w) < 0 || !rd->slot[i].a || !rd->slot[0].a) {
+			for (int j = 1; j <= i; j++)
+				chunk_free(&rd->slot[j]);
+			return 0;
+		}
+	}
+	pthread_mutex_init(&rd->mu, NULL);
+	pthread_cond_init(&rd->cv, NULL);
+	/* Signals stay with the threads that expect them. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rd->threaded = pthread_create(&rd->t, NULL, reader_main, rd) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!rd->threaded) {
+		pthread_mutex_destroy(&rd->mu);
+		pthread_cond_destroy(&rd->cv);
+		for (int j = 1; j < SLOTS; j++)
+			chunk_free(&rd->slot[j]);
+	}
+	return 0;
+}
+
+/* Chunk number @i, filled. */
+static struct chunk *reader_get(struct reader *rd, uint64_t i)
+{
+	struct chunk *ch;
+
+	if (!rd->threaded) {
+		ch = &rd->slot[0];
+		chunk_fill(rd->w, rd->fd, rd->size, i, ch);
+		return ch;
+	}
+	pthread_mutex_lock(&rd->mu);
+	while (rd->filled <= i)
+		pthread_cond_wait(&rd->cv, &rd->mu);
+	pthread_mutex_unlock(&rd->mu);
+	return &rd->slot[i % SLOTS];
+}
+
+/* The walk is done with chunk number @i: its plaintext is wiped and its slot free. */
+static void reader_put(struct reader *rd, uint64_t i, struct chunk *ch)
+{
+	if (ch->a)
+		sodium_memzero(ch->a->plain, ch->a->plain_used);
+	if (!rd->threaded)
+		return;
+	pthread_mutex_lock(&rd->mu);
+	rd->taken = i + 1;
+	pthread_cond_broadcast(&rd->cv);
+	pthread_mutex_unlock(&rd->mu);
+}
+
+static void reader_end(struct reader *rd)
+{
+	if (rd->threaded) {
+		pthread_mutex_lock(&rd->mu);
+		rd->stop = true;
+		pthread_cond_broadcast(&rd->cv);
+		pthread_mutex_unlock(&rd->mu);
+		pthread_join(rd->t, NULL);
+		pthread_mutex_destroy(&rd->mu);
+		pthread_cond_destroy(&rd->cv);
+	}
+	for (int i = 0; i < SLOTS; i++)
+		chunk_free(&rd->slot[i]);
+}
+
+/*
  * Walk the log in @fd of @size backing bytes record by record; *@last_end
  * receives the end of the last END record that opens, *@in_span whether the
  * walk ended in a failing span. 0 or -errno.
  */
 static int walk_log(struct walk *w, int fd, uint64_t size, uint64_t *last_end, bool *in_span)
 {
-	unsigned char *cb = malloc(CHUNK_BYTES), *out = malloc(SFS_LOG_FRAME);
-	struct ahead *a = ahead_new(w);
+	unsigned char *out = malloc(SFS_LOG_FRAME);
+	struct reader rd;
 	uint64_t span_from = 0;
 	int rc = 0;
 
 	*last_end = SFS_HDR_BYTES;
 	*in_span = false;
-	if (!cb || !out) {
-		free(cb);
+	if (!out || reader_start(&rd, w, fd, size) < 0) {
+		if (out)
+			reader_end(&rd);
 		free(out);
-		ahead_free(a);
 		return -ENOMEM;
 	}
-	for (uint64_t k = w->start > SFS_HDR_BYTES ? (w->start - SFS_HDR_BYTES) / SFS_LOG_FRAME : 0;
-	     sfs_fmt_frame_offset(k) < size && !sfs_fsck_stop(w->s->c); k += CHUNK_FRAMES) {
-		uint64_t cpos = sfs_fmt_frame_offset(k);
-		size_t clen = size - cpos < CHUNK_BYTES ? (size_t)(size - cpos) : CHUNK_BYTES;
-		size_t at0 = w->start > cpos ? (size_t)(w->start - cpos) : 0;
+	for (uint64_t i = 0; i < rd.chunks && !sfs_fsck_stop(w->s->c); i++) {
+		struct chunk *ch = reader_get(&rd, i);
+		struct ahead *a = ch->a;
+		const unsigned char *cb = ch->cb;
+		uint64_t cpos = ch->cpos;
+		size_t clen = ch->clen, at0 = ch->at0;
 
-		if (sfs_pread_all(fd, cb + at0, clen - at0,
-				  (uint64_t)((int64_t)(cpos + at0) + w->shift)) !=
-		    (ssize_t)(clen - at0)) {
-			rc = -EIO;
+		if (ch->rc < 0) {
+			rc = ch->rc;
 			break;
 		}
-		/* The disk reads the next chunk while this one is opened. */
-		if (size - cpos > CHUNK_BYTES)
-			posix_fadvise(fd, (off_t)((int64_t)(cpos + CHUNK_BYTES) + w->shift),
-				      (off_t)CHUNK_BYTES, POSIX_FADV_WILLNEED);
-		if (a)
-			ahead_chunk(a, cb, clen, cpos, at0);
 		for (size_t fs = 0; fs < clen; fs += SFS_LOG_FRAME) {
 			const unsigned char *fb = cb + fs;
 			uint64_t fpos = cpos + fs;
@@ -388,14 +577,11 @@ static int walk_log(struct walk *w, int fd, uint64_t size, uint64_t *last_end, b
 				at++;
 			}
 		}
-		if (a)
-			sodium_memzero(a->plain, a->plain_used);
+		reader_put(&rd, i, ch);
 		sfs_fsck_bytes(w->s->c, clen);
 	}
-	sodium_memzero(cb, CHUNK_BYTES);
-	free(cb);
+	reader_end(&rd);
 	free(out);
-	ahead_free(a);
 	if (w->line) {
 		sodium_memzero(w->line, w->linecap);
 		free(w->line);

@@ -450,6 +450,7 @@ static void check_entry(struct sfs_fsck_sess *s, int fd, const char *name, const
 	struct stat st;
 	int rc;
 
+	sfs_fsck_ahead_at(s->ahead);
 	snprintf(bp, sizeof(bp), "%s/%s", bpath, name);
 	switch (sfs_fmt_name_class(name)) {
 	case SFS_NAME_INTERNAL:
@@ -622,7 +623,11 @@ int sfs_fsck_tree(struct sfs_fsck_sess *s)
 	char bp[PATH_MAX];
 
 	snprintf(bp, sizeof(bp), "%s/%s", s->name, SFS_ROOT_NAME);
+	/* Without keys the walk reads only headers: nothing worth reading ahead. */
+	s->ahead = s->keys ? sfs_fsck_ahead_start(s->rootfd) : NULL;
 	check_dir(s, s->rootfd, bp, "", true, 0);
+	sfs_fsck_ahead_end(s->ahead);
+	s->ahead = NULL;
 	if (sfs_fsck_stop(s->c))
 		return 0;
 	sfs_fsck_metadata(s);

@@ -12,12 +12,25 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 int sfs_neg_errno(void)
 {
 	return errno > 0 ? -errno : -EIO;
+}
+
+void sfs_prefetch(int fd, uint64_t off, uint64_t len)
+{
+	unsigned char b;
+	struct iovec v = {&b, 1};
+
+	if (len == 0 || off > INT64_MAX - len)
+		return;
+	if (preadv2(fd, &v, 1, (off_t)off, RWF_NOWAIT) == 1)
+		return;
+	posix_fadvise(fd, (off_t)off, (off_t)len, POSIX_FADV_WILLNEED);
 }
 
 ssize_t sfs_pread_all(int fd, void *buf, size_t len, uint64_t off)

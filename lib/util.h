@@ -21,6 +21,16 @@ int sfs_neg_errno(void);
 /* pread/pwrite all of @len bytes; bytes done (short only at EOF for reads) or -errno. */
 ssize_t sfs_pread_all(int fd, void *buf, size_t len, uint64_t off);
 int sfs_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
+/*
+ * Ask the kernel to read @len bytes of @fd from @off into the page cache
+ * (posix_fadvise WILLNEED), unless the first of them is there already (a
+ * one-byte preadv2 with RWF_NOWAIT): then the kernel has read it or is
+ * reading ahead, and the ask would only cost a walk of the range. A hint:
+ * nothing is reported. The probe, when it misses, starts the kernel's
+ * readahead of @fd from @off: use it on a descriptor of its own, not on one
+ * that reads the file in order (its readahead state would follow the probe).
+ */
+void sfs_prefetch(int fd, uint64_t off, uint64_t len);
 
 /* Read a whole small file at @dirfd/@name into @buf of @cap bytes; length or -errno. */
 ssize_t sfs_read_small(int dirfd, const char *name, void *buf, size_t cap);

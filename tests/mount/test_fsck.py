@@ -512,6 +512,55 @@ class FsckTest(unittest.TestCase):
         self.e.assert_umount(m)
         self.fsck("-n", expect=CLEAN)
 
+    def test_big_log_damaged_in_several_chunks(self):
+        # A log of several MiB is read a MiB (256 frames) at a time, the next MiB read and
+        # opened on another thread while the walk goes through this one: damage inside a
+        # chunk and across the boundary of two is reported and salvaged all the same.
+        m = self.e.mount(foreground=True)
+        self.e.unlock(m, self.sid)
+        ev = os.path.join(m.sdir(self.sid), "events.jsonl")
+        for a in range(300):
+            with open(ev, "a") as f:
+                f.write("".join('{"type":"note","a":%d,"n":%d,"pad":"%s"}\n'
+                                % (a, n, "p" * 100) for n in range(100)))
+        with open(ev) as f:
+            before = f.read().splitlines()
+        self.e.assert_umount(m)
+        chunk = 256 * 4096
+        self.assertGreater(os.path.getsize(self.back["events"]), 3 * chunk)
+        with open(self.back["events"], "r+b") as f:
+            f.seek(80 + chunk + 10 * 4096 + 700)  # inside the second chunk
+            b = f.read(1)
+            f.seek(-1, 1)
+            f.write(bytes([b[0] ^ 1]))
+            f.seek(80 + 2 * chunk - 3000)  # across the second and third
+            f.write(b"\0" * 6000)
+        doc, rc = self.findings()
+        self.assertEqual(rc, UNCORRECTED)
+        dmg = [f for f in doc["findings"] if f["code"] == "log-damage"]
+        self.assertEqual(len(dmg), 1)
+        self.assertIn("2 span(s)", dmg[0]["what"])
+        self.fsck("-y", expect=CORRECTED)
+        self.fsck("-n", expect=CLEAN)
+        m = self.e.mount(foreground=True)
+        self.e.unlock(m, self.sid)
+        with open(os.path.join(m.sdir(self.sid), "events.jsonl")) as f:
+            after = f.read().splitlines()
+        self.e.assert_umount(m)
+        marks = [ln for ln in after if '"sessionfs":"damaged"' in ln]
+        kept = [ln for ln in after if '"sessionfs":"damaged"' not in ln]
+        self.assertEqual(len(marks), 2)
+        # what is kept is the log's lines in order, less those of the two spans
+        it = iter(before)
+        self.assertTrue(all(ln in it for ln in kept))
+        self.assertGreater(len(kept), len(before) - 200)
+        # before the first span and after the last, every line
+        head, tail = after[:after.index(marks[0])], after[after.index(marks[1]) + 1:]
+        self.assertEqual(head, before[:len(head)])
+        self.assertEqual(tail, before[len(before) - len(tail):])
+        self.assertGreater(len(head), 3000)
+        self.assertGreater(len(tail), 10000)
+
     # --- the event log's torn tail ---
 
     def test_torn_tail(self):
