@@ -23,6 +23,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "powercut"))
 import powercut  # noqa: E402
+import sfs  # noqa: E402
 
 
 class PowerCutTest(unittest.TestCase):
