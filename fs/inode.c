@@ -45,8 +45,8 @@ fuse_ino_t sfs_ino_of(const struct sfs_inode *in)
  */
 static bool current(const struct sfs_inode *in)
 {
-	return !in->gone &&
-	       (in->kind != SFS_INODE_NODE || in->rekeyed == atomic_load(&in->sess->rekeyed));
+	return !in->gone && ((in->kind != SFS_INODE_NODE && in->kind != SFS_INODE_SESSION) ||
+			     in->rekeyed == atomic_load(&in->sess->rekeyed));
 }
 
 static size_t bucket(dev_t dev, ino_t ino, size_t size)
@@ -348,7 +348,8 @@ int sfs_inode_open(int dirfd, const char *name, mode_t type)
 
 bool sfs_inode_stale(struct sfs_inode *in)
 {
-	return in->kind == SFS_INODE_NODE && atomic_load(&in->special) != SFS_SP_EVENTS &&
+	return (in->kind == SFS_INODE_NODE || in->kind == SFS_INODE_SESSION) &&
+	       atomic_load(&in->special) != SFS_SP_EVENTS &&
 	       in->rekeyed != atomic_load(&in->sess->rekeyed);
 }
 

@@ -298,7 +298,8 @@ static void do_readdir(fuse_req_t req, bool plus, fuse_ino_t ino, size_t size, o
 
 		rc = sfs_session_enter(s, &keys);
 		if (rc == 0) {
-			rc = dh_dir(in, dh);
+			/* held open across a rekey: the old container's (sfs_inode_stale) */
+			rc = sfs_inode_stale(in) ? -EIO : dh_dir(in, dh);
 			if (rc == 0)
 				rc = list_dir(req, plus, in, dh, buf, size, off, keys, &pos);
 			if (rc == 0)

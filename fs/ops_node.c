@@ -332,11 +332,31 @@ static int lookup_session(struct sfs_inode *top, const char *name, struct fuse_e
 	}
 	s = sfs_session_get(name, cfd);
 	close(cfd);
-	if (!s || fstat(rfd, &st) < 0) {
-		close(rfd);
-		return s ? sfs_neg_errno() : -ENOMEM;
+	close(rfd);
+	if (!s)
+		return -ENOMEM;
+	/*
+	 * Opened again, and its inode made, under rw held for reading: a rekey
+	 * switches the containers and counts the switch under rw held for
+	 * writing, so the inode is stamped with the count of the container
+	 * whose root it is (sfs_inode_stale; opened before the lock, it could
+	 * be the old root stamped with the new count, and what was written
+	 * through it lost with the old container).
+	 */
+	pthread_rwlock_rdlock(&s->rw);
+	cfd = openat(top->fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	rfd = cfd < 0 ? -1
+		      : openat(cfd, SFS_ROOT_NAME, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	rc = rfd < 0 ? -ENOENT : fstat(rfd, &st) < 0 ? sfs_neg_errno() : 0;
+	if (cfd >= 0)
+		close(cfd);
+	in = rc < 0 ? NULL : sfs_inode_get(rfd, &st, SFS_INODE_SESSION, s, NULL, NULL);
+	pthread_rwlock_unlock(&s->rw);
+	if (rc < 0) {
+		if (rfd >= 0)
+			close(rfd);
+		return rc;
 	}
-	in = sfs_inode_get(rfd, &st, SFS_INODE_SESSION, s, NULL, NULL);
 	if (!in)
 		return -ENOMEM;
 	load_session_root(in);

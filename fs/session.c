@@ -962,7 +962,17 @@ int sfs_session_rekey(const char *id, const char *pw, size_t pwlen,
 		rc = sfs_rekey_build(sfs->topfd[where], id, cfd, oldkeys, kf, kflen, newkeys, &prog,
 				     tmp, &newlock);
 	if (rc == 0) {
+		/*
+		 * The switch and the count under rw held for writing: a session
+		 * root is opened and its inode stamped under rw held for reading
+		 * (ops_node.c lookup_session), so a root inode is never stamped
+		 * with the count of the other container (sfs_inode_stale).
+		 */
+		pthread_rwlock_wrlock(&s->rw);
 		rc = sfs_rekey_switch(sfs->topfd[where], tmp, id);
+		if (rc == 0)
+			atomic_fetch_add(&s->rekeyed, 1);
+		pthread_rwlock_unlock(&s->rw);
 		if (rc < 0) {
 			sfs_rekey_sweep(sfs->topfd[where], id);
 			sfs_store_session_release(newlock);
@@ -984,8 +994,7 @@ int sfs_session_rekey(const char *id, const char *pw, size_t pwlen,
 		k.lockfd = newlock;
 		newkeys = NULL;
 		newlock = -1;
-		/* The inodes made before are the old container's: sfs_inode_stale. */
-		atomic_fetch_add(&s->rekeyed, 1);
+		/* The inodes made before the switch are the old container's (counted above). */
 	} else {
 		k.keys = oldkeys;
 		k.lockfd = oldlock;

@@ -269,6 +269,8 @@ class RekeyTest(RekeyBase):
         os.mkdir(os.path.join(self.sdir, "sub"))
         sfs.write_file(os.path.join(self.sdir, "sub", "y"), "y\n")
         d = os.open(os.path.join(self.sdir, "sub"), os.O_RDONLY | os.O_DIRECTORY)
+        # the session's root held open, as a shell's working directory holds it
+        root = os.open(self.sdir, os.O_RDONLY | os.O_DIRECTORY)
         try:
             self.assertEqual(os.read(er, 100), b'{"n":1}\n')
             self.wait_for(out, b'{"n":1}\n')
@@ -291,12 +293,18 @@ class RekeyTest(RekeyBase):
                                ("metadata.json read", lambda: os.pread(m, 100, 0)),
                                ("directory list", lambda: os.listdir(d)),
                                ("openat in a directory", lambda: os.open("y", os.O_RDONLY,
-                                                                         dir_fd=d))):
+                                                                         dir_fd=d)),
+                               ("session root list", lambda: os.listdir(root)),
+                               ("create in the session root",
+                                lambda: os.open("after.txt", os.O_WRONLY | os.O_CREAT, 0o600,
+                                                dir_fd=root)),
+                               ("mkdir in the session root",
+                                lambda: os.mkdir("afterdir", dir_fd=root))):
                 with self.assertRaises(OSError, msg=what) as cm:
                     call()
                 self.assertEqual(cm.exception.errno, errno.EIO, what)
         finally:
-            for fd in (r, w, m, er, ew, d):
+            for fd in (r, w, m, er, ew, d, root):
                 os.close(fd)
         self.assertEqual(sfs.read_file(f), b"db restarted\n")
         self.assertEqual(os.stat(f).st_mode & 0o7777, 0o640)
@@ -307,6 +315,11 @@ class RekeyTest(RekeyBase):
         self.assertEqual(sfs.read_file(f), b"DB restarted\n")
         self.assertEqual(sfs.read_file(ev), b'{"n":1}\n{"n":2}\n{"n":3}\n')
         self.assertEqual(os.listdir(os.path.join(self.sdir, "sub")), ["y"])
+        # nothing was made through the old root, and by path the root works
+        self.assertEqual(sorted(os.listdir(self.sdir)),
+                         ["events.jsonl", "metadata.json", "notes.md", "sub"])
+        sfs.write_file(os.path.join(self.sdir, "after.txt"), "after\n")
+        self.assertEqual(sfs.read_file(os.path.join(self.sdir, "after.txt")), b"after\n")
         log = self.m.read_log()[log_before:]
         self.assertNotIn("corrupt", log.lower())
         self.assertEqual([x.get("damaged") for x in self.e.list(self.m)], [None])
