@@ -372,6 +372,38 @@ class RekeyTest(RekeyBase):
         os.chmod(ev, 0o600)
         self.assertEqual(os.stat(ev).st_mode & 0o7777, 0o600)
 
+    def test_closing_an_old_descriptor_keeps_the_attributes(self):
+        """The last close of a descriptor opened before a rekey (of
+        events.jsonl, of a regular file) leaves the session's file as it
+        is: its extended attributes stay. Before, the close saw its inode's
+        backing file unlinked (the old container is removed) and dropped
+        the attributes stored under its node id, which the re-keyed file
+        keeps: the session's file lost them."""
+        ev = os.path.join(self.sdir, "events.jsonl")
+        f = os.path.join(self.sdir, "notes.md")
+        with open(ev, "a") as x:
+            x.write('{"n":1}\n')
+        sfs.write_file(f, "db restarted\n")
+        os.setxattr(ev, "user.k", b"events")
+        os.setxattr(f, "user.k", b"notes")
+        fds = [os.open(ev, os.O_WRONLY | os.O_APPEND), os.open(ev, os.O_RDONLY),
+               os.open(f, os.O_RDONLY)]
+        try:
+            self.rekey()
+            os.write(fds[0], b'{"n":2}\n')
+        finally:
+            for fd in fds:
+                os.close(fd)
+        self.assertEqual(os.getxattr(ev, "user.k"), b"events")
+        self.assertEqual(os.getxattr(f, "user.k"), b"notes")
+        # and after a remount (nothing kept only in the daemon)
+        self.e.assert_umount(self.m)
+        self.m = self.e.mount(foreground=True, opts="xattr", mnt=self.m.mnt)
+        self.e.unlock(self.m, self.sid)
+        self.assertEqual(os.getxattr(ev, "user.k"), b"events")
+        self.assertEqual(os.getxattr(f, "user.k"), b"notes")
+        self.assertEqual(sfs.read_file(ev), b'{"n":1}\n{"n":2}\n')
+
     def wait_for(self, path, want):
         """Poll (a hang guard, no timing check) until file @path holds @want."""
         end = time.monotonic() + sfs.TIMEOUT
