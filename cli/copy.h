@@ -21,8 +21,9 @@
 
 /* A file already copied that has other names: its inode and its copy's path. */
 struct link {
+	dev_t dev; /* of the source file as opened (fstat), not as listed */
 	ino_t ino;
-	char *rel;
+	char *rel; /* its first copy, relative to the copy's root */
 };
 
 /* One copy under way. */

@@ -198,19 +198,15 @@ int copy_open(struct copy *cp, int dir, const char *name, mode_t type, struct st
 }
 
 /*
- * A regular file: content (a chunk of zeros left a hole), attributes (as
- * the open file has them: it may have been replaced since the walk listed
- * it), fsync.
+ * A regular file opened as @sfd (stat @now): content (a chunk of zeros left
+ * a hole), attributes (as the open file has them: it may have been
+ * replaced since the walk listed it), fsync. Closes @sfd.
  */
-static int copy_file(struct copy *cp, int sdir, int ddir, const char *name)
+static int copy_file(struct copy *cp, int sfd, const struct stat *now, int ddir, const char *name)
 {
-	int sfd, dfd = -1, rc;
-	struct stat now;
+	int dfd, rc = 0;
 	off_t off = 0;
 
-	rc = copy_open(cp, sdir, name, S_IFREG, &now, &sfd);
-	if (rc)
-		return rc;
 	dfd = openat(ddir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (dfd < 0) {
 		rc = copy_fail(cp, "create", errno);
@@ -243,7 +239,7 @@ static int copy_file(struct copy *cp, int sdir, int ddir, const char *name)
 		rc = copy_fail(cp, "truncate", errno);
 		goto out;
 	}
-	rc = copy_attrs(cp, sfd, dfd, ddir, name, &now, true);
+	rc = copy_attrs(cp, sfd, dfd, ddir, name, now, true);
 	if (rc == 0 && fsync(dfd) < 0)
 		rc = copy_fail(cp, "fsync", errno);
 	cp->files++;
@@ -255,21 +251,31 @@ out:
 	return rc;
 }
 
-/* A file with other names: a link to its first copy, or copied and remembered. */
-static int copy_linked(struct copy *cp, int sdir, int ddir, const char *name, const struct stat *st)
+/*
+ * A regular file @name of @sdir. One with other names is a link to its
+ * first copy, or copied and remembered: by the (dev, ino) of the file
+ * opened, not of what the walk saw, which may have been replaced since.
+ */
+static int copy_regular(struct copy *cp, int sdir, int ddir, const char *name)
 {
+	struct stat now;
 	struct link *l;
-	int rc;
+	int sfd, rc;
 
-	for (size_t i = 0; i < cp->nlinks; i++)
-		if (cp->links[i].ino == st->st_ino) {
-			if (linkat(cp->droot, cp->links[i].rel, ddir, name, 0) < 0)
-				return copy_fail(cp, "link", errno);
-			cp->hardlinks++;
-			return 0;
-		}
-	rc = copy_file(cp, sdir, ddir, name);
+	rc = copy_open(cp, sdir, name, S_IFREG, &now, &sfd);
 	if (rc)
+		return rc;
+	if (now.st_nlink > 1)
+		for (size_t i = 0; i < cp->nlinks; i++)
+			if (cp->links[i].dev == now.st_dev && cp->links[i].ino == now.st_ino) {
+				close(sfd);
+				if (linkat(cp->droot, cp->links[i].rel, ddir, name, 0) < 0)
+					return copy_fail(cp, "link", errno);
+				cp->hardlinks++;
+				return 0;
+			}
+	rc = copy_file(cp, sfd, &now, ddir, name);
+	if (rc || now.st_nlink <= 1)
 		return rc;
 	if (cp->nlinks == cp->caplinks) {
 		size_t cap = cp->caplinks ? 2 * cp->caplinks : 16;
@@ -280,7 +286,8 @@ static int copy_linked(struct copy *cp, int sdir, int ddir, const char *name, co
 		cp->links = l;
 		cp->caplinks = cap;
 	}
-	cp->links[cp->nlinks].ino = st->st_ino;
+	cp->links[cp->nlinks].dev = now.st_dev;
+	cp->links[cp->nlinks].ino = now.st_ino;
 	cp->links[cp->nlinks].rel = strdup(cp->rel);
 	if (!cp->links[cp->nlinks].rel)
 		return copy_fail(cp, "remember a hard link", ENOMEM);
@@ -302,8 +309,7 @@ static int copy_entry(struct copy *cp, int sdir, int ddir, const char *name, int
 		return copy_fail(cp, "stat", errno);
 	switch (st.st_mode & S_IFMT) {
 	case S_IFREG:
-		return st.st_nlink > 1 ? copy_linked(cp, sdir, ddir, name, &st)
-				       : copy_file(cp, sdir, ddir, name);
+		return copy_regular(cp, sdir, ddir, name);
 	case S_IFDIR:
 		if (mkdirat(ddir, name, 0700) < 0)
 			return copy_fail(cp, "mkdir", errno);

@@ -294,10 +294,10 @@ static void add_metadata(json_t *o, struct sfs_session *s)
 	sfs_session_leave(s);
 	if (rc < 0)
 		return;
-	sum = sfs_store_metadata_summary(text, len);
+	rc = sfs_store_metadata_summary(text, len, &sum);
 	sodium_memzero(text, len);
 	free(text);
-	if (sum)
+	if (rc == 0)
 		json_object_update(o, sum);
 	json_decref(sum);
 }
@@ -508,11 +508,12 @@ static json_t *do_status(json_t *req, const struct ctl_args *a, struct ctl_tx *t
 		sfs_meta_forget_name(rootfd); /* no lock held, as at a commit's flush */
 	if (rc < 0)
 		return fail(rc);
-	sum = sfs_store_metadata_summary(text, len);
+	rc = sfs_store_metadata_summary(text, len, &sum);
 	sodium_memzero(text, len);
 	free(text);
-	if (!sum)
-		return fail(SFS_METADATA_EDAMAGED); /* stored, but not an object: damage */
+	/* stored, but not an object: damage; ENOMEM is no damage */
+	if (rc < 0)
+		return fail(rc == -EINVAL ? SFS_METADATA_EDAMAGED : rc);
 	resp = json_pack("{s:b, s:s}", SFS_PROTO_F_OK, 1, SFS_PROTO_F_ID, a->session);
 	if (resp) {
 		json_object_set(resp, SFS_PROTO_F_STATUS, json_object_get(sum, SFS_PROTO_F_STATUS));

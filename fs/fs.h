@@ -228,11 +228,18 @@ struct sfs_inode *sfs_inode_of(fuse_ino_t ino);
 /*
  * Is @in a node of its session's container from before its last rekey
  * (sfs_session_rekey)? Its backing node is then the old container's,
- * sealed under the retired key and no longer the session's: every
- * operation on it, and on its open files, fails with EIO, and no damage is
- * logged (nothing is damaged: opened again by path it is whole).
- * events.jsonl is read, appended and stat-ed through the session's log,
- * which follows the rekey (same node id): it is never stale.
+ * sealed under the retired key and no longer the session's.
+ */
+bool sfs_inode_old(struct sfs_inode *in);
+/*
+ * Is @in old (sfs_inode_old) and not events.jsonl? Every operation on it,
+ * and on its open files, fails with EIO, and no damage is logged (nothing
+ * is damaged: opened again by path it is whole). An old events.jsonl is
+ * read, appended, fsynced and stat-ed through the session's log, which
+ * follows the rekey (same node id): those keep working, so it is not
+ * stale, and so do its extended attributes (stored by node id in the
+ * session's root). A setattr (chmod, chown, utimens, truncate) would
+ * change the old container's node, lost: it fails with EIO (sfs_inode_old).
  */
 bool sfs_inode_stale(struct sfs_inode *in);
 fuse_ino_t sfs_ino_of(const struct sfs_inode *in);

@@ -346,11 +346,15 @@ int sfs_inode_open(int dirfd, const char *name, mode_t type)
 	return fd < 0 ? sfs_neg_errno() : fd;
 }
 
-bool sfs_inode_stale(struct sfs_inode *in)
+bool sfs_inode_old(struct sfs_inode *in)
 {
 	return (in->kind == SFS_INODE_NODE || in->kind == SFS_INODE_SESSION) &&
-	       atomic_load(&in->special) != SFS_SP_EVENTS &&
 	       in->rekeyed != atomic_load(&in->sess->rekeyed);
+}
+
+bool sfs_inode_stale(struct sfs_inode *in)
+{
+	return sfs_inode_old(in) && atomic_load(&in->special) != SFS_SP_EVENTS;
 }
 
 struct sfs_inode *sfs_inode_find(dev_t dev, ino_t ino)

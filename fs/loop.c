@@ -155,6 +155,13 @@ static bool is_slow(const struct fuse_buf *buf)
 		 * second waits for the first's pread and opening. Handed off,
 		 * they run on two threads at once, as in the floor's
 		 * multi-threaded loop (bench/PROFILE.md, "Against the floor").
+		 * Larger READs (direct_io, a bigger read_ahead_kb, the 256 KiB
+		 * ones of cat and cp) are handed off too: they take long. Only
+		 * a READ of exactly SFS_RA_READ opens its blocks alone
+		 * (sfs_op_read: f.alone), the other core serving its pair; a
+		 * larger one still splits its opening with a helper
+		 * (bench/PROFILE.md, "Sequential read, part 3"). The two tests
+		 * differ on purpose.
 		 */
 		return buf->size >= sizeof(*in) + sizeof(struct fuse_read_in) &&
 		       ((const struct fuse_read_in *)(in + 1))->size >= SFS_RA_READ;

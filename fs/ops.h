@@ -207,7 +207,9 @@ void sfs_node_xattr_victim(struct sfs_inode *p, const char *backing,
 void sfs_node_xattr_gone(struct sfs_session *s, const struct sfs_node_xattr_victim *v);
 /*
  * After the last file handle of @in is released (@fd: its descriptor, still
- * open): drop its attributes if its last link is gone.
+ * open): drop its attributes if its last link is gone. Not for an inode
+ * from before a rekey (sfs_inode_old): its link went with the old
+ * container, and its node id's attributes are the re-keyed file's.
  */
 void sfs_node_xattr_last_close(struct sfs_inode *in, int fd);
 

@@ -297,7 +297,12 @@ void sfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct 
 		n = -EIO;
 	} else if (n == -ENODATA) {
 		f.fd = fh_of(fi)->fd;
-		/* Readahead READs run two at once (loop.c): no helpers. */
+		/*
+		 * Readahead READs run two at once (loop.c): no helpers. Not
+		 * size >= SFS_RA_READ as loop.c's hand-off: a larger READ is no
+		 * readahead pair and still splits its opening with a helper
+		 * (bench/PROFILE.md, "Sequential read, part 3").
+		 */
 		f.alone = size == SFS_RA_READ;
 		pthread_rwlock_rdlock(&in->io);
 		sfs_node_file_begin(in, &f, NULL);

@@ -609,7 +609,9 @@ void sfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_se
 	} else {
 		rc = sfs_enter_node(in, &keys);
 		if (rc == 0) {
-			rc = setattr_node(req, in, attr, to_set, fi, keys);
+			/* an events.jsonl from before a rekey: its node is the old container's */
+			rc = sfs_inode_old(in) ? -EIO
+					       : setattr_node(req, in, attr, to_set, fi, keys);
 			if (rc == 0 && in->special != SFS_SP_META)
 				sfs_session_changed(in->sess);
 			if (rc == 0)

@@ -413,7 +413,13 @@ void sfs_node_xattr_last_close(struct sfs_inode *in, int fd)
 	unsigned char id[SFS_ID_BYTES];
 	struct stat st;
 
-	if (in->type != S_IFREG || fstat(fd, &st) < 0 || st.st_nlink > 0 || node_id(in, id) < 0)
+	/*
+	 * Opened before a rekey, its backing file went with the old container
+	 * (nlink 0), but the re-keyed file keeps its node id: what the
+	 * session's root holds under that id is the re-keyed file's.
+	 */
+	if (in->type != S_IFREG || sfs_inode_old(in) || fstat(fd, &st) < 0 || st.st_nlink > 0 ||
+	    node_id(in, id) < 0)
 		return;
 	drop_tail(in->sess, id); /* an fsync after the unlink may have made one */
 	if (sfs->opts.xattr)

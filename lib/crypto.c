@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,6 +72,13 @@ const char *sfs_kdf_level_name(enum sfs_kdf_level level)
 	return level_names[level];
 }
 
+static atomic_ulong pwhash_runs;
+
+unsigned long sfs_crypto_pwhash_runs(void)
+{
+	return atomic_load(&pwhash_runs);
+}
+
 int sfs_crypto_pwhash(unsigned char out[SFS_KEY_BYTES], const char *password, size_t len,
 		      const unsigned char salt[SFS_SALT_BYTES], uint64_t opslimit,
 		      uint64_t memlimit)
@@ -79,6 +87,7 @@ int sfs_crypto_pwhash(unsigned char out[SFS_KEY_BYTES], const char *password, si
 	    memlimit < crypto_pwhash_MEMLIMIT_MIN || memlimit > crypto_pwhash_MEMLIMIT_MAX ||
 	    memlimit > SIZE_MAX)
 		return -EINVAL;
+	atomic_fetch_add(&pwhash_runs, 1);
 	if (crypto_pwhash(out, SFS_KEY_BYTES, password, len, salt, opslimit, (size_t)memlimit,
 			  crypto_pwhash_ALG_ARGON2ID13) != 0) {
 		sodium_memzero(out, SFS_KEY_BYTES);

@@ -75,6 +75,12 @@ int sfs_crypto_pwhash(unsigned char out[SFS_KEY_BYTES], const char *password, si
 		      const unsigned char salt[SFS_SALT_BYTES], uint64_t opslimit,
 		      uint64_t memlimit);
 
+/*
+ * How many Argon2id runs sfs_crypto_pwhash has started in this process:
+ * what a caller holding a lock pays is counted (tests/unit/test_container.c).
+ */
+unsigned long sfs_crypto_pwhash_runs(void);
+
 /* Whether this build and CPU can run @cipher (AES-256-GCM needs AES-NI and PCLMUL). */
 bool sfs_cipher_available(enum sfs_cipher cipher);
 

@@ -279,6 +279,33 @@ static int slot_open(unsigned char master[SFS_KEY_BYTES], const struct sfs_keyfi
 	return rc;
 }
 
+int sfs_fmt_keyfile_open_slot(unsigned char master[SFS_KEY_BYTES], const struct sfs_keyfile *kf,
+			      const char *secret, size_t len, int index)
+{
+	unsigned char *rkey;
+	int rc = -EKEYREJECTED;
+
+	sodium_memzero(master, SFS_KEY_BYTES);
+	for (unsigned int i = 0; i < kf->nslots; i++) {
+		const struct sfs_keyslot *s = &kf->slots[i];
+
+		if (s->index != index)
+			continue;
+		if (s->kdf == SFS_SLOT_ARGON2ID)
+			return slot_open(master, kf, s, secret, len);
+		if (s->kdf != SFS_SLOT_RECOVERY)
+			return -EKEYREJECTED;
+		rkey = sodium_malloc(SFS_RECOVERY_KEY_BYTES);
+		if (!rkey)
+			return -ENOMEM;
+		if (sfs_fmt_recovery_decode(rkey, secret, len) == 0)
+			rc = slot_open(master, kf, s, rkey, SFS_RECOVERY_KEY_BYTES);
+		sodium_free(rkey);
+		return rc;
+	}
+	return -ENOENT;
+}
+
 int sfs_fmt_keyfile_open(unsigned char master[SFS_KEY_BYTES], const struct sfs_keyfile *kf,
 			 const char *secret, size_t len, int *index)
 {

@@ -181,6 +181,16 @@ int sfs_fmt_keyfile_open_other(unsigned char master[SFS_KEY_BYTES], const struct
 	__attribute__((warn_unused_result));
 
 /*
+ * Open the slot of index @index alone with @secret (a recovery slot only
+ * with a secret that reads as a recovery key): one key derivation at most.
+ * 0; -EKEYREJECTED it does not open; -EUCLEAN parameters no honest writer
+ * makes; -ENOENT no such slot; -ENOMEM.
+ */
+int sfs_fmt_keyfile_open_slot(unsigned char master[SFS_KEY_BYTES], const struct sfs_keyfile *kf,
+			      const char *secret, size_t len, int index)
+	__attribute__((warn_unused_result));
+
+/*
  * (Re)seal slot @s of key file @kf (its version and cipher; s->index set)
  * with a fresh salt: @master wrapped under the key made from @secret as
  * @kdf says (Argon2id with @opslimit/@memlimit from a password; BLAKE2b

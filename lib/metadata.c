@@ -220,8 +220,8 @@ int sfs_metadata_set_status(const struct sfs_metadata *m, const char *status, co
 	if (rc == -ENOENT)
 		return -ENODATA; /* no document: not "no such session" */
 	if (rc == 0) {
-		text = sfs_store_metadata_set_status(doc, len, status, when);
-		if (!text) {
+		rc = sfs_store_metadata_set_status(doc, len, status, when, &text);
+		if (rc == -EINVAL) {
 			r->why = "the stored document is not a JSON object";
 			rc = SFS_METADATA_EDAMAGED;
 		}

@@ -404,11 +404,14 @@ int sfs_container_slot_remove(int cfd, int index, const char *pw, size_t pwlen)
 	}
 	/*
 	 * Proven by a slot that stays: the same password may sit in two slots,
-	 * and either may go. Only a secret that opens slot @index alone is refused.
+	 * and either may go. Only a secret that opens slot @index alone is
+	 * refused; to tell it from a wrong one, slot @index alone is tried
+	 * (the others just were): one key derivation per slot in all, under
+	 * the key file's lock.
 	 */
 	if (rc == 0)
 		rc = sfs_fmt_keyfile_open_other(master, &e.kf, pw, pwlen, index, &proof);
-	if (rc == -EKEYREJECTED && sfs_fmt_keyfile_open(master, &e.kf, pw, pwlen, &proof) == 0)
+	if (rc == -EKEYREJECTED && sfs_fmt_keyfile_open_slot(master, &e.kf, pw, pwlen, index) == 0)
 		rc = SFS_SLOT_ESELF;
 	if (rc == 0) {
 		size_t at = (size_t)(s - e.kf.slots);

@@ -264,34 +264,68 @@ char *sfs_store_metadata_set_updated(const char *text, size_t len, const char *w
 	return out;
 }
 
-char *sfs_store_metadata_set_status(const char *text, size_t len, const char *status,
-				    const char *when)
-{
-	json_t *doc = json_loadb(text, len, 0, NULL);
-	char *out = NULL;
+static unsigned long json_nomem_count(void);
 
-	if (json_is_object(doc) && json_object_set_new(doc, "status", json_string(status)) == 0 &&
-	    json_object_set_new(doc, "updated", json_string(when)) == 0)
-		out = dump(doc);
-	json_decref(doc);
-	return out;
+/*
+ * Parse metadata.json @text of @len bytes into *@doc: 0; -EINVAL not a JSON
+ * object (damage); -ENOMEM. jansson reports most failed allocations inside
+ * a parse as a syntax error: an allocation that failed on this thread
+ * meanwhile (counted by sfs_store_json_wipe_on_free's functions, which the
+ * daemon, sessionctl and fsck use) makes it -ENOMEM.
+ */
+static int load_object(const char *text, size_t len, json_t **doc)
+{
+	unsigned long nomem = json_nomem_count();
+	json_error_t err;
+
+	*doc = json_loadb(text, len, 0, &err);
+	if (!*doc &&
+	    (json_error_code(&err) == json_error_out_of_memory || json_nomem_count() != nomem))
+		return -ENOMEM;
+	if (!json_is_object(*doc)) {
+		json_decref(*doc);
+		*doc = NULL;
+		return -EINVAL;
+	}
+	return 0;
 }
 
-json_t *sfs_store_metadata_summary(const char *text, size_t len)
+int sfs_store_metadata_set_status(const char *text, size_t len, const char *status,
+				  const char *when, char **out)
+{
+	json_t *doc;
+	int rc = load_object(text, len, &doc);
+
+	*out = NULL;
+	if (rc == 0 &&
+	    (json_object_set_new(doc, "status", json_string(status)) < 0 ||
+	     json_object_set_new(doc, "updated", json_string(when)) < 0 || !(*out = dump(doc))))
+		rc = -ENOMEM;
+	json_decref(doc);
+	return rc;
+}
+
+int sfs_store_metadata_summary(const char *text, size_t len, json_t **out)
 {
 	static const char *const keys[] = {"status", "name", "created", "updated"};
-	json_t *doc = json_loadb(text, len, 0, NULL), *out = NULL;
+	json_t *doc;
+	int rc = load_object(text, len, &doc);
 
-	if (json_is_object(doc))
-		out = json_object();
-	for (size_t i = 0; out && i < sizeof(keys) / sizeof(keys[0]); i++) {
+	*out = NULL;
+	if (rc == 0 && !(*out = json_object()))
+		rc = -ENOMEM;
+	for (size_t i = 0; rc == 0 && i < sizeof(keys) / sizeof(keys[0]); i++) {
 		json_t *v = json_object_get(doc, keys[i]);
 
-		if (json_is_string(v))
-			json_object_set(out, keys[i], v);
+		if (json_is_string(v) && json_object_set(*out, keys[i], v) < 0)
+			rc = -ENOMEM;
 	}
 	json_decref(doc);
-	return out;
+	if (rc < 0) {
+		json_decref(*out);
+		*out = NULL;
+	}
+	return rc;
 }
 
 /* Create the empty event log events.jsonl in the new session root @dirfd. */
@@ -623,6 +657,13 @@ int sfs_store_session_passwd(int cfd, const char *old, size_t oldlen, const char
 
 /* This thread's arena (sfs_store_json_arena), or NULL. */
 static _Thread_local struct sfs_json_arena *arena;
+/* How many of this thread's jansson allocations failed (load_object). */
+static _Thread_local unsigned long json_nomem;
+
+static unsigned long json_nomem_count(void)
+{
+	return json_nomem;
+}
 
 void sfs_store_json_arena(struct sfs_json_arena *a)
 {
@@ -642,8 +683,10 @@ static void *wipe_malloc(size_t n)
 	}
 	p = malloc(n + WIPE_HDR);
 
-	if (!p)
+	if (!p) {
+		json_nomem++;
 		return NULL;
+	}
 	memcpy(p, &n, sizeof(n));
 	return p + WIPE_HDR;
 }

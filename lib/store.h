@@ -221,19 +221,22 @@ char *sfs_store_metadata_set_updated(const char *text, size_t len, const char *w
 
 /*
  * @text (a metadata.json of @len bytes) with "status" set to @status and
- * "updated" to @when, as sfs_store_metadata_set_updated: a malloc'd string
- * or NULL (not a JSON object, or ENOMEM).
+ * "updated" to @when, as sfs_store_metadata_set_updated, into *@out (a
+ * malloc'd string the caller frees): 0; -EINVAL @text is not a JSON object
+ * (damage); -ENOMEM (never taken for damage).
  */
-char *sfs_store_metadata_set_status(const char *text, size_t len, const char *status,
-				    const char *when);
+int sfs_store_metadata_set_status(const char *text, size_t len, const char *status,
+				  const char *when, char **out);
 
 /*
- * What `sessionctl list` shows of a session from @text (a metadata.json of
- * @len bytes): its "status", "name", "created" and "updated" members that
- * are strings, as a JSON object (caller decrefs), or NULL if @text is not a
- * JSON object (or on ENOMEM).
+ * What `sessionctl list` and `status` show of a session from @text (a
+ * metadata.json of @len bytes): its "status", "name", "created" and
+ * "updated" members that are strings, as a JSON object into *@out (caller
+ * decrefs): 0; -EINVAL @text is not a JSON object (damage); -ENOMEM
+ * (never taken for damage).
  */
-struct json_t *sfs_store_metadata_summary(const char *text, size_t len);
+struct json_t;
+int sfs_store_metadata_summary(const char *text, size_t len, struct json_t **out);
 
 /*
  * documents.c: the statuses `sessionctl status` sets, those the session

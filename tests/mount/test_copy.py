@@ -11,11 +11,13 @@ audit trail of each store records it; --id that exists is refused (exit 8,
 nothing changed), a locked source is exit 7; a copy killed (kill -9 of
 sessionctl, or of the target's daemon) is left "copying", never taken for
 whole, and the same command makes it again; --json; a file replaced by a
-FIFO mid-copy is refused (exit 1), not waited on.
+FIFO mid-copy is refused (exit 1), not waited on; a hard-linked name
+replaced mid-copy is copied as the file opened, never linked to another.
 """
 import hashlib
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -547,6 +549,64 @@ class CopyTest(unittest.TestCase):
         r = self.copy(sdir, "--id", cid)
         self.assertEqual(r.rc, 0, r)
         self.assertTrue(stat.S_ISFIFO(os.lstat(os.path.join(self.m.sdir(cid), "victim")).st_mode))
+
+    def test_hard_link_swapped_in_mid_copy(self):
+        """A hard-linked file replaced by another file between the walk's
+        stat of one of its names and the open (strace holds the first stat
+        of any of its three names while the test renames a new file over
+        that name): the copy links by the file it opened, not by what the
+        walk saw. The name held gets the new file's content; the two other
+        names, still one file, stay linked to each other with the old
+        content. Before, the new file was remembered under the old file's
+        inode number and the other names were linked to it: wrong content."""
+        sid = self.e.new(self.m)
+        sdir = self.m.sdir(sid)
+        names = ["l1", "l2", "l3"]
+        sfs.write_file(os.path.join(sdir, "l1"), "the linked file\n")
+        for n in names[1:]:
+            os.link(os.path.join(sdir, "l1"), os.path.join(sdir, n))
+        os.mkdir(os.path.join(sdir, "d"))
+        log = self.e.path("strace-copy.log")
+        cid = "INC-f1f1"
+        argv = [sfs.SESSIONCTL, "copy", "--id", cid, "--new-password-file",
+                self.e.pwfile(NEW_PW), sdir]
+        trace = ["strace", "-f", "-o", log]
+        for n in names:
+            trace += ["-P", n]
+        trace += ["-e", "trace=newfstatat", "-e", "inject=newfstatat:delay_exit=2000ms:when=1"]
+        proc = subprocess.Popen(trace + argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        held = None
+        try:
+            end = time.monotonic() + sfs.TIMEOUT
+            while proc.poll() is None and time.monotonic() < end:
+                if os.path.exists(log):
+                    m = re.search(r'newfstatat\(\d+, "(l\d)".*\(DELAYED\)',
+                                  sfs.read_file(log).decode())
+                    if m:
+                        held = m.group(1)
+                        break
+                time.sleep(0.01)
+            self.assertIsNone(proc.poll(), "the copy was not held at its stat")
+            self.assertIsNotNone(held)
+            # made now: the walk listed the session already
+            sfs.write_file(os.path.join(sdir, "d", "other"), "swapped in\n")
+            os.rename(os.path.join(sdir, "d", "other"), os.path.join(sdir, held))
+            out, err = proc.communicate(timeout=sfs.TIMEOUT)
+        finally:
+            proc.kill()
+            proc.wait()
+        self.assertEqual(proc.returncode, 0, err)
+        cdir = self.m.sdir(cid)
+        rest = [n for n in names if n != held]
+        self.assertEqual(sfs.read_file(os.path.join(cdir, held)), b"swapped in\n")
+        for n in rest:
+            self.assertEqual(sfs.read_file(os.path.join(cdir, n)), b"the linked file\n", n)
+        ino = [os.lstat(os.path.join(cdir, n)).st_ino for n in names]
+        self.assertEqual(os.lstat(os.path.join(cdir, rest[0])).st_ino,
+                         os.lstat(os.path.join(cdir, rest[1])).st_ino)
+        self.assertEqual(len(set(ino)), 2)
+        self.assertEqual(os.lstat(os.path.join(cdir, held)).st_nlink, 1)
 
 
 class ProtocolTest(unittest.TestCase):

@@ -17,9 +17,11 @@ sessionctl(1) rekey) through real mounts:
 - locked here: rekey unlocks it with the password first;
 - --json, the audit record `rekey` (no secret), the progress line only on
   a terminal;
-- open across a rekey: events.jsonl handles and `tail -f` keep working; a
-  regular file or metadata.json handle opened before fails with EIO, with
-  no damage logged; opened again it works;
+- open across a rekey: events.jsonl handles and `tail -f` keep working
+  (read, append, fsync, fstat, extended attributes; a chmod, chown, utimes
+  or truncate through them fails with EIO); a regular file or metadata.json
+  handle opened before fails with EIO, with no damage logged; opened again
+  it works;
 - kill -9 of the daemon at each step, in turn, of a rekey (strace holds
   each directory-changing call: test_crash.StepBase): after a remount the
   session opens with its password, reads whole and identical, and a second
@@ -323,6 +325,84 @@ class RekeyTest(RekeyBase):
         log = self.m.read_log()[log_before:]
         self.assertNotIn("corrupt", log.lower())
         self.assertEqual([x.get("damaged") for x in self.e.list(self.m)], [None])
+
+    def test_events_handle_changes_nothing_across_a_rekey(self):
+        """An events.jsonl descriptor opened before a rekey keeps reading,
+        appending, fsyncing and fstat-ing (test_open_across_a_rekey), and
+        its extended attribute calls reach the session's (stored by node
+        id), but a change of the file's own attributes through it (fchmod,
+        fchown, futimens, ftruncate) fails with EIO (doc/format.md
+        "Re-keying", step 4): its inode is the old container's node.
+        Before, fchmod, fchown and futimens through it returned 0 and the
+        change went to the old container, lost: by path the file was as
+        before."""
+        ev = os.path.join(self.sdir, "events.jsonl")
+        with open(ev, "a") as x:
+            x.write('{"n":1}\n')
+        os.setxattr(ev, "user.k", b"before")
+        mode = os.stat(ev).st_mode & 0o7777
+        ew = os.open(ev, os.O_WRONLY | os.O_APPEND)
+        try:
+            self.rekey()
+            for what, call in (("fchmod", lambda: os.fchmod(ew, 0o600)),
+                               ("fchown", lambda: os.fchown(ew, 1234, 1234)),
+                               ("futimens", lambda: os.utime(ew, ns=(10**9, 10**9))),
+                               ("ftruncate", lambda: os.ftruncate(ew, 0))):
+                with self.assertRaises(OSError, msg=what) as cm:
+                    call()
+                self.assertEqual(cm.exception.errno, errno.EIO, what)
+            # what keeps working through it still does, and reaches the session's file
+            os.write(ew, b'{"n":2}\n')
+            os.fsync(ew)
+            self.assertEqual(os.fstat(ew).st_size, 16)
+            self.assertEqual(os.getxattr(ew, "user.k"), b"before")
+            os.setxattr(ew, "user.k", b"through")
+            os.setxattr(ew, "user.j", b"new")
+            os.removexattr(ew, "user.j")
+            self.assertEqual(os.listxattr(ew), ["user.k"])
+            self.assertEqual(os.getxattr(ev, "user.k"), b"through")
+        finally:
+            os.close(ew)
+        st = os.stat(ev)
+        self.assertEqual(st.st_mode & 0o7777, mode)
+        self.assertEqual((st.st_uid, st.st_gid), (0, 0))
+        self.assertNotEqual(st.st_mtime_ns, 10**9)
+        self.assertEqual(sfs.read_file(ev), b'{"n":1}\n{"n":2}\n')
+        # by path, the change applies
+        os.chmod(ev, 0o600)
+        self.assertEqual(os.stat(ev).st_mode & 0o7777, 0o600)
+
+    def test_closing_an_old_descriptor_keeps_the_attributes(self):
+        """The last close of a descriptor opened before a rekey (of
+        events.jsonl, of a regular file) leaves the session's file as it
+        is: its extended attributes stay. Before, the close saw its inode's
+        backing file unlinked (the old container is removed) and dropped
+        the attributes stored under its node id, which the re-keyed file
+        keeps: the session's file lost them."""
+        ev = os.path.join(self.sdir, "events.jsonl")
+        f = os.path.join(self.sdir, "notes.md")
+        with open(ev, "a") as x:
+            x.write('{"n":1}\n')
+        sfs.write_file(f, "db restarted\n")
+        os.setxattr(ev, "user.k", b"events")
+        os.setxattr(f, "user.k", b"notes")
+        fds = [os.open(ev, os.O_WRONLY | os.O_APPEND), os.open(ev, os.O_RDONLY),
+               os.open(f, os.O_RDONLY)]
+        try:
+            self.rekey()
+            os.write(fds[0], b'{"n":2}\n')
+        finally:
+            for fd in fds:
+                os.close(fd)
+        self.assertEqual(os.getxattr(ev, "user.k"), b"events")
+        self.assertEqual(os.getxattr(f, "user.k"), b"notes")
+        # and after a remount (nothing kept only in the daemon)
+        self.e.assert_umount(self.m)
+        self.m = self.e.mount(foreground=True, opts="xattr", mnt=self.m.mnt)
+        self.e.unlock(self.m, self.sid)
+        self.assertEqual(os.getxattr(ev, "user.k"), b"events")
+        self.assertEqual(os.getxattr(f, "user.k"), b"notes")
+        self.assertEqual(sfs.read_file(ev), b'{"n":1}\n{"n":2}\n')
 
     def wait_for(self, path, want):
         """Poll (a hang guard, no timing check) until file @path holds @want."""

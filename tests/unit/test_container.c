@@ -8,9 +8,11 @@
  * touched; move to archive/ and back (refused while another holder has
  * it); passwd; delete; key slots: a session made with a recovery key,
  * slots added up to 8 and removed (each refusal with its code and the key
- * file unchanged), labels sealed, passwd of one slot.
+ * file unchanged, a refused removal paying one Argon2id run per password
+ * slot), labels sealed, passwd of one slot.
  */
 #include "check.h"
+#include "crypto.h"
 #include "metadata.h"
 #include "session.h"
 #include "store.h"
@@ -354,6 +356,7 @@ static void test_slots(void)
 	enum sfs_cipher cipher;
 	unsigned int n;
 	int cfd, version, index;
+	unsigned long runs;
 	size_t kflen;
 
 	sfs_slot_recovery_new(rk, rktext);
@@ -404,9 +407,19 @@ static void test_slots(void)
 	CHECK_STR(sl[5].label, "label 5");
 	sfs_container_close(&c);
 
-	/* Remove: its own password, a wrong one, then another's; a second time: none. */
+	/*
+	 * Remove: its own password, a wrong one, then another's; a second time:
+	 * none. A refusal runs Argon2id once per password slot (7 here: slot 1
+	 * is the recovery key's), under the key file's lock: the slots that
+	 * stay, then slot 5 alone to tell its own password from a wrong one
+	 * (before, every slot again: 13).
+	 */
+	runs = sfs_crypto_pwhash_runs();
 	CHECK_EQ(sfs_container_slot_remove(cfd, 5, "pw 5", 4), SFS_SLOT_ESELF);
+	CHECK_EQ(sfs_crypto_pwhash_runs() - runs, 7);
+	runs = sfs_crypto_pwhash_runs();
 	CHECK_EQ(sfs_container_slot_remove(cfd, 5, "nope", 4), -EKEYREJECTED);
+	CHECK_EQ(sfs_crypto_pwhash_runs() - runs, 7);
 	CHECK_EQ(read_key(cfd, kf2, sizeof(kf2)), kflen);
 	CHECK_MEM(kf2, kf, kflen);
 	CHECK_EQ(sfs_container_slot_remove(cfd, 5, "pw 6", 4), 0);

@@ -3,9 +3,9 @@
  * by the project's own writer (sfs_fmt_slot_seal, sfs_fmt_keyfile_pack):
  * a three-slot file (a password, a recovery key, a second password with a
  * label) parses, packs back byte for byte, and each slot unwraps the same
- * session key; a corrupted slot is refused while the others still open; a
- * malformed header or slot is refused; a version 1 vector still parses and
- * opens; recovery keys encode and decode (dashes, spaces, case); re-keying
+ * session key, also opened alone by index (one key derivation at most); a corrupted slot is refused
+ * while the others still open; a malformed header or slot is refused; a version 1 vector still
+ * parses and opens; recovery keys encode and decode (dashes, spaces, case); re-keying
  * (sfs_fmt_slot_rekey, sfs_fmt_keyfile_rekey) moves every slot given its
  * secret to a new session key, keeping index, cost, time added and label,
  * and the old file still opens only the old key.
@@ -100,6 +100,7 @@ static void test_each_slot_opens(void)
 	unsigned char lkey[SFS_KEY_BYTES];
 	char label[SFS_SLOT_LABEL_MAX + 1];
 	struct sfs_keyfile kf;
+	unsigned long runs;
 	int index;
 
 	REQUIRE(sfs_fmt_keyfile_parse(v3, v3len, &kf) == 0);
@@ -114,6 +115,17 @@ static void test_each_slot_opens(void)
 	CHECK_MEM(got, master, SFS_KEY_BYTES);
 	CHECK_EQ(sfs_fmt_keyfile_open(got, &kf, "nope", 4, &index), -EKEYREJECTED);
 	CHECK_EQ(index, -1);
+	/* one slot alone, by index: one key derivation at most */
+	runs = sfs_crypto_pwhash_runs();
+	CHECK_EQ(sfs_fmt_keyfile_open_slot(got, &kf, pw3, strlen(pw3), 3), 0);
+	CHECK_MEM(got, master, SFS_KEY_BYTES);
+	CHECK_EQ(sfs_fmt_keyfile_open_slot(got, &kf, pw3, strlen(pw3), 0), -EKEYREJECTED);
+	CHECK_EQ(sfs_fmt_keyfile_open_slot(got, &kf, pw3, strlen(pw3), 1), -EKEYREJECTED);
+	CHECK_EQ(sfs_fmt_keyfile_open_slot(got, &kf, pw0, strlen(pw0), 2), -ENOENT);
+	CHECK_EQ(sfs_crypto_pwhash_runs() - runs, 2);
+	CHECK_EQ(sfs_fmt_keyfile_open_slot(got, &kf, rk_text, strlen(rk_text), 1), 0);
+	CHECK_MEM(got, master, SFS_KEY_BYTES);
+	CHECK_EQ(sfs_crypto_pwhash_runs() - runs, 2);
 	/* the whole-file entry point too, with the cipher check */
 	CHECK_EQ(sfs_fmt_keyfile_unwrap(got, v3, v3len, pw3, strlen(pw3), NULL), 0);
 	CHECK_MEM(got, master, SFS_KEY_BYTES);

@@ -1,7 +1,9 @@
 /*
  * test_store.c - the store config: create and open, refusals (non-empty
  * directory, existing store, missing path, not a store, newer version,
- * unknown feature, bad JSON), plus session ids and the first metadata.json.
+ * unknown feature, bad JSON), plus session ids and the first metadata.json;
+ * a stored metadata.json that is no object is damage, an allocation that
+ * fails reading it is ENOMEM.
  */
 #include "check.h"
 #include "store.h"
@@ -10,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -250,6 +253,92 @@ static void test_metadata_new(void)
 	free(text);
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN true
+#else
+#define UNDER_ASAN false
+#endif
+
+/*
+ * Run @fn(@arg) with malloc failing for real: RLIMIT_AS down to nothing
+ * (no brk or mmap grows the process; RLIMIT_DATA does not stop mmap on
+ * every kernel), and every free block of the heap taken first, largest
+ * sizes down to the smallest. All it took is given back.
+ */
+static void without_memory(void (*fn)(void *), void *arg)
+{
+	struct rlimit was, none;
+	void *held = NULL, *p;
+
+	REQUIRE(getrlimit(RLIMIT_AS, &was) == 0);
+	none = (struct rlimit){.rlim_cur = 0, .rlim_max = was.rlim_max};
+	REQUIRE(setrlimit(RLIMIT_AS, &none) == 0);
+	for (size_t n = 1 << 20; n >= 16; n = n > 1024 ? n / 2 : n - 16)
+		while ((p = malloc(n))) {
+			*(void **)p = held;
+			held = p;
+		}
+	fn(arg);
+	while (held) {
+		p = held;
+		held = *(void **)p;
+		free(p);
+	}
+	REQUIRE(setrlimit(RLIMIT_AS, &was) == 0);
+}
+
+struct nomem_run {
+	const char *doc;
+	int sum_rc, set_rc;
+	json_t *sum;
+	char *text;
+};
+
+static void nomem_run(void *arg)
+{
+	struct nomem_run *r = arg;
+
+	r->sum_rc = sfs_store_metadata_summary(r->doc, strlen(r->doc), &r->sum);
+	r->set_rc =
+		sfs_store_metadata_set_status(r->doc, strlen(r->doc), "failed", "now", &r->text);
+}
+
+/*
+ * What status shows (and sets) of a stored metadata.json: a document that
+ * is no JSON object is damage (-EINVAL: "metadata.json is damaged"), but a
+ * parse that runs out of memory is -ENOMEM, never damage (jansson itself
+ * calls it a syntax error). Before, both were NULL, and `sessionctl status`
+ * said "metadata.json is damaged" on ENOMEM.
+ */
+static void test_metadata_nomem(void)
+{
+	static const char doc[] = "{\"id\":\"INC-1234\",\"status\":\"paused\",\"name\":\"db\","
+				  "\"created\":\"2026-01-01T00:00:00Z\",\"tags\":[\"a\"]}";
+	struct nomem_run r = {.doc = doc};
+	json_t *sum;
+	char *text;
+
+	CHECK_EQ(sfs_store_metadata_summary("[1]", 3, &sum), -EINVAL);
+	CHECK(sum == NULL);
+	CHECK_EQ(sfs_store_metadata_summary("{\"id\":", 6, &sum), -EINVAL);
+	CHECK_EQ(sfs_store_metadata_set_status("[1]", 3, "active", "now", &text), -EINVAL);
+	CHECK(text == NULL);
+	REQUIRE(sfs_store_metadata_summary(doc, strlen(doc), &sum) == 0);
+	CHECK_STR(json_string_value(json_object_get(sum, "status")), "paused");
+	CHECK_EQ(json_object_size(sum), 3);
+	json_decref(sum);
+	REQUIRE(sfs_store_metadata_set_status(doc, strlen(doc), "failed", "now", &text) == 0);
+	CHECK(strstr(text, "\"failed\"") != NULL);
+	free(text);
+	if (UNDER_ASAN)
+		return; /* its shadow memory wants address space: no RLIMIT_AS */
+	without_memory(nomem_run, &r);
+	CHECK_EQ(r.sum_rc, -ENOMEM);
+	CHECK(r.sum == NULL);
+	CHECK_EQ(r.set_rc, -ENOMEM);
+	CHECK(r.text == NULL);
+}
+
 /* A copy's first document (sessionctl copy): the source's "created", "copying", "copy_of". */
 static void test_metadata_first_copy(void)
 {
@@ -426,12 +515,14 @@ static void test_mountinfo_unescape(void)
 int main(void)
 {
 	REQUIRE(sfs_crypto_init() == 0);
+	sfs_store_json_wipe_on_free(); /* as the daemon: its allocations are counted */
 	REQUIRE(mkdtemp(top));
 	test_create_open();
 	test_refusals();
 	test_ids();
 	test_metadata_new();
 	test_metadata_first_copy();
+	test_metadata_nomem();
 	test_documents();
 	test_mountinfo_unescape();
 	CHECK_EQ(sfs_remove_tree(AT_FDCWD, top), 0);
