@@ -512,6 +512,89 @@ class FsckTest(unittest.TestCase):
         self.e.assert_umount(m)
         self.fsck("-n", expect=CLEAN)
 
+    def kill_at(self, call, nth=1):
+        """fsck -y killed (-9) right after its @nth call @call (strace holds it)."""
+        if not have_strace():
+            self.skipTest("strace is not installed (.ci/deps installs it)")
+        log = self.e.path("strace-%s.log" % call)
+        st = subprocess.Popen(["strace", "-f", "-o", log, "-e", "trace=" + call,
+                               "-e", "inject=%s:delay_exit=%dms" % (call, STEP_DELAY_MS),
+                               FSCK, "-y", "--password-file", self.pw, self.e.store],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+        held = []
+        while len(held) < nth and st.poll() is None:
+            time.sleep(0.002)
+            try:
+                with open(log) as f:
+                    held = [x for x in f.read().split("\n") if "(DELAYED)" in x]
+            except FileNotFoundError:
+                pass
+        self.assertGreaterEqual(len(held), nth, "fsck -y made no %s" % call)
+        os.kill(int(held[nth - 1].split()[0]), signal.SIGKILL)
+        st.wait(timeout=30)
+        return held[nth - 1]
+
+    def test_salvage_interrupted(self):
+        """fsck -y killed between the link that keeps the damaged log as
+        events.damaged-<hex>.jsonl and the rename of the new log over events.jsonl:
+        the old log has two names (one backing inode, two links). A mount shows
+        them as two hard links of one file; fsck -n reports the interrupted salvage
+        and changes nothing; -y finishes it under the name it already kept (not a
+        third one), and -n after it is clean."""
+        with open(self.back["events"], "r+b") as f:
+            f.seek(80 + 44 + 5)  # the payload of the first record
+            b = f.read(1)
+            f.seek(-1, 1)
+            f.write(bytes([b[0] ^ 1]))
+        self.kill_at("linkat")
+        ino = os.stat(self.back["events"]).st_ino
+        names = sorted(n for n in os.listdir(self.root)
+                       if os.lstat(os.path.join(self.root, n)).st_ino == ino)
+        self.assertEqual(len(names), 2, names)
+        self.assertEqual(os.stat(self.back["events"]).st_nlink, 2)
+        # a mount shows two hard links of one file, both reading the old log
+        m = self.e.mount(foreground=True)
+        self.e.unlock(m, self.sid)
+        d = m.sdir(self.sid)
+        kept = [n for n in os.listdir(d) if n.startswith("events.damaged-")]
+        self.assertEqual(len(kept), 1, os.listdir(d))
+        a, b = os.stat(os.path.join(d, "events.jsonl")), os.stat(os.path.join(d, kept[0]))
+        self.assertEqual((a.st_ino, a.st_size), (b.st_ino, b.st_size))
+        self.assertEqual((a.st_nlink, b.st_nlink), (2, 2))
+        self.assertEqual(events_lines(os.path.join(d, "events.jsonl")),
+                         events_lines(os.path.join(d, kept[0])))
+        self.e.assert_umount(m)
+        # -n reports the interrupted salvage, and changes nothing
+        before = tree_hash(self.e.store)
+        doc, rc = self.findings()
+        self.assertEqual(rc, UNCORRECTED)
+        f = [x for x in doc["findings"] if x["path"] == "events.jsonl"]
+        self.assertEqual([x["code"] for x in f], ["log-damage"], doc)
+        self.assertIn("interrupted salvage", f[0]["what"])
+        self.assertIn(kept[0], f[0]["what"])
+        self.assertIn(kept[0], f[0]["repair"])
+        self.assertEqual(tree_hash(self.e.store), before, "-n changed the store")
+        # -y finishes it under the kept name; -n after is clean
+        self.fsck("-y", expect=CORRECTED)
+        self.fsck("-n", expect=CLEAN)
+        # the damaged log keeps one name, the one the killed run gave it
+        kept_back = [n for n in names if n != os.path.basename(self.back["events"])]
+        self.assertEqual(sorted(n for n in os.listdir(self.root)
+                                if os.lstat(os.path.join(self.root, n)).st_ino == ino),
+                         kept_back)
+        m = self.e.mount(foreground=True)
+        self.e.unlock(m, self.sid)
+        d = m.sdir(self.sid)
+        self.assertEqual([n for n in os.listdir(d) if n.startswith("events.damaged-")], kept)
+        with open(os.path.join(d, "events.jsonl")) as f:
+            lines = [json.loads(ln) for ln in f.read().splitlines()]
+        self.assertEqual(lines[0]["sessionfs"], "damaged")
+        self.assertEqual([x["i"] for x in lines[1:]], [1] * 40 + [2] * 40)
+        self.assertNotEqual(os.stat(os.path.join(d, "events.jsonl")).st_ino,
+                            os.stat(os.path.join(d, kept[0])).st_ino)
+        self.e.assert_umount(m)
+
     def test_big_log_damaged_in_several_chunks(self):
         # A log of several MiB is read a MiB (256 frames) at a time, the next MiB read and
         # opened on another thread while the walk goes through this one: damage inside a
@@ -754,6 +837,7 @@ class FsckKillTest(unittest.TestCase):
             lf = os.path.join(d, "lost+found")
             lost = {n: sfs.read_file(os.path.join(lf, n)) for n in os.listdir(lf)} \
                 if os.path.isdir(lf) else {}
+            self.damaged = sorted(n for n in os.listdir(d) if n.startswith("events.damaged-"))
             # every other file reads whole
             for root, dirs, files in os.walk(d):
                 for n in files:
@@ -827,6 +911,9 @@ class FsckKillTest(unittest.TestCase):
             lines, bad, lost = self.session()
             self.assertEqual(bad, 0, what)
             self.assertEqual(lines, want, what)
+            # the damaged log is kept once, under one name (a kill between the salvage's
+            # link and its rename left it under two: the rerun made a third)
+            self.assertEqual(len(self.damaged), 1, "%s: %s" % (what, self.damaged))
             self.assertEqual(list(lost.values()), list(want_lost.values()), what)
             report.append("%s: %s" % (what, "ok"))
         print("\n".join(report), file=sys.stderr)
