@@ -516,7 +516,9 @@ class FsckTest(unittest.TestCase):
         """fsck -y killed (-9) right after its @nth call @call (strace holds it)."""
         if not have_strace():
             self.skipTest("strace is not installed (.ci/deps installs it)")
-        log = self.e.path("strace-%s.log" % call)
+        log = self.e.path("strace-%s-%d.log" % (call, nth))
+        if os.path.exists(log):
+            os.unlink(log)  # not the lines of a run before
         st = subprocess.Popen(["strace", "-f", "-o", log, "-e", "trace=" + call,
                                "-e", "inject=%s:delay_exit=%dms" % (call, STEP_DELAY_MS),
                                FSCK, "-y", "--password-file", self.pw, self.e.store],
@@ -665,6 +667,72 @@ class FsckTest(unittest.TestCase):
         self.assertEqual(len(lines), 80)
         for ln in lines:
             json.loads(ln)
+
+    def torn_big_append(self):
+        """A 300 KB append (many records) cut 1000 stored bytes short, as a crash in
+        the middle of it leaves: its whole records before the cut hold whole lines."""
+        m = self.e.mount(foreground=True)
+        self.e.unlock(m, self.sid)
+        with open(os.path.join(m.sdir(self.sid), "events.jsonl"), "a") as f:
+            f.write("".join('{"type":"note","big":%d,"pad":"%s"}\n' % (j, "x" * 200)
+                            for j in range(1200)))
+        self.e.assert_umount(m)
+        os.truncate(self.back["events"], os.path.getsize(self.back["events"]) - 1000)
+
+    def event_ids(self):
+        m = self.e.mount(foreground=True)
+        self.e.unlock(m, self.sid)
+        with open(os.path.join(m.sdir(self.sid), "events.jsonl")) as f:
+            lines = [json.loads(ln) for ln in f.read().splitlines()]
+        self.e.assert_umount(m)
+        return [(x.get("i"), x.get("j"), x.get("big")) for x in lines]
+
+    def test_torn_tail_cut_interrupted(self):
+        """fsck -y killed after it kept a torn tail's bytes in events.kept-* and
+        before it cut them off the log: the next -y cuts the tail without keeping
+        the same bytes a second time, and appends each line at most once; -n after
+        it is clean."""
+        self.torn_big_append()
+        template = self.e.path("template")
+        shutil.copytree(self.e.store, template, symlinks=True)
+        size = os.path.getsize(self.back["events"])
+        self.fsck("-y", expect=CORRECTED)
+        self.fsck("-n", expect=CLEAN)
+        want = self.event_ids()
+        self.assertEqual(len(want), 120 + len([x for x in want if x[2] is not None]))
+        self.assertGreater(len(want), 1000)
+        self.assertEqual(len([n for n in os.listdir(self.cont)
+                              if n.startswith("events.kept-")]), 1)
+        # killed after the kept file's header, after its first 256 KiB, after its
+        # fsync and after the container's: the log is not cut yet
+        # (then an unlock, which cuts a torn tail the same way, before the second -y)
+        for call, nth, unlock in (("pwrite64", 1, False), ("pwrite64", 2, False),
+                                  ("fsync", 1, False), ("fsync", 2, False),
+                                  ("pwrite64", 2, True)):
+            shutil.rmtree(self.e.store)
+            shutil.copytree(template, self.e.store, symlinks=True)
+            step = self.kill_at(call, nth)
+            what = "fsck -y killed after %s" % step
+            self.assertEqual(os.path.getsize(self.back["events"]), size, what)
+            self.assertEqual(len([n for n in os.listdir(self.cont)
+                                  if n.startswith("events.kept-")]), 1, what)
+            doc, rc = self.findings()
+            self.assertEqual(rc, UNCORRECTED, what)
+            if unlock:
+                m = self.e.mount(foreground=True)
+                self.e.unlock(m, self.sid)
+                self.e.assert_umount(m)
+                self.assertLess(os.path.getsize(self.back["events"]), size, what)
+                self.assertEqual(len([n for n in os.listdir(self.cont)
+                                      if n.startswith("events.kept-")]), 1, what)
+            r = self.fsck("-y")
+            self.assertEqual(r.returncode, CORRECTED, "%s: %s%s" % (what, r.stdout, r.stderr))
+            r = self.fsck("-n")
+            self.assertEqual(r.returncode, CLEAN, "%s: %s%s" % (what, r.stdout, r.stderr))
+            # each line once: the tail kept once, its lines appended once
+            self.assertEqual(self.event_ids(), want, what)
+            self.assertEqual(len([n for n in os.listdir(self.cont)
+                                  if n.startswith("events.kept-")]), 1, what)
 
     def test_kept_lines_reappended(self):
         # a lost sector (zeros) in the second append, as a power loss leaves it: unlock
