@@ -405,6 +405,57 @@ class FsckTest(unittest.TestCase):
                          b"# synced\n" * 1000)
         self.e.assert_umount(m)
 
+    def test_torn_last_block_repair_killed(self):
+        """fsck -y killed after each of its store-changing calls in turn while it
+        keeps a torn block's stored bytes in torn.kept-* and puts the block back
+        from its tail record: a second -y finishes (the file reads as the last fsync
+        left it), -n after it is clean, and the torn bytes are kept once, whole, in
+        one torn.kept-* file (before: a second one after a kill between keeping them
+        and putting the block back)."""
+        m = self.e.mount(foreground=True)
+        self.e.unlock(m, self.sid)
+        p = os.path.join(m.sdir(self.sid), "synced.md")
+        with open(p, "wb") as f:
+            f.write(b"# synced\n" * 1000)
+            os.fsync(f.fileno())
+            f.write(b"more\n" * 100)
+        back = sfs.backing_of(self.e.store, self.sid, p)
+        self.e.assert_umount(m)
+        os.truncate(back, os.path.getsize(back) - 100)
+        with open(back, "rb") as f:
+            f.seek(80 + 2 * 4136)
+            torn = f.read()
+        template = self.e.path("template")
+        shutil.copytree(self.e.store, template, symlinks=True)
+        report = []
+        k = 0
+        while True:
+            k += 1
+            self.assertLess(k, 50, "fsck -y never completed")
+            shutil.rmtree(self.e.store)
+            shutil.copytree(template, self.e.store, symlinks=True)
+            step = self.kill_at(FSCK_STEPS, k)
+            if step is None:
+                break
+            what = "fsck -y killed after step %d (%s)" % (k, step[:100])
+            r = self.fsck("-y")
+            self.assertIn(r.returncode, (CLEAN, CORRECTED), "%s: %s%s" % (what, r.stdout,
+                                                                          r.stderr))
+            r = self.fsck("-n")
+            self.assertEqual(r.returncode, CLEAN, "%s: %s%s" % (what, r.stdout, r.stderr))
+            kept = [n for n in os.listdir(self.cont) if n.startswith("torn.kept-")]
+            self.assertEqual(len(kept), 1, "%s: %s" % (what, kept))
+            with open(os.path.join(self.cont, kept[0]), "rb") as f:
+                self.assertEqual(f.read(), torn, what)
+            m = self.e.mount(foreground=True)
+            self.e.unlock(m, self.sid)
+            self.assertEqual(sfs.read_file(os.path.join(m.sdir(self.sid), "synced.md")),
+                             b"# synced\n" * 1000, what)
+            self.e.assert_umount(m)
+            report.append(what)
+        print("\n".join(report), file=sys.stderr)
+        self.assertGreater(k, 4, "no step was traced")
+
     def test_flipped_content_byte(self):
         self.fsck("-n", password=False, expect=CLEAN)  # not visible without the key
         with open(self.back["notes"], "r+b") as f:
@@ -513,10 +564,11 @@ class FsckTest(unittest.TestCase):
         self.fsck("-n", expect=CLEAN)
 
     def kill_at(self, call, nth=1):
-        """fsck -y killed (-9) right after its @nth call @call (strace holds it)."""
+        """fsck -y killed (-9) right after its @nth call of those in @call (strace
+        holds each): that call's strace line, or None if fsck -y completed first."""
         if not have_strace():
             self.skipTest("strace is not installed (.ci/deps installs it)")
-        log = self.e.path("strace-%s-%d.log" % (call, nth))
+        log = self.e.path("strace-%d.log" % nth)
         if os.path.exists(log):
             os.unlink(log)  # not the lines of a run before
         st = subprocess.Popen(["strace", "-f", "-o", log, "-e", "trace=" + call,
@@ -532,7 +584,10 @@ class FsckTest(unittest.TestCase):
                     held = [x for x in f.read().split("\n") if "(DELAYED)" in x]
             except FileNotFoundError:
                 pass
-        self.assertGreaterEqual(len(held), nth, "fsck -y made no %s" % call)
+        if len(held) < nth:
+            st.wait()
+            self.assertEqual(st.returncode, CORRECTED)
+            return None  # fsck -y made fewer such calls, and completed
         os.kill(int(held[nth - 1].split()[0]), signal.SIGKILL)
         st.wait(timeout=30)
         return held[nth - 1]
@@ -549,7 +604,7 @@ class FsckTest(unittest.TestCase):
             b = f.read(1)
             f.seek(-1, 1)
             f.write(bytes([b[0] ^ 1]))
-        self.kill_at("linkat")
+        self.assertIsNotNone(self.kill_at("linkat"))
         ino = os.stat(self.back["events"]).st_ino
         names = sorted(n for n in os.listdir(self.root)
                        if os.lstat(os.path.join(self.root, n)).st_ino == ino)
@@ -712,6 +767,7 @@ class FsckTest(unittest.TestCase):
             shutil.rmtree(self.e.store)
             shutil.copytree(template, self.e.store, symlinks=True)
             step = self.kill_at(call, nth)
+            self.assertIsNotNone(step, "fsck -y made fewer than %d %s" % (nth, call))
             what = "fsck -y killed after %s" % step
             self.assertEqual(os.path.getsize(self.back["events"]), size, what)
             self.assertEqual(len([n for n in os.listdir(self.cont)
