@@ -551,6 +551,25 @@ class FsckTest(unittest.TestCase):
         os.unlink(os.path.join(self.root, meta[0]))
         self.metadata_restored()
 
+    def test_metadata_restore_killed(self):
+        """fsck -y killed after each of its store-changing calls in turn while it
+        writes a missing metadata.json anew: a second -y finishes (the .sfs-meta-*
+        a kill left is a leftover it removes), -n after it is clean, and
+        metadata.json reads with the session's id."""
+        meta = [p for p in os.listdir(self.root) if len(p) == 39]
+        os.unlink(os.path.join(self.root, meta[0]))
+
+        def check(what):
+            self.assertEqual([n for n in os.listdir(self.root) if n.startswith(".sfs-")], [],
+                             what)
+            m = self.e.mount(foreground=True)
+            self.e.unlock(m, self.sid)
+            with open(os.path.join(m.sdir(self.sid), "metadata.json")) as f:
+                self.assertEqual(json.load(f)["id"], self.sid, what)
+            self.e.assert_umount(m)
+
+        self.kill_each_step(check)
+
     def test_metadata_empty(self):
         meta = [p for p in os.listdir(self.root) if len(p) == 39][0]
         os.truncate(os.path.join(self.root, meta), 0)
