@@ -57,7 +57,7 @@ static void recover(struct fz *f, int fd)
 
 	open_log(&l, fd);
 	unlinkat(fz_dir(), "kept", 0);
-	rc = sfs_log_repair(&l, &rep, fz_dir(), "kept");
+	rc = sfs_log_repair(&l, &rep, fz_dir(), (char[SFS_LOG_KEPT_NAME]){"kept"});
 	if (rc < 0)
 		return;
 	open_log(&l2, fd);
