@@ -10,8 +10,10 @@
 #include "eventlog.h"
 #include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -326,21 +328,114 @@ static void damage_of(struct sfs_log_damage *d, const struct span *s, uint64_t c
  * as doc/format.md ("Kept bytes") describes: the log's header, @from as a
  * u64, then the bytes.
  */
-static int keep_copy(struct sfs_log *l, uint64_t from, uint64_t to, int dirfd, const char *name)
+/*
+ * Are the @have bytes of kept file @fd a prefix of what a cut of [@from,
+ * @to) keeps: @hdr (SFS_LOG_KEPT_HDR bytes: header and *from*), then the
+ * log's bytes? @buf: two CHUNKs of scratch.
+ */
+static bool keep_is_prefix(struct sfs_log *l, int fd, uint64_t have, uint64_t from,
+			   const unsigned char *hdr, unsigned char *buf)
+{
+	size_t h = have < SFS_LOG_KEPT_HDR ? (size_t)have : SFS_LOG_KEPT_HDR;
+
+	if (sfs_pread_all(fd, buf, h, 0) != (ssize_t)h || memcmp(buf, hdr, h) != 0)
+		return false;
+	for (uint64_t pos = SFS_LOG_KEPT_HDR; pos < have;) {
+		size_t n = have - pos < CHUNK ? (size_t)(have - pos) : CHUNK;
+
+		if (sfs_pread_all(fd, buf, n, pos) != (ssize_t)n ||
+		    sfs_pread_all(l->fd, buf + CHUNK, n, from + pos - SFS_LOG_KEPT_HDR) !=
+			    (ssize_t)n ||
+		    memcmp(buf, buf + CHUNK, n) != 0)
+			return false;
+		pos += n;
+	}
+	return true;
+}
+
+/*
+ * A cut is made in two steps, the bytes kept, then the log cut; a kill or
+ * crash in between leaves a kept file of this very tail, whole or a prefix,
+ * and the log uncut. An "events.kept-<16 hex>" of @dirfd whose bytes are a
+ * prefix of what a cut of [@from, @to) keeps (@hdr first): its name into
+ * @name (SFS_LOG_KEPT_NAME bytes) and its size into *@have, the largest if
+ * there are several; 1, or 0 if there is none.
+ */
+static int keep_find(struct sfs_log *l, uint64_t from, uint64_t to, int dirfd,
+		     const unsigned char *hdr, char *name, uint64_t *have)
+{
+	unsigned char *buf = malloc(2 * CHUNK);
+	int dfd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
+	struct dirent *de;
+	int found = 0;
+
+	if (!d || !buf) {
+		if (d)
+			closedir(d);
+		else if (dfd >= 0)
+			close(dfd);
+		free(buf);
+		return 0;
+	}
+	while ((de = readdir(d)) != NULL) {
+		const char *nm = de->d_name;
+		struct stat st;
+		size_t i;
+		int fd;
+
+		if (strlen(nm) != SFS_LOG_KEPT_NAME - 1 || strncmp(nm, "events.kept-", 12) != 0)
+			continue;
+		for (i = 12; nm[i] && strchr("0123456789abcdef", nm[i]); i++)
+			;
+		if (nm[i])
+			continue;
+		fd = openat(dirfd, nm, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+		    (uint64_t)st.st_size <= SFS_LOG_KEPT_HDR + (to - from) &&
+		    (!found || (uint64_t)st.st_size > *have) &&
+		    keep_is_prefix(l, fd, (uint64_t)st.st_size, from, hdr, buf)) {
+			snprintf(name, SFS_LOG_KEPT_NAME, "%s", nm);
+			*have = (uint64_t)st.st_size;
+			found = 1;
+		}
+		close(fd);
+	}
+	closedir(d);
+	sodium_memzero(buf, 2 * CHUNK);
+	free(buf);
+	return found;
+}
+
+static int keep_copy(struct sfs_log *l, uint64_t from, uint64_t to, int dirfd, char *name)
 {
 	unsigned char *buf = malloc(CHUNK);
-	int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	int rc = fd < 0 ? sfs_neg_errno() : buf ? 0 : -ENOMEM;
+	uint64_t have = 0;
+	int fd = -1, rc = buf ? 0 : -ENOMEM;
+	bool made = false;
 	ssize_t got;
 
 	if (rc == 0) {
 		got = sfs_pread_all(l->fd, buf, SFS_HDR_BYTES, 0);
 		rc = got < 0 ? (int)got : got != SFS_HDR_BYTES ? -EIO : 0;
 		sfs_put_le64(buf + SFS_HDR_BYTES, from);
-		if (rc == 0)
-			rc = sfs_pwrite_all(fd, buf, SFS_LOG_KEPT_HDR, 0);
 	}
-	for (uint64_t pos = from; rc == 0 && pos < to;) {
+	/* The file an interrupted cut of this tail left is completed, not kept twice. */
+	if (rc == 0 && keep_find(l, from, to, dirfd, buf, name, &have)) {
+		fd = openat(dirfd, name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+		rc = fd < 0 ? sfs_neg_errno() : 0;
+	} else if (rc == 0) {
+		fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+			    0600);
+		rc = fd < 0 ? sfs_neg_errno() : 0;
+		made = fd >= 0;
+	}
+	if (rc == 0 && have < SFS_LOG_KEPT_HDR)
+		rc = sfs_pwrite_all(fd, buf + have, SFS_LOG_KEPT_HDR - (size_t)have, have);
+	for (uint64_t pos = from + (have > SFS_LOG_KEPT_HDR ? have - SFS_LOG_KEPT_HDR : 0);
+	     rc == 0 && pos < to;) {
 		size_t want = to - pos < CHUNK ? (size_t)(to - pos) : CHUNK;
 
 		got = sfs_pread_all(l->fd, buf, want, pos);
@@ -355,7 +450,7 @@ static int keep_copy(struct sfs_log *l, uint64_t from, uint64_t to, int dirfd, c
 		close(fd);
 	if (rc == 0)
 		rc = sfs_fsync_dirfd(dirfd);
-	else if (fd >= 0)
+	else if (made)
 		unlinkat(dirfd, name, 0);
 	free(buf);
 	return rc;
@@ -387,8 +482,7 @@ static bool tail_whole(struct sfs_log *l, uint64_t from, uint64_t to, uint64_t o
 	}
 }
 
-int sfs_log_repair(struct sfs_log *l, struct sfs_log_repair *rep, int keep_dirfd,
-		   const char *keep_name)
+int sfs_log_repair(struct sfs_log *l, struct sfs_log_repair *rep, int keep_dirfd, char *keep_name)
 {
 	uint64_t bsize = 0, from, cut, size, lines, ndamage = 0;
 	const struct span *first = NULL;

@@ -69,6 +69,8 @@ int sfs_log_load(struct sfs_log *l);
 
 /* Bytes before the kept bytes in a kept file: the log's header and a u64 (doc/format.md). */
 #define SFS_LOG_KEPT_HDR (SFS_HDR_BYTES + 8)
+/* The size of a kept file's name, "events.kept-<16 hex>", with its NUL. */
+#define SFS_LOG_KEPT_NAME 29
 
 /*
  * A span of records that fail and that no crash explains (damage), left
@@ -109,15 +111,18 @@ struct sfs_log_repair {
  *    records after them: everything from the last complete append before
  *    such a hole is cut.
  * The cut bytes are first copied to a new file @keep_name in directory
- * @keep_dirfd (doc/format.md, "Kept bytes"). A failing span that no crash
+ * @keep_dirfd (doc/format.md, "Kept bytes"), unless a cut of the same tail
+ * that a kill or crash interrupted before the log was cut left a kept file
+ * ("events.kept-<16 hex>") holding a prefix of those bytes: that file is
+ * completed instead, and its name written to @keep_name (SFS_LOG_KEPT_NAME
+ * bytes), so no bytes are kept twice. A failing span that no crash
  * explains (no hole, good records of later appends after it) is damage:
  * it stays as it is, and is described in rep->damage. Then the state is
  * loaded as by sfs_log_load.
  * 0; -EBADMSG when the window holds no complete append at all (damage, not
  * a crash: nothing is cut); -errno.
  */
-int sfs_log_repair(struct sfs_log *l, struct sfs_log_repair *rep, int keep_dirfd,
-		   const char *keep_name);
+int sfs_log_repair(struct sfs_log *l, struct sfs_log_repair *rep, int keep_dirfd, char *keep_name);
 
 /*
  * Check the frame of a loaded log that holds backing offset @pos (and the

@@ -964,7 +964,16 @@ int sfs_file_recover_tail(struct sfs_file *f, int rootfd, uint64_t *was, uint64_
 		     block_opens(f, stored, slen, b, plain)))
 			goto out;
 	}
-	rc = sfs_pwrite_all(f->fd, rec + TAIL_HDR, clen, off);
+	/*
+	 * Cut first what lies past the block as recorded, then write it: a kill
+	 * in between leaves a prefix of the torn bytes (which a repair that
+	 * kept them finds kept already), never the record's bytes in front of
+	 * the rest of the torn block.
+	 */
+	if ((uint64_t)st.st_size > off + clen && ftruncate(f->fd, (off_t)(off + clen)) < 0)
+		rc = sfs_neg_errno();
+	if (rc == 0)
+		rc = sfs_pwrite_all(f->fd, rec + TAIL_HDR, clen, off);
 	if (rc == 0 && ftruncate(f->fd, (off_t)(off + clen)) < 0)
 		rc = sfs_neg_errno();
 	if (rc == 0 && fsync(f->fd) < 0)

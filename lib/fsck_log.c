@@ -27,6 +27,7 @@
 #include "tree.h"
 #include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -663,19 +664,77 @@ static int salvage_lost(struct walk *w, uint64_t from, uint64_t to, uint64_t sto
 	return salvage_put(w->arg, m, (size_t)n);
 }
 
-/* Where the log to salvage is: its directory (the session root) and backing name. */
+/*
+ * Where the log to salvage is: its directory (the session root) and backing
+ * name; @kept: the backing name an interrupted salvage already linked it to
+ * ("" none).
+ */
 struct salvage_arg {
 	int dirfd;
 	const char *name;
 	const unsigned char *id;
+	char kept[SFS_NAME_MAX + 1];
 };
+
+#define DAMAGED_PREFIX "events.damaged-"
+#define DAMAGED_SUFFIX ".jsonl"
+
+/*
+ * An interrupted salvage: a kill or crash between fix_salvage's link and
+ * its rename leaves the damaged log under two names of the session root,
+ * events.jsonl (@name, its stat @st) and events.damaged-<hex>.jsonl, one
+ * backing inode. 1 with the kept name's backing name in @bk and plaintext
+ * in @plain (of several, the first by plaintext name), else 0.
+ */
+static int salvage_kept(struct sfs_fsck_sess *s, int dirfd, const char *name, const struct stat *st,
+			char bk[SFS_NAME_MAX + 1], char plain[SFS_NAME_MAX + 1])
+{
+	unsigned char dirid[SFS_ID_BYTES];
+	char out[SFS_NAME_MAX + 1];
+	struct sfs_attrs da;
+	struct dirent *de;
+	struct stat o;
+	DIR *d;
+	int fd, found = 0;
+
+	if (st->st_nlink < 2 || sfs_tree_dir_load(dirfd, dirid, &da, s->keys) < 0)
+		return 0;
+	fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d = fd < 0 ? NULL : fdopendir(fd);
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	while ((de = readdir(d)) != NULL) {
+		size_t n;
+
+		if (strcmp(de->d_name, name) == 0 ||
+		    fstatat(dirfd, de->d_name, &o, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    o.st_ino != st->st_ino || o.st_dev != st->st_dev ||
+		    sfs_tree_name_read(dirfd, de->d_name, dirid, s->keys, out) < 0)
+			continue;
+		n = strlen(out);
+		if (strncmp(out, DAMAGED_PREFIX, strlen(DAMAGED_PREFIX)) != 0 ||
+		    n < strlen(DAMAGED_PREFIX) + strlen(DAMAGED_SUFFIX) ||
+		    strcmp(out + n - strlen(DAMAGED_SUFFIX), DAMAGED_SUFFIX) != 0 ||
+		    (found && strcmp(out, plain) >= 0))
+			continue;
+		snprintf(bk, SFS_NAME_MAX + 1, "%s", de->d_name);
+		snprintf(plain, SFS_NAME_MAX + 1, "%s", out);
+		found = 1;
+	}
+	closedir(d);
+	return found;
+}
 
 /*
  * Salvage a damaged log: a new log gets every line that reads, and a marker
- * line for each stretch that does not; the old log stays, renamed
+ * line for each stretch that does not; the old log stays, linked as
  * events.damaged-<16 hex>.jsonl in the session root; then the new log is
- * renamed over events.jsonl. A crash leaves the old log under its name (and
- * perhaps a second name too) and at worst a .sfs-new-* file.
+ * renamed over events.jsonl. A crash leaves at worst a .sfs-new-* file and
+ * the old log under both names: a run after it finds that (salvage_kept)
+ * and finishes the salvage under the name already kept, not a new one.
  */
 static int fix_salvage(struct sfs_fsck *c, struct sfs_fsck_sess *s, void *arg)
 {
@@ -724,14 +783,24 @@ static int fix_salvage(struct sfs_fsck *c, struct sfs_fsck_sess *s, void *arg)
 		rc = salvage_flush(&sv);
 	if (rc == 0 && fsync(sv.nl.fd) < 0)
 		rc = sfs_neg_errno();
-	/* Keep the old log under a name of its own in the session, then replace. */
-	sfs_crypto_random(rnd, sizeof(rnd));
-	sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
-	snprintf(keep, sizeof(keep), "events.damaged-%s.jsonl", hex);
-	if (rc == 0)
+	/*
+	 * Keep the old log under a name of its own in the session (or the one
+	 * an interrupted salvage kept it under: still a link of it), then replace.
+	 */
+	if (rc == 0 && a->kept[0]) {
+		struct stat k;
+
+		if (fstatat(a->dirfd, a->kept, &k, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    k.st_ino != st.st_ino || k.st_dev != st.st_dev)
+			rc = -ESTALE; /* changed since it was checked */
+	} else if (rc == 0) {
+		sfs_crypto_random(rnd, sizeof(rnd));
+		sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
+		snprintf(keep, sizeof(keep), DAMAGED_PREFIX "%s" DAMAGED_SUFFIX, hex);
 		rc = sfs_fmt_name_encrypt(&en, keep, dirid, s->keys);
-	if (rc == 0 && linkat(a->dirfd, a->name, a->dirfd, en.backing, 0) < 0)
-		rc = sfs_neg_errno();
+		if (rc == 0 && linkat(a->dirfd, a->name, a->dirfd, en.backing, 0) < 0)
+			rc = sfs_neg_errno();
+	}
 	if (rc == 0 && renameat(a->dirfd, tmp, a->dirfd, a->name) < 0)
 		rc = sfs_neg_errno();
 	if (rc == 0)
@@ -756,7 +825,8 @@ int sfs_fsck_log(struct sfs_fsck_sess *s, int fd, const unsigned char id[SFS_ID_
 	bool plain = path != NULL, in_span;
 	struct walk w = {.s = s, .id = id};
 	struct sfs_log l = {.fd = fd, .keys = s->keys};
-	struct salvage_arg sa = {dirfd, name, id};
+	struct salvage_arg sa = {dirfd, name, id, ""};
+	char kept[SFS_NAME_MAX + 1], rep[SFS_NAME_MAX + 300];
 	uint64_t size, last_end;
 	struct stat st;
 	int rc;
@@ -796,7 +866,24 @@ int sfs_fsck_log(struct sfs_fsck_sess *s, int fd, const unsigned char id[SFS_ID_
 				   "the damaged log a salvage kept: %llu span(s) of records fail "
 				   "authentication; remove it when you no longer need it",
 				   (unsigned long long)w.spans);
-	else if (w.spans > 0)
+	else if (w.spans > 0 && salvage && salvage_kept(s, dirfd, name, &st, sa.kept, kept)) {
+		snprintf(rep, sizeof(rep),
+			 "finish the salvage: a new events.jsonl with every line that reads and "
+			 "one {\"sessionfs\":\"damaged\",...} line for each stretch that does "
+			 "not; the old log stays as %s, no other name is made",
+			 kept);
+		sfs_fsck_add(
+			s->c, s, where, plain, "log-damage", rep, fix_salvage, &sa,
+			"an interrupted salvage: events.jsonl and %s are one file (two "
+			"links of one backing file, what a kill or crash of fsck -y leaves "
+			"after it kept the damaged log under that name and before it put "
+			"the new log in place); %llu span(s) of records fail "
+			"authentication (the first at stored offset %llu: plaintext bytes "
+			"%llu-%llu, from line %llu); reads touching them fail with EIO",
+			kept, (unsigned long long)w.spans, (unsigned long long)w.first_span_pos,
+			(unsigned long long)w.first_span_off, (unsigned long long)w.first_span_end,
+			(unsigned long long)w.first_span_line);
+	} else if (w.spans > 0)
 		sfs_fsck_add(s->c, s, where, plain, "log-damage",
 			     salvage ? "salvage: a new events.jsonl with every line that reads "
 				       "and one {\"sessionfs\":\"damaged\",...} line for each "

@@ -11,8 +11,9 @@
  * record can put the block back. The repair is the one a mount's first open
  * makes (fileio.c's sfs_file_recover_tail), with one step more: the torn
  * block's stored bytes are first copied to torn.kept-<16 hex> in the
- * container, so nothing is deleted. Without a usable record there is no
- * repair: the file is left as it is, its last block reading as EIO.
+ * container, so nothing is deleted; a run after one a kill or crash
+ * interrupted completes the kept file it left, and keeps nothing twice. Without a usable record
+ * there is no repair: the file is left as it is, its last block reading as EIO.
  *
  * Store layer (lib/fsck.h): blocks and tail records are format.c's and
  * fileio.c's. Nothing of terminals, JSON output or FUSE.
@@ -22,6 +23,7 @@
 #include "fsck.h"
 #include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -37,6 +39,60 @@ struct torn_arg {
 	uint64_t block;
 };
 
+#define TORN_KEPT "torn.kept-"
+
+/*
+ * A repair of this block that a kill or crash interrupted may have kept its
+ * bytes already: a torn.kept-<16 hex> of the container whose bytes and the
+ * @len bytes @buf to keep are one a prefix of the other (killed while the
+ * file was written; or after the block's cut, which leaves a prefix of the
+ * torn bytes). Its name into @name and size into *@have (the longest if
+ * several); 1, or 0 if there is none.
+ */
+static int torn_kept_find(struct sfs_fsck_sess *s, const unsigned char *buf, size_t len,
+			  char name[32], size_t *have)
+{
+	int dfd = openat(s->cfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
+	unsigned char k[SFS_CBLOCK];
+	struct dirent *de;
+	int found = 0;
+
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return 0;
+	}
+	while ((de = readdir(d)) != NULL) {
+		const char *nm = de->d_name;
+		struct stat st;
+		size_t i, n;
+		int fd;
+
+		if (strlen(nm) != strlen(TORN_KEPT) + 16 || strncmp(nm, TORN_KEPT, 10) != 0)
+			continue;
+		for (i = strlen(TORN_KEPT); nm[i] && strchr("0123456789abcdef", nm[i]); i++)
+			;
+		if (nm[i])
+			continue;
+		fd = openat(s->cfd, nm, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= SFS_CBLOCK &&
+		    (!found || (size_t)st.st_size > *have)) {
+			n = (size_t)st.st_size < len ? (size_t)st.st_size : len;
+			if (sfs_pread_all(fd, k, n, 0) == (ssize_t)n && memcmp(k, buf, n) == 0) {
+				snprintf(name, 32, "%s", nm);
+				*have = (size_t)st.st_size;
+				found = 1;
+			}
+		}
+		close(fd);
+	}
+	closedir(d);
+	return found;
+}
+
 /* Keep the torn block's stored bytes in the container, then put the block back. */
 static int fix_torn(struct sfs_fsck *c, struct sfs_fsck_sess *s, void *arg)
 {
@@ -46,7 +102,8 @@ static int fix_torn(struct sfs_fsck *c, struct sfs_fsck_sess *s, void *arg)
 	char hex[17], kept[32];
 	uint64_t off = sfs_fmt_block_offset(a->block), was, now;
 	struct stat st;
-	size_t len;
+	size_t len, have = 0;
+	bool made = false;
 	int kfd, rc;
 
 	(void)c;
@@ -64,15 +121,22 @@ static int fix_torn(struct sfs_fsck *c, struct sfs_fsck_sess *s, void *arg)
 		rc = -EIO;
 		goto out;
 	}
-	sfs_crypto_random(rnd, sizeof(rnd));
-	sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
-	snprintf(kept, sizeof(kept), "torn.kept-%s", hex);
-	kfd = openat(s->cfd, kept, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	/* Kept already by a run a kill or crash interrupted: complete that file. */
+	if (torn_kept_find(s, buf, len, kept, &have)) {
+		kfd = openat(s->cfd, kept, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	} else {
+		sfs_crypto_random(rnd, sizeof(rnd));
+		sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
+		snprintf(kept, sizeof(kept), TORN_KEPT "%s", hex);
+		kfd = openat(s->cfd, kept, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+			     0600);
+		made = kfd >= 0;
+	}
 	if (kfd < 0) {
 		rc = sfs_neg_errno();
 		goto out;
 	}
-	rc = sfs_pwrite_all(kfd, buf, len, 0);
+	rc = have < len ? sfs_pwrite_all(kfd, buf + have, len - have, have) : 0;
 	if (rc == 0 && fsync(kfd) < 0)
 		rc = sfs_neg_errno();
 	close(kfd);
@@ -82,7 +146,7 @@ static int fix_torn(struct sfs_fsck *c, struct sfs_fsck_sess *s, void *arg)
 		rc = sfs_file_recover_tail(&f, s->rootfd, &was, &now);
 		rc = rc == 1 ? 0 : rc == 0 ? -ESTALE : rc;
 	}
-	if (rc < 0)
+	if (rc < 0 && made)
 		unlinkat(s->cfd, kept, 0);
 out:
 	close(f.fd);

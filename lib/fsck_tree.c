@@ -91,6 +91,27 @@ static bool is_hex_id(const char *name)
 	return true;
 }
 
+/*
+ * The temporary of fix_dirhdr's rewrite of .sfsdir (util.c's
+ * sfs_write_atomic: ".tmp..sfsdir.<pid>.<seq>"), which a kill leaves.
+ */
+static bool is_dirhdr_tmp(const char *name)
+{
+	const char *p = name + 5 + strlen(SFS_DIRHDR_NAME);
+	int dots = 0;
+
+	if (strncmp(name, ".tmp.", 5) != 0 ||
+	    strncmp(name + 5, SFS_DIRHDR_NAME, strlen(SFS_DIRHDR_NAME)) != 0 || *p != '.')
+		return false;
+	for (; *p; p++) {
+		if (*p == '.' && p[1] >= '0' && p[1] <= '9')
+			dots++;
+		else if (*p < '0' || *p > '9')
+			return false;
+	}
+	return dots == 2;
+}
+
 static bool is_leftover(const char *name)
 {
 	return sfs_tree_has_prefix(name, SFS_NEW_PREFIX) ||
@@ -462,6 +483,12 @@ static void check_entry(struct sfs_fsck_sess *s, int fd, const char *name, const
 				     "an internal entry a crash left (a node being built, a "
 				     "directory being removed or a metadata.json being replaced): "
 				     "never listed");
+			return;
+		}
+		if (is_dirhdr_tmp(name)) {
+			sfs_fsck_add(s->c, s, bp, false, "leftover", "remove it", fix_rm, &rm,
+				     "the temporary of an interrupted rewrite of the directory "
+				     "header (.sfsdir) from its copy by fsck -y: never listed");
 			return;
 		}
 		sfs_fsck_add_state(s->c, s, bp, false, "unknown", SFS_FSCK_NOTE, 0,

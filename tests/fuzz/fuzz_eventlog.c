@@ -14,7 +14,10 @@
  * Oracles: until the bytes are touched, the log reads back what was
  * appended, with its size and lines; after a repair that succeeds, a fresh
  * load finds the same end, size and lines, and a new line appends and
- * reads back.
+ * reads back. Before the repair, a kept file an interrupted cut of the same
+ * tail may have left (a fuzzer-chosen prefix of what the cut keeps, found on
+ * a copy, perhaps with a byte changed): the repair keeps the bytes once,
+ * completing that file if it holds a prefix, else in a new one.
  */
 #include "eventlog.h"
 #include "fuzz.h"
@@ -43,21 +46,111 @@ static void reads(struct fz *f, struct sfs_log *l)
 	}
 }
 
+#define KEPT_OLD "events.kept-0123456789abcdef"
+
+/* The @len bytes of file @name of the fuzz directory, malloc'd (NULL: none). */
+static uint8_t *read_kept(const char *name, size_t *len)
+{
+	int fd = openat(fz_dir(), name, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	uint8_t *b;
+
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) < 0 || !(b = malloc((size_t)st.st_size + 1)) ||
+	    pread(fd, b, (size_t)st.st_size, 0) != st.st_size)
+		abort();
+	close(fd);
+	*len = (size_t)st.st_size;
+	return b;
+}
+
+/*
+ * What a repair of the log in @fd keeps (malloc'd, NULL: nothing), found by
+ * repairing a copy; and, as an interrupted cut of the same tail leaves it, a
+ * kept file KEPT_OLD of a fuzzer-chosen prefix of those bytes, perhaps with
+ * a byte changed (*@old, *@oldlen; *@flip).
+ */
+static uint8_t *interrupted_cut(struct fz *f, int fd, size_t *klen, uint8_t **old, size_t *oldlen,
+				bool *flip)
+{
+	struct stat st;
+	struct sfs_log l;
+	struct sfs_log_repair rep;
+	char name[SFS_LOG_KEPT_NAME] = "kept";
+	uint8_t *b, *k = NULL;
+	int copy;
+
+	*old = NULL;
+	*flip = false;
+	unlinkat(fz_dir(), "kept", 0);
+	unlinkat(fz_dir(), KEPT_OLD, 0);
+	if (fstat(fd, &st) < 0 || !(b = malloc((size_t)st.st_size + 1)) ||
+	    pread(fd, b, (size_t)st.st_size, 0) != st.st_size)
+		abort();
+	copy = fz_memfd(b, (size_t)st.st_size);
+	free(b);
+	open_log(&l, copy);
+	if (sfs_log_repair(&l, &rep, fz_dir(), name) == 0 && rep.kept) {
+		FZ_ASSERT(strcmp(name, "kept") == 0);
+		k = read_kept(name, klen);
+		FZ_ASSERT(k && *klen == SFS_LOG_KEPT_HDR + rep.dropped);
+	}
+	close(copy);
+	unlinkat(fz_dir(), "kept", 0);
+	if (k && (fz_u8(f) & 1)) {
+		*oldlen = fz_u32(f) % (*klen + 1);
+		*old = malloc(*oldlen + 1);
+		if (!*old)
+			abort();
+		memcpy(*old, k, *oldlen);
+		if (*oldlen && (fz_u8(f) & 1)) {
+			(*old)[fz_u32(f) % *oldlen] ^= (uint8_t)(1 + fz_u8(f) % 255);
+			*flip = true;
+		}
+		fz_put_file(fz_dir(), KEPT_OLD, *old, *oldlen);
+	}
+	return k;
+}
+
 /* Load, repair, check and read what is in @fd. */
 static void recover(struct fz *f, int fd)
 {
 	struct sfs_log l, l2;
 	struct sfs_log_repair rep;
 	struct sfs_log_damage d;
+	char name[SFS_LOG_KEPT_NAME] = "kept";
+	uint8_t *want, *old, *got;
+	size_t wlen = 0, olen = 0, glen = 0;
+	bool flip;
 	int rc;
 
 	open_log(&l, fd);
 	(void)sfs_log_load(&l);
 	reads(f, &l);
 
+	want = interrupted_cut(f, fd, &wlen, &old, &olen, &flip);
 	open_log(&l, fd);
-	unlinkat(fz_dir(), "kept", 0);
-	rc = sfs_log_repair(&l, &rep, fz_dir(), "kept");
+	rc = sfs_log_repair(&l, &rep, fz_dir(), name);
+	/*
+	 * The bytes are kept once: in the file an interrupted cut left when it
+	 * holds a prefix of them (completed), else in a new one (the other stays
+	 * as it was).
+	 */
+	if (rc == 0 && rep.kept) {
+		FZ_ASSERT(want != NULL);
+		FZ_ASSERT(strcmp(name, old && !flip ? KEPT_OLD : "kept") == 0);
+		got = read_kept(name, &glen);
+		FZ_ASSERT(got && glen == wlen && memcmp(got, want, wlen) == 0);
+		free(got);
+		if (old && flip) {
+			got = read_kept(KEPT_OLD, &glen);
+			FZ_ASSERT(got && glen == olen && memcmp(got, old, olen) == 0);
+			free(got);
+		}
+	}
+	free(want);
+	free(old);
 	if (rc < 0)
 		return;
 	open_log(&l2, fd);

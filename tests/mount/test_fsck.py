@@ -321,6 +321,28 @@ class FsckTest(unittest.TestCase):
             f.write(b"\0" * 80)
         self.repaired("dirheader", password=True)
 
+    def test_dir_header_repair_killed(self):
+        """fsck -y killed after each of its store-changing calls in turn while it
+        writes a directory's .sfsdir again from its copy (a temporary, fsynced,
+        renamed over): a second -y finishes, -n after it is clean and names no entry
+        "sessionfs never makes" (before: the temporary .tmp..sfsdir.* a kill left
+        was one, and stayed), and the directory lists."""
+        sub = [n for n in os.listdir(self.root)
+               if os.path.isdir(os.path.join(self.root, n)) and not n.startswith(".")][0]
+        with open(os.path.join(self.root, sub, ".sfsdir"), "r+b") as f:
+            f.write(b"\0" * 80)
+
+        def check(what):
+            self.assertEqual([n for n in os.listdir(os.path.join(self.root, sub))
+                              if n.startswith(".tmp.")], [], what)
+            m = self.e.mount(foreground=True)
+            self.e.unlock(m, self.sid)
+            self.assertEqual(os.listdir(os.path.join(m.sdir(self.sid), "data")), ["logs"],
+                             what)
+            self.e.assert_umount(m)
+
+        self.kill_each_step(check)
+
     # --- damage that has no repair ---
 
     def test_key_file_cut(self):
@@ -405,6 +427,70 @@ class FsckTest(unittest.TestCase):
                          b"# synced\n" * 1000)
         self.e.assert_umount(m)
 
+    def test_torn_last_block_repair_killed(self):
+        """fsck -y killed after each of its store-changing calls in turn while it
+        keeps a torn block's stored bytes in torn.kept-* and puts the block back
+        from its tail record: a second -y finishes (the file reads as the last fsync
+        left it), -n after it is clean, and the torn bytes are kept once, whole, in
+        one torn.kept-* file (before: a second one after a kill between keeping them
+        and putting the block back)."""
+        m = self.e.mount(foreground=True)
+        self.e.unlock(m, self.sid)
+        p = os.path.join(m.sdir(self.sid), "synced.md")
+        with open(p, "wb") as f:
+            f.write(b"# synced\n" * 1000)
+            os.fsync(f.fileno())
+            f.write(b"more\n" * 100)
+        back = sfs.backing_of(self.e.store, self.sid, p)
+        self.e.assert_umount(m)
+        os.truncate(back, os.path.getsize(back) - 100)
+        with open(back, "rb") as f:
+            f.seek(80 + 2 * 4136)
+            torn = f.read()
+
+        def check(what):
+            kept = [n for n in os.listdir(self.cont) if n.startswith("torn.kept-")]
+            self.assertEqual(len(kept), 1, "%s: %s" % (what, kept))
+            with open(os.path.join(self.cont, kept[0]), "rb") as f:
+                self.assertEqual(f.read(), torn, what)
+            m = self.e.mount(foreground=True)
+            self.e.unlock(m, self.sid)
+            self.assertEqual(sfs.read_file(os.path.join(m.sdir(self.sid), "synced.md")),
+                             b"# synced\n" * 1000, what)
+            self.e.assert_umount(m)
+
+        self.kill_each_step(check)
+
+    def kill_each_step(self, check):
+        """fsck -y on (a copy of) the store as it is, killed after each of its
+        store-changing calls in turn (FSCK_STEPS); after each kill -y exits 0 or 1,
+        -n after it is clean and @check(what) holds."""
+        template = self.e.path("template")
+        shutil.copytree(self.e.store, template, symlinks=True)
+        report = []
+        k = 0
+        while True:
+            k += 1
+            self.assertLess(k, 50, "fsck -y never completed")
+            shutil.rmtree(self.e.store)
+            shutil.copytree(template, self.e.store, symlinks=True)
+            step = self.kill_at(FSCK_STEPS, k)
+            if step is None:
+                break
+            what = "fsck -y killed after step %d (%s)" % (k, step[:100])
+            r = self.fsck("-y")
+            self.assertIn(r.returncode, (CLEAN, CORRECTED), "%s: %s%s" % (what, r.stdout,
+                                                                          r.stderr))
+            r = self.fsck("-n", "--json")
+            self.assertEqual(r.returncode, CLEAN, "%s: %s%s" % (what, r.stdout, r.stderr))
+            # no entry "sessionfs never makes": each leftover of fsck's own is named
+            self.assertEqual([f for f in json.loads(r.stdout)["findings"]
+                              if f["code"] == "unknown"], [], what)
+            check(what)
+            report.append(what)
+        print("\n".join(report), file=sys.stderr)
+        self.assertGreater(k, 3, "no step was traced")
+
     def test_flipped_content_byte(self):
         self.fsck("-n", password=False, expect=CLEAN)  # not visible without the key
         with open(self.back["notes"], "r+b") as f:
@@ -465,6 +551,25 @@ class FsckTest(unittest.TestCase):
         os.unlink(os.path.join(self.root, meta[0]))
         self.metadata_restored()
 
+    def test_metadata_restore_killed(self):
+        """fsck -y killed after each of its store-changing calls in turn while it
+        writes a missing metadata.json anew: a second -y finishes (the .sfs-meta-*
+        a kill left is a leftover it removes), -n after it is clean, and
+        metadata.json reads with the session's id."""
+        meta = [p for p in os.listdir(self.root) if len(p) == 39]
+        os.unlink(os.path.join(self.root, meta[0]))
+
+        def check(what):
+            self.assertEqual([n for n in os.listdir(self.root) if n.startswith(".sfs-")], [],
+                             what)
+            m = self.e.mount(foreground=True)
+            self.e.unlock(m, self.sid)
+            with open(os.path.join(m.sdir(self.sid), "metadata.json")) as f:
+                self.assertEqual(json.load(f)["id"], self.sid, what)
+            self.e.assert_umount(m)
+
+        self.kill_each_step(check)
+
     def test_metadata_empty(self):
         meta = [p for p in os.listdir(self.root) if len(p) == 39][0]
         os.truncate(os.path.join(self.root, meta), 0)
@@ -511,6 +616,95 @@ class FsckTest(unittest.TestCase):
             f.write('{"type":"note","after":"salvage"}\n')
         self.e.assert_umount(m)
         self.fsck("-n", expect=CLEAN)
+
+    def kill_at(self, call, nth=1):
+        """fsck -y killed (-9) right after its @nth call of those in @call (strace
+        holds each): that call's strace line, or None if fsck -y completed first."""
+        if not have_strace():
+            self.skipTest("strace is not installed (.ci/deps installs it)")
+        log = self.e.path("strace-%d.log" % nth)
+        if os.path.exists(log):
+            os.unlink(log)  # not the lines of a run before
+        st = subprocess.Popen(["strace", "-f", "-o", log, "-e", "trace=" + call,
+                               "-e", "inject=%s:delay_exit=%dms" % (call, STEP_DELAY_MS),
+                               FSCK, "-y", "--password-file", self.pw, self.e.store],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+        held = []
+        while len(held) < nth and st.poll() is None:
+            time.sleep(0.002)
+            try:
+                with open(log) as f:
+                    held = [x for x in f.read().split("\n") if "(DELAYED)" in x]
+            except FileNotFoundError:
+                pass
+        if len(held) < nth:
+            st.wait()
+            self.assertEqual(st.returncode, CORRECTED)
+            return None  # fsck -y made fewer such calls, and completed
+        os.kill(int(held[nth - 1].split()[0]), signal.SIGKILL)
+        st.wait(timeout=30)
+        return held[nth - 1]
+
+    def test_salvage_interrupted(self):
+        """fsck -y killed between the link that keeps the damaged log as
+        events.damaged-<hex>.jsonl and the rename of the new log over events.jsonl:
+        the old log has two names (one backing inode, two links). A mount shows
+        them as two hard links of one file; fsck -n reports the interrupted salvage
+        and changes nothing; -y finishes it under the name it already kept (not a
+        third one), and -n after it is clean."""
+        with open(self.back["events"], "r+b") as f:
+            f.seek(80 + 44 + 5)  # the payload of the first record
+            b = f.read(1)
+            f.seek(-1, 1)
+            f.write(bytes([b[0] ^ 1]))
+        self.assertIsNotNone(self.kill_at("linkat"))
+        ino = os.stat(self.back["events"]).st_ino
+        names = sorted(n for n in os.listdir(self.root)
+                       if os.lstat(os.path.join(self.root, n)).st_ino == ino)
+        self.assertEqual(len(names), 2, names)
+        self.assertEqual(os.stat(self.back["events"]).st_nlink, 2)
+        # a mount shows two hard links of one file, both reading the old log
+        m = self.e.mount(foreground=True)
+        self.e.unlock(m, self.sid)
+        d = m.sdir(self.sid)
+        kept = [n for n in os.listdir(d) if n.startswith("events.damaged-")]
+        self.assertEqual(len(kept), 1, os.listdir(d))
+        a, b = os.stat(os.path.join(d, "events.jsonl")), os.stat(os.path.join(d, kept[0]))
+        self.assertEqual((a.st_ino, a.st_size), (b.st_ino, b.st_size))
+        self.assertEqual((a.st_nlink, b.st_nlink), (2, 2))
+        self.assertEqual(events_lines(os.path.join(d, "events.jsonl")),
+                         events_lines(os.path.join(d, kept[0])))
+        self.e.assert_umount(m)
+        # -n reports the interrupted salvage, and changes nothing
+        before = tree_hash(self.e.store)
+        doc, rc = self.findings()
+        self.assertEqual(rc, UNCORRECTED)
+        f = [x for x in doc["findings"] if x["path"] == "events.jsonl"]
+        self.assertEqual([x["code"] for x in f], ["log-damage"], doc)
+        self.assertIn("interrupted salvage", f[0]["what"])
+        self.assertIn(kept[0], f[0]["what"])
+        self.assertIn(kept[0], f[0]["repair"])
+        self.assertEqual(tree_hash(self.e.store), before, "-n changed the store")
+        # -y finishes it under the kept name; -n after is clean
+        self.fsck("-y", expect=CORRECTED)
+        self.fsck("-n", expect=CLEAN)
+        # the damaged log keeps one name, the one the killed run gave it
+        kept_back = [n for n in names if n != os.path.basename(self.back["events"])]
+        self.assertEqual(sorted(n for n in os.listdir(self.root)
+                                if os.lstat(os.path.join(self.root, n)).st_ino == ino),
+                         kept_back)
+        m = self.e.mount(foreground=True)
+        self.e.unlock(m, self.sid)
+        d = m.sdir(self.sid)
+        self.assertEqual([n for n in os.listdir(d) if n.startswith("events.damaged-")], kept)
+        with open(os.path.join(d, "events.jsonl")) as f:
+            lines = [json.loads(ln) for ln in f.read().splitlines()]
+        self.assertEqual(lines[0]["sessionfs"], "damaged")
+        self.assertEqual([x["i"] for x in lines[1:]], [1] * 40 + [2] * 40)
+        self.assertNotEqual(os.stat(os.path.join(d, "events.jsonl")).st_ino,
+                            os.stat(os.path.join(d, kept[0])).st_ino)
+        self.e.assert_umount(m)
 
     def test_big_log_damaged_in_several_chunks(self):
         # A log of several MiB is read a MiB (256 frames) at a time, the next MiB read and
@@ -582,6 +776,73 @@ class FsckTest(unittest.TestCase):
         self.assertEqual(len(lines), 80)
         for ln in lines:
             json.loads(ln)
+
+    def torn_big_append(self):
+        """A 300 KB append (many records) cut 1000 stored bytes short, as a crash in
+        the middle of it leaves: its whole records before the cut hold whole lines."""
+        m = self.e.mount(foreground=True)
+        self.e.unlock(m, self.sid)
+        with open(os.path.join(m.sdir(self.sid), "events.jsonl"), "a") as f:
+            f.write("".join('{"type":"note","big":%d,"pad":"%s"}\n' % (j, "x" * 200)
+                            for j in range(1200)))
+        self.e.assert_umount(m)
+        os.truncate(self.back["events"], os.path.getsize(self.back["events"]) - 1000)
+
+    def event_ids(self):
+        m = self.e.mount(foreground=True)
+        self.e.unlock(m, self.sid)
+        with open(os.path.join(m.sdir(self.sid), "events.jsonl")) as f:
+            lines = [json.loads(ln) for ln in f.read().splitlines()]
+        self.e.assert_umount(m)
+        return [(x.get("i"), x.get("j"), x.get("big")) for x in lines]
+
+    def test_torn_tail_cut_interrupted(self):
+        """fsck -y killed after it kept a torn tail's bytes in events.kept-* and
+        before it cut them off the log: the next -y cuts the tail without keeping
+        the same bytes a second time, and appends each line at most once; -n after
+        it is clean."""
+        self.torn_big_append()
+        template = self.e.path("template")
+        shutil.copytree(self.e.store, template, symlinks=True)
+        size = os.path.getsize(self.back["events"])
+        self.fsck("-y", expect=CORRECTED)
+        self.fsck("-n", expect=CLEAN)
+        want = self.event_ids()
+        self.assertEqual(len(want), 120 + len([x for x in want if x[2] is not None]))
+        self.assertGreater(len(want), 1000)
+        self.assertEqual(len([n for n in os.listdir(self.cont)
+                              if n.startswith("events.kept-")]), 1)
+        # killed after the kept file's header, after its first 256 KiB, after its
+        # fsync and after the container's: the log is not cut yet
+        # (then an unlock, which cuts a torn tail the same way, before the second -y)
+        for call, nth, unlock in (("pwrite64", 1, False), ("pwrite64", 2, False),
+                                  ("fsync", 1, False), ("fsync", 2, False),
+                                  ("pwrite64", 2, True)):
+            shutil.rmtree(self.e.store)
+            shutil.copytree(template, self.e.store, symlinks=True)
+            step = self.kill_at(call, nth)
+            self.assertIsNotNone(step, "fsck -y made fewer than %d %s" % (nth, call))
+            what = "fsck -y killed after %s" % step
+            self.assertEqual(os.path.getsize(self.back["events"]), size, what)
+            self.assertEqual(len([n for n in os.listdir(self.cont)
+                                  if n.startswith("events.kept-")]), 1, what)
+            doc, rc = self.findings()
+            self.assertEqual(rc, UNCORRECTED, what)
+            if unlock:
+                m = self.e.mount(foreground=True)
+                self.e.unlock(m, self.sid)
+                self.e.assert_umount(m)
+                self.assertLess(os.path.getsize(self.back["events"]), size, what)
+                self.assertEqual(len([n for n in os.listdir(self.cont)
+                                      if n.startswith("events.kept-")]), 1, what)
+            r = self.fsck("-y")
+            self.assertEqual(r.returncode, CORRECTED, "%s: %s%s" % (what, r.stdout, r.stderr))
+            r = self.fsck("-n")
+            self.assertEqual(r.returncode, CLEAN, "%s: %s%s" % (what, r.stdout, r.stderr))
+            # each line once: the tail kept once, its lines appended once
+            self.assertEqual(self.event_ids(), want, what)
+            self.assertEqual(len([n for n in os.listdir(self.cont)
+                                  if n.startswith("events.kept-")]), 1, what)
 
     def test_kept_lines_reappended(self):
         # a lost sector (zeros) in the second append, as a power loss leaves it: unlock
@@ -754,6 +1015,7 @@ class FsckKillTest(unittest.TestCase):
             lf = os.path.join(d, "lost+found")
             lost = {n: sfs.read_file(os.path.join(lf, n)) for n in os.listdir(lf)} \
                 if os.path.isdir(lf) else {}
+            self.damaged = sorted(n for n in os.listdir(d) if n.startswith("events.damaged-"))
             # every other file reads whole
             for root, dirs, files in os.walk(d):
                 for n in files:
@@ -827,6 +1089,9 @@ class FsckKillTest(unittest.TestCase):
             lines, bad, lost = self.session()
             self.assertEqual(bad, 0, what)
             self.assertEqual(lines, want, what)
+            # the damaged log is kept once, under one name (a kill between the salvage's
+            # link and its rename left it under two: the rerun made a third)
+            self.assertEqual(len(self.damaged), 1, "%s: %s" % (what, self.damaged))
             self.assertEqual(list(lost.values()), list(want_lost.values()), what)
             report.append("%s: %s" % (what, "ok"))
         print("\n".join(report), file=sys.stderr)

@@ -282,7 +282,7 @@ static void test_crash_cuts(void)
 		memcpy(c.id, l.id, sizeof(c.id));
 		if (cut != ends[k])
 			CHECK_EQ(sfs_log_load(&c), -EBADMSG); /* torn: not loadable as is */
-		CHECK_EQ(sfs_log_repair(&c, &rep, dirfd_, "kept"), 0);
+		CHECK_EQ(sfs_log_repair(&c, &rep, dirfd_, (char[SFS_LOG_KEPT_NAME]){"kept"}), 0);
 		CHECK(c.size == sizes[k] && c.end == ends[k]);
 		CHECK(rep.dropped == cut - ends[k] && rep.kept == (rep.dropped > 0));
 		CHECK(rep.damage.count == 0 && !rep.hole && !rep.whole);
@@ -331,7 +331,7 @@ static void test_hole(void)
 	k = nappends - 20;
 	hole = ends[k] + 10;
 	REQUIRE(pwrite(l.fd, zeros, 1000, (off_t)hole) == 1000);
-	CHECK_EQ(sfs_log_repair(&l, &rep, dirfd_, "kept"), 0);
+	CHECK_EQ(sfs_log_repair(&l, &rep, dirfd_, (char[SFS_LOG_KEPT_NAME]){"kept"}), 0);
 	CHECK(l.size == sizes[k] && l.end == ends[k]);
 	CHECK(rep.kept && rep.hole && rep.bad_at == ends[k] && rep.damage.count == 0);
 	CHECK(fstatat(dirfd_, "kept", &st, 0) == 0 &&
@@ -451,7 +451,7 @@ static void check_damaged(struct sfs_log *l, uint64_t rec, uint64_t off, uint64_
 	uint64_t bend = l->end;
 	int before = check_failures;
 
-	CHECK_EQ(sfs_log_repair(l, &rep, dirfd_, "kept"), 0);
+	CHECK_EQ(sfs_log_repair(l, &rep, dirfd_, (char[SFS_LOG_KEPT_NAME]){"kept"}), 0);
 	CHECK(rep.dropped == 0 && !rep.kept && l->end == bend);
 	CHECK(faccessat(dirfd_, "kept", F_OK, 0) < 0);
 	CHECK_EQ(rep.damage.count, 1);
@@ -591,7 +591,7 @@ static void test_damage_and_torn_tail(void)
 	memcpy(c.id, l.id, sizeof(c.id));
 	flip(c.fd, pos + 30);
 	CHECK_EQ(sfs_log_load(&c), -EBADMSG);
-	CHECK_EQ(sfs_log_repair(&c, &rep, dirfd_, "kept"), 0);
+	CHECK_EQ(sfs_log_repair(&c, &rep, dirfd_, (char[SFS_LOG_KEPT_NAME]){"kept"}), 0);
 	CHECK(rep.dropped == cut - ends[k] && rep.kept && !rep.hole && rep.cut_at == ends[k]);
 	CHECK(rep.damage.count == 1 && rep.damage.pos == pos && rep.damage.off == r.offset);
 	CHECK(c.end == ends[k] && c.size == sizes[k]);
@@ -620,7 +620,7 @@ static void test_damage_last_record(void)
 		do_line(&l, 20 + below(40));
 	pos = nth_record(l.fd, 9, &r);
 	flip(l.fd, pos + SFS_REC_HDR + SFS_SEAL_OVERHEAD);
-	CHECK_EQ(sfs_log_repair(&l, &rep, dirfd_, "kept"), 0);
+	CHECK_EQ(sfs_log_repair(&l, &rep, dirfd_, (char[SFS_LOG_KEPT_NAME]){"kept"}), 0);
 	CHECK(rep.dropped == ends[10] - ends[9] && rep.kept && rep.whole && !rep.hole);
 	CHECK(rep.damage.count == 0 && l.size == sizes[9] && l.lines == 9);
 	unlinkat(dirfd_, "kept", 0);
@@ -644,7 +644,7 @@ static void test_tamper(void)
 	REQUIRE(pread(l.fd, frame_a, 1, (off_t)sfs_fmt_frame_offset(10) + 100) == 1);
 	frame_a[0] ^= 0x20;
 	REQUIRE(pwrite(l.fd, frame_a, 1, (off_t)sfs_fmt_frame_offset(10) + 100) == 1);
-	CHECK_EQ(sfs_log_repair(&l, &rep, dirfd_, "kept"), 0);
+	CHECK_EQ(sfs_log_repair(&l, &rep, dirfd_, (char[SFS_LOG_KEPT_NAME]){"kept"}), 0);
 	CHECK(rep.dropped == 0 && l.end == end && l.size == msize);
 	n = sfs_log_read(&l, buf, 3 * SFS_LOG_FRAME, 9 * SFS_REC_MAX);
 	CHECK_EQ(n, -EBADMSG);
