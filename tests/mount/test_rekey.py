@@ -431,6 +431,9 @@ class RefusalTest(RekeyBase):
         sfs.write_file(os.path.join(self.sdir, "notes.md"), "db restarted\n")
         r = self.e.ctl("passwd", "--add", self.sdir, password=PW1, new_password=PW2)
         self.assertEqual(r.rc, 0, r)
+        # the write's metadata.json refresh (a .sfs-meta-* renamed over it a
+        # second later) must not land between two lists of the backing names
+        self.e.settle(self.m, self.sid, password=PW1)
 
     def unchanged(self, key, names):
         self.assertEqual(key_bytes(self.e, self.sid), key)
