@@ -14,6 +14,7 @@
 #include "store.h"
 
 #include <jansson.h>
+#include <errno.h>
 
 #define ID "INC-0001"
 
@@ -25,13 +26,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *why;
 	json_t *sum;
 	char *upd;
-	int line;
+	int line, rc;
 
 	text = fz_chunk(&f, 16384, &len);
 	old = fz_chunk(&f, 16384, &oldlen);
 	why = sfs_store_metadata_check(ID, (const char *)text, len,
 				       oldlen ? (const char *)old : NULL, oldlen, &line);
-	sum = sfs_store_metadata_summary((const char *)text, len);
+	rc = sfs_store_metadata_summary((const char *)text, len, &sum);
+	/* a JSON object or not (damage); -ENOMEM only when an allocation fails */
+	FZ_ASSERT(rc == 0 || rc == -EINVAL);
+	FZ_ASSERT((rc == 0) == (sum != NULL));
 	json_decref(sum);
 	upd = sfs_store_metadata_set_updated((const char *)text, len, "2026-01-02T03:04:05Z");
 	if (!why) {
