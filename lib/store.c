@@ -276,11 +276,11 @@ static unsigned long json_nomem_count(void);
 static int load_object(const char *text, size_t len, json_t **doc)
 {
 	unsigned long nomem = json_nomem_count();
-	json_error_t err;
+	json_error_t err = {0};
 
 	*doc = json_loadb(text, len, 0, &err);
 	if (!*doc &&
-	    (json_error_code(&err) == json_error_out_of_memory || json_nomem_count() != nomem))
+	    (json_nomem_count() != nomem || json_error_code(&err) == json_error_out_of_memory))
 		return -ENOMEM;
 	if (!json_is_object(*doc)) {
 		json_decref(*doc);
