@@ -526,7 +526,7 @@ class CopyTest(unittest.TestCase):
                                  "-e", "trace=newfstatat",
                                  "-e", "inject=newfstatat:delay_exit=2000ms:when=1"] + argv,
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+                                stderr=subprocess.PIPE, text=True, env=sfs.traced_env())
         try:
             end = time.monotonic() + sfs.TIMEOUT
             while proc.poll() is None and time.monotonic() < end:
@@ -575,7 +575,8 @@ class CopyTest(unittest.TestCase):
             trace += ["-P", n]
         trace += ["-e", "trace=newfstatat", "-e", "inject=newfstatat:delay_exit=2000ms:when=1"]
         proc = subprocess.Popen(trace + argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+                                stderr=subprocess.PIPE, text=True,
+                                env=sfs.traced_env())
         held = None
         try:
             end = time.monotonic() + sfs.TIMEOUT
