@@ -609,9 +609,17 @@ void sfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_se
 	} else {
 		rc = sfs_enter_node(in, &keys);
 		if (rc == 0) {
-			/* an events.jsonl from before a rekey: its node is the old container's */
-			rc = sfs_inode_old(in) ? -EIO
-					       : setattr_node(req, in, attr, to_set, fi, keys);
+			/*
+			 * An events.jsonl from before a rekey: its node is the old
+			 * container's (EIO), but a truncate is refused as on any
+			 * events.jsonl: append-only.
+			 */
+			if (!sfs_inode_old(in))
+				rc = setattr_node(req, in, attr, to_set, fi, keys);
+			else if (in->special == SFS_SP_EVENTS && (to_set & FUSE_SET_ATTR_SIZE))
+				rc = -EPERM;
+			else
+				rc = -EIO;
 			if (rc == 0 && in->special != SFS_SP_META)
 				sfs_session_changed(in->sess);
 			if (rc == 0)

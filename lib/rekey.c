@@ -48,8 +48,31 @@ struct walk {
 	struct sfs_rekey_progress *p;
 	struct link *links;
 	size_t nlinks, caplinks;
+	/* the node ids the walk re-keyed: only their attribute blobs are copied */
+	unsigned char (*ids)[SFS_ID_BYTES];
+	size_t nids, capids;
 	unsigned char *buf; /* CHUNK bytes of plaintext, sodium_malloc */
 };
+
+static int id_add(struct walk *w, const unsigned char id[SFS_ID_BYTES])
+{
+	if (w->nids == w->capids) {
+		size_t cap = w->capids ? 2 * w->capids : 64;
+		unsigned char(*n)[SFS_ID_BYTES] = realloc(w->ids, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		w->ids = n;
+		w->capids = cap;
+	}
+	memcpy(w->ids[w->nids++], id, SFS_ID_BYTES);
+	return 0;
+}
+
+static int id_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, SFS_ID_BYTES);
+}
 
 static const char *link_find(const struct walk *w, const struct stat *st)
 {
@@ -207,6 +230,8 @@ static int copy_file(struct walk *w, int olddir, const char *name, int newdir, c
 		return rc;
 	}
 	rc = sfs_file_read_header(oldfd, id, &a, w->ok);
+	if (rc == 0)
+		rc = id_add(w, id);
 	if (rc == 0) {
 		switch (a.mode & S_IFMT) {
 		case S_IFREG:
@@ -340,6 +365,8 @@ static int walk_entry(struct walk *w, int olddir, int newdir, const unsigned cha
 		rc = od < 0 ? sfs_neg_errno() : 0;
 		if (rc == 0)
 			rc = sfs_tree_dir_load(od, id, &a, w->ok);
+		if (rc == 0)
+			rc = id_add(w, id);
 		if (rc == 0 && mkdirat(newdir, en.backing, 0700) < 0)
 			rc = sfs_neg_errno();
 		if (rc == 0 && (nd = openat(newdir, en.backing,
@@ -387,7 +414,13 @@ static int walk_dir(struct walk *w, int olddir, int newdir, const unsigned char 
 	return rc == 0 ? sfs_tree_dir_sync(newdir) : rc;
 }
 
-/* Every attribute blob of the old root's .sfsx/, re-sealed under the same node id. */
+/*
+ * The attribute blob of every node the walk re-keyed, from the old root's
+ * .sfsx/, re-sealed under the same node id. A blob of no such node (a file
+ * unlinked while open: the daemon drops its blob at the last close, which
+ * for a descriptor opened before the rekey leaves the new container alone)
+ * stays behind with the old container.
+ */
 static int copy_xattrs(struct walk *w)
 {
 	int dfd = openat(w->oldroot, SFS_XATTR_DIR, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -399,6 +432,8 @@ static int copy_xattrs(struct walk *w)
 		return errno == ENOENT ? 0 : sfs_neg_errno();
 	rc = list_dir(dfd, &names, &n);
 	close(dfd);
+	if (w->nids)
+		qsort(w->ids, w->nids, SFS_ID_BYTES, id_cmp);
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		unsigned char id[SFS_ID_BYTES];
 		struct sfs_xattrs x = {0};
@@ -407,7 +442,8 @@ static int copy_xattrs(struct walk *w)
 		if (strlen(names[i]) != 2 * SFS_ID_BYTES ||
 		    sodium_hex2bin(id, sizeof(id), names[i], 2 * SFS_ID_BYTES, NULL, &bin, NULL) !=
 			    0 ||
-		    bin != SFS_ID_BYTES)
+		    bin != SFS_ID_BYTES || !w->nids ||
+		    !bsearch(id, w->ids, w->nids, SFS_ID_BYTES, id_cmp))
 			continue;
 		rc = sfs_xattr_load(w->oldroot, id, w->ok, &x);
 		if (rc == 0 && x.count)
@@ -454,6 +490,8 @@ static int fill(int oldcfd, int cfd, struct walk *w)
 	sfs_rules_free(&rules);
 	if (rc == 0)
 		rc = sfs_tree_dir_load(w->oldroot, dirid, &a, w->ok);
+	if (rc == 0)
+		rc = id_add(w, dirid);
 	if (rc == 0)
 		rc = sfs_tree_dir_init(w->newroot, dirid, &a, w->nk);
 	if (rc == 0)
@@ -521,6 +559,7 @@ out:
 	for (size_t i = 0; i < w.nlinks; i++)
 		free(w.links[i].path);
 	free(w.links);
+	free(w.ids);
 	sodium_free(w.buf);
 	return rc;
 }

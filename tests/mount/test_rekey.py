@@ -18,8 +18,9 @@ sessionctl(1) rekey) through real mounts:
 - --json, the audit record `rekey` (no secret), the progress line only on
   a terminal;
 - open across a rekey: events.jsonl handles and `tail -f` keep working
-  (read, append, fsync, fstat, extended attributes; a chmod, chown, utimes
-  or truncate through them fails with EIO); a regular file or metadata.json
+  (read, append, fsync, fstat, extended attributes; a chmod, chown or
+  utimes through them fails with EIO, a truncate with EPERM as on any
+  events.jsonl); a regular file or metadata.json
   handle opened before fails with EIO, with no damage logged; opened again
   it works;
 - kill -9 of the daemon at each step, in turn, of a rekey (strace holds
@@ -331,8 +332,9 @@ class RekeyTest(RekeyBase):
         appending, fsyncing and fstat-ing (test_open_across_a_rekey), and
         its extended attribute calls reach the session's (stored by node
         id), but a change of the file's own attributes through it (fchmod,
-        fchown, futimens, ftruncate) fails with EIO (doc/format.md
-        "Re-keying", step 4): its inode is the old container's node.
+        fchown, futimens) fails with EIO (doc/format.md "Re-keying",
+        step 4): its inode is the old container's node; an ftruncate fails
+        with EPERM, as on any events.jsonl (append-only).
         Before, fchmod, fchown and futimens through it returned 0 and the
         change went to the old container, lost: by path the file was as
         before."""
@@ -346,11 +348,14 @@ class RekeyTest(RekeyBase):
             self.rekey()
             for what, call in (("fchmod", lambda: os.fchmod(ew, 0o600)),
                                ("fchown", lambda: os.fchown(ew, 1234, 1234)),
-                               ("futimens", lambda: os.utime(ew, ns=(10**9, 10**9))),
-                               ("ftruncate", lambda: os.ftruncate(ew, 0))):
+                               ("futimens", lambda: os.utime(ew, ns=(10**9, 10**9)))):
                 with self.assertRaises(OSError, msg=what) as cm:
                     call()
                 self.assertEqual(cm.exception.errno, errno.EIO, what)
+            # a truncate, refused as on any events.jsonl: append-only
+            with self.assertRaises(OSError) as cm:
+                os.ftruncate(ew, 0)
+            self.assertEqual(cm.exception.errno, errno.EPERM)
             # what keeps working through it still does, and reaches the session's file
             os.write(ew, b'{"n":2}\n')
             os.fsync(ew)
@@ -403,6 +408,27 @@ class RekeyTest(RekeyBase):
         self.assertEqual(os.getxattr(ev, "user.k"), b"events")
         self.assertEqual(os.getxattr(f, "user.k"), b"notes")
         self.assertEqual(sfs.read_file(ev), b'{"n":1}\n{"n":2}\n')
+
+    def test_a_file_unlinked_while_open_leaves_no_attributes(self):
+        """A file removed while open keeps its attribute blob until its last
+        close. A rekey meanwhile re-keys only the nodes it walks: the removed
+        file's blob stays with the old container, and the last close, which
+        leaves the new container alone, has nothing to drop. Before, the
+        rekey copied every blob of .sfsx/, and the new container kept the
+        removed file's for good: fsck -n reported an orphan blob."""
+        f = os.path.join(self.sdir, "gone.md")
+        sfs.write_file(f, "removed while open\n")
+        os.setxattr(f, "user.k", b"gone")
+        fd = os.open(f, os.O_RDONLY)
+        try:
+            os.unlink(f)
+            self.assertEqual(os.getxattr(fd, "user.k"), b"gone")
+            self.rekey()
+        finally:
+            os.close(fd)
+        self.e.lock(self.m, self.sid)  # fsck checks no session a mount holds
+        r = fsck(self.e, self.sid, PW1)
+        self.assertEqual(r.rc, 0, r)
 
     def wait_for(self, path, want):
         """Poll (a hang guard, no timing check) until file @path holds @want."""
