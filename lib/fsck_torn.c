@@ -142,12 +142,14 @@ static int fix_torn(struct sfs_fsck *c, struct sfs_fsck_sess *s, void *arg)
 	close(kfd);
 	if (rc == 0)
 		rc = sfs_fsync_dirfd(s->cfd);
+	/* Not kept yet (a failure before the recovery touched the file): no copy left. */
+	if (rc < 0 && made)
+		unlinkat(s->cfd, kept, 0);
+	/* From here on the file may be cut: the kept copy stays whatever happens. */
 	if (rc == 0) {
 		rc = sfs_file_recover_tail(&f, s->rootfd, &was, &now);
 		rc = rc == 1 ? 0 : rc == 0 ? -ESTALE : rc;
 	}
-	if (rc < 0 && made)
-		unlinkat(s->cfd, kept, 0);
 out:
 	close(f.fd);
 	return rc;

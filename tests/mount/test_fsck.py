@@ -461,6 +461,47 @@ class FsckTest(unittest.TestCase):
 
         self.kill_each_step(check)
 
+    def test_torn_last_block_repair_fails_after_the_cut(self):
+        """The torn block put back from its tail record fails after the file
+        was cut (strace makes every pwrite64 after the first, the copy into
+        torn.kept-*, fail with EIO): fsck -y reports the repair it could not
+        make, exit 4 or 8, and the torn bytes stay in their torn.kept-* file,
+        whole (before: the copy was removed on any failure, after the cut too,
+        and those bytes were gone from the store)."""
+        if not have_strace():
+            self.skipTest("strace is not installed (.ci/deps installs it)")
+        m = self.e.mount(foreground=True)
+        self.e.unlock(m, self.sid)
+        p = os.path.join(m.sdir(self.sid), "synced.md")
+        with open(p, "wb") as f:
+            f.write(b"# synced\n" * 1000)
+            os.fsync(f.fileno())
+            f.write(b"more\n" * 100)
+        back = sfs.backing_of(self.e.store, self.sid, p)
+        self.e.assert_umount(m)
+        os.truncate(back, os.path.getsize(back) - 100)
+        with open(back, "rb") as f:
+            f.seek(80 + 2 * 4136)
+            torn = f.read()
+        log = self.e.path("strace-fail.log")
+        r = subprocess.run(["strace", "-f", "-o", log, "-e", "trace=pwrite64,ftruncate",
+                            "-e", "inject=pwrite64:error=EIO:when=2+",
+                            FSCK, "-y", "--password-file", self.pw, self.e.store],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           env=sfs.traced_env(), timeout=sfs.TIMEOUT)
+        calls = [x.split()[1].split("(")[0] for x in open(log).read().split("\n")
+                 if "pwrite64(" in x or "ftruncate(" in x]
+        # the copy, the cut, then the failed write of the block
+        self.assertEqual(calls[:3], ["pwrite64", "ftruncate", "pwrite64"], calls)
+        self.assertIn(r.returncode & (UNCORRECTED | ERROR), (UNCORRECTED, ERROR),
+                      r.stdout + r.stderr)
+        self.assertEqual(r.returncode & CORRECTED, 0, r.stdout + r.stderr)
+        self.assertIn("repair failed (Input/output error): put block 2 back", r.stdout)
+        kept = [n for n in os.listdir(self.cont) if n.startswith("torn.kept-")]
+        self.assertEqual(len(kept), 1, kept)
+        with open(os.path.join(self.cont, kept[0]), "rb") as f:
+            self.assertEqual(f.read(), torn)
+
     def kill_each_step(self, check):
         """fsck -y on (a copy of) the store as it is, killed after each of its
         store-changing calls in turn (FSCK_STEPS); after each kill -y exits 0 or 1,
@@ -618,33 +659,59 @@ class FsckTest(unittest.TestCase):
         self.fsck("-n", expect=CLEAN)
 
     def kill_at(self, call, nth=1):
-        """fsck -y killed (-9) right after its @nth call of those in @call (strace
-        holds each): that call's strace line, or None if fsck -y completed first."""
+        """fsck -y killed (-9) right after its @nth call of those in @call: that
+        call's strace line, or None if fsck -y completed first. One system call
+        (fsck makes its repairs on one thread): strace holds only its @nth
+        invocation, for HOLD_S (when=@nth), so the kill lands while it is held
+        however late this process sees the line, as it may on a loaded machine
+        (mount tests run two at a time); those tests check the state of that
+        very step. A set of calls (the step-by-step loop, whose checks accept
+        the state after any step): each is held STEP_DELAY_MS, the @nth killed."""
         if not have_strace():
             self.skipTest("strace is not installed (.ci/deps installs it)")
         log = self.e.path("strace-%d.log" % nth)
         if os.path.exists(log):
             os.unlink(log)  # not the lines of a run before
+        one = "," not in call
+        inject = ("%s:delay_exit=%ds:when=%d" % (call, HOLD_S, nth) if one else
+                  "%s:delay_exit=%dms" % (call, STEP_DELAY_MS))
+        want = 1 if one else nth
         st = subprocess.Popen(["strace", "-f", "-o", log, "-e", "trace=" + call,
-                               "-e", "inject=%s:delay_exit=%dms" % (call, STEP_DELAY_MS),
+                               "-e", "inject=" + inject,
                                FSCK, "-y", "--password-file", self.pw, self.e.store],
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+                              stderr=subprocess.DEVNULL, env=sfs.traced_env())
         held = []
-        while len(held) < nth and st.poll() is None:
+        while len(held) < want and st.poll() is None:
             time.sleep(0.002)
             try:
                 with open(log) as f:
                     held = [x for x in f.read().split("\n") if "(DELAYED)" in x]
             except FileNotFoundError:
                 pass
-        if len(held) < nth:
+        if len(held) < want:
             st.wait()
             self.assertEqual(st.returncode, CORRECTED)
             return None  # fsck -y made fewer such calls, and completed
-        os.kill(int(held[nth - 1].split()[0]), signal.SIGKILL)
+        pid = int(held[want - 1].split()[0])
+        os.kill(pid, signal.SIGKILL)
+        # A traced process stays stopped, its SIGKILL pending, until strace lets
+        # it go, and strace would sit out the rest of the hold: stop strace,
+        # then wait until fsck is gone (its descriptors and lock released)
+        st.kill()
         st.wait(timeout=30)
-        return held[nth - 1]
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] in "ZX":
+                        break
+            except FileNotFoundError:
+                break
+            time.sleep(0.002)
+        else:
+            self.fail("fsck -y (pid %d) lives on after SIGKILL" % pid)
+        return held[want - 1]
 
     def test_salvage_interrupted(self):
         """fsck -y killed between the link that keeps the damaged log as
@@ -895,6 +962,8 @@ class FsckTest(unittest.TestCase):
 FSCK_STEPS = ("pwrite64,pwritev,write,ftruncate,fallocate,renameat,renameat2,linkat,"
               "unlinkat,fsync,fdatasync,mkdirat,symlinkat,fsetxattr")
 STEP_DELAY_MS = 150
+# kill_at: how long the one call it kills at is held (killed long before)
+HOLD_S = 60
 
 
 def have_strace():
@@ -1058,7 +1127,7 @@ class FsckKillTest(unittest.TestCase):
                                                                          STEP_DELAY_MS),
                                    FSCK, "-y", "--password-file", self.pw, self.e.store],
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
+                                  stderr=subprocess.DEVNULL, env=sfs.traced_env())
             while len(self.held(log)) < k and st.poll() is None:
                 time.sleep(0.002)
             steps = self.held(log)
@@ -1074,7 +1143,7 @@ class FsckKillTest(unittest.TestCase):
             lines, bad, lost = self.session()
             marks = [x for x in lines if "sessionfs" in x]
             ids = [x["i"] for x in lines if "i" in x]
-            self.assertEqual(sorted(set(ids) - {0}), sorted(set(ids) - {0}))
+            self.assertLessEqual(set(ids), {1, 3}, what)
             self.assertEqual([i for i in ids if i == 1], [1] * 40, what)
             self.assertIn([i for i in ids if i == 3], ([], [3] * 40), what)
             self.assertLessEqual(len(marks), 1, what)
