@@ -324,11 +324,6 @@ static void damage_of(struct sfs_log_damage *d, const struct span *s, uint64_t c
 }
 
 /*
- * Copy backing bytes [@from, @to) of the log to a new file @name in @dirfd,
- * as doc/format.md ("Kept bytes") describes: the log's header, @from as a
- * u64, then the bytes.
- */
-/*
  * Are the @have bytes of kept file @fd a prefix of what a cut of [@from,
  * @to) keeps: @hdr (SFS_LOG_KEPT_HDR bytes: header and *from*), then the
  * log's bytes? @buf: two CHUNKs of scratch.
@@ -409,6 +404,12 @@ static int keep_find(struct sfs_log *l, uint64_t from, uint64_t to, int dirfd,
 	return found;
 }
 
+/*
+ * Copy backing bytes [@from, @to) of the log to a new file @name in @dirfd,
+ * as doc/format.md ("Kept bytes") describes: the log's header, @from as a
+ * u64, then the bytes.
+ * An interrupted cut's file of this tail (keep_find) is completed instead.
+ */
 static int keep_copy(struct sfs_log *l, uint64_t from, uint64_t to, int dirfd, char *name)
 {
 	unsigned char *buf = malloc(CHUNK);
