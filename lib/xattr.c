@@ -205,30 +205,65 @@ void sfs_xattr_seal(unsigned char *out, const struct sfs_xattrs *x,
 	sfs_crypto_seal(out + SFS_XATTR_HDR_BYTES, x->plain, x->len, ad, sizeof(ad), keys->meta);
 }
 
+/* A name of a plaintext, for the check that none appears twice. */
+struct name_ref {
+	const unsigned char *name;
+	size_t nlen;
+};
+
+static int name_cmp(const void *a, const void *b)
+{
+	const struct name_ref *x = a, *y = b;
+
+	if (x->nlen != y->nlen)
+		return x->nlen < y->nlen ? -1 : 1;
+	return memcmp(x->name, y->name, x->nlen);
+}
+
 /*
  * A plaintext as the writer makes it: at least one entry, names of 1..255
- * bytes without NUL, values within the limit, nothing left over.
+ * bytes without NUL and none twice (get, set and del act on the first of
+ * a name, so a second would outlive its removal), values within the
+ * limit, nothing left over. 0, -EUCLEAN, or -ENOMEM.
  */
-static bool check_plain(const unsigned char *p, size_t len, uint32_t *count)
+static int check_plain(const unsigned char *p, size_t len, uint32_t *count)
 {
 	size_t pos = COUNT_BYTES;
+	struct name_ref *names;
 	struct entry e;
+	int rc = 0;
 
 	if (len < COUNT_BYTES)
-		return false;
+		return -EUCLEAN;
 	*count = sfs_get_le32(p);
-	if (*count == 0)
-		return false;
-	for (uint32_t i = 0; i < *count; i++) {
-		if (len - pos < ENTRY_HDR)
-			return false;
+	/* each entry takes ENTRY_HDR + 1 bytes at least */
+	if (*count == 0 || *count > (len - COUNT_BYTES) / (ENTRY_HDR + 1))
+		return -EUCLEAN;
+	names = malloc(*count * sizeof(*names));
+	if (!names)
+		return -ENOMEM;
+	for (uint32_t i = 0; rc == 0 && i < *count; i++) {
+		if (len - pos < ENTRY_HDR) {
+			rc = -EUCLEAN;
+			break;
+		}
 		entry_at(p, pos, &e);
 		if (e.nlen == 0 || e.vlen > SFS_XATTR_VALUE_MAX ||
 		    len - pos - ENTRY_HDR < e.nlen + e.vlen || memchr(e.name, '\0', e.nlen))
-			return false;
+			rc = -EUCLEAN;
+		names[i] = (struct name_ref){e.name, e.nlen};
 		pos += e.size;
 	}
-	return pos == len;
+	if (rc == 0 && pos != len)
+		rc = -EUCLEAN;
+	if (rc == 0) {
+		qsort(names, *count, sizeof(*names), name_cmp);
+		for (uint32_t i = 1; rc == 0 && i < *count; i++)
+			if (name_cmp(&names[i - 1], &names[i]) == 0)
+				rc = -EUCLEAN;
+	}
+	free(names);
+	return rc;
 }
 
 int sfs_xattr_open(struct sfs_xattrs *x, const unsigned char *in, size_t inlen,
@@ -236,6 +271,7 @@ int sfs_xattr_open(struct sfs_xattrs *x, const unsigned char *in, size_t inlen,
 {
 	unsigned char ad[SFS_XATTR_AD_BYTES];
 	size_t len;
+	int rc;
 
 	sfs_xattrs_free(x);
 	if (inlen < SFS_XATTR_HDR_BYTES || memcmp(in, magic_xattr, 4) != 0)
@@ -256,11 +292,10 @@ int sfs_xattr_open(struct sfs_xattrs *x, const unsigned char *in, size_t inlen,
 		sfs_xattrs_free(x);
 		return -EBADMSG;
 	}
-	if (!check_plain(x->plain, len, &x->count)) {
+	rc = check_plain(x->plain, len, &x->count);
+	if (rc < 0)
 		sfs_xattrs_free(x);
-		return -EUCLEAN;
-	}
-	return 0;
+	return rc;
 }
 
 void sfs_xattr_blob_name(char out[2 * SFS_ID_BYTES + 1], const unsigned char id[SFS_ID_BYTES])

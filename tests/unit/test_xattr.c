@@ -275,6 +275,62 @@ static void test_files(void)
 	CHECK(rmdir(root) == 0);
 }
 
+/*
+ * Plaintexts no writer makes, sealed with the right key: refused (EUCLEAN).
+ * A name twice (fuzz_xattr found it: a sfs_xattr_del left the second, so
+ * the name outlived its removal); a count larger than the entries could be.
+ */
+static void test_plain_refused(void)
+{
+	/* count 2: "a1" = "x", then "a1" = "y" */
+	static const char dup[] = "02000000"
+				  "02010000006131"
+				  "78"
+				  "02010000006131"
+				  "79";
+	/* count 2: "a1" = "x", then "a2" = "y": the same length, another name */
+	static const char two[] = "02000000"
+				  "02010000006131"
+				  "78"
+				  "02010000006132"
+				  "79";
+	unsigned char plain[32], blob[SFS_XATTR_OVERHEAD + 32];
+	struct sfs_xattrs x = {0};
+	size_t n = (sizeof(dup) - 1) / 2;
+
+	unhex(plain, dup, n);
+	x.plain = plain;
+	x.len = n;
+	x.count = 2;
+	sfs_xattr_seal(blob, &x, node_id, keys);
+	x.plain = NULL;
+	CHECK_EQ(sfs_xattr_open(&x, blob, SFS_XATTR_OVERHEAD + n, node_id, keys), -EUCLEAN);
+	CHECK(x.plain == NULL && x.count == 0);
+
+	unhex(plain, two, n);
+	x.plain = plain;
+	x.len = n;
+	x.count = 2;
+	sfs_xattr_seal(blob, &x, node_id, keys);
+	x.plain = NULL;
+	CHECK_EQ(sfs_xattr_open(&x, blob, SFS_XATTR_OVERHEAD + n, node_id, keys), 0);
+	CHECK_EQ(x.count, 2);
+	CHECK_EQ(sfs_xattr_del(&x, "a1"), 0);
+	CHECK_EQ(sfs_xattr_del(&x, "a1"), -ENODATA);
+	sfs_xattrs_free(&x);
+
+	/* a count of 1000 entries in 18 bytes */
+	unhex(plain, two, n);
+	plain[0] = 0xe8;
+	plain[1] = 0x03;
+	x.plain = plain;
+	x.len = n;
+	x.count = 1000;
+	sfs_xattr_seal(blob, &x, node_id, keys);
+	x.plain = NULL;
+	CHECK_EQ(sfs_xattr_open(&x, blob, SFS_XATTR_OVERHEAD + n, node_id, keys), -EUCLEAN);
+}
+
 int main(void)
 {
 	keys = fixed_keys();
@@ -282,6 +338,7 @@ int main(void)
 		node_id[i] = (unsigned char)(0xf0 ^ i);
 	test_edit();
 	test_blob();
+	test_plain_refused();
 	test_header_id();
 	test_files();
 	sfs_keys_free(keys);
