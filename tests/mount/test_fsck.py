@@ -391,9 +391,10 @@ class FsckTest(unittest.TestCase):
         self.assertEqual(self.codes(), ["torn"])
         self.left("torn")
 
-    def test_torn_last_block_tail_record(self):
-        # fsynced at 9000 bytes (a tail record of block 2, 808 bytes), then 500
-        # bytes appended and never fsynced; a crash tears the rewritten block 2
+    def torn_synced(self):
+        """synced.md fsynced at 9000 bytes (a tail record of block 2, 808 bytes),
+        then 500 bytes appended and never fsynced; a crash tears the rewritten
+        block 2 (its last 100 stored bytes cut): the torn block's stored bytes."""
         m = self.e.mount(foreground=True)
         self.e.unlock(m, self.sid)
         p = os.path.join(m.sdir(self.sid), "synced.md")
@@ -406,7 +407,10 @@ class FsckTest(unittest.TestCase):
         os.truncate(back, os.path.getsize(back) - 100)
         with open(back, "rb") as f:
             f.seek(80 + 2 * 4136)
-            torn = f.read()
+            return f.read()
+
+    def test_torn_last_block_tail_record(self):
+        torn = self.torn_synced()
         f = self.finding("torn")
         self.assertEqual(len(f), 1, f)
         self.assertEqual(f[0]["path"], "synced.md")
@@ -434,19 +438,7 @@ class FsckTest(unittest.TestCase):
         left it), -n after it is clean, and the torn bytes are kept once, whole, in
         one torn.kept-* file (before: a second one after a kill between keeping them
         and putting the block back)."""
-        m = self.e.mount(foreground=True)
-        self.e.unlock(m, self.sid)
-        p = os.path.join(m.sdir(self.sid), "synced.md")
-        with open(p, "wb") as f:
-            f.write(b"# synced\n" * 1000)
-            os.fsync(f.fileno())
-            f.write(b"more\n" * 100)
-        back = sfs.backing_of(self.e.store, self.sid, p)
-        self.e.assert_umount(m)
-        os.truncate(back, os.path.getsize(back) - 100)
-        with open(back, "rb") as f:
-            f.seek(80 + 2 * 4136)
-            torn = f.read()
+        torn = self.torn_synced()
 
         def check(what):
             kept = [n for n in os.listdir(self.cont) if n.startswith("torn.kept-")]
@@ -470,19 +462,7 @@ class FsckTest(unittest.TestCase):
         and those bytes were gone from the store)."""
         if not have_strace():
             self.skipTest("strace is not installed (.ci/deps installs it)")
-        m = self.e.mount(foreground=True)
-        self.e.unlock(m, self.sid)
-        p = os.path.join(m.sdir(self.sid), "synced.md")
-        with open(p, "wb") as f:
-            f.write(b"# synced\n" * 1000)
-            os.fsync(f.fileno())
-            f.write(b"more\n" * 100)
-        back = sfs.backing_of(self.e.store, self.sid, p)
-        self.e.assert_umount(m)
-        os.truncate(back, os.path.getsize(back) - 100)
-        with open(back, "rb") as f:
-            f.seek(80 + 2 * 4136)
-            torn = f.read()
+        torn = self.torn_synced()
         log = self.e.path("strace-fail.log")
         r = subprocess.run(["strace", "-f", "-o", log, "-e", "trace=pwrite64,ftruncate",
                             "-e", "inject=pwrite64:error=EIO:when=2+",

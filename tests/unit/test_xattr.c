@@ -275,6 +275,18 @@ static void test_files(void)
 	CHECK(rmdir(root) == 0);
 }
 
+/* Seal the plaintext @hex (count and entries) for node_id and open it into @x. */
+static int open_sealed(const char *hex, struct sfs_xattrs *x)
+{
+	unsigned char plain[64], blob[SFS_XATTR_OVERHEAD + 64];
+	struct sfs_xattrs in = {.plain = plain, .len = strlen(hex) / 2};
+
+	REQUIRE(in.len <= sizeof(plain));
+	unhex(plain, hex, in.len);
+	sfs_xattr_seal(blob, &in, node_id, keys);
+	return sfs_xattr_open(x, blob, SFS_XATTR_OVERHEAD + in.len, node_id, keys);
+}
+
 /*
  * Plaintexts no writer makes, sealed with the right key: refused (EUCLEAN).
  * A name twice (fuzz_xattr found it: a sfs_xattr_del left the second, so
@@ -282,53 +294,32 @@ static void test_files(void)
  */
 static void test_plain_refused(void)
 {
-	/* count 2: "a1" = "x", then "a1" = "y" */
-	static const char dup[] = "02000000"
-				  "02010000006131"
-				  "78"
-				  "02010000006131"
-				  "79";
-	/* count 2: "a1" = "x", then "a2" = "y": the same length, another name */
-	static const char two[] = "02000000"
-				  "02010000006131"
-				  "78"
-				  "02010000006132"
-				  "79";
-	unsigned char plain[32], blob[SFS_XATTR_OVERHEAD + 32];
 	struct sfs_xattrs x = {0};
-	size_t n = (sizeof(dup) - 1) / 2;
 
-	unhex(plain, dup, n);
-	x.plain = plain;
-	x.len = n;
-	x.count = 2;
-	sfs_xattr_seal(blob, &x, node_id, keys);
-	x.plain = NULL;
-	CHECK_EQ(sfs_xattr_open(&x, blob, SFS_XATTR_OVERHEAD + n, node_id, keys), -EUCLEAN);
+	/* count 2: "a1" = "x", then "a1" = "y" */
+	CHECK_EQ(open_sealed("02000000"
+			     "0201000000613178"
+			     "0201000000613179",
+			     &x),
+		 -EUCLEAN);
 	CHECK(x.plain == NULL && x.count == 0);
-
-	unhex(plain, two, n);
-	x.plain = plain;
-	x.len = n;
-	x.count = 2;
-	sfs_xattr_seal(blob, &x, node_id, keys);
-	x.plain = NULL;
-	CHECK_EQ(sfs_xattr_open(&x, blob, SFS_XATTR_OVERHEAD + n, node_id, keys), 0);
+	/* count 2: "a1" = "x", then "a2" = "y": the same length, another name */
+	CHECK_EQ(open_sealed("02000000"
+			     "0201000000613178"
+			     "0201000000613279",
+			     &x),
+		 0);
 	CHECK_EQ(x.count, 2);
 	CHECK_EQ(sfs_xattr_del(&x, "a1"), 0);
 	CHECK_EQ(sfs_xattr_del(&x, "a1"), -ENODATA);
 	sfs_xattrs_free(&x);
-
-	/* a count of 1000 entries in 18 bytes */
-	unhex(plain, two, n);
-	plain[0] = 0xe8;
-	plain[1] = 0x03;
-	x.plain = plain;
-	x.len = n;
-	x.count = 1000;
-	sfs_xattr_seal(blob, &x, node_id, keys);
-	x.plain = NULL;
-	CHECK_EQ(sfs_xattr_open(&x, blob, SFS_XATTR_OVERHEAD + n, node_id, keys), -EUCLEAN);
+	/* a count of 1000 entries in 20 bytes */
+	CHECK_EQ(open_sealed("e8030000"
+			     "0201000000613178"
+			     "0201000000613279",
+			     &x),
+		 -EUCLEAN);
+	CHECK(x.plain == NULL);
 }
 
 int main(void)
