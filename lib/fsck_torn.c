@@ -93,6 +93,25 @@ static int torn_kept_find(struct sfs_fsck_sess *s, const unsigned char *buf, siz
 	return found;
 }
 
+/*
+ * Is the file @fd as fix_torn found it (@st, its torn block's @len stored
+ * bytes @buf at @off)? A recovery that failed before changing anything
+ * leaves it so: the copy it kept is not needed (and would hold rekey up).
+ */
+static bool torn_unchanged(int fd, const struct stat *st, const unsigned char *buf, size_t len,
+			   uint64_t off)
+{
+	unsigned char now[SFS_CBLOCK];
+	struct stat cur;
+	bool same;
+
+	if (fstat(fd, &cur) < 0 || cur.st_size != st->st_size)
+		return false;
+	same = sfs_pread_all(fd, now, len, off) == (ssize_t)len && memcmp(now, buf, len) == 0;
+	sodium_memzero(now, sizeof(now));
+	return same;
+}
+
 /* Keep the torn block's stored bytes in the container, then put the block back. */
 static int fix_torn(struct sfs_fsck *c, struct sfs_fsck_sess *s, void *arg)
 {
@@ -145,10 +164,12 @@ static int fix_torn(struct sfs_fsck *c, struct sfs_fsck_sess *s, void *arg)
 	/* Not kept yet (a failure before the recovery touched the file): no copy left. */
 	if (rc < 0 && made)
 		unlinkat(s->cfd, kept, 0);
-	/* From here on the file may be cut: the kept copy stays whatever happens. */
+	/* From here on the file may be cut: the kept copy stays unless it is not. */
 	if (rc == 0) {
 		rc = sfs_file_recover_tail(&f, s->rootfd, &was, &now);
 		rc = rc == 1 ? 0 : rc == 0 ? -ESTALE : rc;
+		if (rc < 0 && made && torn_unchanged(f.fd, &st, buf, len, off))
+			unlinkat(s->cfd, kept, 0);
 	}
 out:
 	close(f.fd);

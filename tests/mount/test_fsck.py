@@ -14,6 +14,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import struct
@@ -482,6 +483,27 @@ class FsckTest(unittest.TestCase):
         with open(os.path.join(self.cont, kept[0]), "rb") as f:
             self.assertEqual(f.read(), torn)
 
+    def test_torn_last_block_repair_fails_before_the_cut(self):
+        """The same repair failing at its first change (strace makes the cut,
+        ftruncate, fail with EIO): the file is as it was, fsck -y reports the
+        repair it could not make, and the torn.kept-* copy it made first is
+        removed (a kept file left would hold up a rekey for nothing)."""
+        if not have_strace():
+            self.skipTest("strace is not installed (.ci/deps installs it)")
+        self.torn_synced()
+        back = [os.path.join(r, n) for r, _, ns in os.walk(self.cont) for n in ns
+                if not os.path.islink(os.path.join(r, n))]
+        before = {p: sfs.read_file(p) for p in back}
+        r = subprocess.run(["strace", "-f", "-o", self.e.path("strace-fail.log"),
+                            "-e", "trace=ftruncate", "-e", "inject=ftruncate:error=EIO",
+                            FSCK, "-y", "--password-file", self.pw, self.e.store],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           env=sfs.traced_env(), timeout=sfs.TIMEOUT)
+        self.assertIn("repair failed (Input/output error): put block 2 back", r.stdout)
+        self.assertEqual(r.returncode & CORRECTED, 0, r.stdout + r.stderr)
+        self.assertEqual([n for n in os.listdir(self.cont) if n.startswith("torn.kept-")], [])
+        self.assertEqual({p: sfs.read_file(p) for p in back}, before)
+
     def kill_each_step(self, check):
         """fsck -y on (a copy of) the store as it is, killed after each of its
         store-changing calls in turn (FSCK_STEPS); after each kill -y exits 0 or 1,
@@ -642,10 +664,11 @@ class FsckTest(unittest.TestCase):
         """fsck -y killed (-9) right after its @nth call of those in @call: that
         call's strace line, or None if fsck -y completed first. One system call
         (fsck makes its repairs on one thread): strace holds only its @nth
-        invocation, for HOLD_S (when=@nth), so the kill lands while it is held
-        however late this process sees the line, as it may on a loaded machine
-        (mount tests run two at a time); those tests check the state of that
-        very step. A set of calls (the step-by-step loop, whose checks accept
+        invocation, for HOLD_S (when=@nth: strace counts per syscall and per
+        thread, and no other thread of fsck makes these calls), so the kill
+        lands while it is held however late this process sees the line, as it
+        may on a loaded machine (mount tests run two at a time); those tests
+        check the state of that very step. A set of calls (the step-by-step loop, whose checks accept
         the state after any step): each is held STEP_DELAY_MS, the @nth killed."""
         if not have_strace():
             self.skipTest("strace is not installed (.ci/deps installs it)")
@@ -661,36 +684,33 @@ class FsckTest(unittest.TestCase):
                                FSCK, "-y", "--password-file", self.pw, self.e.store],
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, env=sfs.traced_env())
-        held = []
-        while len(held) < want and st.poll() is None:
-            time.sleep(0.002)
-            try:
-                with open(log) as f:
-                    held = [x for x in f.read().split("\n") if "(DELAYED)" in x]
-            except FileNotFoundError:
-                pass
-        if len(held) < want:
-            st.wait()
-            self.assertEqual(st.returncode, CORRECTED)
-            return None  # fsck -y made fewer such calls, and completed
-        pid = int(held[want - 1].split()[0])
-        os.kill(pid, signal.SIGKILL)
-        # A traced process stays stopped, its SIGKILL pending, until strace lets
-        # it go, and strace would sit out the rest of the hold: stop strace,
-        # then wait until fsck is gone (its descriptors and lock released)
-        st.kill()
-        st.wait(timeout=30)
+        try:
+            held = []
+            while len(held) < want and st.poll() is None:
+                time.sleep(0.002)
+                try:
+                    with open(log) as f:
+                        held = [x for x in f.read().split("\n") if "(DELAYED)" in x]
+                except FileNotFoundError:
+                    pass
+            if len(held) < want:
+                st.wait()
+                self.assertEqual(st.returncode, CORRECTED)
+                return None  # fsck -y made fewer such calls, and completed
+            # strace -f names the thread; the process is its thread group
+            with open("/proc/%s/status" % held[want - 1].split()[0]) as f:
+                pid = int(re.search(r"^Tgid:\s*(\d+)", f.read(), re.M).group(1))
+            os.kill(pid, signal.SIGKILL)
+        finally:
+            # A traced process stays stopped, its SIGKILL pending, until strace
+            # lets it go, and strace would sit out the rest of the hold
+            st.kill()
+            st.wait(timeout=30)
+        # fsck gone: every thread of it, so its descriptors and lock are released
         end = time.monotonic() + 30
-        while time.monotonic() < end:
-            try:
-                with open("/proc/%d/stat" % pid) as f:
-                    if f.read().rsplit(")", 1)[1].split()[0] in "ZX":
-                        break
-            except FileNotFoundError:
-                break
+        while time.monotonic() < end and not gone(pid):
             time.sleep(0.002)
-        else:
-            self.fail("fsck -y (pid %d) lives on after SIGKILL" % pid)
+        self.assertTrue(gone(pid), "fsck -y (pid %d) lives on after SIGKILL" % pid)
         return held[want - 1]
 
     def test_salvage_interrupted(self):
@@ -944,6 +964,16 @@ FSCK_STEPS = ("pwrite64,pwritev,write,ftruncate,fallocate,renameat,renameat2,lin
 STEP_DELAY_MS = 150
 # kill_at: how long the one call it kills at is held (killed long before)
 HOLD_S = 60
+
+
+def gone(pid):
+    """Has process @pid ended, every thread of it (a zombie or reaped)?"""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state in "ZX" and os.listdir("/proc/%d/task" % pid) in ([], [str(pid)])
+    except FileNotFoundError:
+        return True
 
 
 def have_strace():
