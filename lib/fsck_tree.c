@@ -421,7 +421,13 @@ static void check_file(struct sfs_fsck_sess *s, int dirfd, const char *name, con
 				      WHERE(w));
 		rc = sfs_xattr_load(s->rootfd, id, s->keys, &x);
 		sfs_xattrs_free(&x);
-		if (rc < 0)
+		/* Out of memory or descriptors, or the disk's error: not damage of the blob. */
+		if (rc == -ENOMEM || rc == -EMFILE || rc == -ENFILE || rc == -EIO)
+			sfs_fsck_add_state(
+				s->c, s, WHERE(w), "io", SFS_FSCK_FAILED, rc,
+				"its extended attributes (.sfsx blob) cannot be read: %s",
+				strerror(-rc));
+		else if (rc < 0)
 			sfs_fsck_add(s->c, s, WHERE(w), "xattr", NULL, NULL, NULL,
 				     "its extended attributes (.sfsx blob) fail authentication "
 				     "or are malformed: attribute calls on it fail with EIO");

@@ -242,15 +242,17 @@ static int check_plain(const unsigned char *p, size_t len, uint32_t *count)
 	names = malloc(*count * sizeof(*names));
 	if (!names)
 		return -ENOMEM;
-	for (uint32_t i = 0; rc == 0 && i < *count; i++) {
+	for (uint32_t i = 0; i < *count; i++) {
 		if (len - pos < ENTRY_HDR) {
 			rc = -EUCLEAN;
 			break;
 		}
 		entry_at(p, pos, &e);
 		if (e.nlen == 0 || e.vlen > SFS_XATTR_VALUE_MAX ||
-		    len - pos - ENTRY_HDR < e.nlen + e.vlen || memchr(e.name, '\0', e.nlen))
+		    len - pos - ENTRY_HDR < e.nlen + e.vlen || memchr(e.name, '\0', e.nlen)) {
 			rc = -EUCLEAN;
+			break;
+		}
 		names[i] = (struct name_ref){e.name, e.nlen};
 		pos += e.size;
 	}

@@ -13,8 +13,8 @@
 #include "fuzz.h"
 #include "store.h"
 
-#include <jansson.h>
 #include <errno.h>
+#include <jansson.h>
 
 #define ID "INC-0001"
 

@@ -253,9 +253,11 @@ static void test_metadata_new(void)
 	free(text);
 }
 
-/* The sanitizers' allocators want address space of their own (shadow memory)
+/*
+ * The sanitizers' allocators want address space of their own (shadow memory)
  * and abort when it is refused: no RLIMIT_AS under them (gcc's and clang's
- * names for ASan and TSan). */
+ * names for ASan and TSan).
+ */
 #if !defined(__has_feature)
 #define __has_feature(x) 0
 #endif
