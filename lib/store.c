@@ -614,19 +614,39 @@ int sfs_store_session_verify(int cfd, const char *password, size_t pwlen)
 	return rc;
 }
 
+/*
+ * Re-wrap slot @s of @e.kf (which @master's key it wraps) under @newpw,
+ * keeping its label (version 3), cost and the time it was added.
+ */
+static int passwd_slot(struct sfs_keyedit *e, struct sfs_keyslot *s, const unsigned char *master,
+		       const char *newpw, size_t newlen, char *label, unsigned char *lkey)
+{
+	int rc = 0;
+
+	label[0] = '\0';
+	if (e->kf.version == 3) {
+		sfs_crypto_label_key(lkey, master);
+		rc = sfs_fmt_slot_label(label, s, lkey); /* -EBADMSG: tampered */
+	}
+	if (rc == 0)
+		rc = sfs_fmt_slot_seal(s, &e->kf, master, SFS_SLOT_ARGON2ID, newpw, newlen,
+				       s->opslimit, s->memlimit, s->added, label, strlen(label));
+	return rc;
+}
+
 int sfs_store_session_passwd(int cfd, const char *old, size_t oldlen, const char *newpw,
 			     size_t newlen, int *index)
 {
-	char *label = sodium_malloc(SFS_SLOT_LABEL_MAX + 1 + SFS_KEY_BYTES * 2);
+	char *label = sodium_malloc(SFS_SLOT_LABEL_MAX + 1 + SFS_KEY_BYTES * 3);
 	unsigned char *master = (unsigned char *)label + SFS_SLOT_LABEL_MAX + 1;
 	unsigned char *lkey = master + SFS_KEY_BYTES;
+	unsigned char *other = lkey + SFS_KEY_BYTES;
 	struct sfs_keyslot *s = NULL;
 	struct sfs_keyedit e;
 	int rc, at;
 
 	if (!label)
 		return -ENOMEM;
-	label[0] = '\0';
 	rc = sfs_store_keyfile_begin(cfd, &e);
 	if (rc == 0)
 		rc = sfs_fmt_keyfile_open(master, &e.kf, old, oldlen, &at);
@@ -635,14 +655,25 @@ int sfs_store_session_passwd(int cfd, const char *old, size_t oldlen, const char
 			s = &e.kf.slots[i];
 	if (rc == 0 && s->kdf != SFS_SLOT_ARGON2ID)
 		rc = -EMEDIUMTYPE;
-	/* The slot keeps its label (version 3), cost and the time it was added. */
-	if (rc == 0 && e.kf.version == 3) {
-		sfs_crypto_label_key(lkey, master);
-		rc = sfs_fmt_slot_label(label, s, lkey); /* -EBADMSG: tampered */
-	}
 	if (rc == 0)
-		rc = sfs_fmt_slot_seal(s, &e.kf, master, SFS_SLOT_ARGON2ID, newpw, newlen,
-				       s->opslimit, s->memlimit, s->added, label, strlen(label));
+		rc = passwd_slot(&e, s, master, newpw, newlen, label, lkey);
+	/*
+	 * The old password in another slot too (slots after @at: the first it
+	 * opens is @at): changed there as well, or it would still open the
+	 * session. One key derivation per other password slot.
+	 */
+	for (unsigned int i = 0; rc == 0 && i < e.kf.nslots; i++) {
+		struct sfs_keyslot *o = &e.kf.slots[i];
+		int r;
+
+		if (o->index <= at || o->kdf != SFS_SLOT_ARGON2ID)
+			continue;
+		r = sfs_fmt_keyfile_open_slot(other, &e.kf, old, oldlen, o->index);
+		if (r == 0 && sodium_memcmp(other, master, SFS_KEY_BYTES) == 0)
+			rc = passwd_slot(&e, o, master, newpw, newlen, label, lkey);
+		else if (r != -EKEYREJECTED && r != 0)
+			rc = r;
+	}
 	if (rc == 0)
 		rc = sfs_store_keyfile_commit(cfd, &e);
 	if (rc == 0 && index)

@@ -120,10 +120,12 @@ int sfs_store_session_verify(int cfd, const char *password, size_t pwlen);
 /*
  * Re-wrap the session key in the slot of container @cfd that @old opens
  * under a new password, keeping its data, KDF cost, label and the file's
- * version; atomic (tmp, fsync, rename, fsync), under the key file's edit
- * lock. -EKEYREJECTED if @old opens no slot; -EMEDIUMTYPE it is a recovery
- * key (passwd does not turn a recovery slot into a password slot); nothing
- * changes on any error. The slot's index into *@index if not NULL.
+ * version, and in every other password slot @old opens too (so that the old
+ * password opens nothing after); atomic (tmp, fsync, rename, fsync), under
+ * the key file's edit lock. -EKEYREJECTED if @old opens no slot;
+ * -EMEDIUMTYPE it is a recovery key (passwd does not turn a recovery slot
+ * into a password slot); nothing changes on any error. The first such
+ * slot's index into *@index if not NULL.
  */
 int sfs_store_session_passwd(int cfd, const char *old, size_t oldlen, const char *newpw,
 			     size_t newlen, int *index);

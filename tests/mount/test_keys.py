@@ -16,7 +16,8 @@ doc/format.md "Key file", sessionctl(1) passwd and keys) through real mounts:
   passwd does not turn it into a password (12);
 - keys --json: index, kind, kdf, opslimit, memlimit, added, label (sealed
   while the session is locked here);
-- plain passwd changes only the slot whose password was given;
+- plain passwd changes only the slots whose password was given (every
+  one of them: the old password opens nothing after);
 - two mounts of one store: a slot added through one while the other has
   the session unlocked, and slots added through both at once: none lost;
 - kill -9 of the daemon at each step of an add and of a remove (strace
@@ -252,6 +253,28 @@ class SlotTest(KeysBase):
         r = self.e.ctl("passwd", self.m.sdir(sid), password=PW1, new_password=PW2)
         self.assertEqual(r.rc, 0, r)
         self.assertEqual(self.keys(self.m.sdir(sid))["format"], v)
+
+    def test_passwd_changes_every_slot_of_that_password(self):
+        """The same password in two slots (and another password beside):
+        passwd changes both, so the old password opens nothing after;
+        before, only the first was changed and the old password still opened
+        the session through the second. Labels stay; the other password's
+        slot is not touched."""
+        self.add(PW1, PW1, label="copy")
+        self.add(PW1, PW2, label="laptop")
+        before = self.keys()["slots"]
+        r = self.e.ctl("passwd", self.sdir, password=PW1, new_password="changed")
+        self.assertEqual(r.rc, 0, r)
+        self.assertFalse(self.opens(PW1))
+        self.assertTrue(self.opens("changed"))
+        self.assertTrue(self.opens(PW2))
+        after = self.keys()["slots"]
+        self.assertEqual([(s["index"], s["label"]) for s in after],
+                         [(0, None), (1, "copy"), (2, "laptop")])
+        self.assertEqual(after[2], before[2])
+        # removing either "changed" slot is proven by the other
+        self.remove(0, "changed")
+        self.assertTrue(self.opens("changed"))
 
     def test_audit_records_slots(self):
         self.add(PW1, PW2, label="secret-label")
