@@ -95,8 +95,9 @@ static int torn_kept_find(struct sfs_fsck_sess *s, const unsigned char *buf, siz
 
 /*
  * Is the file @fd as fix_torn found it (@st, its torn block's @len stored
- * bytes @buf at @off)? A recovery that failed before changing anything
- * leaves it so: the copy it kept is not needed (and would hold rekey up).
+ * bytes @buf at @off)? A repair that failed before the recovery changed
+ * anything leaves it so: the copy it kept is not needed (and would hold
+ * rekey up). One that cut the file has changed it: the copy stays.
  */
 static bool torn_unchanged(int fd, const struct stat *st, const unsigned char *buf, size_t len,
 			   uint64_t off)
@@ -161,16 +162,13 @@ static int fix_torn(struct sfs_fsck *c, struct sfs_fsck_sess *s, void *arg)
 	close(kfd);
 	if (rc == 0)
 		rc = sfs_fsync_dirfd(s->cfd);
-	/* Not kept yet (a failure before the recovery touched the file): no copy left. */
-	if (rc < 0 && made)
-		unlinkat(s->cfd, kept, 0);
-	/* From here on the file may be cut: the kept copy stays unless it is not. */
 	if (rc == 0) {
 		rc = sfs_file_recover_tail(&f, s->rootfd, &was, &now);
 		rc = rc == 1 ? 0 : rc == 0 ? -ESTALE : rc;
-		if (rc < 0 && made && torn_unchanged(f.fd, &st, buf, len, off))
-			unlinkat(s->cfd, kept, 0);
 	}
+	/* A failure that left the file as it was: the copy made here is not needed. */
+	if (rc < 0 && made && torn_unchanged(f.fd, &st, buf, len, off))
+		unlinkat(s->cfd, kept, 0);
 out:
 	close(f.fd);
 	return rc;

@@ -432,8 +432,7 @@ static int copy_xattrs(struct walk *w)
 		return errno == ENOENT ? 0 : sfs_neg_errno();
 	rc = list_dir(dfd, &names, &n);
 	close(dfd);
-	if (w->nids)
-		qsort(w->ids, w->nids, SFS_ID_BYTES, id_cmp);
+	qsort(w->ids, w->nids, SFS_ID_BYTES, id_cmp); /* the root's at least (fill) */
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		unsigned char id[SFS_ID_BYTES];
 		struct sfs_xattrs x = {0};
@@ -442,8 +441,7 @@ static int copy_xattrs(struct walk *w)
 		if (strlen(names[i]) != 2 * SFS_ID_BYTES ||
 		    sodium_hex2bin(id, sizeof(id), names[i], 2 * SFS_ID_BYTES, NULL, &bin, NULL) !=
 			    0 ||
-		    bin != SFS_ID_BYTES || !w->nids ||
-		    !bsearch(id, w->ids, w->nids, SFS_ID_BYTES, id_cmp))
+		    bin != SFS_ID_BYTES || !bsearch(id, w->ids, w->nids, SFS_ID_BYTES, id_cmp))
 			continue;
 		rc = sfs_xattr_load(w->oldroot, id, w->ok, &x);
 		if (rc == 0 && x.count)

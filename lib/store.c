@@ -671,7 +671,7 @@ int sfs_store_session_passwd(int cfd, const char *old, size_t oldlen, const char
 		r = sfs_fmt_keyfile_open_slot(other, &e.kf, old, oldlen, o->index);
 		if (r == 0 && sodium_memcmp(other, master, SFS_KEY_BYTES) == 0)
 			rc = passwd_slot(&e, o, master, newpw, newlen, label, lkey);
-		else if (r != -EKEYREJECTED && r != 0)
+		else if (r < 0 && r != -EKEYREJECTED)
 			rc = r;
 	}
 	if (rc == 0)

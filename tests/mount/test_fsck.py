@@ -668,8 +668,9 @@ class FsckTest(unittest.TestCase):
         thread, and no other thread of fsck makes these calls), so the kill
         lands while it is held however late this process sees the line, as it
         may on a loaded machine (mount tests run two at a time); those tests
-        check the state of that very step. A set of calls (the step-by-step loop, whose checks accept
-        the state after any step): each is held STEP_DELAY_MS, the @nth killed."""
+        check the state of that very step. A set of calls (the step-by-step
+        loop, whose checks accept the state after any step): each is held
+        STEP_DELAY_MS, the @nth killed."""
         if not have_strace():
             self.skipTest("strace is not installed (.ci/deps installs it)")
         log = self.e.path("strace-%d.log" % nth)
