@@ -480,6 +480,11 @@ int sfs_session_move(const char *id, int from);
 int sfs_loop_run(int max_threads);
 /* Called every second: a reader stuck on one request passes its place on. */
 void sfs_loop_watch(void);
+/*
+ * The request being served is about to wait on the kernel (a notification):
+ * if its thread is the reader, another thread reads the next requests.
+ */
+void sfs_loop_pass(void);
 /* The request being served handled plaintext: the stack is wiped after it. */
 void sfs_loop_plaintext(void);
 /* Wipe the stack below the caller (32 KiB), where its callees left their locals. */

@@ -144,10 +144,21 @@ static bool is_slow(const struct fuse_buf *buf)
 		/* thousands at once after a tree is removed: each close may free an inode */
 		return true;
 	case FUSE_FLUSH:
-	case FUSE_RELEASE:
 		/* metadata.json's commit fsyncs and notifies the kernel */
 		ino = sfs_inode_of(in->nodeid);
 		return ino->kind == SFS_INODE_NODE && ino->special == SFS_SP_META;
+	case FUSE_RELEASE:
+		/*
+		 * The same, but a handle opened read-only has nothing to
+		 * commit (cat, grep, jq of metadata.json); if it finds the
+		 * file replaced meanwhile, it passes the place on before it
+		 * notifies (special.c, sfs_loop_pass).
+		 */
+		ino = sfs_inode_of(in->nodeid);
+		return ino->kind == SFS_INODE_NODE && ino->special == SFS_SP_META &&
+		       (buf->size < sizeof(*in) + sizeof(struct fuse_release_in) ||
+			(((const struct fuse_release_in *)(in + 1))->flags & O_ACCMODE) !=
+				O_RDONLY);
 	case FUSE_READ:
 		/*
 		 * Readahead READs of a file read start to end come 128 KiB at
@@ -218,6 +229,9 @@ __attribute__((noinline)) void sfs_wipe_stack(void)
 
 /* The request this thread serves handled plaintext (sfs_loop_plaintext). */
 static _Thread_local bool touched;
+
+/* The term in which this thread took the reader's place (sfs_loop_pass). */
+static _Thread_local unsigned long my_term;
 
 void sfs_loop_plaintext(void)
 {
@@ -331,7 +345,7 @@ static void *worker_main(void *arg)
 				break;
 			}
 			L.taken = reader = true;
-			term = ++L.term;
+			my_term = term = ++L.term;
 		}
 		L.busy_since = 0;
 		pthread_mutex_unlock(&L.mu);
@@ -387,6 +401,14 @@ void sfs_loop_watch(void)
 	/* A signal handled on another thread ended the session: wake the main one. */
 	if (fuse_session_exited(sfs->se))
 		sem_post(&L.ended);
+}
+
+void sfs_loop_pass(void)
+{
+	pthread_mutex_lock(&L.mu);
+	if (L.taken && L.term == my_term && my_term != 0)
+		pass_on(); /* the worker sees the new term after this request */
+	pthread_mutex_unlock(&L.mu);
 }
 
 int sfs_loop_run(int max_threads)

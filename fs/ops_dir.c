@@ -21,6 +21,11 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#define PREFETCH 64	/* entries whose headers a listing asks for at once */
+#define PREFETCH_SUB 16 /* entries of each subdirectory it asks for too */
+
+static bool prefetched(const struct sfs_inode *in);
+
 /* The backing directory stream of @dh on @in, opened at the first need: 0 or -errno. */
 static int dh_dir(struct sfs_inode *in, struct sfs_dh *dh)
 {
@@ -30,8 +35,11 @@ static int dh_dir(struct sfs_inode *in, struct sfs_dh *dh)
 		return 0;
 	fd = openat(in->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	dh->d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (dh->d)
+	if (dh->d) {
+		if (in->kind == SFS_INODE_NODE && prefetched(in))
+			dh->ahead = PREFETCH_SUB; /* its parent's listing asked for these */
 		return 0;
+	}
 	rc = sfs_neg_errno();
 	if (fd >= 0)
 		close(fd);
@@ -176,34 +184,91 @@ static void plus_entry(struct sfs_inode *in, DIR *d, const struct dirent *de, co
  * table holds have their header loaded and are skipped. A hint only:
  * nothing is read or trusted here, errors are ignored, and the position of
  * @d is kept.
+ *
+ * A subdirectory not yet in the table is likely listed next (ls -l of a glob,
+ * find, grep -r): the headers of the files among its first PREFETCH_SUB
+ * entries are asked for too, with its .sfsdir. Its own block is read to
+ * find them, which finding .sfsdir did anyway; its files' header reads then
+ * go to the disk with the rest of the window instead of one directory at a
+ * time, and its own first listing skips that window (prefetched()).
  */
-#define PREFETCH 64
+
+static void willneed(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd >= 0) {
+		posix_fadvise(fd, 0, SFS_HDR_BYTES, POSIX_FADV_WILLNEED);
+		close(fd);
+	}
+}
+
+/*
+ * Subdirectories whose first PREFETCH_SUB entries were asked for: their own
+ * first listing skips that window. A hint as well: a slot is overwritten
+ * by another directory, or taken by the first listing (a forgotten one
+ * prefetches again).
+ */
+#define RECENT 4096
+static _Atomic uint64_t recent[RECENT];
+
+static uint64_t recent_key(dev_t dev, ino_t ino)
+{
+	return ((uint64_t)ino * 0x9e3779b97f4a7c15ull) ^ (uint64_t)dev;
+}
+
+static void prefetch_subdir(int dirfd, dev_t dev, const struct dirent *sub)
+{
+	char buf[4096] __attribute__((aligned(8)));
+	uint64_t key = recent_key(dev, sub->d_ino);
+	ssize_t got, at;
+	int fd, n;
+
+	fd = openat(dirfd, sub->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	got = getdents64(fd, buf, sizeof(buf));
+	for (at = 0, n = 0; at < got && n < PREFETCH_SUB; n++) {
+		const struct dirent64 *de = (const struct dirent64 *)(buf + at);
+
+		at += de->d_reclen;
+		if (de->d_type == DT_REG)
+			willneed(fd, de->d_name); /* .sfsdir among them */
+	}
+	close(fd);
+	/* All PREFETCH_SUB, or the whole directory: a short read had room for more. */
+	if (n == PREFETCH_SUB ||
+	    (got >= 0 && at >= got && (size_t)got + sizeof(struct dirent64) <= sizeof(buf)))
+		atomic_store(&recent[key % RECENT], key);
+}
+
+/* Were the first PREFETCH_SUB entries of @in asked for by its parent's listing? */
+static bool prefetched(const struct sfs_inode *in)
+{
+	uint64_t key = recent_key(in->bdev, in->bino);
+
+	return atomic_compare_exchange_strong(&recent[key % RECENT], &key, 0);
+}
 
 static void prefetch_headers(DIR *d)
 {
-	char path[SFS_NAME_MAX + sizeof("/" SFS_DIRHDR_NAME)];
 	long pos = telldir(d);
 	struct dirent *de;
 	struct stat dst;
-	int fd;
 
 	if (fstat(dirfd(d), &dst) < 0)
 		return;
 	for (int i = 0; i < PREFETCH && (de = readdir(d)); i++) {
-		if (de->d_type == DT_REG && strcmp(de->d_name, SFS_DIRHDR_NAME))
-			snprintf(path, sizeof(path), "%s", de->d_name);
-		else if (de->d_type == DT_DIR && strcmp(de->d_name, ".") &&
-			 strcmp(de->d_name, ".."))
-			snprintf(path, sizeof(path), "%s/%s", de->d_name, SFS_DIRHDR_NAME);
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+		    strcmp(de->d_name, SFS_DIRHDR_NAME) == 0)
+			continue;
+		if ((de->d_type != DT_REG && de->d_type != DT_DIR) ||
+		    sfs_inode_number(dst.st_dev, de->d_ino))
+			continue;
+		if (de->d_type == DT_REG)
+			willneed(dirfd(d), de->d_name);
 		else
-			continue;
-		if (sfs_inode_number(dst.st_dev, de->d_ino))
-			continue;
-		fd = openat(dirfd(d), path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		posix_fadvise(fd, 0, SFS_HDR_BYTES, POSIX_FADV_WILLNEED);
-		close(fd);
+			prefetch_subdir(dirfd(d), dst.st_dev, de);
 	}
 	seekdir(d, pos);
 }
@@ -242,14 +307,18 @@ static int list_dir(fuse_req_t req, bool plus, struct sfs_inode *in, struct sfs_
 		if (!name)
 			continue;
 		st.st_ino = de->d_ino;
-		/* A backing regular file may be a FIFO, socket, device or long symlink. */
-		st.st_mode = (mode_t)(keys ? sfs_node_dtype(dirfd(d), de->d_name, de->d_type, keys)
-					   : de->d_type)
-			     << 12;
 		/* Each entry's node is pinned only while its entry is made. */
 		mark = sfs_pin_mark();
 		if (plus)
 			plus_entry(in, d, de, name, keys, &e);
+		/* A backing regular file may be a FIFO, socket, device or long symlink. */
+		if (plus && e.ino)
+			st.st_mode = e.attr.st_mode & S_IFMT; /* the node's own header says */
+		else
+			st.st_mode = (mode_t)(keys ? sfs_node_dtype(dirfd(d), de->d_name,
+								    de->d_type, keys)
+						   : de->d_type)
+				     << 12;
 		n = add_entry(req, buf + pos, size - pos, name, &st, plus ? &e : NULL, telldir(d));
 		if (n > size - pos) {
 			if (plus && e.ino)

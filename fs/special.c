@@ -494,6 +494,7 @@ static void forget_old_name(int rootfd)
 	ino = sfs_inode_number(st.st_dev, st.st_ino);
 	if (!ino)
 		return;
+	sfs_loop_pass(); /* a read-only release is served by the reader (loop.c) */
 	fuse_lowlevel_notify_inval_entry(sfs->se, ino, SFS_METADATA_NAME,
 					 strlen(SFS_METADATA_NAME));
 	fuse_lowlevel_notify_inval_inode(sfs->se, ino, -1, 0);

@@ -310,6 +310,57 @@ class FilesTest(unittest.TestCase):
                    for rel, e in after.items()}
             self.assertEqual(got, want)
 
+    def test_cold_listing_of_many_directories(self):
+        """ls -l over many directories right after mount, as `ls -l DIR/*`:
+        listing the parent asks for the headers of each subdirectory's first
+        entries too, and the subdirectory's own first listing then skips
+        them (ops_dir.c, prefetch_subdir). Every entry of every kind keeps
+        its own attributes and readdir type, in directories smaller and
+        larger than that window, and in one changed between the parent's
+        listing and its own."""
+        parent = self.p("many")
+        os.mkdir(parent)
+        for i in range(40):
+            d = os.path.join(parent, "d%02d" % i)
+            os.mkdir(d, 0o750 if i % 2 else 0o700)
+            for j in range(30 if i % 3 == 0 else 2):
+                p = os.path.join(d, "f%02d" % j)
+                kind = (i + j) % 4
+                if kind == 0:
+                    sfs.write_file(p, "x" * (i * j), mode=0o640 if j % 2 else 0o600)
+                elif kind == 1:
+                    os.mkfifo(p, 0o620)
+                elif kind == 2:
+                    os.symlink("t" * (4000 if j % 2 else 5), p)  # long and short
+                else:
+                    os.mkdir(p)
+                    sfs.write_file(os.path.join(p, "inner"), "in")
+        subdirs = sorted(os.path.join(parent, n) for n in os.listdir(parent))
+        want_types = {d: sfs.d_types(d) for d in subdirs}
+        self.assertEqual(want_types[subdirs[1]], {"f00": 1, "f01": 10})  # FIFO, symlink
+        want, _ = sfs.describe_tree(parent)
+        for drop in (False, True):
+            self.remount_unlock()
+            if drop and os.geteuid() == 0:
+                with open("/proc/sys/vm/drop_caches", "w") as f:
+                    f.write("3\n")
+            # The parent's listing (the glob's) prefetches; then d00 changes.
+            self.assertEqual(sorted(os.listdir(parent)), [os.path.basename(d) for d in subdirs])
+            late = "late-%d" % drop
+            sfs.write_file(os.path.join(subdirs[0], late), "late")
+            want_types[subdirs[0]][late] = 8  # DT_REG
+            r = sfs.run(["ls", "-l"] + subdirs)
+            self.assertEqual(r.rc, 0, r)
+            listed = [ln for ln in r.out.splitlines()
+                      if ln and not ln.startswith(("total ", parent))]
+            self.assertEqual(len(listed), sum(len(t) for t in want_types.values()), r.out)
+            # The kernel keeps these listings (cache_readdir): the types READDIRPLUS gave.
+            self.assertEqual({d: sfs.d_types(d) for d in subdirs}, want_types)
+            got, _ = sfs.describe_tree(parent)
+            for name in [n for n in want_types[subdirs[0]] if n.startswith("late-")]:
+                self.assertEqual(got.pop(os.path.join("d00", name))["size"], 4)
+            self.assertEqual(got, want)
+
     def test_persistence_big_file_and_tree(self):
         big = os.urandom(3 * 1024 * 1024 + 123)
         src = self.e.path("src-big.bin")

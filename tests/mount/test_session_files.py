@@ -542,6 +542,26 @@ class SessionFilesTest(unittest.TestCase):
         d = self.check_meta(orig, "paused", "200 rewrites")
         self.assertEqual(d.get("n"), 199)
 
+    def test_metadata_reader_closes_after_replacement(self):
+        """A read-only close of metadata.json is served by the request
+        loop's reader (fs/loop.c); one that finds its file replaced
+        meanwhile passes the reading on before it tells the kernel to forget
+        the old name. Readers opened before each replacement keep the
+        document they opened, and every later open sees the new one."""
+        orig = self.meta()
+        for n in range(20):
+            held = [open(self.p(MD), "rb") for _ in range(3)]
+            before = self.meta()
+            doc = dict(orig, n=n, status=("active", "paused")[n % 2])
+            with open(self.p(MD), "w") as f:
+                json.dump(doc, f)
+            for h in held:
+                self.assertEqual(json.loads(h.read()), before)
+                h.close()
+            self.assertIn(MD, os.listdir(self.d))
+            self.check_meta(orig, doc["status"], "replacement %d" % n)
+            self.assertEqual(self.meta()["n"], n)
+
     def test_metadata_read_beside_growing_write(self):
         """One open metadata.json, read and written by several threads at
         once: preads of its unsaved document run beside pwrites that grow

@@ -69,38 +69,6 @@ def lutimens(path, atime, mtime):
         raise OSError(e, os.strerror(e), path)
 
 
-class Dirent(ctypes.Structure):
-    _fields_ = [("d_ino", ctypes.c_uint64), ("d_off", ctypes.c_int64),
-                ("d_reclen", ctypes.c_ushort), ("d_type", ctypes.c_ubyte),
-                ("d_name", ctypes.c_char * 256)]
-
-
-libc.opendir.restype = ctypes.c_void_p
-libc.readdir.restype = ctypes.POINTER(Dirent)
-libc.readdir.argtypes = [ctypes.c_void_p]
-libc.closedir.argtypes = [ctypes.c_void_p]
-
-
-def d_types(path):
-    """{name: d_type} as readdir(3) reports them (no stat)."""
-    d = libc.opendir(os.fsencode(path))
-    if not d:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e), path)
-    out = {}
-    try:
-        while True:
-            ent = libc.readdir(d)
-            if not ent:
-                break
-            name = ent.contents.d_name.decode()
-            if name not in (".", ".."):
-                out[name] = ent.contents.d_type
-    finally:
-        libc.closedir(d)
-    return out
-
-
 def err(fn, *args, **kw):
     """The errno name fn raises, or "ok"."""
     try:
@@ -558,7 +526,7 @@ print(data.decode(), end="")
         for base in self.sides():
             self.make_all(base)
             os.mkdir(os.path.join(base, "dir"))
-        n, s = (d_types(b) for b in self.sides())
+        n, s = (sfs.d_types(b) for b in self.sides())
         s.pop("events.jsonl")
         s.pop("metadata.json")
         self.assertEqual(n, s)
