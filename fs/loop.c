@@ -15,9 +15,11 @@
  * waits for cache invalidations; fsync; a special file's commit, which
  * notifies the kernel; reads of 128 KiB or more (a sequential reader's
  * readahead, two READs in flight, which then run at once); large writes;
- * changing a file's size;
- * batches of forgets; moving a session), the reader passes its place to another thread (started
- * if none waits, up to max_threads), so requests keep being read meanwhile.
+ * changing a file's size; batches of forgets; moving a session), the
+ * reader passes its place to another thread (started if none waits, up to
+ * max_threads), so requests keep being read meanwhile. A request that finds
+ * only while it is served that it must wait on the kernel (a read-only close
+ * of a replaced metadata.json) passes the place on then (sfs_loop_pass).
  * And whatever a quick request turns out to wait for, sfs_loop_watch (once
  * a second, from the notifier thread) passes the place on when the reader
  * has been busy with one request for a second: the loop never stalls for
@@ -149,10 +151,13 @@ static bool is_slow(const struct fuse_buf *buf)
 		return ino->kind == SFS_INODE_NODE && ino->special == SFS_SP_META;
 	case FUSE_RELEASE:
 		/*
-		 * The same, but a handle opened read-only has nothing to
-		 * commit (cat, grep, jq of metadata.json); if it finds the
-		 * file replaced meanwhile, it passes the place on before it
-		 * notifies (special.c, sfs_loop_pass).
+		 * The same, but a handle opened read-only (cat, grep, jq of
+		 * metadata.json) has written nothing to commit: at most a
+		 * create of a missing one with O_RDONLY is refused, empty,
+		 * without an fsync. It may wait for the session's lock as a
+		 * READ does; if it finds the file replaced meanwhile, it
+		 * passes the place on before it notifies (special.c,
+		 * sfs_loop_pass).
 		 */
 		ino = sfs_inode_of(in->nodeid);
 		return ino->kind == SFS_INODE_NODE && ino->special == SFS_SP_META &&
@@ -392,12 +397,18 @@ static void *worker_main(void *arg)
 
 void sfs_loop_watch(void)
 {
+	bool stuck;
+
 	if (!atomic_load(&L.active))
 		return;
 	pthread_mutex_lock(&L.mu);
-	if (L.taken && L.busy_since && now_ms() - L.busy_since >= STUCK_MS)
+	stuck = L.taken && L.busy_since && now_ms() - L.busy_since >= STUCK_MS;
+	if (stuck)
 		pass_on();
 	pthread_mutex_unlock(&L.mu);
+	if (stuck)
+		sfs_syslog(LOG_NOTICE, "a request held the request loop's reader for a second: "
+				       "another thread reads on");
 	/* A signal handled on another thread ended the session: wake the main one. */
 	if (fuse_session_exited(sfs->se))
 		sem_post(&L.ended);
@@ -406,7 +417,7 @@ void sfs_loop_watch(void)
 void sfs_loop_pass(void)
 {
 	pthread_mutex_lock(&L.mu);
-	if (L.taken && L.term == my_term && my_term != 0)
+	if (L.taken && L.term == my_term && my_term != 0 && !L.exiting)
 		pass_on(); /* the worker sees the new term after this request */
 	pthread_mutex_unlock(&L.mu);
 }

@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #define PREFETCH 64	/* entries whose headers a listing asks for at once */
-#define PREFETCH_SUB 16 /* entries of each subdirectory it asks for too */
+#define PREFETCH_SUB 16 /* entries of each new subdirectory it asks for too */
 
 static bool prefetched(const struct sfs_inode *in);
 
@@ -174,6 +174,96 @@ static void plus_entry(struct sfs_inode *in, DIR *d, const struct dirent *de, co
 		memset(e, 0, sizeof(*e));
 }
 
+/* POSIX_FADV_WILLNEED on the header block of node @name below @at. */
+static void willneed(int at, const char *name)
+{
+	int fd = openat(at, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd >= 0) {
+		posix_fadvise(fd, 0, SFS_HDR_BYTES, POSIX_FADV_WILLNEED);
+		close(fd);
+	}
+}
+
+/*
+ * Backing names of nodes are base64url (tree.h): a name with a dot is ".",
+ * "..", or the store's own (.sfsdir, .sfsx, .sfstail, temporary names,
+ * name sidecars), which a listing never shows and the prefetch skips.
+ */
+static bool internal_name(const char *name)
+{
+	return strchr(name, '.') != NULL;
+}
+
+/*
+ * Subdirectories whose first PREFETCH_SUB entries were all asked for by
+ * their parent's listing: their own first listing skips that window. A hint
+ * as well: a slot is overwritten by another directory, or taken by that
+ * first listing; a directory whose slot is lost is prefetched twice.
+ */
+#define RECENT_BITS 12
+static _Atomic uint64_t recent[1u << RECENT_BITS];
+
+/* Never 0, the empty slot's value; the slot is the top bits (the mixed ones). */
+static uint64_t recent_key(dev_t dev, ino_t ino)
+{
+	return (((uint64_t)ino ^ ((uint64_t)dev << 32)) * 0x9e3779b97f4a7c15ull) | 1;
+}
+
+static _Atomic uint64_t *recent_slot(uint64_t key)
+{
+	return &recent[key >> (64 - RECENT_BITS)];
+}
+
+/*
+ * Ask for the headers of subdirectory @sub of @at: its .sfsdir and the
+ * files among its first PREFETCH_SUB entries. Its block is read to find
+ * them (finding .sfsdir read it anyway). Recorded in recent[] only if that
+ * window held no directory: a subdirectory's own header is found through
+ * its block, which is left for the subdirectory's own listing to read.
+ */
+static void prefetch_subdir(int at, dev_t dev, const struct dirent *sub)
+{
+	char buf[4096] __attribute__((aligned(8)));
+	bool whole = true;
+	ssize_t got, pos;
+	int fd, n;
+
+	fd = openat(at, sub->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	willneed(fd, SFS_DIRHDR_NAME);
+	got = getdents64(fd, buf, sizeof(buf));
+	for (pos = 0, n = 0; pos < got && n < PREFETCH_SUB; n++) {
+		const struct dirent64 *de = (const struct dirent64 *)(buf + pos);
+
+		pos += de->d_reclen;
+		if (internal_name(de->d_name))
+			continue;
+		if (de->d_type == DT_REG)
+			willneed(fd, de->d_name);
+		else if (de->d_type == DT_DIR || de->d_type == DT_UNKNOWN)
+			whole = false;
+	}
+	close(fd);
+	/* PREFETCH_SUB entries, or all: a short read had room for another. */
+	if (got < 0 || (n < PREFETCH_SUB && (size_t)got + sizeof(struct dirent64) > sizeof(buf)))
+		whole = false;
+	if (whole) {
+		uint64_t key = recent_key(dev, sub->d_ino);
+
+		atomic_store(recent_slot(key), key);
+	}
+}
+
+/* Did @in's parent's listing ask for all of @in's first PREFETCH_SUB entries? */
+static bool prefetched(const struct sfs_inode *in)
+{
+	uint64_t key = recent_key(in->bdev, in->bino);
+
+	return atomic_compare_exchange_strong(recent_slot(key), &key, 0);
+}
+
 /*
  * Cold listings: a node's attributes are in its sealed header, so listing a
  * directory the page cache has forgotten costs one read of a header block
@@ -185,71 +275,11 @@ static void plus_entry(struct sfs_inode *in, DIR *d, const struct dirent *de, co
  * nothing is read or trusted here, errors are ignored, and the position of
  * @d is kept.
  *
- * A subdirectory not yet in the table is likely listed next (ls -l of a glob,
- * find, grep -r): the headers of the files among its first PREFETCH_SUB
- * entries are asked for too, with its .sfsdir. Its own block is read to
- * find them, which finding .sfsdir did anyway; its files' header reads then
- * go to the disk with the rest of the window instead of one directory at a
- * time, and its own first listing skips that window (prefetched()).
+ * A subdirectory not yet in the table is likely listed next (ls -l of a
+ * glob, find, grep -r): prefetch_subdir asks for its files' headers too, so
+ * that they go to the disk with the rest of the window instead of one
+ * directory at a time.
  */
-
-static void willneed(int dirfd, const char *name)
-{
-	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-
-	if (fd >= 0) {
-		posix_fadvise(fd, 0, SFS_HDR_BYTES, POSIX_FADV_WILLNEED);
-		close(fd);
-	}
-}
-
-/*
- * Subdirectories whose first PREFETCH_SUB entries were asked for: their own
- * first listing skips that window. A hint as well: a slot is overwritten
- * by another directory, or taken by the first listing (a forgotten one
- * prefetches again).
- */
-#define RECENT 4096
-static _Atomic uint64_t recent[RECENT];
-
-static uint64_t recent_key(dev_t dev, ino_t ino)
-{
-	return ((uint64_t)ino * 0x9e3779b97f4a7c15ull) ^ (uint64_t)dev;
-}
-
-static void prefetch_subdir(int dirfd, dev_t dev, const struct dirent *sub)
-{
-	char buf[4096] __attribute__((aligned(8)));
-	uint64_t key = recent_key(dev, sub->d_ino);
-	ssize_t got, at;
-	int fd, n;
-
-	fd = openat(dirfd, sub->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	got = getdents64(fd, buf, sizeof(buf));
-	for (at = 0, n = 0; at < got && n < PREFETCH_SUB; n++) {
-		const struct dirent64 *de = (const struct dirent64 *)(buf + at);
-
-		at += de->d_reclen;
-		if (de->d_type == DT_REG)
-			willneed(fd, de->d_name); /* .sfsdir among them */
-	}
-	close(fd);
-	/* All PREFETCH_SUB, or the whole directory: a short read had room for more. */
-	if (n == PREFETCH_SUB ||
-	    (got >= 0 && at >= got && (size_t)got + sizeof(struct dirent64) <= sizeof(buf)))
-		atomic_store(&recent[key % RECENT], key);
-}
-
-/* Were the first PREFETCH_SUB entries of @in asked for by its parent's listing? */
-static bool prefetched(const struct sfs_inode *in)
-{
-	uint64_t key = recent_key(in->bdev, in->bino);
-
-	return atomic_compare_exchange_strong(&recent[key % RECENT], &key, 0);
-}
-
 static void prefetch_headers(DIR *d)
 {
 	long pos = telldir(d);
@@ -259,10 +289,7 @@ static void prefetch_headers(DIR *d)
 	if (fstat(dirfd(d), &dst) < 0)
 		return;
 	for (int i = 0; i < PREFETCH && (de = readdir(d)); i++) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
-		    strcmp(de->d_name, SFS_DIRHDR_NAME) == 0)
-			continue;
-		if ((de->d_type != DT_REG && de->d_type != DT_DIR) ||
+		if (internal_name(de->d_name) || (de->d_type != DT_REG && de->d_type != DT_DIR) ||
 		    sfs_inode_number(dst.st_dev, de->d_ino))
 			continue;
 		if (de->d_type == DT_REG)
@@ -311,10 +338,11 @@ static int list_dir(fuse_req_t req, bool plus, struct sfs_inode *in, struct sfs_
 		mark = sfs_pin_mark();
 		if (plus)
 			plus_entry(in, d, de, name, keys, &e);
-		/* A backing regular file may be a FIFO, socket, device or long symlink. */
-		if (plus && e.ino)
-			st.st_mode = e.attr.st_mode & S_IFMT; /* the node's own header says */
-		else
+		/*
+		 * A backing regular file may be a FIFO, socket, device or long
+		 * symlink. An entry READDIRPLUS filled says its type itself.
+		 */
+		if (!plus || !e.ino)
 			st.st_mode = (mode_t)(keys ? sfs_node_dtype(dirfd(d), de->d_name,
 								    de->d_type, keys)
 						   : de->d_type)

@@ -482,7 +482,10 @@ static void log_refusal(const char *sid, const struct sfs_metadata_refusal *r)
  * The kernel may still map the name metadata.json to the file just replaced:
  * drop that dentry, and the session root's cached attributes (the rename
  * moved its mtime). Called from flush, fsync or release, which hold no
- * directory lock, so notifying from here cannot deadlock.
+ * directory lock, so notifying from here cannot deadlock; but a process may
+ * hold the root's lock while it waits for a reply, so a release served by
+ * the request loop's reader (a read-only one, loop.c) first passes the
+ * reading on to another thread.
  */
 static void forget_old_name(int rootfd)
 {

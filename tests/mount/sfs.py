@@ -12,6 +12,7 @@ Every subprocess runs with a timeout so that a hung mount fails the test
 instead of hanging CI; a watchdog dumps the stacks and exits if a whole test
 file hangs inside a file system call.
 """
+import ctypes
 import faulthandler
 import json
 import os
@@ -457,35 +458,36 @@ def read_file(path):
         return f.read()
 
 
+class _Dirent(ctypes.Structure):
+    _fields_ = [("d_ino", ctypes.c_uint64), ("d_off", ctypes.c_int64),
+                ("d_reclen", ctypes.c_ushort), ("d_type", ctypes.c_ubyte),
+                ("d_name", ctypes.c_char * 256)]
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.opendir.restype = ctypes.c_void_p
+_libc.readdir.restype = ctypes.POINTER(_Dirent)
+_libc.readdir.argtypes = [ctypes.c_void_p]
+_libc.closedir.argtypes = [ctypes.c_void_p]
+
+
 def d_types(path):
     """{name: d_type} as readdir(3) reports them (no stat), "." and ".." left out."""
-    import ctypes
-
-    class Dirent(ctypes.Structure):
-        _fields_ = [("d_ino", ctypes.c_uint64), ("d_off", ctypes.c_int64),
-                    ("d_reclen", ctypes.c_ushort), ("d_type", ctypes.c_ubyte),
-                    ("d_name", ctypes.c_char * 256)]
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.opendir.restype = ctypes.c_void_p
-    libc.readdir.restype = ctypes.POINTER(Dirent)
-    libc.readdir.argtypes = [ctypes.c_void_p]
-    libc.closedir.argtypes = [ctypes.c_void_p]
-    d = libc.opendir(os.fsencode(path))
+    d = _libc.opendir(os.fsencode(path))
     if not d:
         e = ctypes.get_errno()
         raise OSError(e, os.strerror(e), path)
     out = {}
     try:
         while True:
-            ent = libc.readdir(d)
+            ent = _libc.readdir(d)
             if not ent:
                 break
             name = ent.contents.d_name.decode()
             if name not in (".", ".."):
                 out[name] = ent.contents.d_type
     finally:
-        libc.closedir(d)
+        _libc.closedir(d)
     return out
 
 

@@ -544,23 +544,51 @@ class SessionFilesTest(unittest.TestCase):
 
     def test_metadata_reader_closes_after_replacement(self):
         """A read-only close of metadata.json is served by the request
-        loop's reader (fs/loop.c); one that finds its file replaced
-        meanwhile passes the reading on before it tells the kernel to forget
-        the old name. Readers opened before each replacement keep the
-        document they opened, and every later open sees the new one."""
+        loop's reader (fs/loop.c). One that finds its file replaced tells
+        the kernel to forget the old name, which takes the session root's
+        lock; a process looking a name up in the root holds that lock while
+        it waits for its reply, which only the reader would read: so the
+        close passes the reading on first (sfs_loop_pass). Without that the
+        loop stalls until its watchdog passes the place on a second later,
+        and says so in the daemon's log. Readers opened before each
+        replacement keep the document they opened; later opens see the new
+        one."""
+        # In the foreground, where the daemon's log is its stderr (Mount.read_log).
+        self.e.assert_umount(self.m)
+        self.m = self.e.mount(foreground=True, mnt=self.m.mnt)
+        self.e.unlock(self.m, self.sid)
         orig = self.meta()
-        for n in range(20):
-            held = [open(self.p(MD), "rb") for _ in range(3)]
-            before = self.meta()
-            doc = dict(orig, n=n, status=("active", "paused")[n % 2])
-            with open(self.p(MD), "w") as f:
-                json.dump(doc, f)
-            for h in held:
-                self.assertEqual(json.loads(h.read()), before)
-                h.close()
-            self.assertIn(MD, os.listdir(self.d))
-            self.check_meta(orig, doc["status"], "replacement %d" % n)
-            self.assertEqual(self.meta()["n"], n)
+        stop = threading.Event()
+        misses = [0]
+
+        def look_up():
+            while not stop.is_set():
+                for i in range(50):
+                    try:
+                        os.stat(self.p("missing-%d" % i))
+                    except FileNotFoundError:
+                        misses[0] += 1
+
+        t = threading.Thread(target=look_up)
+        t.start()
+        try:
+            for n in range(20):
+                held = [open(self.p(MD), "rb") for _ in range(3)]
+                before = self.meta()
+                doc = dict(orig, n=n, status=("active", "paused")[n % 2])
+                with open(self.p(MD), "w") as f:
+                    json.dump(doc, f)
+                for h in held:
+                    self.assertEqual(json.loads(h.read()), before)
+                    h.close()
+                self.assertIn(MD, os.listdir(self.d))
+                self.check_meta(orig, doc["status"], "replacement %d" % n)
+                self.assertEqual(self.meta()["n"], n)
+        finally:
+            stop.set()
+            t.join()
+        self.assertGreater(misses[0], 0)
+        self.assertNotIn("held the request loop's reader", self.m.read_log())
 
     def test_metadata_read_beside_growing_write(self):
         """One open metadata.json, read and written by several threads at
