@@ -273,29 +273,26 @@ static bool prefetched(const struct sfs_inode *in)
  * (POSIX_FADV_WILLNEED), so the disk gets them together. Nodes the inode
  * table holds have their header loaded and are skipped. A hint only:
  * nothing is read or trusted here, errors are ignored, and the position of
- * @d is kept.
+ * @d (a stream of a backing directory on @dev) is kept.
  *
  * A subdirectory not yet in the table is likely listed next (ls -l of a
  * glob, find, grep -r): prefetch_subdir asks for its files' headers too, so
  * that they go to the disk with the rest of the window instead of one
  * directory at a time.
  */
-static void prefetch_headers(DIR *d)
+static void prefetch_headers(DIR *d, dev_t dev)
 {
 	long pos = telldir(d);
 	struct dirent *de;
-	struct stat dst;
 
-	if (fstat(dirfd(d), &dst) < 0)
-		return;
 	for (int i = 0; i < PREFETCH && (de = readdir(d)); i++) {
 		if (internal_name(de->d_name) || (de->d_type != DT_REG && de->d_type != DT_DIR) ||
-		    sfs_inode_number(dst.st_dev, de->d_ino))
+		    sfs_inode_number(dev, de->d_ino))
 			continue;
 		if (de->d_type == DT_REG)
 			willneed(dirfd(d), de->d_name);
 		else
-			prefetch_subdir(dirfd(d), dst.st_dev, de);
+			prefetch_subdir(dirfd(d), dev, de);
 	}
 	seekdir(d, pos);
 }
@@ -320,7 +317,7 @@ static int list_dir(fuse_req_t req, bool plus, struct sfs_inode *in, struct sfs_
 		size_t n, mark;
 
 		if (keys && dh->ahead-- <= 0) {
-			prefetch_headers(d);
+			prefetch_headers(d, in->bdev); /* the backing directory's device */
 			dh->ahead = PREFETCH - 1;
 		}
 		errno = 0;

@@ -22,10 +22,16 @@ class FilesTest(unittest.TestCase):
     def p(self, *parts):
         return os.path.join(self.d, *parts)
 
-    def remount_unlock(self):
+    def remount_unlock(self, drop_caches=False):
+        """Mount again and unlock; with @drop_caches the page cache goes too
+        (as root: elsewhere it stays, and the same code runs, only warm)."""
         self.m = self.e.remount(self.m)
         self.e.unlock(self.m, self.sid)
         self.d = self.m.sdir(self.sid)
+        if drop_caches and os.geteuid() == 0:
+            os.sync()
+            with open("/proc/sys/vm/drop_caches", "w") as f:
+                f.write("3\n")
 
     def test_create_read_write(self):
         sfs.write_file(self.p("a.txt"), "hello\n")
@@ -298,10 +304,7 @@ class FilesTest(unittest.TestCase):
         for rel, e in before.items():
             want[rel] = {k: e[k] for k in ("mode", "size", "target") if k in e}
         for drop in (False, True):
-            self.remount_unlock()
-            if drop and os.geteuid() == 0:
-                with open("/proc/sys/vm/drop_caches", "w") as f:
-                    f.write("3\n")
+            self.remount_unlock(drop_caches=drop)
             r = sfs.run(["ls", "-l", self.p("big")])
             self.assertEqual(r.rc, 0, r)
             self.assertEqual(len(r.out.splitlines()), 301, r.out[-500:])  # "total", 300 entries
@@ -314,11 +317,11 @@ class FilesTest(unittest.TestCase):
         """ls -l over many directories right after mount, as `ls -l DIR/*`:
         listing the parent asks for the headers of each subdirectory's first
         entries too, and the subdirectory's own first listing then skips
-        them (ops_dir.c, prefetch_subdir). Every entry of every kind keeps
-        its own attributes and readdir type, in directories smaller and
-        larger than that window, and in one changed between the parent's
-        listing and its own. (Not as root, the page cache stays: the same
-        code runs, only warm.)"""
+        them where they hold no directory (ops_dir.c, prefetch_subdir).
+        Every entry of every kind keeps its own attributes and readdir type,
+        in directories smaller and larger than that window, with and without
+        subdirectories, and in one changed between the parent's listing and
+        its own."""
         parent = self.p("many")
         os.mkdir(parent)
         for i in range(40):
@@ -341,11 +344,7 @@ class FilesTest(unittest.TestCase):
         self.assertEqual(want_types[subdirs[1]], {"f00": 1, "f01": 10})  # FIFO, symlink
         want, _ = sfs.describe_tree(parent)
         for drop in (False, True):
-            self.remount_unlock()
-            if drop and os.geteuid() == 0:
-                os.sync()
-                with open("/proc/sys/vm/drop_caches", "w") as f:
-                    f.write("3\n")
+            self.remount_unlock(drop_caches=drop)
             # The parent's listing (the glob's) prefetches; then d00 changes.
             self.assertEqual(sorted(os.listdir(parent)), [os.path.basename(d) for d in subdirs])
             late = "late-%d" % drop
